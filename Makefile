@@ -1,0 +1,142 @@
+# oxide - GNU Make build, no configure step.
+#
+#   make                 library (static + shared), examples, tests, benchmarks
+#   make demo            build and run the guide's examples
+#   make test            every test: plain build, ThreadSanitizer, ASan+UBSan,
+#                        and an install checked through pkg-config
+#   make check           the plain suite only (fast)
+#   make bench [BENCH=substring]
+#   make install PREFIX=/usr/local
+#   make lint            clang-format (check mode), clang-tidy, cppcheck
+#   make SAN=tsan|asan   a sanitizer build, in build/<san>/
+#   CC=clang make        any C11 compiler that speaks GCC's flags
+
+CC      ?= cc
+AR      ?= ar
+PREFIX  ?= /usr/local
+OPT     ?= -O2
+SAN     ?=
+VERSION := 0.1.0
+
+ifeq ($(SAN),)
+B := build
+SANFLAGS :=
+else ifeq ($(SAN),tsan)
+B := build/tsan
+SANFLAGS := -fsanitize=thread
+else ifeq ($(SAN),asan)
+B := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+$(error SAN must be empty, tsan or asan, not '$(SAN)')
+endif
+
+WARN     := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -Iinclude -D_POSIX_C_SOURCE=200809L
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 $(WARN) $(SANFLAGS) -pthread -MMD -MP
+LDFLAGS  += $(SANFLAGS) -pthread
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c))
+EX_SRC    := $(sort $(wildcard examples/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+LIB_OBJ     := $(LIB_SRC:%.c=$(B)/obj/%.o)
+LIB_PIC_OBJ := $(LIB_SRC:%.c=$(B)/pic/%.o)
+TEST_OBJ    := $(TEST_SRC:%.c=$(B)/obj/%.o)
+BENCH_OBJ   := $(BENCH_SRC:%.c=$(B)/obj/%.o)
+EXAMPLES    := $(EX_SRC:examples/%.c=$(B)/examples/%)
+
+STATIC := $(B)/liboxide.a
+SHARED := $(B)/liboxide.so
+TESTS  := $(B)/tests/oxide-tests
+BENCH_BIN := $(B)/bench/oxide-bench
+
+.PHONY: all lib demo test check bench install uninstall lint format clean
+all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
+lib: $(STATIC) $(SHARED)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED): $(LIB_PIC_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,liboxide.so.0 $(LDFLAGS) -o $@ $^
+
+$(B)/examples/%: $(B)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+# The tests find the examples of the same build to check their output.
+$(B)/obj/tests/%.o: CPPFLAGS += -DOX_EXAMPLES_DIR='"$(abspath $(B)/examples)"' -Isrc
+$(TESTS): $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+$(B)/obj/bench/%.o: CPPFLAGS += -Isrc
+$(BENCH_BIN): $(BENCH_OBJ) $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+# ---- running ----
+
+demo: $(EXAMPLES)
+	@sh examples/run-all.sh $(B)/examples
+
+check: $(TESTS) $(EXAMPLES)
+	$(TESTS)
+
+# The full suite: plain, ThreadSanitizer, ASan+UBSan, install. One closing
+# line "N passed, N failed" sums them.
+test:
+	@sh tests/run-suites.sh
+
+bench: $(BENCH_BIN)
+	@sh bench/run.sh "$(BENCH)"
+
+# ---- install ----
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include/oxide $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/oxide.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/oxide/*.h $(DESTDIR)$(PREFIX)/include/oxide/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/liboxide.so.$(VERSION)
+	ln -sf liboxide.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liboxide.so.0
+	ln -sf liboxide.so.0 $(DESTDIR)$(PREFIX)/lib/liboxide.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' oxide.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/oxide.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/oxide $(DESTDIR)$(PREFIX)/include/oxide.h
+	rm -f $(DESTDIR)$(PREFIX)/lib/liboxide.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/oxide.pc
+
+# ---- lint ----
+
+FORMAT_FILES := $(sort $(wildcard include/*.h include/oxide/*.h src/*/*.[ch] tests/*.[ch] \
+                  tests/*/*.[ch] examples/*.c bench/*.[ch]))
+lint:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+	clang-tidy --quiet $(LIB_SRC) -- $(CPPFLAGS) -std=c11 -pthread
+	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+		--enable=warning,performance,portability --suppress=missingIncludeSystem \
+		-Iinclude -Isrc -D__GNUC__ src
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(LIB_PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) \
+         $(EX_SRC:examples/%.c=$(B)/obj/examples/%.d)

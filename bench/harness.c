@@ -1,0 +1,67 @@
+/* harness.c - runs registered benchmarks; see harness.h.
+ * Usage: oxide-bench [SUBSTRING]   (only workloads whose name contains it)
+ * OX_BENCH_ROUNDS sets the repetitions (default 3; the median is printed). */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static ox_bench *head, **tail = &head;
+
+void ox_bench_register(ox_bench *b)
+{
+    *tail = b;
+    tail = &b->next;
+}
+
+uint64_t ox_bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* glibc takes non-atomic shortcuts in a process that never created a
+ * thread; every implementation is measured with one extra thread alive. */
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    pause();
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *filter = argc > 1 ? argv[1] : "";
+    const char *r = getenv("OX_BENCH_ROUNDS");
+    int rounds = r ? atoi(r) : 3;
+    if (rounds < 1 || rounds > 100)
+        rounds = 3;
+    pthread_t idle;
+    if (pthread_create(&idle, NULL, idle_thread, NULL) != 0) {
+        perror("oxide-bench: pthread_create");
+        return 1;
+    }
+    pthread_detach(idle);
+    double samples[100];
+    for (ox_bench *b = head; b; b = b->next) {
+        if (!strstr(b->workload, filter))
+            continue;
+        for (int i = 0; i < rounds; i++)
+            samples[i] = b->run();
+        qsort(samples, (size_t)rounds, sizeof samples[0], compare_double);
+        printf("%s\t%s\t%.1f\n", b->workload, b->impl, samples[rounds / 2]);
+        fflush(stdout);
+    }
+    return 0;
+}

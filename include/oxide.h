@@ -1,0 +1,10 @@
+/* oxide: Rust's std::thread and std::sync for C11. Include this one header. */
+#ifndef OXIDE_H
+#define OXIDE_H
+
+#include "oxide/base.h"   /* IWYU pragma: export */
+#include "oxide/panic.h"  /* IWYU pragma: export */
+#include "oxide/thread.h" /* IWYU pragma: export */
+#include "oxide/tls.h"    /* IWYU pragma: export */
+
+#endif

@@ -1,0 +1,88 @@
+/* oxide/base.h - error codes, time and the attributes every module shares.
+ *
+ * Fallible oxide functions return int: 0 on success, one of the OX_E* codes
+ * below, or an errno value when the operating system refused. The OX_E* codes
+ * start at 10000 so that they never collide with errno values;
+ * ox_strerror() names both kinds.
+ */
+#ifndef OXIDE_BASE_H
+#define OXIDE_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define OX_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#define OX_LIKELY(x)                    __builtin_expect(!!(x), 1)
+#define OX_UNLIKELY(x)                  __builtin_expect(!!(x), 0)
+#define OX_COLD                         __attribute__((cold, noinline))
+#else
+#define OX_PRINTF(fmt_index, first_arg)
+#define OX_LIKELY(x)   (x)
+#define OX_UNLIKELY(x) (x)
+#define OX_COLD
+#endif
+
+enum {
+    OX_EPOISONED = 10000, /* acquired, but a panic poisoned it (Rust: PoisonError) */
+    OX_EDISCONNECTED,     /* the other side of a channel is gone */
+    OX_ETIMEDOUT,         /* the timeout or deadline passed first */
+    OX_EEMPTY,            /* nothing to receive right now */
+    OX_EFULL,             /* no room to send right now */
+    OX_EBUSY,             /* a try_ operation would have blocked */
+    OX_EPANICKED,         /* the thread or closure panicked; a payload is handed over */
+    OX_EINVAL,            /* an argument is out of range (e.g. a zero stack size) */
+    OX_EDEADLK,           /* the call would wait for itself (a thread joining itself) */
+    OX_EDESTROYED,        /* a thread-local accessed during or after its destruction */
+    OX_ENAMETOOLONG,      /* a thread name longer than OX_THREAD_NAME_MAX */
+    OX_EALREADY,          /* a OnceLock already holds a value */
+};
+
+/* A printable description of an oxide code or errno value. Never NULL;
+ * the string is static. */
+const char *ox_strerror(int code);
+
+/* Prints "<function>: <message>" to stderr and aborts. Used for misuse that
+ * Rust rejects at compile time (joining twice, unlocking a lock not held). */
+_Noreturn void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2, 3);
+
+/* ---- time ----
+ * Durations are signed 64-bit nanoseconds (about 292 years); a negative
+ * timeout is an error (OX_EINVAL), a huge one saturates to "never".
+ * Instants are points on CLOCK_MONOTONIC, kept in a struct so that a
+ * duration cannot be passed where a deadline is expected. */
+typedef int64_t ox_nanos;
+
+#define OX_NANOS(n)  ((ox_nanos)(n))
+#define OX_MICROS(n) ((ox_nanos)(n) * 1000)
+#define OX_MILLIS(n) ((ox_nanos)(n) * 1000000)
+#define OX_SECS(n)   ((ox_nanos)(n) * 1000000000)
+
+typedef struct ox_instant {
+    int64_t ns; /* nanoseconds on CLOCK_MONOTONIC */
+} ox_instant;
+
+/* The deadline that never comes. */
+#define OX_INSTANT_NEVER ((ox_instant){INT64_MAX})
+
+/* Now, on the monotonic clock. */
+ox_instant ox_instant_now(void);
+
+/* now + d, saturating at OX_INSTANT_NEVER. d must be >= 0. */
+ox_instant ox_instant_after(ox_nanos d);
+
+/* b - a in nanoseconds (may be negative). */
+static inline ox_nanos ox_instant_diff(ox_instant b, ox_instant a)
+{
+    return b.ns - a.ns;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

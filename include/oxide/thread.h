@@ -1,0 +1,142 @@
+/* oxide/thread.h - spawning and joining threads, the builder, the current
+ * thread, parking, sleeping, scoped threads.
+ *
+ * Ownership: an ox_join_handle owns the right to join its thread; joining or
+ * dropping it gives that right up (a dropped handle detaches the thread, as in
+ * Rust). An ox_thread * names a thread; ox_thread_current() and
+ * ox_join_handle_thread() return borrowed pointers, ox_thread_clone() an
+ * owned one that ox_thread_drop() releases.
+ */
+#ifndef OXIDE_THREAD_H
+#define OXIDE_THREAD_H
+
+#include "base.h"
+#include "panic.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest thread name oxide keeps (bytes, without the NUL). The OS copy,
+ * shown by top -H and gdb, is cut to 15 bytes; oxide keeps it whole. */
+#define OX_THREAD_NAME_MAX 1024
+
+typedef struct ox_thread ox_thread;
+
+/* The right to join one thread. Zero (OX_JOIN_HANDLE_NONE) once joined or
+ * dropped, so a second join is caught. Do not copy a live handle. */
+typedef struct ox_join_handle {
+    ox_thread *thread;
+} ox_join_handle;
+#define OX_JOIN_HANDLE_NONE ((ox_join_handle){0})
+
+/* Starts fn(arg) on a new thread with the default stack size. Aborts with a
+ * message if fn is NULL or the OS refuses, as Rust's thread::spawn panics;
+ * use ox_thread_builder_spawn() to get an error code instead. */
+ox_join_handle ox_thread_spawn(void *(*fn)(void *), void *arg);
+
+/* Blocks until the thread ends. Returns 0 and its return value in *result
+ * (if result is not NULL); or OX_EPANICKED, handing the panic payload to
+ * *payload (freed here if payload is NULL); or OX_EDEADLK if the calling
+ * thread is the one the handle names (the handle stays valid). The handle is
+ * consumed on 0 and OX_EPANICKED. Joining a consumed handle aborts. */
+int ox_thread_join(ox_join_handle *handle, void **result, ox_panic_payload **payload);
+
+/* Gives up the handle; the thread runs on detached. Aborts on a consumed
+ * handle. */
+void ox_join_handle_drop(ox_join_handle *handle);
+
+/* True once the thread has ended (its function returned or panicked and its
+ * thread-locals were destroyed). Does not block. */
+bool ox_join_handle_is_finished(const ox_join_handle *handle);
+
+/* The thread the handle names, borrowed for as long as the handle lives. */
+ox_thread *ox_join_handle_thread(const ox_join_handle *handle);
+
+/* ---- builder ---- */
+typedef struct ox_thread_builder {
+    const char *name;  /* borrowed; copied at spawn. NULL: unnamed */
+    size_t stack_size; /* 0: the platform default */
+    bool has_stack_size;
+} ox_thread_builder;
+#define OX_THREAD_BUILDER_INIT ((ox_thread_builder){0})
+
+/* Sets the name (borrowed until spawn). */
+void ox_thread_builder_name(ox_thread_builder *builder, const char *name);
+/* Sets the stack size in bytes; rounded up to the platform minimum. Zero is
+ * rejected at spawn with OX_EINVAL. */
+void ox_thread_builder_stack_size(ox_thread_builder *builder, size_t bytes);
+
+/* Spawns as ox_thread_spawn does, but reports failure: OX_EINVAL (NULL fn,
+ * zero stack size), OX_ENAMETOOLONG, or the OS's errno (EAGAIN, ENOMEM, ...
+ * e.g. for an absurd stack size). *out is set only on success. */
+int ox_thread_builder_spawn(const ox_thread_builder *builder, void *(*fn)(void *), void *arg,
+                            ox_join_handle *out);
+
+/* ---- the current thread ---- */
+
+/* The calling thread, also when oxide did not start it. Borrowed: valid until
+ * the calling thread exits (including inside its thread-local destructors). */
+ox_thread *ox_thread_current(void);
+
+/* Another owner for t; release with ox_thread_drop(). */
+ox_thread *ox_thread_clone(ox_thread *t);
+void ox_thread_drop(ox_thread *t);
+
+/* A unique id, never reused within the process; the first is 1. */
+uint64_t ox_thread_id(const ox_thread *t);
+
+/* The full name, "main" for the main thread, NULL for an unnamed thread.
+ * Borrowed from t. */
+const char *ox_thread_name(const ox_thread *t);
+
+/* ---- parking (Rust's token semantics) ----
+ * Each thread has one token, initially absent. unpark makes it present;
+ * park consumes it, waiting until it is present. So an unpark before a park
+ * makes that park return at once. park may also return spuriously. */
+void ox_thread_park(void);
+/* As park, but gives up after timeout. Returns 0 when the token was
+ * consumed, OX_ETIMEDOUT otherwise, OX_EINVAL for a negative timeout. */
+int ox_thread_park_timeout(ox_nanos timeout);
+/* Makes t's token present and wakes t if it is parked. Fine on a thread that
+ * has finished. */
+void ox_thread_unpark(ox_thread *t);
+
+/* ---- time and scheduling ---- */
+void ox_thread_sleep(ox_nanos duration); /* negative: returns at once */
+void ox_thread_sleep_until(ox_instant deadline);
+void ox_thread_yield(void);
+
+/* How many threads can usefully run in parallel: the CPUs in this thread's
+ * affinity mask, lowered by a cgroup CPU quota if one is set. At least 1. */
+size_t ox_available_parallelism(void);
+
+/* ---- scoped threads ----
+ * ox_thread_scope(body, arg) runs body(scope, arg); threads spawned with
+ * ox_scope_spawn() may borrow anything that outlives the ox_thread_scope() call.
+ * Every such thread is joined before ox_thread_scope() returns, also when body
+ * panics. Then: if body panicked, its panic continues; else if a thread that
+ * was not joined by hand panicked, ox_thread_scope panics with
+ * "a scoped thread panicked". Scoped handles are valid until ox_thread_scope()
+ * returns. */
+typedef struct ox_scope ox_scope;
+typedef struct ox_scoped_handle {
+    ox_thread *thread;
+} ox_scoped_handle;
+
+void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg);
+
+/* Spawns fn(arg) in the scope; aborts like ox_thread_spawn on failure. May be
+ * called from any thread of the scope. */
+ox_scoped_handle ox_scope_spawn(ox_scope *scope, void *(*fn)(void *), void *arg);
+int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder,
+                           void *(*fn)(void *), void *arg, ox_scoped_handle *out);
+
+/* Joins a scoped thread early: as ox_thread_join. A panic collected here is
+ * not reported again by the scope. */
+int ox_scoped_join(ox_scoped_handle *handle, void **result, ox_panic_payload **payload);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

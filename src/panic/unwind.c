@@ -1,0 +1,190 @@
+/* unwind.c - the per-thread unwind record (see unwind.h), catch frames and
+ * user cleanups. */
+#include "unwind.h"
+
+#include "oxide/panic.h"
+
+#include "../sys/sys.h"
+#include "../thread/thread_internal.h"
+
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initial-exec")));
+
+struct ox__catch_frame {
+    jmp_buf env;
+    ox__catch_frame *prev;
+};
+
+/* The payload handed from a panic to the frame it lands in. Kept in
+ * thread-local storage rather than in the frame: locals changed between
+ * setjmp and longjmp are indeterminate unless volatile. */
+static _Thread_local ox_panic_payload *landing_payload;
+
+void ox__unwind_grow(void)
+{
+    ox__unwind_state *s = &ox__unwind;
+    if (s->entries == NULL) {
+        s->entries = s->inline_entries;
+        s->capacity = OX__UNWIND_INLINE;
+        return;
+    }
+    ox__thread_exit_arm(); /* so a thread oxide did not start frees it too */
+    uint32_t capacity = s->capacity * 2;
+    ox__unwind_entry *grown = malloc(capacity * sizeof *grown);
+    if (grown == NULL)
+        ox_abort("ox__held_push", "out of memory for the held-lock record (%u entries)",
+                 s->capacity);
+    memcpy(grown, s->entries, s->depth * sizeof *grown);
+    if (s->entries != s->inline_entries)
+        free(s->entries);
+    s->entries = grown;
+    s->capacity = capacity;
+}
+
+static void remove_at(ox__unwind_state *s, uint32_t i)
+{
+    memmove(&s->entries[i], &s->entries[i + 1], (s->depth - i - 1) * sizeof s->entries[0]);
+    s->depth--;
+}
+
+bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object)
+{
+    for (uint32_t i = s->depth; i-- > 0;) {
+        if (s->entries[i].object == object && s->entries[i].kind == OX__ENTRY_LOCK) {
+            remove_at(s, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+const ox__unwind_entry *ox__held_find(const void *lock)
+{
+    ox__unwind_state *s = &ox__unwind;
+    for (uint32_t i = s->depth; i-- > 0;) {
+        if (s->entries[i].object == lock && s->entries[i].kind == OX__ENTRY_LOCK)
+            return &s->entries[i];
+    }
+    return NULL;
+}
+
+const ox__unwind_entry *ox__held_entries(uint32_t *count)
+{
+    *count = ox__unwind.depth;
+    return ox__unwind.entries;
+}
+
+void ox_cleanup_push(void (*fn)(void *), void *arg)
+{
+    if (fn == NULL)
+        ox_abort("ox_cleanup_push", "NULL cleanup function");
+    ox__unwind_state *s = &ox__unwind;
+    if (s->depth == s->capacity)
+        ox__unwind_grow();
+    s->entries[s->depth++] = (ox__unwind_entry){
+        .object = arg, .u.cleanup = fn, .level = s->level, .kind = OX__ENTRY_CLEANUP};
+}
+
+void ox_cleanup_pop(bool run)
+{
+    ox__unwind_state *s = &ox__unwind;
+    for (uint32_t i = s->depth; i-- > 0;) {
+        if (s->entries[i].kind == OX__ENTRY_CLEANUP) {
+            ox__unwind_entry e = s->entries[i];
+            remove_at(s, i);
+            if (run)
+                e.u.cleanup(e.object);
+            return;
+        }
+    }
+    ox_abort("ox_cleanup_pop", "no cleanup is pushed in this thread");
+}
+
+int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload)
+{
+    if (fn == NULL)
+        ox_abort("ox_catch_unwind", "NULL function");
+    ox__unwind_state *s = &ox__unwind;
+    if (s->level == UINT16_MAX)
+        ox_abort("ox_catch_unwind", "more than %u nested catch frames", UINT16_MAX);
+    ox__catch_frame frame = {.prev = s->catch_top};
+    if (setjmp(frame.env) != 0) {
+        /* Landed: ox__unwind_and_land already released this region's
+         * entries and popped the frame. */
+        ox_panic_payload *p = landing_payload;
+        landing_payload = NULL;
+        if (payload != NULL)
+            *payload = p;
+        else
+            ox_panic_payload_free(p);
+        return OX_EPANICKED;
+    }
+    s->catch_top = &frame;
+    s->level++;
+    void *r = fn(arg);
+    /* Returned normally. Entries fn left behind (a lock it still holds)
+     * now belong to the enclosing region: keep levels sorted. */
+    for (uint32_t i = s->depth; i-- > 0 && s->entries[i].level == s->level;)
+        s->entries[i].level--;
+    s->level--;
+    s->catch_top = frame.prev;
+    if (result != NULL)
+        *result = r;
+    return 0;
+}
+
+void ox__unwind_and_land(ox_panic_payload *payload)
+{
+    ox__unwind_state *s = &ox__unwind;
+    /* Release locks and run cleanups of the region, newest first. Each entry
+     * is popped before it runs, so a cleanup may itself lock and unlock. */
+    while (s->depth > 0 && s->entries[s->depth - 1].level >= s->level) {
+        ox__unwind_entry e = s->entries[--s->depth];
+        if (e.kind == OX__ENTRY_LOCK)
+            e.u.lock_ops->unwind(e.object);
+        else
+            e.u.cleanup(e.object);
+    }
+    s->panicking = 0;
+    ox__catch_frame *frame = s->catch_top;
+    if (frame == NULL) {
+        ox_panic_payload_free(payload);
+        if (ox__sys_is_main_thread() && !ox__thread_is_exiting()) {
+            fflush(NULL);
+            exit(101);
+        }
+        fprintf(stderr, "oxide: a panic reached the top of a thread that has no catch point "
+                        "(a thread oxide did not start, or a thread-local destructor); "
+                        "aborting\n");
+        abort();
+    }
+    s->catch_top = frame->prev;
+    s->level--;
+    landing_payload = payload;
+    longjmp(frame->env, 1);
+}
+
+void ox__unwind_thread_exit(bool check_locks)
+{
+    ox__unwind_state *s = &ox__unwind;
+    for (uint32_t i = 0; check_locks && i < s->depth; i++) {
+        const ox__unwind_entry *e = &s->entries[i];
+        if (e->kind == OX__ENTRY_LOCK)
+            ox_abort("thread exit",
+                     "thread '%s' exits holding %s %p (locked at %s:%d): it would stay locked "
+                     "forever",
+                     ox__thread_current_name_or_unnamed(), e->u.lock_ops->kind, e->object,
+                     e->file ? e->file : "?", e->line);
+    }
+    /* Cleanups still pushed at exit are simply forgotten, like
+     * pthread_cleanup_push records of a returning thread. */
+    if (s->entries != s->inline_entries)
+        free(s->entries);
+    s->entries = NULL;
+    s->depth = 0;
+    s->capacity = 0;
+}

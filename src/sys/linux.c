@@ -1,0 +1,215 @@
+/* linux.c - futex, clocks and threads on Linux (glibc or musl).
+ * Threads are pthreads: the C library must know about every thread for
+ * errno, stdio locking and its own thread-locals. */
+#define _GNU_SOURCE
+#include "sys.h"
+
+#include "oxide/base.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(pthread_t) <= sizeof(ox__sys_thread), "pthread_t must fit ox__sys_thread");
+
+static struct timespec timespec_from_ns(int64_t ns)
+{
+    return (struct timespec){.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+}
+
+int ox__sys_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns)
+{
+    struct timespec ts;
+    struct timespec *tsp = NULL;
+    if (deadline_ns != INT64_MAX) {
+        if (deadline_ns <= ox__sys_monotonic_ns())
+            return OX_ETIMEDOUT;
+        ts = timespec_from_ns(deadline_ns);
+        tsp = &ts;
+    }
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
+     * wait that is interrupted and retried never stretches the timeout. */
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, expected, tsp, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    if (r == -1 && errno == ETIMEDOUT)
+        return OX_ETIMEDOUT;
+    return 0; /* woken, EAGAIN (value differed) or EINTR: the caller re-checks */
+}
+
+int ox__sys_futex_wake(_Atomic uint32_t *word, int n)
+{
+    long r = syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
+    return r < 0 ? 0 : (int)r;
+}
+
+int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake,
+                          _Atomic uint32_t *to)
+{
+    long r = syscall(SYS_futex, from, FUTEX_CMP_REQUEUE | FUTEX_PRIVATE_FLAG, wake,
+                     (void *)(uintptr_t)INT_MAX, to, expected);
+    return r < 0 ? -1 : (int)r;
+}
+
+int64_t ox__sys_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void ox__sys_sleep_until(int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX) {
+        for (;;)
+            pause();
+    }
+    struct timespec ts = timespec_from_ns(deadline_ns);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
+void ox__sys_yield(void)
+{
+    sched_yield();
+}
+
+int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    int rc;
+    if (stack_size == 0) {
+        /* The default attributes: the same cost as a bare pthread_create. */
+        rc = pthread_create(&t, NULL, fn, arg);
+    } else {
+        pthread_attr_t attr;
+        rc = pthread_attr_init(&attr);
+        if (rc != 0)
+            return rc;
+        if (stack_size < (size_t)PTHREAD_STACK_MIN)
+            stack_size = (size_t)PTHREAD_STACK_MIN;
+        /* Round up to whole pages, as glibc requires for some sizes. */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        if (stack_size > SIZE_MAX - page) {
+            pthread_attr_destroy(&attr);
+            return EINVAL;
+        }
+        stack_size = (stack_size + page - 1) / page * page;
+        rc = pthread_attr_setstacksize(&attr, stack_size);
+        if (rc == 0)
+            rc = pthread_create(&t, &attr, fn, arg);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc == 0)
+        *out = (ox__sys_thread)t;
+    return rc;
+}
+
+int ox__sys_thread_join(ox__sys_thread thread)
+{
+    return pthread_join((pthread_t)thread, NULL);
+}
+
+void ox__sys_thread_detach(ox__sys_thread thread)
+{
+    pthread_detach((pthread_t)thread);
+}
+
+void ox__sys_thread_set_os_name(const char *name)
+{
+    /* Linux keeps 15 bytes. Cut at a UTF-8 character boundary so tools do
+     * not show a broken character. */
+    char os_name[16];
+    size_t n = strlen(name);
+    if (n > 15) {
+        n = 15;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(os_name, name, n);
+    os_name[n] = '\0';
+    pthread_setname_np(pthread_self(), os_name);
+}
+
+int ox__sys_is_main_thread(void)
+{
+    return syscall(SYS_gettid) == getpid();
+}
+
+/* The cgroup CPU quota as a whole number of CPUs (rounded up), or 0 if none
+ * is set. cgroup v2 first (cpu.max: "max 100000" or "50000 100000"), then
+ * v1 (cpu.cfs_quota_us / cpu.cfs_period_us). Only the root of the calling
+ * process's cgroup mount is read: enough for containers. */
+static size_t cgroup_cpu_quota(void)
+{
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f) {
+        char q[32];
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0)
+            quota = atoll(q);
+        fclose(f);
+    } else {
+        f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r");
+        if (f) {
+            if (fscanf(f, "%lld", &quota) != 1)
+                quota = -1;
+            fclose(f);
+        }
+        f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r");
+        if (f) {
+            if (fscanf(f, "%lld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (size_t)((quota + period - 1) / period);
+}
+
+size_t ox__sys_available_parallelism(void)
+{
+    size_t n = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = (size_t)CPU_COUNT(&set);
+    if (n == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (size_t)online : 1;
+    }
+    size_t quota = cgroup_cpu_quota();
+    if (quota > 0 && quota < n)
+        n = quota;
+    return n;
+}
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static void (*exit_fn)(void);
+
+static void exit_key_destructor(void *unused)
+{
+    (void)unused;
+    exit_fn();
+}
+
+static void exit_key_create(void)
+{
+    if (pthread_key_create(&exit_key, exit_key_destructor) != 0)
+        ox_abort("ox__sys_thread_exit_arm", "cannot create a pthread key");
+}
+
+void ox__sys_thread_exit_arm(void (*fn)(void))
+{
+    pthread_once(&exit_key_once, exit_key_create);
+    exit_fn = fn; /* always the same function; written before the key is set */
+    pthread_setspecific(exit_key, (void *)1);
+}

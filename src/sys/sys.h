@@ -1,0 +1,49 @@
+/* sys.h - the only interface to the operating system. Everything above
+ * src/sys/ goes through these functions; one implementation file per
+ * platform (linux.c today). */
+#ifndef OX_SYS_H
+#define OX_SYS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- futex: wait until *word != expected, or until woken ----
+ * deadline_ns is an absolute CLOCK_MONOTONIC time; INT64_MAX waits forever.
+ * Returns 0 when woken, when *word already differed, or on a signal (callers
+ * re-check their condition in a loop); OX_ETIMEDOUT once the deadline passed. */
+int ox__sys_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t deadline_ns);
+/* Wakes up to n waiters (INT32_MAX: all). Returns how many were woken. */
+int ox__sys_futex_wake(_Atomic uint32_t *word, int n);
+/* If *from == expected: wakes up to wake waiters of from and moves the rest
+ * onto to. Returns the number woken + moved, or -1 if *from differed. */
+int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake,
+                          _Atomic uint32_t *to);
+
+/* ---- clocks ---- */
+int64_t ox__sys_monotonic_ns(void);
+/* Sleeps until the deadline (absolute CLOCK_MONOTONIC), resuming after
+ * signals. */
+void ox__sys_sleep_until(int64_t deadline_ns);
+void ox__sys_yield(void);
+
+/* ---- threads ---- */
+typedef uintptr_t ox__sys_thread;
+
+/* Starts fn(arg). stack_size 0 keeps the platform default. Returns 0 or an
+ * errno value. */
+int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, void *(*fn)(void *), void *arg);
+/* Waits for the thread to end and reclaims it. Returns 0 or an errno value. */
+int ox__sys_thread_join(ox__sys_thread thread);
+void ox__sys_thread_detach(ox__sys_thread thread);
+/* Gives the calling thread its OS-visible name, cut to what the OS allows. */
+void ox__sys_thread_set_os_name(const char *name);
+/* True in the process's initial thread. */
+int ox__sys_is_main_thread(void);
+size_t ox__sys_available_parallelism(void);
+
+/* Registers fn to run when a thread that called ox__sys_thread_exit_arm()
+ * exits through the OS's thread exit (threads oxide did not start). */
+void ox__sys_thread_exit_arm(void (*fn)(void));
+
+#endif

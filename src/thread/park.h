@@ -1,0 +1,95 @@
+/* park.h - the one interface through which oxide blocks.
+ *
+ * Every blocking wait in oxide (locks, condvars, channels, Once, Barrier,
+ * thread parking) goes through ox__park_wait() on a 32-bit word, and every
+ * wake through ox__park_wake(). Today a waiter is an OS thread and the word
+ * is a futex; a task runtime can later suspend a task here instead (keyed by
+ * the word's address) without touching the primitives built on top.
+ *
+ * The same layer records what a thread is blocked on, for diagnostics, and
+ * is where schedule perturbation for stress testing hooks in.
+ */
+#ifndef OX_PARK_H
+#define OX_PARK_H
+
+#include "oxide/base.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* What a blocked thread waits for: shown by diagnostics. Static storage. */
+typedef struct ox__wait_site {
+    const char *what; /* "mutex", "condvar", "channel recv", ... */
+} ox__wait_site;
+
+/* Blocks while *word == expected, until woken or the deadline passes.
+ * May return spuriously: callers re-check their condition in a loop.
+ * Returns 0, or OX_ETIMEDOUT once the deadline has passed. */
+int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
+                  const ox__wait_site *site, const void *object);
+
+/* Wakes one / all threads waiting on word. Returns how many were woken
+ * (where the platform can tell). */
+int ox__park_wake_one(_Atomic uint32_t *word);
+int ox__park_wake_all(_Atomic uint32_t *word);
+
+/* If *from == expected: wakes one waiter of from and moves the others to
+ * wait on to (so they queue for a mutex instead of stampeding: Condvar's
+ * notify_all). Returns -1 if *from differed, else the number woken+moved. */
+int ox__park_requeue(_Atomic uint32_t *from, uint32_t expected, _Atomic uint32_t *to);
+
+/* A thread's park token (Rust's thread::park semantics). */
+typedef struct ox__parker {
+    _Atomic uint32_t state; /* OX__PARK_EMPTY / _NOTIFIED / _PARKED */
+} ox__parker;
+
+#define OX__PARK_EMPTY    0u          /* no token, nobody parked */
+#define OX__PARK_NOTIFIED 1u          /* token present */
+#define OX__PARK_PARKED   UINT32_MAX  /* owner is (about to be) asleep, no token: EMPTY - 1 */
+
+/* Consumes the token, waiting until the deadline for it. Called only by the
+ * parker's owner. Returns 0 when the token was consumed, OX_ETIMEDOUT
+ * otherwise. May return 0 spuriously only if the token was consumed. */
+int ox__parker_park(ox__parker *p, ox_instant deadline, const ox__wait_site *site,
+                    const void *object);
+/* Makes the token present; wakes the owner if parked. Any thread. */
+void ox__parker_unpark(ox__parker *p);
+
+/* Spinning before blocking: a bounded exponential backoff, as crossbeam's
+ * Backoff. spin() busy-waits a little longer each step; snooze() spins for
+ * the first steps, then yields the CPU. is_completed() tells when to block. */
+typedef struct ox__backoff {
+    unsigned step;
+} ox__backoff;
+
+#define OX__BACKOFF_SPIN_LIMIT  6
+#define OX__BACKOFF_YIELD_LIMIT 10
+
+static inline void ox__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline void ox__backoff_spin(ox__backoff *b)
+{
+    unsigned step = b->step < OX__BACKOFF_SPIN_LIMIT ? b->step : OX__BACKOFF_SPIN_LIMIT;
+    for (unsigned i = 0; i < (1u << step); i++)
+        ox__cpu_relax();
+    if (b->step <= OX__BACKOFF_SPIN_LIMIT)
+        b->step++;
+}
+
+void ox__backoff_snooze(ox__backoff *b);
+
+static inline bool ox__backoff_is_completed(const ox__backoff *b)
+{
+    return b->step > OX__BACKOFF_YIELD_LIMIT;
+}
+
+#endif

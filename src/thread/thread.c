@@ -1,0 +1,330 @@
+/* thread.c - spawning, joining, the current thread, parking, sleeping.
+ *
+ * A thread started by oxide runs thread_main(): it catches the function's
+ * panic into its record, destroys its thread-locals, checks it holds no
+ * lock, marks itself finished and drops its reference. A thread oxide did
+ * not start gets a record on first use of ox_thread_current(), and the same
+ * end-of-thread work runs from a pthread key destructor (or, for the main
+ * thread, from an atexit handler).
+ */
+#include "thread_internal.h"
+
+#include "../panic/unwind.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local ox_thread *current __attribute__((tls_model("initial-exec")));
+/* 0: nothing to clean up at exit yet; 1: armed; 2: started by oxide
+ * (thread_main cleans up itself). */
+static _Thread_local unsigned char exit_armed;
+
+/* Ids are only unique, never ordering anything: relaxed. */
+static _Atomic uint64_t next_thread_id = 1;
+static atomic_bool process_exiting;
+
+static const ox__wait_site park_site = {"thread park"};
+
+static ox_thread *record_new(const char *name, size_t name_len)
+{
+    ox_thread *t = calloc(1, sizeof *t + (name ? name_len + 1 : 0));
+    if (t == NULL)
+        return NULL;
+    atomic_init(&t->refs, 1);
+    t->id = atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
+    if (name) {
+        memcpy(t->name_storage, name, name_len + 1);
+        t->name = t->name_storage;
+    }
+    return t;
+}
+
+ox_thread *ox_thread_clone(ox_thread *t)
+{
+    /* Relaxed, as Arc::clone: the caller already owns a reference, so the
+     * record is alive; nothing is published by taking another. */
+    if (atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed) >= UINT32_MAX / 2)
+        ox_abort("ox_thread_clone", "reference count overflow on thread %llu",
+                 (unsigned long long)t->id);
+    return t;
+}
+
+void ox_thread_drop(ox_thread *t)
+{
+    if (t == NULL)
+        return;
+    /* Release, then an acquire fence on the last reference, as Arc::drop:
+     * every owner's use of the record happens-before the free. */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_release) != 1)
+        return;
+    atomic_thread_fence(memory_order_acquire);
+    ox_panic_payload_free(t->panic);
+    free(t);
+}
+
+/* ---- end of a thread ---- */
+
+static void release_thread_state(bool check_locks)
+{
+    ox__tls_run_destructors();
+    ox__unwind_thread_exit(check_locks);
+    ox_thread *t = current;
+    current = NULL;
+    ox_thread_drop(t);
+}
+
+static void foreign_thread_exit(void)
+{
+    release_thread_state(true);
+}
+
+static void process_exit(void)
+{
+    /* Runs in whichever thread called exit() (normally main, returning). The
+     * other threads are still running: their state is left alone. */
+    atomic_store_explicit(&process_exiting, true, memory_order_relaxed);
+    if (exit_armed == 1)
+        release_thread_state(false); /* exiting while holding a lock is legal */
+}
+
+bool ox__thread_is_exiting(void)
+{
+    return atomic_load_explicit(&process_exiting, memory_order_relaxed);
+}
+
+void ox__thread_exit_arm(void)
+{
+    if (OX_LIKELY(exit_armed != 0))
+        return;
+    exit_armed = 1;
+    if (ox__sys_is_main_thread()) {
+        static atomic_flag registered = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set_explicit(&registered, memory_order_relaxed))
+            atexit(process_exit);
+    } else {
+        ox__sys_thread_exit_arm(foreign_thread_exit);
+    }
+}
+
+/* ---- the current thread ---- */
+
+ox_thread *ox_thread_current(void)
+{
+    ox_thread *t = current;
+    if (OX_LIKELY(t != NULL))
+        return t;
+    bool is_main = ox__sys_is_main_thread();
+    t = record_new(is_main ? "main" : NULL, is_main ? 4 : 0);
+    if (t == NULL)
+        ox_abort("ox_thread_current", "out of memory");
+    current = t;
+    ox__thread_exit_arm();
+    return t;
+}
+
+const char *ox__thread_current_name(void)
+{
+    if (current != NULL)
+        return current->name;
+    return ox__sys_is_main_thread() ? "main" : NULL;
+}
+
+const char *ox__thread_current_name_or_unnamed(void)
+{
+    const char *name = ox__thread_current_name();
+    return name ? name : "<unnamed>";
+}
+
+uint64_t ox_thread_id(const ox_thread *t)
+{
+    return t->id;
+}
+
+const char *ox_thread_name(const ox_thread *t)
+{
+    return t->name;
+}
+
+/* ---- spawning and joining ---- */
+
+static void *thread_main(void *arg)
+{
+    ox_thread *t = arg;
+    current = t;
+    exit_armed = 2;
+    if (t->name)
+        ox__sys_thread_set_os_name(t->name);
+    t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &t->panic);
+    ox__tls_run_destructors();
+    ox__unwind_thread_exit(true);
+    current = NULL;
+    /* Release: is_finished() readers that see 1 (acquire) also see the
+     * outcome. Joiners are ordered by the OS join instead. */
+    atomic_store_explicit(&t->finished, 1, memory_order_release);
+    ox_thread_drop(t);
+    return NULL;
+}
+
+int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
+                     ox_thread **out)
+{
+    if (fn == NULL)
+        return OX_EINVAL;
+    if (b->has_stack_size && b->stack_size == 0)
+        return OX_EINVAL;
+    size_t name_len = 0;
+    if (b->name) {
+        name_len = strnlen(b->name, OX_THREAD_NAME_MAX + 1);
+        if (name_len > OX_THREAD_NAME_MAX)
+            return OX_ENAMETOOLONG;
+    }
+    ox_thread *t = record_new(b->name, name_len);
+    if (t == NULL)
+        return ENOMEM;
+    t->fn = fn;
+    t->arg = arg;
+    atomic_init(&t->refs, 2); /* the thread's and the caller's */
+    int rc = ox__sys_thread_start(&t->os, b->has_stack_size ? b->stack_size : 0, thread_main, t);
+    if (rc != 0) {
+        free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload)
+{
+    int rc = ox__sys_thread_join(t->os);
+    if (rc != 0)
+        ox_abort("ox_thread_join", "the OS refused to join thread %llu: %s",
+                 (unsigned long long)t->id, ox_strerror(rc));
+    /* The OS join orders everything the thread did before our reads. */
+    if (t->outcome == 0) {
+        if (result)
+            *result = t->result;
+        return 0;
+    }
+    ox_panic_payload *p = t->panic;
+    t->panic = NULL;
+    if (payload)
+        *payload = p;
+    else
+        ox_panic_payload_free(p);
+    return OX_EPANICKED;
+}
+
+void ox_thread_builder_name(ox_thread_builder *b, const char *name)
+{
+    b->name = name;
+}
+
+void ox_thread_builder_stack_size(ox_thread_builder *b, size_t bytes)
+{
+    b->stack_size = bytes;
+    b->has_stack_size = true;
+}
+
+int ox_thread_builder_spawn(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
+                            ox_join_handle *out)
+{
+    ox_thread *t;
+    int rc = ox__thread_start(b, fn, arg, &t);
+    if (rc == 0)
+        out->thread = t;
+    return rc;
+}
+
+ox_join_handle ox_thread_spawn(void *(*fn)(void *), void *arg)
+{
+    if (fn == NULL)
+        ox_abort("ox_thread_spawn", "NULL thread function");
+    ox_join_handle h;
+    int rc = ox_thread_builder_spawn(&OX_THREAD_BUILDER_INIT, fn, arg, &h);
+    if (rc != 0)
+        ox_abort("ox_thread_spawn", "failed to spawn thread: %s", ox_strerror(rc));
+    return h;
+}
+
+static ox_thread *live_handle(const ox_join_handle *h, const char *function)
+{
+    if (h == NULL)
+        ox_abort(function, "NULL join handle");
+    if (h->thread == NULL)
+        ox_abort(function, "join handle %p was already joined or dropped", (const void *)h);
+    return h->thread;
+}
+
+int ox_thread_join(ox_join_handle *h, void **result, ox_panic_payload **payload)
+{
+    ox_thread *t = live_handle(h, "ox_thread_join");
+    if (t == current)
+        return OX_EDEADLK;
+    int rc = ox__thread_collect(t, result, payload);
+    h->thread = NULL;
+    ox_thread_drop(t);
+    return rc;
+}
+
+void ox_join_handle_drop(ox_join_handle *h)
+{
+    ox_thread *t = live_handle(h, "ox_join_handle_drop");
+    ox__sys_thread_detach(t->os);
+    h->thread = NULL;
+    ox_thread_drop(t);
+}
+
+bool ox_join_handle_is_finished(const ox_join_handle *h)
+{
+    ox_thread *t = live_handle(h, "ox_join_handle_is_finished");
+    return atomic_load_explicit(&t->finished, memory_order_acquire) != 0;
+}
+
+ox_thread *ox_join_handle_thread(const ox_join_handle *h)
+{
+    return live_handle(h, "ox_join_handle_thread");
+}
+
+/* ---- parking, sleeping ---- */
+
+void ox_thread_park(void)
+{
+    ox__parker_park(&ox_thread_current()->parker, OX_INSTANT_NEVER, &park_site, NULL);
+}
+
+int ox_thread_park_timeout(ox_nanos timeout)
+{
+    if (timeout < 0)
+        return OX_EINVAL;
+    return ox__parker_park(&ox_thread_current()->parker, ox_instant_after(timeout), &park_site,
+                           NULL);
+}
+
+void ox_thread_unpark(ox_thread *t)
+{
+    if (t == NULL)
+        ox_abort("ox_thread_unpark", "NULL thread");
+    ox__parker_unpark(&t->parker);
+}
+
+void ox_thread_sleep(ox_nanos duration)
+{
+    if (duration > 0)
+        ox__sys_sleep_until(ox_instant_after(duration).ns);
+}
+
+void ox_thread_sleep_until(ox_instant deadline)
+{
+    ox__sys_sleep_until(deadline.ns);
+}
+
+void ox_thread_yield(void)
+{
+    ox__sys_yield();
+}
+
+size_t ox_available_parallelism(void)
+{
+    return ox__sys_available_parallelism();
+}

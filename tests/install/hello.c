@@ -1,0 +1,26 @@
+/* Built against an installed oxide through pkg-config by tests/run-suites.sh. */
+#include <oxide.h>
+#include <stdint.h>
+#include <stdio.h>
+
+static void *work(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)42;
+}
+
+int main(void)
+{
+    ox_thread_builder b = OX_THREAD_BUILDER_INIT;
+    ox_thread_builder_name(&b, "installed");
+    ox_join_handle h;
+    if (ox_thread_builder_spawn(&b, work, NULL, &h) != 0)
+        return 1;
+    char name[32];
+    snprintf(name, sizeof name, "%s", ox_thread_name(ox_join_handle_thread(&h)));
+    void *result;
+    if (ox_thread_join(&h, &result, NULL) != 0)
+        return 1;
+    printf("hello from thread '%s', result %d\n", name, (int)(intptr_t)result);
+    return 0;
+}

@@ -1,0 +1,77 @@
+/* runner.h - oxide's test runner: every test runs in its own process with
+ * a timeout, so a crash or a deadlock fails that test by name.
+ *
+ *   OX_TEST(mutex_counts) { ... CHECK(x == 4); }
+ *   OX_TEST_OPTS(join_twice_aborts, .expect_signal = SIGABRT,
+ *                .expect_stderr = "already joined") { ... }
+ */
+#ifndef OX_TEST_RUNNER_H
+#define OX_TEST_RUNNER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ox_test {
+    const char *name;
+    void (*fn)(void);
+    const char *file;
+    int expect_exit;           /* exit status the test must end with (default 0) */
+    int expect_signal;         /* or: the signal that must end it */
+    const char *expect_stderr; /* text its stderr must contain */
+    double timeout_s;          /* 0: the default (30 s), times OX_TEST_TIMEOUT_SCALE */
+    struct ox_test *next;
+} ox_test;
+
+void ox_test_register(ox_test *t);
+
+#define OX_TEST_OPTS(tname, ...)                                                                   \
+    static void tname(void);                                                                       \
+    static ox_test tname##__ox_test = {.name = #tname, .fn = tname, .file = __FILE__, __VA_ARGS__}; \
+    __attribute__((constructor)) static void tname##__ox_register(void)                            \
+    {                                                                                              \
+        ox_test_register(&tname##__ox_test);                                                       \
+    }                                                                                              \
+    static void tname(void)
+
+#define OX_TEST(tname) OX_TEST_OPTS(tname, .expect_exit = 0)
+
+_Noreturn void ox_test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ox_test_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                                  \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long ox_a_ = (long long)(a), ox_b_ = (long long)(b);                                  \
+        if (ox_a_ != ox_b_)                                                                        \
+            ox_test_fail(__FILE__, __LINE__, "CHECK_EQ(%s, %s): %lld != %lld", #a, #b, ox_a_,      \
+                         ox_b_);                                                                   \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *ox_a_ = (a), *ox_b_ = (b);                                                     \
+        if (ox_a_ == NULL || ox_b_ == NULL || strcmp(ox_a_, ox_b_) != 0)                           \
+            ox_test_fail(__FILE__, __LINE__, "CHECK_STR(%s, %s): \"%s\" != \"%s\"", #a, #b,        \
+                         ox_a_ ? ox_a_ : "(null)", ox_b_ ? ox_b_ : "(null)");                      \
+    } while (0)
+
+/* Scale for loop counts: smaller under sanitizers (OX_TEST_SCALE, default
+ * 1.0), so stress tests interleave for about the same wall time. */
+long ox_test_scaled(long n);
+
+/* Runs a program (argv[0] is a path) with a timeout; stdout and stderr are
+ * captured into malloc'd strings (free them). Returns the wait status, or
+ * -1 if it timed out (it is killed). */
+int ox_test_run_program(char *const argv[], double timeout_s, char **out, char **err);
+
+/* The directory holding this build's example programs. */
+const char *ox_test_examples_dir(void);
+
+#endif
