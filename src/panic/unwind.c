@@ -72,6 +72,17 @@ const ox__unwind_entry *ox__held_find(const void *lock)
     return NULL;
 }
 
+void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char *file, int line)
+{
+    const ox__unwind_entry *held = ox__held_find(lock);
+    if (held != NULL)
+        ox_abort(ops->kind,
+                 "thread '%s' would deadlock: it waits at %s:%d for %s %p, which it already "
+                 "holds (locked at %s:%d)",
+                 ox__thread_current_name_or_unnamed(), file ? file : "?", line,
+                 held->u.lock_ops->kind, lock, held->file ? held->file : "?", held->line);
+}
+
 const ox__unwind_entry *ox__held_entries(uint32_t *count)
 {
     *count = ox__unwind.depth;

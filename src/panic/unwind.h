@@ -96,6 +96,13 @@ static inline bool ox__held_remove(const void *lock)
  * for slow paths (self-deadlock detection) and diagnostics. */
 const ox__unwind_entry *ox__held_find(const void *lock);
 
+/* Every lock's slow path calls this before it blocks. If the calling thread
+ * already holds the lock it would wait forever: aborts naming the lock and
+ * both sites (Rust leaves this to deadlock or panic). The lock-order checker
+ * hooks in here too, so a potential deadlock is reported before it
+ * happens. file may be NULL. */
+void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char *file, int line);
+
 /* The calling thread's held entries, bottom first (for the lock-order
  * checker and diagnostics). */
 const ox__unwind_entry *ox__held_entries(uint32_t *count);
