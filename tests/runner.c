@@ -178,7 +178,8 @@ int ox_test_run_program(char *const argv[], double timeout_s, char **out, char *
     job j = {.deadline = now_s() + timeout_s * env_double("OX_TEST_TIMEOUT_SCALE", 1.0)};
     j.pid = start_child(argv, &j.out, &j.err);
     while (!job_poll(&j)) {
-        struct pollfd p[2] = {{.fd = j.out.fd, .events = POLLIN}, {.fd = j.err.fd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = j.out.fd, .events = POLLIN},
+                              {.fd = j.err.fd, .events = POLLIN}};
         poll(p, 2, 20);
     }
     *out = j.out.data;
@@ -202,8 +203,8 @@ void ox_test_check_example(const char *name, int expect_status, bool any_order,
     if (status == -1)
         ox_test_fail(__FILE__, __LINE__, "example %s timed out", name);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != expect_status)
-        ox_test_fail(__FILE__, __LINE__, "example %s: wait status %#x, expected exit %d\n%s",
-                     name, (unsigned)status, expect_status, err);
+        ox_test_fail(__FILE__, __LINE__, "example %s: wait status %#x, expected exit %d\n%s", name,
+                     (unsigned)status, expect_status, err);
 
     /* Split stdout into lines, in place. */
     size_t n_got = 0, n_want = 0;
@@ -223,8 +224,9 @@ void ox_test_check_example(const char *name, int expect_status, bool any_order,
         const char *g = i < n_got ? got[i] : "(nothing)";
         const char *w = i < n_want ? want[i] : "(nothing)";
         if (strcmp(g, w) != 0)
-            ox_test_fail(__FILE__, __LINE__, "example %s, %s line %zu:\n  got:      %s\n  expected: %s",
-                         name, any_order ? "sorted" : "output", i + 1, g, w);
+            ox_test_fail(__FILE__, __LINE__,
+                         "example %s, %s line %zu:\n  got:      %s\n  expected: %s", name,
+                         any_order ? "sorted" : "output", i + 1, g, w);
     }
     free(out);
     free(err);

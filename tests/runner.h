@@ -28,7 +28,8 @@ void ox_test_register(ox_test *t);
 
 #define OX_TEST_OPTS(tname, ...)                                                                   \
     static void tname(void);                                                                       \
-    static ox_test tname##__ox_test = {.name = #tname, .fn = tname, .file = __FILE__, __VA_ARGS__}; \
+    static ox_test tname##__ox_test = {                                                            \
+        .name = #tname, .fn = tname, .file = __FILE__, __VA_ARGS__};                               \
     __attribute__((constructor)) static void tname##__ox_register(void)                            \
     {                                                                                              \
         ox_test_register(&tname##__ox_test);                                                       \

@@ -7,20 +7,24 @@
 OX_TEST(example_01_spawn)
 {
     /* "Output (order may vary)". */
-    static const char *const lines[] = {
-        "Hi number 1 from the main thread!",    "Hi number 2 from the main thread!",
-        "Hi number 3 from the main thread!",    "Hi number 1 from the spawned thread!",
-        "Hi number 2 from the spawned thread!", "Hi number 3 from the spawned thread!",
-        "Hi number 4 from the spawned thread!", "Hi number 5 from the spawned thread!",
-        "Spawned thread finished.",             NULL};
+    static const char *const lines[] = {"Hi number 1 from the main thread!",
+                                        "Hi number 2 from the main thread!",
+                                        "Hi number 3 from the main thread!",
+                                        "Hi number 1 from the spawned thread!",
+                                        "Hi number 2 from the spawned thread!",
+                                        "Hi number 3 from the spawned thread!",
+                                        "Hi number 4 from the spawned thread!",
+                                        "Hi number 5 from the spawned thread!",
+                                        "Spawned thread finished.",
+                                        NULL};
     ox_test_check_example("01_spawn", 0, true, lines);
 }
 
 OX_TEST(example_01_join_result)
 {
     static const char *const lines[] = {
-        "Hello from spawned thread",
-        "Caught panic from another thread: \"Something went wrong!\"", NULL};
+        "Hello from spawned thread", "Caught panic from another thread: \"Something went wrong!\"",
+        NULL};
     ox_test_check_example("01_join_result", 0, false, lines);
 }
 

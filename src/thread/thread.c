@@ -168,8 +168,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
-                     ox_thread **out)
+int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg, ox_thread **out)
 {
     if (fn == NULL)
         return OX_EINVAL;
