@@ -6,6 +6,7 @@
 #include "panic/unwind.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -324,4 +325,54 @@ OX_TEST_OPTS(panic_in_foreign_thread_without_catch_aborts, .expect_signal = SIGA
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, foreign_panics, NULL), 0);
     pthread_join(t, NULL);
+}
+
+struct storm {
+    struct fake_lock locks[4];
+    _Atomic long caught;
+};
+
+static void *panic_every_other(void *arg)
+{
+    long *i = arg;
+    if (*i % 2)
+        ox_panic("odd %ld", *i);
+    return NULL;
+}
+
+static void *storm_worker(void *arg)
+{
+    struct storm *st = arg;
+    long rounds = ox_test_scaled(20000);
+    for (long i = 0; i < rounds; i++) {
+        ox_panic_payload *p = NULL;
+        int rc = ox_catch_unwind(panic_every_other, &i, NULL, &p);
+        CHECK_EQ(rc, i % 2 ? OX_EPANICKED : 0);
+        if (p) {
+            CHECK(strncmp(p->message, "odd ", 4) == 0);
+            ox_panic_payload_free(p);
+            atomic_fetch_add_explicit(&st->caught, 1, memory_order_relaxed);
+        }
+    }
+    uint32_t n;
+    ox__held_entries(&n);
+    CHECK_EQ(n, 0);
+    return NULL;
+}
+
+static void quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
+OX_TEST(panic_storm_in_many_threads_keeps_records_separate)
+{
+    static struct storm st;
+    ox_panic_set_hook(quiet_hook);
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = ox_thread_spawn(storm_worker, &st);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&st.caught), 4 * (ox_test_scaled(20000) / 2));
 }
