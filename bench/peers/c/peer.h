@@ -54,7 +54,8 @@ static inline void peer_die(const char *what)
 
 /* Start `n` threads running fn(args[i]), where args is an array of
  * elements of `stride` bytes (stride 0: every thread gets `args`). */
-static inline void peer_team_start(peer_team *t, int n, void (*fn)(void *), void *args, size_t stride)
+static inline void peer_team_start(peer_team *t, int n, void (*fn)(void *), void *args,
+                                   size_t stride)
 {
     if (n > PEER_MAX_THREADS)
         peer_die("peer_team_start (too many threads)");
