@@ -1,7 +1,6 @@
 /* pthread.c - the `pthread` peer: bench/WORKLOADS.md's thread and lock
  * workloads on raw POSIX threads and glibc's default pthread_mutex_t,
  * pthread_rwlock_t (glibc default: reader-preferring) and pthread_cond_t. */
-#define _GNU_SOURCE
 #include "peer.h"
 
 #include <pthread.h>
