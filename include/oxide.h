@@ -6,5 +6,8 @@
 #include "oxide/panic.h"  /* IWYU pragma: export */
 #include "oxide/thread.h" /* IWYU pragma: export */
 #include "oxide/tls.h"    /* IWYU pragma: export */
+#include "oxide/once.h"   /* IWYU pragma: export */
+#include "oxide/barrier.h" /* IWYU pragma: export */
+#include "oxide/arc.h"    /* IWYU pragma: export */
 
 #endif
