@@ -25,8 +25,8 @@
 /* How a kind of lock is released by a panic. One static instance per kind
  * (and per mode: an rwlock has one for read, one for write). */
 typedef struct ox__lock_ops {
-    const char *kind;             /* "mutex", "rwlock (write)", ... for messages */
-    void (*unwind)(void *lock);   /* release after a panic; poisons if the kind does */
+    const char *kind;           /* "mutex", "rwlock (write)", ... for messages */
+    void (*unwind)(void *lock); /* release after a panic; poisons if the kind does */
 } ox__lock_ops;
 
 typedef struct ox__unwind_entry {
@@ -51,8 +51,8 @@ typedef struct ox__unwind_state {
     ox__unwind_entry *entries; /* inline_entries, or a heap array once deeper */
     uint32_t depth;
     uint32_t capacity;
-    uint16_t level;       /* active catch frames */
-    uint16_t panicking;   /* running panic cleanups right now */
+    uint16_t level;     /* active catch frames */
+    uint16_t panicking; /* running panic cleanups right now */
     ox__catch_frame *catch_top;
     ox__unwind_entry inline_entries[OX__UNWIND_INLINE];
 } ox__unwind_state;

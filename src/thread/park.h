@@ -43,9 +43,9 @@ typedef struct ox__parker {
     _Atomic uint32_t state; /* OX__PARK_EMPTY / _NOTIFIED / _PARKED */
 } ox__parker;
 
-#define OX__PARK_EMPTY    0u          /* no token, nobody parked */
-#define OX__PARK_NOTIFIED 1u          /* token present */
-#define OX__PARK_PARKED   UINT32_MAX  /* owner is (about to be) asleep, no token: EMPTY - 1 */
+#define OX__PARK_EMPTY    0u         /* no token, nobody parked */
+#define OX__PARK_NOTIFIED 1u         /* token present */
+#define OX__PARK_PARKED   UINT32_MAX /* owner is (about to be) asleep, no token: EMPTY - 1 */
 
 /* Consumes the token, waiting until the deadline for it. Called only by the
  * parker's owner. Returns 0 when the token was consumed, OX_ETIMEDOUT
