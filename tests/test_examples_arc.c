@@ -10,10 +10,9 @@
 OX_TEST(example_05_arc)
 {
     /* The three thread lines may come in any order (as in Rust). */
-    static const char *const lines[] = {"Thread 0 sees data item: 10",
-                                        "Thread 1 sees data item: 20",
-                                        "Thread 2 sees data item: 30",
-                                        "Original data (ref count = 1): [10, 20, 30]", NULL};
+    static const char *const lines[] = {
+        "Thread 0 sees data item: 10", "Thread 1 sees data item: 20", "Thread 2 sees data item: 30",
+        "Original data (ref count = 1): [10, 20, 30]", NULL};
     ox_test_check_example("05_arc", 0, true, lines);
 }
 

@@ -58,8 +58,9 @@ typedef struct ox__arc_header {
     void (*drop_fn)(void *payload);
 } ox__arc_header;
 
-#define OX__ARC_ALIGN       _Alignof(max_align_t)
-#define OX__ARC_HEADER_SIZE ((sizeof(ox__arc_header) + OX__ARC_ALIGN - 1) / OX__ARC_ALIGN * OX__ARC_ALIGN)
+#define OX__ARC_ALIGN _Alignof(max_align_t)
+#define OX__ARC_HEADER_SIZE                                                                        \
+    ((sizeof(ox__arc_header) + OX__ARC_ALIGN - 1) / OX__ARC_ALIGN * OX__ARC_ALIGN)
 /* Rust's MAX_REFCOUNT (isize::MAX): even a burst of racing increments past
  * it cannot wrap the counter before one of them aborts. */
 #define OX__ARC_MAX_REFCOUNT ((size_t)PTRDIFF_MAX)
@@ -67,7 +68,8 @@ typedef struct ox__arc_header {
 
 static inline ox__arc_header *ox__arc_header_of(const void *payload)
 {
-    return (ox__arc_header *)(void *)((char *)(uintptr_t)payload - OX__ARC_HEADER_SIZE);
+    /* The header is mutable even through a const handle: the counts are atomics. */
+    return (ox__arc_header *)(void *)((const char *)payload - OX__ARC_HEADER_SIZE);
 }
 
 OX_COLD _Noreturn void ox__arc_count_bad(const void *payload, size_t old, const char *function);

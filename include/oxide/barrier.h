@@ -35,7 +35,9 @@ typedef struct ox_barrier {
     uint32_t n;             /* threads per round; set before any wait */
 } ox_barrier;
 
+/* clang-format off */
 #define OX_BARRIER_INIT(n_threads) {0, (n_threads)}
+/* clang-format on */
 
 /* Makes b a barrier for n threads (0 behaves as 1). Must not race with a
  * wait on b. Returns 0, or OX_EINVAL if n > OX_BARRIER_MAX. */

@@ -52,7 +52,9 @@ typedef struct ox_once {
     _Atomic uint32_t state; /* OX__ONCE_*: private */
 } ox_once;
 
+/* clang-format off */
 #define OX_ONCE_INIT {0}
+/* clang-format on */
 
 /* What ox_once_call_force() tells its function. */
 typedef struct ox_once_state {
@@ -95,17 +97,16 @@ OX_COLD void ox__once_call_slow(ox_once *once, void (*fn)(void *), void *arg, co
 OX_COLD void ox__once_call_force_slow(ox_once *once, void (*fn)(void *, const ox_once_state *),
                                       void *arg, const char *file, int line);
 
-static inline void ox__once_call_at(ox_once *once, void (*fn)(void *), void *arg,
-                                    const char *file, int line)
+static inline void ox__once_call_at(ox_once *once, void (*fn)(void *), void *arg, const char *file,
+                                    int line)
 {
     if (OX_LIKELY(ox_once_is_completed(once)))
         return;
     ox__once_call_slow(once, fn, arg, file, line);
 }
 
-static inline void ox__once_call_force_at(ox_once *once,
-                                          void (*fn)(void *, const ox_once_state *), void *arg,
-                                          const char *file, int line)
+static inline void ox__once_call_force_at(ox_once *once, void (*fn)(void *, const ox_once_state *),
+                                          void *arg, const char *file, int line)
 {
     if (OX_LIKELY(ox_once_is_completed(once)))
         return;
@@ -119,7 +120,9 @@ typedef struct ox_once_lock {
     void *value;  /* private: written before once completes, read after */
 } ox_once_lock;
 
+/* clang-format off */
 #define OX_ONCE_LOCK_INIT {OX_ONCE_INIT, NULL}
+/* clang-format on */
 
 /* The value, or NULL if none is set yet (or NULL was set: see
  * ox_once_lock_is_set). Never blocks. */
@@ -168,14 +171,16 @@ void *ox_once_lock_take(ox_once_lock *lock);
 /* ---- LazyLock: a value computed on first access ---- */
 
 typedef struct ox_lazy_lock {
-    ox_once once;            /* private */
-    void *value;             /* private */
-    void *(*init)(void *);   /* private */
-    void *arg;               /* private */
+    ox_once once;          /* private */
+    void *value;           /* private */
+    void *(*init)(void *); /* private */
+    void *arg;             /* private */
 } ox_lazy_lock;
 
 /* A lazy static: init(arg) runs on the first ox_lazy_lock_get(). */
+/* clang-format off */
 #define OX_LAZY_LOCK_INIT(init_fn, init_arg) {OX_ONCE_INIT, NULL, (init_fn), (init_arg)}
+/* clang-format on */
 
 /* The value, computing it on the first call (exactly once across threads;
  * concurrent first callers block until it is ready). If init panics the

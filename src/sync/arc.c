@@ -54,8 +54,7 @@ void *ox_arc_new(size_t size, void (*drop_fn)(void *payload))
      * a multiple of that alignment, so the payload is too. */
     ox__arc_header *h = calloc(1, OX__ARC_HEADER_SIZE + size);
     if (h == NULL)
-        ox_abort("ox_arc_new", "memory allocation of %zu bytes failed",
-                 OX__ARC_HEADER_SIZE + size);
+        ox_abort("ox_arc_new", "memory allocation of %zu bytes failed", OX__ARC_HEADER_SIZE + size);
     /* Relaxed: the new value is published by whatever hands the handle to
      * another thread (spawn, a channel, a lock). */
     atomic_init(&h->strong, 1);

@@ -88,8 +88,7 @@ static void once_run(ox_once *once, const once_job *job, const char *file, int l
             /* Acquire on success: a POISONED word was released by the
              * panicked run, whose partial writes call_force may inspect. */
             if (!atomic_compare_exchange_weak_explicit(&once->state, &state, OX__ONCE_RUNNING,
-                                                       memory_order_acquire,
-                                                       memory_order_acquire))
+                                                       memory_order_acquire, memory_order_acquire))
                 continue; /* state now holds the fresh value */
             ox__held_push(once, &once_ops, file, line);
             if (job->force_fn != NULL) {
@@ -114,8 +113,7 @@ static void once_run(ox_once *once, const once_job *job, const char *file, int l
             ox__lock_before_block(once, &once_ops, file, line);
             if (state == OX__ONCE_RUNNING &&
                 !atomic_compare_exchange_weak_explicit(&once->state, &state, OX__ONCE_QUEUED,
-                                                       memory_order_acquire,
-                                                       memory_order_acquire))
+                                                       memory_order_acquire, memory_order_acquire))
                 continue; /* it changed (maybe to COMPLETE: acquire, as above) */
             /* Sleeps only while the word is still QUEUED: the runner's swap
              * either happens first (the wait returns at once) or sees
@@ -135,8 +133,8 @@ static void once_run(ox_once *once, const once_job *job, const char *file, int l
 
 void ox__once_call_slow(ox_once *once, void (*fn)(void *), void *arg, const char *file, int line)
 {
-    once_job job = {.fn = fn, .arg = arg,
-                    .poison_message = "Once instance has previously been poisoned"};
+    once_job job = {
+        .fn = fn, .arg = arg, .poison_message = "Once instance has previously been poisoned"};
     once_run(once, &job, file, line);
 }
 
@@ -225,7 +223,8 @@ void *ox__lazy_lock_init_slow(ox_lazy_lock *lazy, const char *file, int line)
     if (lazy->init == NULL)
         ox_abort("ox_lazy_lock_get", "LazyLock %p has no init function (use OX_LAZY_LOCK_INIT)",
                  (void *)lazy);
-    once_job job = {.fn = lazy_lock_run_init, .arg = lazy,
+    once_job job = {.fn = lazy_lock_run_init,
+                    .arg = lazy,
                     .poison_message = "LazyLock instance has previously been poisoned"};
     once_run(&lazy->once, &job, file, line);
     return lazy->value;
