@@ -86,9 +86,10 @@ OX_COLD static _Noreturn void bad_handle(const ox__handle *h, const char *functi
 {
     if (!h)
         ox_abort(function, "NULL %s", kind);
-    if (h->magic == OX__DEAD_MAGIC)
+    else if (h->magic == OX__DEAD_MAGIC)
         ox_abort(function, "%s %p was already dropped", kind, (const void *)h);
-    ox_abort(function, "%p is not a %s (or was freed with its channel)", (const void *)h, kind);
+    else
+        ox_abort(function, "%p is not a %s (or was freed with its channel)", (const void *)h, kind);
 }
 
 ox__chan *ox__sender_chan(const ox_sender *tx, const char *function)
@@ -112,12 +113,12 @@ static ox__handle *new_handle(ox__chan *c, uint32_t magic, const char *function)
     if (h)
         c->graveyard = h->next_dead;
     ox__spin_unlock(&c->graveyard_lock);
-    if (!h) {
+    if (!h)
         h = malloc(sizeof *h);
-        if (!h)
-            ox_abort(function, "out of memory");
-    }
-    *h = (ox__handle){magic, c, NULL};
+    if (!h)
+        ox_abort(function, "out of memory");
+    else
+        *h = (ox__handle){magic, c, NULL};
     return h;
 }
 
