@@ -9,5 +9,6 @@
 #include "oxide/once.h"    /* IWYU pragma: export */
 #include "oxide/barrier.h" /* IWYU pragma: export */
 #include "oxide/arc.h"     /* IWYU pragma: export */
+#include "oxide/chan.h"    /* IWYU pragma: export */
 
 #endif
