@@ -4,6 +4,7 @@
 
 #include "oxide/base.h"   /* IWYU pragma: export */
 #include "oxide/panic.h"  /* IWYU pragma: export */
+#include "oxide/sync.h"   /* IWYU pragma: export */
 #include "oxide/thread.h" /* IWYU pragma: export */
 #include "oxide/tls.h"    /* IWYU pragma: export */
 
