@@ -31,7 +31,10 @@ typedef struct ox_condvar {
     _Alignas(8) _Atomic uint64_t state; /* the tied mutex and a notify sequence: condvar.c */
 } ox_condvar;
 
-#define OX_CONDVAR_INIT {0}
+#define OX_CONDVAR_INIT                                                                            \
+    {                                                                                              \
+        0                                                                                          \
+    }
 
 void ox_condvar_init(ox_condvar *cv);
 

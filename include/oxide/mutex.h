@@ -37,7 +37,10 @@ typedef struct ox_mutex {
 } ox_mutex;
 
 /* Static initialiser; a zero-filled ox_mutex is equally valid. */
-#define OX_MUTEX_INIT {0, 0}
+#define OX_MUTEX_INIT                                                                              \
+    {                                                                                              \
+        0, 0                                                                                       \
+    }
 
 /* (Re)initialises an unlocked, unpoisoned mutex. */
 void ox_mutex_init(ox_mutex *m);
@@ -61,7 +64,8 @@ int(ox_mutex_try_lock)(ox_mutex *m);
 /* As ox_mutex_lock, but gives up after timeout (or at deadline, on
  * CLOCK_MONOTONIC): then returns OX_ETIMEDOUT and does not hold m. A negative
  * timeout returns OX_EINVAL without trying; a huge one waits forever. */
-#define ox_mutex_lock_timeout(m, timeout) ox_mutex_lock_timeout_at((m), (timeout), __FILE__, __LINE__)
+#define ox_mutex_lock_timeout(m, timeout)                                                          \
+    ox_mutex_lock_timeout_at((m), (timeout), __FILE__, __LINE__)
 int ox_mutex_lock_timeout_at(ox_mutex *m, ox_nanos timeout, const char *file, int line);
 int(ox_mutex_lock_timeout)(ox_mutex *m, ox_nanos timeout);
 

@@ -41,7 +41,10 @@ typedef struct ox_rwlock {
     _Atomic uint32_t writer_notify; /* futex word writers sleep on */
 } ox_rwlock;
 
-#define OX_RWLOCK_INIT {0, 0}
+#define OX_RWLOCK_INIT                                                                             \
+    {                                                                                              \
+        0, 0                                                                                       \
+    }
 
 void ox_rwlock_init(ox_rwlock *l);
 /* Aborts if l is locked in any mode. Frees nothing. */

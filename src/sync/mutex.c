@@ -81,8 +81,7 @@ OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *
             atomic_exchange_explicit(&m->state, OX__MUTEX_CONTENDED, memory_order_acquire) ==
                 OX__MUTEX_UNLOCKED)
             return 0;
-        if (ox__park_wait(&m->state, OX__MUTEX_CONTENDED, deadline, &mutex_site, m) ==
-            OX_ETIMEDOUT)
+        if (ox__park_wait(&m->state, OX__MUTEX_CONTENDED, deadline, &mutex_site, m) == OX_ETIMEDOUT)
             return OX_ETIMEDOUT; /* the word may stay CONTENDED: one wasted wake */
         s = spin(m);
     }

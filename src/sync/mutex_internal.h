@@ -24,8 +24,8 @@ static inline void ox__mutex_release(ox_mutex *m)
     /* Release: everything done while holding m happens-before the next
      * holder's acquire (the CAS or swap in mutex.c). Only a CONTENDED word
      * can have sleepers, so only then is a wake (a syscall) needed. */
-    if (OX_UNLIKELY(atomic_exchange_explicit(&m->state, OX__MUTEX_UNLOCKED,
-                                             memory_order_release) == OX__MUTEX_CONTENDED))
+    if (OX_UNLIKELY(atomic_exchange_explicit(&m->state, OX__MUTEX_UNLOCKED, memory_order_release) ==
+                    OX__MUTEX_CONTENDED))
         ox__mutex_wake(m);
 }
 

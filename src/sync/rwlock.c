@@ -26,9 +26,9 @@
  * (clearing READERS_WAITING). This is the protocol of Rust std's futex
  * RwLock, with the reader fast path and the poison bit added.
  *
- * A writer that times out leaves WRITERS_WAITING set (another writer may be
- * waiting too); if it finds the lock unlocked it wakes on its behalf, else
- * the holder's unlock does, and clears the stale bit.
+ * A writer that times out clears WRITERS_WAITING and wakes a writer and the
+ * readers, who decide again (other writers set the bit again): a bit left
+ * behind would keep readers out while other readers hold the lock.
  */
 #include "oxide/rwlock.h"
 
@@ -267,6 +267,26 @@ static uint32_t spin_write(ox_rwlock *l)
     }
 }
 
+/* A writer timed out. It may have been the only writer waiting: its
+ * WRITERS_WAITING would then keep readers out for nothing (and deadlock a
+ * thread that holds a read lock and waits for another reader). So clear the
+ * bit and let every sleeper decide again: other writers set it again. */
+OX_COLD static void write_gave_up(ox_rwlock *l)
+{
+    /* Relaxed: no data is handed over; the woken threads acquire through the
+     * state as usual. */
+    uint32_t s = atomic_fetch_and_explicit(&l->state, ~WRITERS_WAITING, memory_order_relaxed) &
+                 ~WRITERS_WAITING;
+    wake_writer(l);
+    while (s & READERS_WAITING) {
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            ox__park_wake_all(&l->state);
+            break;
+        }
+    }
+}
+
 /* Returns 0 / OX_EPOISONED once the writer, or OX_ETIMEDOUT. */
 OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char *file, int line)
 {
@@ -303,9 +323,7 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
             checked = true;
         }
         if (ox__park_wait(&l->writer_notify, seq, deadline, &write_site, l) == OX_ETIMEDOUT) {
-            s = atomic_load_explicit(&l->state, memory_order_relaxed);
-            if (is_unlocked(s) && has_waiters(s))
-                wake_writer_or_readers(l, s);
+            write_gave_up(l);
             return OX_ETIMEDOUT;
         }
         s = spin_write(l);
@@ -427,8 +445,7 @@ void ox_rwlock_downgrade(ox_rwlock *l)
     /* Release: the writes made under the write lock happen-before the
      * readers admitted from now on. One step: WRITE_LOCKED off, one reader
      * on, so no writer can get in between. */
-    uint32_t s = atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED - READER,
-                                           memory_order_release) -
+    uint32_t s = atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED - READER, memory_order_release) -
                  (WRITE_LOCKED - READER);
     /* With a writer waiting, readers stay behind it (writer preference); its
      * unlock wakes them. */
