@@ -34,9 +34,17 @@
 #define MUTEX_UNKNOWN MUTEX_MASK
 #define SEQ_ONE       (UINT64_C(1) << 45)
 
-/* Rounds of spinning on the sequence before sleeping: a hand-off between two
- * running threads is then seen without a sleep and wake. */
-#define SPIN_ROUNDS 200
+/* Spinning on the sequence before sleeping: a hand-off between two running
+ * threads is then seen without a sleep and a wake-up (about 0.2 us instead
+ * of several us on a VM). But when the notifier is not running (a loaded
+ * machine, a long wait) spinning only burns the CPU it needs. So each thread
+ * adapts: its spin doubles after a wait that spinning satisfied and halves
+ * after one that had to sleep, between SPIN_MIN and SPIN_MAX rounds (a
+ * round is one pause instruction, 10-140 cycles depending on the CPU). */
+#define SPIN_MIN 8
+#define SPIN_MAX 512
+
+static _Thread_local unsigned spin_rounds __attribute__((tls_model("initial-exec"))) = 64;
 
 _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the mutex's address");
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");
@@ -103,18 +111,29 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
     ox__mutex_release(m);
 
     int rc = 0;
-    for (int i = SPIN_ROUNDS;; i--) {
+    bool slept = false;
+    unsigned budget = spin_rounds;
+    for (unsigned i = budget;; i--) {
         /* Relaxed: the mutex re-take below orders the data. */
-        if (futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq)
+        if (futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq) {
+            spin_rounds = budget * 2 < SPIN_MAX ? budget * 2 : SPIN_MAX;
             break;
+        }
         if (i == 0) {
+            spin_rounds = budget / 2 > SPIN_MIN ? budget / 2 : SPIN_MIN;
             rc = ox__park_wait(futex_word(cv), seq, deadline, &condvar_site, cv);
+            slept = true;
             break;
         }
         ox__cpu_relax();
     }
 
-    ox__mutex_lock_after_wait(m);
+    /* Only a thread that went to the kernel can have been requeued onto m;
+     * one that saw the notify while spinning re-takes m as any locker. */
+    if (slept)
+        ox__mutex_lock_after_wait(m);
+    else
+        ox__mutex_lock_plain(m, file, line);
     ox__held_push(m, &ox__mutex_ops, file, line);
     if (rc == OX_ETIMEDOUT)
         return rc;

@@ -109,6 +109,12 @@ void ox__mutex_lock_after_wait(ox_mutex *m)
     }
 }
 
+void ox__mutex_lock_plain(ox_mutex *m, const char *file, int line)
+{
+    if (OX_UNLIKELY(!try_acquire(m)))
+        lock_contended(m, OX_INSTANT_NEVER, file, line);
+}
+
 void ox_mutex_init(ox_mutex *m)
 {
     atomic_init(&m->state, OX__MUTEX_UNLOCKED);

@@ -35,4 +35,7 @@ static inline void ox__mutex_release(ox_mutex *m)
  * must wake the next. Does not touch the held-lock record. */
 void ox__mutex_lock_after_wait(ox_mutex *m);
 
+/* Acquires m as ox_mutex_lock does, without touching the record. */
+void ox__mutex_lock_plain(ox_mutex *m, const char *file, int line);
+
 #endif
