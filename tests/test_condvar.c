@@ -293,3 +293,64 @@ OX_TEST(condvar_init_unties)
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &b, OX_MILLIS(1)), OX_ETIMEDOUT);
     ox_mutex_unlock(&b);
 }
+
+/* Timed waits mixed with notify_one and notify_all: every hand-off still
+ * arrives (the waiter re-checks after a timeout), nothing hangs. */
+struct timed_box {
+    ox_mutex m;
+    ox_condvar cv;
+    long produced, consumed;
+    long total;
+    _Atomic long timeouts;
+};
+
+static void *timed_consumer(void *arg)
+{
+    struct timed_box *b = arg;
+    ox_mutex_lock(&b->m);
+    while (b->consumed < b->total) {
+        if (b->produced > b->consumed) {
+            b->consumed++;
+            ox_condvar_notify_all(&b->cv);
+            continue;
+        }
+        if (ox_condvar_wait_timeout(&b->cv, &b->m, OX_MICROS(50)) == OX_ETIMEDOUT)
+            atomic_fetch_add(&b->timeouts, 1);
+    }
+    ox_mutex_unlock(&b->m);
+    ox_condvar_notify_all(&b->cv);
+    return NULL;
+}
+
+static void *timed_producer(void *arg)
+{
+    struct timed_box *b = arg;
+    for (long i = 0; i < b->total / 2; i++) {
+        ox_mutex_lock(&b->m);
+        while (b->produced - b->consumed >= 2)
+            ox_condvar_wait(&b->cv, &b->m);
+        b->produced++;
+        ox_mutex_unlock(&b->m);
+        if (i % 2)
+            ox_condvar_notify_one(&b->cv);
+        else
+            ox_condvar_notify_all(&b->cv);
+    }
+    return NULL;
+}
+
+OX_TEST(condvar_timed_waits_with_notifies)
+{
+    static struct timed_box b;
+    memset(&b, 0, sizeof b);
+    b.total = 2 * ox_test_scaled(20000);
+    ox_join_handle h[4];
+    h[0] = ox_thread_spawn(timed_consumer, &b);
+    h[1] = ox_thread_spawn(timed_consumer, &b);
+    h[2] = ox_thread_spawn(timed_producer, &b);
+    h[3] = ox_thread_spawn(timed_producer, &b);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(b.produced, b.total);
+    CHECK_EQ(b.consumed, b.total);
+}

@@ -320,3 +320,49 @@ OX_TEST(mutex_stress_counter_4_threads)
     CHECK_EQ(s.counter, 4 * s.iterations);
     ox_mutex_destroy(&s.m);
 }
+
+/* Short timeouts under contention: a waiter that gives up must not leave
+ * the mutex unable to wake the others (a hang fails by the runner's
+ * timeout), and exclusion holds. */
+struct mtimeouts {
+    ox_mutex m;
+    int inside;
+    long counter;
+    _Atomic long timed_out;
+    long iterations;
+};
+
+static void *mutex_timeout_worker(void *arg)
+{
+    struct mtimeouts *t = arg;
+    for (long i = 0; i < t->iterations; i++) {
+        int rc = (i & 1) ? ox_mutex_lock_timeout(&t->m, OX_MICROS(i % 100)) : ox_mutex_lock(&t->m);
+        if (rc == OX_ETIMEDOUT) {
+            atomic_fetch_add(&t->timed_out, 1);
+            continue;
+        }
+        if (t->inside++ != 0)
+            ox_panic("two threads inside");
+        t->counter++;
+        if (i % 16 == 0)
+            ox_thread_yield(); /* hold it a while: make the others wait */
+        t->inside--;
+        ox_mutex_unlock(&t->m);
+    }
+    return NULL;
+}
+
+OX_TEST(mutex_stress_short_timeouts)
+{
+    static struct mtimeouts t;
+    memset(&t, 0, sizeof t);
+    t.iterations = ox_test_scaled(100000);
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = ox_thread_spawn(mutex_timeout_worker, &t);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(t.counter + atomic_load(&t.timed_out), 4 * t.iterations);
+    CHECK_EQ(ox_mutex_try_lock(&t.m), 0);
+    ox_mutex_unlock(&t.m);
+}

@@ -392,3 +392,67 @@ OX_TEST(rwlock_stress_witness_4_threads)
     CHECK_EQ(w.a, w.b);
     ox_rwlock_destroy(&w.l);
 }
+
+/* Short timeouts under contention: writers and readers that give up must
+ * leave no waiting bit behind that keeps others out (the test would hang
+ * and the runner's timeout fail it), and exclusion holds throughout. */
+struct timeouts {
+    ox_rwlock l;
+    _Atomic int readers, writers;
+    _Atomic long ok, timed_out;
+    long iterations;
+};
+
+static void *timeout_worker(void *arg)
+{
+    struct timeouts *t = arg;
+    uint64_t seed = (uint64_t)(uintptr_t)&seed;
+    for (long i = 0; i < t->iterations; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        bool write = (seed >> 40) % 3 == 0;
+        ox_nanos timeout = OX_MICROS((long)((seed >> 20) % 200));
+        int rc = write ? ox_rwlock_write_timeout(&t->l, timeout)
+                       : ox_rwlock_read_timeout(&t->l, timeout);
+        if (rc == OX_ETIMEDOUT) {
+            atomic_fetch_add(&t->timed_out, 1);
+            continue;
+        }
+        if (rc != 0)
+            ox_panic("unexpected %d", rc);
+        if (write) {
+            if (atomic_fetch_add(&t->writers, 1) != 0 || atomic_load(&t->readers) != 0)
+                ox_panic("writer not alone");
+            for (int k = 0; k < 50; k++)
+                atomic_signal_fence(memory_order_seq_cst);
+            atomic_fetch_sub(&t->writers, 1);
+        } else {
+            atomic_fetch_add(&t->readers, 1);
+            if (atomic_load(&t->writers) != 0)
+                ox_panic("reader saw a writer");
+            if (i % 8 == 0)
+                ox_thread_yield();
+            atomic_fetch_sub(&t->readers, 1);
+        }
+        atomic_fetch_add(&t->ok, 1);
+        ox_rwlock_unlock(&t->l);
+    }
+    return NULL;
+}
+
+OX_TEST(rwlock_stress_short_timeouts)
+{
+    static struct timeouts t;
+    memset(&t, 0, sizeof t);
+    t.iterations = ox_test_scaled(100000);
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = ox_thread_spawn(timeout_worker, &t);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&t.ok) + atomic_load(&t.timed_out), 4 * t.iterations);
+    /* Nothing left behind: both modes are free at once. */
+    CHECK_EQ(ox_rwlock_try_read(&t.l), 0);
+    ox_rwlock_read_unlock(&t.l);
+    CHECK_EQ(ox_rwlock_try_write(&t.l), 0);
+    ox_rwlock_write_unlock(&t.l);
+}
