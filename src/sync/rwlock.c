@@ -1,9 +1,11 @@
 /* rwlock.c - ox_rwlock, a writer-preferring futex reader-writer lock.
  *
  * Two 32-bit words. `state`:
- *   bits 0-27  READERS_MASK     readers holding the lock, plus readers that
+ *   bits 0-26  READERS_MASK     readers holding the lock, plus readers that
  *                               are passing through the fast path (see below);
- *                               bit 27 (READER_OVERFLOW) set means too many
+ *                               bit 26 (READER_OVERFLOW) set means too many
+ *   bit 27     WRITER_WOKEN     a sleeping writer was woken to take the
+ *                               lock: readers stay out until a writer has
  *   bit 28     POISONED         a panic unwound through a write lock
  *   bit 29     WRITE_LOCKED     a writer holds the lock
  *   bit 30     READERS_WAITING  readers sleep on `state`
@@ -21,14 +23,24 @@
  * Write lock: CAS from 0 to WRITE_LOCKED; else set WRITERS_WAITING and sleep
  * on writer_notify. WRITERS_WAITING keeps new readers out: writer preference.
  * Unlock (read or write): whoever leaves the lock unlocked (no readers, no
- * writer) with a waiting bit set wakes: a writer first (clearing
- * WRITERS_WAITING), and if no writer was actually asleep, all readers
- * (clearing READERS_WAITING). This is the protocol of Rust std's futex
- * RwLock, with the reader fast path and the poison bit added.
+ * writer) with a waiting bit set wakes: a writer first (trading
+ * WRITERS_WAITING for WRITER_WOKEN), and if no writer was actually asleep,
+ * all readers (clearing READERS_WAITING). This is the protocol of Rust std's
+ * futex RwLock, with the reader fast path, the poison bit and WRITER_WOKEN
+ * added.
  *
- * A writer that times out clears WRITERS_WAITING and wakes a writer and the
- * readers, who decide again (other writers set the bit again): a bit left
- * behind would keep readers out while other readers hold the lock.
+ * WRITER_WOKEN closes the gap between a writer's wake-up and its taking the
+ * lock, which readers would otherwise fill (and, with readers that keep
+ * overlapping, fill again on every wake-up: the writer starves). It is
+ * cleared by the first writer to take the lock, by the waker itself if no
+ * writer was asleep after all, or by a writer that times out. While it is
+ * set the lock can only be held by readers passing through the fast path,
+ * so writers poll instead of sleeping, and unlocks wake nobody.
+ *
+ * A writer that times out clears WRITERS_WAITING (and WRITER_WOKEN) and
+ * wakes a writer and the readers, who decide again (other writers set the
+ * bit again): a bit left behind would keep readers out while other readers
+ * hold the lock.
  */
 #include "oxide/rwlock.h"
 
@@ -37,16 +49,17 @@
 #include "../thread/thread_internal.h"
 
 #define READER          1u
-#define READERS_MASK    ((1u << 28) - 1)
-#define READER_OVERFLOW (1u << 27)
+#define READERS_MASK    ((1u << 27) - 1)
+#define READER_OVERFLOW (1u << 26)
 #define MAX_READERS     (READER_OVERFLOW - 1)
+#define WRITER_WOKEN    (1u << 27)
 #define POISONED        (1u << 28)
 #define WRITE_LOCKED    (1u << 29)
 #define READERS_WAITING (1u << 30)
 #define WRITERS_WAITING (1u << 31)
 
 /* What turns a reader away from the fast path (looked at in the old value). */
-#define READ_BLOCKERS (WRITE_LOCKED | WRITERS_WAITING | READER_OVERFLOW)
+#define READ_BLOCKERS (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN | READER_OVERFLOW)
 
 static inline uint32_t readers(uint32_t s)
 {
@@ -60,7 +73,7 @@ static inline bool is_unlocked(uint32_t s)
 
 static inline bool is_read_lockable(uint32_t s)
 {
-    return (s & (WRITE_LOCKED | WRITERS_WAITING)) == 0 && readers(s) < MAX_READERS;
+    return (s & (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN)) == 0 && readers(s) < MAX_READERS;
 }
 
 static inline bool has_waiters(uint32_t s)
@@ -96,15 +109,22 @@ OX_COLD static void wake_writer_or_readers(ox_rwlock *l, uint32_t s)
     for (;;) {
         if (!is_unlocked(s))
             return; /* taken again (or a reader passing through): its unlock wakes */
+        if (s & WRITER_WOKEN)
+            return; /* a woken writer is on its way and will take the lock */
         if (s & WRITERS_WAITING) {
-            if (!atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~WRITERS_WAITING,
+            if (!atomic_compare_exchange_weak_explicit(&l->state, &s,
+                                                       (s & ~WRITERS_WAITING) | WRITER_WOKEN,
                                                        memory_order_relaxed, memory_order_relaxed))
                 continue;
             if (wake_writer(l))
-                return; /* its unlock will wake the readers */
-            s &= ~WRITERS_WAITING;
-            /* No writer was asleep (they timed out, or are about to retry):
-             * let the readers in. */
+                return; /* it takes the lock; its unlock will wake the readers */
+            /* No writer was asleep (they timed out, or are about to retry and
+             * will see the bumped writer_notify): open the gate again and let
+             * the readers in. */
+            s = atomic_fetch_and_explicit(&l->state, ~WRITER_WOKEN, memory_order_relaxed) &
+                ~WRITER_WOKEN;
+            if (!is_unlocked(s))
+                return;
         }
         if (s & READERS_WAITING) {
             if (!atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
@@ -275,8 +295,9 @@ OX_COLD static void write_gave_up(ox_rwlock *l)
 {
     /* Relaxed: no data is handed over; the woken threads acquire through the
      * state as usual. */
-    uint32_t s = atomic_fetch_and_explicit(&l->state, ~WRITERS_WAITING, memory_order_relaxed) &
-                 ~WRITERS_WAITING;
+    uint32_t s = atomic_fetch_and_explicit(&l->state, ~(WRITERS_WAITING | WRITER_WOKEN),
+                                           memory_order_relaxed) &
+                 ~(WRITERS_WAITING | WRITER_WOKEN);
     wake_writer(l);
     while (s & READERS_WAITING) {
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
@@ -295,15 +316,24 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
      * the lock, so its unlock wakes them. */
     uint32_t other_writers_waiting = 0;
     bool checked = false;
+    ox__backoff poll = {0};
     uint32_t s = spin_write(l);
     for (;;) {
         if (is_unlocked(s)) {
             /* Acquire: pairs with the release in reader_release and
-             * writer_release. */
-            if (atomic_compare_exchange_weak_explicit(&l->state, &s,
-                                                      s | WRITE_LOCKED | other_writers_waiting,
-                                                      memory_order_acquire, memory_order_relaxed))
+             * writer_release. Taking the lock ends a WRITER_WOKEN turn,
+             * whichever writer was woken. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED | other_writers_waiting,
+                    memory_order_acquire, memory_order_relaxed))
                 return poison_code(s);
+            continue;
+        }
+        if (s & WRITER_WOKEN) {
+            /* A writer's turn: only readers passing through hold the lock,
+             * for a moment, and their unlock wakes nobody. Poll. */
+            ox__backoff_snooze(&poll);
+            s = atomic_load_explicit(&l->state, memory_order_relaxed);
             continue;
         }
         if (!(s & WRITERS_WAITING) &&
@@ -316,7 +346,7 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
          * the sleep changes the word the sleep compares. */
         uint32_t seq = atomic_load_explicit(&l->writer_notify, memory_order_acquire);
         s = atomic_load_explicit(&l->state, memory_order_relaxed);
-        if (is_unlocked(s) || !(s & WRITERS_WAITING))
+        if (is_unlocked(s) || !(s & WRITERS_WAITING) || (s & WRITER_WOKEN))
             continue;
         if (!checked) {
             ox__lock_before_block(l, &write_ops, file, line);
@@ -368,7 +398,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
     while (is_unlocked(s)) {
         /* Acquire: pairs with the release in reader_release and
          * writer_release. */
-        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s | WRITE_LOCKED,
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED,
                                                   memory_order_acquire, memory_order_relaxed)) {
             ox__held_push(l, &write_ops, file, line);
             return poison_code(s);
