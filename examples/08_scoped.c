@@ -10,19 +10,24 @@ struct borrowed {
     char message[64];
 };
 
-static void print_data(const char *who, const struct borrowed *b)
+/* Formats data as Rust's {:?} does: [1, 2, 3]. */
+static const char *format_data(const struct borrowed *b, char *buf, size_t size)
 {
-    printf("%s: data = [", who);
-    for (size_t i = 0; i < b->data_len; i++)
-        printf(i ? ", %d" : "%d", b->data[i]);
-    printf("]\n");
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (size_t i = 0; i < b->data_len && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? ", %d" : "%d", b->data[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
 }
 
 static void *thread1(void *arg) /* borrows data mutably */
 {
     struct borrowed *b = arg;
     b->data[b->data_len++] = 4;
-    print_data("Thread 1", b);
+    char buf[64];
+    /* One printf per line: the threads print concurrently. */
+    printf("Thread 1: data = %s\n", format_data(b, buf, sizeof buf));
     return NULL;
 }
 
@@ -60,9 +65,8 @@ int main(void)
 {
     struct borrowed b = {.data = {1, 2, 3}, .data_len = 3, .message = "Hello"};
     ox_thread_scope(body, &b);
-    printf("After scope: data = [");
-    for (size_t i = 0; i < b.data_len; i++)
-        printf(i ? ", %d" : "%d", b.data[i]);
-    printf("], message = \"%s\"\n", b.message);
+    char buf[64];
+    printf("After scope: data = %s, message = \"%s\"\n", format_data(&b, buf, sizeof buf),
+           b.message);
     return 0;
 }
