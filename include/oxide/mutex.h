@@ -18,11 +18,15 @@
  * The lock functions are macros that record the call site (shown by the
  * self-deadlock and lock-order diagnostics); real functions of the same
  * names exist too, e.g. for taking their address: (ox_mutex_lock)(&m).
+ * ox_mutex_lock and ox_mutex_unlock expand to inline fast paths (an
+ * uncontended lock + unlock is two atomic instructions and the held-lock
+ * bookkeeping, with no call into the library).
  */
 #ifndef OXIDE_MUTEX_H
 #define OXIDE_MUTEX_H
 
 #include "base.h"
+#include "unwind_record.h"
 
 #include <stdatomic.h>
 
@@ -35,6 +39,57 @@ typedef struct ox_mutex {
     _Alignas(8) _Atomic uint32_t state; /* see src/sync/mutex.c */
     _Atomic uint32_t poisoned;          /* 1 once a panic unwound through a holder */
 } ox_mutex;
+
+/* ---- private: what the inline fast paths below need (not API) ---- */
+
+/* The state word (see src/sync/mutex.c). */
+#define OX__MUTEX_UNLOCKED  0u /* free */
+#define OX__MUTEX_LOCKED    1u /* held; nobody sleeps on the word */
+#define OX__MUTEX_CONTENDED 2u /* held; a thread may sleep on the word: unlock wakes one */
+
+extern const ox__lock_ops ox__mutex_ops;
+/* The lock's slow path: the CAS failed. Returns as ox_mutex_lock. */
+OX_COLD int ox__mutex_lock_contended(ox_mutex *m, const char *file, int line);
+OX_COLD void ox__mutex_wake(ox_mutex *m);
+OX_COLD _Noreturn void ox__mutex_unlock_not_held(const ox_mutex *m);
+
+static inline bool ox__mutex_try_acquire(ox_mutex *m)
+{
+    uint32_t expected = OX__MUTEX_UNLOCKED;
+    /* Acquire: pairs with the release swap in ox__mutex_release, so the
+     * previous holder's writes are visible to us. */
+    return atomic_compare_exchange_strong_explicit(&m->state, &expected, OX__MUTEX_LOCKED,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+/* Releases m (the caller has already dropped it from its record). */
+static inline void ox__mutex_release(ox_mutex *m)
+{
+    /* Release: everything done while holding m happens-before the next
+     * holder's acquire (the CAS or swap in mutex.c). Only a CONTENDED word
+     * can have sleepers, so only then is a wake (a syscall) needed. */
+    if (OX_UNLIKELY(atomic_exchange_explicit(&m->state, OX__MUTEX_UNLOCKED, memory_order_release) ==
+                    OX__MUTEX_CONTENDED))
+        ox__mutex_wake(m);
+}
+
+/* ox_mutex_lock's fast path: the CAS, and the record of the held lock. */
+static inline int ox__mutex_lock_inline(ox_mutex *m, const char *file, int line)
+{
+    if (OX_UNLIKELY(!ox__mutex_try_acquire(m)))
+        return ox__mutex_lock_contended(m, file, line);
+    ox__held_push(m, &ox__mutex_ops, file, line);
+    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? OX_EPOISONED : 0;
+}
+
+static inline void ox__mutex_unlock_inline(ox_mutex *m)
+{
+    if (OX_UNLIKELY(!ox__held_remove(m)))
+        ox__mutex_unlock_not_held(m);
+    ox__mutex_release(m);
+}
+
+/* ---- the API ---- */
 
 /* Static initialiser; a zero-filled ox_mutex is equally valid. */
 #define OX_MUTEX_INIT                                                                              \
@@ -51,7 +106,7 @@ void ox_mutex_destroy(ox_mutex *m);
 
 /* Blocks until the calling thread holds m. Returns 0, or OX_EPOISONED when m
  * is poisoned (held all the same). Aborts if the thread already holds m. */
-#define ox_mutex_lock(m) ox_mutex_lock_at((m), __FILE__, __LINE__)
+#define ox_mutex_lock(m) ox__mutex_lock_inline((m), __FILE__, __LINE__)
 int ox_mutex_lock_at(ox_mutex *m, const char *file, int line);
 int(ox_mutex_lock)(ox_mutex *m);
 
@@ -76,7 +131,8 @@ int(ox_mutex_lock_deadline)(ox_mutex *m, ox_instant deadline);
 
 /* Releases m. Aborts if the calling thread does not hold it. Wakes one
  * waiter if there is one. */
-void ox_mutex_unlock(ox_mutex *m);
+#define ox_mutex_unlock(m) ox__mutex_unlock_inline(m)
+void(ox_mutex_unlock)(ox_mutex *m);
 
 /* Whether a panic poisoned m (and nobody cleared it since). A snapshot. */
 bool ox_mutex_is_poisoned(const ox_mutex *m);
@@ -98,13 +154,13 @@ typedef struct ox__mutex_guard {
 
 static inline ox__mutex_guard ox__mutex_guard_acquire(ox_mutex *m, const char *file, int line)
 {
-    (void)ox_mutex_lock_at(m, file, line);
+    (void)ox__mutex_lock_inline(m, file, line);
     return (ox__mutex_guard){m, 0};
 }
 
 static inline void ox__mutex_guard_release(ox__mutex_guard *g)
 {
-    ox_mutex_unlock(g->mutex);
+    ox__mutex_unlock_inline(g->mutex);
 }
 
 #define OX__CAT2(a, b) a##b

@@ -20,77 +20,10 @@
 
 #include "oxide/base.h"
 
-#include <stdint.h>
-
-/* How a kind of lock is released by a panic. One static instance per kind
- * (and per mode: an rwlock has one for read, one for write). */
-typedef struct ox__lock_ops {
-    const char *kind;           /* "mutex", "rwlock (write)", ... for messages */
-    void (*unwind)(void *lock); /* release after a panic; poisons if the kind does */
-} ox__lock_ops;
-
-typedef struct ox__unwind_entry {
-    void *object; /* the lock, or the cleanup's argument */
-    union {
-        const ox__lock_ops *lock_ops; /* kind == OX__ENTRY_LOCK */
-        void (*cleanup)(void *);      /* kind == OX__ENTRY_CLEANUP */
-    } u;
-    const char *file; /* acquisition site, for diagnostics; may be NULL */
-    int line;
-    uint16_t level; /* catch level when pushed */
-    uint16_t kind;
-} ox__unwind_entry;
-
-enum { OX__ENTRY_LOCK = 1, OX__ENTRY_CLEANUP = 2 };
-
-#define OX__UNWIND_INLINE 16
-
-typedef struct ox__catch_frame ox__catch_frame;
-
-typedef struct ox__unwind_state {
-    ox__unwind_entry *entries; /* inline_entries, or a heap array once deeper */
-    uint32_t depth;
-    uint32_t capacity;
-    uint16_t level;     /* active catch frames */
-    uint16_t panicking; /* running panic cleanups right now */
-    ox__catch_frame *catch_top;
-    ox__unwind_entry inline_entries[OX__UNWIND_INLINE];
-} ox__unwind_state;
-
-/* initial-exec: a direct %fs-relative access even inside the shared
- * library, instead of a __tls_get_addr call on every lock. */
-extern _Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initial-exec")));
-
-void ox__unwind_grow(void);
-OX_COLD bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object);
-
-/* Records that the calling thread now holds lock. */
-static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
-{
-    ox__unwind_state *s = &ox__unwind;
-    if (OX_UNLIKELY(s->depth == s->capacity))
-        ox__unwind_grow(); /* also sets entries on a thread's first lock */
-    ox__unwind_entry *e = &s->entries[s->depth++];
-    e->object = lock;
-    e->u.lock_ops = ops;
-    e->file = file;
-    e->line = line;
-    e->level = s->level;
-    e->kind = OX__ENTRY_LOCK;
-}
-
-/* Forgets that the calling thread holds lock. Returns false if it did not
- * hold it (the caller reports the misuse). */
-static inline bool ox__held_remove(const void *lock)
-{
-    ox__unwind_state *s = &ox__unwind;
-    if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock &&
-                  s->entries[s->depth - 1].kind == OX__ENTRY_LOCK)) {
-        s->depth--;
-        return true;
-    }
-    return ox__unwind_remove_slow(s, lock);
-}
+/* The record's layout and its two hot entry points, ox__held_push and
+ * ox__held_remove, live in the private public header oxide/unwind_record.h
+ * so that the lock fast paths inline into the caller. */
+#include "oxide/unwind_record.h"
 
 /* The entry for lock if the calling thread holds it, else NULL. O(depth):
  * for slow paths (self-deadlock detection) and diagnostics. */

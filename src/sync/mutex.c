@@ -39,15 +39,6 @@ static void mutex_unwind(void *lock)
 
 const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind};
 
-static inline bool try_acquire(ox_mutex *m)
-{
-    uint32_t expected = OX__MUTEX_UNLOCKED;
-    /* Acquire: pairs with the release swap in ox__mutex_release, so the
-     * previous holder's writes are visible to us. */
-    return atomic_compare_exchange_strong_explicit(&m->state, &expected, OX__MUTEX_LOCKED,
-                                                   memory_order_acquire, memory_order_relaxed);
-}
-
 static inline int acquired(ox_mutex *m, const char *file, int line)
 {
     ox__held_push(m, &ox__mutex_ops, file, line);
@@ -74,7 +65,7 @@ static uint32_t spin(ox_mutex *m)
 OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *file, int line)
 {
     uint32_t s = spin(m);
-    if (s == OX__MUTEX_UNLOCKED && try_acquire(m))
+    if (s == OX__MUTEX_UNLOCKED && ox__mutex_try_acquire(m))
         return 0;
     ox__lock_before_block(m, &ox__mutex_ops, file, line);
     for (;;) {
@@ -114,7 +105,7 @@ void ox__mutex_lock_after_wait(ox_mutex *m)
 
 void ox__mutex_lock_plain(ox_mutex *m, const char *file, int line)
 {
-    if (OX_UNLIKELY(!try_acquire(m)))
+    if (OX_UNLIKELY(!ox__mutex_try_acquire(m)))
         lock_contended(m, OX_INSTANT_NEVER, file, line);
 }
 
@@ -130,23 +121,27 @@ void ox_mutex_destroy(ox_mutex *m)
         ox_abort("ox_mutex_destroy", "destroying a locked mutex (%p)", (void *)m);
 }
 
+int ox__mutex_lock_contended(ox_mutex *m, const char *file, int line)
+{
+    lock_contended(m, OX_INSTANT_NEVER, file, line);
+    return acquired(m, file, line);
+}
+
 int ox_mutex_lock_at(ox_mutex *m, const char *file, int line)
 {
-    if (OX_UNLIKELY(!try_acquire(m)))
-        lock_contended(m, OX_INSTANT_NEVER, file, line);
-    return acquired(m, file, line);
+    return ox__mutex_lock_inline(m, file, line);
 }
 
 int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line)
 {
-    if (!try_acquire(m))
+    if (!ox__mutex_try_acquire(m))
         return OX_EBUSY;
     return acquired(m, file, line);
 }
 
 int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file, int line)
 {
-    if (OX_UNLIKELY(!try_acquire(m)) && lock_contended(m, deadline, file, line) != 0)
+    if (OX_UNLIKELY(!ox__mutex_try_acquire(m)) && lock_contended(m, deadline, file, line) != 0)
         return OX_ETIMEDOUT;
     return acquired(m, file, line);
 }
@@ -178,7 +173,7 @@ int(ox_mutex_lock_deadline)(ox_mutex *m, ox_instant deadline)
     return ox_mutex_lock_deadline_at(m, deadline, NULL, 0);
 }
 
-OX_COLD _Noreturn static void unlock_not_held(const ox_mutex *m)
+void ox__mutex_unlock_not_held(const ox_mutex *m)
 {
     ox_abort("ox_mutex_unlock",
              "unlocking a mutex not held by this thread (mutex %p, thread '%s'%s)", (void *)m,
@@ -188,11 +183,9 @@ OX_COLD _Noreturn static void unlock_not_held(const ox_mutex *m)
                  : "");
 }
 
-void ox_mutex_unlock(ox_mutex *m)
+void(ox_mutex_unlock)(ox_mutex *m)
 {
-    if (OX_UNLIKELY(!ox__held_remove(m)))
-        unlock_not_held(m);
-    ox__mutex_release(m);
+    ox__mutex_unlock_inline(m);
 }
 
 bool ox_mutex_is_poisoned(const ox_mutex *m)

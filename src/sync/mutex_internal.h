@@ -1,6 +1,7 @@
-/* mutex_internal.h - what condvar.c needs of the mutex: the raw release and
- * the re-acquire after a wait, without touching the held-lock record (the
- * condvar keeps the record itself). */
+/* mutex_internal.h - what condvar.c needs of the mutex: the re-acquire after
+ * a wait, without touching the held-lock record (the condvar keeps the
+ * record itself). The state constants and the raw release
+ * (ox__mutex_release) are in oxide/mutex.h, for the inline fast paths. */
 #ifndef OX_MUTEX_INTERNAL_H
 #define OX_MUTEX_INTERNAL_H
 
@@ -8,26 +9,6 @@
 
 #include "../panic/unwind.h"
 #include "../thread/park.h"
-
-/* The mutex state word (see mutex.c). */
-#define OX__MUTEX_UNLOCKED  0u /* free */
-#define OX__MUTEX_LOCKED    1u /* held; nobody sleeps on the word */
-#define OX__MUTEX_CONTENDED 2u /* held; a thread may sleep on the word: unlock wakes one */
-
-extern const ox__lock_ops ox__mutex_ops;
-
-OX_COLD void ox__mutex_wake(ox_mutex *m);
-
-/* Releases m (the caller has already dropped it from its record). */
-static inline void ox__mutex_release(ox_mutex *m)
-{
-    /* Release: everything done while holding m happens-before the next
-     * holder's acquire (the CAS or swap in mutex.c). Only a CONTENDED word
-     * can have sleepers, so only then is a wake (a syscall) needed. */
-    if (OX_UNLIKELY(atomic_exchange_explicit(&m->state, OX__MUTEX_UNLOCKED, memory_order_release) ==
-                    OX__MUTEX_CONTENDED))
-        ox__mutex_wake(m);
-}
 
 /* Acquires m after a condvar wait, leaving the word CONTENDED: the thread
  * may have been requeued from the condvar onto m, and other requeued
