@@ -23,12 +23,15 @@
  * not hold the lock.
  *
  * The lock functions are macros that record the call site; real functions of
- * the same names exist too.
+ * the same names exist too. ox_rwlock_read, ox_rwlock_write and their
+ * unlocks expand to inline fast paths (one atomic instruction each way and
+ * the held-lock bookkeeping, with no call into the library).
  */
 #ifndef OXIDE_RWLOCK_H
 #define OXIDE_RWLOCK_H
 
 #include "base.h"
+#include "unwind_record.h"
 
 #include <stdatomic.h>
 
@@ -41,6 +44,105 @@ typedef struct ox_rwlock {
     _Atomic uint32_t writer_notify; /* futex word writers sleep on */
 } ox_rwlock;
 
+/* ---- private: what the inline fast paths below need (not API) ---- */
+
+/* The state word (documented in src/sync/rwlock.c). */
+#define OX__RW_READER          1u
+#define OX__RW_READERS_MASK    ((1u << 27) - 1)
+#define OX__RW_READER_OVERFLOW (1u << 26)
+#define OX__RW_WRITER_WOKEN    (1u << 27)
+#define OX__RW_POISONED        (1u << 28)
+#define OX__RW_WRITE_LOCKED    (1u << 29)
+#define OX__RW_READERS_WAITING (1u << 30)
+#define OX__RW_WRITERS_WAITING (1u << 31)
+/* What turns a reader away from the fast path (looked at in the old value). */
+#define OX__RW_READ_BLOCKERS                                                                       \
+    (OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING | OX__RW_WRITER_WOKEN | OX__RW_READER_OVERFLOW)
+
+extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_write_ops;
+
+/* The slow paths. ox__rwlock_read_contended gives back the count the fast
+ * path added, waits, and records the lock; the write one waits and records
+ * it; both return 0 or OX_EPOISONED. ox__rwlock_unlock_misused sorts out an
+ * unlock whose lock is not on top of the record: removes it from further
+ * down, or aborts if the thread does not hold it in that mode. */
+OX_COLD int ox__rwlock_read_contended(ox_rwlock *l, const char *file, int line);
+OX_COLD int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line);
+OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode,
+                                          const char *function);
+/* Wakes a writer or the readers; s is the state the release left. */
+OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
+
+/* Whether the calling thread's most recent record entry is l held in mode. */
+static inline bool ox__rwlock_on_top(const ox_rwlock *l, const ox__lock_ops *mode)
+{
+    const ox__unwind_state *u = &ox__unwind;
+    return OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
+                     u->entries[u->depth - 1].kind == OX__ENTRY_LOCK &&
+                     u->entries[u->depth - 1].u.lock_ops == mode);
+}
+
+/* After a release that left state s: someone must be woken if the lock is
+ * now free (no readers, no writer) and a waiting bit is set. */
+static inline void ox__rwlock_released(ox_rwlock *l, uint32_t s)
+{
+    if (OX_UNLIKELY((s & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED)) == 0 &&
+                    (s & (OX__RW_READERS_WAITING | OX__RW_WRITERS_WAITING)) != 0))
+        ox__rwlock_wake(l, s);
+}
+
+static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
+{
+    /* Acquire: pairs with the release in the write unlock (the last
+     * writer's writes are visible to the reader). One fetch_add, as Go's
+     * RLock: a reader turned away gives the count back in the slow path. */
+    uint32_t old = atomic_fetch_add_explicit(&l->state, OX__RW_READER, memory_order_acquire);
+    if (OX_UNLIKELY(old & OX__RW_READ_BLOCKERS))
+        return ox__rwlock_read_contended(l, file, line);
+    ox__held_push(l, &ox__rwlock_read_ops, file, line);
+    return (old & OX__RW_POISONED) ? OX_EPOISONED : 0;
+}
+
+static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
+{
+    if (ox__rwlock_on_top(l, &ox__rwlock_read_ops))
+        (void)ox__held_remove(l);
+    else
+        ox__rwlock_unlock_not_on_top(l, &ox__rwlock_read_ops, "ox_rwlock_read_unlock");
+    /* Release: the reader's reads happen-before the next writer's acquire
+     * CAS (all later modifications are read-modify-writes, which continue
+     * the release sequence). */
+    ox__rwlock_released(l,
+                        atomic_fetch_sub_explicit(&l->state, OX__RW_READER, memory_order_release) -
+                            OX__RW_READER);
+}
+
+static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *file, int line)
+{
+    uint32_t expected = 0;
+    /* Acquire: pairs with the release in the read and write unlocks. */
+    if (OX_UNLIKELY(!atomic_compare_exchange_strong_explicit(
+            &l->state, &expected, OX__RW_WRITE_LOCKED, memory_order_acquire, memory_order_relaxed)))
+        return ox__rwlock_write_contended(l, file, line);
+    ox__held_push(l, &ox__rwlock_write_ops, file, line);
+    return 0;
+}
+
+static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
+{
+    if (ox__rwlock_on_top(l, &ox__rwlock_write_ops))
+        (void)ox__held_remove(l);
+    else
+        ox__rwlock_unlock_not_on_top(l, &ox__rwlock_write_ops, "ox_rwlock_write_unlock");
+    /* Release: the writer's writes happen-before the next acquire of the
+     * state by a reader (fast-path fetch_add, slow-path CAS) or writer. */
+    ox__rwlock_released(
+        l, atomic_fetch_sub_explicit(&l->state, OX__RW_WRITE_LOCKED, memory_order_release) -
+               OX__RW_WRITE_LOCKED);
+}
+
+/* ---- the API ---- */
+
 #define OX_RWLOCK_INIT                                                                             \
     {                                                                                              \
         0, 0                                                                                       \
@@ -52,12 +154,12 @@ void ox_rwlock_destroy(ox_rwlock *l);
 
 /* Shared access. Blocks while a writer holds or waits for the lock. Returns
  * 0 or OX_EPOISONED (held either way). */
-#define ox_rwlock_read(l) ox_rwlock_read_at((l), __FILE__, __LINE__)
+#define ox_rwlock_read(l) ox__rwlock_read_inline((l), __FILE__, __LINE__)
 int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line);
 int(ox_rwlock_read)(ox_rwlock *l);
 
 /* Exclusive access. Blocks while anyone holds the lock. 0 or OX_EPOISONED. */
-#define ox_rwlock_write(l) ox_rwlock_write_at((l), __FILE__, __LINE__)
+#define ox_rwlock_write(l) ox__rwlock_write_inline((l), __FILE__, __LINE__)
 int ox_rwlock_write_at(ox_rwlock *l, const char *file, int line);
 int(ox_rwlock_write)(ox_rwlock *l);
 
@@ -86,8 +188,10 @@ int(ox_rwlock_read_deadline)(ox_rwlock *l, ox_instant deadline);
 int(ox_rwlock_write_deadline)(ox_rwlock *l, ox_instant deadline);
 
 /* Releases a read lock / the write lock / whichever this thread holds. */
-void ox_rwlock_read_unlock(ox_rwlock *l);
-void ox_rwlock_write_unlock(ox_rwlock *l);
+#define ox_rwlock_read_unlock(l)  ox__rwlock_read_unlock_inline(l)
+#define ox_rwlock_write_unlock(l) ox__rwlock_write_unlock_inline(l)
+void(ox_rwlock_read_unlock)(ox_rwlock *l);
+void(ox_rwlock_write_unlock)(ox_rwlock *l);
 void ox_rwlock_unlock(ox_rwlock *l);
 
 /* Turns the calling thread's write lock into a read lock without letting

@@ -41,6 +41,10 @@
  * wakes a writer and the readers, who decide again (other writers set the
  * bit again): a bit left behind would keep readers out while other readers
  * hold the lock.
+ *
+ * The fast paths of read, write and their unlocks (the fetch_add, the CAS,
+ * the releases and the held-record bookkeeping) are inline functions in
+ * oxide/rwlock.h, with the bit constants; this file has the slow paths.
  */
 #include "oxide/rwlock.h"
 
@@ -48,18 +52,17 @@
 #include "../thread/park.h"
 #include "../thread/thread_internal.h"
 
-#define READER          1u
-#define READERS_MASK    ((1u << 27) - 1)
-#define READER_OVERFLOW (1u << 26)
+/* The bits are defined in oxide/rwlock.h, for the inline fast paths. */
+#define READER          OX__RW_READER
+#define READERS_MASK    OX__RW_READERS_MASK
+#define READER_OVERFLOW OX__RW_READER_OVERFLOW
 #define MAX_READERS     (READER_OVERFLOW - 1)
-#define WRITER_WOKEN    (1u << 27)
-#define POISONED        (1u << 28)
-#define WRITE_LOCKED    (1u << 29)
-#define READERS_WAITING (1u << 30)
-#define WRITERS_WAITING (1u << 31)
-
-/* What turns a reader away from the fast path (looked at in the old value). */
-#define READ_BLOCKERS (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN | READER_OVERFLOW)
+#define WRITER_WOKEN    OX__RW_WRITER_WOKEN
+#define POISONED        OX__RW_POISONED
+#define WRITE_LOCKED    OX__RW_WRITE_LOCKED
+#define READERS_WAITING OX__RW_READERS_WAITING
+#define WRITERS_WAITING OX__RW_WRITERS_WAITING
+#define READ_BLOCKERS   OX__RW_READ_BLOCKERS
 
 static inline uint32_t readers(uint32_t s)
 {
@@ -104,7 +107,7 @@ static bool wake_writer(ox_rwlock *l)
 /* Called by whoever left the lock unlocked with waiters (s: the state it
  * left). Relaxed: the woken threads order themselves with the lock's holders
  * through their own acquire CAS on the state. */
-OX_COLD static void wake_writer_or_readers(ox_rwlock *l, uint32_t s)
+void ox__rwlock_wake(ox_rwlock *l, uint32_t s)
 {
     for (;;) {
         if (!is_unlocked(s))
@@ -143,19 +146,16 @@ static inline void reader_release(ox_rwlock *l)
     /* Release: the reader's reads happen-before the next writer's acquire CAS
      * (all later modifications are read-modify-writes, which continue the
      * release sequence). */
-    uint32_t s = atomic_fetch_sub_explicit(&l->state, READER, memory_order_release) - READER;
-    if (OX_UNLIKELY(is_unlocked(s) && has_waiters(s)))
-        wake_writer_or_readers(l, s);
+    ox__rwlock_released(l, atomic_fetch_sub_explicit(&l->state, READER, memory_order_release) -
+                               READER);
 }
 
 static inline void writer_release(ox_rwlock *l)
 {
     /* Release: the writer's writes happen-before the next acquire of the
      * state by a reader (fast-path fetch_add, slow-path CAS) or writer. */
-    uint32_t s =
-        atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED, memory_order_release) - WRITE_LOCKED;
-    if (OX_UNLIKELY(is_unlocked(s) && has_waiters(s)))
-        wake_writer_or_readers(l, s);
+    ox__rwlock_released(
+        l, atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED, memory_order_release) - WRITE_LOCKED);
 }
 
 static void read_unwind(void *lock)
@@ -171,8 +171,8 @@ static void write_unwind(void *lock)
     writer_release(l);
 }
 
-static const ox__lock_ops read_ops = {"rwlock (read)", read_unwind};
-static const ox__lock_ops write_ops = {"rwlock (write)", write_unwind};
+const ox__lock_ops ox__rwlock_read_ops = {"rwlock (read)", read_unwind};
+const ox__lock_ops ox__rwlock_write_ops = {"rwlock (write)", write_unwind};
 
 /* ---- read ---- */
 
@@ -218,7 +218,7 @@ OX_COLD static int read_contended(ox_rwlock *l, ox_instant deadline, const char 
             s |= READERS_WAITING;
         }
         if (!checked) {
-            ox__lock_before_block(l, &read_ops, file, line);
+            ox__lock_before_block(l, &ox__rwlock_read_ops, file, line);
             checked = true;
         }
         if (ox__park_wait(&l->state, s, deadline, &read_site, l) == OX_ETIMEDOUT)
@@ -238,13 +238,20 @@ static inline int read_lock(ox_rwlock *l, ox_instant deadline, const char *file,
         if (rc == OX_ETIMEDOUT)
             return rc;
     }
-    ox__held_push(l, &read_ops, file, line);
+    ox__held_push(l, &ox__rwlock_read_ops, file, line);
+    return rc;
+}
+
+int ox__rwlock_read_contended(ox_rwlock *l, const char *file, int line)
+{
+    int rc = read_contended(l, OX_INSTANT_NEVER, file, line);
+    ox__held_push(l, &ox__rwlock_read_ops, file, line);
     return rc;
 }
 
 int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line)
 {
-    return read_lock(l, OX_INSTANT_NEVER, file, line);
+    return ox__rwlock_read_inline(l, file, line);
 }
 
 int ox_rwlock_read_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file, int line)
@@ -266,7 +273,7 @@ int ox_rwlock_try_read_at(ox_rwlock *l, const char *file, int line)
         /* Acquire: pairs with the release in writer_release. */
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, s + READER, memory_order_acquire,
                                                   memory_order_relaxed)) {
-            ox__held_push(l, &read_ops, file, line);
+            ox__held_push(l, &ox__rwlock_read_ops, file, line);
             return poison_code(s);
         }
     }
@@ -349,7 +356,7 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
         if (is_unlocked(s) || !(s & WRITERS_WAITING) || (s & WRITER_WOKEN))
             continue;
         if (!checked) {
-            ox__lock_before_block(l, &write_ops, file, line);
+            ox__lock_before_block(l, &ox__rwlock_write_ops, file, line);
             checked = true;
         }
         if (ox__park_wait(&l->writer_notify, seq, deadline, &write_site, l) == OX_ETIMEDOUT) {
@@ -371,13 +378,20 @@ static inline int write_lock(ox_rwlock *l, ox_instant deadline, const char *file
         if (rc == OX_ETIMEDOUT)
             return rc;
     }
-    ox__held_push(l, &write_ops, file, line);
+    ox__held_push(l, &ox__rwlock_write_ops, file, line);
+    return rc;
+}
+
+int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line)
+{
+    int rc = write_contended(l, OX_INSTANT_NEVER, file, line);
+    ox__held_push(l, &ox__rwlock_write_ops, file, line);
     return rc;
 }
 
 int ox_rwlock_write_at(ox_rwlock *l, const char *file, int line)
 {
-    return write_lock(l, OX_INSTANT_NEVER, file, line);
+    return ox__rwlock_write_inline(l, file, line);
 }
 
 int ox_rwlock_write_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file, int line)
@@ -400,7 +414,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
          * writer_release. */
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED,
                                                   memory_order_acquire, memory_order_relaxed)) {
-            ox__held_push(l, &write_ops, file, line);
+            ox__held_push(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);
         }
     }
@@ -427,27 +441,27 @@ OX_COLD _Noreturn static void not_held(const char *function, const ox_rwlock *l,
         ox_abort(function, "unlocking an rwlock not held by this thread (rwlock %p, thread '%s')",
                  (const void *)l, ox__thread_current_name_or_unnamed());
     ox_abort(function, "rwlock %p is held %s by thread '%s', not %s", (const void *)l,
-             have == &read_ops ? "for reading" : "for writing",
+             have == &ox__rwlock_read_ops ? "for reading" : "for writing",
              ox__thread_current_name_or_unnamed(),
-             want == &read_ops ? "for reading" : "for writing");
+             want == &ox__rwlock_read_ops ? "for reading" : "for writing");
 }
 
-void ox_rwlock_read_unlock(ox_rwlock *l)
+void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *want, const char *function)
 {
     const ox__lock_ops *mode = held_mode(l);
-    if (OX_UNLIKELY(mode != &read_ops))
-        not_held("ox_rwlock_read_unlock", l, &read_ops, mode);
+    if (mode != want)
+        not_held(function, l, want, mode);
     ox__held_remove(l);
-    reader_release(l);
 }
 
-void ox_rwlock_write_unlock(ox_rwlock *l)
+void(ox_rwlock_read_unlock)(ox_rwlock *l)
 {
-    const ox__lock_ops *mode = held_mode(l);
-    if (OX_UNLIKELY(mode != &write_ops))
-        not_held("ox_rwlock_write_unlock", l, &write_ops, mode);
-    ox__held_remove(l);
-    writer_release(l);
+    ox__rwlock_read_unlock_inline(l);
+}
+
+void(ox_rwlock_write_unlock)(ox_rwlock *l)
+{
+    ox__rwlock_write_unlock_inline(l);
 }
 
 void ox_rwlock_unlock(ox_rwlock *l)
@@ -456,7 +470,7 @@ void ox_rwlock_unlock(ox_rwlock *l)
     if (OX_UNLIKELY(mode == NULL))
         not_held("ox_rwlock_unlock", l, NULL, NULL);
     ox__held_remove(l);
-    if (mode == &read_ops)
+    if (mode == &ox__rwlock_read_ops)
         reader_release(l);
     else
         writer_release(l);
@@ -465,13 +479,13 @@ void ox_rwlock_unlock(ox_rwlock *l)
 void ox_rwlock_downgrade(ox_rwlock *l)
 {
     const ox__unwind_entry *e = ox__held_find(l);
-    if (e == NULL || e->u.lock_ops != &write_ops)
+    if (e == NULL || e->u.lock_ops != &ox__rwlock_write_ops)
         ox_abort("ox_rwlock_downgrade", "rwlock %p is not held for writing by thread '%s'",
                  (void *)l, ox__thread_current_name_or_unnamed());
     /* The entry stays where it is (the acquisition order is unchanged); only
      * its mode changes. The record is this thread's own, so writing through
      * the pointer is safe. */
-    ((ox__unwind_entry *)e)->u.lock_ops = &read_ops;
+    ((ox__unwind_entry *)e)->u.lock_ops = &ox__rwlock_read_ops;
     /* Release: the writes made under the write lock happen-before the
      * readers admitted from now on. One step: WRITE_LOCKED off, one reader
      * on, so no writer can get in between. */

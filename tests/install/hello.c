@@ -3,9 +3,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
+static ox_mutex mutex = OX_MUTEX_INIT;
+static ox_rwlock rwlock = OX_RWLOCK_INIT;
+
 static void *work(void *arg)
 {
     (void)arg;
+    /* The lock fast paths are inlined here and record the held lock in the
+     * library's thread-local record; the library's own unlock functions
+     * must find it there (else they abort: "not held by this thread"). */
+    ox_mutex_lock(&mutex);
+    (ox_mutex_unlock)(&mutex);
+    ox_rwlock_read(&rwlock);
+    (ox_rwlock_read_unlock)(&rwlock);
+    ox_mutex_lock_at(&mutex, __FILE__, __LINE__);
+    ox_mutex_unlock(&mutex);
     return (void *)(intptr_t)42;
 }
 
