@@ -6,20 +6,29 @@
  *                           0: no thread has waited yet; MUTEX_UNKNOWN: the
  *                           mutex's address did not fit (then notify_all
  *                           wakes everyone instead of requeueing)
- *   bits 45-63  the notify sequence, bumped by every notify (SEQ_ONE)
+ *   bit  45     REQUEUED: a notify_all has requeued waiters onto the mutex
+ *               (sticky; see below)
+ *   bits 46-63  the notify sequence, bumped by every notify (SEQ_ONE)
  * Waiters sleep on the word's upper 32-bit half (the sequence and the top of
  * the address, which does not change while tied), so a notify changes the
  * futex word and a waiter that read the sequence before releasing the mutex
  * cannot miss a notify that comes after (Rust std's futex condvar protocol).
- * The sequence is 19 bits: a waiter misses a notify only if exactly a
- * multiple of 2^19 notifies happen between its release of the mutex and its
+ * The sequence is 18 bits: a waiter misses a notify only if exactly a
+ * multiple of 2^18 notifies happen between its release of the mutex and its
  * futex wait.
  *
  * The sequence and the mutex share the word because notify_all needs both
  * the futex to requeue from and the mutex to requeue onto, and the condvar
  * has 8 bytes. A requeued waiter is woken by a mutex unlock only if the word
- * is CONTENDED; every condvar waiter therefore re-takes the mutex as a
- * contended locker (ox__mutex_lock_after_wait), and so hands the wake on.
+ * is CONTENDED; a condvar waiter that slept therefore re-takes the mutex as
+ * a contended locker (ox__mutex_lock_after_wait), and so hands the wake on -
+ * but only if the condvar has ever requeued (REQUEUED), as a waiter cannot
+ * tell whether it was requeued. Without the bit (a condvar only ever
+ * notified one at a time) it re-takes the mutex as any locker: a CONTENDED
+ * word would cost its unlock a futex wake with nobody to wake (in
+ * condvar_pingpong, on most hand-offs). notify_all sets the bit before its
+ * first requeue; a requeued waiter wakes after that requeue (futex calls
+ * order memory), so it sees the bit.
  */
 #include "oxide/condvar.h"
 
@@ -33,7 +42,8 @@
 #define MUTEX_SHIFT   3
 #define MUTEX_MASK    ((UINT64_C(1) << 45) - 1)
 #define MUTEX_UNKNOWN MUTEX_MASK
-#define SEQ_ONE       (UINT64_C(1) << 45)
+#define REQUEUED      (UINT64_C(1) << 45)
+#define SEQ_ONE       (UINT64_C(1) << 46)
 
 /* Spinning on the sequence before sleeping: a hand-off between two running
  * threads is then seen without a sleep and a wake-up (about 0.2 us instead
@@ -133,9 +143,11 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
         ox__cpu_relax();
     }
 
-    /* Only a thread that went to the kernel can have been requeued onto m;
-     * one that saw the notify while spinning re-takes m as any locker. */
-    if (slept)
+    /* Only a thread that went to the kernel, on a condvar that has
+     * requeued, can have been requeued onto m; any other re-takes m as any
+     * locker. Relaxed: the bit was set before the requeue that moved this
+     * thread (see the top of the file). */
+    if (slept && (atomic_load_explicit(&cv->state, memory_order_relaxed) & REQUEUED))
         ox__mutex_lock_after_wait(m);
     else
         ox__mutex_lock_plain(m, file, line);
@@ -191,11 +203,16 @@ void ox_condvar_notify_one(ox_condvar *cv)
 
 void ox_condvar_notify_all(ox_condvar *cv)
 {
-    uint64_t field = atomic_load_explicit(&cv->state, memory_order_relaxed) & MUTEX_MASK;
+    uint64_t s = atomic_load_explicit(&cv->state, memory_order_relaxed);
+    uint64_t field = s & MUTEX_MASK;
     if (field == 0)
         return;
+    /* Relaxed, before the requeue: a requeued waiter reads the bit after
+     * its wake-up, which follows the requeue. */
+    if (field != MUTEX_UNKNOWN && !(s & REQUEUED))
+        atomic_fetch_or_explicit(&cv->state, REQUEUED, memory_order_relaxed);
     /* Relaxed: as in notify_one. */
-    uint64_t s = atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_relaxed) + SEQ_ONE;
+    s = atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_relaxed) + SEQ_ONE;
     if (field == MUTEX_UNKNOWN) {
         ox__park_wake_all(futex_word(cv));
         return;
