@@ -46,19 +46,24 @@
 #define SEQ_ONE       (UINT64_C(1) << 46)
 
 /* Spinning on the sequence before sleeping: a hand-off between two running
- * threads is then seen without a sleep and a wake-up (about 0.2 us instead
+ * threads is then seen without a sleep and a wake-up (about 0.3 us instead
  * of several us on a VM). But when the notifier is not running (a loaded
  * machine, a long wait) spinning only burns the CPU it needs. So each thread
  * adapts: its spin doubles after a wait that spinning satisfied and halves
  * after one that had to sleep, between SPIN_MIN and SPIN_MAX rounds (a
  * round is one pause instruction, 10-140 cycles depending on the CPU).
- * SPIN_MIN is 1, not more: on a loaded 2-vCPU VM condvar_pingpong's spin
- * almost never succeeded (3 in 100 000 waits), and a floor of 8 rounds
- * cost about 200 ns per hand-off (2820 -> 2600 ns/op, same run). */
-#define SPIN_MIN 1
-#define SPIN_MAX 512
+ * The floor is 1 round: on a loaded 2-vCPU VM condvar_pingpong's spin
+ * almost never succeeded (3 in 100 000 waits), and a floor of 8 rounds cost
+ * about 200 ns per hand-off. So that a thread at the floor still notices
+ * when spinning would pay again (the machine went idle), one wait in
+ * SPIN_PROBE_EVERY spins SPIN_PROBE rounds, about one hand-off's time. */
+#define SPIN_MIN         1
+#define SPIN_MAX         512
+#define SPIN_PROBE       32
+#define SPIN_PROBE_EVERY 8
 
 static _Thread_local unsigned spin_rounds __attribute__((tls_model("initial-exec"))) = 64;
+static _Thread_local unsigned spin_probe_tick __attribute__((tls_model("initial-exec")));
 
 _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the mutex's address");
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");
@@ -127,7 +132,10 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
 
     int rc = 0;
     bool slept = false;
-    unsigned budget = spin_rounds;
+    unsigned rounds = spin_rounds;
+    unsigned budget = rounds;
+    if (rounds < SPIN_PROBE && ++spin_probe_tick % SPIN_PROBE_EVERY == 0)
+        budget = SPIN_PROBE;
     for (unsigned i = budget;; i--) {
         /* Relaxed: the mutex re-take below orders the data. */
         if (futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq) {
@@ -135,7 +143,7 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
             break;
         }
         if (i == 0) {
-            spin_rounds = budget / 2 > SPIN_MIN ? budget / 2 : SPIN_MIN;
+            spin_rounds = rounds / 2 > SPIN_MIN ? rounds / 2 : SPIN_MIN;
             rc = ox__park_wait(futex_word(cv), seq, deadline, &condvar_site, cv);
             slept = true;
             break;
