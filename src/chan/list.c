@@ -8,9 +8,13 @@
  *   in tail: the channel is disconnected (no more sends);
  *   in head: the head block is known not to be the last one (so a receiver
  *            need not look at tail to know a message is there).
- * Each slot has a state byte: WRITE once its message is written, READ once
- * it was read, DESTROY if the block's destroyer found a reader still busy
- * with it (that reader then continues the destruction).
+ * Each slot has a written flag, set by its sender (a plain release store:
+ * nobody else writes it) once the message is in; its receiver waits for it.
+ * Each block counts the receivers that are done with their slot
+ * (reads_done); the one that brings it to BLOCK_CAP frees the block, as no
+ * one can touch it any more (every slot was claimed, written and read).
+ * So a message costs two read-modify-writes: the sender's tail CAS and the
+ * receiver's head CAS, plus the receiver's count.
  *
  * Memory. Blocks are allocated only by the sender that claims a block's last
  * slot (after winning the tail CAS: no speculative allocation that losers
@@ -30,13 +34,10 @@
 #define SHIFT     1
 #define MARK_BIT  ((size_t)1)
 
-#define SLOT_WRITE   1u
-#define SLOT_READ    2u
-#define SLOT_DESTROY 4u
-
 struct ox__block {
     _Atomic(struct ox__block *) next;
-    _Atomic uint8_t state[BLOCK_CAP];
+    _Atomic uint32_t reads_done;        /* receivers done with their slot */
+    _Atomic uint8_t written[BLOCK_CAP]; /* 1: the slot's message is in */
     /* BLOCK_CAP messages of elem_size bytes; 8-byte aligned. */
     _Alignas(8) unsigned char data[];
 };
@@ -67,8 +68,9 @@ static struct ox__block *block_new(ox__chan *c)
         /* Relaxed: the block is published by a release store of tail_block /
          * next before anyone else sees it. */
         atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
+        atomic_store_explicit(&b->reads_done, 0, memory_order_relaxed);
         for (size_t i = 0; i < BLOCK_CAP; i++)
-            atomic_store_explicit(&b->state[i], 0, memory_order_relaxed);
+            atomic_store_explicit(&b->written[i], 0, memory_order_relaxed);
         return b;
     }
     b = calloc(1, ox__list_block_bytes(c->elem_size));
@@ -87,22 +89,6 @@ static void block_release(ox__chan *c, struct ox__block *b)
         return;
     free(b);
     atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
-}
-
-/* Frees the block once no reader uses it: marks DESTROY on each slot from
- * start whose reader is still busy, and leaves the rest to that reader. */
-static void block_destroy(ox__chan *c, struct ox__block *b, size_t start)
-{
-    /* The last slot's reader started the destruction: no need to mark it. */
-    for (size_t i = start; i < BLOCK_CAP - 1; i++) {
-        /* Acquire/AcqRel: pairs with the reader's acq_rel fetch_or(READ):
-         * its read of the message happens-before we free the block. */
-        if (!(atomic_load_explicit(&b->state[i], memory_order_acquire) & SLOT_READ) &&
-            !(atomic_fetch_or_explicit(&b->state[i], SLOT_DESTROY, memory_order_acq_rel) &
-              SLOT_READ))
-            return;
-    }
-    block_release(c, b);
 }
 
 static struct ox__block *wait_next(struct ox__block *b)
@@ -225,34 +211,97 @@ static int start_recv(ox__chan *c, struct ox__block **block_out, size_t *offset_
     }
 }
 
-static void read_slot(ox__chan *c, struct ox__block *b, size_t offset, void *out)
+OX_COLD static void wait_written(struct ox__block *b, size_t offset)
 {
     ox__backoff bo = {0};
-    /* Acquire: pairs with the sender's release fetch_or(WRITE). */
-    while (!(atomic_load_explicit(&b->state[offset], memory_order_acquire) & SLOT_WRITE))
+    /* Acquire: as in read_slot. */
+    while (!atomic_load_explicit(&b->written[offset], memory_order_acquire))
         ox__backoff_snooze(&bo);
-    memcpy(out, msg_at(c, b, offset), c->elem_size);
-    if (offset + 1 == BLOCK_CAP)
-        block_destroy(c, b, 0);
-    else if (atomic_fetch_or_explicit(&b->state[offset], SLOT_READ, memory_order_acq_rel) &
-             SLOT_DESTROY)
-        block_destroy(c, b, offset + 1);
 }
 
-int ox__list_send(ox__chan *c, const void *msg)
+static inline void read_slot(ox__chan *c, struct ox__block *b, size_t offset, void *out)
+{
+    /* Acquire: pairs with the sender's release store of the flag, so its
+     * message is visible. The sender claimed the slot before us, so it is
+     * usually written already. */
+    if (OX_UNLIKELY(!atomic_load_explicit(&b->written[offset], memory_order_acquire)))
+        wait_written(b, offset);
+    ox__copy_msg(out, msg_at(c, b, offset), c->elem_size);
+    /* AcqRel. Release: our read of the slot happens-before the free by the
+     * receiver that completes the count. Acquire: if that is us, every other
+     * receiver's release increment (one release sequence) happens-before our
+     * free; and through their acquires of the written flags, every sender's
+     * write too. */
+    if (atomic_fetch_add_explicit(&b->reads_done, 1, memory_order_acq_rel) + 1 == BLOCK_CAP)
+        block_release(c, b);
+}
+
+static inline void write_slot(ox__chan *c, struct ox__block *b, size_t offset, const void *msg)
+{
+    ox__copy_msg(msg_at(c, b, offset), msg, c->elem_size);
+    /* Release: publishes the message to the receiver's acquire in
+     * read_slot. A plain store: the flag is ours alone. */
+    atomic_store_explicit(&b->written[offset], 1, memory_order_release);
+    ox__sync_waker_notify(&c->receivers_w);
+}
+
+OX_COLD static int send_slow(ox__chan *c, const void *msg)
 {
     struct ox__block *b;
     size_t offset;
     if (start_send(c, &b, &offset) == DISCONNECTED)
         return OX_EDISCONNECTED;
-    memcpy(msg_at(c, b, offset), msg, c->elem_size);
-    /* Release: publishes the message to the receiver's acquire. */
-    atomic_fetch_or_explicit(&b->state[offset], SLOT_WRITE, memory_order_release);
-    ox__sync_waker_notify(&c->receivers_w);
+    write_slot(c, b, offset, msg);
     return 0;
 }
 
+/* The fast path: not disconnected, not a block's last slot (its claimer
+ * installs the next block), the first block exists, and the first claim
+ * succeeds. The rest is start_send, which explains the orderings. */
+int ox__list_send(ox__chan *c, const void *msg)
+{
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+    struct ox__block *b = atomic_load_explicit(&c->tail_block, memory_order_acquire);
+    size_t offset = (tail >> SHIFT) % LAP;
+    if (OX_LIKELY(!(tail & MARK_BIT) && offset + 1 < BLOCK_CAP && b != NULL) &&
+        OX_LIKELY(atomic_compare_exchange_weak_explicit(
+            &c->tail, &tail, tail + (1u << SHIFT), memory_order_seq_cst, memory_order_relaxed))) {
+        write_slot(c, b, offset, msg);
+        return 0;
+    }
+    return send_slow(c, msg);
+}
+
+static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline);
+
+/* The fast path: a message is there (tail is past head), not at a block's
+ * last slot (its claimer moves head to the next block), and the first claim
+ * succeeds. The rest is start_recv, which explains the orderings. */
 int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    size_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+    struct ox__block *b = atomic_load_explicit(&c->head_block, memory_order_acquire);
+    size_t offset = (head >> SHIFT) % LAP;
+    if (OX_LIKELY(offset + 1 < BLOCK_CAP && b != NULL)) {
+        size_t new_head = head + (1u << SHIFT);
+        bool ready = true;
+        if (!(head & MARK_BIT)) {
+            size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+            ready = head >> SHIFT != tail >> SHIFT;
+            if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
+                new_head |= MARK_BIT;
+        }
+        if (OX_LIKELY(ready) &&
+            OX_LIKELY(atomic_compare_exchange_weak_explicit(
+                &c->head, &head, new_head, memory_order_seq_cst, memory_order_relaxed))) {
+            read_slot(c, b, offset, out);
+            return 0;
+        }
+    }
+    return recv_slow(c, out, block, deadline);
+}
+
+OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
 {
     struct ox__block *b;
     size_t offset;
