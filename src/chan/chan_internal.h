@@ -56,6 +56,9 @@ typedef struct ox__chan {
     _Atomic(struct ox__block *) head_block; /* list */
     ox__sync_waker senders_w;               /* senders waiting for room (array) */
     _Atomic(struct ox__block *) spare;      /* list: one drained block kept for reuse */
+    /* list: a tail a receiver loaded (tail only grows, so head below it
+     * means a message is there without touching the senders' line). */
+    _Atomic size_t tail_seen;
 
     /* Read-mostly. */
     _Alignas(OX__CACHE_LINE) size_t elem_size;

@@ -11,7 +11,9 @@
  * Each slot has a written flag, set by its sender (a plain release store:
  * nobody else writes it) once the message is in; its receiver waits for it.
  * Each block counts the receivers that are done with their slot
- * (reads_done); the one that brings it to BLOCK_CAP frees the block, as no
+ * (reads_done, after the messages: on a line of its own rather than
+ * beside the written flags that a running sender stores to); the one that
+ * brings it to BLOCK_CAP frees the block, as no
  * one can touch it any more (every slot was claimed, written and read).
  * So a message costs two read-modify-writes: the sender's tail CAS and the
  * receiver's head CAS, plus the receiver's count.
@@ -36,11 +38,22 @@
 
 struct ox__block {
     _Atomic(struct ox__block *) next;
-    _Atomic uint32_t reads_done;        /* receivers done with their slot */
     _Atomic uint8_t written[BLOCK_CAP]; /* 1: the slot's message is in */
-    /* BLOCK_CAP messages of elem_size bytes; 8-byte aligned. */
+    /* BLOCK_CAP messages of elem_size bytes, 8-byte aligned; then, 8-byte
+     * aligned, the _Atomic uint32_t reads_done (see reads_done_of). */
     _Alignas(8) unsigned char data[];
 };
+
+static inline size_t data_bytes(size_t elem_size)
+{
+    return (BLOCK_CAP * elem_size + 7) & ~(size_t)7;
+}
+
+/* Receivers done with their slot. */
+static inline _Atomic uint32_t *reads_done_of(const ox__chan *c, struct ox__block *b)
+{
+    return (_Atomic uint32_t *)(void *)(b->data + data_bytes(c->elem_size));
+}
 
 static _Atomic long blocks_live;
 
@@ -51,7 +64,7 @@ long ox__list_blocks_live(void)
 
 size_t ox__list_block_bytes(size_t elem_size)
 {
-    return offsetof(struct ox__block, data) + BLOCK_CAP * elem_size;
+    return offsetof(struct ox__block, data) + data_bytes(elem_size) + sizeof(uint64_t);
 }
 
 static inline unsigned char *msg_at(const ox__chan *c, struct ox__block *b, size_t offset)
@@ -68,7 +81,7 @@ static struct ox__block *block_new(ox__chan *c)
         /* Relaxed: the block is published by a release store of tail_block /
          * next before anyone else sees it. */
         atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
-        atomic_store_explicit(&b->reads_done, 0, memory_order_relaxed);
+        atomic_store_explicit(reads_done_of(c, b), 0, memory_order_relaxed);
         for (size_t i = 0; i < BLOCK_CAP; i++)
             atomic_store_explicit(&b->written[i], 0, memory_order_relaxed);
         return b;
@@ -232,7 +245,7 @@ static inline void read_slot(ox__chan *c, struct ox__block *b, size_t offset, vo
      * receiver's release increment (one release sequence) happens-before our
      * free; and through their acquires of the written flags, every sender's
      * write too. */
-    if (atomic_fetch_add_explicit(&b->reads_done, 1, memory_order_acq_rel) + 1 == BLOCK_CAP)
+    if (atomic_fetch_add_explicit(reads_done_of(c, b), 1, memory_order_acq_rel) + 1 == BLOCK_CAP)
         block_release(c, b);
 }
 
@@ -286,8 +299,16 @@ int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
         size_t new_head = head + (1u << SHIFT);
         bool ready = true;
         if (!(head & MARK_BIT)) {
-            size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
-            ready = head >> SHIFT != tail >> SHIFT;
+            /* Relaxed: a hint. Any tail once loaded is at most the current
+             * one, so a head below it has a message (its slot claimed, the
+             * block there: the claim below and read_slot do the rest). */
+            size_t tail = atomic_load_explicit(&c->tail_seen, memory_order_relaxed);
+            if (head >> SHIFT >= tail >> SHIFT) {
+                /* SeqCst: as in start_recv. */
+                tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+                atomic_store_explicit(&c->tail_seen, tail, memory_order_relaxed);
+            }
+            ready = head >> SHIFT < tail >> SHIFT;
             if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
                 new_head |= MARK_BIT;
         }
