@@ -59,6 +59,8 @@ typedef struct ox__chan {
     /* list: a tail a receiver loaded (tail only grows, so head below it
      * means a message is there without touching the senders' line). */
     _Atomic size_t tail_seen;
+    /* list: fully claimed blocks some reader was still busy with (list.c) */
+    _Atomic(struct ox__block *) pending;
 
     /* Read-mostly. */
     _Alignas(OX__CACHE_LINE) size_t elem_size;

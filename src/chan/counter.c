@@ -53,6 +53,7 @@ int ox_channel_with(const ox_channel_options *options, ox_sender **tx, ox_receiv
     atomic_init(&c->head_block, NULL);
     atomic_init(&c->spare, NULL);
     atomic_init(&c->tail_seen, 0);
+    atomic_init(&c->pending, NULL);
     c->receivers_w = (ox__sync_waker)OX__SYNC_WAKER_INIT;
     c->senders_w = (ox__sync_waker)OX__SYNC_WAKER_INIT;
     c->elem_size = elem;

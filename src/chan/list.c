@@ -8,15 +8,24 @@
  *   in tail: the channel is disconnected (no more sends);
  *   in head: the head block is known not to be the last one (so a receiver
  *            need not look at tail to know a message is there).
- * Each slot has a written flag, set by its sender (a plain release store:
- * nobody else writes it) once the message is in; its receiver waits for it.
- * Each block counts the receivers that are done with their slot
- * (reads_done, after the messages: on a line of its own rather than
- * beside the written flags that a running sender stores to); the one that
- * brings it to BLOCK_CAP frees the block, as no
- * one can touch it any more (every slot was claimed, written and read).
- * So a message costs two read-modify-writes: the sender's tail CAS and the
- * receiver's head CAS, plus the receiver's count.
+ * Each slot has a state byte that goes EMPTY -> WRITTEN (its sender, once
+ * the message is in) -> READ (its receiver, once the message is out). Each
+ * step is a plain release store: the two writers are ordered (the receiver
+ * waits for WRITTEN with acquire), and nobody else writes the byte. So a
+ * message costs two read-modify-writes: the sender's tail CAS and the
+ * receiver's head CAS.
+ *
+ * Freeing a block. The receiver of a block's last slot (the "finisher")
+ * knows that every slot was claimed; once it has its message it scans the
+ * other states. All READ (acquire loads: every reader's copy happens-before
+ * the free): it frees the block. Otherwise a reader is still copying (or
+ * waiting for a slow sender): the block goes on the channel's pending stack
+ * (linked through its next field, which nobody reads any more), and is
+ * swept - freed once all READ - by the next finisher, by any receiver that
+ * finds the channel empty (before it returns OX_EEMPTY / OX_EDISCONNECTED or
+ * blocks), and at the latest with the channel. So once a receive has found
+ * the channel drained, its memory is back with the allocator (but for the
+ * head block and one spare).
  *
  * Memory. Blocks are allocated only by the sender that claims a block's last
  * slot (after winning the tail CAS: no speculative allocation that losers
@@ -38,22 +47,14 @@
 
 struct ox__block {
     _Atomic(struct ox__block *) next;
-    _Atomic uint8_t written[BLOCK_CAP]; /* 1: the slot's message is in */
-    /* BLOCK_CAP messages of elem_size bytes, 8-byte aligned; then, 8-byte
-     * aligned, the _Atomic uint32_t reads_done (see reads_done_of). */
+    _Atomic uint8_t state[BLOCK_CAP]; /* SLOT_EMPTY, SLOT_WRITTEN, SLOT_READ */
+    /* BLOCK_CAP messages of elem_size bytes; 8-byte aligned. */
     _Alignas(8) unsigned char data[];
 };
 
-static inline size_t data_bytes(size_t elem_size)
-{
-    return (BLOCK_CAP * elem_size + 7) & ~(size_t)7;
-}
-
-/* Receivers done with their slot. */
-static inline _Atomic uint32_t *reads_done_of(const ox__chan *c, struct ox__block *b)
-{
-    return (_Atomic uint32_t *)(void *)(b->data + data_bytes(c->elem_size));
-}
+#define SLOT_EMPTY   0u
+#define SLOT_WRITTEN 1u
+#define SLOT_READ    2u
 
 static _Atomic long blocks_live;
 
@@ -64,7 +65,7 @@ long ox__list_blocks_live(void)
 
 size_t ox__list_block_bytes(size_t elem_size)
 {
-    return offsetof(struct ox__block, data) + data_bytes(elem_size) + sizeof(uint64_t);
+    return offsetof(struct ox__block, data) + BLOCK_CAP * elem_size;
 }
 
 static inline unsigned char *msg_at(const ox__chan *c, struct ox__block *b, size_t offset)
@@ -81,9 +82,8 @@ static struct ox__block *block_new(ox__chan *c)
         /* Relaxed: the block is published by a release store of tail_block /
          * next before anyone else sees it. */
         atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
-        atomic_store_explicit(reads_done_of(c, b), 0, memory_order_relaxed);
         for (size_t i = 0; i < BLOCK_CAP; i++)
-            atomic_store_explicit(&b->written[i], 0, memory_order_relaxed);
+            atomic_store_explicit(&b->state[i], SLOT_EMPTY, memory_order_relaxed);
         return b;
     }
     b = calloc(1, ox__list_block_bytes(c->elem_size));
@@ -224,29 +224,85 @@ static int start_recv(ox__chan *c, struct ox__block **block_out, size_t *offset_
     }
 }
 
+/* True once every reader of the block but the finisher (the last slot's) has
+ * stored READ. Acquire: pairs with each reader's release store, so its copy
+ * happens-before our free (and, through its acquire of WRITTEN, its
+ * sender's write too). */
+static bool all_read(struct ox__block *b)
+{
+    for (size_t i = 0; i < BLOCK_CAP - 1; i++)
+        if (atomic_load_explicit(&b->state[i], memory_order_acquire) != SLOT_READ)
+            return false;
+    return true;
+}
+
+static void push_pending(ox__chan *c, struct ox__block *b)
+{
+    struct ox__block *top = atomic_load_explicit(&c->pending, memory_order_relaxed);
+    do
+        atomic_store_explicit(&b->next, top, memory_order_relaxed);
+    /* Release: publishes the link (and our scan's acquires) to the sweeper's
+     * acquire exchange. Push-only CAS: no ABA. */
+    while (!atomic_compare_exchange_weak_explicit(&c->pending, &top, b, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Frees the pending blocks whose readers are all done; puts back the rest.
+ * Each sweeper owns the stack it took, so sweepers never share a block. */
+OX_COLD static void sweep_pending(ox__chan *c)
+{
+    /* Acquire: pairs with push_pending's release. */
+    struct ox__block *b = atomic_exchange_explicit(&c->pending, NULL, memory_order_acquire);
+    while (b) {
+        struct ox__block *next = atomic_load_explicit(&b->next, memory_order_relaxed);
+        if (all_read(b))
+            block_release(c, b);
+        else
+            push_pending(c, b);
+        b = next;
+    }
+}
+
+static inline void sweep_if_pending(ox__chan *c)
+{
+    /* Relaxed: a hint; the sweep's exchange synchronises. */
+    if (OX_UNLIKELY(atomic_load_explicit(&c->pending, memory_order_relaxed) != NULL))
+        sweep_pending(c);
+}
+
+/* The receiver of a block's last slot, done with its message. */
+OX_COLD static void finish_block(ox__chan *c, struct ox__block *b)
+{
+    if (all_read(b))
+        block_release(c, b);
+    else
+        push_pending(c, b);
+    sweep_if_pending(c);
+}
+
 OX_COLD static void wait_written(struct ox__block *b, size_t offset)
 {
     ox__backoff bo = {0};
     /* Acquire: as in read_slot. */
-    while (!atomic_load_explicit(&b->written[offset], memory_order_acquire))
+    while (atomic_load_explicit(&b->state[offset], memory_order_acquire) != SLOT_WRITTEN)
         ox__backoff_snooze(&bo);
 }
 
 static inline void read_slot(ox__chan *c, struct ox__block *b, size_t offset, void *out)
 {
-    /* Acquire: pairs with the sender's release store of the flag, so its
+    /* Acquire: pairs with the sender's release store of WRITTEN, so its
      * message is visible. The sender claimed the slot before us, so it is
      * usually written already. */
-    if (OX_UNLIKELY(!atomic_load_explicit(&b->written[offset], memory_order_acquire)))
+    if (OX_UNLIKELY(atomic_load_explicit(&b->state[offset], memory_order_acquire) != SLOT_WRITTEN))
         wait_written(b, offset);
     ox__copy_msg(out, msg_at(c, b, offset), c->elem_size);
-    /* AcqRel. Release: our read of the slot happens-before the free by the
-     * receiver that completes the count. Acquire: if that is us, every other
-     * receiver's release increment (one release sequence) happens-before our
-     * free; and through their acquires of the written flags, every sender's
-     * write too. */
-    if (atomic_fetch_add_explicit(reads_done_of(c, b), 1, memory_order_acq_rel) + 1 == BLOCK_CAP)
-        block_release(c, b);
+    if (offset + 1 == BLOCK_CAP) {
+        finish_block(c, b);
+        return;
+    }
+    /* Release: our copy happens-before the free (all_read's acquire). Our
+     * last access to the block: the finisher may free it right after. */
+    atomic_store_explicit(&b->state[offset], SLOT_READ, memory_order_release);
 }
 
 static inline void write_slot(ox__chan *c, struct ox__block *b, size_t offset, const void *msg)
@@ -254,7 +310,7 @@ static inline void write_slot(ox__chan *c, struct ox__block *b, size_t offset, c
     ox__copy_msg(msg_at(c, b, offset), msg, c->elem_size);
     /* Release: publishes the message to the receiver's acquire in
      * read_slot. A plain store: the flag is ours alone. */
-    atomic_store_explicit(&b->written[offset], 1, memory_order_release);
+    atomic_store_explicit(&b->state[offset], SLOT_WRITTEN, memory_order_release);
     ox__sync_waker_notify(&c->receivers_w);
 }
 
@@ -334,14 +390,24 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
                 read_slot(c, b, offset, out);
                 return 0;
             }
-            if (r == DISCONNECTED)
+            /* Empty (or done): a good moment to free what stragglers left
+             * pending, so a drained channel's memory returns. Not on every
+             * message: a preempted straggler can keep a block pending for a
+             * while, and rescanning it per message would cost more than the
+             * count this scheme saves. */
+            if (r == DISCONNECTED) {
+                sweep_if_pending(c);
                 return OX_EDISCONNECTED;
-            if (!block)
+            }
+            if (!block) {
+                sweep_if_pending(c);
                 return OX_EEMPTY;
+            }
             if (ox__backoff_is_completed(&bo))
                 break;
             ox__backoff_snooze(&bo);
         }
+        sweep_if_pending(c); /* before blocking, as above */
         if (ox__deadline_passed(deadline))
             return OX_ETIMEDOUT;
 
@@ -429,6 +495,12 @@ void ox__list_free_messages(ox__chan *c)
     }
     if (b) {
         free(b);
+        atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
+    }
+    for (struct ox__block *p = atomic_load_explicit(&c->pending, memory_order_relaxed), *next; p;
+         p = next) {
+        next = atomic_load_explicit(&p->next, memory_order_relaxed);
+        free(p);
         atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
     }
     struct ox__block *spare = atomic_load_explicit(&c->spare, memory_order_relaxed);
