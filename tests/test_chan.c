@@ -550,6 +550,74 @@ OX_TEST(chan_unbounded_memory_returns_when_drained)
     CHECK_EQ(ox__list_blocks_live(), base);
 }
 
+/* Many receivers at once: a block's last reader may finish before another
+ * reader of that block is done (the block then waits on the channel's
+ * pending list); once a receive finds the channel empty, everything but the
+ * current block and the spare is back with the allocator. */
+typedef struct drain_arg {
+    ox_sender *tx;
+    ox_receiver *rx;
+    long count;
+    _Atomic long *received;
+} drain_arg;
+
+static void *drain_producer(void *arg)
+{
+    drain_arg *d = arg;
+    for (long i = 0; i < d->count; i++) {
+        uint64_t v = (uint64_t)i;
+        if (ox_sender_send(d->tx, &v) != 0)
+            abort();
+    }
+    ox_sender_drop(d->tx);
+    return NULL;
+}
+
+static void *drain_consumer(void *arg)
+{
+    drain_arg *d = arg;
+    uint64_t v;
+    long n = 0;
+    OX_CHANNEL_FOR_EACH(d->rx, &v)
+    n++;
+    atomic_fetch_add(d->received, n);
+    ox_receiver_drop(d->rx);
+    return NULL;
+}
+
+OX_TEST(chan_unbounded_memory_returns_after_concurrent_drain)
+{
+    long base = ox__list_blocks_live();
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(uint64_t), OX_UNBOUNDED, &tx, &rx), 0);
+    long per = ox_test_scaled(100000);
+    _Atomic long received = 0;
+    drain_arg pa[4], ca[4];
+    ox_join_handle ph[4], chs[4];
+    for (int i = 0; i < 4; i++) {
+        ca[i] = (drain_arg){NULL, ox_receiver_clone(rx), 0, &received};
+        chs[i] = ox_thread_spawn(drain_consumer, &ca[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pa[i] = (drain_arg){ox_sender_clone(tx), NULL, per, &received};
+        ph[i] = ox_thread_spawn(drain_producer, &pa[i]);
+    }
+    ox_sender_drop(tx);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&ph[i], NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&chs[i], NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&received), 4 * per);
+    uint64_t v;
+    CHECK_EQ(ox_receiver_try_recv(rx, &v), OX_EDISCONNECTED);
+    long left = ox__list_blocks_live() - base;
+    if (left > 2)
+        ox_test_fail(__FILE__, __LINE__, "%ld blocks still allocated after draining", left);
+    ox_receiver_drop(rx);
+    CHECK_EQ(ox__list_blocks_live(), base);
+}
+
 /* ---- misuse ---- */
 
 OX_TEST_OPTS(chan_use_after_drop_aborts, .expect_signal = SIGABRT,

@@ -124,7 +124,7 @@ static int start_recv(ox__chan *c, unsigned char **slot_out, size_t *stamp_out)
 
 static inline void write_slot(ox__chan *c, unsigned char *slot, size_t stamp, const void *msg)
 {
-    memcpy(slot + STAMP_SIZE, msg, c->elem_size);
+    ox__copy_msg(slot + STAMP_SIZE, msg, c->elem_size);
     /* Release: publishes the message; pairs with start_recv's acquire. */
     atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);
     ox__sync_waker_notify(&c->receivers_w);
@@ -132,13 +132,55 @@ static inline void write_slot(ox__chan *c, unsigned char *slot, size_t stamp, co
 
 static inline void read_slot(ox__chan *c, unsigned char *slot, size_t stamp, void *out)
 {
-    memcpy(out, slot + STAMP_SIZE, c->elem_size);
+    ox__copy_msg(out, slot + STAMP_SIZE, c->elem_size);
     /* Release: our read is done before the next lap's sender writes. */
     atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);
     ox__sync_waker_notify(&c->senders_w);
 }
 
+/* The position after pos: the next index, or index 0 of the next lap. */
+static inline size_t next_pos(const ox__chan *c, size_t pos)
+{
+    size_t index = pos & (c->mark_bit - 1);
+    return index + 1 < c->cap ? pos + 1 : (pos & ~(c->one_lap - 1)) + c->one_lap;
+}
+
+static int send_slow(ox__chan *c, const void *msg, bool block, ox_instant deadline);
+static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline);
+
+/* The fast paths: the slot at tail (head) is ready and the first claim
+ * succeeds. Everything else (contention, full, empty, disconnected) goes to
+ * the slow path, which starts over with start_send / start_recv. The
+ * orderings are those of start_send / start_recv, which explain them. */
 int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
+{
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    unsigned char *slot = slot_at(c, tail & (c->mark_bit - 1));
+    /* A marked (disconnected) tail never equals a stamp: stamps are below
+     * mark_bit within their lap. */
+    if (OX_LIKELY(atomic_load_explicit(stamp_of(slot), memory_order_acquire) == tail) &&
+        OX_LIKELY(atomic_compare_exchange_weak_explicit(
+            &c->tail, &tail, next_pos(c, tail), memory_order_seq_cst, memory_order_relaxed))) {
+        write_slot(c, slot, tail + 1, msg);
+        return 0;
+    }
+    return send_slow(c, msg, block, deadline);
+}
+
+int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    unsigned char *slot = slot_at(c, head & (c->mark_bit - 1));
+    if (OX_LIKELY(atomic_load_explicit(stamp_of(slot), memory_order_acquire) == head + 1) &&
+        OX_LIKELY(atomic_compare_exchange_weak_explicit(
+            &c->head, &head, next_pos(c, head), memory_order_seq_cst, memory_order_relaxed))) {
+        read_slot(c, slot, head + c->one_lap, out);
+        return 0;
+    }
+    return recv_slow(c, out, block, deadline);
+}
+
+OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instant deadline)
 {
     unsigned char *slot;
     size_t stamp;
@@ -177,7 +219,7 @@ int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline
     }
 }
 
-int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
 {
     unsigned char *slot;
     size_t stamp;

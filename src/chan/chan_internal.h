@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define OX__CACHE_LINE 64
 
@@ -55,6 +56,11 @@ typedef struct ox__chan {
     _Atomic(struct ox__block *) head_block; /* list */
     ox__sync_waker senders_w;               /* senders waiting for room (array) */
     _Atomic(struct ox__block *) spare;      /* list: one drained block kept for reuse */
+    /* list: a tail a receiver loaded (tail only grows, so head below it
+     * means a message is there without touching the senders' line). */
+    _Atomic size_t tail_seen;
+    /* list: fully claimed blocks some reader was still busy with (list.c) */
+    _Atomic(struct ox__block *) pending;
 
     /* Read-mostly. */
     _Alignas(OX__CACHE_LINE) size_t elem_size;
@@ -112,13 +118,68 @@ bool ox__zero_is_disconnected(const ox__chan *c);
 #define OX__ZERO_SENDERS(c)   (&(c)->senders_w.waker)
 #define OX__ZERO_RECEIVERS(c) (&(c)->receivers_w.waker)
 
-/* ---- handles (counter.c) ---- */
-ox__chan *ox__sender_chan(const ox_sender *tx, const char *function);
-ox__chan *ox__receiver_chan(const ox_receiver *rx, const char *function);
+/* ---- handles (counter.c) ----
+ * The checks run on every call, so they are inline: one compare of the
+ * magic; the abort is out of line. */
+OX_COLD _Noreturn void ox__bad_handle(const ox__handle *h, const char *function,
+                                      const char *kind) OX_NORETURN;
 
-/* ---- dispatch (channel.c) ---- */
-int ox__chan_send(ox__chan *c, const void *msg, bool block, ox_instant deadline);
-int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+static inline ox__chan *ox__sender_chan(const ox_sender *tx, const char *function)
+{
+    if (OX_UNLIKELY(!tx || tx->h.magic != OX__TX_MAGIC))
+        ox__bad_handle(tx ? &tx->h : NULL, function, "sender");
+    return tx->h.chan;
+}
+
+static inline ox__chan *ox__receiver_chan(const ox_receiver *rx, const char *function)
+{
+    if (OX_UNLIKELY(!rx || rx->h.magic != OX__RX_MAGIC))
+        ox__bad_handle(rx ? &rx->h : NULL, function, "receiver");
+    return rx->h.chan;
+}
+
+/* Copies one message. The element size is a runtime value, so a plain
+ * memcpy is a library call; the common sizes get a fixed-size copy that the
+ * compiler turns into one or two moves. */
+static inline void ox__copy_msg(void *dst, const void *src, size_t size)
+{
+    /* Tests rather than a switch: a switch becomes an indirect jump. */
+    if (OX_LIKELY(size == 8))
+        memcpy(dst, src, 8);
+    else if (size == 4)
+        memcpy(dst, src, 4);
+    else if (size == 16)
+        memcpy(dst, src, 16);
+    else
+        memcpy(dst, src, size);
+}
+
+/* ---- dispatch ----
+ * Inline, so that a public call is the handle check and one direct call
+ * into the flavor (a tail jump). */
+static inline int ox__chan_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_send(c, msg, block, deadline);
+    case OX__FLAVOR_LIST:
+        return ox__list_send(c, msg);
+    default:
+        return ox__zero_send(c, msg, block, deadline);
+    }
+}
+
+static inline int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_recv(c, out, block, deadline);
+    case OX__FLAVOR_LIST:
+        return ox__list_recv(c, out, block, deadline);
+    default:
+        return ox__zero_recv(c, out, block, deadline);
+    }
+}
 
 extern const ox__wait_site ox__site_send, ox__site_recv, ox__site_select;
 

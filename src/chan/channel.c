@@ -2,30 +2,6 @@
  * flavor. */
 #include "chan_internal.h"
 
-int ox__chan_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
-{
-    switch (c->flavor) {
-    case OX__FLAVOR_ARRAY:
-        return ox__array_send(c, msg, block, deadline);
-    case OX__FLAVOR_LIST:
-        return ox__list_send(c, msg);
-    default:
-        return ox__zero_send(c, msg, block, deadline);
-    }
-}
-
-int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
-{
-    switch (c->flavor) {
-    case OX__FLAVOR_ARRAY:
-        return ox__array_recv(c, out, block, deadline);
-    case OX__FLAVOR_LIST:
-        return ox__list_recv(c, out, block, deadline);
-    default:
-        return ox__zero_recv(c, out, block, deadline);
-    }
-}
-
 OX_COLD static _Noreturn void null_buffer(const char *function)
 {
     ox_abort(function, "NULL message buffer");

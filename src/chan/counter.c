@@ -52,6 +52,8 @@ int ox_channel_with(const ox_channel_options *options, ox_sender **tx, ox_receiv
     atomic_init(&c->tail_block, NULL);
     atomic_init(&c->head_block, NULL);
     atomic_init(&c->spare, NULL);
+    atomic_init(&c->tail_seen, 0);
+    atomic_init(&c->pending, NULL);
     c->receivers_w = (ox__sync_waker)OX__SYNC_WAKER_INIT;
     c->senders_w = (ox__sync_waker)OX__SYNC_WAKER_INIT;
     c->elem_size = elem;
@@ -81,8 +83,7 @@ int ox_channel(size_t elem_size, size_t capacity, ox_sender **tx, ox_receiver **
     return ox_channel_with(&o, tx, rx);
 }
 
-OX_COLD static _Noreturn void bad_handle(const ox__handle *h, const char *function,
-                                         const char *kind)
+OX_COLD _Noreturn void ox__bad_handle(const ox__handle *h, const char *function, const char *kind)
 {
     if (!h)
         ox_abort(function, "NULL %s", kind);
@@ -90,20 +91,6 @@ OX_COLD static _Noreturn void bad_handle(const ox__handle *h, const char *functi
         ox_abort(function, "%s %p was already dropped", kind, (const void *)h);
     else
         ox_abort(function, "%p is not a %s (or was freed with its channel)", (const void *)h, kind);
-}
-
-ox__chan *ox__sender_chan(const ox_sender *tx, const char *function)
-{
-    if (OX_UNLIKELY(!tx || tx->h.magic != OX__TX_MAGIC))
-        bad_handle(tx ? &tx->h : NULL, function, "sender");
-    return tx->h.chan;
-}
-
-ox__chan *ox__receiver_chan(const ox_receiver *rx, const char *function)
-{
-    if (OX_UNLIKELY(!rx || rx->h.magic != OX__RX_MAGIC))
-        bad_handle(rx ? &rx->h : NULL, function, "receiver");
-    return rx->h.chan;
 }
 
 static ox__handle *new_handle(ox__chan *c, uint32_t magic, const char *function)

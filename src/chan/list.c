@@ -8,9 +8,24 @@
  *   in tail: the channel is disconnected (no more sends);
  *   in head: the head block is known not to be the last one (so a receiver
  *            need not look at tail to know a message is there).
- * Each slot has a state byte: WRITE once its message is written, READ once
- * it was read, DESTROY if the block's destroyer found a reader still busy
- * with it (that reader then continues the destruction).
+ * Each slot has a state byte that goes EMPTY -> WRITTEN (its sender, once
+ * the message is in) -> READ (its receiver, once the message is out). Each
+ * step is a plain release store: the two writers are ordered (the receiver
+ * waits for WRITTEN with acquire), and nobody else writes the byte. So a
+ * message costs two read-modify-writes: the sender's tail CAS and the
+ * receiver's head CAS.
+ *
+ * Freeing a block. The receiver of a block's last slot (the "finisher")
+ * knows that every slot was claimed; once it has its message it scans the
+ * other states. All READ (acquire loads: every reader's copy happens-before
+ * the free): it frees the block. Otherwise a reader is still copying (or
+ * waiting for a slow sender): the block goes on the channel's pending stack
+ * (linked through its next field, which nobody reads any more), and is
+ * swept - freed once all READ - by the next finisher, by any receiver that
+ * finds the channel empty (before it returns OX_EEMPTY / OX_EDISCONNECTED or
+ * blocks), and at the latest with the channel. So once a receive has found
+ * the channel drained, its memory is back with the allocator (but for the
+ * head block and one spare).
  *
  * Memory. Blocks are allocated only by the sender that claims a block's last
  * slot (after winning the tail CAS: no speculative allocation that losers
@@ -30,16 +45,16 @@
 #define SHIFT     1
 #define MARK_BIT  ((size_t)1)
 
-#define SLOT_WRITE   1u
-#define SLOT_READ    2u
-#define SLOT_DESTROY 4u
-
 struct ox__block {
     _Atomic(struct ox__block *) next;
-    _Atomic uint8_t state[BLOCK_CAP];
+    _Atomic uint8_t state[BLOCK_CAP]; /* SLOT_EMPTY, SLOT_WRITTEN, SLOT_READ */
     /* BLOCK_CAP messages of elem_size bytes; 8-byte aligned. */
     _Alignas(8) unsigned char data[];
 };
+
+#define SLOT_EMPTY   0u
+#define SLOT_WRITTEN 1u
+#define SLOT_READ    2u
 
 static _Atomic long blocks_live;
 
@@ -68,7 +83,7 @@ static struct ox__block *block_new(ox__chan *c)
          * next before anyone else sees it. */
         atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
         for (size_t i = 0; i < BLOCK_CAP; i++)
-            atomic_store_explicit(&b->state[i], 0, memory_order_relaxed);
+            atomic_store_explicit(&b->state[i], SLOT_EMPTY, memory_order_relaxed);
         return b;
     }
     b = calloc(1, ox__list_block_bytes(c->elem_size));
@@ -87,22 +102,6 @@ static void block_release(ox__chan *c, struct ox__block *b)
         return;
     free(b);
     atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
-}
-
-/* Frees the block once no reader uses it: marks DESTROY on each slot from
- * start whose reader is still busy, and leaves the rest to that reader. */
-static void block_destroy(ox__chan *c, struct ox__block *b, size_t start)
-{
-    /* The last slot's reader started the destruction: no need to mark it. */
-    for (size_t i = start; i < BLOCK_CAP - 1; i++) {
-        /* Acquire/AcqRel: pairs with the reader's acq_rel fetch_or(READ):
-         * its read of the message happens-before we free the block. */
-        if (!(atomic_load_explicit(&b->state[i], memory_order_acquire) & SLOT_READ) &&
-            !(atomic_fetch_or_explicit(&b->state[i], SLOT_DESTROY, memory_order_acq_rel) &
-              SLOT_READ))
-            return;
-    }
-    block_release(c, b);
 }
 
 static struct ox__block *wait_next(struct ox__block *b)
@@ -225,34 +224,161 @@ static int start_recv(ox__chan *c, struct ox__block **block_out, size_t *offset_
     }
 }
 
-static void read_slot(ox__chan *c, struct ox__block *b, size_t offset, void *out)
+/* True once every reader of the block but the finisher (the last slot's) has
+ * stored READ. Acquire: pairs with each reader's release store, so its copy
+ * happens-before our free (and, through its acquire of WRITTEN, its
+ * sender's write too). */
+static bool all_read(struct ox__block *b)
 {
-    ox__backoff bo = {0};
-    /* Acquire: pairs with the sender's release fetch_or(WRITE). */
-    while (!(atomic_load_explicit(&b->state[offset], memory_order_acquire) & SLOT_WRITE))
-        ox__backoff_snooze(&bo);
-    memcpy(out, msg_at(c, b, offset), c->elem_size);
-    if (offset + 1 == BLOCK_CAP)
-        block_destroy(c, b, 0);
-    else if (atomic_fetch_or_explicit(&b->state[offset], SLOT_READ, memory_order_acq_rel) &
-             SLOT_DESTROY)
-        block_destroy(c, b, offset + 1);
+    for (size_t i = 0; i < BLOCK_CAP - 1; i++)
+        if (atomic_load_explicit(&b->state[i], memory_order_acquire) != SLOT_READ)
+            return false;
+    return true;
 }
 
-int ox__list_send(ox__chan *c, const void *msg)
+static void push_pending(ox__chan *c, struct ox__block *b)
+{
+    struct ox__block *top = atomic_load_explicit(&c->pending, memory_order_relaxed);
+    do
+        atomic_store_explicit(&b->next, top, memory_order_relaxed);
+    /* Release: publishes the link (and our scan's acquires) to the sweeper's
+     * acquire exchange. Push-only CAS: no ABA. */
+    while (!atomic_compare_exchange_weak_explicit(&c->pending, &top, b, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Frees the pending blocks whose readers are all done; puts back the rest.
+ * Each sweeper owns the stack it took, so sweepers never share a block. */
+OX_COLD static void sweep_pending(ox__chan *c)
+{
+    /* Acquire: pairs with push_pending's release. */
+    struct ox__block *b = atomic_exchange_explicit(&c->pending, NULL, memory_order_acquire);
+    while (b) {
+        struct ox__block *next = atomic_load_explicit(&b->next, memory_order_relaxed);
+        if (all_read(b))
+            block_release(c, b);
+        else
+            push_pending(c, b);
+        b = next;
+    }
+}
+
+static inline void sweep_if_pending(ox__chan *c)
+{
+    /* Relaxed: a hint; the sweep's exchange synchronises. */
+    if (OX_UNLIKELY(atomic_load_explicit(&c->pending, memory_order_relaxed) != NULL))
+        sweep_pending(c);
+}
+
+/* The receiver of a block's last slot, done with its message. */
+OX_COLD static void finish_block(ox__chan *c, struct ox__block *b)
+{
+    if (all_read(b))
+        block_release(c, b);
+    else
+        push_pending(c, b);
+    sweep_if_pending(c);
+}
+
+OX_COLD static void wait_written(struct ox__block *b, size_t offset)
+{
+    ox__backoff bo = {0};
+    /* Acquire: as in read_slot. */
+    while (atomic_load_explicit(&b->state[offset], memory_order_acquire) != SLOT_WRITTEN)
+        ox__backoff_snooze(&bo);
+}
+
+static inline void read_slot(ox__chan *c, struct ox__block *b, size_t offset, void *out)
+{
+    /* Acquire: pairs with the sender's release store of WRITTEN, so its
+     * message is visible. The sender claimed the slot before us, so it is
+     * usually written already. */
+    if (OX_UNLIKELY(atomic_load_explicit(&b->state[offset], memory_order_acquire) != SLOT_WRITTEN))
+        wait_written(b, offset);
+    ox__copy_msg(out, msg_at(c, b, offset), c->elem_size);
+    if (offset + 1 == BLOCK_CAP) {
+        finish_block(c, b);
+        return;
+    }
+    /* Release: our copy happens-before the free (all_read's acquire). Our
+     * last access to the block: the finisher may free it right after. */
+    atomic_store_explicit(&b->state[offset], SLOT_READ, memory_order_release);
+}
+
+static inline void write_slot(ox__chan *c, struct ox__block *b, size_t offset, const void *msg)
+{
+    ox__copy_msg(msg_at(c, b, offset), msg, c->elem_size);
+    /* Release: publishes the message to the receiver's acquire in
+     * read_slot. A plain store: the flag is ours alone. */
+    atomic_store_explicit(&b->state[offset], SLOT_WRITTEN, memory_order_release);
+    ox__sync_waker_notify(&c->receivers_w);
+}
+
+OX_COLD static int send_slow(ox__chan *c, const void *msg)
 {
     struct ox__block *b;
     size_t offset;
     if (start_send(c, &b, &offset) == DISCONNECTED)
         return OX_EDISCONNECTED;
-    memcpy(msg_at(c, b, offset), msg, c->elem_size);
-    /* Release: publishes the message to the receiver's acquire. */
-    atomic_fetch_or_explicit(&b->state[offset], SLOT_WRITE, memory_order_release);
-    ox__sync_waker_notify(&c->receivers_w);
+    write_slot(c, b, offset, msg);
     return 0;
 }
 
+/* The fast path: not disconnected, not a block's last slot (its claimer
+ * installs the next block), the first block exists, and the first claim
+ * succeeds. The rest is start_send, which explains the orderings. */
+int ox__list_send(ox__chan *c, const void *msg)
+{
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+    struct ox__block *b = atomic_load_explicit(&c->tail_block, memory_order_acquire);
+    size_t offset = (tail >> SHIFT) % LAP;
+    if (OX_LIKELY(!(tail & MARK_BIT) && offset + 1 < BLOCK_CAP && b != NULL) &&
+        OX_LIKELY(atomic_compare_exchange_weak_explicit(
+            &c->tail, &tail, tail + (1u << SHIFT), memory_order_seq_cst, memory_order_relaxed))) {
+        write_slot(c, b, offset, msg);
+        return 0;
+    }
+    return send_slow(c, msg);
+}
+
+static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline);
+
+/* The fast path: a message is there (tail is past head), not at a block's
+ * last slot (its claimer moves head to the next block), and the first claim
+ * succeeds. The rest is start_recv, which explains the orderings. */
 int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    size_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+    struct ox__block *b = atomic_load_explicit(&c->head_block, memory_order_acquire);
+    size_t offset = (head >> SHIFT) % LAP;
+    if (OX_LIKELY(offset + 1 < BLOCK_CAP && b != NULL)) {
+        size_t new_head = head + (1u << SHIFT);
+        bool ready = true;
+        if (!(head & MARK_BIT)) {
+            /* Relaxed: a hint. Any tail once loaded is at most the current
+             * one, so a head below it has a message (its slot claimed, the
+             * block there: the claim below and read_slot do the rest). */
+            size_t tail = atomic_load_explicit(&c->tail_seen, memory_order_relaxed);
+            if (head >> SHIFT >= tail >> SHIFT) {
+                /* SeqCst: as in start_recv. */
+                tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+                atomic_store_explicit(&c->tail_seen, tail, memory_order_relaxed);
+            }
+            ready = head >> SHIFT < tail >> SHIFT;
+            if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
+                new_head |= MARK_BIT;
+        }
+        if (OX_LIKELY(ready) &&
+            OX_LIKELY(atomic_compare_exchange_weak_explicit(
+                &c->head, &head, new_head, memory_order_seq_cst, memory_order_relaxed))) {
+            read_slot(c, b, offset, out);
+            return 0;
+        }
+    }
+    return recv_slow(c, out, block, deadline);
+}
+
+OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
 {
     struct ox__block *b;
     size_t offset;
@@ -264,14 +390,24 @@ int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
                 read_slot(c, b, offset, out);
                 return 0;
             }
-            if (r == DISCONNECTED)
+            /* Empty (or done): a good moment to free what stragglers left
+             * pending, so a drained channel's memory returns. Not on every
+             * message: a preempted straggler can keep a block pending for a
+             * while, and rescanning it per message would cost more than the
+             * count this scheme saves. */
+            if (r == DISCONNECTED) {
+                sweep_if_pending(c);
                 return OX_EDISCONNECTED;
-            if (!block)
+            }
+            if (!block) {
+                sweep_if_pending(c);
                 return OX_EEMPTY;
+            }
             if (ox__backoff_is_completed(&bo))
                 break;
             ox__backoff_snooze(&bo);
         }
+        sweep_if_pending(c); /* before blocking, as above */
         if (ox__deadline_passed(deadline))
             return OX_ETIMEDOUT;
 
@@ -359,6 +495,12 @@ void ox__list_free_messages(ox__chan *c)
     }
     if (b) {
         free(b);
+        atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
+    }
+    for (struct ox__block *p = atomic_load_explicit(&c->pending, memory_order_relaxed), *next; p;
+         p = next) {
+        next = atomic_load_explicit(&p->next, memory_order_relaxed);
+        free(p);
         atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
     }
     struct ox__block *spare = atomic_load_explicit(&c->spare, memory_order_relaxed);

@@ -76,7 +76,14 @@ int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
     ox__ctx cx;
     ox__ctx_init(&cx);
     ox__waiter e;
-    ox__waker_register(OX__ZERO_SENDERS(c), &e, &cx, (void *)(uintptr_t)msg);
+    /* The packet is read-only for a sender's waiter (receivers copy out of
+     * it); the list's field is not const because receivers' packets are
+     * written. A union drops the const without an integer round trip. */
+    union {
+        const void *in;
+        void *packet;
+    } m = {.in = msg};
+    ox__waker_register(OX__ZERO_SENDERS(c), &e, &cx, m.packet);
     return wait_as(c, OX__ZERO_SENDERS(c), &e, &cx, deadline, &ox__site_send);
 }
 
