@@ -1,9 +1,10 @@
 /* harness.c - runs registered benchmarks; see harness.h.
- * Usage: oxide-bench [SUBSTRING]   (only workloads whose name contains it)
+ * Usage: oxide-bench [SUBSTRING | =NAME | --list]
  * OX_BENCH_ROUNDS sets the repetitions (default 3; the median is printed). */
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,27 @@ static void *idle_thread(void *arg)
     return NULL;
 }
 
+/* "=name" selects one workload exactly (bench/run.sh runs each workload in
+ * a fresh process that way); anything else is a substring. */
+static bool wanted(const char *workload, const char *filter)
+{
+    return filter[0] == '=' ? strcmp(workload, filter + 1) == 0 : strstr(workload, filter) != NULL;
+}
+
 int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : "";
+    if (strcmp(filter, "--list") == 0) {
+        /* Each workload once, in registration order. */
+        for (ox_bench *b = head; b; b = b->next) {
+            bool seen = false;
+            for (ox_bench *a = head; a != b; a = a->next)
+                seen = seen || strcmp(a->workload, b->workload) == 0;
+            if (!seen)
+                printf("%s\n", b->workload);
+        }
+        return 0;
+    }
     const char *r = getenv("OX_BENCH_ROUNDS");
     int rounds = r ? atoi(r) : 3;
     if (rounds < 1 || rounds > 100)
@@ -55,7 +74,7 @@ int main(int argc, char **argv)
     pthread_detach(idle);
     double samples[100];
     for (ox_bench *b = head; b; b = b->next) {
-        if (!strstr(b->workload, filter))
+        if (!wanted(b->workload, filter))
             continue;
         for (int i = 0; i < rounds; i++)
             samples[i] = b->run();

@@ -38,8 +38,17 @@ fail() { # peer, reason, [log file]
     status=1
 }
 
+# With OX_BENCH_WORKLOADS (a list of names, set by bench/run.sh) each
+# workload runs in a fresh process ("=name" selects it exactly), so no
+# workload inherits another's heap or caches.
 run() { # peer, binary
-    "$2" "$filter" || fail "$1" "$2 exited with status $?"
+    if [ -n "${OX_BENCH_WORKLOADS:-}" ]; then
+        for w in $OX_BENCH_WORKLOADS; do
+            "$2" "=$w" || fail "$1" "$2 =$w exited with status $?"
+        done
+    else
+        "$2" "$filter" || fail "$1" "$2 exited with status $?"
+    fi
 }
 
 # ---- C peers: pthread, c-thread-local, glib ----------------------------------

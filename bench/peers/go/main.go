@@ -28,7 +28,14 @@ var (
 	rounds = 3
 )
 
-func wants(workload string) bool { return strings.Contains(workload, filter) }
+// wants: "=name" selects one workload exactly (bench/run.sh runs each
+// workload in a fresh process that way); otherwise a substring.
+func wants(workload string) bool {
+	if strings.HasPrefix(filter, "=") {
+		return workload == filter[1:]
+	}
+	return strings.Contains(workload, filter)
+}
 
 // run times f (one measurement, returning ns per op) `rounds` times and
 // prints the median.

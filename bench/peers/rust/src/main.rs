@@ -35,7 +35,12 @@ impl Harness {
     }
 
     fn wants(&self, workload: &str) -> bool {
-        workload.contains(self.filter.as_str())
+        // "=name" selects one workload exactly (bench/run.sh runs each
+        // workload in a fresh process that way); otherwise a substring.
+        match self.filter.strip_prefix('=') {
+            Some(exact) => workload == exact,
+            None => workload.contains(self.filter.as_str()),
+        }
     }
 
     /// Runs `f` (one measurement, returning ns per op) `rounds` times and
