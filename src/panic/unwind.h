@@ -20,13 +20,15 @@
 
 #include "oxide/base.h"
 
+#include "../check/lockdep.h"
+
 #include <stdint.h>
 
 /* How a kind of lock is released by a panic. One static instance per kind
  * (and per mode: an rwlock has one for read, one for write). */
 typedef struct ox__lock_ops {
-    const char *kind;             /* "mutex", "rwlock (write)", ... for messages */
-    void (*unwind)(void *lock);   /* release after a panic; poisons if the kind does */
+    const char *kind;           /* "mutex", "rwlock (write)", ... for messages */
+    void (*unwind)(void *lock); /* release after a panic; poisons if the kind does */
 } ox__lock_ops;
 
 typedef struct ox__unwind_entry {
@@ -51,8 +53,8 @@ typedef struct ox__unwind_state {
     ox__unwind_entry *entries; /* inline_entries, or a heap array once deeper */
     uint32_t depth;
     uint32_t capacity;
-    uint16_t level;       /* active catch frames */
-    uint16_t panicking;   /* running panic cleanups right now */
+    uint16_t level;     /* active catch frames */
+    uint16_t panicking; /* running panic cleanups right now */
     ox__catch_frame *catch_top;
     ox__unwind_entry inline_entries[OX__UNWIND_INLINE];
 } ox__unwind_state;
@@ -64,8 +66,9 @@ extern _Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initi
 void ox__unwind_grow(void);
 OX_COLD bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object);
 
-/* Records that the calling thread now holds lock. */
-static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
+/* Records that the calling thread now holds lock (the common part of
+ * ox__held_push and ox__held_push_try). */
+static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const char *file, int line)
 {
     ox__unwind_state *s = &ox__unwind;
     if (OX_UNLIKELY(s->depth == s->capacity))
@@ -77,6 +80,27 @@ static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char
     e->line = line;
     e->level = s->level;
     e->kind = OX__ENTRY_LOCK;
+}
+
+/* Records that the calling thread now holds lock, acquired by a call that
+ * could have blocked (lock, lock_timeout, a condvar re-locking its mutex).
+ * With the lock-order checker on, this is where it learns the order. */
+static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
+{
+    ox__held_record(lock, ops, file, line);
+#ifndef OX_NO_LOCKDEP_HOOK /* only to measure what the branch costs */
+    if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
+        ox__lockdep_acquired(lock, ops, file, line);
+#endif
+}
+
+/* The same for a lock taken by a try_lock: a trylock cannot deadlock, so
+ * the lock-order checker records no edge into it (edges out of it, to locks
+ * taken while it is held, are recorded as usual). */
+static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const char *file,
+                                     int line)
+{
+    ox__held_record(lock, ops, file, line);
 }
 
 /* Forgets that the calling thread holds lock. Returns false if it did not
