@@ -2,13 +2,16 @@
 #
 #   make                 library (static + shared), examples, tests, benchmarks
 #   make demo            build and run the guide's examples
-#   make test            every test: plain build, ThreadSanitizer, ASan+UBSan,
-#                        and an install checked through pkg-config
+#   make test            every test: gcc and clang at -O2 and -O0, ThreadSanitizer,
+#                        ASan+UBSan, CHAOS=1, aarch64 under qemu-user, and an
+#                        install checked through pkg-config (tests/run-suites.sh)
 #   make check           the plain suite only (fast)
 #   make bench [BENCH=substring]
 #   make install PREFIX=/usr/local
 #   make lint            clang-format (check mode), clang-tidy, cppcheck
 #   make SAN=tsan|asan   a sanitizer build, in build/<san>/
+#   make CHAOS=1         schedule perturbation (-DOX_CHAOS), in build/chaos/
+#   make B=dir           build in dir instead
 #   CC=clang make        any C11 compiler that speaks GCC's flags
 
 CC      ?= cc
@@ -30,6 +33,18 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 else
 $(error SAN must be empty, tsan or asan, not '$(SAN)')
 endif
+
+# CHAOS=1: seeded schedule perturbation at oxide's decision points
+# (src/check/chaos.h), for the stress programs and the soak.
+CHAOS ?=
+ifeq ($(CHAOS),1)
+B := $(if $(SAN),build/$(SAN)-chaos,build/chaos)
+CPPFLAGS += -DOX_CHAOS
+else ifneq ($(CHAOS),)
+$(error CHAOS must be empty or 1, not '$(CHAOS)')
+endif
+# B=dir on the command line overrides all of the above (run-suites.sh
+# builds each variant of the matrix in its own directory).
 
 WARN     := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -Iinclude -D_POSIX_C_SOURCE=200809L
