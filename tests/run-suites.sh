@@ -2,8 +2,10 @@
 # The full test command (make test): the suite built with gcc and clang at
 # -O2 and -O0, with ThreadSanitizer (clang), with AddressSanitizer +
 # UndefinedBehaviorSanitizer (gcc, leak checking on), with the schedule
-# perturbation (CHAOS=1), cross-built for aarch64 and run under qemu-user,
-# then an install checked through pkg-config. Each variant builds in its own
+# perturbation (CHAOS=1), cross-built for aarch64 and run under qemu-user;
+# the randomized stress programs under CHAOS=1 (STRESS_SECONDS each,
+# default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); then an install
+# checked through pkg-config. Each variant builds in its own
 # build/<variant>/ directory. Prints one closing line "N passed, N failed"
 # summing them all.
 #   SUITES="plain O0 clang ..."  which to run (default: all, see below)
@@ -11,7 +13,7 @@
 # The packages the matrix needs (Debian): tests/packages.txt.
 set -u
 JOBS=${JOBS:-2}
-SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 install}
+SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz install}
 MAKE=${MAKE:-make}
 AARCH64_SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 passed=0
@@ -64,6 +66,42 @@ aarch64_suite() {
         suite aarch64 build/aarch64 CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar
 }
 
+stress_suite() { # the stress programs under CHAOS=1, STRESS_SECONDS each
+    echo "==== suite: stress (build/chaos) ===="
+    start=$(date +%s)
+    if ! $MAKE -s -j"$JOBS" CHAOS=1 stress >"$log" 2>&1; then
+        cat "$log"
+        echo "FAIL build (stress)"
+        failed=$((failed + 1))
+        return
+    fi
+    for p in build/chaos/stress/stress_*; do
+        name=$(basename "$p")
+        if OX_DUMP_SIGNAL=USR1 timeout -s USR1 -k 5 $((${STRESS_SECONDS:-10} + 60)) \
+            "$p" "${STRESS_SECONDS:-10}" >"$log" 2>&1; then
+            echo "ok   stress:$name ($(tail -n 1 "$log"))"
+            passed=$((passed + 1))
+        else
+            tail -n 40 "$log"
+            echo "FAIL stress:$name"
+            failed=$((failed + 1))
+        fi
+    done
+    echo "==== suite: stress: $(($(date +%s) - start)) s ===="
+}
+
+fuzz_suite() {
+    echo "==== suite: fuzz ===="
+    start=$(date +%s)
+    if $MAKE -s fuzz FUZZ_TIME="${FUZZ_TIME:-45}" >"$log" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    cat "$log"
+    echo "==== suite: fuzz: $(($(date +%s) - start)) s ===="
+}
+
 install_check() {
     echo "==== suite: install ===="
     tmp=$(mktemp -d)
@@ -106,6 +144,8 @@ for s in $SUITES; do
         UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" suite asan build/asan SAN=asan ;;
     chaos) OX_TEST_SCALE=0.5 OX_TEST_TIMEOUT_SCALE=3 suite chaos build/chaos CHAOS=1 ;;
     aarch64) aarch64_suite ;;
+    stress) stress_suite ;;
+    fuzz) fuzz_suite ;;
     install) install_check ;;
     *) echo "run-suites: unknown suite '$s'"; failed=$((failed + 1)) ;;
     esac
