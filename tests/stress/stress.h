@@ -13,6 +13,7 @@
 #include "oxide.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,21 +48,32 @@ static inline stress_rng stress_rng_for(uint64_t stream)
     return r;
 }
 
-#define STRESS_FAIL(...)                                                                           \
-    do {                                                                                           \
-        fprintf(stderr, "FAIL %s: ", stress_name);                                                 \
-        fprintf(stderr, __VA_ARGS__);                                                              \
-        fprintf(stderr, "\n  seed %" PRIu64 "; replay: %s %.0f %" PRIu64                           \
-                        " (with the same OX_CHAOS_SEED in a CHAOS=1 build)\n",                     \
-                stress_seed, stress_name, stress_seconds, stress_seed);                            \
-        fflush(NULL);                                                                              \
-        abort();                                                                                   \
-    } while (0)
+/* Prints the failure, the seed and how to replay it, then aborts. */
+static _Noreturn void stress_fail_at(const char *file, int line, const char *what,
+                                     const char *fmt, ...) OX_PRINTF(4, 5);
+
+static _Noreturn void stress_fail_at(const char *file, int line, const char *what,
+                                     const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL %s: %s:%d: %s: ", stress_name, file, line, what);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr,
+            "\n  seed %" PRIu64 "; replay: %s %.0f %" PRIu64
+            " (with the same OX_CHAOS_SEED in a CHAOS=1 build)\n",
+            stress_seed, stress_name, stress_seconds, stress_seed);
+    fflush(NULL);
+    abort();
+}
+
+#define STRESS_FAIL(...) stress_fail_at(__FILE__, __LINE__, "failed", __VA_ARGS__)
 
 #define STRESS_CHECK(cond, ...)                                                                    \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            STRESS_FAIL("%s:%d: %s: " __VA_ARGS__, __FILE__, __LINE__, #cond);                     \
+            stress_fail_at(__FILE__, __LINE__, #cond, __VA_ARGS__);                                \
     } while (0)
 
 static inline void stress_init(int argc, char **argv, const char *name)

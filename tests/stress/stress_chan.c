@@ -19,6 +19,7 @@ typedef struct round_ctx {
     long per_sender;
     _Atomic uint8_t *seen;
     _Atomic int senders_done;
+    int senders;
     bool early_drop; /* receivers stop early: senders must see disconnection */
 } round_ctx;
 
@@ -62,8 +63,10 @@ static void *send_all(void *arg)
         STRESS_CHECK(rc == 0, "send: %s", ox_strerror(rc));
         a->sent++;
     }
-    ox_sender_drop(a->tx);
+    /* Counted before the drop: a receiver that sees the disconnection
+     * must see the count (the channel's disconnect orders the two). */
     atomic_fetch_add_explicit(&a->c->senders_done, 1, memory_order_relaxed);
+    ox_sender_drop(a->tx);
     return NULL;
 }
 
@@ -125,8 +128,9 @@ static void *recv_all(void *arg)
         uint64_t msg;
         int rc = recv_one(a, &msg, open);
         if (rc == OX_EDISCONNECTED) {
-            STRESS_CHECK(atomic_load_explicit(&c->senders_done, memory_order_relaxed) > 0,
-                         "disconnected before any sender finished");
+            int done = atomic_load_explicit(&c->senders_done, memory_order_relaxed);
+            STRESS_CHECK(done == c->senders, "disconnected with %d of %d senders live",
+                         c->senders - done, c->senders);
             break;
         }
         STRESS_CHECK(rc == 0, "recv: %s", ox_strerror(rc));
@@ -170,7 +174,8 @@ int main(int argc, char **argv)
     do {
         int ns = 1 + (int)stress_below(&rng, MAX_SENDERS);
         int nr = 1 + (int)stress_below(&rng, MAX_RECEIVERS);
-        round_ctx c = {.per_sender = 50 + stress_below(&rng, 2000),
+        round_ctx c = {.senders = ns,
+                       .per_sender = 50 + stress_below(&rng, 2000),
                        .early_drop = stress_below(&rng, 6) == 0};
         for (int k = 0; k < 2; k++)
             STRESS_CHECK(ox_channel(sizeof(uint64_t), pick_capacity(&rng), &c.tx[k], &c.rx[k]) == 0,
