@@ -127,9 +127,19 @@ static void exec_program(char *const argv[])
     snprintf(words, sizeof words, "%s", wrapper);
     for (char *w = strtok(words, " "); w != NULL && n < 32; w = strtok(NULL, " "))
         args[n++] = w;
+    int program = n;
     for (int i = 0; argv[i] != NULL && n < 63; i++)
         args[n++] = argv[i];
     args[n] = NULL;
+    /* Under the emulator, /proc/self/exe would name the emulator itself;
+     * here (still the emulated process) it names the test binary. */
+    char self[4096];
+    ssize_t len;
+    if (strcmp(argv[0], "/proc/self/exe") == 0 &&
+        (len = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
+        self[len] = '\0';
+        args[program] = self;
+    }
     execvp(args[0], args);
 }
 
