@@ -331,6 +331,45 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
     return true;
 }
 
+/* ---- the per-thread cache of pairs already recorded ----
+ * A program re-takes the same locks in the same order millions of times;
+ * once the edge for (held lock, new lock) is in the graph (edges are never
+ * removed), looking it up again under the graph lock is wasted work. Each
+ * thread remembers the pairs it recorded, tagged with the class generation
+ * (bumped by every register and forget, which change what a lock address
+ * means), in a small direct-mapped table. A stale generation read relaxed
+ * can only make the thread skip an edge it recorded under the previous
+ * meaning of an address: a missed edge, never a false report. */
+#define PAIR_CACHE 64
+
+typedef struct pair_entry {
+    const void *held, *lock;
+    uint64_t generation;
+} pair_entry;
+
+static _Atomic uint64_t class_generation = 1;
+static _Thread_local pair_entry pair_cache[PAIR_CACHE];
+
+static pair_entry *pair_slot(const void *held, const void *lock)
+{
+    size_t h = hash64((uint64_t)(uintptr_t)held * 31 + (uint64_t)(uintptr_t)lock);
+    return &pair_cache[h & (PAIR_CACHE - 1)];
+}
+
+static bool pairs_all_cached(const ox__unwind_entry *held, uint32_t depth, const void *lock,
+                             uint64_t generation)
+{
+    for (uint32_t i = 0; i < depth; i++) {
+        const ox__unwind_entry *h = &held[i];
+        if (h->kind != OX__ENTRY_LOCK || h->object == lock)
+            continue;
+        const pair_entry *e = pair_slot(h->object, lock);
+        if (e->held != h->object || e->lock != lock || e->generation != generation)
+            return false;
+    }
+    return true;
+}
+
 static const ox_lock_class *class_lookup(const void *lock)
 {
     const map_slot *s = map_lookup(&class_of, (uint64_t)(uintptr_t)lock);
@@ -345,6 +384,9 @@ static void add_edges(const void *lock, const ox__lock_ops *ops, const char *fil
 {
     uint32_t depth;
     const ox__unwind_entry *held = ox__held_entries(&depth);
+    uint64_t generation = atomic_load_explicit(&class_generation, memory_order_relaxed);
+    if (pairs_all_cached(held, depth, lock, generation))
+        return;
     bool cycle = false;
     graph_lock();
     if (atomic_load_explicit(&reports, memory_order_relaxed) != 0) {
@@ -369,6 +411,8 @@ static void add_edges(const void *lock, const ox__lock_ops *ops, const char *fil
             uint32_t from = node_get(&class_graph, hkey, hcls);
             cycle = add_edge(&class_graph, from, to, h, lock, ops, file, line, waited);
         }
+        if (!cycle)
+            *pair_slot(h->object, lock) = (pair_entry){h->object, lock, generation};
     }
     int mode = atomic_load_explicit(&lockdep_mode, memory_order_relaxed);
     if (cycle) {
@@ -431,6 +475,7 @@ void ox_lock_class_register(const void *lock, const ox_lock_class *cls)
         return;
     graph_lock();
     map_put(&class_of, (uint64_t)(uintptr_t)lock, (uint64_t)(uintptr_t)cls);
+    atomic_fetch_add_explicit(&class_generation, 1, memory_order_relaxed);
     graph_unlock();
 }
 
@@ -444,6 +489,7 @@ void ox_lock_class_forget(const void *lock)
      * but are no longer found: the next lock here starts afresh. */
     map_del(&class_graph.node_of, (uint64_t)(uintptr_t)lock);
     map_del(&instance_graph.node_of, (uint64_t)(uintptr_t)lock);
+    atomic_fetch_add_explicit(&class_generation, 1, memory_order_relaxed);
     graph_unlock();
 }
 
