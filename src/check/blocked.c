@@ -12,29 +12,23 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+enum { LINE_MAX_BYTES = 512 };
 
 typedef struct sink {
     FILE *file; /* or, when NULL: */
     int fd;
 } sink;
 
-static void emit(const sink *out, const char *fmt, ...) OX_PRINTF(2, 3);
-
-static void emit(const sink *out, const char *fmt, ...)
+static void emit_line(const sink *out, const char *line, int n)
 {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
-    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    size_t len = (size_t)n < LINE_MAX_BYTES ? (size_t)n : LINE_MAX_BYTES - 1;
     if (out->file != NULL) {
         fwrite(line, 1, len, out->file);
         return;
@@ -49,33 +43,41 @@ static void emit(const sink *out, const char *fmt, ...)
     }
 }
 
+/* Formats into a stack buffer, then writes it (no va_list: the signal
+ * handler path stays as simple as it can be). */
+#define EMIT(out, ...)                                                                             \
+    do {                                                                                           \
+        char line_[LINE_MAX_BYTES];                                                                \
+        emit_line((out), line_, snprintf(line_, sizeof line_, __VA_ARGS__));                       \
+    } while (0)
+
 static void print_one(const ox__blocked_info *b, void *ctx)
 {
     const sink *out = ctx;
-    emit(out, "  thread '%s' (id %llu) blocked on %s %p", b->name ? b->name : "<unnamed>",
+    EMIT(out, "  thread '%s' (id %llu) blocked on %s %p", b->name ? b->name : "<unnamed>",
          (unsigned long long)b->id, b->site->what, b->object);
     if (b->file != NULL)
-        emit(out, ", called at %s:%d", b->file, b->line);
-    emit(out, "\n");
+        EMIT(out, ", called at %s:%d", b->file, b->line);
+    EMIT(out, "\n");
     const ox__unwind_state *s = b->held;
     uint32_t depth = s != NULL ? s->depth : 0;
     for (uint32_t i = depth; i-- > 0;) {
         const ox__unwind_entry *e = &s->entries[i];
         if (e->kind != OX__ENTRY_LOCK)
             continue;
-        emit(out, "    holding %s %p, locked at %s:%d\n", e->u.lock_ops->kind, e->object,
+        EMIT(out, "    holding %s %p, locked at %s:%d\n", e->u.lock_ops->kind, e->object,
              e->file ? e->file : "?", e->line);
     }
 }
 
 static int dump(const sink *out, bool try_only)
 {
-    emit(out, "oxide: threads blocked in oxide:\n");
+    EMIT(out, "oxide: threads blocked in oxide:\n");
     int n = ox__park_visit_blocked(try_only, print_one, (void *)out);
     if (n < 0)
-        emit(out, "  (skipped: the thread registry is busy; send the signal again)\n");
+        EMIT(out, "  (skipped: the thread registry is busy; send the signal again)\n");
     else if (n == 0)
-        emit(out, "  (none)\n");
+        EMIT(out, "  (none)\n");
     return n;
 }
 

@@ -70,6 +70,7 @@ static void graph_unlock(void)
 typedef struct map_slot {
     uint64_t key; /* MAP_EMPTY, MAP_TOMBSTONE, or a key (never 0 or 1) */
     uint64_t value;
+    const void *ptr; /* the pointer value of class_of (no int-to-pointer casts) */
 } map_slot;
 
 typedef struct ptr_map {
@@ -110,7 +111,7 @@ static map_slot *map_lookup(const ptr_map *m, uint64_t key)
     }
 }
 
-static void map_put(ptr_map *m, uint64_t key, uint64_t value);
+static void map_put(ptr_map *m, uint64_t key, uint64_t value, const void *ptr);
 
 static void map_grow(ptr_map *m)
 {
@@ -120,16 +121,17 @@ static void map_grow(ptr_map *m)
     m->used = 0;
     for (size_t i = 0; i < old.cap; i++) {
         if (old.slots[i].key > MAP_TOMBSTONE)
-            map_put(m, old.slots[i].key, old.slots[i].value);
+            map_put(m, old.slots[i].key, old.slots[i].value, old.slots[i].ptr);
     }
     free(old.slots);
 }
 
-static void map_put(ptr_map *m, uint64_t key, uint64_t value)
+static void map_put(ptr_map *m, uint64_t key, uint64_t value, const void *ptr)
 {
     map_slot *s = map_lookup(m, key);
     if (s != NULL) {
         s->value = value;
+        s->ptr = ptr;
         return;
     }
     if ((m->used + 1) * 4 > m->cap * 3)
@@ -139,7 +141,7 @@ static void map_put(ptr_map *m, uint64_t key, uint64_t value)
         i = (i + 1) & (m->cap - 1);
     if (m->slots[i].key == MAP_EMPTY)
         m->used++;
-    m->slots[i] = (map_slot){key, value};
+    m->slots[i] = (map_slot){key, value, ptr};
 }
 
 static void map_del(ptr_map *m, uint64_t key)
@@ -208,7 +210,7 @@ static uint32_t node_get(graph *g, const void *key, const ox_lock_class *cls)
         g->nodes = grow_array(g->nodes, &g->cap_nodes, sizeof *g->nodes);
     uint32_t i = (uint32_t)g->n_nodes++;
     g->nodes[i] = (node){.key = key, .cls = cls, .first_out = NO_EDGE};
-    map_put(&g->node_of, (uint64_t)(uintptr_t)key, i);
+    map_put(&g->node_of, (uint64_t)(uintptr_t)key, i, NULL);
     return i;
 }
 
@@ -324,7 +326,7 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
                 .thread_id = ox_thread_id(ox_thread_current())};
     snprintf(e->thread, sizeof e->thread, "%s", ox__thread_current_name_or_unnamed());
     g->nodes[from].first_out = i;
-    map_put(&g->edge_of, key, i);
+    map_put(&g->edge_of, key, i, NULL);
     if (!reaches(g, to, from))
         return false;
     report_cycle(g, i);
@@ -373,7 +375,7 @@ static bool pairs_all_cached(const ox__unwind_entry *held, uint32_t depth, const
 static const ox_lock_class *class_lookup(const void *lock)
 {
     const map_slot *s = map_lookup(&class_of, (uint64_t)(uintptr_t)lock);
-    return s ? (const ox_lock_class *)(uintptr_t)s->value : NULL;
+    return s ? (const ox_lock_class *)s->ptr : NULL;
 }
 
 /* Records the edges into lock from every other lock the calling thread
@@ -474,7 +476,7 @@ void ox_lock_class_register(const void *lock, const ox_lock_class *cls)
     if (!atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed))
         return;
     graph_lock();
-    map_put(&class_of, (uint64_t)(uintptr_t)lock, (uint64_t)(uintptr_t)cls);
+    map_put(&class_of, (uint64_t)(uintptr_t)lock, 0, cls);
     atomic_fetch_add_explicit(&class_generation, 1, memory_order_relaxed);
     graph_unlock();
 }

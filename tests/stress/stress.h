@@ -49,11 +49,11 @@ static inline stress_rng stress_rng_for(uint64_t stream)
 }
 
 /* Prints the failure, the seed and how to replay it, then aborts. */
-static _Noreturn void stress_fail_at(const char *file, int line, const char *what,
-                                     const char *fmt, ...) OX_PRINTF(4, 5);
+static _Noreturn void stress_fail_at(const char *file, int line, const char *what, const char *fmt,
+                                     ...) OX_PRINTF(4, 5);
 
-static _Noreturn void stress_fail_at(const char *file, int line, const char *what,
-                                     const char *fmt, ...)
+static _Noreturn void stress_fail_at(const char *file, int line, const char *what, const char *fmt,
+                                     ...)
 {
     va_list ap;
     va_start(ap, fmt);

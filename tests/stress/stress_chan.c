@@ -14,7 +14,7 @@
 enum { MAX_SENDERS = 4, MAX_RECEIVERS = 4 };
 
 typedef struct round_ctx {
-    ox_sender *tx[2];   /* two channels: receivers may select over both */
+    ox_sender *tx[2]; /* two channels: receivers may select over both */
     ox_receiver *rx[2];
     long per_sender;
     _Atomic uint8_t *seen;
@@ -26,7 +26,7 @@ typedef struct round_ctx {
 typedef struct actor {
     round_ctx *c;
     int id;
-    ox_sender *tx;     /* owned clone */
+    ox_sender *tx;      /* owned clone */
     ox_receiver *rx[2]; /* owned clones */
     long received, sent;
     stress_rng rng;
@@ -94,7 +94,8 @@ static int recv_one(actor *a, uint64_t *msg, bool *open)
             break;
         case 2:
             if (open[0] && open[1]) {
-                ox_select_op ops[2] = {OX_SELECT_RECV(a->rx[0], msg), OX_SELECT_RECV(a->rx[1], msg)};
+                ox_select_op ops[2] = {OX_SELECT_RECV(a->rx[0], msg),
+                                       OX_SELECT_RECV(a->rx[1], msg)};
                 size_t index;
                 rc = ox_select(ops, 2, &index);
                 which = (int)index;

@@ -15,12 +15,12 @@ enum { MAX_THREADS = 6 };
 typedef struct shared {
     ox_mutex m, outer;
     ox_rwlock rw;
-    _Atomic int witness;    /* 0, or the id of the thread inside m */
-    long counter;           /* guarded by m */
-    _Atomic int readers;    /* threads inside rw for reading */
-    _Atomic int writer;     /* 1 while a writer is inside rw */
+    _Atomic int witness;     /* 0, or the id of the thread inside m */
+    long counter;            /* guarded by m */
+    _Atomic int readers;     /* threads inside rw for reading */
+    _Atomic int writer;      /* 1 while a writer is inside rw */
     uint64_t pair_a, pair_b; /* guarded by rw: always equal outside a write */
-    _Atomic int panics;     /* holders that panicked (poisoning m) */
+    _Atomic int panics;      /* holders that panicked (poisoning m) */
 } shared;
 
 typedef struct worker {
