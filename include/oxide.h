@@ -7,5 +7,8 @@
 #include "oxide/panic.h"  /* IWYU pragma: export */
 #include "oxide/thread.h" /* IWYU pragma: export */
 #include "oxide/tls.h"    /* IWYU pragma: export */
+#include "oxide/sync.h"   /* IWYU pragma: export */
+#include "oxide/arc.h"    /* IWYU pragma: export */
+#include "oxide/chan.h"   /* IWYU pragma: export */
 
 #endif

@@ -212,12 +212,58 @@ int ox_test_run_program(char *const argv[], double timeout_s, char **out, char *
     job j = {.deadline = now_s() + timeout_s * env_double("OX_TEST_TIMEOUT_SCALE", 1.0)};
     j.pid = start_child(argv, &j.out, &j.err);
     while (!job_poll(&j)) {
-        struct pollfd p[2] = {{.fd = j.out.fd, .events = POLLIN}, {.fd = j.err.fd, .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = j.out.fd, .events = POLLIN},
+                              {.fd = j.err.fd, .events = POLLIN}};
         poll(p, 2, 20);
     }
     *out = j.out.data;
     *err = j.err.data;
     return j.timed_out ? -1 : j.status;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void ox_test_check_example(const char *name, int expect_status, bool any_order,
+                           const char *const expected[])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", ox_test_examples_dir(), name);
+    char *argv[] = {path, NULL};
+    char *out, *err;
+    int status = ox_test_run_program(argv, 60, &out, &err);
+    if (status == -1)
+        ox_test_fail(__FILE__, __LINE__, "example %s timed out", name);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != expect_status)
+        ox_test_fail(__FILE__, __LINE__, "example %s: wait status %#x, expected exit %d\n%s", name,
+                     (unsigned)status, expect_status, err);
+
+    /* Split stdout into lines, in place. */
+    size_t n_got = 0, n_want = 0;
+    char *got[256];
+    for (char *line = strtok(out, "\n"); line && n_got < 256; line = strtok(NULL, "\n"))
+        got[n_got++] = line;
+    const char *want[256];
+    while (expected[n_want] && n_want < 256) {
+        want[n_want] = expected[n_want];
+        n_want++;
+    }
+    if (any_order) {
+        qsort(got, n_got, sizeof got[0], compare_strings);
+        qsort(want, n_want, sizeof want[0], compare_strings);
+    }
+    for (size_t i = 0; i < n_got || i < n_want; i++) {
+        const char *g = i < n_got ? got[i] : "(nothing)";
+        const char *w = i < n_want ? want[i] : "(nothing)";
+        if (strcmp(g, w) != 0)
+            ox_test_fail(__FILE__, __LINE__,
+                         "example %s, %s line %zu:\n  got:      %s\n  expected: %s", name,
+                         any_order ? "sorted" : "output", i + 1, g, w);
+    }
+    free(out);
+    free(err);
 }
 
 /* Why a finished job failed, or NULL if it passed. */

@@ -28,7 +28,8 @@ void ox_test_register(ox_test *t);
 
 #define OX_TEST_OPTS(tname, ...)                                                                   \
     static void tname(void);                                                                       \
-    static ox_test tname##__ox_test = {.name = #tname, .fn = tname, .file = __FILE__, __VA_ARGS__}; \
+    static ox_test tname##__ox_test = {                                                            \
+        .name = #tname, .fn = tname, .file = __FILE__, __VA_ARGS__};                               \
     __attribute__((constructor)) static void tname##__ox_register(void)                            \
     {                                                                                              \
         ox_test_register(&tname##__ox_test);                                                       \
@@ -73,5 +74,12 @@ int ox_test_run_program(char *const argv[], double timeout_s, char **out, char *
 
 /* The directory holding this build's example programs. */
 const char *ox_test_examples_dir(void);
+
+/* Runs the example program `name` of this build and checks that it exits
+ * with expect_status and that its stdout is exactly the NULL-terminated
+ * list of lines: in that order, or in any order if any_order (for output the
+ * guide says may vary). Fails the test with a diff-like message if not. */
+void ox_test_check_example(const char *name, int expect_status, bool any_order,
+                           const char *const expected[]);
 
 #endif

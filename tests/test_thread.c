@@ -62,7 +62,7 @@ OX_TEST_OPTS(thread_spawn_null_aborts, .expect_signal = SIGABRT,
 static void *join_self(void *arg)
 {
     ox_join_handle *self = arg;
-    while (self->thread == NULL) /* wait for the spawner to store it */
+    while (__atomic_load_n(&self->thread, __ATOMIC_ACQUIRE) == NULL) /* stored by the spawner */
         ox_thread_yield();
     return (void *)(intptr_t)ox_thread_join(self, NULL, NULL);
 }
@@ -203,9 +203,11 @@ OX_TEST(thread_builder_stack_size)
     CHECK_EQ(ox_thread_join(&h, &r, NULL), 0);
     CHECK_EQ((intptr_t)r, 3);
     /* A tiny request is rounded up to the platform minimum, as in Rust. */
+    static _Atomic int ran;
     ox_thread_builder_stack_size(&b, 1);
-    CHECK_EQ(ox_thread_builder_spawn(&b, count_up, &(_Atomic int){0}, &h), 0);
+    CHECK_EQ(ox_thread_builder_spawn(&b, count_up, (void *)&ran, &h), 0);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&ran), 1);
 }
 
 OX_TEST(thread_park_token_semantics)

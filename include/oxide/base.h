@@ -21,7 +21,10 @@ extern "C" {
 #define OX_LIKELY(x)                    __builtin_expect(!!(x), 1)
 #define OX_UNLIKELY(x)                  __builtin_expect(!!(x), 0)
 #define OX_COLD                         __attribute__((cold, noinline))
+/* Besides _Noreturn, for analysers (cppcheck) that only read the attribute. */
+#define OX_NORETURN __attribute__((noreturn))
 #else
+#define OX_NORETURN
 #define OX_PRINTF(fmt_index, first_arg)
 #define OX_LIKELY(x)   (x)
 #define OX_UNLIKELY(x) (x)
@@ -49,7 +52,7 @@ const char *ox_strerror(int code);
 
 /* Prints "<function>: <message>" to stderr and aborts. Used for misuse that
  * Rust rejects at compile time (joining twice, unlocking a lock not held). */
-_Noreturn void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2, 3);
+_Noreturn void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2, 3) OX_NORETURN;
 
 /* ---- time ----
  * Durations are signed 64-bit nanoseconds (about 292 years); a negative
@@ -59,9 +62,9 @@ _Noreturn void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2,
 typedef int64_t ox_nanos;
 
 #define OX_NANOS(n)  ((ox_nanos)(n))
-#define OX_MICROS(n) ((ox_nanos)(n) * 1000)
-#define OX_MILLIS(n) ((ox_nanos)(n) * 1000000)
-#define OX_SECS(n)   ((ox_nanos)(n) * 1000000000)
+#define OX_MICROS(n) ((ox_nanos)(n)*1000)
+#define OX_MILLIS(n) ((ox_nanos)(n)*1000000)
+#define OX_SECS(n)   ((ox_nanos)(n)*1000000000)
 
 typedef struct ox_instant {
     int64_t ns; /* nanoseconds on CLOCK_MONOTONIC */

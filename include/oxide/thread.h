@@ -129,8 +129,8 @@ void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg);
 /* Spawns fn(arg) in the scope; aborts like ox_thread_spawn on failure. May be
  * called from any thread of the scope. */
 ox_scoped_handle ox_scope_spawn(ox_scope *scope, void *(*fn)(void *), void *arg);
-int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder,
-                           void *(*fn)(void *), void *arg, ox_scoped_handle *out);
+int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder, void *(*fn)(void *),
+                           void *arg, ox_scoped_handle *out);
 
 /* Joins a scoped thread early: as ox_thread_join. A panic collected here is
  * not reported again by the scope. */

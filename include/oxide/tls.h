@@ -86,7 +86,7 @@ _Noreturn void ox__tls_access_failed(const ox__tls_key *key);
             fn((type *)v);                                                                         \
     }                                                                                              \
     static const ox__tls_key name##__ox_key = {#name, name##__ox_init, name##__ox_destroy};        \
-    static inline int name##__ox_try_get(type **out)                                              \
+    static inline int name##__ox_try_get(type **out)                                               \
     {                                                                                              \
         if (OX_LIKELY(name##__ox_slot.state == OX__TLS_ALIVE)) {                                   \
             *out = &name##__ox_slot.value;                                                         \
@@ -98,7 +98,7 @@ _Noreturn void ox__tls_access_failed(const ox__tls_key *key);
         *out = (type *)v;                                                                          \
         return rc;                                                                                 \
     }                                                                                              \
-    static inline type *name##__ox_get(void)                                                      \
+    static inline type *name##__ox_get(void)                                                       \
     {                                                                                              \
         type *v;                                                                                   \
         if (OX_UNLIKELY(name##__ox_try_get(&v) != 0))                                              \

@@ -44,20 +44,6 @@ bool ox_thread_panicking(void)
     return ox__unwind.panicking != 0;
 }
 
-static char *format_message(const char *fmt, va_list ap)
-{
-    va_list copy;
-    va_copy(copy, ap);
-    int n = vsnprintf(NULL, 0, fmt, copy);
-    va_end(copy);
-    if (n < 0)
-        return NULL;
-    char *msg = malloc((size_t)n + 1);
-    if (msg != NULL)
-        vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    return msg;
-}
-
 static char *copy_string(const char *s)
 {
     if (s == NULL)
@@ -83,8 +69,16 @@ void ox__panic_at(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *message = format_message(fmt, ap);
+    /* clang-analyzer 14 misreads va_start in a _Noreturn variadic function. */
+    int n = vsnprintf(NULL, 0, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
     va_end(ap);
+    char *message = n < 0 ? NULL : malloc((size_t)n + 1);
+    if (message != NULL) {
+        va_list again;
+        va_start(again, fmt);
+        vsnprintf(message, (size_t)n + 1, fmt, again);
+        va_end(again);
+    }
     if (ox__unwind.panicking) {
         abort_double_panic(file, line, message ? message : fmt);
     }

@@ -50,11 +50,12 @@ int ox__sys_futex_wake(_Atomic uint32_t *word, int n)
     return r < 0 ? 0 : (int)r;
 }
 
-int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake,
-                          _Atomic uint32_t *to)
+int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake, _Atomic uint32_t *to)
 {
+    /* The kernel reads the requeue limit from the timeout argument. */
     long r = syscall(SYS_futex, from, FUTEX_CMP_REQUEUE | FUTEX_PRIVATE_FLAG, wake,
-                     (void *)(uintptr_t)INT_MAX, to, expected);
+                     (void *)(uintptr_t)INT_MAX, /* NOLINT(performance-no-int-to-ptr) */
+                     to, expected);
     return r < 0 ? -1 : (int)r;
 }
 
@@ -143,32 +144,58 @@ int ox__sys_is_main_thread(void)
     return syscall(SYS_gettid) == getpid();
 }
 
+/* Reads up to two whitespace-separated fields of a small file. Returns how
+ * many were read. */
+static int read_fields(const char *path, char *a, char *b, size_t n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[128];
+    int got = 0;
+    if (fgets(line, sizeof line, f)) {
+        char *save = NULL;
+        char *first = strtok_r(line, " \n", &save);
+        char *second = first ? strtok_r(NULL, " \n", &save) : NULL;
+        if (first) {
+            snprintf(a, n, "%s", first);
+            got = 1;
+        }
+        if (second) {
+            snprintf(b, n, "%s", second);
+            got = 2;
+        }
+    }
+    fclose(f);
+    return got;
+}
+
+/* A positive integer, or -1 ("max", garbage, or out of range). */
+static long long parse_positive(const char *s)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return (errno == 0 && end != s && *end == '\0' && v > 0) ? v : -1;
+}
+
 /* The cgroup CPU quota as a whole number of CPUs (rounded up), or 0 if none
  * is set. cgroup v2 first (cpu.max: "max 100000" or "50000 100000"), then
- * v1 (cpu.cfs_quota_us / cpu.cfs_period_us). Only the root of the calling
- * process's cgroup mount is read: enough for containers. */
+ * v1 (cpu.cfs_quota_us and cpu.cfs_period_us). Only the cgroup mount's root
+ * is read: what a container sees as its own. */
 static size_t cgroup_cpu_quota(void)
 {
-    long long quota = -1, period = 0;
-    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
-    if (f) {
-        char q[32];
-        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0)
-            quota = atoll(q);
-        fclose(f);
+    char q[32] = "", p[32] = "";
+    long long quota, period;
+    if (read_fields("/sys/fs/cgroup/cpu.max", q, p, sizeof q) == 2) {
+        quota = parse_positive(q);
+        period = parse_positive(p);
     } else {
-        f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r");
-        if (f) {
-            if (fscanf(f, "%lld", &quota) != 1)
-                quota = -1;
-            fclose(f);
-        }
-        f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r");
-        if (f) {
-            if (fscanf(f, "%lld", &period) != 1)
-                period = 0;
-            fclose(f);
-        }
+        char unused[32];
+        read_fields("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", q, unused, sizeof q);
+        read_fields("/sys/fs/cgroup/cpu/cpu.cfs_period_us", p, unused, sizeof p);
+        quota = parse_positive(q);
+        period = parse_positive(p);
     }
     if (quota <= 0 || period <= 0)
         return 0;

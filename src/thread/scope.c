@@ -29,8 +29,8 @@ int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *b, void *(*
     ox_thread *head = atomic_load_explicit(&scope->spawned, memory_order_relaxed);
     do {
         t->scope_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&scope->spawned, &head, t,
-                                                    memory_order_release, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&scope->spawned, &head, t, memory_order_release,
+                                                    memory_order_relaxed));
     out->thread = t;
     return 0;
 }
@@ -61,8 +61,10 @@ int ox_scoped_join(ox_scoped_handle *h, void **result, ox_panic_payload **payloa
     if (t == ox_thread_current())
         return OX_EDEADLK;
     if (!claim_join(t))
-        ox_abort("ox_scoped_join", "thread %llu is already being joined through a copy of its "
-                 "handle", (unsigned long long)t->id);
+        ox_abort("ox_scoped_join",
+                 "thread %llu is already being joined through a copy of its "
+                 "handle",
+                 (unsigned long long)t->id);
     h->thread = NULL;
     return ox__thread_collect(t, result, payload);
 }

@@ -38,8 +38,10 @@ int ox__tls_access(const ox__tls_key *key, unsigned char *state, void *value, ox
 
 void ox__tls_access_failed(const ox__tls_key *key)
 {
-    ox_abort("OX_TLS_GET", "thread-local '%s' accessed during or after its destruction in "
-             "thread '%s'", key->name, ox__thread_current_name_or_unnamed());
+    ox_abort("OX_TLS_GET",
+             "thread-local '%s' accessed during or after its destruction in "
+             "thread '%s'",
+             key->name, ox__thread_current_name_or_unnamed());
 }
 
 static void *run_destructor(void *p)

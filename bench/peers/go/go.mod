@@ -1,0 +1,3 @@
+module oxide/bench/peers/go
+
+go 1.19

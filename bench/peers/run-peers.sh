@@ -1,0 +1,133 @@
+#!/bin/sh
+# run-peers.sh [SUBSTRING] - builds and runs the peer benchmarks (the same
+# workloads as oxide's, bench/WORKLOADS.md) for every peer whose toolchain
+# or library is installed, printing workload<TAB>impl<TAB>ns_per_op.
+#
+# Peers: pthread, c-thread-local (cc), glib (pkg-config glib-2.0),
+# rust-std/parking_lot/crossbeam/flume (cargo + Debian's crate sources),
+# go (go). A peer that is not installed is skipped with a line on stderr
+# saying what to install; one that fails to build or run is reported on
+# stderr and the others still run. Exit status: 0 when every peer that is
+# present built and ran, 1 otherwise.
+#
+# Environment: BENCH (filter when no argument is given), OX_BENCH_ROUNDS,
+# B (build directory, default build), CC (default cc), CARGO (default
+# ~/.cargo/bin/cargo, else cargo on PATH), GO (default go).
+# Packages: bench/peers/packages.txt; details in bench/peers/README.md.
+
+filter=${1:-${BENCH:-}}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+B=${B:-build}
+case $B in
+/*) out=$B/bench/peers ;;
+*) out=$root/$B/bench/peers ;;
+esac
+mkdir -p "$out" || exit 1
+status=0
+
+skip() { # peer, reason
+    echo "# skipped $1: $2" >&2
+}
+
+fail() { # peer, reason, [log file]
+    echo "# failed $1: $2" >&2
+    if [ -n "${3:-}" ] && [ -s "$3" ]; then
+        tail -n 20 "$3" | sed 's/^/#   /' >&2
+    fi
+    status=1
+}
+
+run() { # peer, binary
+    "$2" "$filter" || fail "$1" "$2 exited with status $?"
+}
+
+# ---- C peers: pthread, c-thread-local, glib ----------------------------------
+
+CC=${CC:-cc}
+cflags="-O2 -pthread -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -I$root/bench -I$here/c"
+if ! command -v "$CC" >/dev/null 2>&1; then
+    skip pthread "$CC not found (apt-get install gcc)"
+    skip c-thread-local "$CC not found (apt-get install gcc)"
+    skip glib "$CC not found (apt-get install gcc)"
+else
+    # cc_peer NAME SOURCE [extra flags...]: build $out/NAME-bench, run it.
+    cc_peer() {
+        name=$1 src=$2
+        shift 2
+        # shellcheck disable=SC2086 # cflags is a word list
+        if $CC $cflags "$root/bench/harness.c" "$here/c/$src" "$@" \
+            -o "$out/$name-bench" >"$out/$name.log" 2>&1; then
+            run "$name" "$out/$name-bench"
+        else
+            fail "$name" "build failed ($out/$name.log)" "$out/$name.log"
+        fi
+    }
+    cc_peer pthread pthread.c
+    cc_peer c-thread-local thread_local.c
+    if ! command -v pkg-config >/dev/null 2>&1; then
+        skip glib "pkg-config not found (apt-get install pkg-config libglib2.0-dev)"
+    elif ! pkg-config --exists glib-2.0; then
+        skip glib "glib-2.0 not found by pkg-config (apt-get install libglib2.0-dev)"
+    else
+        # shellcheck disable=SC2046 # pkg-config prints word lists
+        cc_peer glib glib.c $(pkg-config --cflags --libs glib-2.0)
+    fi
+fi
+
+# ---- Rust peers: rust-std, parking_lot, crossbeam, flume --------------------
+
+rust_peers="rust-std, parking_lot, crossbeam, flume"
+registry=/usr/share/cargo/registry
+if [ -z "${CARGO:-}" ]; then
+    if [ -x "$HOME/.cargo/bin/cargo" ]; then
+        CARGO=$HOME/.cargo/bin/cargo
+    else
+        CARGO=$(command -v cargo 2>/dev/null || true)
+    fi
+fi
+missing=
+for crate in crossbeam-channel-0.5.6 flume-0.10.14 parking_lot-0.12.1; do
+    [ -d "$registry/$crate" ] || missing="$missing $crate"
+done
+if [ -z "$CARGO" ] || [ ! -x "$CARGO" ]; then
+    skip "$rust_peers" "cargo not found (install a Rust toolchain, or apt-get install cargo)"
+elif [ -n "$missing" ]; then
+    skip "$rust_peers" "crate sources missing under $registry:$missing (apt-get install librust-crossbeam-channel-dev librust-flume-dev librust-parking-lot-dev)"
+else
+    # The offline crate source: Debian's packaged sources replace crates.io.
+    # Written here (gitignored) so no user-wide cargo config is touched.
+    mkdir -p "$here/rust/.cargo"
+    cat >"$here/rust/.cargo/config.toml" <<EOF
+# Written by bench/peers/run-peers.sh: crates come from Debian's packages.
+[source.crates-io]
+replace-with = "debian"
+
+[source.debian]
+directory = "$registry"
+EOF
+    # rustc from the same toolchain as cargo (rustup proxies or a plain install).
+    if (cd "$here/rust" && PATH=$(dirname "$CARGO"):$PATH CARGO_TARGET_DIR="$out/rust" \
+        "$CARGO" build --release --offline --quiet) >"$out/rust.log" 2>&1; then
+        run "$rust_peers" "$out/rust/release/oxide-peers"
+    else
+        fail "$rust_peers" "cargo build failed ($out/rust.log)" "$out/rust.log"
+    fi
+fi
+
+# ---- Go ----------------------------------------------------------------------
+
+GO=${GO:-go}
+if ! command -v "$GO" >/dev/null 2>&1; then
+    skip go "go not found (apt-get install golang-go)"
+else
+    # No external modules: GOPROXY=off makes sure nothing is fetched.
+    if (cd "$here/go" && GOCACHE="$out/gocache" GOPATH="$out/gopath" GOPROXY=off \
+        GOFLAGS='' GOTOOLCHAIN=local "$GO" build -o "$out/go-bench" .) >"$out/go.log" 2>&1; then
+        run go "$out/go-bench"
+    else
+        fail go "go build failed ($out/go.log)" "$out/go.log"
+    fi
+fi
+
+exit $status

@@ -1,0 +1,169 @@
+/* oxide/arc.h - atomically reference-counted shared values (Rust's
+ * std::sync::Arc and Weak).
+ *
+ *   typedef struct { int items[3]; } data;
+ *   data *d = ox_arc_new(sizeof *d, NULL);   // strong count 1, zeroed
+ *   data *d2 = ox_arc_clone(d);              // strong count 2, d2 == d
+ *   ox_arc_drop(d2);                          // strong count 1
+ *   ox_arc_drop(d);                           // 0: drop_fn runs, memory freed
+ *
+ * An Arc handle is the payload pointer itself: ox_arc_new() returns it and
+ * ox_arc_clone() returns it again, counting one more owner. Each owner gives
+ * its reference up with exactly one ox_arc_drop(). When the last strong
+ * reference goes, drop_fn(payload) runs exactly once (in the thread that
+ * dropped last); the memory is freed once the last Weak goes too.
+ *
+ * A Weak (ox_weak *) does not keep the value alive: ox_weak_upgrade() turns
+ * it back into a strong reference while the value lives and returns NULL
+ * once it is gone, never bringing it back.
+ *
+ * Like Rust's Arc, only the counting is thread-safe: the payload is shared,
+ * so mutate it only through a lock or atomics (or when ox_arc_get_mut()
+ * says this is the only reference). Counts beyond OX__ARC_MAX_REFCOUNT
+ * (leaked clones) abort the process, as Rust does.
+ *
+ * Passing a pointer that ox_arc_new() did not return, or dropping more
+ * times than cloned, is undefined; the underflow of a still-allocated value
+ * is detected and aborts.
+ */
+#ifndef OXIDE_ARC_H
+#define OXIDE_ARC_H
+
+#include "base.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- private layout, in the header so that clone and drop inline ----
+ *
+ * [ ox__arc_header | padding to _Alignof(max_align_t) | payload ... ]
+ *   ^ malloc'd block, also the ox_weak * value          ^ the Arc handle
+ *
+ * strong: the number of Arc references. weak: the number of Weak references
+ * plus one held collectively by all strong references (so the memory stays
+ * while either kind exists), or OX__ARC_WEAK_LOCKED for the instant
+ * ox_arc_get_mut() checks uniqueness (Rust's is_unique).
+ *
+ * Tests may set the counts through ox__arc_header_of() (the overflow test
+ * sets strong near OX__ARC_MAX_REFCOUNT instead of cloning 2^63 times);
+ * nothing else may touch the header. */
+typedef struct ox__arc_header {
+    _Atomic size_t strong;
+    _Atomic size_t weak;
+    void (*drop_fn)(void *payload);
+} ox__arc_header;
+
+#define OX__ARC_ALIGN _Alignof(max_align_t)
+#define OX__ARC_HEADER_SIZE                                                                        \
+    ((sizeof(ox__arc_header) + OX__ARC_ALIGN - 1) / OX__ARC_ALIGN * OX__ARC_ALIGN)
+/* Rust's MAX_REFCOUNT (isize::MAX): even a burst of racing increments past
+ * it cannot wrap the counter before one of them aborts. */
+#define OX__ARC_MAX_REFCOUNT ((size_t)PTRDIFF_MAX)
+#define OX__ARC_WEAK_LOCKED  SIZE_MAX
+
+static inline ox__arc_header *ox__arc_header_of(const void *payload)
+{
+    /* The header is mutable even through a const handle: the counts are atomics. */
+    return (ox__arc_header *)(void *)((const char *)payload - OX__ARC_HEADER_SIZE);
+}
+
+OX_COLD _Noreturn void ox__arc_count_bad(const void *payload, size_t old, const char *function);
+OX_COLD void ox__arc_drop_slow(void *payload, size_t old);
+
+/* ---- Arc ---- */
+
+/* Allocates a zeroed payload of size bytes (0 is allowed), aligned for any
+ * type (max_align_t), with strong count 1 and no Weak. drop_fn (may be
+ * NULL) runs on the payload when the last strong reference is dropped; it
+ * must not free the payload (oxide does). Returns the payload, owned by the
+ * caller. Never returns NULL: aborts when out of memory, as Rust does. */
+void *ox_arc_new(size_t size, void (*drop_fn)(void *payload));
+
+/* Counts one more strong reference to the value at payload (borrowed) and
+ * returns payload, now also owned by the caller. Never blocks. */
+static inline void *ox_arc_clone(void *payload)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    /* Relaxed: a new reference can only be made from an existing one, whose
+     * owner already has whatever happens-before it needs; nothing is
+     * published here (Rust's Arc::clone). */
+    size_t old = atomic_fetch_add_explicit(&h->strong, 1, memory_order_relaxed);
+    /* One compare catches both old == 0 (cloning a dropped value) and
+     * old > OX__ARC_MAX_REFCOUNT (overflow). */
+    if (OX_UNLIKELY(old - 1 >= OX__ARC_MAX_REFCOUNT))
+        ox__arc_count_bad(payload, old, "ox_arc_clone");
+    return payload;
+}
+
+/* Gives up one strong reference (taken). If it was the last, runs drop_fn
+ * and frees the memory unless a Weak remains. Never blocks. */
+static inline void ox_arc_drop(void *payload)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    /* Release: this owner's uses of the payload happen-before the drop_fn
+     * that the last owner runs after its acquire fence in
+     * ox__arc_drop_slow (Rust's Arc::drop). */
+    size_t old = atomic_fetch_sub_explicit(&h->strong, 1, memory_order_release);
+    if (OX_LIKELY(old > 1))
+        return;
+    ox__arc_drop_slow(payload, old);
+}
+
+/* The number of strong references (a snapshot: other threads may change it
+ * at once). */
+static inline size_t ox_arc_strong_count(const void *payload)
+{
+    /* Acquire: as Rust's Arc::strong_count, so a count of 1 seen by the
+     * sole owner orders after the other owners' drops. */
+    return atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_acquire);
+}
+
+/* The number of Weak references (a snapshot). */
+size_t ox_arc_weak_count(const void *payload);
+
+/* True if a and b are handles to the same value. */
+static inline bool ox_arc_ptr_eq(const void *a, const void *b)
+{
+    return a == b;
+}
+
+/* payload if the caller's reference is the only one (strong count 1 and no
+ * Weak), so the caller may mutate the value without synchronisation; NULL
+ * otherwise. payload is borrowed. */
+void *ox_arc_get_mut(void *payload);
+
+/* ---- Weak ---- */
+
+typedef struct ox_weak ox_weak; /* opaque: the allocation, not the payload */
+
+/* A new Weak reference to the value of the strong reference payload
+ * (borrowed). The Weak is owned by the caller: give it up with
+ * ox_weak_drop(). */
+ox_weak *ox_arc_downgrade(void *payload);
+
+/* A new strong reference (the payload, owned by the caller) if the value
+ * still lives, else NULL. w is borrowed. Never resurrects a dropped value. */
+void *ox_weak_upgrade(ox_weak *w);
+
+/* Another Weak reference to the same value (w is borrowed; returns w, now
+ * also owned by the caller). */
+ox_weak *ox_weak_clone(ox_weak *w);
+
+/* Gives up a Weak reference (taken); frees the memory if it was the last
+ * reference of any kind. NULL is ignored. */
+void ox_weak_drop(ox_weak *w);
+
+/* The strong count of w's value (0 once it is gone), and its weak count (0
+ * once the value is gone, as Rust's Weak::weak_count). Snapshots. */
+size_t ox_weak_strong_count(const ox_weak *w);
+size_t ox_weak_weak_count(const ox_weak *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

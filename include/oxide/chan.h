@@ -1,0 +1,180 @@
+/* oxide/chan.h - channels: unbounded, bounded and rendezvous, with
+ * disconnection, timeouts, iteration and select.
+ *
+ * Rust's std::sync::mpsc (and crossbeam-channel's multi-consumer model) in C:
+ *
+ *   ox_sender *tx; ox_receiver *rx;
+ *   ox_channel(sizeof(int), OX_UNBOUNDED, &tx, &rx);
+ *   int v = 42;
+ *   ox_sender_send(tx, &v);          // copies sizeof(int) bytes in
+ *   int got;
+ *   ox_receiver_recv(rx, &got);      // copies them out
+ *
+ * Values are copied in and out by value: every channel has a fixed element
+ * size, and a message costs no allocation of its own (unbounded channels
+ * grow in blocks of 63 slots that are freed again as they drain).
+ *
+ * Flavors, chosen by the capacity:
+ *   OX_UNBOUNDED  send never blocks (a linked list of blocks);
+ *   N >= 1        send blocks while N messages are buffered (a ring of slots);
+ *   0             rendezvous: send blocks until a receiver takes the value
+ *                 straight from the sender's buffer.
+ *
+ * Handles and ownership. ox_channel() hands out one sender and one receiver.
+ * Each handle has one owner; *_clone() makes another owned handle, *_drop()
+ * gives one up. Any number of senders and receivers may exist (multi-producer,
+ * multi-consumer: every message goes to exactly one receiver). When the last
+ * sender is dropped, receivers still get every buffered message, then
+ * OX_EDISCONNECTED. When the last receiver is dropped, send fails with
+ * OX_EDISCONNECTED and the value stays the caller's (nothing was copied).
+ * When the last handle of either kind is gone, the channel is freed, and the
+ * element destructor (if any) runs on every message still buffered.
+ *
+ * A handle may be used from any thread, by several threads at once (a handle
+ * is shared the way &Sender is shared in Rust); dropping it must happen after
+ * every use of it, like any free().
+ *
+ * Misuse. Passing NULL or a handle that was already dropped aborts with
+ * "<function>: ..." naming the function. What is checked: every handle keeps
+ * a magic word that drop overwrites, and a dropped handle's memory stays owned
+ * by its channel (recycled by a later clone) until the channel is freed; so a
+ * dropped handle used while its channel still lives aborts (unless a later
+ * clone recycled that very handle, which is then valid again). Not checked:
+ * using a handle after its channel was freed (every handle of both kinds
+ * dropped): that memory is gone, and AddressSanitizer reports it. A NULL
+ * message buffer aborts too. Bad values (zero element size, negative timeout)
+ * return OX_EINVAL.
+ *
+ * Blocking calls spin briefly, then yield, then sleep on a futex: a hand-off
+ * between two running threads usually costs no system call.
+ */
+#ifndef OXIDE_CHAN_H
+#define OXIDE_CHAN_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The capacity of an unbounded channel. */
+#define OX_UNBOUNDED SIZE_MAX
+
+typedef struct ox_sender ox_sender;
+typedef struct ox_receiver ox_receiver;
+
+typedef struct ox_channel_options {
+    size_t elem_size; /* bytes per message, > 0 */
+    size_t capacity;  /* OX_UNBOUNDED, 0 (rendezvous) or N */
+    /* Called on each message still buffered when the channel is freed (the
+     * last handle dropped), so none is leaked. NULL: nothing to destroy. Never
+     * called on messages that were received, or whose send failed. */
+    void (*destroy)(void *elem);
+} ox_channel_options;
+
+/* Creates a channel and hands out its first sender and receiver (both owned
+ * by the caller). Returns 0; OX_EINVAL if elem_size is 0, tx or rx is NULL, or
+ * the capacity times the element size overflows; ENOMEM. */
+int ox_channel(size_t elem_size, size_t capacity, ox_sender **tx, ox_receiver **rx);
+int ox_channel_with(const ox_channel_options *options, ox_sender **tx, ox_receiver **rx);
+
+/* Another owned handle to the same channel (borrowing tx/rx). Aborts if the
+ * handle was dropped, or on out-of-memory. */
+ox_sender *ox_sender_clone(ox_sender *tx);
+ox_receiver *ox_receiver_clone(ox_receiver *rx);
+
+/* Gives the handle up (takes it). The last sender's drop disconnects the
+ * receivers (they drain, then get OX_EDISCONNECTED); the last receiver's drop
+ * disconnects the senders; blocked calls on the other side wake up. Dropping a
+ * dropped handle aborts. */
+void ox_sender_drop(ox_sender *tx);
+void ox_receiver_drop(ox_receiver *rx);
+
+/* ---- sending: msg points to elem_size bytes, borrowed (copied in) ----
+ * Return 0 once the value is in the channel (for a rendezvous channel: once a
+ * receiver has taken it). OX_EDISCONNECTED: every receiver is gone; nothing
+ * was copied, the value is still the caller's. */
+
+/* Blocks while the channel is full. */
+int ox_sender_send(ox_sender *tx, const void *msg);
+/* Never blocks: OX_EFULL if there is no room (rendezvous: no receiver
+ * waiting). */
+int ox_sender_try_send(ox_sender *tx, const void *msg);
+/* Blocks at most timeout (OX_ETIMEDOUT); negative: OX_EINVAL. A zero timeout
+ * tries once. */
+int ox_sender_send_timeout(ox_sender *tx, const void *msg, ox_nanos timeout);
+/* Blocks until the deadline at most; one in the past tries once. */
+int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline);
+
+/* ---- receiving: out points to elem_size writable bytes ----
+ * Return 0 with the message copied to out. OX_EDISCONNECTED: every sender is
+ * gone and nothing is buffered (out untouched). */
+
+/* Blocks while the channel is empty. */
+int ox_receiver_recv(ox_receiver *rx, void *out);
+/* Never blocks: OX_EEMPTY if nothing is ready. */
+int ox_receiver_try_recv(ox_receiver *rx, void *out);
+/* Blocks at most timeout (OX_ETIMEDOUT); negative: OX_EINVAL. */
+int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout);
+int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline);
+
+/* ---- state (a snapshot: other threads may change it at once) ---- */
+size_t ox_sender_len(const ox_sender *tx); /* messages buffered; 0 for rendezvous */
+size_t ox_receiver_len(const ox_receiver *rx);
+size_t ox_sender_capacity(const ox_sender *tx); /* N, 0, or OX_UNBOUNDED */
+size_t ox_receiver_capacity(const ox_receiver *rx);
+bool ox_sender_is_empty(const ox_sender *tx); /* rendezvous: always true */
+bool ox_receiver_is_empty(const ox_receiver *rx);
+bool ox_sender_is_full(const ox_sender *tx); /* rendezvous: always true; unbounded: never */
+bool ox_receiver_is_full(const ox_receiver *rx);
+
+/* ---- iteration ----
+ * OX_CHANNEL_FOR_EACH(rx, &v) { ... } receives into v until the channel is
+ * disconnected and drained (Rust's `for v in rx`); break leaves early.
+ * OX_CHANNEL_TRY_FOR_EACH(rx, &v) { ... } receives what is ready without
+ * blocking and stops at the first OX_EEMPTY or OX_EDISCONNECTED (try_iter). */
+#define OX_CHANNEL_FOR_EACH(rx, out)     while (ox_receiver_recv((rx), (out)) == 0)
+#define OX_CHANNEL_TRY_FOR_EACH(rx, out) while (ox_receiver_try_recv((rx), (out)) == 0)
+
+/* ---- select ----
+ * Waits on several operations at once and completes exactly one of them:
+ *
+ *   uint64_t a; int b = 7;
+ *   ox_select_op ops[] = {OX_SELECT_RECV(rx1, &a), OX_SELECT_SEND(tx2, &b)};
+ *   size_t i;
+ *   int rc = ox_select(ops, 2, &i);   // ops[i] happened (rc 0) or found its
+ *                                     // channel disconnected (rc OX_EDISCONNECTED)
+ *
+ * Any mix of sends and receives on any channels (a handle may appear more
+ * than once). When several operations are ready, each is equally likely to be
+ * chosen (the order is a fresh random permutation on every call, as in Go and
+ * crossbeam). A disconnected channel counts as ready: the operation reports
+ * OX_EDISCONNECTED and did nothing. The op array is borrowed and must stay in
+ * place during the call (while blocked, the waiter records live in it).
+ */
+typedef struct ox_select_op {
+    ox_sender *tx;     /* a send: the sender (rx NULL) */
+    ox_receiver *rx;   /* a receive: the receiver (tx NULL) */
+    void *buf;         /* send: the value (read); receive: where it goes */
+    void *ox__priv[5]; /* internal: the waiter record while blocked */
+} ox_select_op;
+
+#define OX_SELECT_SEND(sender, msg)   ((ox_select_op){.tx = (sender), .buf = (void *)(msg)})
+#define OX_SELECT_RECV(receiver, out) ((ox_select_op){.rx = (receiver), .buf = (out)})
+
+/* Block until one operation completes. *index gets the chosen operation's
+ * index; returns 0 (it happened) or OX_EDISCONNECTED (its channel is
+ * disconnected: nothing sent or received). OX_EINVAL if n is 0. Aborts on a
+ * malformed op (both or neither of tx/rx, NULL buf, dropped handle). */
+int ox_select(ox_select_op *ops, size_t n, size_t *index);
+/* As ox_select, giving up with OX_ETIMEDOUT after timeout / at deadline
+ * (negative timeout: OX_EINVAL). */
+int ox_select_timeout(ox_select_op *ops, size_t n, ox_nanos timeout, size_t *index);
+int ox_select_deadline(ox_select_op *ops, size_t n, ox_instant deadline, size_t *index);
+/* Never blocks: OX_EBUSY if no operation is ready. */
+int ox_select_try(ox_select_op *ops, size_t n, size_t *index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,121 @@
+/* oxide/mutex.h - ox_mutex: mutual exclusion with poisoning, as Rust's
+ * std::sync::Mutex (without the data: the mutex guards what you decide).
+ *
+ * A mutex is 8 bytes (a 32-bit futex word and a poison flag), valid when
+ * zero-initialised (or with OX_MUTEX_INIT), and needs no destructor unless
+ * you want the "destroying a locked mutex" check (ox_mutex_destroy).
+ *
+ * Poisoning, as in Rust: if a panic unwinds while a thread holds the mutex,
+ * the mutex is released and poisoned. Locking a poisoned mutex still
+ * acquires it and returns OX_EPOISONED (Rust's PoisonError carries the
+ * guard); ox_mutex_clear_poison() marks it healthy again.
+ *
+ * Misuse aborts with a message: unlocking a mutex the calling thread does not
+ * hold, destroying a locked mutex, and locking (blocking) a mutex the calling
+ * thread already holds (it would wait forever; try_lock just returns
+ * OX_EBUSY).
+ *
+ * The lock functions are macros that record the call site (shown by the
+ * self-deadlock and lock-order diagnostics); real functions of the same
+ * names exist too, e.g. for taking their address: (ox_mutex_lock)(&m).
+ */
+#ifndef OXIDE_MUTEX_H
+#define OXIDE_MUTEX_H
+
+#include "base.h"
+
+#include <stdatomic.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ox_mutex {
+    /* Aligned to 8 so that a condvar can store its address in 45 bits. */
+    _Alignas(8) _Atomic uint32_t state; /* see src/sync/mutex.c */
+    _Atomic uint32_t poisoned;          /* 1 once a panic unwound through a holder */
+} ox_mutex;
+
+/* Static initialiser; a zero-filled ox_mutex is equally valid. */
+#define OX_MUTEX_INIT                                                                              \
+    {                                                                                              \
+        0, 0                                                                                       \
+    }
+
+/* (Re)initialises an unlocked, unpoisoned mutex. */
+void ox_mutex_init(ox_mutex *m);
+
+/* Checks that m is not locked (aborts with "destroying a locked mutex"
+ * otherwise). Frees nothing: a mutex owns no resources. */
+void ox_mutex_destroy(ox_mutex *m);
+
+/* Blocks until the calling thread holds m. Returns 0, or OX_EPOISONED when m
+ * is poisoned (held all the same). Aborts if the thread already holds m. */
+#define ox_mutex_lock(m) ox_mutex_lock_at((m), __FILE__, __LINE__)
+int ox_mutex_lock_at(ox_mutex *m, const char *file, int line);
+int(ox_mutex_lock)(ox_mutex *m);
+
+/* Takes m if it is free, never blocks. Returns 0 (held), OX_EPOISONED (held,
+ * poisoned) or OX_EBUSY (not held). */
+#define ox_mutex_try_lock(m) ox_mutex_try_lock_at((m), __FILE__, __LINE__)
+int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line);
+int(ox_mutex_try_lock)(ox_mutex *m);
+
+/* As ox_mutex_lock, but gives up after timeout (or at deadline, on
+ * CLOCK_MONOTONIC): then returns OX_ETIMEDOUT and does not hold m. A negative
+ * timeout returns OX_EINVAL without trying; a huge one waits forever. */
+#define ox_mutex_lock_timeout(m, timeout)                                                          \
+    ox_mutex_lock_timeout_at((m), (timeout), __FILE__, __LINE__)
+int ox_mutex_lock_timeout_at(ox_mutex *m, ox_nanos timeout, const char *file, int line);
+int(ox_mutex_lock_timeout)(ox_mutex *m, ox_nanos timeout);
+
+#define ox_mutex_lock_deadline(m, deadline)                                                        \
+    ox_mutex_lock_deadline_at((m), (deadline), __FILE__, __LINE__)
+int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file, int line);
+int(ox_mutex_lock_deadline)(ox_mutex *m, ox_instant deadline);
+
+/* Releases m. Aborts if the calling thread does not hold it. Wakes one
+ * waiter if there is one. */
+void ox_mutex_unlock(ox_mutex *m);
+
+/* Whether a panic poisoned m (and nobody cleared it since). A snapshot. */
+bool ox_mutex_is_poisoned(const ox_mutex *m);
+
+/* Marks m as not poisoned: the holder has repaired the data. */
+void ox_mutex_clear_poison(ox_mutex *m);
+
+/* ---- scoped guard ----
+ *   OX_MUTEX_SCOPE(&m) { ... }
+ * locks m (a poisoned mutex is taken all the same; ask ox_mutex_is_poisoned()
+ * inside) and unlocks it when control leaves the block by any way but a
+ * panic: the end, break, continue, return, goto out of it. A panic releases
+ * (and poisons) it through the unwind record instead, so it is never
+ * released twice. Sugar over ox_mutex_lock/ox_mutex_unlock. */
+typedef struct ox__mutex_guard {
+    ox_mutex *mutex;
+    int pass;
+} ox__mutex_guard;
+
+static inline ox__mutex_guard ox__mutex_guard_acquire(ox_mutex *m, const char *file, int line)
+{
+    (void)ox_mutex_lock_at(m, file, line);
+    return (ox__mutex_guard){m, 0};
+}
+
+static inline void ox__mutex_guard_release(ox__mutex_guard *g)
+{
+    ox_mutex_unlock(g->mutex);
+}
+
+#define OX__CAT2(a, b) a##b
+#define OX__CAT(a, b)  OX__CAT2(a, b)
+#define OX_MUTEX_SCOPE(m)                                                                          \
+    for (ox__mutex_guard OX__CAT(ox__guard_, __LINE__)                                             \
+             __attribute__((cleanup(ox__mutex_guard_release))) =                                   \
+                 ox__mutex_guard_acquire((m), __FILE__, __LINE__);                                 \
+         OX__CAT(ox__guard_, __LINE__).pass == 0; OX__CAT(ox__guard_, __LINE__).pass = 1)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,276 @@
+/* array.c - the bounded flavor: a ring of cap slots with per-slot stamps
+ * (Dmitry Vyukov's bounded MPMC queue, as crossbeam's and Rust std's
+ * mpmc/array.rs).
+ *
+ * State words. head and tail are positions: {lap, index} packed as
+ * lap * one_lap + index, where one_lap = 2 * mark_bit is a power of two above
+ * cap. tail also carries mark_bit: set once the channel is disconnected.
+ * Each slot has a stamp:
+ *   stamp == tail       the slot is free for the sender at position tail;
+ *   stamp == head + 1   the slot holds the message for the receiver at head.
+ * A sender claims position tail by CAS on tail, writes the message and
+ * publishes it with stamp = tail + 1 (release); a receiver claims head by
+ * CAS, reads and frees the slot with stamp = head + one_lap (the position the
+ * next lap's sender will hold).
+ * Full: a slot's stamp is one lap behind tail and head + one_lap == tail.
+ * Empty: the head slot's stamp == head and tail == head.
+ */
+#include "chan_internal.h"
+
+#include <string.h>
+
+#define STAMP_SIZE sizeof(size_t)
+
+static inline unsigned char *slot_at(const ox__chan *c, size_t index)
+{
+    return c->ring + index * c->slot_size;
+}
+
+static inline _Atomic size_t *stamp_of(unsigned char *slot)
+{
+    return (_Atomic size_t *)(void *)slot;
+}
+
+int ox__array_init(ox__chan *c)
+{
+    size_t mark = 1;
+    while (mark < c->cap + 1)
+        mark <<= 1;
+    c->mark_bit = mark;
+    c->one_lap = mark << 1;
+    for (size_t i = 0; i < c->cap; i++)
+        atomic_init(stamp_of(slot_at(c, i)), i);
+    return 0;
+}
+
+enum { RESERVED = 1, NOT_READY = 0, DISCONNECTED = -1 };
+
+static int start_send(ox__chan *c, unsigned char **slot_out, size_t *stamp_out)
+{
+    ox__backoff b = {0};
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    for (;;) {
+        if (tail & c->mark_bit)
+            return DISCONNECTED;
+        size_t index = tail & (c->mark_bit - 1);
+        size_t lap = tail & ~(c->one_lap - 1);
+        unsigned char *slot = slot_at(c, index);
+        /* Acquire: pairs with the receiver's release store of the stamp
+         * that freed the slot, so its read of the old message is done. */
+        size_t stamp = atomic_load_explicit(stamp_of(slot), memory_order_acquire);
+        if (tail == stamp) {
+            size_t next = index + 1 < c->cap ? tail + 1 : lap + c->one_lap;
+            /* SeqCst: orders the claim before the load of the receivers'
+             * is_empty flag in notify (see waker.h); the message itself is
+             * published by the stamp. */
+            if (atomic_compare_exchange_weak_explicit(&c->tail, &tail, next, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                *slot_out = slot;
+                *stamp_out = tail + 1;
+                return RESERVED;
+            }
+            ox__backoff_spin(&b);
+        } else if (stamp + c->one_lap == tail + 1) {
+            /* The slot is one lap behind: full, unless a receiver has just
+             * claimed it. SeqCst: pairs with the receivers' head CAS. */
+            size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+            if (head + c->one_lap == tail)
+                return NOT_READY;
+            ox__backoff_spin(&b);
+            tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+        } else {
+            /* Another sender claimed the slot and has not published yet. */
+            ox__backoff_snooze(&b);
+            tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+        }
+    }
+}
+
+static int start_recv(ox__chan *c, unsigned char **slot_out, size_t *stamp_out)
+{
+    ox__backoff b = {0};
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    for (;;) {
+        size_t index = head & (c->mark_bit - 1);
+        size_t lap = head & ~(c->one_lap - 1);
+        unsigned char *slot = slot_at(c, index);
+        /* Acquire: pairs with the sender's release store of the stamp, so
+         * the message it wrote is visible. */
+        size_t stamp = atomic_load_explicit(stamp_of(slot), memory_order_acquire);
+        if (head + 1 == stamp) {
+            size_t next = index + 1 < c->cap ? head + 1 : lap + c->one_lap;
+            /* SeqCst: orders the claim before the load of the senders'
+             * is_empty flag in notify. */
+            if (atomic_compare_exchange_weak_explicit(&c->head, &head, next, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                *slot_out = slot;
+                *stamp_out = head + c->one_lap;
+                return RESERVED;
+            }
+            ox__backoff_spin(&b);
+        } else if (stamp == head) {
+            /* SeqCst: pairs with the senders' tail CAS. */
+            size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+            if ((tail & ~c->mark_bit) == head)
+                return (tail & c->mark_bit) ? DISCONNECTED : NOT_READY;
+            ox__backoff_spin(&b);
+            head = atomic_load_explicit(&c->head, memory_order_relaxed);
+        } else {
+            ox__backoff_snooze(&b);
+            head = atomic_load_explicit(&c->head, memory_order_relaxed);
+        }
+    }
+}
+
+static inline void write_slot(ox__chan *c, unsigned char *slot, size_t stamp, const void *msg)
+{
+    memcpy(slot + STAMP_SIZE, msg, c->elem_size);
+    /* Release: publishes the message; pairs with start_recv's acquire. */
+    atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);
+    ox__sync_waker_notify(&c->receivers_w);
+}
+
+static inline void read_slot(ox__chan *c, unsigned char *slot, size_t stamp, void *out)
+{
+    memcpy(out, slot + STAMP_SIZE, c->elem_size);
+    /* Release: our read is done before the next lap's sender writes. */
+    atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);
+    ox__sync_waker_notify(&c->senders_w);
+}
+
+int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
+{
+    unsigned char *slot;
+    size_t stamp;
+    for (;;) {
+        ox__backoff b = {0};
+        for (;;) {
+            int r = start_send(c, &slot, &stamp);
+            if (r == RESERVED) {
+                write_slot(c, slot, stamp, msg);
+                return 0;
+            }
+            if (r == DISCONNECTED)
+                return OX_EDISCONNECTED;
+            if (!block)
+                return OX_EFULL;
+            if (ox__backoff_is_completed(&b))
+                break;
+            ox__backoff_snooze(&b);
+        }
+        if (ox__deadline_passed(deadline))
+            return OX_ETIMEDOUT;
+
+        ox__ctx cx;
+        ox__ctx_init(&cx);
+        ox__waiter e;
+        ox__sync_waker_register(&c->senders_w, &e, &cx);
+        uintptr_t sel;
+        /* Re-check after registering: a receiver that freed a slot before
+         * seeing us registered did not wake us. */
+        if (!ox__array_is_full(c) || ox__array_is_disconnected(c))
+            sel = ox__ctx_abort_now(&cx, &ox__site_send, c);
+        else
+            sel = ox__ctx_wait_until(&cx, deadline, &ox__site_send, c);
+        if (sel != (uintptr_t)&e) /* a notify unlinks the entry it selects */
+            ox__sync_waker_unregister(&c->senders_w, &e);
+    }
+}
+
+int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    unsigned char *slot;
+    size_t stamp;
+    for (;;) {
+        ox__backoff b = {0};
+        for (;;) {
+            int r = start_recv(c, &slot, &stamp);
+            if (r == RESERVED) {
+                read_slot(c, slot, stamp, out);
+                return 0;
+            }
+            if (r == DISCONNECTED)
+                return OX_EDISCONNECTED;
+            if (!block)
+                return OX_EEMPTY;
+            if (ox__backoff_is_completed(&b))
+                break;
+            ox__backoff_snooze(&b);
+        }
+        if (ox__deadline_passed(deadline))
+            return OX_ETIMEDOUT;
+
+        ox__ctx cx;
+        ox__ctx_init(&cx);
+        ox__waiter e;
+        ox__sync_waker_register(&c->receivers_w, &e, &cx);
+        uintptr_t sel;
+        if (!ox__array_is_empty(c) || ox__array_is_disconnected(c))
+            sel = ox__ctx_abort_now(&cx, &ox__site_recv, c);
+        else
+            sel = ox__ctx_wait_until(&cx, deadline, &ox__site_recv, c);
+        if (sel != (uintptr_t)&e)
+            ox__sync_waker_unregister(&c->receivers_w, &e);
+    }
+}
+
+size_t ox__array_len(const ox__chan *c)
+{
+    for (;;) {
+        /* SeqCst: a consistent snapshot (tail re-read unchanged). */
+        size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+        size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+        if (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail)
+            continue;
+        size_t hix = head & (c->mark_bit - 1);
+        size_t tix = tail & (c->mark_bit - 1);
+        if (hix < tix)
+            return tix - hix;
+        if (hix > tix)
+            return c->cap - hix + tix;
+        return (tail & ~c->mark_bit) == head ? 0 : c->cap;
+    }
+}
+
+bool ox__array_is_empty(const ox__chan *c)
+{
+    /* SeqCst: the re-check after registering (see ox__sync_waker_notify). */
+    size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+    return (tail & ~c->mark_bit) == head;
+}
+
+bool ox__array_is_full(const ox__chan *c)
+{
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+    size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+    return head + c->one_lap == (tail & ~c->mark_bit);
+}
+
+bool ox__array_is_disconnected(const ox__chan *c)
+{
+    return atomic_load_explicit(&c->tail, memory_order_seq_cst) & c->mark_bit;
+}
+
+void ox__array_disconnect(ox__chan *c)
+{
+    /* SeqCst: a sender's CAS on tail fails from now on; a receiver that
+     * finds the ring empty sees the mark. */
+    size_t old = atomic_fetch_or_explicit(&c->tail, c->mark_bit, memory_order_seq_cst);
+    if (!(old & c->mark_bit)) {
+        ox__sync_waker_disconnect(&c->senders_w);
+        ox__sync_waker_disconnect(&c->receivers_w);
+    }
+}
+
+void ox__array_free_messages(ox__chan *c)
+{
+    if (!c->destroy)
+        return;
+    size_t hix = atomic_load_explicit(&c->head, memory_order_relaxed) & (c->mark_bit - 1);
+    size_t len = ox__array_len(c);
+    for (size_t i = 0; i < len; i++) {
+        size_t index = hix + i < c->cap ? hix + i : hix + i - c->cap;
+        c->destroy(slot_at(c, index) + STAMP_SIZE);
+    }
+}

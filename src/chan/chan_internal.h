@@ -1,0 +1,141 @@
+/* chan_internal.h - the channel object shared by the flavor files
+ * (array.c bounded, list.c unbounded, zero.c rendezvous), counter.c (handles
+ * and lifetime), channel.c (the public calls) and select.c.
+ *
+ * One allocation per channel: this struct (256 bytes: a senders' cache line,
+ * a receivers' cache line, two lines of read-mostly fields and handles),
+ * followed, for a bounded channel, by its ring of slots. An unbounded channel
+ * allocates its first block on the first send.
+ */
+#ifndef OX_CHAN_INTERNAL_H
+#define OX_CHAN_INTERNAL_H
+
+#include "oxide/chan.h"
+
+#include "waker.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OX__CACHE_LINE 64
+
+enum { OX__FLAVOR_ARRAY, OX__FLAVOR_LIST, OX__FLAVOR_ZERO };
+
+/* Handle magics: a live sender / receiver, and a dropped one. */
+#define OX__TX_MAGIC   0x6f787478u /* "oxtx" */
+#define OX__RX_MAGIC   0x6f787278u /* "oxrx" */
+#define OX__DEAD_MAGIC 0xdeadc4a7u
+
+/* Senders and receivers have the same shape; the magic tells them apart. */
+typedef struct ox__handle {
+    uint32_t magic;
+    struct ox__chan *chan;
+    struct ox__handle *next_dead; /* in chan->graveyard once dropped */
+} ox__handle;
+
+struct ox_sender {
+    ox__handle h;
+};
+struct ox_receiver {
+    ox__handle h;
+};
+
+struct ox__block;
+
+typedef struct ox__chan {
+    /* Senders' line: written by every send. receivers_w sits here because
+     * senders read its is_empty flag after every send. */
+    _Alignas(OX__CACHE_LINE) _Atomic size_t tail;
+    _Atomic(struct ox__block *) tail_block; /* list */
+    ox__sync_waker receivers_w;             /* receivers waiting for a message */
+
+    /* Receivers' line. */
+    _Alignas(OX__CACHE_LINE) _Atomic size_t head;
+    _Atomic(struct ox__block *) head_block; /* list */
+    ox__sync_waker senders_w;               /* senders waiting for room (array) */
+    _Atomic(struct ox__block *) spare;      /* list: one drained block kept for reuse */
+
+    /* Read-mostly. */
+    _Alignas(OX__CACHE_LINE) size_t elem_size;
+    size_t cap;          /* N, 0 or OX_UNBOUNDED */
+    size_t one_lap;      /* array: index + one_lap is the same slot one lap on */
+    size_t mark_bit;     /* array: the disconnected bit of tail */
+    size_t slot_size;    /* array: bytes per slot (stamp + message, rounded) */
+    unsigned char *ring; /* array: the slots, just after this struct */
+    void (*destroy)(void *elem);
+    uint8_t flavor;
+    _Atomic uint8_t destroy_claimed; /* the second side to finish frees */
+    _Atomic uint32_t senders;        /* live sender handles */
+    _Atomic uint32_t receivers;      /* live receiver handles */
+    _Atomic uint32_t graveyard_lock;
+    ox__handle *graveyard; /* dropped handles, recycled by clones */
+    struct ox_sender tx0;  /* the first handles live here */
+    struct ox_receiver rx0;
+} ox__chan;
+
+/* ---- flavors ----
+ * send/recv: block false tries once (OX_EFULL / OX_EEMPTY); true waits until
+ * the deadline (OX_ETIMEDOUT). OX_EDISCONNECTED as the public calls. */
+int ox__array_init(ox__chan *c);
+int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline);
+int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+size_t ox__array_len(const ox__chan *c);
+bool ox__array_is_empty(const ox__chan *c);
+bool ox__array_is_full(const ox__chan *c);
+bool ox__array_is_disconnected(const ox__chan *c);
+void ox__array_disconnect(ox__chan *c);
+void ox__array_free_messages(ox__chan *c);
+
+int ox__list_send(ox__chan *c, const void *msg);
+int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+size_t ox__list_len(const ox__chan *c);
+bool ox__list_is_empty(const ox__chan *c);
+bool ox__list_is_disconnected(const ox__chan *c);
+void ox__list_disconnect_senders(ox__chan *c);
+void ox__list_disconnect_receivers(ox__chan *c);
+void ox__list_free_messages(ox__chan *c);
+/* Blocks currently allocated by all unbounded channels (tests, bench). */
+long ox__list_blocks_live(void);
+size_t ox__list_block_bytes(size_t elem_size);
+
+int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline);
+int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+void ox__zero_disconnect(ox__chan *c);
+/* For select, under the channel's lock. */
+void ox__zero_lock(ox__chan *c);
+void ox__zero_unlock(ox__chan *c);
+bool ox__zero_is_disconnected(const ox__chan *c);
+
+/* The rendezvous flavor's state: lock and lists reuse the waker fields. */
+#define OX__ZERO_LOCK(c)      (&(c)->receivers_w.lock)
+#define OX__ZERO_SENDERS(c)   (&(c)->senders_w.waker)
+#define OX__ZERO_RECEIVERS(c) (&(c)->receivers_w.waker)
+
+/* ---- handles (counter.c) ---- */
+ox__chan *ox__sender_chan(const ox_sender *tx, const char *function);
+ox__chan *ox__receiver_chan(const ox_receiver *rx, const char *function);
+
+/* ---- dispatch (channel.c) ---- */
+int ox__chan_send(ox__chan *c, const void *msg, bool block, ox_instant deadline);
+int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+
+extern const ox__wait_site ox__site_send, ox__site_recv, ox__site_select;
+
+static inline bool ox__deadline_passed(ox_instant deadline)
+{
+    return deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns;
+}
+
+/* The waiter found the operation ready after registering: aborts its own
+ * wait, unless someone claimed it first (then it takes their token). */
+static inline uintptr_t ox__ctx_abort_now(ox__ctx *cx, const ox__wait_site *site,
+                                          const void *object)
+{
+    uintptr_t sel = ox__ctx_try_abort(cx);
+    if (sel != OX__SEL_ABORTED)
+        ox__ctx_await_token(cx, site, object);
+    return sel;
+}
+
+#endif

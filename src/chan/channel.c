@@ -1,0 +1,173 @@
+/* channel.c - the public send/receive calls: argument checks, then the
+ * flavor. */
+#include "chan_internal.h"
+
+int ox__chan_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_send(c, msg, block, deadline);
+    case OX__FLAVOR_LIST:
+        return ox__list_send(c, msg);
+    default:
+        return ox__zero_send(c, msg, block, deadline);
+    }
+}
+
+int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_recv(c, out, block, deadline);
+    case OX__FLAVOR_LIST:
+        return ox__list_recv(c, out, block, deadline);
+    default:
+        return ox__zero_recv(c, out, block, deadline);
+    }
+}
+
+OX_COLD static _Noreturn void null_buffer(const char *function)
+{
+    ox_abort(function, "NULL message buffer");
+}
+
+static inline ox__chan *sender_checked(const ox_sender *tx, const void *msg, const char *function)
+{
+    ox__chan *c = ox__sender_chan(tx, function);
+    if (OX_UNLIKELY(!msg))
+        null_buffer(function);
+    return c;
+}
+
+static inline ox__chan *receiver_checked(const ox_receiver *rx, const void *out,
+                                         const char *function)
+{
+    ox__chan *c = ox__receiver_chan(rx, function);
+    if (OX_UNLIKELY(!out))
+        null_buffer(function);
+    return c;
+}
+
+int ox_sender_send(ox_sender *tx, const void *msg)
+{
+    return ox__chan_send(sender_checked(tx, msg, __func__), msg, true, OX_INSTANT_NEVER);
+}
+
+int ox_sender_try_send(ox_sender *tx, const void *msg)
+{
+    return ox__chan_send(sender_checked(tx, msg, __func__), msg, false, OX_INSTANT_NEVER);
+}
+
+int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline)
+{
+    return ox__chan_send(sender_checked(tx, msg, __func__), msg, true, deadline);
+}
+
+int ox_sender_send_timeout(ox_sender *tx, const void *msg, ox_nanos timeout)
+{
+    ox__chan *c = sender_checked(tx, msg, __func__);
+    if (timeout < 0)
+        return OX_EINVAL;
+    return ox__chan_send(c, msg, true, ox_instant_after(timeout));
+}
+
+int ox_receiver_recv(ox_receiver *rx, void *out)
+{
+    return ox__chan_recv(receiver_checked(rx, out, __func__), out, true, OX_INSTANT_NEVER);
+}
+
+int ox_receiver_try_recv(ox_receiver *rx, void *out)
+{
+    return ox__chan_recv(receiver_checked(rx, out, __func__), out, false, OX_INSTANT_NEVER);
+}
+
+int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline)
+{
+    return ox__chan_recv(receiver_checked(rx, out, __func__), out, true, deadline);
+}
+
+int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout)
+{
+    ox__chan *c = receiver_checked(rx, out, __func__);
+    if (timeout < 0)
+        return OX_EINVAL;
+    return ox__chan_recv(c, out, true, ox_instant_after(timeout));
+}
+
+/* ---- state ---- */
+
+static size_t chan_len(const ox__chan *c)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_len(c);
+    case OX__FLAVOR_LIST:
+        return ox__list_len(c);
+    default:
+        return 0;
+    }
+}
+
+static bool chan_is_empty(const ox__chan *c)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_is_empty(c);
+    case OX__FLAVOR_LIST:
+        return ox__list_is_empty(c);
+    default:
+        return true;
+    }
+}
+
+static bool chan_is_full(const ox__chan *c)
+{
+    switch (c->flavor) {
+    case OX__FLAVOR_ARRAY:
+        return ox__array_is_full(c);
+    case OX__FLAVOR_LIST:
+        return false;
+    default:
+        return true;
+    }
+}
+
+size_t ox_sender_len(const ox_sender *tx)
+{
+    return chan_len(ox__sender_chan(tx, __func__));
+}
+
+size_t ox_receiver_len(const ox_receiver *rx)
+{
+    return chan_len(ox__receiver_chan(rx, __func__));
+}
+
+size_t ox_sender_capacity(const ox_sender *tx)
+{
+    return ox__sender_chan(tx, __func__)->cap;
+}
+
+size_t ox_receiver_capacity(const ox_receiver *rx)
+{
+    return ox__receiver_chan(rx, __func__)->cap;
+}
+
+bool ox_sender_is_empty(const ox_sender *tx)
+{
+    return chan_is_empty(ox__sender_chan(tx, __func__));
+}
+
+bool ox_receiver_is_empty(const ox_receiver *rx)
+{
+    return chan_is_empty(ox__receiver_chan(rx, __func__));
+}
+
+bool ox_sender_is_full(const ox_sender *tx)
+{
+    return chan_is_full(ox__sender_chan(tx, __func__));
+}
+
+bool ox_receiver_is_full(const ox_receiver *rx)
+{
+    return chan_is_full(ox__receiver_chan(rx, __func__));
+}

@@ -1,0 +1,369 @@
+/* list.c - the unbounded flavor: a linked list of blocks of BLOCK_CAP slots
+ * (the design of crossbeam's and Rust std's mpmc/list.rs).
+ *
+ * State words. head and tail are indices shifted left by SHIFT; message i
+ * lives in slot (i % LAP) of its block, and index LAP-1 of each lap is a
+ * phantom "block change" position that no message uses: a thread that sees
+ * it waits for the next block to be installed. Low bit (MARK_BIT):
+ *   in tail: the channel is disconnected (no more sends);
+ *   in head: the head block is known not to be the last one (so a receiver
+ *            need not look at tail to know a message is there).
+ * Each slot has a state byte: WRITE once its message is written, READ once
+ * it was read, DESTROY if the block's destroyer found a reader still busy
+ * with it (that reader then continues the destruction).
+ *
+ * Memory. Blocks are allocated only by the sender that claims a block's last
+ * slot (after winning the tail CAS: no speculative allocation that losers
+ * throw away, the block churn of crossbeam#1119), and freed by the reader
+ * of a block's last message once every reader of that block is done. One
+ * drained block per channel is kept as a spare for the next allocation, so a
+ * queue hovering around a block boundary does not call malloc at all; the
+ * rest go back to the allocator as they drain (crossbeam#669).
+ */
+#include "chan_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LAP       64
+#define BLOCK_CAP (LAP - 1)
+#define SHIFT     1
+#define MARK_BIT  ((size_t)1)
+
+#define SLOT_WRITE   1u
+#define SLOT_READ    2u
+#define SLOT_DESTROY 4u
+
+struct ox__block {
+    _Atomic(struct ox__block *) next;
+    _Atomic uint8_t state[BLOCK_CAP];
+    /* BLOCK_CAP messages of elem_size bytes; 8-byte aligned. */
+    _Alignas(8) unsigned char data[];
+};
+
+static _Atomic long blocks_live;
+
+long ox__list_blocks_live(void)
+{
+    return atomic_load_explicit(&blocks_live, memory_order_relaxed);
+}
+
+size_t ox__list_block_bytes(size_t elem_size)
+{
+    return offsetof(struct ox__block, data) + BLOCK_CAP * elem_size;
+}
+
+static inline unsigned char *msg_at(const ox__chan *c, struct ox__block *b, size_t offset)
+{
+    return b->data + offset * c->elem_size;
+}
+
+static struct ox__block *block_new(ox__chan *c)
+{
+    /* Acquire: pairs with the release in block_release, so the last
+     * reader's accesses happen-before we reset and reuse the block. */
+    struct ox__block *b = atomic_exchange_explicit(&c->spare, NULL, memory_order_acquire);
+    if (b) {
+        /* Relaxed: the block is published by a release store of tail_block /
+         * next before anyone else sees it. */
+        atomic_store_explicit(&b->next, NULL, memory_order_relaxed);
+        for (size_t i = 0; i < BLOCK_CAP; i++)
+            atomic_store_explicit(&b->state[i], 0, memory_order_relaxed);
+        return b;
+    }
+    b = calloc(1, ox__list_block_bytes(c->elem_size));
+    if (!b)
+        ox_abort("ox_sender_send", "out of memory growing unbounded channel %p", (void *)c);
+    atomic_fetch_add_explicit(&blocks_live, 1, memory_order_relaxed);
+    return b;
+}
+
+static void block_release(ox__chan *c, struct ox__block *b)
+{
+    struct ox__block *expected = NULL;
+    /* Release: see block_new. */
+    if (atomic_compare_exchange_strong_explicit(&c->spare, &expected, b, memory_order_release,
+                                                memory_order_relaxed))
+        return;
+    free(b);
+    atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
+}
+
+/* Frees the block once no reader uses it: marks DESTROY on each slot from
+ * start whose reader is still busy, and leaves the rest to that reader. */
+static void block_destroy(ox__chan *c, struct ox__block *b, size_t start)
+{
+    /* The last slot's reader started the destruction: no need to mark it. */
+    for (size_t i = start; i < BLOCK_CAP - 1; i++) {
+        /* Acquire/AcqRel: pairs with the reader's acq_rel fetch_or(READ):
+         * its read of the message happens-before we free the block. */
+        if (!(atomic_load_explicit(&b->state[i], memory_order_acquire) & SLOT_READ) &&
+            !(atomic_fetch_or_explicit(&b->state[i], SLOT_DESTROY, memory_order_acq_rel) &
+              SLOT_READ))
+            return;
+    }
+    block_release(c, b);
+}
+
+static struct ox__block *wait_next(struct ox__block *b)
+{
+    ox__backoff bo = {0};
+    for (;;) {
+        /* Acquire: pairs with the release store of next by the sender that
+         * installed it (its reset of the block is visible). */
+        struct ox__block *next = atomic_load_explicit(&b->next, memory_order_acquire);
+        if (next)
+            return next;
+        ox__backoff_snooze(&bo);
+    }
+}
+
+enum { RESERVED = 1, NOT_READY = 0, DISCONNECTED = -1 };
+
+static int start_send(ox__chan *c, struct ox__block **block_out, size_t *offset_out)
+{
+    ox__backoff bo = {0};
+    /* Acquire: see the block installed with this index. */
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+    struct ox__block *block = atomic_load_explicit(&c->tail_block, memory_order_acquire);
+    for (;;) {
+        if (tail & MARK_BIT)
+            return DISCONNECTED;
+        size_t offset = (tail >> SHIFT) % LAP;
+        if (offset == BLOCK_CAP) {
+            /* The claimer of the last slot is installing the next block. */
+            ox__backoff_snooze(&bo);
+            tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+            block = atomic_load_explicit(&c->tail_block, memory_order_acquire);
+            continue;
+        }
+        if (block == NULL) {
+            /* The very first message: install the first block. */
+            struct ox__block *first = block_new(c), *expected = NULL;
+            /* Release: publishes the zeroed block. */
+            if (atomic_compare_exchange_strong_explicit(
+                    &c->tail_block, &expected, first, memory_order_release, memory_order_relaxed)) {
+                atomic_store_explicit(&c->head_block, first, memory_order_release);
+                block = first;
+            } else {
+                block_release(c, first);
+                tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+                block = atomic_load_explicit(&c->tail_block, memory_order_acquire);
+                continue;
+            }
+        }
+        /* SeqCst: orders the claim before the load of the receivers'
+         * is_empty flag in notify (see waker.h). */
+        if (atomic_compare_exchange_weak_explicit(&c->tail, &tail, tail + (1u << SHIFT),
+                                                  memory_order_seq_cst, memory_order_acquire)) {
+            if (offset + 1 == BLOCK_CAP) {
+                /* We own the block change: install the next block, then
+                 * step tail over the phantom index. Release: the block's
+                 * reset is visible to whoever loads these. */
+                struct ox__block *next = block_new(c);
+                atomic_store_explicit(&c->tail_block, next, memory_order_release);
+                atomic_fetch_add_explicit(&c->tail, 1u << SHIFT, memory_order_release);
+                atomic_store_explicit(&block->next, next, memory_order_release);
+            }
+            *block_out = block;
+            *offset_out = offset;
+            return RESERVED;
+        }
+        block = atomic_load_explicit(&c->tail_block, memory_order_acquire);
+        ox__backoff_spin(&bo);
+    }
+}
+
+static int start_recv(ox__chan *c, struct ox__block **block_out, size_t *offset_out)
+{
+    ox__backoff bo = {0};
+    size_t head = atomic_load_explicit(&c->head, memory_order_acquire);
+    struct ox__block *block = atomic_load_explicit(&c->head_block, memory_order_acquire);
+    for (;;) {
+        size_t offset = (head >> SHIFT) % LAP;
+        if (offset == BLOCK_CAP) {
+            ox__backoff_snooze(&bo);
+            head = atomic_load_explicit(&c->head, memory_order_acquire);
+            block = atomic_load_explicit(&c->head_block, memory_order_acquire);
+            continue;
+        }
+        size_t new_head = head + (1u << SHIFT);
+        if (!(new_head & MARK_BIT)) {
+            /* SeqCst: pairs with the senders' tail CAS and disconnect. */
+            size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+            if (head >> SHIFT == tail >> SHIFT)
+                return (tail & MARK_BIT) ? DISCONNECTED : NOT_READY;
+            if ((head >> SHIFT) / LAP != (tail >> SHIFT) / LAP)
+                new_head |= MARK_BIT;
+        }
+        if (block == NULL) {
+            /* The first sender is installing the first block. */
+            ox__backoff_snooze(&bo);
+            head = atomic_load_explicit(&c->head, memory_order_acquire);
+            block = atomic_load_explicit(&c->head_block, memory_order_acquire);
+            continue;
+        }
+        /* SeqCst: orders the claim as the other head/tail operations. */
+        if (atomic_compare_exchange_weak_explicit(&c->head, &head, new_head, memory_order_seq_cst,
+                                                  memory_order_acquire)) {
+            if (offset + 1 == BLOCK_CAP) {
+                struct ox__block *next = wait_next(block);
+                size_t next_index = (new_head & ~MARK_BIT) + (1u << SHIFT);
+                if (atomic_load_explicit(&next->next, memory_order_relaxed))
+                    next_index |= MARK_BIT;
+                /* Release: the next block's contents for later receivers
+                 * that acquire head / head_block. */
+                atomic_store_explicit(&c->head_block, next, memory_order_release);
+                atomic_store_explicit(&c->head, next_index, memory_order_release);
+            }
+            *block_out = block;
+            *offset_out = offset;
+            return RESERVED;
+        }
+        block = atomic_load_explicit(&c->head_block, memory_order_acquire);
+        ox__backoff_spin(&bo);
+    }
+}
+
+static void read_slot(ox__chan *c, struct ox__block *b, size_t offset, void *out)
+{
+    ox__backoff bo = {0};
+    /* Acquire: pairs with the sender's release fetch_or(WRITE). */
+    while (!(atomic_load_explicit(&b->state[offset], memory_order_acquire) & SLOT_WRITE))
+        ox__backoff_snooze(&bo);
+    memcpy(out, msg_at(c, b, offset), c->elem_size);
+    if (offset + 1 == BLOCK_CAP)
+        block_destroy(c, b, 0);
+    else if (atomic_fetch_or_explicit(&b->state[offset], SLOT_READ, memory_order_acq_rel) &
+             SLOT_DESTROY)
+        block_destroy(c, b, offset + 1);
+}
+
+int ox__list_send(ox__chan *c, const void *msg)
+{
+    struct ox__block *b;
+    size_t offset;
+    if (start_send(c, &b, &offset) == DISCONNECTED)
+        return OX_EDISCONNECTED;
+    memcpy(msg_at(c, b, offset), msg, c->elem_size);
+    /* Release: publishes the message to the receiver's acquire. */
+    atomic_fetch_or_explicit(&b->state[offset], SLOT_WRITE, memory_order_release);
+    ox__sync_waker_notify(&c->receivers_w);
+    return 0;
+}
+
+int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    struct ox__block *b;
+    size_t offset;
+    for (;;) {
+        ox__backoff bo = {0};
+        for (;;) {
+            int r = start_recv(c, &b, &offset);
+            if (r == RESERVED) {
+                read_slot(c, b, offset, out);
+                return 0;
+            }
+            if (r == DISCONNECTED)
+                return OX_EDISCONNECTED;
+            if (!block)
+                return OX_EEMPTY;
+            if (ox__backoff_is_completed(&bo))
+                break;
+            ox__backoff_snooze(&bo);
+        }
+        if (ox__deadline_passed(deadline))
+            return OX_ETIMEDOUT;
+
+        ox__ctx cx;
+        ox__ctx_init(&cx);
+        ox__waiter e;
+        ox__sync_waker_register(&c->receivers_w, &e, &cx);
+        uintptr_t sel;
+        if (!ox__list_is_empty(c) || ox__list_is_disconnected(c))
+            sel = ox__ctx_abort_now(&cx, &ox__site_recv, c);
+        else
+            sel = ox__ctx_wait_until(&cx, deadline, &ox__site_recv, c);
+        if (sel != (uintptr_t)&e)
+            ox__sync_waker_unregister(&c->receivers_w, &e);
+    }
+}
+
+size_t ox__list_len(const ox__chan *c)
+{
+    for (;;) {
+        size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+        size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+        if (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail)
+            continue;
+        tail >>= SHIFT;
+        head >>= SHIFT;
+        /* A phantom block-change index counts as the next block's first. */
+        if (tail % LAP == LAP - 1)
+            tail++;
+        if (head % LAP == LAP - 1)
+            head++;
+        /* Rebase both on head's lap, then drop one phantom per lap. */
+        size_t base = head / LAP * LAP;
+        tail -= base;
+        head -= base;
+        return tail - head - tail / LAP;
+    }
+}
+
+bool ox__list_is_empty(const ox__chan *c)
+{
+    size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+    return head >> SHIFT == tail >> SHIFT;
+}
+
+bool ox__list_is_disconnected(const ox__chan *c)
+{
+    return atomic_load_explicit(&c->tail, memory_order_seq_cst) & MARK_BIT;
+}
+
+void ox__list_disconnect_senders(ox__chan *c)
+{
+    /* SeqCst: receivers that find the list empty see the mark. */
+    size_t old = atomic_fetch_or_explicit(&c->tail, MARK_BIT, memory_order_seq_cst);
+    if (!(old & MARK_BIT))
+        ox__sync_waker_disconnect(&c->receivers_w);
+}
+
+void ox__list_disconnect_receivers(ox__chan *c)
+{
+    /* Senders never block here; they fail from now on. What is buffered is
+     * destroyed with the channel. */
+    atomic_fetch_or_explicit(&c->tail, MARK_BIT, memory_order_seq_cst);
+}
+
+void ox__list_free_messages(ox__chan *c)
+{
+    /* Single-threaded: the last handle is gone. */
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed) & ~MARK_BIT;
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed) & ~MARK_BIT;
+    struct ox__block *b = atomic_load_explicit(&c->head_block, memory_order_relaxed);
+    while (head != tail) {
+        size_t offset = (head >> SHIFT) % LAP;
+        if (offset < BLOCK_CAP) {
+            if (c->destroy)
+                c->destroy(msg_at(c, b, offset));
+        } else {
+            struct ox__block *next = atomic_load_explicit(&b->next, memory_order_relaxed);
+            free(b);
+            atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
+            b = next;
+        }
+        head += 1u << SHIFT;
+    }
+    if (b) {
+        free(b);
+        atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
+    }
+    struct ox__block *spare = atomic_load_explicit(&c->spare, memory_order_relaxed);
+    if (spare) {
+        free(spare);
+        atomic_fetch_sub_explicit(&blocks_live, 1, memory_order_relaxed);
+    }
+}

@@ -1,0 +1,188 @@
+/* waker.c - waiter lists and the wait/claim protocol; see waker.h. */
+#include "waker.h"
+
+#include <stddef.h>
+
+static _Thread_local char self_anchor;
+
+const void *ox__self(void)
+{
+    return &self_anchor;
+}
+
+OX_COLD void ox__spin_lock_slow(_Atomic uint32_t *lock)
+{
+    ox__backoff b = {0};
+    while (!ox__spin_try_lock(lock))
+        ox__backoff_snooze(&b);
+}
+
+/* ---- waiting ---- */
+
+void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *object)
+{
+    /* The claimer unparks right after its CAS (and a memcpy, for a
+     * rendezvous): spin briefly so that it need not make a futex call. */
+    for (int i = 0; i < 200; i++) {
+        if (atomic_load_explicit(&cx->parker.state, memory_order_relaxed) == OX__PARK_NOTIFIED)
+            break;
+        ox__cpu_relax();
+    }
+    (void)ox__parker_park(&cx->parker, OX_INSTANT_NEVER, site, object);
+}
+
+uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_site *site,
+                             const void *object)
+{
+    uintptr_t sel;
+    /* Spin, then yield, before sleeping: a futex wake costs the waker
+     * microseconds, while the other side usually answers much sooner. */
+    ox__backoff b = {0};
+    while (!ox__backoff_is_completed(&b)) {
+        /* Acquire: pairs with the claimer's acq_rel CAS. */
+        sel = atomic_load_explicit(&cx->select, memory_order_acquire);
+        if (sel != OX__SEL_WAITING)
+            goto selected;
+        ox__backoff_snooze(&b);
+    }
+    for (;;) {
+        sel = atomic_load_explicit(&cx->select, memory_order_acquire);
+        if (sel != OX__SEL_WAITING)
+            goto selected;
+        if (deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns) {
+            sel = ox__ctx_try_abort(cx);
+            if (sel == OX__SEL_ABORTED)
+                return sel;
+            goto selected;
+        }
+        if (ox__parker_park(&cx->parker, deadline, site, object) == 0) {
+            /* Only a claimer unparks this parker, after its CAS: the token's
+             * acquire makes the selection visible. */
+            return atomic_load_explicit(&cx->select, memory_order_acquire);
+        }
+    }
+selected:
+    if (sel != OX__SEL_ABORTED)
+        ox__ctx_await_token(cx, site, object);
+    return sel;
+}
+
+/* ---- plain wakers ---- */
+
+static inline bool is_listed(const ox__waiter *e)
+{
+    return e->next != e;
+}
+
+static void unlink_waiter(ox__waker *w, ox__waiter *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        w->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        w->tail = e->prev;
+    e->next = e->prev = e; /* not listed */
+}
+
+void ox__waker_register(ox__waker *w, ox__waiter *e, ox__ctx *cx, void *packet)
+{
+    e->cx = cx;
+    e->packet = packet;
+    e->next = NULL;
+    e->prev = w->tail;
+    if (w->tail)
+        w->tail->next = e;
+    else
+        w->head = e;
+    w->tail = e;
+}
+
+void ox__waker_unregister(ox__waker *w, ox__waiter *e)
+{
+    if (is_listed(e))
+        unlink_waiter(w, e);
+}
+
+ox__waiter *ox__waker_try_select(ox__waker *w)
+{
+    const void *self = ox__self();
+    for (ox__waiter *e = w->head; e; e = e->next) {
+        if (e->cx->thread != self && ox__ctx_try_claim(e->cx, (uintptr_t)e)) {
+            unlink_waiter(w, e);
+            return e;
+        }
+    }
+    return NULL;
+}
+
+bool ox__waker_can_select(const ox__waker *w)
+{
+    const void *self = ox__self();
+    for (const ox__waiter *e = w->head; e; e = e->next) {
+        /* Relaxed: a hint; the claim itself is a CAS. */
+        if (e->cx->thread != self &&
+            atomic_load_explicit(&e->cx->select, memory_order_relaxed) == OX__SEL_WAITING)
+            return true;
+    }
+    return false;
+}
+
+void ox__waker_disconnect(ox__waker *w)
+{
+    /* The waiters stay listed, so each stays valid (it must take our lock to
+     * unregister) while we walk on past it. */
+    for (ox__waiter *e = w->head; e; e = e->next) {
+        if (ox__ctx_try_claim(e->cx, OX__SEL_DISCONNECTED))
+            ox__parker_unpark(&e->cx->parker);
+    }
+}
+
+/* ---- sync wakers ---- */
+
+static inline void update_is_empty(ox__sync_waker *w)
+{
+    /* SeqCst: see ox__sync_waker_notify. */
+    atomic_store_explicit(&w->is_empty, w->waker.head == NULL, memory_order_seq_cst);
+}
+
+void ox__sync_waker_register(ox__sync_waker *w, ox__waiter *e, ox__ctx *cx)
+{
+    ox__spin_lock(&w->lock);
+    ox__waker_register(&w->waker, e, cx, NULL);
+    update_is_empty(w);
+    ox__spin_unlock(&w->lock);
+}
+
+void ox__sync_waker_unregister(ox__sync_waker *w, ox__waiter *e)
+{
+    ox__spin_lock(&w->lock);
+    ox__waker_unregister(&w->waker, e);
+    update_is_empty(w);
+    ox__spin_unlock(&w->lock);
+}
+
+void ox__sync_waker_notify_slow(ox__sync_waker *w)
+{
+    ox__spin_lock(&w->lock);
+    ox__waiter *e = NULL;
+    if (w->waker.head) {
+        e = ox__waker_try_select(&w->waker);
+        update_is_empty(w);
+    }
+    ox__spin_unlock(&w->lock);
+    /* e is unlinked and claimed by us: its owner waits for this token before
+     * its stack frame goes, so e and its context are still valid here. */
+    if (e)
+        ox__parker_unpark(&e->cx->parker);
+}
+
+void ox__sync_waker_disconnect(ox__sync_waker *w)
+{
+    ox__spin_lock(&w->lock);
+    ox__waker_disconnect(&w->waker);
+    update_is_empty(w);
+    ox__spin_unlock(&w->lock);
+}

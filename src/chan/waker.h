@@ -1,0 +1,163 @@
+/* waker.h - blocking and waking for channels (after crossbeam's
+ * context.rs and waker.rs).
+ *
+ * A thread about to block creates an ox__ctx on its stack and registers one
+ * ox__waiter record (also on its stack) per operation it waits for, in the
+ * waker list of the channel side that can complete it. A thread that makes an
+ * operation possible selects one waiter: it claims the waiter's context by a
+ * CAS of ctx.select from OX__SEL_WAITING to the waiter's address (the
+ * "operation" that woke it), or to OX__SEL_DISCONNECTED; then unparks it.
+ *
+ * Stack-lifetime rule (what makes stack records safe). Only the waiter itself
+ * sets OX__SEL_ABORTED. Whoever else wins the CAS owes the waiter exactly one
+ * unpark of ctx.parker, and the waiter does not leave (its stack frame stays)
+ * until it has consumed that token. So the claimer may still touch the context
+ * and the waiter's packet between its CAS and its unpark (the rendezvous
+ * flavor copies the message then). Entries still in a list are touched by
+ * others only under that list's lock, and the waiter removes its entries under
+ * the lock before it returns.
+ */
+#ifndef OX_CHAN_WAKER_H
+#define OX_CHAN_WAKER_H
+
+#include "../thread/park.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* ctx.select: who completed the wait. Other values: the ox__waiter * of the
+ * operation that was selected. */
+#define OX__SEL_WAITING      ((uintptr_t)0)
+#define OX__SEL_ABORTED      ((uintptr_t)1) /* by the waiter itself: timeout or ready */
+#define OX__SEL_DISCONNECTED ((uintptr_t)2)
+
+typedef struct ox__ctx {
+    _Atomic uintptr_t select;
+    ox__parker parker;
+    const void *thread; /* ox__self(): a waiter is never selected by itself */
+} ox__ctx;
+
+typedef struct ox__waiter {
+    struct ox__waiter *next, *prev;
+    ox__ctx *cx;  /* NULL: not registered anywhere */
+    void *packet; /* rendezvous: the waiter's message buffer; else NULL */
+} ox__waiter;
+
+/* A list of waiters, FIFO. Guarded by a lock held by the caller. */
+typedef struct ox__waker {
+    ox__waiter *head, *tail;
+} ox__waker;
+
+/* A waker with its own lock and a lock-free "anybody there?" flag, so that a
+ * sender with nobody to wake pays one load. */
+typedef struct ox__sync_waker {
+    _Atomic uint32_t lock;
+    _Atomic uint32_t is_empty; /* 1: no waiter; written under lock, read without */
+    ox__waker waker;
+} ox__sync_waker;
+
+#define OX__SYNC_WAKER_INIT                                                                        \
+    {                                                                                              \
+        0, 1,                                                                                      \
+        {                                                                                          \
+            NULL, NULL                                                                             \
+        }                                                                                          \
+    }
+
+/* An identity of the calling thread, cheap to get. */
+const void *ox__self(void);
+
+/* A tiny test-and-test-and-set lock for the waiter lists: held for a few
+ * pointer updates, never while blocking. */
+static inline bool ox__spin_try_lock(_Atomic uint32_t *lock)
+{
+    /* Acquire: the holder's writes under the lock happen-before ours; pairs
+     * with the release store in ox__spin_unlock. */
+    return atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
+           atomic_exchange_explicit(lock, 1, memory_order_acquire) == 0;
+}
+void ox__spin_lock_slow(_Atomic uint32_t *lock);
+static inline void ox__spin_lock(_Atomic uint32_t *lock)
+{
+    if (!ox__spin_try_lock(lock))
+        ox__spin_lock_slow(lock);
+}
+static inline void ox__spin_unlock(_Atomic uint32_t *lock)
+{
+    /* Release: publishes the list updates to the next holder. */
+    atomic_store_explicit(lock, 0, memory_order_release);
+}
+
+static inline void ox__ctx_init(ox__ctx *cx)
+{
+    atomic_init(&cx->select, OX__SEL_WAITING);
+    atomic_init(&cx->parker.state, OX__PARK_EMPTY);
+    cx->thread = ox__self();
+}
+
+/* The waiter's side: tries to set select from WAITING to sel (the waiter
+ * aborting its own wait). Returns the value select holds afterwards. */
+static inline uintptr_t ox__ctx_try_abort(ox__ctx *cx)
+{
+    uintptr_t expected = OX__SEL_WAITING;
+    /* Acquire on failure: the claimer's writes before its CAS (e.g. a
+     * rendezvous message) become visible; the token adds the rest. */
+    if (atomic_compare_exchange_strong_explicit(&cx->select, &expected, OX__SEL_ABORTED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return OX__SEL_ABORTED;
+    return expected;
+}
+
+/* Waits until the context is selected or the deadline passes (then aborts
+ * it). Spins, yields, then parks. Returns the selection; if another thread
+ * made it, its unpark token has been consumed (the stack-lifetime rule). */
+uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_site *site,
+                             const void *object);
+
+/* After sel was made by someone else (not OX__SEL_ABORTED): waits for the
+ * claimer's unpark. */
+void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *object);
+
+/* The claimer's side, under the list's lock: tries to claim cx for sel. */
+static inline bool ox__ctx_try_claim(ox__ctx *cx, uintptr_t sel)
+{
+    uintptr_t expected = OX__SEL_WAITING;
+    /* AcqRel: the claimer's channel writes happen-before the waiter's load
+     * of select (with the token's release/acquire for the rest). */
+    return atomic_compare_exchange_strong_explicit(&cx->select, &expected, sel,
+                                                   memory_order_acq_rel, memory_order_relaxed);
+}
+
+/* ---- plain wakers (caller holds the lock) ---- */
+void ox__waker_register(ox__waker *w, ox__waiter *e, ox__ctx *cx, void *packet);
+/* Removes e if it is still listed. */
+void ox__waker_unregister(ox__waker *w, ox__waiter *e);
+/* Claims the oldest waiter of another thread and unlinks it; returns it (its
+ * context must be unparked by the caller once done with the packet), or
+ * NULL if none could be claimed. */
+ox__waiter *ox__waker_try_select(ox__waker *w);
+/* True if a waiter of another thread is still waiting. */
+bool ox__waker_can_select(const ox__waker *w);
+/* Claims every waiter for OX__SEL_DISCONNECTED and unparks it. Entries stay
+ * listed; their owners unregister. */
+void ox__waker_disconnect(ox__waker *w);
+
+/* ---- sync wakers (own lock) ---- */
+void ox__sync_waker_register(ox__sync_waker *w, ox__waiter *e, ox__ctx *cx);
+void ox__sync_waker_unregister(ox__sync_waker *w, ox__waiter *e);
+void ox__sync_waker_notify_slow(ox__sync_waker *w);
+void ox__sync_waker_disconnect(ox__sync_waker *w);
+
+/* Wakes one waiter if there is any. Called after every send (receivers'
+ * waker) or receive (senders' waker): one seq_cst load when nobody waits. */
+static inline void ox__sync_waker_notify(ox__sync_waker *w)
+{
+    /* SeqCst: pairs with the seq_cst store of is_empty = 0 in register and
+     * the channel's seq_cst head/tail updates: either this load sees the
+     * waiter, or the waiter's re-check of the channel (after registering)
+     * sees our message. */
+    if (!atomic_load_explicit(&w->is_empty, memory_order_seq_cst))
+        ox__sync_waker_notify_slow(w);
+}
+
+#endif

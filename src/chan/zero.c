@@ -1,0 +1,123 @@
+/* zero.c - the rendezvous flavor (capacity 0; crossbeam's and Rust std's
+ * mpmc/zero.rs).
+ *
+ * State: one spin lock guards two waiter lists (senders waiting with their
+ * message, receivers waiting with their buffer) and the disconnected flag
+ * (tail != 0). A send that finds a waiting receiver claims it, copies the
+ * message straight into the receiver's buffer (its packet) and unparks it; a
+ * receive that finds a waiting sender copies out of the sender's buffer the
+ * same way. Otherwise the caller registers itself with its own buffer as the
+ * packet and waits: whoever claims it does the copy before the unpark, and
+ * the waiter does not return before that unpark (waker.h), so the copy
+ * always targets a live stack frame, and a send that returns 0 has had its
+ * value taken.
+ */
+#include "chan_internal.h"
+
+#include <string.h>
+
+void ox__zero_lock(ox__chan *c)
+{
+    ox__spin_lock(OX__ZERO_LOCK(c));
+}
+
+void ox__zero_unlock(ox__chan *c)
+{
+    ox__spin_unlock(OX__ZERO_LOCK(c));
+}
+
+bool ox__zero_is_disconnected(const ox__chan *c)
+{
+    /* Relaxed: written and read under the lock (read without it only as a
+     * hint). */
+    return atomic_load_explicit(&c->tail, memory_order_relaxed) != 0;
+}
+
+/* Blocks as the registered waiter e of list w until claimed, disconnected or
+ * the deadline; returns 0 (the partner did the copy), OX_EDISCONNECTED or
+ * OX_ETIMEDOUT. Called with the lock held; returns without it. */
+static int wait_as(ox__chan *c, ox__waker *w, ox__waiter *e, ox__ctx *cx, ox_instant deadline,
+                   const ox__wait_site *site)
+{
+    ox__zero_unlock(c);
+    uintptr_t sel = ox__ctx_wait_until(cx, deadline, site, c);
+    if (sel == (uintptr_t)e)
+        return 0; /* claimed and unlinked by the partner, who copied */
+    ox__zero_lock(c);
+    ox__waker_unregister(w, e);
+    ox__zero_unlock(c);
+    return sel == OX__SEL_DISCONNECTED ? OX_EDISCONNECTED : OX_ETIMEDOUT;
+}
+
+int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
+{
+    ox__zero_lock(c);
+    ox__waiter *r = ox__waker_try_select(OX__ZERO_RECEIVERS(c));
+    if (r) {
+        ox__zero_unlock(c);
+        memcpy(r->packet, msg, c->elem_size);
+        /* Release (inside unpark): the copy happens-before the receiver
+         * returns with it. */
+        ox__parker_unpark(&r->cx->parker);
+        return 0;
+    }
+    if (ox__zero_is_disconnected(c)) {
+        ox__zero_unlock(c);
+        return OX_EDISCONNECTED;
+    }
+    if (!block) {
+        ox__zero_unlock(c);
+        return OX_EFULL;
+    }
+    if (ox__deadline_passed(deadline)) {
+        ox__zero_unlock(c);
+        return OX_ETIMEDOUT;
+    }
+    ox__ctx cx;
+    ox__ctx_init(&cx);
+    ox__waiter e;
+    ox__waker_register(OX__ZERO_SENDERS(c), &e, &cx, (void *)(uintptr_t)msg);
+    return wait_as(c, OX__ZERO_SENDERS(c), &e, &cx, deadline, &ox__site_send);
+}
+
+int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+{
+    ox__zero_lock(c);
+    ox__waiter *s = ox__waker_try_select(OX__ZERO_SENDERS(c));
+    if (s) {
+        ox__zero_unlock(c);
+        memcpy(out, s->packet, c->elem_size);
+        /* Release: our read of the sender's buffer is done before it may
+         * reuse it. */
+        ox__parker_unpark(&s->cx->parker);
+        return 0;
+    }
+    if (ox__zero_is_disconnected(c)) {
+        ox__zero_unlock(c);
+        return OX_EDISCONNECTED;
+    }
+    if (!block) {
+        ox__zero_unlock(c);
+        return OX_EEMPTY;
+    }
+    if (ox__deadline_passed(deadline)) {
+        ox__zero_unlock(c);
+        return OX_ETIMEDOUT;
+    }
+    ox__ctx cx;
+    ox__ctx_init(&cx);
+    ox__waiter e;
+    ox__waker_register(OX__ZERO_RECEIVERS(c), &e, &cx, out);
+    return wait_as(c, OX__ZERO_RECEIVERS(c), &e, &cx, deadline, &ox__site_recv);
+}
+
+void ox__zero_disconnect(ox__chan *c)
+{
+    ox__zero_lock(c);
+    if (!ox__zero_is_disconnected(c)) {
+        atomic_store_explicit(&c->tail, 1, memory_order_relaxed);
+        ox__waker_disconnect(OX__ZERO_SENDERS(c));
+        ox__waker_disconnect(OX__ZERO_RECEIVERS(c));
+    }
+    ox__zero_unlock(c);
+}

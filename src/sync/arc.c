@@ -1,0 +1,193 @@
+/* arc.c - Arc and Weak (see oxide/arc.h for the layout and the counts).
+ *
+ * The orderings are Rust's Arc's:
+ *   - increments are relaxed: a reference is only ever made from another
+ *     one, so nothing needs publishing (except upgrade, below);
+ *   - decrements are release, and the thread that takes a count to zero
+ *     issues an acquire fence before it destroys anything: every other
+ *     owner's use of the value happens-before the destruction;
+ *   - upgrade's CAS is acquire on success, and only increments a count that
+ *     is not zero, so a dropped value is never resurrected;
+ *   - get_mut locks the weak count (1 -> LOCKED) before reading the strong
+ *     count, so a concurrent downgrade cannot slip in between the two
+ *     reads (downgrade waits while the weak count is LOCKED).
+ */
+#include "oxide/arc.h"
+
+#include "../thread/park.h"
+
+#include <stdlib.h>
+
+/* The acquire half of "release decrement, acquire when it hits zero".
+ * ThreadSanitizer does not model fences (gcc refuses them under it), so
+ * there an acquire load of the counter just taken to zero gives the same
+ * edge: it reads our own RMW, the end of the release sequence of every
+ * other owner's decrement (Rust's Arc does the same under TSan). */
+#if defined(__SANITIZE_THREAD__)
+#define OX__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OX__TSAN 1
+#endif
+#endif
+#ifdef OX__TSAN
+#define acquire_after_last(counter) ((void)atomic_load_explicit((counter), memory_order_acquire))
+#else
+#define acquire_after_last(counter) atomic_thread_fence(memory_order_acquire)
+#endif
+
+void ox__arc_count_bad(const void *payload, size_t old, const char *function)
+{
+    if (old == 0)
+        ox_abort(function,
+                 "Arc %p has no strong reference left: it was dropped more times than cloned",
+                 payload);
+    ox_abort(function, "reference count of Arc %p overflowed (%zu references: leaked clones?)",
+             payload, old);
+}
+
+void *ox_arc_new(size_t size, void (*drop_fn)(void *payload))
+{
+    if (size > SIZE_MAX - OX__ARC_HEADER_SIZE)
+        ox_abort("ox_arc_new", "capacity overflow: a payload of %zu bytes", size);
+    /* malloc's blocks are aligned for max_align_t, and the header size is
+     * a multiple of that alignment, so the payload is too. */
+    ox__arc_header *h = calloc(1, OX__ARC_HEADER_SIZE + size);
+    if (h == NULL)
+        ox_abort("ox_arc_new", "memory allocation of %zu bytes failed", OX__ARC_HEADER_SIZE + size);
+    /* Relaxed: the new value is published by whatever hands the handle to
+     * another thread (spawn, a channel, a lock). */
+    atomic_init(&h->strong, 1);
+    atomic_init(&h->weak, 1); /* the one held by all strong references together */
+    h->drop_fn = drop_fn;
+    return (char *)h + OX__ARC_HEADER_SIZE;
+}
+
+/* Gives up one count of weak; frees the block when it was the last. */
+static void weak_release(ox__arc_header *h)
+{
+    /* Release: pairs with the acquire fence below in whichever thread
+     * frees, so every use of the block (and drop_fn) happens-before free. */
+    if (atomic_fetch_sub_explicit(&h->weak, 1, memory_order_release) != 1)
+        return;
+    acquire_after_last(&h->weak);
+    free(h);
+}
+
+void ox__arc_drop_slow(void *payload, size_t old)
+{
+    if (old == 0)
+        ox__arc_count_bad(payload, old, "ox_arc_drop");
+    ox__arc_header *h = ox__arc_header_of(payload);
+    /* Acquire: pairs with every other owner's release decrement (they form
+     * one release sequence on strong), so their uses of the payload happen-
+     * before drop_fn. A fence rather than an acquire decrement keeps the
+     * common, non-final drop cheaper (Rust's Arc::drop). */
+    acquire_after_last(&h->strong);
+    if (h->drop_fn != NULL)
+        h->drop_fn(payload);
+    weak_release(h);
+}
+
+size_t ox_arc_weak_count(const void *payload)
+{
+    /* Acquire: as Rust's Arc::weak_count (a snapshot ordered after the
+     * changes it counts). */
+    size_t weak = atomic_load_explicit(&ox__arc_header_of(payload)->weak, memory_order_acquire);
+    /* LOCKED: get_mut is checking, which it only does when no Weak exists. */
+    return weak == OX__ARC_WEAK_LOCKED ? 0 : weak - 1;
+}
+
+void *ox_arc_get_mut(void *payload)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    size_t one = 1;
+    /* Acquire: pairs with the release decrement of weak in a Weak's drop,
+     * so a Weak that upgraded (incremented strong) and was then dropped is
+     * seen as the strong count it left. Locking keeps downgrade out until
+     * the strong count is read. */
+    if (!atomic_compare_exchange_strong_explicit(&h->weak, &one, OX__ARC_WEAK_LOCKED,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return NULL; /* a Weak exists (or another get_mut is checking) */
+    /* Acquire: pairs with other owners' release decrements, so their uses
+     * of the payload happen-before the caller's mutation. */
+    bool unique = atomic_load_explicit(&h->strong, memory_order_acquire) == 1;
+    /* Release: pairs with downgrade's acquire CAS. */
+    atomic_store_explicit(&h->weak, 1, memory_order_release);
+    return unique ? payload : NULL;
+}
+
+ox_weak *ox_arc_downgrade(void *payload)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    size_t weak = atomic_load_explicit(&h->weak, memory_order_relaxed);
+    for (;;) {
+        if (weak == OX__ARC_WEAK_LOCKED) {
+            /* get_mut of another owner is checking uniqueness: a few
+             * instructions. */
+            ox__cpu_relax();
+            weak = atomic_load_explicit(&h->weak, memory_order_relaxed);
+            continue;
+        }
+        if (weak > OX__ARC_MAX_REFCOUNT)
+            ox_abort("ox_arc_downgrade", "weak count of Arc %p overflowed (%zu)", payload, weak);
+        /* Acquire: pairs with get_mut's release store that unlocks. */
+        if (atomic_compare_exchange_weak_explicit(&h->weak, &weak, weak + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return (ox_weak *)(void *)h;
+    }
+}
+
+void *ox_weak_upgrade(ox_weak *w)
+{
+    ox__arc_header *h = (ox__arc_header *)(void *)w;
+    size_t strong = atomic_load_explicit(&h->strong, memory_order_relaxed);
+    for (;;) {
+        if (strong == 0)
+            return NULL; /* gone for good: never 0 -> 1 */
+        if (strong > OX__ARC_MAX_REFCOUNT)
+            ox__arc_count_bad((char *)h + OX__ARC_HEADER_SIZE, strong, "ox_weak_upgrade");
+        /* Acquire on success: the value's initialisation happens-before the
+         * upgrader's use (Rust's Weak::upgrade). Relaxed on failure: we
+         * only look at the fresh count and try again. */
+        if (atomic_compare_exchange_weak_explicit(&h->strong, &strong, strong + 1,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return (char *)h + OX__ARC_HEADER_SIZE;
+    }
+}
+
+ox_weak *ox_weak_clone(ox_weak *w)
+{
+    ox__arc_header *h = (ox__arc_header *)(void *)w;
+    /* Relaxed: as Arc's clone, made from an existing Weak. Never LOCKED
+     * here: get_mut locks only when no Weak exists. */
+    size_t old = atomic_fetch_add_explicit(&h->weak, 1, memory_order_relaxed);
+    if (old > OX__ARC_MAX_REFCOUNT)
+        ox_abort("ox_weak_clone", "weak count of Arc %p overflowed (%zu)",
+                 (void *)((char *)h + OX__ARC_HEADER_SIZE), old);
+    return w;
+}
+
+void ox_weak_drop(ox_weak *w)
+{
+    if (w != NULL)
+        weak_release((ox__arc_header *)(void *)w);
+}
+
+size_t ox_weak_strong_count(const ox_weak *w)
+{
+    const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
+    /* Acquire: a snapshot, as Rust's Weak::strong_count. */
+    return atomic_load_explicit(&h->strong, memory_order_acquire);
+}
+
+size_t ox_weak_weak_count(const ox_weak *w)
+{
+    const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
+    /* Acquire: snapshots, as Rust's Weak::weak_count. */
+    if (atomic_load_explicit(&h->strong, memory_order_acquire) == 0)
+        return 0;
+    size_t weak = atomic_load_explicit(&h->weak, memory_order_acquire);
+    /* The strong references' shared count is included while strong > 0. */
+    return weak == OX__ARC_WEAK_LOCKED ? 0 : weak - 1;
+}

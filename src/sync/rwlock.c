@@ -1,0 +1,557 @@
+/* rwlock.c - ox_rwlock, a writer-preferring futex reader-writer lock.
+ *
+ * Two 32-bit words. `state`:
+ *   bits 0-26  READERS_MASK     readers holding the lock, plus readers that
+ *                               are passing through the fast path (see below);
+ *                               bit 26 (READER_OVERFLOW) set means too many
+ *   bit 27     WRITER_WOKEN     a sleeping writer was woken to take the
+ *                               lock: readers stay out until a writer has
+ *   bit 28     POISONED         a panic unwound through a write lock
+ *   bit 29     WRITE_LOCKED     a writer holds the lock
+ *   bit 30     READERS_WAITING  readers sleep on `state`
+ *   bit 31     WRITERS_WAITING  writers sleep on `writer_notify`
+ * `writer_notify` is a counter: bumped before each writer wake-up, so a
+ * writer about to sleep notices a wake it would otherwise miss.
+ *
+ * Read lock (fast path): one fetch_add of a reader, like Go's RWMutex, not a
+ * compare-exchange loop; under contention it never retries. If the old value
+ * shows a writer holding or waiting (or too many readers), the reader was not
+ * admitted: it gives the count back (as a read unlock does, waking whoever
+ * that unlock would wake) and takes the slow path. So the reader count may
+ * briefly include such passers-through, also while WRITE_LOCKED is set; a
+ * writer only takes the lock when the count is 0.
+ * Write lock: CAS from 0 to WRITE_LOCKED; else set WRITERS_WAITING and sleep
+ * on writer_notify. WRITERS_WAITING keeps new readers out: writer preference.
+ * Unlock (read or write): whoever leaves the lock unlocked (no readers, no
+ * writer) with a waiting bit set wakes: a writer first (trading
+ * WRITERS_WAITING for WRITER_WOKEN), and if no writer was actually asleep,
+ * all readers (clearing READERS_WAITING). This is the protocol of Rust std's
+ * futex RwLock, with the reader fast path, the poison bit and WRITER_WOKEN
+ * added.
+ *
+ * WRITER_WOKEN closes the gap between a writer's wake-up and its taking the
+ * lock, which readers would otherwise fill (and, with readers that keep
+ * overlapping, fill again on every wake-up: the writer starves). It is
+ * cleared by the first writer to take the lock, by the waker itself if no
+ * writer was asleep after all, or by a writer that times out. While it is
+ * set the lock can only be held by readers passing through the fast path,
+ * so writers poll instead of sleeping, and unlocks wake nobody.
+ *
+ * A writer that times out clears WRITERS_WAITING (and WRITER_WOKEN) and
+ * wakes a writer and the readers, who decide again (other writers set the
+ * bit again): a bit left behind would keep readers out while other readers
+ * hold the lock.
+ */
+#include "oxide/rwlock.h"
+
+#include "../panic/unwind.h"
+#include "../thread/park.h"
+#include "../thread/thread_internal.h"
+
+#define READER          1u
+#define READERS_MASK    ((1u << 27) - 1)
+#define READER_OVERFLOW (1u << 26)
+#define MAX_READERS     (READER_OVERFLOW - 1)
+#define WRITER_WOKEN    (1u << 27)
+#define POISONED        (1u << 28)
+#define WRITE_LOCKED    (1u << 29)
+#define READERS_WAITING (1u << 30)
+#define WRITERS_WAITING (1u << 31)
+
+/* What turns a reader away from the fast path (looked at in the old value). */
+#define READ_BLOCKERS (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN | READER_OVERFLOW)
+
+static inline uint32_t readers(uint32_t s)
+{
+    return s & READERS_MASK;
+}
+
+static inline bool is_unlocked(uint32_t s)
+{
+    return (s & (READERS_MASK | WRITE_LOCKED)) == 0;
+}
+
+static inline bool is_read_lockable(uint32_t s)
+{
+    return (s & (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN)) == 0 && readers(s) < MAX_READERS;
+}
+
+static inline bool has_waiters(uint32_t s)
+{
+    return (s & (READERS_WAITING | WRITERS_WAITING)) != 0;
+}
+
+static inline int poison_code(uint32_t s)
+{
+    return (s & POISONED) ? OX_EPOISONED : 0;
+}
+
+static const ox__wait_site read_site = {"rwlock read"};
+static const ox__wait_site write_site = {"rwlock write"};
+
+/* ---- waking ---- */
+
+/* Wakes one sleeping writer; true if one was asleep. */
+static bool wake_writer(ox_rwlock *l)
+{
+    /* Release: a writer going to sleep reads writer_notify (acquire) before it
+     * re-checks the state; if it read the old count, its futex wait sees the
+     * new one and returns at once. */
+    atomic_fetch_add_explicit(&l->writer_notify, 1, memory_order_release);
+    return ox__park_wake_one(&l->writer_notify) > 0;
+}
+
+/* Called by whoever left the lock unlocked with waiters (s: the state it
+ * left). Relaxed: the woken threads order themselves with the lock's holders
+ * through their own acquire CAS on the state. */
+OX_COLD static void wake_writer_or_readers(ox_rwlock *l, uint32_t s)
+{
+    for (;;) {
+        if (!is_unlocked(s))
+            return; /* taken again (or a reader passing through): its unlock wakes */
+        if (s & WRITER_WOKEN)
+            return; /* a woken writer is on its way and will take the lock */
+        if (s & WRITERS_WAITING) {
+            if (!atomic_compare_exchange_weak_explicit(&l->state, &s,
+                                                       (s & ~WRITERS_WAITING) | WRITER_WOKEN,
+                                                       memory_order_relaxed, memory_order_relaxed))
+                continue;
+            if (wake_writer(l))
+                return; /* it takes the lock; its unlock will wake the readers */
+            /* No writer was asleep (they timed out, or are about to retry and
+             * will see the bumped writer_notify): open the gate again and let
+             * the readers in. */
+            s = atomic_fetch_and_explicit(&l->state, ~WRITER_WOKEN, memory_order_relaxed) &
+                ~WRITER_WOKEN;
+            if (!is_unlocked(s))
+                return;
+        }
+        if (s & READERS_WAITING) {
+            if (!atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
+                                                       memory_order_relaxed, memory_order_relaxed))
+                continue;
+            ox__park_wake_all(&l->state);
+        }
+        return;
+    }
+}
+
+/* Gives back one reader count: a read unlock, or a reader turned away by
+ * the fast path. */
+static inline void reader_release(ox_rwlock *l)
+{
+    /* Release: the reader's reads happen-before the next writer's acquire CAS
+     * (all later modifications are read-modify-writes, which continue the
+     * release sequence). */
+    uint32_t s = atomic_fetch_sub_explicit(&l->state, READER, memory_order_release) - READER;
+    if (OX_UNLIKELY(is_unlocked(s) && has_waiters(s)))
+        wake_writer_or_readers(l, s);
+}
+
+static inline void writer_release(ox_rwlock *l)
+{
+    /* Release: the writer's writes happen-before the next acquire of the
+     * state by a reader (fast-path fetch_add, slow-path CAS) or writer. */
+    uint32_t s =
+        atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED, memory_order_release) - WRITE_LOCKED;
+    if (OX_UNLIKELY(is_unlocked(s) && has_waiters(s)))
+        wake_writer_or_readers(l, s);
+}
+
+static void read_unwind(void *lock)
+{
+    reader_release(lock);
+}
+
+static void write_unwind(void *lock)
+{
+    ox_rwlock *l = lock;
+    /* Relaxed: published by the release in writer_release. */
+    atomic_fetch_or_explicit(&l->state, POISONED, memory_order_relaxed);
+    writer_release(l);
+}
+
+static const ox__lock_ops read_ops = {"rwlock (read)", read_unwind};
+static const ox__lock_ops write_ops = {"rwlock (write)", write_unwind};
+
+/* ---- read ---- */
+
+static uint32_t spin_read(ox_rwlock *l)
+{
+    /* Spin while a writer holds the lock and nobody sleeps: it is probably
+     * running and about to leave. */
+    ox__backoff b = {0};
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
+        if (!(s & WRITE_LOCKED) || has_waiters(s) || ox__backoff_is_completed(&b))
+            return s;
+        ox__backoff_snooze(&b);
+    }
+}
+
+OX_COLD _Noreturn static void too_many_readers(ox_rwlock *l)
+{
+    ox_abort("ox_rwlock_read", "rwlock %p: more than %u readers", (void *)l, MAX_READERS);
+}
+
+/* The fast path admitted nobody (the count it added must be given back
+ * first). Returns 0 / OX_EPOISONED once a reader, or OX_ETIMEDOUT. */
+OX_COLD static int read_contended(ox_rwlock *l, ox_instant deadline, const char *file, int line)
+{
+    reader_release(l);
+    bool checked = false;
+    uint32_t s = spin_read(l);
+    for (;;) {
+        if (is_read_lockable(s)) {
+            /* Acquire: pairs with the release in writer_release. */
+            if (atomic_compare_exchange_weak_explicit(&l->state, &s, s + READER,
+                                                      memory_order_acquire, memory_order_relaxed))
+                return poison_code(s);
+            continue;
+        }
+        if (readers(s) >= MAX_READERS && !(s & (WRITE_LOCKED | WRITERS_WAITING)))
+            too_many_readers(l);
+        if (!(s & READERS_WAITING)) {
+            if (!atomic_compare_exchange_weak_explicit(&l->state, &s, s | READERS_WAITING,
+                                                       memory_order_relaxed, memory_order_relaxed))
+                continue;
+            s |= READERS_WAITING;
+        }
+        if (!checked) {
+            ox__lock_before_block(l, &read_ops, file, line);
+            checked = true;
+        }
+        if (ox__park_wait(&l->state, s, deadline, &read_site, l) == OX_ETIMEDOUT)
+            return OX_ETIMEDOUT; /* READERS_WAITING may stay: one wasted wake */
+        s = spin_read(l);
+    }
+}
+
+static inline int read_lock(ox_rwlock *l, ox_instant deadline, const char *file, int line)
+{
+    /* Acquire: pairs with the release in writer_release (the last writer's
+     * writes are visible to the reader). */
+    uint32_t old = atomic_fetch_add_explicit(&l->state, READER, memory_order_acquire);
+    int rc = poison_code(old);
+    if (OX_UNLIKELY(old & READ_BLOCKERS)) {
+        rc = read_contended(l, deadline, file, line);
+        if (rc == OX_ETIMEDOUT)
+            return rc;
+    }
+    ox__held_push(l, &read_ops, file, line);
+    return rc;
+}
+
+int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line)
+{
+    return read_lock(l, OX_INSTANT_NEVER, file, line);
+}
+
+int ox_rwlock_read_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file, int line)
+{
+    return read_lock(l, deadline, file, line);
+}
+
+int ox_rwlock_read_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file, int line)
+{
+    if (timeout < 0)
+        return OX_EINVAL;
+    return read_lock(l, ox_instant_after(timeout), file, line);
+}
+
+int ox_rwlock_try_read_at(ox_rwlock *l, const char *file, int line)
+{
+    uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
+    while (is_read_lockable(s)) {
+        /* Acquire: pairs with the release in writer_release. */
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s + READER, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            ox__held_push(l, &read_ops, file, line);
+            return poison_code(s);
+        }
+    }
+    return OX_EBUSY;
+}
+
+/* ---- write ---- */
+
+static uint32_t spin_write(ox_rwlock *l)
+{
+    /* Spin while the lock is held and no writer waits yet. */
+    ox__backoff b = {0};
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
+        if (is_unlocked(s) || (s & WRITERS_WAITING) || ox__backoff_is_completed(&b))
+            return s;
+        ox__backoff_snooze(&b);
+    }
+}
+
+/* A writer timed out. It may have been the only writer waiting: its
+ * WRITERS_WAITING would then keep readers out for nothing (and deadlock a
+ * thread that holds a read lock and waits for another reader). So clear the
+ * bit and let every sleeper decide again: other writers set it again. */
+OX_COLD static void write_gave_up(ox_rwlock *l)
+{
+    /* Relaxed: no data is handed over; the woken threads acquire through the
+     * state as usual. */
+    uint32_t s = atomic_fetch_and_explicit(&l->state, ~(WRITERS_WAITING | WRITER_WOKEN),
+                                           memory_order_relaxed) &
+                 ~(WRITERS_WAITING | WRITER_WOKEN);
+    wake_writer(l);
+    while (s & READERS_WAITING) {
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            ox__park_wake_all(&l->state);
+            break;
+        }
+    }
+}
+
+/* Returns 0 / OX_EPOISONED once the writer, or OX_ETIMEDOUT. */
+OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char *file, int line)
+{
+    /* Once this writer has slept, a wake-up may have cleared WRITERS_WAITING
+     * although other writers still sleep: it keeps the bit set when it takes
+     * the lock, so its unlock wakes them. */
+    uint32_t other_writers_waiting = 0;
+    bool checked = false;
+    ox__backoff poll = {0};
+    uint32_t s = spin_write(l);
+    for (;;) {
+        if (is_unlocked(s)) {
+            /* Acquire: pairs with the release in reader_release and
+             * writer_release. Taking the lock ends a WRITER_WOKEN turn,
+             * whichever writer was woken. */
+            if (atomic_compare_exchange_weak_explicit(
+                    &l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED | other_writers_waiting,
+                    memory_order_acquire, memory_order_relaxed))
+                return poison_code(s);
+            continue;
+        }
+        if (s & WRITER_WOKEN) {
+            /* A writer's turn: only readers passing through hold the lock,
+             * for a moment, and their unlock wakes nobody. Poll. */
+            ox__backoff_snooze(&poll);
+            s = atomic_load_explicit(&l->state, memory_order_relaxed);
+            continue;
+        }
+        if (!(s & WRITERS_WAITING) &&
+            !atomic_compare_exchange_weak_explicit(&l->state, &s, s | WRITERS_WAITING,
+                                                   memory_order_relaxed, memory_order_relaxed))
+            continue;
+        other_writers_waiting = WRITERS_WAITING;
+        /* Acquire: pairs with the release increment in wake_writer. Read
+         * before the state is checked again, so a wake between that check and
+         * the sleep changes the word the sleep compares. */
+        uint32_t seq = atomic_load_explicit(&l->writer_notify, memory_order_acquire);
+        s = atomic_load_explicit(&l->state, memory_order_relaxed);
+        if (is_unlocked(s) || !(s & WRITERS_WAITING) || (s & WRITER_WOKEN))
+            continue;
+        if (!checked) {
+            ox__lock_before_block(l, &write_ops, file, line);
+            checked = true;
+        }
+        if (ox__park_wait(&l->writer_notify, seq, deadline, &write_site, l) == OX_ETIMEDOUT) {
+            write_gave_up(l);
+            return OX_ETIMEDOUT;
+        }
+        s = spin_write(l);
+    }
+}
+
+static inline int write_lock(ox_rwlock *l, ox_instant deadline, const char *file, int line)
+{
+    uint32_t expected = 0;
+    int rc = 0;
+    /* Acquire: pairs with the release in reader_release and writer_release. */
+    if (OX_UNLIKELY(!atomic_compare_exchange_strong_explicit(
+            &l->state, &expected, WRITE_LOCKED, memory_order_acquire, memory_order_relaxed))) {
+        rc = write_contended(l, deadline, file, line);
+        if (rc == OX_ETIMEDOUT)
+            return rc;
+    }
+    ox__held_push(l, &write_ops, file, line);
+    return rc;
+}
+
+int ox_rwlock_write_at(ox_rwlock *l, const char *file, int line)
+{
+    return write_lock(l, OX_INSTANT_NEVER, file, line);
+}
+
+int ox_rwlock_write_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file, int line)
+{
+    return write_lock(l, deadline, file, line);
+}
+
+int ox_rwlock_write_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file, int line)
+{
+    if (timeout < 0)
+        return OX_EINVAL;
+    return write_lock(l, ox_instant_after(timeout), file, line);
+}
+
+int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
+{
+    uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
+    while (is_unlocked(s)) {
+        /* Acquire: pairs with the release in reader_release and
+         * writer_release. */
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            ox__held_push(l, &write_ops, file, line);
+            return poison_code(s);
+        }
+    }
+    return OX_EBUSY;
+}
+
+/* ---- unlock, downgrade ---- */
+
+/* The mode in which the calling thread most recently took l, or NULL. */
+static inline const ox__lock_ops *held_mode(const ox_rwlock *l)
+{
+    const ox__unwind_state *u = &ox__unwind;
+    if (OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
+                  u->entries[u->depth - 1].kind == OX__ENTRY_LOCK))
+        return u->entries[u->depth - 1].u.lock_ops;
+    const ox__unwind_entry *e = ox__held_find(l);
+    return e ? e->u.lock_ops : NULL;
+}
+
+OX_COLD _Noreturn static void not_held(const char *function, const ox_rwlock *l,
+                                       const ox__lock_ops *want, const ox__lock_ops *have)
+{
+    if (have == NULL)
+        ox_abort(function, "unlocking an rwlock not held by this thread (rwlock %p, thread '%s')",
+                 (const void *)l, ox__thread_current_name_or_unnamed());
+    ox_abort(function, "rwlock %p is held %s by thread '%s', not %s", (const void *)l,
+             have == &read_ops ? "for reading" : "for writing",
+             ox__thread_current_name_or_unnamed(),
+             want == &read_ops ? "for reading" : "for writing");
+}
+
+void ox_rwlock_read_unlock(ox_rwlock *l)
+{
+    const ox__lock_ops *mode = held_mode(l);
+    if (OX_UNLIKELY(mode != &read_ops))
+        not_held("ox_rwlock_read_unlock", l, &read_ops, mode);
+    ox__held_remove(l);
+    reader_release(l);
+}
+
+void ox_rwlock_write_unlock(ox_rwlock *l)
+{
+    const ox__lock_ops *mode = held_mode(l);
+    if (OX_UNLIKELY(mode != &write_ops))
+        not_held("ox_rwlock_write_unlock", l, &write_ops, mode);
+    ox__held_remove(l);
+    writer_release(l);
+}
+
+void ox_rwlock_unlock(ox_rwlock *l)
+{
+    const ox__lock_ops *mode = held_mode(l);
+    if (OX_UNLIKELY(mode == NULL))
+        not_held("ox_rwlock_unlock", l, NULL, NULL);
+    ox__held_remove(l);
+    if (mode == &read_ops)
+        reader_release(l);
+    else
+        writer_release(l);
+}
+
+void ox_rwlock_downgrade(ox_rwlock *l)
+{
+    const ox__unwind_entry *e = ox__held_find(l);
+    if (e == NULL || e->u.lock_ops != &write_ops)
+        ox_abort("ox_rwlock_downgrade", "rwlock %p is not held for writing by thread '%s'",
+                 (void *)l, ox__thread_current_name_or_unnamed());
+    /* The entry stays where it is (the acquisition order is unchanged); only
+     * its mode changes. The record is this thread's own, so writing through
+     * the pointer is safe. */
+    ((ox__unwind_entry *)e)->u.lock_ops = &read_ops;
+    /* Release: the writes made under the write lock happen-before the
+     * readers admitted from now on. One step: WRITE_LOCKED off, one reader
+     * on, so no writer can get in between. */
+    uint32_t s = atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED - READER, memory_order_release) -
+                 (WRITE_LOCKED - READER);
+    /* With a writer waiting, readers stay behind it (writer preference); its
+     * unlock wakes them. */
+    while ((s & READERS_WAITING) && !(s & WRITERS_WAITING)) {
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            ox__park_wake_all(&l->state);
+            break;
+        }
+    }
+}
+
+/* ---- the rest ---- */
+
+void ox_rwlock_init(ox_rwlock *l)
+{
+    atomic_init(&l->state, 0);
+    atomic_init(&l->writer_notify, 0);
+}
+
+void ox_rwlock_destroy(ox_rwlock *l)
+{
+    uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
+    if (s & WRITE_LOCKED)
+        ox_abort("ox_rwlock_destroy", "destroying an rwlock locked for writing (%p)", (void *)l);
+    if (readers(s) != 0)
+        ox_abort("ox_rwlock_destroy", "destroying an rwlock locked for reading (%p, %u readers)",
+                 (void *)l, readers(s));
+}
+
+bool ox_rwlock_is_poisoned(const ox_rwlock *l)
+{
+    return (atomic_load_explicit(&l->state, memory_order_relaxed) & POISONED) != 0;
+}
+
+void ox_rwlock_clear_poison(ox_rwlock *l)
+{
+    atomic_fetch_and_explicit(&l->state, ~POISONED, memory_order_relaxed);
+}
+
+int(ox_rwlock_read)(ox_rwlock *l)
+{
+    return ox_rwlock_read_at(l, NULL, 0);
+}
+
+int(ox_rwlock_write)(ox_rwlock *l)
+{
+    return ox_rwlock_write_at(l, NULL, 0);
+}
+
+int(ox_rwlock_try_read)(ox_rwlock *l)
+{
+    return ox_rwlock_try_read_at(l, NULL, 0);
+}
+
+int(ox_rwlock_try_write)(ox_rwlock *l)
+{
+    return ox_rwlock_try_write_at(l, NULL, 0);
+}
+
+int(ox_rwlock_read_timeout)(ox_rwlock *l, ox_nanos timeout)
+{
+    return ox_rwlock_read_timeout_at(l, timeout, NULL, 0);
+}
+
+int(ox_rwlock_write_timeout)(ox_rwlock *l, ox_nanos timeout)
+{
+    return ox_rwlock_write_timeout_at(l, timeout, NULL, 0);
+}
+
+int(ox_rwlock_read_deadline)(ox_rwlock *l, ox_instant deadline)
+{
+    return ox_rwlock_read_deadline_at(l, deadline, NULL, 0);
+}
+
+int(ox_rwlock_write_deadline)(ox_rwlock *l, ox_instant deadline)
+{
+    return ox_rwlock_write_deadline_at(l, deadline, NULL, 0);
+}

@@ -1,0 +1,310 @@
+/* Channel select: readiness, fairness, blocking, timeouts, disconnection,
+ * rendezvous hand-offs through select. */
+#include "oxide.h"
+#include "runner.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+static void fairness_round(size_t nready, size_t nidle, long rounds)
+{
+    size_t n = nready + nidle;
+    ox_sender *tx[4];
+    ox_receiver *rx[4];
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ(ox_channel(sizeof(uint64_t), OX_UNBOUNDED, &tx[i], &rx[i]), 0);
+    /* ready channels hold one message each, refilled after every select */
+    for (size_t i = 0; i < nready; i++) {
+        uint64_t v = i;
+        CHECK_EQ(ox_sender_send(tx[i], &v), 0);
+    }
+    long count[4] = {0};
+    uint64_t out[4];
+    for (long r = 0; r < rounds; r++) {
+        ox_select_op ops[4];
+        /* idle ops first and interleaved, so position does not favour */
+        for (size_t i = 0; i < n; i++)
+            ops[i] = OX_SELECT_RECV(rx[(i + 1) % n], &out[i]);
+        size_t idx = 99;
+        int rc = r % 2 ? ox_select(ops, n, &idx) : ox_select_try(ops, n, &idx);
+        CHECK_EQ(rc, 0);
+        size_t ch = (idx + 1) % n;
+        CHECK(ch < nready);
+        CHECK_EQ(out[idx], ch);
+        count[ch]++;
+        CHECK_EQ(ox_sender_send(tx[ch], &out[idx]), 0);
+    }
+    double even = (double)rounds / (double)nready;
+    for (size_t i = 0; i < nready; i++)
+        if (count[i] < even * 0.85 || count[i] > even * 1.15)
+            ox_test_fail(__FILE__, __LINE__, "op %zu chosen %ld times of %ld (even: %.0f)", i,
+                         count[i], rounds, even);
+    for (size_t i = 0; i < n; i++) {
+        ox_sender_drop(tx[i]);
+        ox_receiver_drop(rx[i]);
+    }
+}
+
+OX_TEST(chan_select_is_fair_between_ready_ops)
+{
+    long rounds = ox_test_scaled(30000);
+    if (rounds < 3000)
+        rounds = 3000;
+    fairness_round(2, 0, rounds);
+    fairness_round(2, 1, rounds);
+    fairness_round(3, 1, rounds);
+}
+
+OX_TEST(chan_select_try_and_timeout_when_nothing_ready)
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(int), 1, &tx, &rx), 0);
+    ox_sender *tx0;
+    ox_receiver *rx0;
+    CHECK_EQ(ox_channel(sizeof(int), 0, &tx0, &rx0), 0);
+    int a, b = 3;
+    CHECK_EQ(ox_sender_send(tx, &b), 0); /* full */
+    ox_select_op ops[] = {OX_SELECT_SEND(tx, &b), OX_SELECT_RECV(rx0, &a), OX_SELECT_SEND(tx0, &b)};
+    size_t idx = 42;
+    CHECK_EQ(ox_select_try(ops, 3, &idx), OX_EBUSY);
+    CHECK_EQ(idx, 42);
+    ox_instant t0 = ox_instant_now();
+    CHECK_EQ(ox_select_timeout(ops, 3, OX_MILLIS(30), &idx), OX_ETIMEDOUT);
+    ox_nanos took = ox_instant_diff(ox_instant_now(), t0);
+    CHECK(took >= OX_MILLIS(30));
+    CHECK(took < OX_MILLIS(300));
+    CHECK_EQ(ox_select_deadline(ops, 3, (ox_instant){0}, &idx), OX_ETIMEDOUT);
+    CHECK_EQ(ox_select_timeout(ops, 3, -1, &idx), OX_EINVAL);
+    CHECK_EQ(ox_select(ops, 0, &idx), OX_EINVAL);
+    /* now make room: the send is chosen */
+    CHECK_EQ(ox_receiver_recv(rx, &a), 0);
+    CHECK_EQ(ox_select_timeout(ops, 3, OX_SECS(5), &idx), 0);
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(ox_receiver_len(rx), 1);
+    ox_sender_drop(tx);
+    ox_receiver_drop(rx);
+    ox_sender_drop(tx0);
+    ox_receiver_drop(rx0);
+}
+
+OX_TEST(chan_select_reports_disconnected_as_ready)
+{
+    ox_sender *tx1, *tx2;
+    ox_receiver *rx1, *rx2;
+    CHECK_EQ(ox_channel(sizeof(int), 4, &tx1, &rx1), 0);
+    CHECK_EQ(ox_channel(sizeof(int), OX_UNBOUNDED, &tx2, &rx2), 0);
+    ox_sender_drop(tx2);
+    int a, b;
+    ox_select_op ops[] = {OX_SELECT_RECV(rx1, &a), OX_SELECT_RECV(rx2, &b)};
+    size_t idx;
+    CHECK_EQ(ox_select(ops, 2, &idx), OX_EDISCONNECTED);
+    CHECK_EQ(idx, 1);
+    ox_receiver_drop(rx1);
+    int v = 1;
+    ox_select_op sops[] = {OX_SELECT_SEND(tx1, &v)};
+    CHECK_EQ(ox_select(sops, 1, &idx), OX_EDISCONNECTED);
+    CHECK_EQ(idx, 0);
+    ox_sender_drop(tx1);
+    ox_receiver_drop(rx2);
+}
+
+typedef struct feeder {
+    ox_sender *tx;
+    ox_receiver *rx; /* or a receiver, for rendezvous sends through select */
+    long n;
+    int drop_only;
+} feeder;
+
+static void *feed(void *arg)
+{
+    feeder *f = arg;
+    if (f->drop_only) {
+        ox_thread_sleep(OX_MILLIS(20));
+        ox_sender_drop(f->tx);
+        return NULL;
+    }
+    for (long i = 0; i < f->n; i++) {
+        uint64_t v = (uint64_t)i;
+        if (f->tx) {
+            if (ox_sender_send(f->tx, &v) != 0)
+                abort();
+        } else {
+            if (ox_receiver_recv(f->rx, &v) != 0 || v != (uint64_t)i)
+                abort();
+        }
+    }
+    if (f->tx)
+        ox_sender_drop(f->tx);
+    else
+        ox_receiver_drop(f->rx);
+    return NULL;
+}
+
+/* One thread selects over receives from four channels of every flavor fed
+ * by four threads, until all four disconnect: every message arrives once,
+ * in order per channel. */
+OX_TEST(chan_select_blocking_receives_every_flavor)
+{
+    size_t caps[] = {OX_UNBOUNDED, 0, 1, 8};
+    long n = ox_test_scaled(20000);
+    ox_sender *tx[4];
+    ox_receiver *rx[4];
+    feeder f[4];
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[i], &tx[i], &rx[i]), 0);
+        f[i] = (feeder){.tx = tx[i], .n = n};
+        h[i] = ox_thread_spawn(feed, &f[i]);
+    }
+    uint64_t next[4] = {0}, out[4];
+    int live = 4;
+    bool open[4] = {true, true, true, true};
+    while (live > 0) {
+        ox_select_op ops[4];
+        size_t map[4], k = 0;
+        for (int i = 0; i < 4; i++)
+            if (open[i]) {
+                map[k] = (size_t)i;
+                ops[k] = OX_SELECT_RECV(rx[i], &out[k]);
+                k++;
+            }
+        size_t idx;
+        int rc = ox_select(ops, k, &idx);
+        size_t ch = map[idx];
+        if (rc == OX_EDISCONNECTED) {
+            open[ch] = false;
+            live--;
+            continue;
+        }
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(out[idx], next[ch]);
+        next[ch]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(next[i], n);
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+        ox_receiver_drop(rx[i]);
+    }
+}
+
+/* Sends through select to receivers of every bounded flavor, including a
+ * rendezvous partner that takes the value straight from our buffer. */
+OX_TEST(chan_select_blocking_sends_every_flavor)
+{
+    size_t caps[] = {0, 1, 8};
+    long n = ox_test_scaled(20000);
+    ox_sender *tx[3];
+    ox_receiver *rx[3];
+    feeder f[3];
+    ox_join_handle h[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[i], &tx[i], &rx[i]), 0);
+        f[i] = (feeder){.rx = rx[i], .n = n};
+        h[i] = ox_thread_spawn(feed, &f[i]);
+    }
+    uint64_t next[3] = {0};
+    long total = 0;
+    while (total < 3 * n) {
+        ox_select_op ops[3];
+        size_t map[3], k = 0;
+        for (int i = 0; i < 3; i++)
+            if (next[i] < (uint64_t)n) {
+                map[k] = (size_t)i;
+                ops[k] = OX_SELECT_SEND(tx[i], &next[i]);
+                k++;
+            }
+        size_t idx;
+        CHECK_EQ(ox_select(ops, k, &idx), 0);
+        next[map[idx]]++;
+        total++;
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+        ox_sender_drop(tx[i]);
+    }
+}
+
+OX_TEST(chan_select_wakes_on_disconnect)
+{
+    size_t caps[] = {OX_UNBOUNDED, 0, 1};
+    for (int c = 0; c < 3; c++) {
+        ox_sender *tx;
+        ox_receiver *rx;
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[c], &tx, &rx), 0);
+        feeder f = {.tx = tx, .drop_only = 1};
+        ox_join_handle h = ox_thread_spawn(feed, &f);
+        uint64_t v;
+        ox_select_op ops[] = {OX_SELECT_RECV(rx, &v)};
+        size_t idx;
+        CHECK_EQ(ox_select_timeout(ops, 1, OX_SECS(10), &idx), OX_EDISCONNECTED);
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        ox_receiver_drop(rx);
+    }
+}
+
+/* Two selecting threads pair up on rendezvous channels: one offers a send
+ * on A and a receive on B, the other the reverse. Exactly one op of each
+ * completes per round and the values match. */
+typedef struct pair_arg {
+    ox_sender *tx;
+    ox_receiver *rx;
+    long rounds;
+    long sent, received;
+} pair_arg;
+
+static void *pair_selector(void *arg)
+{
+    pair_arg *p = arg;
+    for (long r = 0; r < p->rounds;) {
+        uint64_t out = (uint64_t)p->sent, in = 0;
+        ox_select_op ops[] = {OX_SELECT_SEND(p->tx, &out), OX_SELECT_RECV(p->rx, &in)};
+        size_t idx;
+        int rc = ox_select(ops, 2, &idx);
+        if (rc != 0)
+            return (void *)1;
+        if (idx == 0)
+            p->sent++;
+        else {
+            if (in != (uint64_t)p->received)
+                return (void *)2;
+            p->received++;
+        }
+        r++;
+    }
+    return NULL;
+}
+
+OX_TEST(chan_select_rendezvous_between_two_selectors)
+{
+    ox_sender *ta, *tb;
+    ox_receiver *ra, *rb;
+    CHECK_EQ(ox_channel(sizeof(uint64_t), 0, &ta, &ra), 0);
+    CHECK_EQ(ox_channel(sizeof(uint64_t), 0, &tb, &rb), 0);
+    long rounds = ox_test_scaled(5000);
+    pair_arg p1 = {ta, rb, rounds, 0, 0}, p2 = {tb, ra, rounds, 0, 0};
+    ox_join_handle h1 = ox_thread_spawn(pair_selector, &p1);
+    ox_join_handle h2 = ox_thread_spawn(pair_selector, &p2);
+    void *r1, *r2;
+    CHECK_EQ(ox_thread_join(&h1, &r1, NULL), 0);
+    CHECK_EQ(ox_thread_join(&h2, &r2, NULL), 0);
+    CHECK(r1 == NULL);
+    CHECK(r2 == NULL);
+    CHECK_EQ(p1.sent, p2.received);
+    CHECK_EQ(p2.sent, p1.received);
+    CHECK_EQ(p1.sent + p1.received, rounds);
+    ox_sender_drop(ta);
+    ox_sender_drop(tb);
+    ox_receiver_drop(ra);
+    ox_receiver_drop(rb);
+}
+
+OX_TEST_OPTS(chan_select_malformed_op_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_select: op 0 must name exactly one")
+{
+    int v;
+    ox_select_op ops[] = {{.buf = &v}};
+    size_t idx;
+    ox_select(ops, 1, &idx);
+}

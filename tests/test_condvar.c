@@ -1,0 +1,356 @@
+/* Condvar: hand-offs never lost (notify_one and notify_all), the requeue
+ * path, timeouts, wait_while, poisoning, misuse. */
+#include "oxide.h"
+#include "runner.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+OX_TEST(condvar_size_and_zero_init)
+{
+    CHECK(sizeof(ox_condvar) <= 8);
+    ox_condvar cv;
+    memset(&cv, 0, sizeof cv);
+    ox_condvar_notify_one(&cv); /* nobody waits: nothing happens */
+    ox_condvar_notify_all(&cv);
+    ox_mutex m = OX_MUTEX_INIT;
+    ox_mutex_lock(&m);
+    CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, OX_MILLIS(1)), OX_ETIMEDOUT);
+    ox_mutex_unlock(&m); /* held again, and recorded as held */
+}
+
+OX_TEST(condvar_timeout_neither_early_nor_late)
+{
+    static ox_condvar cv = OX_CONDVAR_INIT;
+    ox_mutex m = OX_MUTEX_INIT;
+    ox_mutex_lock(&m);
+    ox_instant t0 = ox_instant_now();
+    CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, OX_MILLIS(50)), OX_ETIMEDOUT);
+    ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
+    CHECK(waited >= OX_MILLIS(50));
+    CHECK(waited < OX_MILLIS(1000));
+    CHECK_EQ(ox_condvar_wait_deadline(&cv, &m, ox_instant_now()), OX_ETIMEDOUT);
+    CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, -1), OX_EINVAL);
+    CHECK_EQ(ox_mutex_try_lock(&m), OX_EBUSY); /* still held by us */
+    ox_mutex_unlock(&m);
+}
+
+/* ---- hand-offs ---- */
+
+struct flag {
+    ox_mutex m;
+    ox_condvar cv;
+    int value;
+};
+
+static bool flag_unset(void *arg)
+{
+    return ((struct flag *)arg)->value == 0;
+}
+
+static void *set_flag_later(void *arg)
+{
+    struct flag *f = arg;
+    ox_thread_sleep(OX_MILLIS(20));
+    ox_mutex_lock(&f->m);
+    f->value = 1;
+    ox_mutex_unlock(&f->m);
+    ox_condvar_notify_one(&f->cv);
+    return NULL;
+}
+
+OX_TEST(condvar_wait_while_returns_when_predicate_false)
+{
+    struct flag f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0};
+    ox_join_handle h = ox_thread_spawn(set_flag_later, &f);
+    ox_mutex_lock(&f.m);
+    CHECK_EQ(ox_condvar_wait_while(&f.cv, &f.m, flag_unset, &f), 0);
+    CHECK_EQ(f.value, 1);
+    /* Predicate already false: no wait at all. */
+    CHECK_EQ(ox_condvar_wait_while(&f.cv, &f.m, flag_unset, &f), 0);
+    ox_mutex_unlock(&f.m);
+    ox_thread_join(&h, NULL, NULL);
+}
+
+static void quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
+static void *poison_it(void *arg)
+{
+    ox_mutex_lock((ox_mutex *)arg);
+    ox_panic("poison");
+}
+
+OX_TEST(condvar_wait_reports_poisoned_mutex)
+{
+    ox_panic_set_hook(quiet_hook);
+    struct flag f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0};
+    CHECK_EQ(ox_catch_unwind(poison_it, &f.m, NULL, NULL), OX_EPANICKED);
+    ox_join_handle h = ox_thread_spawn(set_flag_later, &f);
+    CHECK_EQ(ox_mutex_lock(&f.m), OX_EPOISONED);
+    int rc = 0;
+    while (f.value == 0 && rc == 0)
+        rc = ox_condvar_wait(&f.cv, &f.m);
+    CHECK_EQ(rc, OX_EPOISONED);
+    ox_mutex_unlock(&f.m);
+    ox_thread_join(&h, NULL, NULL);
+    /* wait_while stops at the poison, as Rust's does. */
+    f.value = 0;
+    h = ox_thread_spawn(set_flag_later, &f);
+    ox_mutex_lock(&f.m);
+    CHECK_EQ(ox_condvar_wait_while(&f.cv, &f.m, flag_unset, &f), OX_EPOISONED);
+    ox_mutex_unlock(&f.m);
+    ox_thread_join(&h, NULL, NULL);
+}
+
+/* A bounded queue: producers and consumers, two condvars on one mutex.
+ * Every item produced is consumed exactly once; a lost notify hangs the test
+ * (the runner's timeout fails it). */
+enum { QCAP = 4 };
+
+struct queue {
+    ox_mutex m;
+    ox_condvar not_empty, not_full;
+    long items[QCAP];
+    int head, len;
+    long per_producer;
+    bool use_all;
+    long consumed_sum;
+    long consumed_count;
+    long total;
+};
+
+static void *producer(void *arg)
+{
+    struct queue *q = arg;
+    for (long i = 1; i <= q->per_producer; i++) {
+        ox_mutex_lock(&q->m);
+        while (q->len == QCAP)
+            ox_condvar_wait(&q->not_full, &q->m);
+        q->items[(q->head + q->len++) % QCAP] = i;
+        if (q->use_all)
+            ox_condvar_notify_all(&q->not_empty); /* under the lock: requeue path */
+        ox_mutex_unlock(&q->m);
+        if (!q->use_all)
+            ox_condvar_notify_one(&q->not_empty);
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    struct queue *q = arg;
+    for (;;) {
+        ox_mutex_lock(&q->m);
+        while (q->len == 0 && q->consumed_count < q->total)
+            ox_condvar_wait(&q->not_empty, &q->m);
+        if (q->len == 0) { /* all consumed */
+            ox_mutex_unlock(&q->m);
+            ox_condvar_notify_all(&q->not_empty);
+            return NULL;
+        }
+        long v = q->items[q->head];
+        q->head = (q->head + 1) % QCAP;
+        q->len--;
+        q->consumed_sum += v;
+        q->consumed_count++;
+        bool done = q->consumed_count == q->total;
+        if (q->use_all)
+            ox_condvar_notify_all(&q->not_full);
+        ox_mutex_unlock(&q->m);
+        if (!q->use_all)
+            ox_condvar_notify_one(&q->not_full);
+        if (done)
+            ox_condvar_notify_all(&q->not_empty); /* release the other consumers */
+    }
+}
+
+static void run_queue(bool use_all)
+{
+    static struct queue q;
+    memset(&q, 0, sizeof q);
+    q.use_all = use_all;
+    q.per_producer = ox_test_scaled(20000);
+    q.total = 2 * q.per_producer;
+    ox_join_handle h[4];
+    h[0] = ox_thread_spawn(producer, &q);
+    h[1] = ox_thread_spawn(producer, &q);
+    h[2] = ox_thread_spawn(consumer, &q);
+    h[3] = ox_thread_spawn(consumer, &q);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(q.consumed_count, q.total);
+    CHECK_EQ(q.consumed_sum, 2 * (q.per_producer * (q.per_producer + 1) / 2));
+}
+
+OX_TEST(condvar_handoffs_never_lost_notify_one)
+{
+    run_queue(false);
+}
+
+OX_TEST(condvar_handoffs_never_lost_notify_all)
+{
+    run_queue(true);
+}
+
+/* notify_all with several sleepers while the notifier holds the mutex: one
+ * is woken, the others are requeued onto the mutex and must each be woken
+ * by a mutex unlock in turn. Every round, every waiter must come through. */
+enum { GEN_WAITERS = 5 };
+
+struct gen {
+    ox_mutex m;
+    ox_condvar cv;
+    long generation;
+    int arrived;  /* waiters of this generation that are waiting */
+    int departed; /* waiters that saw the new generation */
+    long rounds;
+};
+
+static void *gen_waiter(void *arg)
+{
+    struct gen *g = arg;
+    for (long r = 0; r < g->rounds; r++) {
+        ox_mutex_lock(&g->m);
+        long mine = g->generation;
+        g->arrived++;
+        ox_condvar_notify_all(&g->cv); /* tell the leader */
+        while (g->generation == mine)
+            ox_condvar_wait(&g->cv, &g->m);
+        g->departed++;
+        ox_condvar_notify_all(&g->cv);
+        ox_mutex_unlock(&g->m);
+    }
+    return NULL;
+}
+
+OX_TEST(condvar_notify_all_requeue_wakes_everyone)
+{
+    static struct gen g;
+    memset(&g, 0, sizeof g);
+    g.rounds = ox_test_scaled(2000);
+    ox_join_handle h[GEN_WAITERS];
+    for (int i = 0; i < GEN_WAITERS; i++)
+        h[i] = ox_thread_spawn(gen_waiter, &g);
+    for (long r = 0; r < g.rounds; r++) {
+        ox_mutex_lock(&g.m);
+        while (g.arrived < GEN_WAITERS)
+            ox_condvar_wait(&g.cv, &g.m);
+        /* Let them fall asleep now and then, so that the requeue finds
+         * sleepers rather than spinners. */
+        if (r % 8 == 0) {
+            ox_mutex_unlock(&g.m);
+            ox_thread_sleep(OX_MILLIS(1));
+            ox_mutex_lock(&g.m);
+        }
+        g.arrived = 0;
+        g.departed = 0;
+        g.generation++;
+        ox_condvar_notify_all(&g.cv); /* mutex held: the requeue path */
+        while (g.departed < GEN_WAITERS)
+            ox_condvar_wait(&g.cv, &g.m);
+        ox_mutex_unlock(&g.m);
+    }
+    for (int i = 0; i < GEN_WAITERS; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(g.generation, g.rounds);
+}
+
+/* ---- misuse ---- */
+
+OX_TEST_OPTS(condvar_wait_without_mutex_held_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "which thread 'main' does not hold")
+{
+    ox_condvar cv = OX_CONDVAR_INIT;
+    ox_mutex m = OX_MUTEX_INIT;
+    ox_condvar_wait(&cv, &m);
+}
+
+OX_TEST_OPTS(condvar_two_mutexes_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "is used with two mutexes")
+{
+    ox_condvar cv = OX_CONDVAR_INIT;
+    ox_mutex a = OX_MUTEX_INIT, b = OX_MUTEX_INIT;
+    ox_mutex_lock(&a);
+    ox_condvar_wait_timeout(&cv, &a, OX_MILLIS(1));
+    ox_mutex_unlock(&a);
+    ox_mutex_lock(&b);
+    ox_condvar_wait_timeout(&cv, &b, OX_MILLIS(1));
+}
+
+OX_TEST(condvar_init_unties)
+{
+    ox_condvar cv = OX_CONDVAR_INIT;
+    ox_mutex a = OX_MUTEX_INIT, b = OX_MUTEX_INIT;
+    ox_mutex_lock(&a);
+    CHECK_EQ(ox_condvar_wait_timeout(&cv, &a, OX_MILLIS(1)), OX_ETIMEDOUT);
+    ox_mutex_unlock(&a);
+    ox_condvar_init(&cv);
+    ox_mutex_lock(&b);
+    CHECK_EQ(ox_condvar_wait_timeout(&cv, &b, OX_MILLIS(1)), OX_ETIMEDOUT);
+    ox_mutex_unlock(&b);
+}
+
+/* Timed waits mixed with notify_one and notify_all: every hand-off still
+ * arrives (the waiter re-checks after a timeout), nothing hangs. */
+struct timed_box {
+    ox_mutex m;
+    ox_condvar cv;
+    long produced, consumed;
+    long total;
+    _Atomic long timeouts;
+};
+
+static void *timed_consumer(void *arg)
+{
+    struct timed_box *b = arg;
+    ox_mutex_lock(&b->m);
+    while (b->consumed < b->total) {
+        if (b->produced > b->consumed) {
+            b->consumed++;
+            ox_condvar_notify_all(&b->cv);
+            continue;
+        }
+        if (ox_condvar_wait_timeout(&b->cv, &b->m, OX_MICROS(50)) == OX_ETIMEDOUT)
+            atomic_fetch_add(&b->timeouts, 1);
+    }
+    ox_mutex_unlock(&b->m);
+    ox_condvar_notify_all(&b->cv);
+    return NULL;
+}
+
+static void *timed_producer(void *arg)
+{
+    struct timed_box *b = arg;
+    for (long i = 0; i < b->total / 2; i++) {
+        ox_mutex_lock(&b->m);
+        while (b->produced - b->consumed >= 2)
+            ox_condvar_wait(&b->cv, &b->m);
+        b->produced++;
+        ox_mutex_unlock(&b->m);
+        if (i % 2)
+            ox_condvar_notify_one(&b->cv);
+        else
+            ox_condvar_notify_all(&b->cv);
+    }
+    return NULL;
+}
+
+OX_TEST(condvar_timed_waits_with_notifies)
+{
+    static struct timed_box b;
+    memset(&b, 0, sizeof b);
+    b.total = 2 * ox_test_scaled(20000);
+    ox_join_handle h[4];
+    h[0] = ox_thread_spawn(timed_consumer, &b);
+    h[1] = ox_thread_spawn(timed_consumer, &b);
+    h[2] = ox_thread_spawn(timed_producer, &b);
+    h[3] = ox_thread_spawn(timed_producer, &b);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(b.produced, b.total);
+    CHECK_EQ(b.consumed, b.total);
+}

@@ -1,0 +1,261 @@
+/* Thread-locals: lazy init per thread, destructors in reverse order at
+ * thread exit (also for threads oxide did not start, and for the main thread
+ * at exit), access after destruction reported, current() in destructors. */
+#include "oxide.h"
+#include "runner.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic int inits, destroys;
+static char order[32];
+static _Atomic size_t order_len;
+
+static void note(char c)
+{
+    size_t i = atomic_fetch_add(&order_len, 1);
+    if (i < sizeof order - 1)
+        order[i] = c;
+}
+
+static void counter_init(int *v)
+{
+    *v = 100;
+    atomic_fetch_add(&inits, 1);
+}
+static void counter_destroy(int *v)
+{
+    (void)v;
+    atomic_fetch_add(&destroys, 1);
+}
+OX_THREAD_LOCAL(counter, int, counter_init, counter_destroy);
+
+static void first_init(char *c)
+{
+    *c = 'F';
+}
+static void second_init(char *c)
+{
+    *c = 'S';
+}
+static void note_destroy(char *c)
+{
+    note(*c);
+}
+OX_THREAD_LOCAL(first, char, first_init, note_destroy);
+OX_THREAD_LOCAL(second, char, second_init, note_destroy);
+
+static void *bump_counter(void *arg)
+{
+    int *c = OX_TLS_GET(counter);
+    CHECK_EQ(*c, 100); /* a fresh instance in this thread */
+    *c += (int)(intptr_t)arg;
+    CHECK_EQ(*OX_TLS_GET(counter), 100 + (int)(intptr_t)arg);
+    return NULL;
+}
+
+OX_TEST(tls_lazy_per_thread_instances)
+{
+    CHECK_EQ(atomic_load(&inits), 0); /* nothing until first use */
+    *OX_TLS_GET(counter) = 1;
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = ox_thread_spawn(bump_counter, (void *)(intptr_t)(i + 1));
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK_EQ(*OX_TLS_GET(counter), 1); /* untouched by the others */
+    CHECK_EQ(atomic_load(&inits), 5);
+    CHECK_EQ(atomic_load(&destroys), 4); /* each spawned thread's, at its exit */
+}
+
+static void *init_second_then_first(void *arg)
+{
+    (void)arg;
+    (void)OX_TLS_GET(second);
+    (void)OX_TLS_GET(first);
+    return NULL;
+}
+
+OX_TEST(tls_destructors_run_in_reverse_order_of_init)
+{
+    ox_join_handle h = ox_thread_spawn(init_second_then_first, NULL);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    order[order_len] = '\0';
+    CHECK_STR(order, "FS");
+}
+
+static void *panic_after_tls(void *arg)
+{
+    (void)arg;
+    (void)OX_TLS_GET(counter);
+    ox_panic("panicking with a live thread-local");
+}
+
+OX_TEST(tls_destructors_run_when_thread_panics)
+{
+    ox_join_handle h = ox_thread_spawn(panic_after_tls, NULL);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
+    CHECK_EQ(atomic_load(&destroys), 1);
+}
+
+static void *foreign_thread_body(void *arg)
+{
+    (void)arg;
+    (void)OX_TLS_GET(second);
+    (void)OX_TLS_GET(first);
+    return NULL;
+}
+
+OX_TEST(tls_destructors_run_in_threads_oxide_did_not_start)
+{
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, foreign_thread_body, NULL), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    order[order_len] = '\0';
+    CHECK_STR(order, "FS");
+}
+
+/* Destruction-time access: a destructor that reads another, already
+ * destroyed thread-local gets OX_EDESTROYED, and one that touches a fresh
+ * thread-local initialises it (which is then destroyed in turn). */
+static _Atomic int late_result = -1;
+static void probe_destroy(int *v);
+OX_THREAD_LOCAL(probe, int, NULL, probe_destroy);
+static void late_destroy(int *v)
+{
+    (void)v;
+    note('L');
+}
+OX_THREAD_LOCAL(late, int, NULL, late_destroy);
+
+static void probe_destroy(int *v)
+{
+    (void)v;
+    char *dead;
+    atomic_store(&late_result, OX_TLS_TRY_GET(first, &dead)); /* destroyed before us */
+    int *self;
+    CHECK_EQ(OX_TLS_TRY_GET(probe, &self), OX_EDESTROYED); /* being destroyed */
+    CHECK(self == NULL);
+    *OX_TLS_GET(late) = 1; /* first touched now: initialised, then destroyed */
+    note('P');
+}
+
+static void *probe_body(void *arg)
+{
+    (void)arg;
+    (void)OX_TLS_GET(probe);
+    (void)OX_TLS_GET(first); /* newer: destroyed first */
+    return NULL;
+}
+
+OX_TEST(tls_access_during_destruction_is_reported_not_ub)
+{
+    ox_join_handle h = ox_thread_spawn(probe_body, NULL);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&late_result), OX_EDESTROYED);
+    order[order_len] = '\0';
+    CHECK_STR(order, "FPL");
+}
+
+static void use_after_destroy(int *v)
+{
+    (void)v;
+    (void)OX_TLS_GET(counter); /* destroyed already: abort with a message */
+}
+OX_THREAD_LOCAL(bad, int, NULL, use_after_destroy);
+
+static void *bad_body(void *arg)
+{
+    (void)arg;
+    (void)OX_TLS_GET(bad);
+    (void)OX_TLS_GET(counter);
+    return NULL;
+}
+
+OX_TEST_OPTS(tls_get_after_destruction_aborts_with_name, .expect_signal = SIGABRT,
+             .expect_stderr = "thread-local 'counter' accessed during or after its destruction")
+{
+    ox_join_handle h = ox_thread_spawn(bad_body, NULL);
+    ox_thread_join(&h, NULL, NULL);
+}
+
+/* rust-lang/rust#116933: the current thread inside a destructor. */
+static char name_in_destructor[64];
+static uint64_t id_in_destructor;
+static void who_am_i(int *v)
+{
+    (void)v;
+    ox_thread *me = ox_thread_current();
+    snprintf(name_in_destructor, sizeof name_in_destructor, "%s",
+             ox_thread_name(me) ? ox_thread_name(me) : "(none)");
+    id_in_destructor = ox_thread_id(me);
+}
+OX_THREAD_LOCAL(whoami, int, NULL, who_am_i);
+
+static void *whoami_body(void *arg)
+{
+    *(uint64_t *)arg = ox_thread_id(ox_thread_current());
+    (void)OX_TLS_GET(whoami);
+    return NULL;
+}
+
+OX_TEST(tls_current_thread_inside_destructor)
+{
+    ox_thread_builder b = OX_THREAD_BUILDER_INIT;
+    ox_thread_builder_name(&b, "tls-owner");
+    ox_join_handle h;
+    uint64_t id = 0;
+    CHECK_EQ(ox_thread_builder_spawn(&b, whoami_body, &id, &h), 0);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_STR(name_in_destructor, "tls-owner");
+    CHECK_EQ(id_in_destructor, id);
+
+    /* In a thread oxide did not start, current() may first be called from
+     * the destructor itself: it still works and is released after. */
+    name_in_destructor[0] = '\0';
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, (void *(*)(void *))whoami_body, &id), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_STR(name_in_destructor, "(none)");
+    CHECK_EQ(id_in_destructor, id);
+}
+
+/* The main thread's destructors run at exit(): the runner checks stdout. */
+static void say_goodbye(int *v)
+{
+    printf("main destructor ran (value %d, thread '%s')\n", *v,
+           ox_thread_name(ox_thread_current()));
+}
+OX_THREAD_LOCAL(main_only, int, NULL, say_goodbye);
+
+OX_TEST(tls_main_thread_destructors_run_at_exit)
+{
+    char *argv[] = {"/proc/self/exe", "--one", "tls_main_thread_helper", NULL};
+    char *out, *err;
+    int status = ox_test_run_program(argv, 10, &out, &err);
+    CHECK(status == 0);
+    CHECK(strstr(out, "main destructor ran (value 42, thread 'main')") != NULL);
+    free(out);
+    free(err);
+}
+
+OX_TEST(tls_main_thread_helper)
+{
+    *OX_TLS_GET(main_only) = 42;
+}
+
+static void recursive_init(int *v);
+OX_THREAD_LOCAL(selfref, int, recursive_init, NULL);
+static void recursive_init(int *v)
+{
+    *v = *OX_TLS_GET(selfref);
+}
+
+OX_TEST_OPTS(tls_recursive_init_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "accessed by its own initialiser")
+{
+    (void)OX_TLS_GET(selfref);
+}
