@@ -245,6 +245,7 @@ int ox__list_send(ox__chan *c, const void *msg)
     size_t offset;
     if (start_send(c, &b, &offset) == DISCONNECTED)
         return OX_EDISCONNECTED;
+    OX__CHAOS_POINT(); /* slot claimed, message not written yet */
     memcpy(msg_at(c, b, offset), msg, c->elem_size);
     /* Release: publishes the message to the receiver's acquire. */
     atomic_fetch_or_explicit(&b->state[offset], SLOT_WRITE, memory_order_release);
