@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 static uint64_t chaos_seed;
-static unsigned chaos_rate = 8;
+static unsigned chaos_rate = 32;
 static atomic_uint_fast64_t next_stream; /* hands each thread its stream */
 
 static _Thread_local uint64_t rng_state;
@@ -57,7 +57,7 @@ __attribute__((constructor(101))) static void chaos_init(void)
 {
     uint64_t clock_seed = splitmix64((uint64_t)ox__sys_monotonic_ns()) % 1000000000u;
     chaos_seed = env_number("OX_CHAOS_SEED", clock_seed);
-    uint64_t rate = env_number("OX_CHAOS_RATE", 8);
+    uint64_t rate = env_number("OX_CHAOS_RATE", 32);
     chaos_rate = rate == 0 ? 1 : (unsigned)rate;
     fprintf(stderr, "oxide chaos: seed %" PRIu64 " (replay with OX_CHAOS_SEED=%" PRIu64 ")\n",
             chaos_seed, chaos_seed);
@@ -75,8 +75,11 @@ void ox__chaos_point(void)
     if (r % chaos_rate != 0)
         return;
     r >>= 16;
-    if ((r & 7) == 0) /* one perturbation in 8 sleeps 1-50 us, the others yield */
-        ox__sys_sleep_until(ox__sys_monotonic_ns() + 1000 * (int64_t)(1 + (r >> 3) % 50));
+    /* One perturbation in 16 sleeps 1-20 us (longer in practice: the
+     * kernel's timer slack), the others yield. Rarer sleeps keep spin loops,
+     * which pass a point on every backoff step, from crawling. */
+    if ((r & 15) == 0)
+        ox__sys_sleep_until(ox__sys_monotonic_ns() + 1000 * (int64_t)(1 + (r >> 4) % 20));
     else
         ox__sys_yield();
 }

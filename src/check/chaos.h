@@ -1,7 +1,8 @@
 /* chaos.h - seeded schedule perturbation for stress testing.
  *
  * Built with -DOX_CHAOS (make CHAOS=1, into build/chaos/), every
- * OX__CHAOS_POINT() may yield the CPU or sleep a few microseconds, chosen
+ * OX__CHAOS_POINT() may yield the CPU or sleep a few microseconds (one
+ * perturbation in 16 sleeps 1-20 us, the others yield), chosen
  * by a per-thread random stream derived from one seed. This widens the
  * windows between an atomic step and the next, so interleavings that a
  * quiet machine almost never produces (a waker between a waiter's check and
@@ -14,7 +15,7 @@
  * Thread i (in the order threads first reach a chaos point) draws from the
  * stream seed + i. The OS scheduler still varies, so a replay re-creates
  * the same perturbation, which usually is enough to bring a failure back.
- * OX_CHAOS_RATE=N (default 8) perturbs about one point in N.
+ * OX_CHAOS_RATE=N (default 32) perturbs about one point in N.
  *
  * Where the points go (one line each, no logic around them):
  *   park.c        before a thread sleeps and after it wakes (done), in

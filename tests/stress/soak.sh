@@ -25,7 +25,8 @@ while :; do
         secs=$((left < 30 ? left : 30))
         seed=$(( (now * 7919 + runs * 104729) % 1000000007 ))
         chaos=$(( (now * 31 + runs * 17) % 1000000007 ))
-        OX_DUMP_SIGNAL=USR1 OX_CHAOS_SEED=$chaos \
+        rate=$(( 8 << (runs % 4) )) # 8, 16, 32, 64: heavy to light perturbation
+        OX_DUMP_SIGNAL=USR1 OX_CHAOS_SEED=$chaos OX_CHAOS_RATE=$rate \
             timeout -s USR1 -k 5 $((secs + 60)) "$p" "$secs" "$seed" >"$out" 2>&1
         rc=$?
         runs=$((runs + 1))
@@ -33,10 +34,10 @@ while :; do
             tail -n 60 "$out"
             [ $rc -ge 124 ] && echo "soak: $(basename "$p") hung (exit $rc)"
             echo "soak: FAILED after $runs runs, $((now - start)) s: $(basename "$p") exit $rc"
-            echo "soak: replay: OX_CHAOS_SEED=$chaos $p $secs $seed"
+            echo "soak: replay: OX_CHAOS_SEED=$chaos OX_CHAOS_RATE=$rate $p $secs $seed"
             exit 1
         fi
-        echo "soak: $(date -u +%T) $(tail -n 1 "$out") ($secs s, chaos seed $chaos)"
+        echo "soak: $(date -u +%T) $(tail -n 1 "$out") ($secs s, chaos seed $chaos rate $rate)"
     done
 done
 echo "soak: $runs runs, 0 failures, $(( $(date +%s) - start )) s"
