@@ -2,13 +2,19 @@
 #
 #   make                 library (static + shared), examples, tests, benchmarks
 #   make demo            build and run the guide's examples
-#   make test            every test: plain build, ThreadSanitizer, ASan+UBSan,
-#                        and an install checked through pkg-config
+#   make test            every test: gcc and clang at -O2 and -O0, ThreadSanitizer,
+#                        ASan+UBSan, CHAOS=1, aarch64 under qemu-user, and an
+#                        install checked through pkg-config (tests/run-suites.sh)
 #   make check           the plain suite only (fast)
 #   make bench [BENCH=substring]
+#   make stress          the randomized stress programs (tests/stress/)
+#   make soak DURATION=s run them under CHAOS=1 for s seconds
+#   make fuzz [FUZZ_TIME=s]  the libFuzzer harness (clang), from tests/fuzz/corpus
 #   make install PREFIX=/usr/local
 #   make lint            clang-format (check mode), clang-tidy, cppcheck
 #   make SAN=tsan|asan   a sanitizer build, in build/<san>/
+#   make CHAOS=1         schedule perturbation (-DOX_CHAOS), in build/chaos/
+#   make B=dir           build in dir instead
 #   CC=clang make        any C11 compiler that speaks GCC's flags
 
 CC      ?= cc
@@ -31,6 +37,18 @@ else
 $(error SAN must be empty, tsan or asan, not '$(SAN)')
 endif
 
+# CHAOS=1: seeded schedule perturbation at oxide's decision points
+# (src/check/chaos.h), for the stress programs and the soak.
+CHAOS ?=
+ifeq ($(CHAOS),1)
+B := $(if $(SAN),build/$(SAN)-chaos,build/chaos)
+CPPFLAGS += -DOX_CHAOS
+else ifneq ($(CHAOS),)
+$(error CHAOS must be empty or 1, not '$(CHAOS)')
+endif
+# B=dir on the command line overrides all of the above (run-suites.sh
+# builds each variant of the matrix in its own directory).
+
 WARN     := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -Iinclude -D_POSIX_C_SOURCE=200809L
 CFLAGS   ?= $(OPT) -g
@@ -42,6 +60,8 @@ TEST_SRC  := $(sort $(wildcard tests/*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
+STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
+
 LIB_OBJ     := $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIB_PIC_OBJ := $(LIB_SRC:%.c=$(B)/pic/%.o)
 TEST_OBJ    := $(TEST_SRC:%.c=$(B)/obj/%.o)
@@ -52,8 +72,10 @@ STATIC := $(B)/liboxide.a
 SHARED := $(B)/liboxide.so
 TESTS  := $(B)/tests/oxide-tests
 BENCH_BIN := $(B)/bench/oxide-bench
+STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
+FUZZ_BIN  := build/fuzz/fuzz_sync
 
-.PHONY: all lib demo test check bench install uninstall lint format clean
+.PHONY: all lib demo test check bench install uninstall lint format clean stress soak fuzz
 all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -88,6 +110,22 @@ $(BENCH_BIN): $(BENCH_OBJ) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
+# Randomized stress programs (tests/stress/): built by `make stress`, run
+# in a loop under the schedule perturbation by `make soak`.
+$(B)/stress/%: $(B)/obj/tests/stress/%.o $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+stress: $(STRESS_BIN)
+
+# The libFuzzer harness: clang, ASan+UBSan, the library compiled in.
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 45
+$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/oxide/*.h src/*/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ \
+		tests/fuzz/fuzz_sync.c $(LIB_SRC)
+
 # ---- running ----
 
 demo: $(EXAMPLES)
@@ -100,6 +138,17 @@ check: $(TESTS) $(EXAMPLES)
 # line "N passed, N failed" sums them.
 test:
 	@sh tests/run-suites.sh
+
+# make soak DURATION=seconds: the stress programs, CHAOS=1, round-robin.
+DURATION ?= 600
+soak:
+	$(MAKE) CHAOS=1 stress
+	@sh tests/stress/soak.sh build/chaos/stress $(DURATION)
+
+# make fuzz [FUZZ_TIME=seconds]: a fuzzing run from the corpus in the tree
+# (new inputs go to a scratch directory, not into the tree).
+fuzz: $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_TIME)
 
 bench: $(BENCH_BIN)
 	@sh bench/run.sh "$(BENCH)"
@@ -139,4 +188,5 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(LIB_PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) \
+         $(STRESS_SRC:%.c=$(B)/obj/%.d) \
          $(EX_SRC:examples/%.c=$(B)/obj/examples/%.d)

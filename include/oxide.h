@@ -3,6 +3,7 @@
 #define OXIDE_H
 
 #include "oxide/base.h"   /* IWYU pragma: export */
+#include "oxide/check.h"  /* IWYU pragma: export */
 #include "oxide/panic.h"  /* IWYU pragma: export */
 #include "oxide/thread.h" /* IWYU pragma: export */
 #include "oxide/tls.h"    /* IWYU pragma: export */

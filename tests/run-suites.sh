@@ -1,14 +1,21 @@
 #!/bin/sh
-# The full test command (make test): the suite built plain, with
-# ThreadSanitizer, with AddressSanitizer+UndefinedBehaviorSanitizer (leak
-# checking on), then an install checked through pkg-config. Prints one
-# closing line "N passed, N failed" summing them all.
-#   SUITES="plain tsan asan install"  which to run (default: all)
-#   JOBS=N                            parallel builds and tests (default 2)
+# The full test command (make test): the suite built with gcc and clang at
+# -O2 and -O0, with ThreadSanitizer (clang), with AddressSanitizer +
+# UndefinedBehaviorSanitizer (gcc, leak checking on), with the schedule
+# perturbation (CHAOS=1), cross-built for aarch64 and run under qemu-user;
+# the randomized stress programs under CHAOS=1 (STRESS_SECONDS each,
+# default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); then an install
+# checked through pkg-config. Each variant builds in its own
+# build/<variant>/ directory. Prints one closing line "N passed, N failed"
+# summing them all.
+#   SUITES="plain O0 clang ..."  which to run (default: all, see below)
+#   JOBS=N                       parallel builds and tests (default 2)
+# The packages the matrix needs (Debian): tests/packages.txt.
 set -u
 JOBS=${JOBS:-2}
-SUITES=${SUITES:-plain tsan asan install}
+SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz install}
 MAKE=${MAKE:-make}
+AARCH64_SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 passed=0
 failed=0
 log=$(mktemp)
@@ -28,20 +35,71 @@ count() { # adds the closing line of a runner's output in $log
     failed=$((failed + f))
 }
 
-suite() { # label, make variables...
+suite() { # label, build dir, make variables...
     label=$1
-    shift
-    echo "==== suite: $label ===="
-    if ! $MAKE -s -j"$JOBS" "$@" >"$log" 2>&1; then
+    dir=$2
+    shift 2
+    echo "==== suite: $label ($dir) ===="
+    start=$(date +%s)
+    if ! $MAKE -s -j"$JOBS" B="$dir" "$@" >"$log" 2>&1; then
         cat "$log"
         echo "FAIL build ($label)"
         failed=$((failed + 1))
         return
     fi
-    dir=build
-    case "$label" in tsan | asan) dir=build/$label ;; esac
-    OX_TEST_LABEL="$label:" "$dir/tests/oxide-tests" -j "$JOBS" | tee "$log"
+    # OX_TEST_WRAPPER (set by the aarch64 suite) runs the runner and every
+    # test process it starts under the emulator.
+    OX_TEST_LABEL="$label:" ${OX_TEST_WRAPPER:-} "$dir/tests/oxide-tests" -j "$JOBS" | tee "$log"
     count "$label"
+    echo "==== suite: $label: $(($(date +%s) - start)) s ===="
+}
+
+aarch64_suite() {
+    for tool in aarch64-linux-gnu-gcc qemu-aarch64; do
+        if ! command -v $tool >/dev/null 2>&1; then
+            echo "FAIL aarch64: $tool is not installed (see tests/packages.txt)"
+            failed=$((failed + 1))
+            return
+        fi
+    done
+    OX_TEST_WRAPPER="qemu-aarch64 -L $AARCH64_SYSROOT" OX_TEST_TIMEOUT_SCALE=4 \
+        suite aarch64 build/aarch64 CC=aarch64-linux-gnu-gcc AR=aarch64-linux-gnu-ar
+}
+
+stress_suite() { # the stress programs under CHAOS=1, STRESS_SECONDS each
+    echo "==== suite: stress (build/chaos) ===="
+    start=$(date +%s)
+    if ! $MAKE -s -j"$JOBS" CHAOS=1 stress >"$log" 2>&1; then
+        cat "$log"
+        echo "FAIL build (stress)"
+        failed=$((failed + 1))
+        return
+    fi
+    for p in build/chaos/stress/stress_*; do
+        name=$(basename "$p")
+        if OX_DUMP_SIGNAL=USR1 timeout -s USR1 -k 5 $((${STRESS_SECONDS:-10} + 60)) \
+            "$p" "${STRESS_SECONDS:-10}" >"$log" 2>&1; then
+            echo "ok   stress:$name ($(tail -n 1 "$log"))"
+            passed=$((passed + 1))
+        else
+            tail -n 40 "$log"
+            echo "FAIL stress:$name"
+            failed=$((failed + 1))
+        fi
+    done
+    echo "==== suite: stress: $(($(date +%s) - start)) s ===="
+}
+
+fuzz_suite() {
+    echo "==== suite: fuzz ===="
+    start=$(date +%s)
+    if $MAKE -s fuzz FUZZ_TIME="${FUZZ_TIME:-45}" >"$log" 2>&1; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    cat "$log"
+    echo "==== suite: fuzz: $(($(date +%s) - start)) s ===="
 }
 
 install_check() {
@@ -73,12 +131,23 @@ install_check() {
 
 for s in $SUITES; do
     case $s in
-    plain) suite plain ;;
+    plain) suite plain build ;;
+    O0) suite O0 build/O0 OPT=-O0 ;;
+    clang) suite clang build/clang CC=clang ;;
+    clang-O0) suite clang-O0 build/clang-O0 CC=clang OPT=-O0 ;;
+    # TSan with clang: gcc rejects atomic_thread_fence under -fsanitize=thread.
     tsan) OX_TEST_SCALE=0.25 OX_TEST_TIMEOUT_SCALE=4 \
-        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" suite tsan SAN=tsan ;;
+        TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+        suite tsan build/tsan-clang SAN=tsan CC=clang ;;
     asan) OX_TEST_SCALE=0.5 OX_TEST_TIMEOUT_SCALE=3 \
         ASAN_OPTIONS="detect_leaks=1:halt_on_error=1" \
-        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" suite asan SAN=asan ;;
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" suite asan build/asan SAN=asan ;;
+    # Chaos points sit in every spin loop's backoff: a hand-off costs far
+    # more than in the plain build, so the counts are scaled down.
+    chaos) OX_TEST_SCALE=0.05 OX_TEST_TIMEOUT_SCALE=4 suite chaos build/chaos CHAOS=1 ;;
+    aarch64) aarch64_suite ;;
+    stress) stress_suite ;;
+    fuzz) fuzz_suite ;;
     install) install_check ;;
     *) echo "run-suites: unknown suite '$s'"; failed=$((failed + 1)) ;;
     esac

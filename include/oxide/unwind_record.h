@@ -10,6 +10,7 @@
 
 #include "base.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -60,8 +61,17 @@ extern _Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initi
 void ox__unwind_grow(void);
 OX_COLD bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object);
 
-/* Records that the calling thread now holds lock. */
-static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
+/* The lock-order checker's switch and its acquisition hook (src/check/
+ * lockdep.h documents them). Declared here because ox__held_push inlines
+ * into programs: with the checker off, the hook costs one predictable branch
+ * on a global that is never written after startup. */
+extern atomic_bool ox__lockdep_on;
+OX_COLD void ox__lockdep_acquired(const void *lock, const ox__lock_ops *ops, const char *file,
+                                  int line);
+
+/* Records that the calling thread now holds lock (the common part of
+ * ox__held_push and ox__held_push_try). */
+static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const char *file, int line)
 {
     ox__unwind_state *s = &ox__unwind;
     if (OX_UNLIKELY(s->depth == s->capacity))
@@ -73,6 +83,28 @@ static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char
     e->line = line;
     e->level = s->level;
     e->kind = OX__ENTRY_LOCK;
+}
+
+/* Records that the calling thread now holds lock, acquired by a call that
+ * could have blocked (lock, lock_timeout, a condvar re-locking its mutex).
+ * With the lock-order checker on, this is where it learns the order. */
+static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
+{
+    ox__held_record(lock, ops, file, line);
+#ifndef OX_NO_LOCKDEP_HOOK /* only to measure what the branch costs */
+    /* Relaxed: see ox__lockdep_on in src/check/lockdep.h. */
+    if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
+        ox__lockdep_acquired(lock, ops, file, line);
+#endif
+}
+
+/* The same for a lock taken by a try_lock: a trylock cannot deadlock, so
+ * the lock-order checker records no edge into it (edges out of it, to locks
+ * taken while it is held, are recorded as usual). */
+static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const char *file,
+                                     int line)
+{
+    ox__held_record(lock, ops, file, line);
 }
 
 /* Forgets that the calling thread holds lock. Returns false if it did not

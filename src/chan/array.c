@@ -124,6 +124,7 @@ static int start_recv(ox__chan *c, unsigned char **slot_out, size_t *stamp_out)
 
 static inline void write_slot(ox__chan *c, unsigned char *slot, size_t stamp, const void *msg)
 {
+    OX__CHAOS_POINT(); /* slot claimed, message not written yet */
     ox__copy_msg(slot + STAMP_SIZE, msg, c->elem_size);
     /* Release: publishes the message; pairs with start_recv's acquire. */
     atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);
@@ -132,6 +133,7 @@ static inline void write_slot(ox__chan *c, unsigned char *slot, size_t stamp, co
 
 static inline void read_slot(ox__chan *c, unsigned char *slot, size_t stamp, void *out)
 {
+    OX__CHAOS_POINT(); /* slot claimed, message not read yet */
     ox__copy_msg(out, slot + STAMP_SIZE, c->elem_size);
     /* Release: our read is done before the next lap's sender writes. */
     atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);

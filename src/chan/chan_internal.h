@@ -12,6 +12,7 @@
 
 #include "oxide/chan.h"
 
+#include "../check/chaos.h" /* OX__CHAOS_POINT at decision points */
 #include "waker.h"
 
 #include <stdatomic.h>

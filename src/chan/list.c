@@ -295,6 +295,7 @@ static inline void read_slot(ox__chan *c, struct ox__block *b, size_t offset, vo
      * usually written already. */
     if (OX_UNLIKELY(atomic_load_explicit(&b->state[offset], memory_order_acquire) != SLOT_WRITTEN))
         wait_written(b, offset);
+    OX__CHAOS_POINT(); /* slot claimed and written, message not read yet */
     ox__copy_msg(out, msg_at(c, b, offset), c->elem_size);
     if (offset + 1 == BLOCK_CAP) {
         finish_block(c, b);
@@ -307,6 +308,7 @@ static inline void read_slot(ox__chan *c, struct ox__block *b, size_t offset, vo
 
 static inline void write_slot(ox__chan *c, struct ox__block *b, size_t offset, const void *msg)
 {
+    OX__CHAOS_POINT(); /* slot claimed, message not written yet */
     ox__copy_msg(msg_at(c, b, offset), msg, c->elem_size);
     /* Release: publishes the message to the receiver's acquire in
      * read_slot. A plain store: the flag is ours alone. */

@@ -181,6 +181,7 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
             if (atomic_load_explicit(&cx.select, memory_order_relaxed) != OX__SEL_WAITING)
                 break;
         }
+        OX__CHAOS_POINT(); /* registered on every channel, not yet waiting */
         uintptr_t sel = ready ? ox__ctx_abort_now(&cx, &ox__site_select, ops)
                               : ox__ctx_wait_until(&cx, deadline, &ox__site_select, ops);
         for (size_t k = 0; k < registered; k++)

@@ -81,6 +81,9 @@ void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char
                  "holds (locked at %s:%d)",
                  ox__thread_current_name_or_unnamed(), file ? file : "?", line,
                  held->u.lock_ops->kind, lock, held->file ? held->file : "?", held->line);
+    ox__park_note_lock_site(lock, file, line);
+    if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
+        ox__lockdep_before_block(lock, ops, file, line);
 }
 
 const ox__unwind_entry *ox__held_entries(uint32_t *count)
@@ -182,6 +185,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
 void ox__unwind_thread_exit(bool check_locks)
 {
     ox__unwind_state *s = &ox__unwind;
+    ox__park_thread_exit(); /* the thread's wait record is about to go away */
     for (uint32_t i = 0; check_locks && i < s->depth; i++) {
         const ox__unwind_entry *e = &s->entries[i];
         if (e->kind == OX__ENTRY_LOCK)

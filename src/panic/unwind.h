@@ -20,10 +20,13 @@
 
 #include "oxide/base.h"
 
-/* The record's layout and its two hot entry points, ox__held_push and
- * ox__held_remove, live in the private public header oxide/unwind_record.h
- * so that the lock fast paths inline into the caller. */
+/* The record's layout and its hot entry points, ox__held_push,
+ * ox__held_push_try and ox__held_remove, live in the private public header
+ * oxide/unwind_record.h so that the lock fast paths inline into the caller;
+ * the lock-order checker's hook is declared there too. */
 #include "oxide/unwind_record.h"
+
+#include "../check/lockdep.h"
 
 /* The entry for lock if the calling thread holds it, else NULL. O(depth):
  * for slow paths (self-deadlock detection) and diagnostics. */

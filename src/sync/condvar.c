@@ -34,6 +34,7 @@
 
 #include "mutex_internal.h"
 
+#include "../check/chaos.h"
 #include "../thread/thread_internal.h"
 
 #include <inttypes.h>
@@ -129,6 +130,7 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
      * change of the condition made under m changes it. */
     uint32_t seq = futex_value(s);
     ox__mutex_release(m);
+    OX__CHAOS_POINT(); /* a notify may come before this thread sleeps */
 
     int rc = 0;
     bool slept = false;
@@ -151,6 +153,7 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
         ox__cpu_relax();
     }
 
+    OX__CHAOS_POINT(); /* woken (or not), before re-taking m */
     /* Only a thread that went to the kernel, on a condvar that has
      * requeued, can have been requeued onto m; any other re-takes m as any
      * locker. Relaxed: the bit was set before the requeue that moved this
@@ -206,6 +209,7 @@ void ox_condvar_notify_one(ox_condvar *cv)
     /* Relaxed: the mutex orders the condition's data; the futex only needs
      * the word to change. */
     atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_relaxed);
+    OX__CHAOS_POINT(); /* between the sequence change and the wake */
     ox__park_wake_one(futex_word(cv));
 }
 

@@ -22,6 +22,7 @@
  */
 #include "mutex_internal.h"
 
+#include "../check/chaos.h"
 #include "../thread/thread_internal.h"
 
 /* Rounds of spinning (each a pause instruction) for a condvar waiter
@@ -69,6 +70,7 @@ OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *
         return 0;
     ox__lock_before_block(m, &ox__mutex_ops, file, line);
     for (;;) {
+        OX__CHAOS_POINT(); /* between reading the word and swapping in CONTENDED */
         /* Acquire (when the old value was UNLOCKED): pairs with the release
          * in ox__mutex_release, as in try_acquire. */
         if (s != OX__MUTEX_CONTENDED &&
@@ -83,6 +85,7 @@ OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *
 
 void ox__mutex_wake(ox_mutex *m)
 {
+    OX__CHAOS_POINT(); /* between the unlock's release swap and its wake */
     ox__park_wake_one(&m->state);
 }
 
@@ -136,7 +139,10 @@ int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line)
 {
     if (!ox__mutex_try_acquire(m))
         return OX_EBUSY;
-    return acquired(m, file, line);
+    /* _try: a trylock cannot deadlock, so the lock-order checker records no
+     * edge into it. */
+    ox__held_push_try(m, &ox__mutex_ops, file, line);
+    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? OX_EPOISONED : 0;
 }
 
 int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file, int line)

@@ -50,6 +50,7 @@
 
 #include "../panic/unwind.h"
 #include "../thread/park.h"
+#include "../check/chaos.h"
 #include "../thread/thread_internal.h"
 
 /* The bits are defined in oxide/rwlock.h, for the inline fast paths. */
@@ -101,6 +102,7 @@ static bool wake_writer(ox_rwlock *l)
      * re-checks the state; if it read the old count, its futex wait sees the
      * new one and returns at once. */
     atomic_fetch_add_explicit(&l->writer_notify, 1, memory_order_release);
+    OX__CHAOS_POINT(); /* between the notify count and the wake */
     return ox__park_wake_one(&l->writer_notify) > 0;
 }
 
@@ -202,6 +204,7 @@ OX_COLD static int read_contended(ox_rwlock *l, ox_instant deadline, const char 
     bool checked = false;
     uint32_t s = spin_read(l);
     for (;;) {
+        OX__CHAOS_POINT(); /* between reading the state and acting on it */
         if (is_read_lockable(s)) {
             /* Acquire: pairs with the release in writer_release. */
             if (atomic_compare_exchange_weak_explicit(&l->state, &s, s + READER,
@@ -273,7 +276,7 @@ int ox_rwlock_try_read_at(ox_rwlock *l, const char *file, int line)
         /* Acquire: pairs with the release in writer_release. */
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, s + READER, memory_order_acquire,
                                                   memory_order_relaxed)) {
-            ox__held_push(l, &ox__rwlock_read_ops, file, line);
+            ox__held_push_try(l, &ox__rwlock_read_ops, file, line);
             return poison_code(s);
         }
     }
@@ -352,6 +355,7 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
          * before the state is checked again, so a wake between that check and
          * the sleep changes the word the sleep compares. */
         uint32_t seq = atomic_load_explicit(&l->writer_notify, memory_order_acquire);
+        OX__CHAOS_POINT(); /* a wake_writer here must still reach the sleep below */
         s = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (is_unlocked(s) || !(s & WRITERS_WAITING) || (s & WRITER_WOKEN))
             continue;
@@ -414,7 +418,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
          * writer_release. */
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED,
                                                   memory_order_acquire, memory_order_relaxed)) {
-            ox__held_push(l, &ox__rwlock_write_ops, file, line);
+            ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);
         }
     }

@@ -11,21 +11,143 @@
  */
 #include "park.h"
 
+#include "../check/chaos.h"
+#include "../panic/unwind.h"
 #include "../sys/sys.h"
+#include "thread_internal.h"
 
-/* What this thread is blocked on right now, for the blocked-thread
- * diagnosis; NULL when running. */
-static _Thread_local const ox__wait_site *current_wait_site;
-static _Thread_local const void *current_wait_object;
+/* ---- the registry of blocked threads ----
+ * Each thread's record is thread-local; it is linked into the list the
+ * first time the thread blocks (a blocking call is slow anyway) and
+ * unlinked by ox__park_thread_exit before the thread's storage goes away.
+ * The list is guarded by a spinlock, not a futex lock: a signal handler
+ * must be able to try it, and it is held only for a few pointer writes or
+ * one dump. The owner writes its record's plain fields before publishing
+ * site with a release store; a dumper reads site with acquire, then the
+ * rest (a snapshot: the thread may wake while it is printed). */
+typedef struct wait_record {
+    _Atomic(const ox__wait_site *) site; /* non-NULL while in ox__park_wait */
+    _Atomic(const void *) object;
+    const void *lock; /* from ox__park_note_lock_site */
+    const char *file;
+    int line;
+    const char *name;
+    uint64_t id;
+    const ox__unwind_state *held; /* this thread's held-lock record */
+    struct wait_record *prev, *next;
+    bool linked;
+    bool retired; /* the thread is exiting: never link again */
+} wait_record;
+
+static _Thread_local wait_record my_record;
+static wait_record *registry_head;
+static atomic_flag registry_busy = ATOMIC_FLAG_INIT;
+
+static bool registry_try_lock(void)
+{
+    /* Acquire: pairs with the release in registry_unlock. */
+    return !atomic_flag_test_and_set_explicit(&registry_busy, memory_order_acquire);
+}
+
+static void registry_lock(void)
+{
+    while (!registry_try_lock())
+        ox__sys_yield();
+}
+
+static void registry_unlock(void)
+{
+    atomic_flag_clear_explicit(&registry_busy, memory_order_release);
+}
+
+OX_COLD static void registry_link(wait_record *r)
+{
+    ox_thread *t = ox_thread_current(); /* also arms the exit hook */
+    r->name = t->name;
+    r->id = t->id;
+    r->held = &ox__unwind;
+    registry_lock();
+    r->prev = NULL;
+    r->next = registry_head;
+    if (registry_head != NULL)
+        registry_head->prev = r;
+    registry_head = r;
+    r->linked = true;
+    registry_unlock();
+}
+
+void ox__park_thread_exit(void)
+{
+    wait_record *r = &my_record;
+    r->retired = true;
+    if (!r->linked)
+        return;
+    registry_lock();
+    if (r->prev != NULL)
+        r->prev->next = r->next;
+    else
+        registry_head = r->next;
+    if (r->next != NULL)
+        r->next->prev = r->prev;
+    r->linked = false;
+    registry_unlock();
+}
+
+void ox__park_note_lock_site(const void *lock, const char *file, int line)
+{
+    wait_record *r = &my_record;
+    r->lock = lock;
+    r->file = file;
+    r->line = line;
+}
+
+int ox__park_visit_blocked(bool try_only, void (*fn)(const ox__blocked_info *, void *), void *ctx)
+{
+    if (try_only) {
+        if (!registry_try_lock())
+            return -1;
+    } else {
+        registry_lock();
+    }
+    int count = 0;
+    for (const wait_record *r = registry_head; r != NULL; r = r->next) {
+        /* Acquire: pairs with the release store in ox__park_wait; the
+         * record's plain fields and the held-lock record are as the thread
+         * left them when it blocked. */
+        const ox__wait_site *site = atomic_load_explicit(&r->site, memory_order_acquire);
+        if (site == NULL)
+            continue;
+        const void *object = atomic_load_explicit(&r->object, memory_order_relaxed);
+        ox__blocked_info info = {
+            .name = r->name,
+            .id = r->id,
+            .site = site,
+            .object = object,
+            .file = r->lock == object ? r->file : NULL, /* a stale site is not shown */
+            .line = r->line,
+            .held = r->held,
+        };
+        fn(&info, ctx);
+        count++;
+    }
+    registry_unlock();
+    return count;
+}
 
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
                   const ox__wait_site *site, const void *object)
 {
-    current_wait_site = site;
-    current_wait_object = object;
+    wait_record *r = &my_record;
+    if (OX_UNLIKELY(!r->linked) && !r->retired)
+        registry_link(r);
+    OX__CHAOS_POINT();
+    atomic_store_explicit(&r->object, object, memory_order_relaxed);
+    /* Release: publishes the record's fields and the held-lock record to
+     * a dumper's acquire load of site. */
+    atomic_store_explicit(&r->site, site, memory_order_release);
     int rc = ox__sys_futex_wait(word, expected, deadline.ns);
-    current_wait_site = NULL;
-    current_wait_object = NULL;
+    atomic_store_explicit(&r->site, NULL, memory_order_relaxed);
+    OX__CHAOS_POINT();
     return rc;
 }
 
@@ -83,6 +205,7 @@ void ox__parker_unpark(ox__parker *p)
 
 void ox__backoff_snooze(ox__backoff *b)
 {
+    OX__CHAOS_POINT();
     if (b->step <= OX__BACKOFF_SPIN_LIMIT) {
         for (unsigned i = 0; i < (1u << b->step); i++)
             ox__cpu_relax();

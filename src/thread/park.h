@@ -28,6 +28,34 @@ typedef struct ox__wait_site {
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
                   const ox__wait_site *site, const void *object);
 
+/* ---- the registry of blocked threads (for ox_dump_blocked_threads) ----
+ * A thread links a record of its own (thread-local) into a global list the
+ * first time it blocks, and unlinks it when it exits. While the thread is in
+ * ox__park_wait the record names the wait site and the object; the lock slow
+ * path's ox__lock_before_block adds the caller's file:line. */
+struct ox__unwind_state;
+
+typedef struct ox__blocked_info {
+    const char *name; /* NULL: unnamed */
+    uint64_t id;
+    const ox__wait_site *site;
+    const void *object;
+    const char *file; /* the lock call's site, or NULL (not a lock wait) */
+    int line;
+    const struct ox__unwind_state *held; /* the thread's held-lock record */
+} ox__blocked_info;
+
+/* Calls fn for every thread blocked right now, with the registry locked (fn
+ * must not block). With try_only, gives up at once if the registry is busy
+ * (from a signal handler) and returns -1; else returns the count visited. */
+int ox__park_visit_blocked(bool try_only, void (*fn)(const ox__blocked_info *, void *), void *ctx);
+
+/* The calling thread is about to block for lock, called at file:line. */
+void ox__park_note_lock_site(const void *lock, const char *file, int line);
+
+/* The calling thread is exiting: unlinks its record for good. */
+void ox__park_thread_exit(void);
+
 /* Wakes one / all threads waiting on word. Returns how many were woken
  * (where the platform can tell). */
 int ox__park_wake_one(_Atomic uint32_t *word);

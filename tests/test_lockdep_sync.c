@@ -1,0 +1,306 @@
+/* The lock-order checker on oxide's own locks: ox_mutex, ox_rwlock and the
+ * mutex a condvar re-takes. (tests/test_lockdep.c covers the checker
+ * itself through a test-only lock.) */
+#include "oxide.h"
+#include "runner.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static FILE *captured;
+static int saved_stderr = -1;
+
+static void capture_stderr(void)
+{
+    fflush(stderr);
+    captured = tmpfile();
+    CHECK(captured != NULL);
+    saved_stderr = dup(STDERR_FILENO);
+    CHECK(dup2(fileno(captured), STDERR_FILENO) == STDERR_FILENO);
+}
+
+static char *stderr_text(void)
+{
+    fflush(stderr);
+    long n = ftell(captured);
+    CHECK(n >= 0);
+    char *text = calloc((size_t)n + 1, 1);
+    CHECK(text != NULL);
+    rewind(captured);
+    CHECK(fread(text, 1, (size_t)n, captured) == (size_t)n);
+    fseek(captured, 0, SEEK_END);
+    dup2(saved_stderr, STDERR_FILENO);
+    return text;
+}
+
+#define CHECK_CONTAINS(text, needle)                                                               \
+    do {                                                                                           \
+        if (strstr((text), (needle)) == NULL)                                                      \
+            ox_test_fail(__FILE__, __LINE__, "missing \"%s\" in:\n%s", (needle), (text));          \
+    } while (0)
+
+static ox_join_handle spawn_named(const char *name, void *(*fn)(void *), void *arg)
+{
+    ox_thread_builder b = OX_THREAD_BUILDER_INIT;
+    ox_thread_builder_name(&b, name);
+    ox_join_handle h;
+    CHECK_EQ(ox_thread_builder_spawn(&b, fn, arg, &h), 0);
+    return h;
+}
+
+static void join(ox_join_handle *h)
+{
+    CHECK_EQ(ox_thread_join(h, NULL, NULL), 0);
+}
+
+static ox_mutex m1 = OX_MUTEX_INIT, m2 = OX_MUTEX_INIT, m3 = OX_MUTEX_INIT;
+static _Atomic int holding;
+
+/* The guide's Thread A / Thread B with ox_mutex: each holds one mutex and
+ * waits for the other. Abort mode ends the process at the report instead
+ * of a hang. */
+static void *hold_then_take(void *arg)
+{
+    ox_mutex *first = arg == NULL ? &m1 : &m2;
+    ox_mutex *second = arg == NULL ? &m2 : &m1;
+    ox_mutex_lock(first);
+    atomic_fetch_add_explicit(&holding, 1, memory_order_acq_rel);
+    while (atomic_load_explicit(&holding, memory_order_acquire) < 2)
+        ox_thread_yield();
+    ox_mutex_lock(second);
+    ox_mutex_unlock(second);
+    ox_mutex_unlock(first);
+    return NULL;
+}
+
+OX_TEST_OPTS(lockdep_mutex_abba_deadlock_reported_without_hanging, .expect_signal = SIGABRT,
+             .expect_stderr = "waited for mutex", .timeout_s = 10)
+{
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_ABORT), 0);
+    ox_join_handle a = spawn_named("thread A", hold_then_take, NULL);
+    ox_join_handle b = spawn_named("thread B", hold_then_take, (void *)1);
+    join(&a);
+    join(&b);
+    ox_test_fail(__FILE__, __LINE__, "the deadlock was not reported");
+}
+
+static void *lock_1_2(void *arg)
+{
+    (void)arg;
+    ox_mutex_lock(&m1);
+    ox_mutex_lock(&m2);
+    ox_mutex_unlock(&m2);
+    ox_mutex_unlock(&m1);
+    return NULL;
+}
+
+static void *lock_2_3(void *arg)
+{
+    (void)arg;
+    ox_mutex_lock(&m2);
+    ox_mutex_lock(&m3);
+    ox_mutex_unlock(&m3);
+    ox_mutex_unlock(&m2);
+    return NULL;
+}
+
+static void *lock_3_1(void *arg)
+{
+    (void)arg;
+    ox_mutex_lock(&m3);
+    ox_mutex_lock(&m1);
+    ox_mutex_unlock(&m1);
+    ox_mutex_unlock(&m3);
+    return NULL;
+}
+
+OX_TEST(lockdep_mutex_abbcca_reported)
+{
+    capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    ox_join_handle a = spawn_named("AB", lock_1_2, NULL);
+    join(&a);
+    ox_join_handle b = spawn_named("BC", lock_2_3, NULL);
+    join(&b);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    ox_join_handle c = spawn_named("CA", lock_3_1, NULL);
+    join(&c);
+    CHECK_EQ(ox_lockdep_reports(), 1u);
+    char *text = stderr_text();
+    CHECK_CONTAINS(text, "through 3 lock classes");
+    CHECK_CONTAINS(text, "acquired mutex");
+    CHECK_CONTAINS(text, "thread 'CA'");
+    free(text);
+}
+
+/* A write lock held while a mutex is taken, and the mutex held while a
+ * read lock is taken: an rwlock/mutex cycle. */
+static ox_rwlock rw = OX_RWLOCK_INIT;
+
+OX_TEST(lockdep_rwlock_mutex_cycle_reported)
+{
+    capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    CHECK_EQ(ox_rwlock_write(&rw), 0);
+    ox_mutex_lock(&m1);
+    ox_mutex_unlock(&m1);
+    ox_rwlock_write_unlock(&rw);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    ox_mutex_lock(&m1);
+    CHECK_EQ(ox_rwlock_read(&rw), 0);
+    ox_rwlock_read_unlock(&rw);
+    ox_mutex_unlock(&m1);
+    CHECK_EQ(ox_lockdep_reports(), 1u);
+    char *text = stderr_text();
+    CHECK_CONTAINS(text, "rwlock");
+    free(text);
+}
+
+#define MANY 100
+static ox_mutex many[MANY];
+
+static void *ordered_worker(void *arg)
+{
+    uint64_t x = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15u + 1;
+    for (long r = 0; r < ox_test_scaled(200); r++) {
+        int taken[MANY], n = 0;
+        for (int i = 0; i < MANY; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (r % 50 == 0 || x % 3 == 0) {
+                ox_mutex_lock(&many[i]);
+                taken[n++] = i;
+            }
+        }
+        while (n > 0)
+            ox_mutex_unlock(&many[taken[--n]]);
+    }
+    return NULL;
+}
+
+OX_TEST(lockdep_mutex_100_in_consistent_order_not_reported)
+{
+    capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = spawn_named("ordered", ordered_worker, (void *)(uintptr_t)(i + 1));
+    for (int i = 0; i < 4; i++)
+        join(&h[i]);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    char *text = stderr_text();
+    CHECK_STR(text, "");
+    free(text);
+}
+
+/* A million mutexes initialised at one site are one class. */
+OX_TEST(lockdep_mutex_class_by_site)
+{
+    capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    enum { N = 1000000 };
+    ox_mutex *table = calloc(N, sizeof *table);
+    CHECK(table != NULL);
+    for (int i = 0; i < N; i++) {
+        ox_mutex_init(&table[i]);
+        OX_LOCK_CLASS_INIT(&table[i]);
+    }
+    ox_mutex_lock(&m1); /* m1 -> table class, through table[10] */
+    ox_mutex_lock(&table[10]);
+    ox_mutex_unlock(&table[10]);
+    ox_mutex_unlock(&m1);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    ox_mutex_lock(&table[999999]); /* table class -> m1: a cycle */
+    ox_mutex_lock(&m1);
+    ox_mutex_unlock(&m1);
+    ox_mutex_unlock(&table[999999]);
+    CHECK_EQ(ox_lockdep_reports(), 1u);
+    char *text = stderr_text();
+    CHECK_CONTAINS(text, "'&table[i]' (class of ");
+    free(text);
+    free(table);
+}
+
+/* try_lock adds no edge into the lock it tries. */
+OX_TEST(lockdep_mutex_try_lock_adds_no_edge)
+{
+    capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    lock_1_2(NULL);
+    ox_mutex_lock(&m2);
+    CHECK_EQ(ox_mutex_try_lock(&m1), 0);
+    ox_mutex_unlock(&m1);
+    ox_mutex_unlock(&m2);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    free(stderr_text());
+}
+
+/* The mutex a condvar re-takes after waiting is an acquisition too. */
+static ox_condvar cv = OX_CONDVAR_INIT;
+static _Atomic int ready;
+
+static void *notify_later(void *arg)
+{
+    (void)arg;
+    ox_mutex_lock(&m1);
+    atomic_store(&ready, 1);
+    ox_condvar_notify_all(&cv);
+    ox_mutex_unlock(&m1);
+    return NULL;
+}
+
+OX_TEST(lockdep_condvar_relock_records_order)
+{
+    capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    lock_1_2(NULL); /* m1 -> m2 */
+    ox_mutex_lock(&m2);
+    ox_mutex_lock(&m1); /* m2 -> m1 through a condvar's re-lock below too */
+    ox_join_handle h = spawn_named("notifier", notify_later, NULL);
+    while (!atomic_load(&ready))
+        CHECK_EQ(ox_condvar_wait(&cv, &m1), 0);
+    ox_mutex_unlock(&m1);
+    ox_mutex_unlock(&m2);
+    join(&h);
+    CHECK_EQ(ox_lockdep_reports(), 1u);
+    free(stderr_text());
+}
+
+/* The blocked-thread dump names a thread waiting for a mutex. */
+static void *wait_for_m3(void *arg)
+{
+    (void)arg;
+    ox_mutex_lock(&m2);
+    ox_mutex_lock(&m3);
+    ox_mutex_unlock(&m3);
+    ox_mutex_unlock(&m2);
+    return NULL;
+}
+
+OX_TEST(blocked_dump_shows_mutex_waiter)
+{
+    ox_mutex_lock(&m3);
+    ox_join_handle h = spawn_named("mutex waiter", wait_for_m3, NULL);
+    char *text = NULL;
+    ox_instant give_up = ox_instant_after(OX_SECS(10));
+    for (;;) {
+        size_t len;
+        FILE *f = open_memstream(&text, &len);
+        int n = ox_dump_blocked_threads(f);
+        fclose(f);
+        if (n >= 1 && strstr(text, "mutex waiter") != NULL)
+            break;
+        free(text);
+        CHECK(ox_instant_now().ns < give_up.ns);
+        ox_thread_sleep(OX_MILLIS(1));
+    }
+    CHECK_CONTAINS(text, "blocked on mutex");
+    CHECK_CONTAINS(text, "test_lockdep_sync.c:");
+    CHECK_CONTAINS(text, "holding mutex");
+    free(text);
+    ox_mutex_unlock(&m3);
+    join(&h);
+}
