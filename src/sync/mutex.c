@@ -4,16 +4,20 @@
  *   UNLOCKED  (0)  free
  *   LOCKED    (1)  held, and no thread sleeps on the word
  *   CONTENDED (2)  held, and some thread may sleep on the word
- * lock:   CAS UNLOCKED -> LOCKED (the fast path). Failing that, spin while
- *         the word is LOCKED (the holder is probably running and about to
- *         leave), first busy-waiting, then yielding the CPU a few times
- *         (with more threads than CPUs the holder may need ours: this
- *         halves mutex_contended on 2 CPUs); then swap in CONTENDED: if the old value was UNLOCKED
- * the lock is ours (CONTENDED, conservatively: another sleeper may exist), else sleep while the
- * word stays CONTENDED, and repeat. unlock: swap in UNLOCKED; wake one sleeper only if the old
- * value was CONTENDED, so an uncontended unlock makes no system call. A thread that has slept never
- * sets LOCKED again (it cannot know whether other sleepers remain), and nor does a condvar waiter
- * re-acquiring after a wait (it may have been requeued onto the word with other waiters).
+ * lock:   CAS UNLOCKED -> LOCKED (the fast path, inline in mutex.h).
+ *         Failing that, spin while the word is LOCKED (the holder is
+ *         probably running and about to leave), first busy-waiting, then
+ *         yielding the CPU a few times (with more threads than CPUs the
+ *         holder may need ours: this halves mutex_contended on 2 CPUs).
+ *         Then swap in CONTENDED: if the old value was UNLOCKED the lock is
+ *         ours (CONTENDED, conservatively: another sleeper may exist), else
+ *         sleep while the word stays CONTENDED, and repeat.
+ * unlock: swap in UNLOCKED; wake one sleeper only if the old value was
+ *         CONTENDED, so an uncontended unlock makes no system call.
+ * A thread that has slept never sets LOCKED again (it cannot know whether
+ * other sleepers remain), and nor does a condvar waiter re-acquiring after a
+ * wait on a condvar that requeues (it may have been moved onto the word with
+ * other waiters).
  *
  * The poison flag is a separate word: set by a panic unwinding through a
  * holder (before the release), cleared by ox_mutex_clear_poison. Relaxed,
