@@ -320,7 +320,9 @@ static void check_elapsed(ox_instant start, ox_nanos want)
     if (took < want)
         ox_test_fail(__FILE__, __LINE__, "woke early: %lld < %lld ns", (long long)took,
                      (long long)want);
-    if (took > want + OX_MILLIS(250))
+    /* "Wildly late" only: a loaded machine (or a sanitizer) can delay the
+     * wake-up by a scheduler slice or several. */
+    if (took > want + OX_SECS(1))
         ox_test_fail(__FILE__, __LINE__, "woke late: %lld ns for %lld", (long long)took,
                      (long long)want);
 }
@@ -343,7 +345,7 @@ OX_TEST(chan_timeouts_neither_early_nor_late)
         t0 = ox_instant_now();
         CHECK_EQ(ox_receiver_recv_deadline(rx, &v, (ox_instant){0}), OX_ETIMEDOUT);
         CHECK_EQ(ox_receiver_recv_timeout(rx, &v, 0), OX_ETIMEDOUT);
-        CHECK(ox_instant_diff(ox_instant_now(), t0) < OX_MILLIS(50));
+        CHECK(ox_instant_diff(ox_instant_now(), t0) < OX_MILLIS(500)); /* did not block */
         if (cap != OX_UNBOUNDED) {
             for (size_t i = 0; i < cap; i++)
                 CHECK_EQ(ox_sender_send(tx, &v), 0);

@@ -74,7 +74,7 @@ OX_TEST(chan_select_try_and_timeout_when_nothing_ready)
     CHECK_EQ(ox_select_timeout(ops, 3, OX_MILLIS(30), &idx), OX_ETIMEDOUT);
     ox_nanos took = ox_instant_diff(ox_instant_now(), t0);
     CHECK(took >= OX_MILLIS(30));
-    CHECK(took < OX_MILLIS(300));
+    CHECK(took < OX_MILLIS(30) + OX_SECS(1)); /* not wildly late (loaded machines) */
     CHECK_EQ(ox_select_deadline(ops, 3, (ox_instant){0}, &idx), OX_ETIMEDOUT);
     CHECK_EQ(ox_select_timeout(ops, 3, -1, &idx), OX_EINVAL);
     CHECK_EQ(ox_select(ops, 0, &idx), OX_EINVAL);
