@@ -85,8 +85,10 @@ static void process_exit(void)
 {
     /* Runs in whichever thread called exit() (normally main, returning). The
      * other threads are still running: their state is left alone. */
+    /* Relaxed: the flag orders nothing; it is read by a panic in a later
+     * exit handler of this same thread, to abort instead of exiting twice. */
     atomic_store_explicit(&process_exiting, true, memory_order_relaxed);
-    if (exit_armed == 1)
+    if (exit_armed != 0)
         release_thread_state(false); /* exiting while holding a lock is legal */
 }
 
