@@ -226,8 +226,8 @@ OX_TEST(tls_current_thread_inside_destructor)
 /* The main thread's destructors run at exit(): the runner checks stdout. */
 static void say_goodbye(int *v)
 {
-    printf("main destructor ran (value %d, thread '%s')\n", *v,
-           ox_thread_name(ox_thread_current()));
+    const char *name = ox_thread_name(ox_thread_current());
+    printf("main destructor ran (value %d, thread '%s')\n", *v, name ? name : "<unnamed>");
 }
 OX_THREAD_LOCAL(main_only, int, NULL, say_goodbye);
 
@@ -258,4 +258,33 @@ OX_TEST_OPTS(tls_recursive_init_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "accessed by its own initialiser")
 {
     (void)OX_TLS_GET(selfref);
+}
+
+/* exit() from a thread oxide started: that thread's destructors run, the
+ * main thread's (still in use) do not. */
+static void *set_and_exit(void *arg)
+{
+    (void)arg;
+    *OX_TLS_GET(main_only) = 7;
+    fflush(stdout);
+    exit(0);
+}
+
+OX_TEST(tls_exit_from_spawned_thread_helper)
+{
+    *OX_TLS_GET(main_only) = 42; /* main's: must not be destroyed */
+    ox_join_handle h = ox_thread_spawn(set_and_exit, NULL);
+    ox_thread_join(&h, NULL, NULL);
+}
+
+OX_TEST(tls_exit_from_spawned_thread_runs_its_destructors)
+{
+    char *argv[] = {"/proc/self/exe", "--one", "tls_exit_from_spawned_thread_helper", NULL};
+    char *out, *err;
+    int status = ox_test_run_program(argv, 10, &out, &err);
+    CHECK(status == 0);
+    CHECK(strstr(out, "main destructor ran (value 7, thread '<unnamed>')") != NULL);
+    CHECK(strstr(out, "value 42") == NULL);
+    free(out);
+    free(err);
 }
