@@ -182,6 +182,17 @@ int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
     return recv_slow(c, out, block, deadline);
 }
 
+/* Whether a blocked sender / receiver should retry instead of sleeping. */
+static bool can_send(const ox__chan *c)
+{
+    return !ox__array_is_full(c) || ox__array_is_disconnected(c);
+}
+
+static bool can_recv(const ox__chan *c)
+{
+    return !ox__array_is_empty(c) || ox__array_is_disconnected(c);
+}
+
 OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instant deadline)
 {
     unsigned char *slot;
@@ -205,19 +216,7 @@ OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instan
         if (ox__deadline_passed(deadline))
             return OX_ETIMEDOUT;
 
-        ox__ctx cx;
-        ox__ctx_init(&cx);
-        ox__waiter e;
-        ox__sync_waker_register(&c->senders_w, &e, &cx);
-        uintptr_t sel;
-        /* Re-check after registering: a receiver that freed a slot before
-         * seeing us registered did not wake us. */
-        if (!ox__array_is_full(c) || ox__array_is_disconnected(c))
-            sel = ox__ctx_abort_now(&cx, &ox__site_send, c);
-        else
-            sel = ox__ctx_wait_until(&cx, deadline, &ox__site_send, c);
-        if (sel != (uintptr_t)&e) /* a notify unlinks the entry it selects */
-            ox__sync_waker_unregister(&c->senders_w, &e);
+        ox__chan_wait(c, &c->senders_w, can_send, deadline, &ox__site_send);
     }
 }
 
@@ -244,17 +243,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
         if (ox__deadline_passed(deadline))
             return OX_ETIMEDOUT;
 
-        ox__ctx cx;
-        ox__ctx_init(&cx);
-        ox__waiter e;
-        ox__sync_waker_register(&c->receivers_w, &e, &cx);
-        uintptr_t sel;
-        if (!ox__array_is_empty(c) || ox__array_is_disconnected(c))
-            sel = ox__ctx_abort_now(&cx, &ox__site_recv, c);
-        else
-            sel = ox__ctx_wait_until(&cx, deadline, &ox__site_recv, c);
-        if (sel != (uintptr_t)&e)
-            ox__sync_waker_unregister(&c->receivers_w, &e);
+        ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv);
     }
 }
 

@@ -200,4 +200,25 @@ static inline uintptr_t ox__ctx_abort_now(ox__ctx *cx, const ox__wait_site *site
     return sel;
 }
 
+/* One blocking step of a send or receive that found its channel full or
+ * empty: registers on w, re-checks with ready(c) (a peer that made room or
+ * sent before seeing us registered did not wake us), waits until woken or
+ * the deadline, and unregisters unless the waker already did (a notify
+ * unlinks the entry it selects). The caller then retries its operation. */
+static inline void ox__chan_wait(ox__chan *c, ox__sync_waker *w, bool (*ready)(const ox__chan *c),
+                                 ox_instant deadline, const ox__wait_site *site)
+{
+    ox__ctx cx;
+    ox__ctx_init(&cx);
+    ox__waiter e;
+    ox__sync_waker_register(w, &e, &cx);
+    uintptr_t sel;
+    if (ready(c))
+        sel = ox__ctx_abort_now(&cx, site, c);
+    else
+        sel = ox__ctx_wait_until(&cx, deadline, site, c);
+    if (sel != (uintptr_t)&e)
+        ox__sync_waker_unregister(w, &e);
+}
+
 #endif

@@ -380,6 +380,12 @@ int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
     return recv_slow(c, out, block, deadline);
 }
 
+/* Whether a blocked receiver should retry instead of sleeping. */
+static bool can_recv(const ox__chan *c)
+{
+    return !ox__list_is_empty(c) || ox__list_is_disconnected(c);
+}
+
 OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
 {
     struct ox__block *b;
@@ -413,17 +419,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
         if (ox__deadline_passed(deadline))
             return OX_ETIMEDOUT;
 
-        ox__ctx cx;
-        ox__ctx_init(&cx);
-        ox__waiter e;
-        ox__sync_waker_register(&c->receivers_w, &e, &cx);
-        uintptr_t sel;
-        if (!ox__list_is_empty(c) || ox__list_is_disconnected(c))
-            sel = ox__ctx_abort_now(&cx, &ox__site_recv, c);
-        else
-            sel = ox__ctx_wait_until(&cx, deadline, &ox__site_recv, c);
-        if (sel != (uintptr_t)&e)
-            ox__sync_waker_unregister(&c->receivers_w, &e);
+        ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv);
     }
 }
 
