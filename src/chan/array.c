@@ -275,6 +275,7 @@ bool ox__array_is_empty(const ox__chan *c)
 
 bool ox__array_is_full(const ox__chan *c)
 {
+    /* SeqCst: as in ox__array_is_empty (a blocked sender's re-check). */
     size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
     size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
     return head + c->one_lap == (tail & ~c->mark_bit);
@@ -282,6 +283,8 @@ bool ox__array_is_full(const ox__chan *c)
 
 bool ox__array_is_disconnected(const ox__chan *c)
 {
+    /* SeqCst: pairs with the SeqCst mark in ox__array_disconnect, for the
+     * same re-check. */
     return atomic_load_explicit(&c->tail, memory_order_seq_cst) & c->mark_bit;
 }
 

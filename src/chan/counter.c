@@ -166,20 +166,19 @@ static void side_finished(ox__chan *c)
         free_channel(c);
 }
 
-void ox_sender_drop(ox_sender *tx)
+/* The last handle of one side is gone: disconnect the channel for the other
+ * side, then free it once both sides have finished. */
+static void last_of_side(ox__chan *c, bool senders)
 {
-    ox__chan *c = ox__sender_chan(tx, __func__);
-    bury(c, &tx->h);
-    /* AcqRel: every sender's sends happen-before the disconnect and the
-     * free that the last drop performs. */
-    if (atomic_fetch_sub_explicit(&c->senders, 1, memory_order_acq_rel) != 1)
-        return;
     switch (c->flavor) {
     case OX__FLAVOR_ARRAY:
         ox__array_disconnect(c);
         break;
     case OX__FLAVOR_LIST:
-        ox__list_disconnect_senders(c);
+        if (senders)
+            ox__list_disconnect_senders(c);
+        else
+            ox__list_disconnect_receivers(c);
         break;
     default:
         ox__zero_disconnect(c);
@@ -188,22 +187,21 @@ void ox_sender_drop(ox_sender *tx)
     side_finished(c);
 }
 
+void ox_sender_drop(ox_sender *tx)
+{
+    ox__chan *c = ox__sender_chan(tx, __func__);
+    bury(c, &tx->h);
+    /* AcqRel: every sender's sends happen-before the disconnect and the
+     * free that the last drop performs. */
+    if (atomic_fetch_sub_explicit(&c->senders, 1, memory_order_acq_rel) == 1)
+        last_of_side(c, true);
+}
+
 void ox_receiver_drop(ox_receiver *rx)
 {
     ox__chan *c = ox__receiver_chan(rx, __func__);
     bury(c, &rx->h);
-    if (atomic_fetch_sub_explicit(&c->receivers, 1, memory_order_acq_rel) != 1)
-        return;
-    switch (c->flavor) {
-    case OX__FLAVOR_ARRAY:
-        ox__array_disconnect(c);
-        break;
-    case OX__FLAVOR_LIST:
-        ox__list_disconnect_receivers(c);
-        break;
-    default:
-        ox__zero_disconnect(c);
-        break;
-    }
-    side_finished(c);
+    /* AcqRel: as for senders above. */
+    if (atomic_fetch_sub_explicit(&c->receivers, 1, memory_order_acq_rel) == 1)
+        last_of_side(c, false);
 }

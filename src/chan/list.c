@@ -146,6 +146,7 @@ static int start_send(ox__chan *c, struct ox__block **block_out, size_t *offset_
                 block = first;
             } else {
                 block_release(c, first);
+                /* Acquire: the winner's block, published by its release CAS. */
                 tail = atomic_load_explicit(&c->tail, memory_order_acquire);
                 block = atomic_load_explicit(&c->tail_block, memory_order_acquire);
                 continue;
@@ -176,6 +177,8 @@ static int start_send(ox__chan *c, struct ox__block **block_out, size_t *offset_
 static int start_recv(ox__chan *c, struct ox__block **block_out, size_t *offset_out)
 {
     ox__backoff bo = {0};
+    /* Acquire: pairs with the release stores that install a block and step
+     * head over a block change, so the block seen is the one head names. */
     size_t head = atomic_load_explicit(&c->head, memory_order_acquire);
     struct ox__block *block = atomic_load_explicit(&c->head_block, memory_order_acquire);
     for (;;) {
@@ -426,6 +429,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
 size_t ox__list_len(const ox__chan *c)
 {
     for (;;) {
+        /* SeqCst: a consistent snapshot (tail re-read unchanged). */
         size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
         size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
         if (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail)
@@ -447,6 +451,8 @@ size_t ox__list_len(const ox__chan *c)
 
 bool ox__list_is_empty(const ox__chan *c)
 {
+    /* SeqCst: a blocked receiver's re-check after registering, ordered
+     * against the senders' SeqCst claims (see ox__sync_waker_notify). */
     size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
     size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
     return head >> SHIFT == tail >> SHIFT;
@@ -454,6 +460,8 @@ bool ox__list_is_empty(const ox__chan *c)
 
 bool ox__list_is_disconnected(const ox__chan *c)
 {
+    /* SeqCst: pairs with the SeqCst mark set by the disconnect, for the
+     * same re-check. */
     return atomic_load_explicit(&c->tail, memory_order_seq_cst) & MARK_BIT;
 }
 

@@ -49,6 +49,23 @@ static int wait_as(ox__chan *c, ox__waker *w, ox__waiter *e, ox__ctx *cx, ox_ins
     return sel == OX__SEL_DISCONNECTED ? OX_EDISCONNECTED : OX_ETIMEDOUT;
 }
 
+/* With the lock held and no partner waiting: the code to return instead of
+ * waiting (unlocking first), or 0 if the caller should wait. would_block is
+ * OX_EFULL for a sender, OX_EEMPTY for a receiver. */
+static int cannot_wait(ox__chan *c, bool block, ox_instant deadline, int would_block)
+{
+    int rc = 0;
+    if (ox__zero_is_disconnected(c))
+        rc = OX_EDISCONNECTED;
+    else if (!block)
+        rc = would_block;
+    else if (ox__deadline_passed(deadline))
+        rc = OX_ETIMEDOUT;
+    if (rc != 0)
+        ox__zero_unlock(c);
+    return rc;
+}
+
 int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
 {
     ox__zero_lock(c);
@@ -61,18 +78,9 @@ int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
         ox__parker_unpark(&r->cx->parker);
         return 0;
     }
-    if (ox__zero_is_disconnected(c)) {
-        ox__zero_unlock(c);
-        return OX_EDISCONNECTED;
-    }
-    if (!block) {
-        ox__zero_unlock(c);
-        return OX_EFULL;
-    }
-    if (ox__deadline_passed(deadline)) {
-        ox__zero_unlock(c);
-        return OX_ETIMEDOUT;
-    }
+    int rc = cannot_wait(c, block, deadline, OX_EFULL);
+    if (rc != 0)
+        return rc;
     ox__ctx cx;
     ox__ctx_init(&cx);
     ox__waiter e;
@@ -99,18 +107,9 @@ int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
         ox__parker_unpark(&s->cx->parker);
         return 0;
     }
-    if (ox__zero_is_disconnected(c)) {
-        ox__zero_unlock(c);
-        return OX_EDISCONNECTED;
-    }
-    if (!block) {
-        ox__zero_unlock(c);
-        return OX_EEMPTY;
-    }
-    if (ox__deadline_passed(deadline)) {
-        ox__zero_unlock(c);
-        return OX_ETIMEDOUT;
-    }
+    int rc = cannot_wait(c, block, deadline, OX_EEMPTY);
+    if (rc != 0)
+        return rc;
     ox__ctx cx;
     ox__ctx_init(&cx);
     ox__waiter e;

@@ -57,6 +57,8 @@ static void registry_lock(void)
 
 static void registry_unlock(void)
 {
+    /* Release: our registry changes happen-before the next holder's
+     * acquire in registry_try_lock. */
     atomic_flag_clear_explicit(&registry_busy, memory_order_release);
 }
 
