@@ -29,8 +29,11 @@ static void *sender_thread(void *arg)
 {
     run *r = arg;
     ox_sender *tx = ox_sender_clone(r->tx);
+    /* A local: r lives on the main thread's stack, next to what its receive
+     * loop writes, and reading it per message measured false sharing. */
+    long count = r->count;
     wait_go(r);
-    for (long i = 0; i < r->count; i++) {
+    for (long i = 0; i < count; i++) {
         uint64_t v = (uint64_t)i;
         if (ox_sender_send(tx, &v) != 0)
             abort();
@@ -43,9 +46,10 @@ static void *receiver_thread(void *arg)
 {
     run *r = arg;
     ox_receiver *rx = ox_receiver_clone(r->rx);
+    long count = r->count; /* as in sender_thread */
     wait_go(r);
     uint64_t v, sum = 0;
-    for (long i = 0; i < r->count; i++) {
+    for (long i = 0; i < count; i++) {
         if (ox_receiver_recv(rx, &v) != 0)
             abort();
         sum += v;

@@ -220,10 +220,29 @@ OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instan
     }
 }
 
+/* The messages queued, for ox__chan_wait_for_batch: relaxed loads, since
+ * it is only a hint; SIZE_MAX once disconnected. */
+static size_t backlog(const ox__chan *c)
+{
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    if (tail & c->mark_bit)
+        return SIZE_MAX;
+    size_t hix = head & (c->mark_bit - 1);
+    size_t tix = tail & (c->mark_bit - 1);
+    if (hix != tix)
+        return hix < tix ? tix - hix : c->cap - hix + tix;
+    return tail == head ? 0 : c->cap;
+}
+
 OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
 {
     unsigned char *slot;
     size_t stamp;
+    /* Rings too small to hold a batch of a few lines are hand-offs. */
+    if (block && c->cap >= 8)
+        ox__chan_wait_for_batch(c, c->cap / 2 < OX__CHAN_BATCH ? c->cap / 2 : OX__CHAN_BATCH,
+                                backlog, deadline);
     for (;;) {
         ox__backoff b = {0};
         for (;;) {

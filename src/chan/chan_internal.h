@@ -200,6 +200,14 @@ static inline uintptr_t ox__ctx_abort_now(ox__ctx *cx, const ox__wait_site *site
     return sel;
 }
 
+/* Before a blocking receive waits on an empty channel: while the senders
+ * are streaming, lets them get `batch` messages ahead (pace.c says why).
+ * backlog(c): the messages queued now, from relaxed loads (a hint);
+ * SIZE_MAX once disconnected. */
+#define OX__CHAN_BATCH 1024
+void ox__chan_wait_for_batch(const ox__chan *c, size_t batch, size_t (*backlog)(const ox__chan *c),
+                             ox_instant deadline);
+
 /* One blocking step of a send or receive that found its channel full or
  * empty: registers on w, re-checks with ready(c) (a peer that made room or
  * sent before seeing us registered did not wake us), waits until woken or

@@ -389,10 +389,24 @@ static bool can_recv(const ox__chan *c)
     return !ox__list_is_empty(c) || ox__list_is_disconnected(c);
 }
 
+/* The messages queued, for ox__chan_wait_for_batch: relaxed loads, since
+ * it is only a hint (the phantom block-change indices count too);
+ * SIZE_MAX once disconnected. */
+static size_t backlog(const ox__chan *c)
+{
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    if (tail & MARK_BIT)
+        return SIZE_MAX;
+    return (tail >> SHIFT) - (head >> SHIFT);
+}
+
 OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
 {
     struct ox__block *b;
     size_t offset;
+    if (block)
+        ox__chan_wait_for_batch(c, OX__CHAN_BATCH, backlog, deadline);
     for (;;) {
         ox__backoff bo = {0};
         for (;;) {
