@@ -240,9 +240,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
     unsigned char *slot;
     size_t stamp;
     /* Rings too small to hold a batch of a few lines are hand-offs. */
-    if (block && c->cap >= 8)
-        ox__chan_wait_for_batch(c, c->cap / 2 < OX__CHAN_BATCH ? c->cap / 2 : OX__CHAN_BATCH,
-                                backlog, deadline);
+    bool paced = c->cap < 8;
     for (;;) {
         ox__backoff b = {0};
         for (;;) {
@@ -255,6 +253,13 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
                 return OX_EDISCONNECTED;
             if (!block)
                 return OX_EEMPTY;
+            if (!paced) { /* empty: let a streaming sender get ahead first */
+                paced = true;
+                ox__chan_wait_for_batch(c,
+                                        c->cap / 2 < OX__CHAN_BATCH ? c->cap / 2 : OX__CHAN_BATCH,
+                                        backlog, deadline);
+                continue;
+            }
             if (ox__backoff_is_completed(&b))
                 break;
             ox__backoff_snooze(&b);

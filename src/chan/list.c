@@ -405,8 +405,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
 {
     struct ox__block *b;
     size_t offset;
-    if (block)
-        ox__chan_wait_for_batch(c, OX__CHAN_BATCH, backlog, deadline);
+    bool paced = false;
     for (;;) {
         ox__backoff bo = {0};
         for (;;) {
@@ -427,6 +426,11 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
             if (!block) {
                 sweep_if_pending(c);
                 return OX_EEMPTY;
+            }
+            if (!paced) { /* empty: let a streaming sender get ahead first */
+                paced = true;
+                ox__chan_wait_for_batch(c, OX__CHAN_BATCH, backlog, deadline);
+                continue;
             }
             if (ox__backoff_is_completed(&bo))
                 break;

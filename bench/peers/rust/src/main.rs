@@ -18,6 +18,8 @@ use std::time::Instant;
 struct Harness {
     filter: String,
     rounds: usize,
+    /// OX_BENCH_IMPL: run only this implementation (for A/B runs by hand).
+    imp: Option<String>,
 }
 
 impl Harness {
@@ -31,7 +33,8 @@ impl Harness {
             .and_then(|r| r.parse::<usize>().ok())
             .filter(|&r| (1..=100).contains(&r))
             .unwrap_or(3);
-        Harness { filter, rounds }
+        let imp = std::env::var("OX_BENCH_IMPL").ok();
+        Harness { filter, rounds, imp }
     }
 
     fn wants(&self, workload: &str) -> bool {
@@ -46,7 +49,7 @@ impl Harness {
     /// Runs `f` (one measurement, returning ns per op) `rounds` times and
     /// prints the median.
     fn run(&self, workload: &str, imp: &str, mut f: impl FnMut() -> f64) {
-        if !self.wants(workload) {
+        if !self.wants(workload) || self.imp.as_deref().map_or(false, |only| only != imp) {
             return;
         }
         let mut samples: Vec<f64> = (0..self.rounds).map(|_| f()).collect();
