@@ -502,12 +502,101 @@ OX_TEST(chan_destructor_runs_for_each_unread_message)
             CHECK_EQ(v, i);
         }
         CHECK_EQ(atomic_load(&destroyed), 0);
-        ox_receiver_drop(rx); /* senders remain: nothing destroyed yet */
-        CHECK_EQ(atomic_load(&destroyed), 0);
-        ox_sender_drop(tx);
+        /* Nobody can receive them any more: destroyed now, while a sender
+         * still holds the channel (as Rust std does). */
+        ox_receiver_drop(rx);
         CHECK_EQ(atomic_load(&destroyed), total - read);
         CHECK_EQ(atomic_load(&destroyed_sum), expect_sum);
+        uint64_t late = 12345;
+        CHECK_EQ(ox_sender_send(tx, &late), OX_EDISCONNECTED); /* handed back, not destroyed */
+        CHECK_EQ(ox_sender_len(tx), 0);
+        ox_sender_drop(tx);
+        CHECK_EQ(atomic_load(&destroyed), total - read);
     }
+}
+
+/* Senders keep sending while the last receiver goes: every message a send
+ * accepted is either received or destroyed, exactly once; a send that
+ * failed kept its value (not destroyed). */
+typedef struct discard_arg {
+    ox_sender *tx;
+    uint64_t base;
+    long accepted;
+    uint64_t accepted_sum; /* wraps: compared modulo 2^64 */
+} discard_arg;
+
+static void *discard_sender(void *arg)
+{
+    discard_arg *d = arg;
+    for (uint64_t i = 0;; i++) {
+        uint64_t v = d->base + i;
+        int rc = ox_sender_send_timeout(d->tx, &v, OX_MILLIS(1));
+        if (rc == OX_EDISCONNECTED)
+            break;
+        if (rc == 0) {
+            d->accepted++;
+            d->accepted_sum += v;
+        } else if (rc != OX_ETIMEDOUT)
+            abort();
+    }
+    ox_sender_drop(d->tx);
+    return NULL;
+}
+
+OX_TEST(chan_last_receiver_drop_races_with_senders)
+{
+    size_t caps[] = {OX_UNBOUNDED, 64, 1, 0};
+    for (int round = 0; round < ox_test_scaled(40); round++) {
+        size_t cap = caps[round % 4];
+        atomic_store(&destroyed, 0);
+        atomic_store(&destroyed_sum, 0);
+        ox_channel_options o = {sizeof(uint64_t), cap, count_destroy};
+        ox_sender *tx;
+        ox_receiver *rx;
+        CHECK_EQ(ox_channel_with(&o, &tx, &rx), 0);
+        discard_arg d[3];
+        ox_join_handle h[3];
+        for (int i = 0; i < 3; i++) {
+            d[i] = (discard_arg){ox_sender_clone(tx), (uint64_t)i << 32, 0, 0};
+            h[i] = ox_thread_spawn(discard_sender, &d[i]);
+        }
+        ox_sender_drop(tx);
+        long received = 0, want = 200 + round * 37;
+        uint64_t v, received_sum = 0;
+        while (received < want && ox_receiver_recv(rx, &v) == 0) {
+            received++;
+            received_sum += v;
+        }
+        ox_receiver_drop(rx);
+        long accepted = 0;
+        uint64_t accepted_sum = 0;
+        for (int i = 0; i < 3; i++) {
+            ox_thread_join(&h[i], NULL, NULL);
+            accepted += d[i].accepted;
+            accepted_sum += d[i].accepted_sum;
+        }
+        CHECK_EQ(received, want);
+        CHECK_EQ(received + atomic_load(&destroyed), accepted);
+        CHECK_EQ(received_sum + (uint64_t)atomic_load(&destroyed_sum), accepted_sum);
+    }
+}
+
+OX_TEST(chan_unbounded_memory_returns_when_receivers_go)
+{
+    long base = ox__list_blocks_live();
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(uint64_t), OX_UNBOUNDED, &tx, &rx), 0);
+    for (uint64_t i = 0; i < 100000; i++)
+        CHECK_EQ(ox_sender_send(tx, &i), 0);
+    CHECK(ox__list_blocks_live() - base > 1000);
+    ox_receiver_drop(rx);
+    /* The sender lives on; at most the spare block stays. */
+    CHECK(ox__list_blocks_live() - base <= 1);
+    uint64_t v = 1;
+    CHECK_EQ(ox_sender_send(tx, &v), OX_EDISCONNECTED);
+    ox_sender_drop(tx);
+    CHECK_EQ(ox__list_blocks_live(), base);
 }
 
 /* ---- memory ---- */

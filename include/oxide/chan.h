@@ -26,9 +26,11 @@
  * multi-consumer: every message goes to exactly one receiver). When the last
  * sender is dropped, receivers still get every buffered message, then
  * OX_EDISCONNECTED. When the last receiver is dropped, send fails with
- * OX_EDISCONNECTED and the value stays the caller's (nothing was copied).
- * When the last handle of either kind is gone, the channel is freed, and the
- * element destructor (if any) runs on every message still buffered.
+ * OX_EDISCONNECTED and the value stays the caller's (nothing was copied),
+ * and the messages still buffered are destroyed right then (the element
+ * destructor runs on each; an unbounded channel's blocks are freed), as in
+ * Rust std: nobody can receive them any more. When the last handle of
+ * either kind is gone, the channel is freed.
  *
  * A handle may be used from any thread, by several threads at once (a handle
  * is shared the way &Sender is shared in Rust); dropping it must happen after
@@ -66,9 +68,10 @@ typedef struct ox_receiver ox_receiver;
 typedef struct ox_channel_options {
     size_t elem_size; /* bytes per message, > 0 */
     size_t capacity;  /* OX_UNBOUNDED, 0 (rendezvous) or N */
-    /* Called on each message still buffered when the channel is freed (the
-     * last handle dropped), so none is leaked. NULL: nothing to destroy. Never
-     * called on messages that were received, or whose send failed. */
+    /* Called on each message still buffered when the last receiver is
+     * dropped (by the thread dropping it), so none is leaked. NULL: nothing
+     * to destroy. Never called on messages that were received, or whose
+     * send failed. */
     void (*destroy)(void *elem);
 } ox_channel_options;
 

@@ -323,6 +323,30 @@ void ox__array_disconnect(ox__chan *c)
     }
 }
 
+void ox__array_discard_messages(ox__chan *c)
+{
+    /* Relaxed: only receivers write head, and the last receiver's drop
+     * (acq_rel on the count) comes after every receive. The tail is
+     * marked, so no sender can claim a slot any more: it is final. */
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed) & ~c->mark_bit;
+    ox__backoff b = {0};
+    while (head != tail) {
+        unsigned char *slot = slot_at(c, head & (c->mark_bit - 1));
+        /* Acquire: pairs with the sender's release store of the stamp. */
+        if (atomic_load_explicit(stamp_of(slot), memory_order_acquire) != head + 1) {
+            ox__backoff_snooze(&b); /* claimed before the mark, not written yet */
+            continue;
+        }
+        if (c->destroy)
+            c->destroy(slot + STAMP_SIZE);
+        head = next_pos(c, head);
+    }
+    /* Relaxed: read by the final free (after an acq_rel handshake) and by
+     * len, which then reports an empty channel. */
+    atomic_store_explicit(&c->head, head, memory_order_relaxed);
+}
+
 void ox__array_free_messages(ox__chan *c)
 {
     if (!c->destroy)

@@ -92,6 +92,10 @@ bool ox__array_is_empty(const ox__chan *c);
 bool ox__array_is_full(const ox__chan *c);
 bool ox__array_is_disconnected(const ox__chan *c);
 void ox__array_disconnect(ox__chan *c);
+/* The last receiver is gone (after disconnect): destroys what is buffered,
+ * waiting for senders still writing a slot they claimed. */
+void ox__array_discard_messages(ox__chan *c);
+/* The last handle is gone: destroys what is still buffered. */
 void ox__array_free_messages(ox__chan *c);
 
 int ox__list_send(ox__chan *c, const void *msg);
@@ -100,6 +104,8 @@ size_t ox__list_len(const ox__chan *c);
 bool ox__list_is_empty(const ox__chan *c);
 bool ox__list_is_disconnected(const ox__chan *c);
 void ox__list_disconnect_senders(ox__chan *c);
+/* Also destroys what is buffered and frees its blocks, as
+ * ox__array_discard_messages. */
 void ox__list_disconnect_receivers(ox__chan *c);
 void ox__list_free_messages(ox__chan *c);
 /* Blocks currently allocated by all unbounded channels (tests, bench). */

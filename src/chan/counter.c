@@ -173,6 +173,8 @@ static void last_of_side(ox__chan *c, bool senders)
     switch (c->flavor) {
     case OX__FLAVOR_ARRAY:
         ox__array_disconnect(c);
+        if (!senders)
+            ox__array_discard_messages(c);
         break;
     case OX__FLAVOR_LIST:
         if (senders)

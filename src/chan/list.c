@@ -491,11 +491,60 @@ void ox__list_disconnect_senders(ox__chan *c)
         ox__sync_waker_disconnect(&c->receivers_w);
 }
 
+/* The last receiver is gone and tail is marked: nobody will receive what
+ * is buffered, so it is destroyed and its blocks freed now rather than
+ * when the last sender goes (as Rust std does). Senders that claimed a
+ * slot before the mark may still be writing it, or installing the next
+ * block; this waits for them. */
+static void discard_messages(ox__chan *c)
+{
+    ox__backoff bo = {0};
+    /* Acquire: pairs with the release step over a block change, so the
+     * block installed there is visible. */
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+    while ((tail >> SHIFT) % LAP == BLOCK_CAP) { /* a block change in progress */
+        ox__backoff_snooze(&bo);
+        tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+    }
+    /* Relaxed: only receivers write head, and the last receiver's drop
+     * (acq_rel on the count) comes after every receive. */
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed) & ~MARK_BIT;
+    /* Exchange, not load: a sender that saw no block and no mark may still
+     * install the first block after this; the final free takes that one.
+     * Acquire: pairs with the release store of head_block. */
+    struct ox__block *b = atomic_exchange_explicit(&c->head_block, NULL, memory_order_acquire);
+    while (b == NULL && head >> SHIFT != tail >> SHIFT) {
+        /* Messages were claimed in a first block not yet published here. */
+        ox__backoff_snooze(&bo);
+        b = atomic_exchange_explicit(&c->head_block, NULL, memory_order_acquire);
+    }
+    for (; head >> SHIFT != tail >> SHIFT; head += 1u << SHIFT) {
+        size_t offset = (head >> SHIFT) % LAP;
+        if (offset < BLOCK_CAP) {
+            wait_written(b, offset);
+            if (c->destroy)
+                c->destroy(msg_at(c, b, offset));
+        } else {
+            struct ox__block *next = wait_next(b);
+            block_release(c, b);
+            b = next;
+        }
+    }
+    if (b)
+        block_release(c, b);
+    /* Relaxed: read by the final free (after an acq_rel handshake) and by
+     * len, which then reports an empty channel. */
+    atomic_store_explicit(&c->head, head, memory_order_relaxed);
+    sweep_if_pending(c);
+}
+
 void ox__list_disconnect_receivers(ox__chan *c)
 {
-    /* Senders never block here; they fail from now on. What is buffered is
-     * destroyed with the channel. */
+    /* SeqCst: ordered with the senders' claim CAS: a claim either came
+     * first (its message is discarded below) or fails, and the sender keeps
+     * its value. */
     atomic_fetch_or_explicit(&c->tail, MARK_BIT, memory_order_seq_cst);
+    discard_messages(c);
 }
 
 void ox__list_free_messages(ox__chan *c)
