@@ -31,13 +31,28 @@ void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *obj
     (void)ox__parker_park(&cx->parker, OX_INSTANT_NEVER, site, object);
 }
 
+/* 2^0 + ... + 2^OX__BACKOFF_SPIN_LIMIT: the pauses of a backoff's spins. */
+#define SPIN_POLLS ((2 << OX__BACKOFF_SPIN_LIMIT) - 1)
+
 uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_site *site,
                              const void *object)
 {
     uintptr_t sel;
     /* Spin, then yield, before sleeping: a futex wake costs the waker
-     * microseconds, while the other side usually answers much sooner. */
-    ox__backoff b = {0};
+     * microseconds, while the other side usually answers much sooner.
+     * The spin polls at every pause instead of backing off exponentially:
+     * only a claimer writes select, so a read-only poll of our own context
+     * costs no cache traffic, and the claim is seen within one pause rather
+     * than up to 64 (1.6 us where a pause takes 25 ns). Same total as the
+     * backoff's spin phase. */
+    for (int i = 0; i < SPIN_POLLS; i++) {
+        /* Acquire: pairs with the claimer's acq_rel CAS. */
+        sel = atomic_load_explicit(&cx->select, memory_order_acquire);
+        if (sel != OX__SEL_WAITING)
+            goto selected;
+        ox__cpu_relax();
+    }
+    ox__backoff b = {.step = OX__BACKOFF_SPIN_LIMIT + 1}; /* its yield phase */
     while (!ox__backoff_is_completed(&b)) {
         /* Acquire: pairs with the claimer's acq_rel CAS. */
         sel = atomic_load_explicit(&cx->select, memory_order_acquire);
