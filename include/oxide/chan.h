@@ -114,12 +114,12 @@ int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline)
  * gone and nothing is buffered (out untouched). */
 
 /* Blocks while the channel is empty. A blocking receive that finds a
- * buffered channel empty while senders are streaming into it (the backlog
- * grows by two or more messages within 50 ns) first lets them get up to
- * 1024 messages ahead, or until they pause, about 10 us at most: reading
- * right behind a writer moves every cache line between the cores several
- * times, and measured 3-6x slower. A single hand-off waits one 50 ns look
- * at most. */
+ * buffered channel empty while senders are streaming into it (a message
+ * arrives within 50 ns, and more keep coming) first lets them get up to
+ * 1024 messages ahead, or until they slow down, about 10 us at most:
+ * reading right behind a writer moves every cache line between the cores
+ * several times, and measured 3-6x slower. A hand-off waits one 50 ns look
+ * at most (one microsecond if it lands inside that look). */
 int ox_receiver_recv(ox_receiver *rx, void *out);
 /* Never blocks: OX_EEMPTY if nothing is ready. */
 int ox_receiver_try_recv(ox_receiver *rx, void *out);
