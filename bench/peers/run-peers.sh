@@ -11,6 +11,7 @@
 # present built and ran, 1 otherwise.
 #
 # Environment: BENCH (filter when no argument is given), OX_BENCH_ROUNDS,
+# OX_PEERS_LIST and OX_BENCH_WORKLOADS (see run() below),
 # B (build directory, default build), CC (default cc), CARGO (default
 # ~/.cargo/bin/cargo, else cargo on PATH), GO (default go).
 # Packages: bench/peers/packages.txt; details in bench/peers/README.md.
@@ -38,11 +39,16 @@ fail() { # peer, reason, [log file]
     status=1
 }
 
-# With OX_BENCH_WORKLOADS (a list of names, set by bench/run.sh) each
-# workload runs in a fresh process ("=name" selects it exactly), so no
-# workload inherits another's heap or caches.
+# With OX_PEERS_LIST (a file, set by bench/run.sh) a built peer is only
+# listed there as "name<TAB>binary": run.sh then runs every implementation of
+# one workload back to back, so that all of them meet the same machine.
+# With OX_BENCH_WORKLOADS (a list of names) each workload runs in a fresh
+# process ("=name" selects it exactly), so no workload inherits another's
+# heap or caches.
 run() { # peer, binary
-    if [ -n "${OX_BENCH_WORKLOADS:-}" ]; then
+    if [ -n "${OX_PEERS_LIST:-}" ]; then
+        printf '%s\t%s\n' "$1" "$2" >>"$OX_PEERS_LIST"
+    elif [ -n "${OX_BENCH_WORKLOADS:-}" ]; then
         for w in $OX_BENCH_WORKLOADS; do
             "$2" "=$w" || fail "$1" "$2 =$w exited with status $?"
         done
