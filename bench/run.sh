@@ -25,8 +25,8 @@ if [ -f bench/peers/run-peers.sh ]; then
 fi
 for w in $workloads; do
     "$B/bench/oxide-bench" "=$w" || status=1
-    while IFS=$tab read -r name binary; do
-        "$binary" "=$w" || {
+    while IFS=$tab read -r name binary implementation; do
+        OX_BENCH_IMPL=$implementation "$binary" "=$w" || {
             echo "# failed $name: $binary =$w exited with status $?" >&2
             status=1
         }

@@ -11,7 +11,7 @@
 # present built and ran, 1 otherwise.
 #
 # Environment: BENCH (filter when no argument is given), OX_BENCH_ROUNDS,
-# OX_PEERS_LIST and OX_BENCH_WORKLOADS (see run() below),
+# OX_PEERS_LIST (see run() below),
 # B (build directory, default build), CC (default cc), CARGO (default
 # ~/.cargo/bin/cargo, else cargo on PATH), GO (default go).
 # Packages: bench/peers/packages.txt; details in bench/peers/README.md.
@@ -40,20 +40,17 @@ fail() { # peer, reason, [log file]
 }
 
 # With OX_PEERS_LIST (a file, set by bench/run.sh) a built peer is only
-# listed there as "name<TAB>binary": run.sh then runs every implementation of
-# one workload back to back, so that all of them meet the same machine.
-# With OX_BENCH_WORKLOADS (a list of names) each workload runs in a fresh
-# process ("=name" selects it exactly), so no workload inherits another's
-# heap or caches.
-run() { # peer, binary
+# listed there as "name<TAB>binary<TAB>implementation": run.sh then runs
+# every implementation of a workload back to back, each in a fresh process,
+# so that all meet the same machine and none inherits another's heap.
+# Otherwise the peer runs here on the filter. The implementation (empty for
+# a binary with one) is passed as OX_BENCH_IMPL, which the Rust peers use to
+# run one implementation only.
+run() { # peer, binary, [implementation]
     if [ -n "${OX_PEERS_LIST:-}" ]; then
-        printf '%s\t%s\n' "$1" "$2" >>"$OX_PEERS_LIST"
-    elif [ -n "${OX_BENCH_WORKLOADS:-}" ]; then
-        for w in $OX_BENCH_WORKLOADS; do
-            "$2" "=$w" || fail "$1" "$2 =$w exited with status $?"
-        done
+        printf '%s\t%s\t%s\n' "$1" "$2" "${3:-}" >>"$OX_PEERS_LIST"
     else
-        "$2" "$filter" || fail "$1" "$2 exited with status $?"
+        OX_BENCH_IMPL=${3:-} "$2" "$filter" || fail "$1" "$2 exited with status $?"
     fi
 }
 
@@ -124,7 +121,9 @@ EOF
     # rustc from the same toolchain as cargo (rustup proxies or a plain install).
     if (cd "$here/rust" && PATH=$(dirname "$CARGO"):$PATH CARGO_TARGET_DIR="$out/rust" \
         "$CARGO" build --release --offline --quiet) >"$out/rust.log" 2>&1; then
-        run "$rust_peers" "$out/rust/release/oxide-peers"
+        for imp in rust-std parking_lot crossbeam flume; do
+            run "$imp" "$out/rust/release/oxide-peers" "$imp"
+        done
     else
         fail "$rust_peers" "cargo build failed ($out/rust.log)" "$out/rust.log"
     fi

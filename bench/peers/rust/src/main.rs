@@ -18,7 +18,8 @@ use std::time::Instant;
 struct Harness {
     filter: String,
     rounds: usize,
-    /// OX_BENCH_IMPL: run only this implementation (for A/B runs by hand).
+    /// OX_BENCH_IMPL: run only this implementation (bench/run.sh runs each
+    /// in its own process); unset or empty: all.
     imp: Option<String>,
 }
 
@@ -33,7 +34,7 @@ impl Harness {
             .and_then(|r| r.parse::<usize>().ok())
             .filter(|&r| (1..=100).contains(&r))
             .unwrap_or(3);
-        let imp = std::env::var("OX_BENCH_IMPL").ok();
+        let imp = std::env::var("OX_BENCH_IMPL").ok().filter(|s| !s.is_empty());
         Harness { filter, rounds, imp }
     }
 
@@ -48,8 +49,12 @@ impl Harness {
 
     /// Runs `f` (one measurement, returning ns per op) `rounds` times and
     /// prints the median.
+    fn wants_imp(&self, imp: &str) -> bool {
+        self.imp.as_deref().map_or(true, |only| only == imp)
+    }
+
     fn run(&self, workload: &str, imp: &str, mut f: impl FnMut() -> f64) {
-        if !self.wants(workload) || self.imp.as_deref().map_or(false, |only| only != imp) {
+        if !self.wants(workload) || !self.wants_imp(imp) {
             return;
         }
         let mut samples: Vec<f64> = (0..self.rounds).map(|_| f()).collect();
@@ -59,7 +64,7 @@ impl Harness {
     }
 
     fn skip(&self, workload: &str, imp: &str, why: &str) {
-        if self.wants(workload) {
+        if self.wants(workload) && self.wants_imp(imp) {
             eprintln!("# skipped {} {}: {}", workload, imp, why);
         }
     }
