@@ -106,6 +106,11 @@ $(TESTS): $(TEST_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
 $(B)/obj/bench/%.o: CPPFLAGS += -Isrc
+# Loop heads on a cache line of their own, here and in the C peers
+# (bench/peers/run-peers.sh): otherwise a tight loop such as tls_access's
+# lands across a 64-byte boundary or not depending on what else the binary
+# holds, and took 0.3 or 0.5 ns per access with the same instructions.
+$(B)/obj/bench/%.o: CFLAGS += -falign-loops=64
 $(BENCH_BIN): $(BENCH_OBJ) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm

@@ -57,7 +57,8 @@ run() { # peer, binary, [implementation]
 # ---- C peers: pthread, c-thread-local, glib ----------------------------------
 
 CC=${CC:-cc}
-cflags="-O2 -pthread -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -I$root/bench -I$here/c"
+# -falign-loops=64 as for oxide's benchmarks (the Makefile says why).
+cflags="-O2 -falign-loops=64 -pthread -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -I$root/bench -I$here/c"
 if ! command -v "$CC" >/dev/null 2>&1; then
     skip pthread "$CC not found (apt-get install gcc)"
     skip c-thread-local "$CC not found (apt-get install gcc)"
