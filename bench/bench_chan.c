@@ -160,11 +160,15 @@ typedef struct pingpong {
 static void *ponger(void *arg)
 {
     pingpong *p = arg;
+    /* Locals, as in sender_thread: p is on the main thread's stack, next
+     * to the value its loop writes on every round trip. */
+    ox_receiver *a_rx = p->a_rx;
+    ox_sender *b_tx = p->b_tx;
     while (!atomic_load_explicit(&p->go, memory_order_acquire))
         ox_thread_yield();
     uint64_t v;
     for (long i = 0; i < ROUND_TRIPS; i++) {
-        if (ox_receiver_recv(p->a_rx, &v) != 0 || ox_sender_send(p->b_tx, &v) != 0)
+        if (ox_receiver_recv(a_rx, &v) != 0 || ox_sender_send(b_tx, &v) != 0)
             abort();
     }
     return NULL;
