@@ -209,9 +209,9 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
-static size_t drained_left;
-
-OX_BENCH(bench_chan_mem_full, "chan_mem_unbounded_1M_bytes_per_msg", "oxide")
+/* One fill and drain: returns heap bytes per message while full, and sets
+ * *left to the bytes still allocated once drained (channel still open). */
+static double fill_and_drain(size_t *left)
 {
     size_t before = heap_in_use();
     run r;
@@ -224,13 +224,30 @@ OX_BENCH(bench_chan_mem_full, "chan_mem_unbounded_1M_bytes_per_msg", "oxide")
     uint64_t v;
     for (long i = 0; i < BIG; i++)
         ox_receiver_recv(r.rx, &v);
-    drained_left = heap_in_use() - before;
+    *left = heap_in_use() - before;
     unmake(&r);
     return (double)(full - before) / (double)BIG;
 }
 
+/* A first fill and drain leaves up to 7 freed blocks in glibc's per-thread
+ * cache (tcache), which mallinfo counts as in use though the channel let
+ * them go; the figures come from a second one, which starts with that
+ * cache already full. */
+static double measured_fill_and_drain(size_t *left)
+{
+    (void)fill_and_drain(left);
+    return fill_and_drain(left);
+}
+
+OX_BENCH(bench_chan_mem_full, "chan_mem_unbounded_1M_bytes_per_msg", "oxide")
+{
+    size_t left;
+    return measured_fill_and_drain(&left);
+}
+
 OX_BENCH(bench_chan_mem_drained, "chan_mem_unbounded_drained_bytes", "oxide")
 {
-    bench_chan_mem_full();
-    return (double)drained_left;
+    size_t left;
+    (void)measured_fill_and_drain(&left);
+    return (double)left;
 }
