@@ -147,6 +147,19 @@ static inline size_t next_pos(const ox__chan *c, size_t pos)
     return index + 1 < c->cap ? pos + 1 : (pos & ~(c->one_lap - 1)) + c->one_lap;
 }
 
+/* The messages from position head up to tail (tail's mark ignored). Equal
+ * indices mean empty, or full when the laps differ. */
+static size_t messages_between(const ox__chan *c, size_t head, size_t tail)
+{
+    size_t hix = head & (c->mark_bit - 1);
+    size_t tix = tail & (c->mark_bit - 1);
+    if (hix < tix)
+        return tix - hix;
+    if (hix > tix)
+        return c->cap - hix + tix;
+    return (tail & ~c->mark_bit) == head ? 0 : c->cap;
+}
+
 static int send_slow(ox__chan *c, const void *msg, bool block, ox_instant deadline);
 static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline);
 
@@ -226,13 +239,7 @@ static size_t backlog(const ox__chan *c)
 {
     size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
     size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-    if (tail & c->mark_bit)
-        return SIZE_MAX;
-    size_t hix = head & (c->mark_bit - 1);
-    size_t tix = tail & (c->mark_bit - 1);
-    if (hix != tix)
-        return hix < tix ? tix - hix : c->cap - hix + tix;
-    return tail == head ? 0 : c->cap;
+    return (tail & c->mark_bit) ? SIZE_MAX : messages_between(c, head, tail);
 }
 
 OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
@@ -279,13 +286,7 @@ size_t ox__array_len(const ox__chan *c)
         size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
         if (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail)
             continue;
-        size_t hix = head & (c->mark_bit - 1);
-        size_t tix = tail & (c->mark_bit - 1);
-        if (hix < tix)
-            return tix - hix;
-        if (hix > tix)
-            return c->cap - hix + tix;
-        return (tail & ~c->mark_bit) == head ? 0 : c->cap;
+        return messages_between(c, head, tail);
     }
 }
 

@@ -389,16 +389,30 @@ static bool can_recv(const ox__chan *c)
     return !ox__list_is_empty(c) || ox__list_is_disconnected(c);
 }
 
+/* The messages from index head up to tail (mark bits ignored). */
+static size_t messages_between(size_t head, size_t tail)
+{
+    tail >>= SHIFT;
+    head >>= SHIFT;
+    /* A phantom block-change index counts as the next block's first. */
+    if (tail % LAP == LAP - 1)
+        tail++;
+    if (head % LAP == LAP - 1)
+        head++;
+    /* Rebase both on head's lap, then drop one phantom per lap. */
+    size_t base = head / LAP * LAP;
+    tail -= base;
+    head -= base;
+    return tail - head - tail / LAP;
+}
+
 /* The messages queued, for ox__chan_wait_for_batch: relaxed loads, since
- * it is only a hint (the phantom block-change indices count too);
- * SIZE_MAX once disconnected. */
+ * it is only a hint; SIZE_MAX once disconnected. */
 static size_t backlog(const ox__chan *c)
 {
     size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
     size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-    if (tail & MARK_BIT)
-        return SIZE_MAX;
-    return (tail >> SHIFT) - (head >> SHIFT);
+    return (tail & MARK_BIT) ? SIZE_MAX : messages_between(head, tail);
 }
 
 OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
@@ -452,18 +466,7 @@ size_t ox__list_len(const ox__chan *c)
         size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
         if (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail)
             continue;
-        tail >>= SHIFT;
-        head >>= SHIFT;
-        /* A phantom block-change index counts as the next block's first. */
-        if (tail % LAP == LAP - 1)
-            tail++;
-        if (head % LAP == LAP - 1)
-            head++;
-        /* Rebase both on head's lap, then drop one phantom per lap. */
-        size_t base = head / LAP * LAP;
-        tail -= base;
-        head -= base;
-        return tail - head - tail / LAP;
+        return messages_between(head, tail);
     }
 }
 
