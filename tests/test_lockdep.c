@@ -7,6 +7,7 @@
  * so what is tested is exactly what a mutex feeds the checker. */
 #define _GNU_SOURCE
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include "panic/unwind.h"
@@ -71,41 +72,6 @@ static void fake_unlock(fake_lock *l)
 
 /* ---- helpers ---- */
 
-/* Sends this process's stderr to a temporary file; stderr_text() returns
- * what was written since (malloc'd). */
-static FILE *captured;
-static int saved_stderr = -1;
-
-static void capture_stderr(void)
-{
-    fflush(stderr);
-    captured = tmpfile();
-    CHECK(captured != NULL);
-    saved_stderr = dup(STDERR_FILENO);
-    CHECK(dup2(fileno(captured), STDERR_FILENO) == STDERR_FILENO);
-}
-
-static char *stderr_text(void)
-{
-    fflush(stderr);
-    long n = ftell(captured);
-    CHECK(n >= 0);
-    char *text = calloc((size_t)n + 1, 1);
-    CHECK(text != NULL);
-    rewind(captured);
-    CHECK(fread(text, 1, (size_t)n, captured) == (size_t)n);
-    fseek(captured, 0, SEEK_END);
-    /* The test's own failure messages go to the real stderr again. */
-    dup2(saved_stderr, STDERR_FILENO);
-    return text;
-}
-
-#define CHECK_CONTAINS(text, needle)                                                               \
-    do {                                                                                           \
-        if (strstr((text), (needle)) == NULL)                                                      \
-            ox_test_fail(__FILE__, __LINE__, "missing \"%s\" in:\n%s", (needle), (text));          \
-    } while (0)
-
 static char *site(int line)
 {
     static char buf[4][64];
@@ -113,20 +79,6 @@ static char *site(int line)
     char *b = buf[next++ % 4];
     snprintf(b, sizeof buf[0], "test_lockdep.c:%d", line);
     return b;
-}
-
-static ox_join_handle spawn_named(const char *name, void *(*fn)(void *), void *arg)
-{
-    ox_thread_builder b = OX_THREAD_BUILDER_INIT;
-    ox_thread_builder_name(&b, name);
-    ox_join_handle h;
-    CHECK_EQ(ox_thread_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
-
-static void join(ox_join_handle *h)
-{
-    CHECK_EQ(ox_thread_join(h, NULL, NULL), 0);
 }
 
 /* ---- ABBA ---- */
@@ -163,16 +115,16 @@ static void *take_2_then_1(void *arg)
  * sites of both edges and both thread names. */
 OX_TEST(lockdep_abba_reported_when_the_run_did_not_deadlock)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = spawn_named("thread A", take_1_then_2, NULL);
-    join(&a);
+    ox_join_handle a = ox_test_spawn_named("thread A", take_1_then_2, NULL);
+    ox_test_join(&a);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_join_handle b = spawn_named("thread B", take_2_then_1, NULL);
-    join(&b);
+    ox_join_handle b = ox_test_spawn_named("thread B", take_2_then_1, NULL);
+    ox_test_join(&b);
     CHECK_EQ(ox_lockdep_reports(), 1u);
     CHECK_EQ(ox_lockdep_mode_get(), OX_LOCKDEP_OFF); /* off after the first report */
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "oxide lockdep: possible deadlock");
     CHECK_CONTAINS(text, "through 2 lock classes");
     CHECK_CONTAINS(text, "thread 'thread A'");
@@ -209,10 +161,10 @@ OX_TEST_OPTS(lockdep_abba_deadlock_reported_before_hanging, .expect_signal = SIG
              .expect_stderr = "OX_LOCKDEP=abort", .timeout_s = 10)
 {
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_ABORT), 0);
-    ox_join_handle a = spawn_named("thread A", hold_then_take, NULL);
-    ox_join_handle b = spawn_named("thread B", hold_then_take, (void *)1);
-    join(&a);
-    join(&b);
+    ox_join_handle a = ox_test_spawn_named("thread A", hold_then_take, NULL);
+    ox_join_handle b = ox_test_spawn_named("thread B", hold_then_take, (void *)1);
+    ox_test_join(&a);
+    ox_test_join(&b);
     ox_test_fail(__FILE__, __LINE__, "the deadlock was not reported");
 }
 
@@ -221,15 +173,15 @@ OX_TEST_OPTS(lockdep_abba_deadlock_reported_before_hanging, .expect_signal = SIG
  * report while the two threads are stuck, then ends the process. */
 OX_TEST(lockdep_abba_report_printed_while_the_threads_hang)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = spawn_named("thread A", hold_then_take, NULL);
-    ox_join_handle b = spawn_named("thread B", hold_then_take, (void *)1);
+    ox_join_handle a = ox_test_spawn_named("thread A", hold_then_take, NULL);
+    ox_join_handle b = ox_test_spawn_named("thread B", hold_then_take, (void *)1);
     ox_instant give_up = ox_instant_after(OX_SECS(5));
     while (ox_lockdep_reports() == 0 && ox_instant_now().ns < give_up.ns)
         ox_thread_sleep(OX_MILLIS(1));
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "waited for fake lock");
     CHECK_CONTAINS(text, "thread 'thread A'");
     CHECK_CONTAINS(text, "thread 'thread B'");
@@ -264,17 +216,17 @@ static void *take_3_then_1(void *arg)
 
 OX_TEST(lockdep_abbcca_three_lock_cycle_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = spawn_named("AB", take_1_then_2, NULL);
-    join(&a);
-    ox_join_handle b = spawn_named("BC", take_2_then_3, NULL);
-    join(&b);
+    ox_join_handle a = ox_test_spawn_named("AB", take_1_then_2, NULL);
+    ox_test_join(&a);
+    ox_join_handle b = ox_test_spawn_named("BC", take_2_then_3, NULL);
+    ox_test_join(&b);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_join_handle c = spawn_named("CA", take_3_then_1, NULL);
-    join(&c);
+    ox_join_handle c = ox_test_spawn_named("CA", take_3_then_1, NULL);
+    ox_test_join(&c);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "through 3 lock classes");
     CHECK_CONTAINS(text, "thread 'AB'");
     CHECK_CONTAINS(text, "thread 'BC'");
@@ -315,13 +267,13 @@ static void *consistent_order_worker(void *arg)
 
 OX_TEST(lockdep_consistent_order_of_100_locks_not_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
-        h[i] = spawn_named("ordered", consistent_order_worker, (void *)(uintptr_t)(i + 1));
+        h[i] = ox_test_spawn_named("ordered", consistent_order_worker, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < 4; i++)
-        join(&h[i]);
+        ox_test_join(&h[i]);
     /* And the same locks re-taken in the same order, again and again. */
     for (int r = 0; r < 3; r++) {
         for (int i = 0; i < MANY; i++)
@@ -331,7 +283,7 @@ OX_TEST(lockdep_consistent_order_of_100_locks_not_reported)
     }
     CHECK_EQ(ox_lockdep_reports(), 0u);
     CHECK_EQ(ox_lockdep_mode_get(), OX_LOCKDEP_REPORT);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_STR(text, "");
     free(text);
 }
@@ -340,23 +292,23 @@ OX_TEST(lockdep_consistent_order_of_100_locks_not_reported)
  * edge m2 -> m1, so the usual m1 -> m2 elsewhere is no cycle. */
 OX_TEST(lockdep_trylock_adds_no_edge_into_the_lock)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = spawn_named("thread A", take_1_then_2, NULL);
-    join(&a);
+    ox_join_handle a = ox_test_spawn_named("thread A", take_1_then_2, NULL);
+    ox_test_join(&a);
     fake_lock(&m2);
     CHECK(fake_trylock(&m1));
     fake_unlock(&m1);
     fake_unlock(&m2);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* ...but a lock taken by trylock is held like any other: taking m1 while
  * holding it (trylocked) records m3 -> m1, which closes m1 -> m3 -> ... */
 OX_TEST(lockdep_edges_out_of_a_trylocked_lock_count)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     fake_lock(&m1);
     fake_lock(&m3); /* m1 -> m3 */
@@ -367,7 +319,7 @@ OX_TEST(lockdep_edges_out_of_a_trylocked_lock_count)
     fake_unlock(&m1);
     fake_unlock(&m3);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* ---- classes by initialisation site ---- */
@@ -405,15 +357,15 @@ static void *arr7_then_other(void *arg)
  * class: a thread doing the second with arr[5] would deadlock the first. */
 OX_TEST(lockdep_class_by_init_site_links_instances)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     init_array();
-    ox_join_handle a = spawn_named("other first", other_then_arr5, NULL);
-    join(&a);
-    ox_join_handle b = spawn_named("array first", arr7_then_other, NULL);
-    join(&b);
+    ox_join_handle a = ox_test_spawn_named("other first", other_then_arr5, NULL);
+    ox_test_join(&a);
+    ox_join_handle b = ox_test_spawn_named("array first", arr7_then_other, NULL);
+    ox_test_join(&b);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "'&arr[i]' (class of ");
     free(text);
 }
@@ -422,21 +374,21 @@ OX_TEST(lockdep_class_by_init_site_links_instances)
  * not a cycle (arr[5] and arr[7] are unrelated locks). */
 OX_TEST(lockdep_unregistered_locks_are_their_own_class)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = spawn_named("other first", other_then_arr5, NULL);
-    join(&a);
-    ox_join_handle b = spawn_named("array first", arr7_then_other, NULL);
-    join(&b);
+    ox_join_handle a = ox_test_spawn_named("other first", other_then_arr5, NULL);
+    ox_test_join(&a);
+    ox_join_handle b = ox_test_spawn_named("array first", arr7_then_other, NULL);
+    ox_test_join(&b);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* Same-class nesting in a consistent order (hand over hand along the
  * array, or by index) is not a cycle. */
 OX_TEST(lockdep_same_class_nested_in_order_not_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     init_array();
     for (int r = 0; r < 3; r++) {
@@ -454,13 +406,13 @@ OX_TEST(lockdep_same_class_nested_in_order_not_reported)
         fake_unlock(&arr[50]);
     }
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* ...but the two instances of one class taken in both orders are. */
 OX_TEST(lockdep_same_class_inverted_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     init_array();
     fake_lock(&arr[1]);
@@ -473,7 +425,7 @@ OX_TEST(lockdep_same_class_inverted_reported)
     fake_unlock(&arr[1]);
     fake_unlock(&arr[2]);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "through 2 locks of one class");
     free(text);
 }
@@ -481,7 +433,7 @@ OX_TEST(lockdep_same_class_inverted_reported)
 /* ox_lock_class_forget: a lock at a reused address starts afresh. */
 OX_TEST(lockdep_forget_starts_a_new_class)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     fake_lock(&m1);
     fake_lock(&m2);
@@ -493,7 +445,7 @@ OX_TEST(lockdep_forget_starts_a_new_class)
     fake_unlock(&m1);
     fake_unlock(&m2);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* Off: nothing is recorded, so the same ABBA is not reported. */
@@ -633,8 +585,8 @@ OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
 
     fake_lock(&wanted);
     _Atomic int done = 0;
-    ox_join_handle w = spawn_named("waiter", keep_then_want, NULL);
-    ox_join_handle p = spawn_named("sleeper", park_until_unparked, &done);
+    ox_join_handle w = ox_test_spawn_named("waiter", keep_then_want, NULL);
+    ox_join_handle p = ox_test_spawn_named("sleeper", park_until_unparked, &done);
     wait_blocked(2);
     text = dump_text(&count);
     CHECK_EQ(count, 2);
@@ -652,10 +604,10 @@ OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
     free(text);
 
     fake_unlock(&wanted);
-    join(&w);
+    ox_test_join(&w);
     atomic_store_explicit(&done, 1, memory_order_release);
     ox_thread_unpark(ox_join_handle_thread(&p));
-    join(&p);
+    ox_test_join(&p);
     text = dump_text(&count);
     CHECK_EQ(count, 0);
     free(text);
@@ -663,20 +615,20 @@ OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
 
 OX_TEST(blocked_dump_on_signal_when_opted_in)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_dump_on_signal(SIGUSR1), 0);
     _Atomic int done = 0;
-    ox_join_handle p = spawn_named("parked one", park_until_unparked, &done);
+    ox_join_handle p = ox_test_spawn_named("parked one", park_until_unparked, &done);
     wait_blocked(1);
     CHECK_EQ(raise(SIGUSR1), 0);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "oxide: threads blocked in oxide:\n  thread 'parked one'");
     CHECK_CONTAINS(text, "blocked on thread park");
     free(text);
     CHECK_EQ(ox_dump_on_signal(0), 0);
     atomic_store_explicit(&done, 1, memory_order_release);
     ox_thread_unpark(ox_join_handle_thread(&p));
-    join(&p);
+    ox_test_join(&p);
 }
 
 OX_TEST(blocked_dump_signal_from_env)
@@ -693,10 +645,10 @@ OX_TEST(blocked_dump_signal_probe)
     if (getenv("OX_DUMP_SIGNAL") == NULL)
         return;
     _Atomic int done = 0;
-    ox_join_handle p = spawn_named("parked one", park_until_unparked, &done);
+    ox_join_handle p = ox_test_spawn_named("parked one", park_until_unparked, &done);
     wait_blocked(1);
     CHECK_EQ(raise(SIGUSR1), 0);
     atomic_store_explicit(&done, 1, memory_order_release);
     ox_thread_unpark(ox_join_handle_thread(&p));
-    join(&p);
+    ox_test_join(&p);
 }

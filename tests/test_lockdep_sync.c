@@ -2,6 +2,7 @@
  * mutex a condvar re-takes. (tests/test_lockdep.c covers the checker
  * itself through a test-only lock.) */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <signal.h>
@@ -10,52 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static FILE *captured;
-static int saved_stderr = -1;
-
-static void capture_stderr(void)
-{
-    fflush(stderr);
-    captured = tmpfile();
-    CHECK(captured != NULL);
-    saved_stderr = dup(STDERR_FILENO);
-    CHECK(dup2(fileno(captured), STDERR_FILENO) == STDERR_FILENO);
-}
-
-static char *stderr_text(void)
-{
-    fflush(stderr);
-    long n = ftell(captured);
-    CHECK(n >= 0);
-    char *text = calloc((size_t)n + 1, 1);
-    CHECK(text != NULL);
-    rewind(captured);
-    CHECK(fread(text, 1, (size_t)n, captured) == (size_t)n);
-    fseek(captured, 0, SEEK_END);
-    dup2(saved_stderr, STDERR_FILENO);
-    return text;
-}
-
-#define CHECK_CONTAINS(text, needle)                                                               \
-    do {                                                                                           \
-        if (strstr((text), (needle)) == NULL)                                                      \
-            ox_test_fail(__FILE__, __LINE__, "missing \"%s\" in:\n%s", (needle), (text));          \
-    } while (0)
-
-static ox_join_handle spawn_named(const char *name, void *(*fn)(void *), void *arg)
-{
-    ox_thread_builder b = OX_THREAD_BUILDER_INIT;
-    ox_thread_builder_name(&b, name);
-    ox_join_handle h;
-    CHECK_EQ(ox_thread_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
-
-static void join(ox_join_handle *h)
-{
-    CHECK_EQ(ox_thread_join(h, NULL, NULL), 0);
-}
 
 static ox_mutex m1 = OX_MUTEX_INIT, m2 = OX_MUTEX_INIT, m3 = OX_MUTEX_INIT;
 static _Atomic int holding;
@@ -81,10 +36,10 @@ OX_TEST_OPTS(lockdep_mutex_abba_deadlock_reported_without_hanging, .expect_signa
              .expect_stderr = "waited for mutex", .timeout_s = 10)
 {
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_ABORT), 0);
-    ox_join_handle a = spawn_named("thread A", hold_then_take, NULL);
-    ox_join_handle b = spawn_named("thread B", hold_then_take, (void *)1);
-    join(&a);
-    join(&b);
+    ox_join_handle a = ox_test_spawn_named("thread A", hold_then_take, NULL);
+    ox_join_handle b = ox_test_spawn_named("thread B", hold_then_take, (void *)1);
+    ox_test_join(&a);
+    ox_test_join(&b);
     ox_test_fail(__FILE__, __LINE__, "the deadlock was not reported");
 }
 
@@ -120,17 +75,17 @@ static void *lock_3_1(void *arg)
 
 OX_TEST(lockdep_mutex_abbcca_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = spawn_named("AB", lock_1_2, NULL);
-    join(&a);
-    ox_join_handle b = spawn_named("BC", lock_2_3, NULL);
-    join(&b);
+    ox_join_handle a = ox_test_spawn_named("AB", lock_1_2, NULL);
+    ox_test_join(&a);
+    ox_join_handle b = ox_test_spawn_named("BC", lock_2_3, NULL);
+    ox_test_join(&b);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_join_handle c = spawn_named("CA", lock_3_1, NULL);
-    join(&c);
+    ox_join_handle c = ox_test_spawn_named("CA", lock_3_1, NULL);
+    ox_test_join(&c);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "through 3 lock classes");
     CHECK_CONTAINS(text, "acquired mutex");
     CHECK_CONTAINS(text, "thread 'CA'");
@@ -143,7 +98,7 @@ static ox_rwlock rw = OX_RWLOCK_INIT;
 
 OX_TEST(lockdep_rwlock_mutex_cycle_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     CHECK_EQ(ox_rwlock_write(&rw), 0);
     ox_mutex_lock(&m1);
@@ -155,7 +110,7 @@ OX_TEST(lockdep_rwlock_mutex_cycle_reported)
     ox_rwlock_read_unlock(&rw);
     ox_mutex_unlock(&m1);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "rwlock");
     free(text);
 }
@@ -183,15 +138,15 @@ static void *ordered_worker(void *arg)
 
 OX_TEST(lockdep_mutex_100_in_consistent_order_not_reported)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
-        h[i] = spawn_named("ordered", ordered_worker, (void *)(uintptr_t)(i + 1));
+        h[i] = ox_test_spawn_named("ordered", ordered_worker, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < 4; i++)
-        join(&h[i]);
+        ox_test_join(&h[i]);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_STR(text, "");
     free(text);
 }
@@ -199,7 +154,7 @@ OX_TEST(lockdep_mutex_100_in_consistent_order_not_reported)
 /* A million mutexes initialised at one site are one class. */
 OX_TEST(lockdep_mutex_class_by_site)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     enum { N = 1000000 };
     ox_mutex *table = calloc(N, sizeof *table);
@@ -218,7 +173,7 @@ OX_TEST(lockdep_mutex_class_by_site)
     ox_mutex_unlock(&m1);
     ox_mutex_unlock(&table[999999]);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    char *text = stderr_text();
+    char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "'&table[i]' (class of ");
     free(text);
     free(table);
@@ -227,7 +182,7 @@ OX_TEST(lockdep_mutex_class_by_site)
 /* try_lock adds no edge into the lock it tries. */
 OX_TEST(lockdep_mutex_try_lock_adds_no_edge)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     lock_1_2(NULL);
     ox_mutex_lock(&m2);
@@ -235,7 +190,7 @@ OX_TEST(lockdep_mutex_try_lock_adds_no_edge)
     ox_mutex_unlock(&m1);
     ox_mutex_unlock(&m2);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* The mutex a condvar re-takes after waiting is an acquisition too. */
@@ -254,19 +209,19 @@ static void *notify_later(void *arg)
 
 OX_TEST(lockdep_condvar_relock_records_order)
 {
-    capture_stderr();
+    ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     lock_1_2(NULL); /* m1 -> m2 */
     ox_mutex_lock(&m2);
     ox_mutex_lock(&m1); /* m2 -> m1 through a condvar's re-lock below too */
-    ox_join_handle h = spawn_named("notifier", notify_later, NULL);
+    ox_join_handle h = ox_test_spawn_named("notifier", notify_later, NULL);
     while (!atomic_load(&ready))
         CHECK_EQ(ox_condvar_wait(&cv, &m1), 0);
     ox_mutex_unlock(&m1);
     ox_mutex_unlock(&m2);
-    join(&h);
+    ox_test_join(&h);
     CHECK_EQ(ox_lockdep_reports(), 1u);
-    free(stderr_text());
+    free(ox_test_stderr_text());
 }
 
 /* The blocked-thread dump names a thread waiting for a mutex. */
@@ -283,7 +238,7 @@ static void *wait_for_m3(void *arg)
 OX_TEST(blocked_dump_shows_mutex_waiter)
 {
     ox_mutex_lock(&m3);
-    ox_join_handle h = spawn_named("mutex waiter", wait_for_m3, NULL);
+    ox_join_handle h = ox_test_spawn_named("mutex waiter", wait_for_m3, NULL);
     char *text = NULL;
     ox_instant give_up = ox_instant_after(OX_SECS(10));
     for (;;) {
@@ -302,5 +257,5 @@ OX_TEST(blocked_dump_shows_mutex_waiter)
     CHECK_CONTAINS(text, "holding mutex");
     free(text);
     ox_mutex_unlock(&m3);
-    join(&h);
+    ox_test_join(&h);
 }
