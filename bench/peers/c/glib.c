@@ -10,119 +10,24 @@
 #include <glib.h>
 #include <stdint.h>
 
-/* ---- mutex ------------------------------------------------------------- */
+/* ---- mutex, rwlock, condvar -------------------------------------------- */
 
-enum { UNCONTENDED_OPS = 10000000, CONTENDED_THREADS = 4, CONTENDED_OPS = 1000000 };
+#define PEER_NAME            "glib"
+#define PEER_MUTEX_LOCK(m)   g_mutex_lock(m)
+#define PEER_MUTEX_UNLOCK(m) g_mutex_unlock(m)
+#define PEER_READ_LOCK(l)    g_rw_lock_reader_lock(l)
+#define PEER_READ_UNLOCK(l)  g_rw_lock_reader_unlock(l)
+#define PEER_WRITE_LOCK(l)   g_rw_lock_writer_lock(l)
+#define PEER_WRITE_UNLOCK(l) g_rw_lock_writer_unlock(l)
+#define PEER_COND_WAIT(c, m) g_cond_wait(c, m)
+#define PEER_COND_SIGNAL(c)  g_cond_signal(c)
 
-static GMutex mutex; /* statically allocated GMutex needs no init */
-static uint64_t mutex_counter;
-
-OX_BENCH(mutex_uncontended, "mutex_uncontended", "glib")
-{
-    mutex_counter = 0;
-    uint64_t t0 = ox_bench_now_ns();
-    for (int i = 0; i < UNCONTENDED_OPS; i++) {
-        g_mutex_lock(&mutex);
-        mutex_counter++;
-        g_mutex_unlock(&mutex);
-    }
-    uint64_t ns = ox_bench_now_ns() - t0;
-    peer_check(mutex_counter == UNCONTENDED_OPS, "mutex_uncontended");
-    return (double)ns / UNCONTENDED_OPS;
-}
-
-static void contended_worker(void *arg)
-{
-    (void)arg;
-    for (int i = 0; i < CONTENDED_OPS; i++) {
-        g_mutex_lock(&mutex);
-        mutex_counter++;
-        g_mutex_unlock(&mutex);
-    }
-}
-
-OX_BENCH(mutex_contended, "mutex_contended", "glib")
-{
-    peer_team team;
-    mutex_counter = 0;
-    peer_team_start(&team, CONTENDED_THREADS, contended_worker, NULL, 0);
-    uint64_t t0 = peer_team_go(&team);
-    peer_team_join(&team);
-    uint64_t ns = ox_bench_now_ns() - t0;
-    peer_check(mutex_counter == (uint64_t)CONTENDED_THREADS * CONTENDED_OPS, "mutex_contended");
-    return (double)ns / (CONTENDED_THREADS * CONTENDED_OPS);
-}
-
-/* ---- rwlock ------------------------------------------------------------ */
-
-enum { RW_THREADS = 4, RW_OPS = 1000000, RW_WRITE_EVERY = 100 };
-
+/* Statically allocated GLib locks and condvars need no initialisation. */
+static GMutex mutex, cv_mutex;
 static GRWLock rwlock;
-static uint64_t rw_value;
-
-static void rw_worker(void *arg)
-{
-    (void)arg;
-    uint64_t seen = 0;
-    for (int i = 0; i < RW_OPS; i++) {
-        if (i % RW_WRITE_EVERY == RW_WRITE_EVERY - 1) {
-            g_rw_lock_writer_lock(&rwlock);
-            rw_value++;
-            g_rw_lock_writer_unlock(&rwlock);
-        } else {
-            g_rw_lock_reader_lock(&rwlock);
-            seen += rw_value;
-            g_rw_lock_reader_unlock(&rwlock);
-        }
-    }
-    OX_BENCH_KEEP(seen);
-}
-
-OX_BENCH(rwlock_read_heavy, "rwlock_read_heavy", "glib")
-{
-    peer_team team;
-    rw_value = 0;
-    peer_team_start(&team, RW_THREADS, rw_worker, NULL, 0);
-    uint64_t t0 = peer_team_go(&team);
-    peer_team_join(&team);
-    uint64_t ns = ox_bench_now_ns() - t0;
-    peer_check(rw_value == (uint64_t)RW_THREADS * (RW_OPS / RW_WRITE_EVERY), "rwlock_read_heavy");
-    return (double)ns / (RW_THREADS * RW_OPS);
-}
-
-/* ---- condvar ----------------------------------------------------------- */
-
-enum { HANDOFFS = 100000 };
-
-static GMutex cv_mutex;
 static GCond cv;
-static int cv_turn;
-static int cv_ids[2] = {0, 1};
 
-static void pingpong_worker(void *arg)
-{
-    int me = *(int *)arg;
-    for (int i = 0; i < HANDOFFS / 2; i++) {
-        g_mutex_lock(&cv_mutex);
-        while (cv_turn != me)
-            g_cond_wait(&cv, &cv_mutex);
-        cv_turn = 1 - me;
-        g_cond_signal(&cv);
-        g_mutex_unlock(&cv_mutex);
-    }
-}
-
-OX_BENCH(condvar_pingpong, "condvar_pingpong", "glib")
-{
-    peer_team team;
-    cv_turn = 0;
-    peer_team_start(&team, 2, pingpong_worker, cv_ids, sizeof cv_ids[0]);
-    uint64_t t0 = peer_team_go(&team);
-    peer_team_join(&team);
-    uint64_t ns = ox_bench_now_ns() - t0;
-    peer_check(cv_turn == 0, "condvar_pingpong");
-    return (double)ns / HANDOFFS;
-}
+#include "lock_workloads.h"
 
 /* ---- channels: GAsyncQueue (unbounded) ---------------------------------- */
 
