@@ -410,59 +410,41 @@ impl Chan for StdMpsc {
     }
 }
 
-struct Crossbeam;
-impl Chan for Crossbeam {
-    const NAME: &'static str = "crossbeam";
-    type S = crossbeam_channel::Sender<u64>;
-    type R = crossbeam_channel::Receiver<u64>;
-    fn make(cap: Cap) -> (Self::S, Self::R) {
-        match cap {
-            Cap::Unbounded => crossbeam_channel::unbounded(),
-            Cap::Bounded(n) => crossbeam_channel::bounded(n),
+/// crossbeam-channel and flume have the same API for what is measured
+/// here: `unbounded()`, `bounded(n)`, cloneable senders and receivers.
+macro_rules! mpmc_crate_chan {
+    ($ty:ident, $name:literal, $krate:ident) => {
+        struct $ty;
+        impl Chan for $ty {
+            const NAME: &'static str = $name;
+            type S = $krate::Sender<u64>;
+            type R = $krate::Receiver<u64>;
+            fn make(cap: Cap) -> (Self::S, Self::R) {
+                match cap {
+                    Cap::Unbounded => $krate::unbounded(),
+                    Cap::Bounded(n) => $krate::bounded(n),
+                }
+            }
+            fn clone_s(s: &Self::S) -> Self::S {
+                s.clone()
+            }
+            fn clone_r(r: &Self::R) -> Option<Self::R> {
+                Some(r.clone())
+            }
+            #[inline(always)]
+            fn send(s: &Self::S, v: u64) {
+                s.send(v).unwrap()
+            }
+            #[inline(always)]
+            fn recv(r: &Self::R) -> u64 {
+                r.recv().unwrap()
+            }
         }
-    }
-    fn clone_s(s: &Self::S) -> Self::S {
-        s.clone()
-    }
-    fn clone_r(r: &Self::R) -> Option<Self::R> {
-        Some(r.clone())
-    }
-    #[inline(always)]
-    fn send(s: &Self::S, v: u64) {
-        s.send(v).unwrap()
-    }
-    #[inline(always)]
-    fn recv(r: &Self::R) -> u64 {
-        r.recv().unwrap()
-    }
+    };
 }
 
-struct Flume;
-impl Chan for Flume {
-    const NAME: &'static str = "flume";
-    type S = flume::Sender<u64>;
-    type R = flume::Receiver<u64>;
-    fn make(cap: Cap) -> (Self::S, Self::R) {
-        match cap {
-            Cap::Unbounded => flume::unbounded(),
-            Cap::Bounded(n) => flume::bounded(n),
-        }
-    }
-    fn clone_s(s: &Self::S) -> Self::S {
-        s.clone()
-    }
-    fn clone_r(r: &Self::R) -> Option<Self::R> {
-        Some(r.clone())
-    }
-    #[inline(always)]
-    fn send(s: &Self::S, v: u64) {
-        s.send(v).unwrap()
-    }
-    #[inline(always)]
-    fn recv(r: &Self::R) -> u64 {
-        r.recv().unwrap()
-    }
-}
+mpmc_crate_chan!(Crossbeam, "crossbeam", crossbeam_channel);
+mpmc_crate_chan!(Flume, "flume", flume);
 
 /// Sum of 0..n: what the receivers must add up to.
 fn expected_sum(n: u64) -> u64 {
