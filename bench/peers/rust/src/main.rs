@@ -34,8 +34,14 @@ impl Harness {
             .and_then(|r| r.parse::<usize>().ok())
             .filter(|&r| (1..=100).contains(&r))
             .unwrap_or(3);
-        let imp = std::env::var("OX_BENCH_IMPL").ok().filter(|s| !s.is_empty());
-        Harness { filter, rounds, imp }
+        let imp = std::env::var("OX_BENCH_IMPL")
+            .ok()
+            .filter(|s| !s.is_empty());
+        Harness {
+            filter,
+            rounds,
+            imp,
+        }
     }
 
     fn wants(&self, workload: &str) -> bool {
