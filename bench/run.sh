@@ -2,7 +2,9 @@
 # make bench [BENCH=substring]: oxide's benchmarks, then the same workloads
 # on every peer whose toolchain is present (bench/peers/run-peers.sh says
 # which it skipped). Output: workload<TAB>implementation<TAB>ns_per_op, the
-# median of OX_BENCH_ROUNDS rounds (default 3).
+# median of OX_BENCH_ROUNDS rounds (default 5: the hand-offs with more
+# threads than cores swing 2x from one process to the next, and five
+# samples keep one unlucky process from deciding the median).
 #
 # Every round of every workload runs in a fresh process for every
 # implementation, so none inherits another's heap state (glibc's trim
@@ -13,7 +15,7 @@
 # not catch one implementation's whole measurement in a slow spell.
 filter=${1:-}
 B=${B:-build}
-rounds=${OX_BENCH_ROUNDS:-3}
+rounds=${OX_BENCH_ROUNDS:-5}
 workloads=$("$B/bench/oxide-bench" --list | grep -F -- "$filter") || {
     echo "bench: no workload matches '$filter'" >&2
     exit 1
