@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #define BIG   1000000L /* unbounded, boundedN */
-#define SMALL 100000L  /* bounded0, bounded1 */
+#define SMALL 400000L  /* bounded0, bounded1 */
 
 typedef struct run {
     ox_sender *tx;

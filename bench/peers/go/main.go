@@ -178,7 +178,7 @@ func condvarPingpong() float64 {
 
 const (
 	msgsLarge     = 1_000_000 // unbounded, boundedN
-	msgsSmall     = 100_000   // bounded0, bounded1
+	msgsSmall     = 400_000   // bounded0, bounded1
 	side          = 4
 	pingpongTrips = 50_000
 )

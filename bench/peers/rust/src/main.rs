@@ -349,7 +349,7 @@ fn condvar_pingpong_parking_lot() -> f64 {
 // ---- channels (rust-std, crossbeam, flume) ---------------------------------
 
 const MSGS_LARGE: u64 = 1_000_000; // unbounded, boundedN
-const MSGS_SMALL: u64 = 100_000; // bounded0, bounded1
+const MSGS_SMALL: u64 = 400_000; // bounded0, bounded1
 const SIDE: usize = 4;
 const PINGPONG_TRIPS: u64 = 50_000;
 
