@@ -61,7 +61,7 @@ static uint32_t spin(ox_mutex *m)
         uint32_t s = atomic_load_explicit(&m->state, memory_order_relaxed);
         if (s != OX__MUTEX_LOCKED || ox__backoff_is_completed(&b))
             return s;
-        ox__backoff_snooze(&b);
+        ox__backoff_snooze_lock(&b);
     }
 }
 

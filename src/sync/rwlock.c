@@ -187,7 +187,7 @@ static uint32_t spin_read(ox_rwlock *l)
         uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (!(s & WRITE_LOCKED) || has_waiters(s) || ox__backoff_is_completed(&b))
             return s;
-        ox__backoff_snooze(&b);
+        ox__backoff_snooze_lock(&b);
     }
 }
 
@@ -293,7 +293,7 @@ static uint32_t spin_write(ox_rwlock *l)
         uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (is_unlocked(s) || (s & WRITERS_WAITING) || ox__backoff_is_completed(&b))
             return s;
-        ox__backoff_snooze(&b);
+        ox__backoff_snooze_lock(&b);
     }
 }
 

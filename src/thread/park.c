@@ -205,6 +205,19 @@ void ox__parker_unpark(ox__parker *p)
         ox__park_wake_one(&p->state);
 }
 
+void ox__backoff_snooze_lock(ox__backoff *b)
+{
+    OX__CHAOS_POINT();
+    if (b->step < OX__LOCK_SPIN_STEPS) {
+        for (unsigned i = 0; i < (2u << b->step); i++)
+            ox__cpu_relax();
+    } else {
+        ox__sys_yield();
+    }
+    if (b->step <= OX__BACKOFF_YIELD_LIMIT)
+        b->step++;
+}
+
 void ox__backoff_snooze(ox__backoff *b)
 {
     OX__CHAOS_POINT();

@@ -115,6 +115,15 @@ static inline void ox__backoff_spin(ox__backoff *b)
 
 void ox__backoff_snooze(ox__backoff *b);
 
+/* As snooze, for waiting on a lock's holder (mutex, rwlock): busy-waits
+ * only in the first OX__LOCK_SPIN_STEPS steps (2, 4, 8 pauses), then
+ * yields, the shape of parking_lot's SpinWait. A critical section is a few
+ * dozen instructions: a holder still there after that is most likely
+ * descheduled, and our CPU is what it needs. The channel-length spin (127
+ * pauses) cost mutex_contended 7.9 ns against 6.6 with 4 threads on 2 CPUs. */
+#define OX__LOCK_SPIN_STEPS 3
+void ox__backoff_snooze_lock(ox__backoff *b);
+
 static inline bool ox__backoff_is_completed(const ox__backoff *b)
 {
     return b->step > OX__BACKOFF_YIELD_LIMIT;
