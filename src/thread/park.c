@@ -205,11 +205,13 @@ void ox__parker_unpark(ox__parker *p)
         ox__park_wake_one(&p->state);
 }
 
-void ox__backoff_snooze_lock(ox__backoff *b)
+/* One backoff step: in the first spin_steps steps, busy-waits
+ * first_spin << step pauses; after them, yields the CPU. */
+static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin)
 {
     OX__CHAOS_POINT();
-    if (b->step < OX__LOCK_SPIN_STEPS) {
-        for (unsigned i = 0; i < (2u << b->step); i++)
+    if (b->step < spin_steps) {
+        for (unsigned i = 0; i < (first_spin << b->step); i++)
             ox__cpu_relax();
     } else {
         ox__sys_yield();
@@ -220,13 +222,10 @@ void ox__backoff_snooze_lock(ox__backoff *b)
 
 void ox__backoff_snooze(ox__backoff *b)
 {
-    OX__CHAOS_POINT();
-    if (b->step <= OX__BACKOFF_SPIN_LIMIT) {
-        for (unsigned i = 0; i < (1u << b->step); i++)
-            ox__cpu_relax();
-    } else {
-        ox__sys_yield();
-    }
-    if (b->step <= OX__BACKOFF_YIELD_LIMIT)
-        b->step++;
+    snooze(b, OX__BACKOFF_SPIN_LIMIT + 1, 1); /* 1, 2, ..., 64 pauses */
+}
+
+void ox__backoff_snooze_lock(ox__backoff *b)
+{
+    snooze(b, OX__LOCK_SPIN_STEPS, 2); /* 2, 4, 8 pauses */
 }
