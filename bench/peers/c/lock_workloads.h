@@ -47,12 +47,8 @@ static void contended_worker(void *arg)
 
 OX_BENCH(mutex_contended, "mutex_contended", PEER_NAME)
 {
-    peer_team team;
     mutex_counter = 0;
-    peer_team_start(&team, CONTENDED_THREADS, contended_worker, NULL, 0);
-    uint64_t t0 = peer_team_go(&team);
-    peer_team_join(&team);
-    uint64_t ns = ox_bench_now_ns() - t0;
+    uint64_t ns = peer_team_run(CONTENDED_THREADS, contended_worker, NULL, 0);
     peer_check(mutex_counter == (uint64_t)CONTENDED_THREADS * CONTENDED_OPS, "mutex_contended");
     return (double)ns / (CONTENDED_THREADS * CONTENDED_OPS);
 }
@@ -83,12 +79,8 @@ static void rw_worker(void *arg)
 
 OX_BENCH(rwlock_read_heavy, "rwlock_read_heavy", PEER_NAME)
 {
-    peer_team team;
     rw_value = 0;
-    peer_team_start(&team, RW_THREADS, rw_worker, NULL, 0);
-    uint64_t t0 = peer_team_go(&team);
-    peer_team_join(&team);
-    uint64_t ns = ox_bench_now_ns() - t0;
+    uint64_t ns = peer_team_run(RW_THREADS, rw_worker, NULL, 0);
     peer_check(rw_value == (uint64_t)RW_THREADS * (RW_OPS / RW_WRITE_EVERY), "rwlock_read_heavy");
     return (double)ns / (RW_THREADS * RW_OPS);
 }
@@ -117,12 +109,8 @@ static void pingpong_worker(void *arg)
 
 OX_BENCH(condvar_pingpong, "condvar_pingpong", PEER_NAME)
 {
-    peer_team team;
     cv_turn = 0;
-    peer_team_start(&team, 2, pingpong_worker, cv_ids, sizeof cv_ids[0]);
-    uint64_t t0 = peer_team_go(&team);
-    peer_team_join(&team);
-    uint64_t ns = ox_bench_now_ns() - t0;
+    uint64_t ns = peer_team_run(2, pingpong_worker, cv_ids, sizeof cv_ids[0]);
     peer_check(cv_turn == 0, "condvar_pingpong");
     return (double)ns / HANDOFFS;
 }

@@ -83,6 +83,18 @@ static inline void peer_team_join(peer_team *t)
             peer_die("pthread_join");
 }
 
+/* The whole life of one team: start n threads as peer_team_start, release
+ * them together, wait for all. Returns the nanoseconds from the release to
+ * the last join. */
+static inline uint64_t peer_team_run(int n, void (*fn)(void *), void *args, size_t stride)
+{
+    peer_team team;
+    peer_team_start(&team, n, fn, args, stride);
+    uint64_t t0 = peer_team_go(&team);
+    peer_team_join(&team);
+    return ox_bench_now_ns() - t0;
+}
+
 /* A result check that a workload cannot skip: abort loudly on a wrong
  * total, so a broken peer never prints a number. */
 static inline void peer_check(int ok, const char *workload)
