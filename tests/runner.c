@@ -15,6 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The exit status of a child whose test body returned although the test
+ * expects it to exit with a status or die by a signal: no test may expect
+ * it. */
+#define OX_TEST_BODY_RETURNED 125
+
 static ox_test *tests_head, **tests_tail = &tests_head;
 static size_t test_count;
 
@@ -284,6 +289,9 @@ static const char *verdict(const job *j, char *buf, size_t n)
         snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(j->status),
                  strsignal(WTERMSIG(j->status)));
         return buf;
+    } else if (WEXITSTATUS(j->status) == OX_TEST_BODY_RETURNED && t->expect_exit != 0) {
+        snprintf(buf, n, "returned instead of exiting with status %d", t->expect_exit);
+        return buf;
     } else if (WEXITSTATUS(j->status) != t->expect_exit) {
         snprintf(buf, n, "exit status %d, expected %d", WEXITSTATUS(j->status), t->expect_exit);
         return buf;
@@ -311,7 +319,15 @@ static int run_one(const char *name)
         if (strcmp(t->name, name) == 0) {
             t->fn();
             fflush(NULL);
-            return t->expect_exit;
+            if (t->expect_exit != 0 || t->expect_signal != 0) {
+                /* The body should have ended the process itself: returning
+                 * is a failure, whatever exit status was expected. */
+                fprintf(stderr, "runner: %s returned, but should have %s %d\n", name,
+                        t->expect_signal ? "died by signal" : "exited with status",
+                        t->expect_signal ? t->expect_signal : t->expect_exit);
+                return OX_TEST_BODY_RETURNED;
+            }
+            return 0;
         }
     }
     fprintf(stderr, "runner: no test named %s\n", name);

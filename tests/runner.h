@@ -17,8 +17,10 @@ typedef struct ox_test {
     const char *name;
     void (*fn)(void);
     const char *file;
-    int expect_exit;           /* exit status the test must end with (default 0) */
-    int expect_signal;         /* or: the signal that must end it */
+    int expect_exit;   /* exit status the test must end with (default 0) */
+    int expect_signal; /* or: the signal that must end it */
+    /* With either set, the body must end the process itself: a body that
+     * returns fails (exit status 125, which no test may expect). */
     const char *expect_stderr; /* text its stderr must contain */
     double timeout_s;          /* 0: the default (30 s), times OX_TEST_TIMEOUT_SCALE */
     struct ox_test *next;
