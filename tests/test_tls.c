@@ -288,3 +288,59 @@ OX_TEST(tls_exit_from_spawned_thread_runs_its_destructors)
     free(out);
     free(err);
 }
+
+/* Issue 17 #3: a pthread key destructor that runs after oxide's exit hook
+ * (a key created later: glibc runs them in key order, in rounds) and
+ * touches a fresh thread-local, or ox_thread_current(), must be cleaned up
+ * in a later round: the thread-local's destructor runs and the thread
+ * record is freed (LeakSanitizer checks that in the asan suite). */
+static _Atomic int late_inits, late_destroys;
+static void late_local_init(int *v)
+{
+    *v = 1;
+    atomic_fetch_add(&late_inits, 1);
+}
+static void late_local_destroy(int *v)
+{
+    CHECK_EQ(*v, 1);
+    atomic_fetch_add(&late_destroys, 1);
+}
+OX_THREAD_LOCAL(late_local, int, late_local_init, late_local_destroy);
+
+static pthread_key_t later_key;
+
+static void later_key_destructor(void *unused)
+{
+    (void)unused;
+    CHECK(OX_TLS_GET(late_local) != NULL);
+    CHECK(ox_thread_current() != NULL);
+}
+
+static void *touch_then_exit(void *arg)
+{
+    (void)arg;
+    (void)OX_TLS_GET(first); /* arms oxide's exit hook in a foreign thread */
+    CHECK_EQ(pthread_setspecific(later_key, (void *)1), 0);
+    return NULL;
+}
+
+OX_TEST(tls_touched_by_a_later_key_destructor_is_destroyed)
+{
+    /* oxide's key first, so ours has the higher index and runs after it. */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, foreign_thread_body, NULL), 0);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(pthread_key_create(&later_key, later_key_destructor), 0);
+
+    enum { FOREIGN = 100, SPAWNED = 20 };
+    for (int i = 0; i < FOREIGN; i++) {
+        CHECK_EQ(pthread_create(&t, NULL, touch_then_exit, NULL), 0);
+        CHECK_EQ(pthread_join(t, NULL), 0);
+    }
+    for (int i = 0; i < SPAWNED; i++) {
+        ox_join_handle h = ox_thread_spawn(touch_then_exit, NULL);
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    }
+    CHECK_EQ(atomic_load(&late_inits), FOREIGN + SPAWNED);
+    CHECK_EQ(atomic_load(&late_destroys), FOREIGN + SPAWNED);
+}

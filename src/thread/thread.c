@@ -76,9 +76,15 @@ static void release_thread_state(bool check_locks)
     ox_thread_drop(t);
 }
 
+/* Runs from oxide's pthread key destructor. Another key's destructor may
+ * run after it (glibc runs them in key order, in up to
+ * PTHREAD_DESTRUCTOR_ITERATIONS rounds) and touch a thread-local or
+ * ox_thread_current() again: disarmed, that use arms the key anew and the
+ * next round cleans up after it, as Rust's TLS does. */
 static void foreign_thread_exit(void)
 {
     release_thread_state(true);
+    exit_armed = 0;
 }
 
 static void process_exit(void)
@@ -163,6 +169,10 @@ static void *thread_main(void *arg)
     ox__tls_run_destructors();
     ox__unwind_thread_exit(true);
     current = NULL;
+    /* A pthread key destructor of some other library runs after we return
+     * and may still touch a thread-local: from now on this is a foreign
+     * thread, cleaned up by the key (foreign_thread_exit). */
+    exit_armed = 0;
     /* Release: is_finished() readers that see 1 (acquire) also see the
      * outcome. Joiners are ordered by the OS join instead. */
     atomic_store_explicit(&t->finished, 1, memory_order_release);
