@@ -515,6 +515,62 @@ OX_TEST(chan_destructor_runs_for_each_unread_message)
     }
 }
 
+/* Issue 17 #5: an element destructor that panics in the last receiver's
+ * drop. The drop finishes on the unwind path: every other message is
+ * destroyed, the receivers' side is finished (so the senders' last drop
+ * frees the channel and, unbounded, its blocks), then the panic goes on to
+ * the catch point. */
+static _Atomic long panic_at = -1;
+
+static void destroy_or_panic(void *elem)
+{
+    uint64_t v;
+    memcpy(&v, elem, sizeof v);
+    count_destroy(elem);
+    if ((long)v == atomic_load(&panic_at))
+        ox_panic("element %llu refuses to be destroyed", (unsigned long long)v);
+}
+
+static void *drop_receiver(void *rx)
+{
+    ox_receiver_drop(rx);
+    return NULL;
+}
+
+OX_TEST(chan_panicking_element_destructor_still_frees_the_channel)
+{
+    size_t caps[] = {8, OX_UNBOUNDED};
+    long totals[] = {8, 200}, panics_at[] = {2, 150}; /* unbounded: past the first block */
+    for (int k = 0; k < 2; k++) {
+        long blocks_before = ox__list_blocks_live();
+        atomic_store(&destroyed, 0);
+        atomic_store(&destroyed_sum, 0);
+        atomic_store(&panic_at, panics_at[k]);
+        ox_channel_options o = {sizeof(uint64_t), caps[k], destroy_or_panic};
+        ox_sender *tx;
+        ox_receiver *rx;
+        CHECK_EQ(ox_channel_with(&o, &tx, &rx), 0);
+        long expect_sum = 0;
+        for (long i = 0; i < totals[k]; i++) {
+            uint64_t v = (uint64_t)i;
+            CHECK_EQ(ox_sender_send(tx, &v), 0);
+            expect_sum += i;
+        }
+        ox_panic_payload *payload = NULL;
+        CHECK_EQ(ox_catch_unwind(drop_receiver, rx, NULL, &payload), OX_EPANICKED);
+        CHECK(strstr(payload->message, "refuses to be destroyed") != NULL);
+        ox_panic_payload_free(payload);
+        /* Every message went through its destructor once, the panicking one
+         * included. */
+        CHECK_EQ(atomic_load(&destroyed), totals[k]);
+        CHECK_EQ(atomic_load(&destroyed_sum), expect_sum);
+        uint64_t late = 1;
+        CHECK_EQ(ox_sender_send(tx, &late), OX_EDISCONNECTED);
+        ox_sender_drop(tx); /* frees the channel: LeakSanitizer checks it */
+        CHECK_EQ(ox__list_blocks_live(), blocks_before);
+    }
+}
+
 /* Senders keep sending while the last receiver goes: every message a send
  * accepted is either received or destroyed, exactly once; a send that
  * failed kept its value (not destroyed). */

@@ -71,7 +71,12 @@ typedef struct ox_channel_options {
     /* Called on each message still buffered when the last receiver is
      * dropped (by the thread dropping it), so none is leaked. NULL: nothing
      * to destroy. Never called on messages that were received, or whose
-     * send failed. */
+     * send failed. If it panics, the drop still finishes on the way out
+     * (Rust's mpmc leaks here instead): the remaining messages are
+     * destroyed, the receivers' side is finished so that the channel is
+     * freed with the last sender, and then the panic goes on to its catch
+     * point. A second destructor that panics during that is a panic while
+     * panicking: the process aborts. */
     void (*destroy)(void *elem);
 } ox_channel_options;
 

@@ -358,6 +358,13 @@ void ox__array_disconnect(ox__chan *c)
     }
 }
 
+/* The unwind cleanup of a discard whose element destructor panicked: head
+ * is already past that element, so this destroys the rest. */
+static void discard_rest(void *c)
+{
+    ox__array_discard_messages(c);
+}
+
 void ox__array_discard_messages(ox__chan *c)
 {
     /* Relaxed: only receivers write head, and the last receiver's drop
@@ -365,6 +372,8 @@ void ox__array_discard_messages(ox__chan *c)
      * marked, so no sender can claim a slot any more: it is final. */
     size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
     size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed) & ~c->mark_bit;
+    if (c->destroy)
+        ox_cleanup_push(discard_rest, c);
     ox__backoff b = {0};
     while (head != tail) {
         unsigned char *slot = slot_at(c, head & (c->mark_bit - 1));
@@ -373,13 +382,16 @@ void ox__array_discard_messages(ox__chan *c)
             ox__backoff_snooze(&b); /* claimed before the mark, not written yet */
             continue;
         }
+        head = next_pos(c, head);
+        /* Relaxed: read by discard_rest in this thread if the destructor
+         * panics, by the final free (after an acq_rel handshake) and by
+         * len, which then reports an empty channel. */
+        atomic_store_explicit(&c->head, head, memory_order_relaxed);
         if (c->destroy)
             c->destroy(slot + STAMP_SIZE);
-        head = next_pos(c, head);
     }
-    /* Relaxed: read by the final free (after an acq_rel handshake) and by
-     * len, which then reports an empty channel. */
-    atomic_store_explicit(&c->head, head, memory_order_relaxed);
+    if (c->destroy)
+        ox_cleanup_pop(false);
 }
 
 void ox__array_free_messages(ox__chan *c)

@@ -11,6 +11,7 @@
 #define OX_CHAN_INTERNAL_H
 
 #include "oxide/chan.h"
+#include "oxide/panic.h" /* cleanups: an element destructor may panic */
 
 #include "../check/chaos.h" /* OX__CHAOS_POINT at decision points */
 #include "waker.h"

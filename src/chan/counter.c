@@ -166,10 +166,22 @@ static void side_finished(ox__chan *c)
         free_channel(c);
 }
 
+/* The unwind cleanup of a last receiver's drop whose element destructor
+ * panicked: the flavor's own cleanup has destroyed the other messages;
+ * this side is finished all the same, so the channel is freed. */
+static void side_finished_on_unwind(void *c)
+{
+    side_finished(c);
+}
+
 /* The last handle of one side is gone: disconnect the channel for the other
  * side, then free it once both sides have finished. */
 static void last_of_side(ox__chan *c, bool senders)
 {
+    /* The last receiver destroys what is buffered; a destructor may panic. */
+    bool may_panic = !senders && c->destroy != NULL;
+    if (may_panic)
+        ox_cleanup_push(side_finished_on_unwind, c);
     switch (c->flavor) {
     case OX__FLAVOR_ARRAY:
         ox__array_disconnect(c);
@@ -186,6 +198,8 @@ static void last_of_side(ox__chan *c, bool senders)
         ox__zero_disconnect(c);
         break;
     }
+    if (may_panic)
+        ox_cleanup_pop(false);
     side_finished(c);
 }
 

@@ -499,6 +499,45 @@ void ox__list_disconnect_senders(ox__chan *c)
  * when the last sender goes (as Rust std does). Senders that claimed a
  * slot before the mark may still be writing it, or installing the next
  * block; this waits for them. */
+typedef struct discard_state {
+    ox__chan *c;
+    struct ox__block *b; /* the block holding head */
+    size_t head, tail;
+} discard_state;
+
+/* Destroys the messages from d->head to d->tail and frees their blocks.
+ * d->head moves past a message before its destructor runs, so if the
+ * destructor panics, the unwind cleanup (discard_rest) resumes after it. */
+static void discard_from(discard_state *d)
+{
+    ox__chan *c = d->c;
+    while (d->head >> SHIFT != d->tail >> SHIFT) {
+        size_t offset = (d->head >> SHIFT) % LAP;
+        d->head += 1u << SHIFT;
+        if (offset < BLOCK_CAP) {
+            wait_written(d->b, offset);
+            if (c->destroy)
+                c->destroy(msg_at(c, d->b, offset));
+        } else {
+            struct ox__block *next = wait_next(d->b);
+            block_release(c, d->b);
+            d->b = next;
+        }
+    }
+    if (d->b)
+        block_release(c, d->b);
+    d->b = NULL;
+    /* Relaxed: read by the final free (after an acq_rel handshake) and by
+     * len, which then reports an empty channel. */
+    atomic_store_explicit(&c->head, d->head, memory_order_relaxed);
+    sweep_if_pending(c);
+}
+
+static void discard_rest(void *d)
+{
+    discard_from(d);
+}
+
 static void discard_messages(ox__chan *c)
 {
     ox__backoff bo = {0};
@@ -521,24 +560,12 @@ static void discard_messages(ox__chan *c)
         ox__backoff_snooze(&bo);
         b = atomic_exchange_explicit(&c->head_block, NULL, memory_order_acquire);
     }
-    for (; head >> SHIFT != tail >> SHIFT; head += 1u << SHIFT) {
-        size_t offset = (head >> SHIFT) % LAP;
-        if (offset < BLOCK_CAP) {
-            wait_written(b, offset);
-            if (c->destroy)
-                c->destroy(msg_at(c, b, offset));
-        } else {
-            struct ox__block *next = wait_next(b);
-            block_release(c, b);
-            b = next;
-        }
-    }
-    if (b)
-        block_release(c, b);
-    /* Relaxed: read by the final free (after an acq_rel handshake) and by
-     * len, which then reports an empty channel. */
-    atomic_store_explicit(&c->head, head, memory_order_relaxed);
-    sweep_if_pending(c);
+    discard_state d = {.c = c, .b = b, .head = head, .tail = tail};
+    if (c->destroy)
+        ox_cleanup_push(discard_rest, &d);
+    discard_from(&d);
+    if (c->destroy)
+        ox_cleanup_pop(false);
 }
 
 void ox__list_disconnect_receivers(ox__chan *c)
