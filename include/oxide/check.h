@@ -33,10 +33,12 @@
  * order between any two of them is an order between the classes. A lock
  * never registered is a class of its own, keyed by its address. Register
  * after ox_lockdep_enable() (or with OX_LOCKDEP set): while the checker is
- * off, registration does nothing and costs one branch. If a registered lock's
- * memory is freed and reused for another lock, call ox_lock_class_forget()
- * first (as the kernel's lockdep_free_key_range), or the new lock inherits
- * the old class and its history.
+ * off, registration does nothing and costs one branch. If a lock's memory is
+ * freed and reused for another lock, retire it first: ox_mutex_destroy()
+ * and ox_rwlock_destroy() do, or call ox_lock_class_forget() (as the
+ * kernel's lockdep_free_key_range). Otherwise the new lock inherits the old
+ * class and its history, and the checker keeps the old lock's node and
+ * edges for good.
  *
  * Same-class nesting (two locks of one class held at once: elements of one
  * array, parent and child nodes) is not a cycle by itself: the checker
@@ -90,8 +92,12 @@ typedef struct ox_lock_class {
  * private lock) and never fails: out of memory aborts. */
 void ox_lock_class_register(const void *lock, const ox_lock_class *cls);
 
-/* Forgets lock's class (call before its memory is reused): the next lock at
- * that address starts as a class of its own. No-op when off. */
+/* Retires lock (call before its memory is reused; ox_mutex_destroy and
+ * ox_rwlock_destroy call it): forgets its class, so the next lock at that
+ * address starts as a class of its own, and frees the checker's node for
+ * the lock and every edge into or out of it, so the checker's memory
+ * follows the locks alive. A registered class itself stays. No-op when
+ * off. */
 void ox_lock_class_forget(const void *lock);
 
 /* Registers the lock pointed to by lockp in the class of this line. */

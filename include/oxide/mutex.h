@@ -101,7 +101,10 @@ static inline void ox__mutex_unlock_inline(ox_mutex *m)
 void ox_mutex_init(ox_mutex *m);
 
 /* Checks that m is not locked (aborts with "destroying a locked mutex"
- * otherwise). Frees nothing: a mutex owns no resources. */
+ * otherwise). Frees nothing: a mutex owns no resources. With the lock-order
+ * checker on, also forgets m's address (ox_lock_class_forget), so a mutex
+ * made later at the same address starts with no lock-order history: call
+ * it before freeing a mutex whose memory may be reused. */
 void ox_mutex_destroy(ox_mutex *m);
 
 /* Blocks until the calling thread holds m. Returns 0, or OX_EPOISONED when m

@@ -149,7 +149,8 @@ static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
     }
 
 void ox_rwlock_init(ox_rwlock *l);
-/* Aborts if l is locked in any mode. Frees nothing. */
+/* Aborts if l is locked in any mode. Frees nothing. With the lock-order
+ * checker on, forgets l's address as ox_mutex_destroy does. */
 void ox_rwlock_destroy(ox_rwlock *l);
 
 /* Shared access. Blocks while a writer holds or waits for the lock. Returns

@@ -1,6 +1,6 @@
 /* lockdep.c - the lock-order checker (described in include/oxide/check.h).
  *
- * Two directed graphs, both append-only:
+ * Two directed graphs:
  *   the class graph     nodes are lock classes (a registered class's static
  *                       key, or an unregistered lock's own address); an edge
  *                       H -> L means "a thread acquired (or waited for) a
@@ -10,9 +10,16 @@
  * A new edge u -> v closes a cycle iff v already reaches u; a depth-first
  * search from v tells, and its parent links give the cycle to print. Each
  * edge keeps the sites of its first sighting, which is what the report
- * shows. Edges are never removed, so the search only runs for a new edge:
- * a program that keeps re-taking the same locks in the same order pays a
- * hash lookup per held lock.
+ * shows. The search only runs for a new edge: a program that keeps
+ * re-taking the same locks in the same order pays a hash lookup per held
+ * lock.
+ *
+ * Retiring a lock (ox_lock_class_forget, or destroying an oxide lock while
+ * the checker is on) removes its nodes with every edge into and out of
+ * them, and their slots go on free lists for the next new lock, so the
+ * memory follows the locks alive, not all the locks ever seen. No deadlock
+ * can go through a lock that no longer exists, so forgetting its edges
+ * misses nothing (the kernel's lockdep zaps a freed class the same way).
  *
  * All of it sits behind one private futex lock that goes through park.h
  * directly, never through an oxide lock (which would recurse into the
@@ -77,6 +84,7 @@ typedef struct ptr_map {
     map_slot *slots;
     size_t cap;  /* a power of two, or 0 */
     size_t used; /* live keys + tombstones */
+    size_t live; /* live keys */
 } ptr_map;
 
 static void *xcalloc(size_t n, size_t size)
@@ -113,12 +121,17 @@ static map_slot *map_lookup(const ptr_map *m, uint64_t key)
 
 static void map_put(ptr_map *m, uint64_t key, uint64_t value, const void *ptr);
 
+/* Rehashes into a table sized for the live keys (tombstones are dropped),
+ * so a map whose keys come and go does not grow with the churn. */
 static void map_grow(ptr_map *m)
 {
     ptr_map old = *m;
-    m->cap = old.cap ? old.cap * 2 : 64;
+    m->cap = 64;
+    while ((old.live + 1) * 2 > m->cap)
+        m->cap *= 2;
     m->slots = xcalloc(m->cap, sizeof *m->slots);
     m->used = 0;
+    m->live = 0;
     for (size_t i = 0; i < old.cap; i++) {
         if (old.slots[i].key > MAP_TOMBSTONE)
             map_put(m, old.slots[i].key, old.slots[i].value, old.slots[i].ptr);
@@ -141,14 +154,17 @@ static void map_put(ptr_map *m, uint64_t key, uint64_t value, const void *ptr)
         i = (i + 1) & (m->cap - 1);
     if (m->slots[i].key == MAP_EMPTY)
         m->used++;
+    m->live++;
     m->slots[i] = (map_slot){key, value, ptr};
 }
 
 static void map_del(ptr_map *m, uint64_t key)
 {
     map_slot *s = map_lookup(m, key);
-    if (s != NULL)
+    if (s != NULL) {
         s->key = MAP_TOMBSTONE;
+        m->live--;
+    }
 }
 
 /* ---- the graphs ---- */
@@ -158,13 +174,18 @@ static void map_del(ptr_map *m, uint64_t key)
 typedef struct node {
     const void *key;
     const ox_lock_class *cls; /* NULL: an unregistered lock, key is its address */
-    uint32_t first_out;       /* newest outgoing edge, or NO_EDGE */
+    uint32_t first_out;       /* newest outgoing edge, or NO_EDGE; free: next free node */
+    uint32_t first_in;        /* newest incoming edge, or NO_EDGE */
     uint32_t mark;            /* == search_mark: visited by the current search */
     uint32_t parent_edge;     /* the edge the current search reached it by */
 } node;
 
+/* Each edge is on two doubly linked lists, its from-node's out-list and its
+ * to-node's in-list, so that retiring a node unlinks its edges in O(degree).
+ * A free edge's next_out links the free list. */
 typedef struct edge {
-    uint32_t from, to, next_out;
+    uint32_t from, to;
+    uint32_t next_out, prev_out, next_in, prev_in;
     const void *from_lock, *to_lock; /* the instances of the first sighting */
     const char *from_kind, *to_kind;
     const char *from_file, *to_file; /* where from was taken; where to was taken */
@@ -179,13 +200,16 @@ typedef struct graph {
     ptr_map node_of;  /* key -> node index */
     ptr_map edge_of;  /* (from << 32 | to) + 2 -> edge index */
     node *nodes;
-    size_t n_nodes, cap_nodes;
+    size_t n_nodes, cap_nodes; /* slots handed out (live or free), allocated */
+    uint32_t free_nodes;       /* free list through first_out, or NO_EDGE */
     edge *edges;
     size_t n_edges, cap_edges;
+    uint32_t free_edges; /* free list through next_out, or NO_EDGE */
 } graph;
 
-static graph class_graph = {.what = "lock classes"};
-static graph instance_graph = {.what = "locks of one class"};
+static graph class_graph = {.what = "lock classes", .free_nodes = NO_EDGE, .free_edges = NO_EDGE};
+static graph instance_graph = {
+    .what = "locks of one class", .free_nodes = NO_EDGE, .free_edges = NO_EDGE};
 static ptr_map class_of; /* lock address -> its registered ox_lock_class */
 static uint32_t search_mark;
 static uint32_t *search_stack;
@@ -206,10 +230,15 @@ static uint32_t node_get(graph *g, const void *key, const ox_lock_class *cls)
     map_slot *s = map_lookup(&g->node_of, (uint64_t)(uintptr_t)key);
     if (s != NULL)
         return (uint32_t)s->value;
-    if (g->n_nodes == g->cap_nodes)
-        g->nodes = grow_array(g->nodes, &g->cap_nodes, sizeof *g->nodes);
-    uint32_t i = (uint32_t)g->n_nodes++;
-    g->nodes[i] = (node){.key = key, .cls = cls, .first_out = NO_EDGE};
+    uint32_t i = g->free_nodes;
+    if (i != NO_EDGE) {
+        g->free_nodes = g->nodes[i].first_out;
+    } else {
+        if (g->n_nodes == g->cap_nodes)
+            g->nodes = grow_array(g->nodes, &g->cap_nodes, sizeof *g->nodes);
+        i = (uint32_t)g->n_nodes++;
+    }
+    g->nodes[i] = (node){.key = key, .cls = cls, .first_out = NO_EDGE, .first_in = NO_EDGE};
     map_put(&g->node_of, (uint64_t)(uintptr_t)key, i, NULL);
     return i;
 }
@@ -217,6 +246,44 @@ static uint32_t node_get(graph *g, const void *key, const ox_lock_class *cls)
 static uint64_t edge_key(uint32_t from, uint32_t to)
 {
     return ((uint64_t)from << 32 | to) + 2; /* never MAP_EMPTY or MAP_TOMBSTONE */
+}
+
+/* Unlinks edge i from both of its lists and puts it on the free list. */
+static void edge_remove(graph *g, uint32_t i)
+{
+    edge *e = &g->edges[i];
+    if (e->prev_out != NO_EDGE)
+        g->edges[e->prev_out].next_out = e->next_out;
+    else
+        g->nodes[e->from].first_out = e->next_out;
+    if (e->next_out != NO_EDGE)
+        g->edges[e->next_out].prev_out = e->prev_out;
+    if (e->prev_in != NO_EDGE)
+        g->edges[e->prev_in].next_in = e->next_in;
+    else
+        g->nodes[e->to].first_in = e->next_in;
+    if (e->next_in != NO_EDGE)
+        g->edges[e->next_in].prev_in = e->prev_in;
+    map_del(&g->edge_of, edge_key(e->from, e->to));
+    e->next_out = g->free_edges;
+    g->free_edges = i;
+}
+
+/* Retires the node keyed by key, if any: its edges, its index entry and
+ * its slot are freed for reuse. */
+static void node_forget(graph *g, const void *key)
+{
+    map_slot *s = map_lookup(&g->node_of, (uint64_t)(uintptr_t)key);
+    if (s == NULL)
+        return;
+    uint32_t n = (uint32_t)s->value;
+    map_del(&g->node_of, (uint64_t)(uintptr_t)key);
+    while (g->nodes[n].first_out != NO_EDGE)
+        edge_remove(g, g->nodes[n].first_out);
+    while (g->nodes[n].first_in != NO_EDGE)
+        edge_remove(g, g->nodes[n].first_in);
+    g->nodes[n] = (node){.first_out = g->free_nodes, .first_in = NO_EDGE};
+    g->free_nodes = n;
 }
 
 /* Is there a path from 'from' to 'to'? If so, the nodes on it have their
@@ -307,13 +374,21 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
     uint64_t key = edge_key(from, to);
     if (map_lookup(&g->edge_of, key) != NULL)
         return false;
-    if (g->n_edges == g->cap_edges)
-        g->edges = grow_array(g->edges, &g->cap_edges, sizeof *g->edges);
-    uint32_t i = (uint32_t)g->n_edges++;
+    uint32_t i = g->free_edges;
+    if (i != NO_EDGE) {
+        g->free_edges = g->edges[i].next_out;
+    } else {
+        if (g->n_edges == g->cap_edges)
+            g->edges = grow_array(g->edges, &g->cap_edges, sizeof *g->edges);
+        i = (uint32_t)g->n_edges++;
+    }
     edge *e = &g->edges[i];
     *e = (edge){.from = from,
                 .to = to,
                 .next_out = g->nodes[from].first_out,
+                .prev_out = NO_EDGE,
+                .next_in = g->nodes[to].first_in,
+                .prev_in = NO_EDGE,
                 .from_lock = held->object,
                 .to_lock = lock,
                 .from_kind = held->u.lock_ops->kind,
@@ -325,7 +400,12 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
                 .waited = waited,
                 .thread_id = ox_thread_id(ox_thread_current())};
     snprintf(e->thread, sizeof e->thread, "%s", ox__thread_current_name_or_unnamed());
+    if (e->next_out != NO_EDGE)
+        g->edges[e->next_out].prev_out = i;
     g->nodes[from].first_out = i;
+    if (e->next_in != NO_EDGE)
+        g->edges[e->next_in].prev_in = i;
+    g->nodes[to].first_in = i;
     map_put(&g->edge_of, key, i, NULL);
     if (!reaches(g, to, from))
         return false;
@@ -335,8 +415,9 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
 
 /* ---- the per-thread cache of pairs already recorded ----
  * A program re-takes the same locks in the same order millions of times;
- * once the edge for (held lock, new lock) is in the graph (edges are never
- * removed), looking it up again under the graph lock is wasted work. Each
+ * once the edge for (held lock, new lock) is in the graph, looking it up
+ * again under the graph lock is wasted work (an edge goes away only when a
+ * lock is retired, which bumps the generation below). Each
  * thread remembers the pairs it recorded, tagged with the class generation
  * (bumped by every register and forget, which change what a lock address
  * means), in a small direct-mapped table. A stale generation read relaxed
@@ -487,12 +568,29 @@ void ox_lock_class_forget(const void *lock)
         return;
     graph_lock();
     map_del(&class_of, (uint64_t)(uintptr_t)lock);
-    /* The old nodes keyed by this address keep their edges (they happened)
-     * but are no longer found: the next lock here starts afresh. */
-    map_del(&class_graph.node_of, (uint64_t)(uintptr_t)lock);
-    map_del(&instance_graph.node_of, (uint64_t)(uintptr_t)lock);
+    /* The lock is gone: its nodes (its own class if it had none registered,
+     * its instance node) go with their edges, and the next lock at this
+     * address starts afresh. A registered class's node stays: other locks
+     * of the class still stand for it. */
+    node_forget(&class_graph, lock);
+    node_forget(&instance_graph, lock);
     atomic_fetch_add_explicit(&class_generation, 1, memory_order_relaxed);
     graph_unlock();
+}
+
+static size_t graph_bytes(const graph *g)
+{
+    return g->cap_nodes * sizeof(node) + g->cap_edges * sizeof(edge) +
+           (g->node_of.cap + g->edge_of.cap) * sizeof(map_slot);
+}
+
+size_t ox__lockdep_bytes(void)
+{
+    graph_lock();
+    size_t n = graph_bytes(&class_graph) + graph_bytes(&instance_graph) +
+               class_of.cap * sizeof(map_slot) + search_cap * sizeof *search_stack;
+    graph_unlock();
+    return n;
 }
 
 /* OX_DUMP_SIGNAL=USR1 | USR2 | <number> (ox_dump_on_signal). Read here

@@ -15,6 +15,7 @@
 
 #include <stdatomic.h>
 
+#include "oxide/check.h"
 #include "oxide/unwind_record.h"
 
 /* Declared in oxide/unwind_record.h, because ox__held_push inlines into
@@ -31,5 +32,20 @@
  * edges now, so a cycle is reported before the threads deadlock. */
 OX_COLD void ox__lockdep_before_block(const void *lock, const struct ox__lock_ops *ops,
                                       const char *file, int line);
+
+/* An oxide lock is being destroyed (ox_mutex_destroy, ox_rwlock_destroy):
+ * with the checker on, its address is forgotten as by
+ * ox_lock_class_forget, so that a lock made later at the same address (free
+ * then malloc) does not inherit its edges, and the graph's memory follows
+ * the locks alive. Off, one branch. */
+static inline void ox__lockdep_retire(const void *lock)
+{
+    /* Relaxed: see ox__lockdep_on above. */
+    if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
+        ox_lock_class_forget(lock);
+}
+
+/* For tests: the bytes the checker's graphs and maps hold allocated. */
+size_t ox__lockdep_bytes(void);
 
 #endif

@@ -126,6 +126,7 @@ void ox_mutex_destroy(ox_mutex *m)
 {
     if (atomic_load_explicit(&m->state, memory_order_relaxed) != OX__MUTEX_UNLOCKED)
         ox_abort("ox_mutex_destroy", "destroying a locked mutex (%p)", (void *)m);
+    ox__lockdep_retire(m);
 }
 
 int ox__mutex_lock_contended(ox_mutex *m, const char *file, int line)

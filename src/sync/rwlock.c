@@ -522,6 +522,7 @@ void ox_rwlock_destroy(ox_rwlock *l)
     if (readers(s) != 0)
         ox_abort("ox_rwlock_destroy", "destroying an rwlock locked for reading (%p, %u readers)",
                  (void *)l, readers(s));
+    ox__lockdep_retire(l);
 }
 
 bool ox_rwlock_is_poisoned(const ox_rwlock *l)
