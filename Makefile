@@ -5,7 +5,8 @@
 #   make test            every test: gcc and clang at -O2 and -O0, ThreadSanitizer,
 #                        ASan+UBSan, CHAOS=1, aarch64 under qemu-user, and an
 #                        install checked through pkg-config (tests/run-suites.sh)
-#   make check           the plain suite only (fast)
+#   make check           the plain suite only (fast), the C++ build of the
+#                        headers (tests/cxx/) and the exported-symbol check
 #   make bench [BENCH=substring]
 #   make stress          the randomized stress programs (tests/stress/)
 #   make soak DURATION=s run them under CHAOS=1 for s seconds
@@ -75,7 +76,7 @@ BENCH_BIN := $(B)/bench/oxide-bench
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 FUZZ_BIN  := build/fuzz/fuzz_sync
 
-.PHONY: all lib demo test check bench install uninstall lint format clean stress soak fuzz
+.PHONY: all lib demo test check cxx-check bench install uninstall lint format clean stress soak fuzz
 all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -136,8 +137,12 @@ $(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/ox
 demo: $(EXAMPLES)
 	@sh examples/run-all.sh $(B)/examples
 
-check: $(TESTS) $(EXAMPLES)
+check: $(TESTS) $(EXAMPLES) cxx-check
 	$(TESTS)
+
+# <oxide.h> from C++: g++ and clang++, -std=c++17 and c++20 (tests/cxx/).
+cxx-check: $(STATIC)
+	@CC="$(CC)" sh tests/cxx/run.sh $(STATIC) $(B)/cxx
 
 # The full suite: plain, ThreadSanitizer, ASan+UBSan, install. One closing
 # line "N passed, N failed" sums them.
@@ -178,7 +183,7 @@ uninstall:
 # ---- lint ----
 
 FORMAT_FILES := $(sort $(wildcard include/*.h include/oxide/*.h src/*/*.[ch] tests/*.[ch] \
-                  tests/*/*.[ch] examples/*.c bench/*.[ch]))
+                  tests/*/*.[ch] tests/cxx/*.cpp examples/*.c bench/*.[ch]))
 lint:
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 	clang-tidy --quiet $(LIB_SRC) -- $(CPPFLAGS) -std=c11 -pthread

@@ -4,7 +4,8 @@
 # UndefinedBehaviorSanitizer (gcc, leak checking on), with the schedule
 # perturbation (CHAOS=1), cross-built for aarch64 and run under qemu-user;
 # the randomized stress programs under CHAOS=1 (STRESS_SECONDS each,
-# default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); then an install
+# default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); <oxide.h> built
+# and run from C++ (g++ and clang++, C++17 and C++20); then an install
 # checked through pkg-config. Each variant builds in its own
 # build/<variant>/ directory. Prints one closing line "N passed, N failed"
 # summing them all.
@@ -13,7 +14,7 @@
 # The packages the matrix needs (Debian): tests/packages.txt.
 set -u
 JOBS=${JOBS:-2}
-SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz install}
+SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx install}
 MAKE=${MAKE:-make}
 AARCH64_SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 passed=0
@@ -102,6 +103,18 @@ fuzz_suite() {
     echo "==== suite: fuzz: $(($(date +%s) - start)) s ===="
 }
 
+cxx_suite() { # <oxide.h> from g++ and clang++, C++17 and C++20
+    echo "==== suite: cxx ===="
+    if ! $MAKE -s -j"$JOBS" lib >"$log" 2>&1; then
+        cat "$log"
+        echo "FAIL build (cxx)"
+        failed=$((failed + 1))
+        return
+    fi
+    sh tests/cxx/run.sh build/liboxide.a build/cxx | tee "$log"
+    count cxx
+}
+
 install_check() {
     echo "==== suite: install ===="
     tmp=$(mktemp -d)
@@ -148,6 +161,7 @@ for s in $SUITES; do
     aarch64) aarch64_suite ;;
     stress) stress_suite ;;
     fuzz) fuzz_suite ;;
+    cxx) cxx_suite ;;
     install) install_check ;;
     *) echo "run-suites: unknown suite '$s'"; failed=$((failed + 1)) ;;
     esac

@@ -31,15 +31,18 @@
 
 #include "base.h"
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* ---- private layout, in the header so that clone and drop inline ----
+ * (C only: C++ calls the out-of-line functions.)
  *
  * [ ox__arc_header | padding to _Alignof(max_align_t) | payload ... ]
  *   ^ malloc'd block, also the ox_weak * value          ^ the Arc handle
@@ -52,6 +55,7 @@ extern "C" {
  * Tests may set the counts through ox__arc_header_of() (the overflow test
  * sets strong near OX__ARC_MAX_REFCOUNT instead of cloning 2^63 times);
  * nothing else may touch the header. */
+#ifndef __cplusplus
 typedef struct ox__arc_header {
     _Atomic size_t strong;
     _Atomic size_t weak;
@@ -72,21 +76,10 @@ static inline ox__arc_header *ox__arc_header_of(const void *payload)
     return (ox__arc_header *)(void *)((const char *)payload - OX__ARC_HEADER_SIZE);
 }
 
-OX_COLD _Noreturn void ox__arc_count_bad(const void *payload, size_t old, const char *function);
+OX_COLD OX__NORETURN void ox__arc_count_bad(const void *payload, size_t old, const char *function);
 OX_COLD void ox__arc_drop_slow(void *payload, size_t old);
 
-/* ---- Arc ---- */
-
-/* Allocates a zeroed payload of size bytes (0 is allowed), aligned for any
- * type (max_align_t), with strong count 1 and no Weak. drop_fn (may be
- * NULL) runs on the payload when the last strong reference is dropped; it
- * must not free the payload (oxide does). Returns the payload, owned by the
- * caller. Never returns NULL: aborts when out of memory, as Rust does. */
-void *ox_arc_new(size_t size, void (*drop_fn)(void *payload));
-
-/* Counts one more strong reference to the value at payload (borrowed) and
- * returns payload, now also owned by the caller. Never blocks. */
-static inline void *ox_arc_clone(void *payload)
+static inline void *ox__arc_clone_inline(void *payload)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
     /* Relaxed: a new reference can only be made from an existing one, whose
@@ -100,9 +93,7 @@ static inline void *ox_arc_clone(void *payload)
     return payload;
 }
 
-/* Gives up one strong reference (taken). If it was the last, runs drop_fn
- * and frees the memory unless a Weak remains. Never blocks. */
-static inline void ox_arc_drop(void *payload)
+static inline void ox__arc_drop_inline(void *payload)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
     /* Release: this owner's uses of the payload happen-before the drop_fn
@@ -114,14 +105,39 @@ static inline void ox_arc_drop(void *payload)
     ox__arc_drop_slow(payload, old);
 }
 
-/* The number of strong references (a snapshot: other threads may change it
- * at once). */
-static inline size_t ox_arc_strong_count(const void *payload)
+static inline size_t ox__arc_strong_count_inline(const void *payload)
 {
     /* Acquire: as Rust's Arc::strong_count, so a count of 1 seen by the
      * sole owner orders after the other owners' drops. */
     return atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_acquire);
 }
+
+#define ox_arc_clone(payload)        ox__arc_clone_inline(payload)
+#define ox_arc_drop(payload)         ox__arc_drop_inline(payload)
+#define ox_arc_strong_count(payload) ox__arc_strong_count_inline(payload)
+#endif /* !__cplusplus */
+
+/* ---- Arc ---- */
+
+/* Allocates a zeroed payload of size bytes (0 is allowed), aligned for any
+ * type (max_align_t), with strong count 1 and no Weak. drop_fn (may be
+ * NULL) runs on the payload when the last strong reference is dropped; it
+ * must not free the payload (oxide does). Returns the payload, owned by the
+ * caller. Never returns NULL: aborts when out of memory, as Rust does. */
+void *ox_arc_new(size_t size, void (*drop_fn)(void *payload));
+
+/* Counts one more strong reference to the value at payload (borrowed) and
+ * returns payload, now also owned by the caller. Never blocks. (In C, this
+ * and the next two are macros over inline fast paths.) */
+void *(ox_arc_clone)(void *payload);
+
+/* Gives up one strong reference (taken). If it was the last, runs drop_fn
+ * and frees the memory unless a Weak remains. Never blocks. */
+void(ox_arc_drop)(void *payload);
+
+/* The number of strong references (a snapshot: other threads may change it
+ * at once). */
+size_t(ox_arc_strong_count)(const void *payload);
 
 /* The number of Weak references (a snapshot). */
 size_t ox_arc_weak_count(const void *payload);

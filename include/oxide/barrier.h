@@ -19,8 +19,10 @@
 
 #include "base.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,8 +33,8 @@ extern "C" {
 #define OX_BARRIER_MAX ((1u << 23) - 1)
 
 typedef struct ox_barrier {
-    _Atomic uint32_t state; /* private: see src/sync/barrier.c */
-    uint32_t n;             /* threads per round; set before any wait */
+    OX__ATOMIC(uint32_t) state; /* private: see src/sync/barrier.c */
+    uint32_t n;                 /* threads per round; set before any wait */
 } ox_barrier;
 
 /* clang-format off */

@@ -16,12 +16,36 @@
 extern "C" {
 #endif
 
+/* ---- C and C++ ----
+ * The headers compile as C11 and as C++17/20 (g++, clang++). C gets the
+ * inline fast paths, which use C11 atomics and _Thread_local; C++ gets the
+ * same API through the library's out-of-line functions, so a C++ program
+ * never touches an atomic field. A struct's atomic fields are plain fields
+ * of the same size and alignment in C++ (tests/cxx/ checks that the layouts
+ * agree), which also makes the static initialisers (OX_MUTEX_INIT ...)
+ * constant expressions in both languages. */
+#ifdef __cplusplus
+#define OX__ATOMIC(T)        alignas(sizeof(T)) T
+#define OX__ALIGNAS(n)       alignas(n)
+#define OX__NORETURN         [[noreturn]]
+#define OX__THREAD_LOCAL     thread_local
+#define OX__COMPOUND(T, ...) (T{__VA_ARGS__})
+#define OX__ZEROED(T)        (T{})
+#else
+#define OX__ATOMIC(T)        _Atomic T
+#define OX__ALIGNAS(n)       _Alignas(n)
+#define OX__NORETURN         _Noreturn
+#define OX__THREAD_LOCAL     _Thread_local
+#define OX__COMPOUND(T, ...) ((T){__VA_ARGS__})
+#define OX__ZEROED(T)        ((T){0})
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define OX_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #define OX_LIKELY(x)                    __builtin_expect(!!(x), 1)
 #define OX_UNLIKELY(x)                  __builtin_expect(!!(x), 0)
 #define OX_COLD                         __attribute__((cold, noinline))
-/* Besides _Noreturn, for analysers (cppcheck) that only read the attribute. */
+/* Besides OX__NORETURN, for analysers (cppcheck) that only read the attribute. */
 #define OX_NORETURN __attribute__((noreturn))
 #else
 #define OX_NORETURN
@@ -52,7 +76,7 @@ const char *ox_strerror(int code);
 
 /* Prints "<function>: <message>" to stderr and aborts. Used for misuse that
  * Rust rejects at compile time (joining twice, unlocking a lock not held). */
-_Noreturn void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2, 3) OX_NORETURN;
+OX__NORETURN void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2, 3) OX_NORETURN;
 
 /* ---- time ----
  * Durations are signed 64-bit nanoseconds (about 292 years); a negative
@@ -71,7 +95,7 @@ typedef struct ox_instant {
 } ox_instant;
 
 /* The deadline that never comes. */
-#define OX_INSTANT_NEVER ((ox_instant){INT64_MAX})
+#define OX_INSTANT_NEVER OX__COMPOUND(ox_instant, INT64_MAX)
 
 /* Now, on the monotonic clock. */
 ox_instant ox_instant_now(void);

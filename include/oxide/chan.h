@@ -173,8 +173,22 @@ typedef struct ox_select_op {
     void *ox__priv[5]; /* internal: the waiter record while blocked */
 } ox_select_op;
 
+#ifdef __cplusplus
+/* C++17 has no designated initialisers: the same ops, built by functions. */
+static inline ox_select_op ox__select_op(ox_sender *tx, ox_receiver *rx, void *buf)
+{
+    ox_select_op op = {};
+    op.tx = tx;
+    op.rx = rx;
+    op.buf = buf;
+    return op;
+}
+#define OX_SELECT_SEND(sender, msg)   ox__select_op((sender), NULL, (void *)(msg))
+#define OX_SELECT_RECV(receiver, out) ox__select_op(NULL, (receiver), (out))
+#else
 #define OX_SELECT_SEND(sender, msg)   ((ox_select_op){.tx = (sender), .buf = (void *)(msg)})
 #define OX_SELECT_RECV(receiver, out) ((ox_select_op){.rx = (receiver), .buf = (out)})
+#endif
 
 /* Block until one operation completes. *index gets the chosen operation's
  * index; returns 0 (it happened) or OX_EDISCONNECTED (its channel is

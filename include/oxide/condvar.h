@@ -21,14 +21,16 @@
 #include "base.h"
 #include "mutex.h"
 
+#ifndef __cplusplus
 #include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct ox_condvar {
-    _Alignas(8) _Atomic uint64_t state; /* the tied mutex and a notify sequence: condvar.c */
+    OX__ALIGNAS(8) OX__ATOMIC(uint64_t) state; /* the tied mutex and a notify sequence: condvar.c */
 } ox_condvar;
 
 #define OX_CONDVAR_INIT                                                                            \

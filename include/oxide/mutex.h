@@ -28,7 +28,9 @@
 #include "base.h"
 #include "unwind_record.h"
 
+#ifndef __cplusplus
 #include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,11 +38,12 @@ extern "C" {
 
 typedef struct ox_mutex {
     /* Aligned to 8 so that a condvar can store its address in 45 bits. */
-    _Alignas(8) _Atomic uint32_t state; /* see src/sync/mutex.c */
-    _Atomic uint32_t poisoned;          /* 1 once a panic unwound through a holder */
+    OX__ALIGNAS(8) OX__ATOMIC(uint32_t) state; /* see src/sync/mutex.c */
+    OX__ATOMIC(uint32_t) poisoned;             /* 1 once a panic unwound through a holder */
 } ox_mutex;
 
 /* ---- private: what the inline fast paths below need (not API) ---- */
+#ifndef __cplusplus
 
 /* The state word (see src/sync/mutex.c). */
 #define OX__MUTEX_UNLOCKED  0u /* free */
@@ -51,7 +54,7 @@ extern const ox__lock_ops ox__mutex_ops;
 /* The lock's slow path: the CAS failed. Returns as ox_mutex_lock. */
 OX_COLD int ox__mutex_lock_contended(ox_mutex *m, const char *file, int line);
 OX_COLD void ox__mutex_wake(ox_mutex *m);
-OX_COLD _Noreturn void ox__mutex_unlock_not_held(const ox_mutex *m);
+OX_COLD OX__NORETURN void ox__mutex_unlock_not_held(const ox_mutex *m);
 
 static inline bool ox__mutex_try_acquire(ox_mutex *m)
 {
@@ -88,6 +91,7 @@ static inline void ox__mutex_unlock_inline(ox_mutex *m)
         ox__mutex_unlock_not_held(m);
     ox__mutex_release(m);
 }
+#endif /* !__cplusplus */
 
 /* ---- the API ---- */
 
@@ -109,7 +113,11 @@ void ox_mutex_destroy(ox_mutex *m);
 
 /* Blocks until the calling thread holds m. Returns 0, or OX_EPOISONED when m
  * is poisoned (held all the same). Aborts if the thread already holds m. */
+#ifdef __cplusplus
+#define ox_mutex_lock(m) ox_mutex_lock_at((m), __FILE__, __LINE__)
+#else
 #define ox_mutex_lock(m) ox__mutex_lock_inline((m), __FILE__, __LINE__)
+#endif
 int ox_mutex_lock_at(ox_mutex *m, const char *file, int line);
 int(ox_mutex_lock)(ox_mutex *m);
 
@@ -134,7 +142,11 @@ int(ox_mutex_lock_deadline)(ox_mutex *m, ox_instant deadline);
 
 /* Releases m. Aborts if the calling thread does not hold it. Wakes one
  * waiter if there is one. */
+#ifdef __cplusplus
+#define ox_mutex_unlock(m) (ox_mutex_unlock)(m)
+#else
 #define ox_mutex_unlock(m) ox__mutex_unlock_inline(m)
+#endif
 void(ox_mutex_unlock)(ox_mutex *m);
 
 /* Whether a panic poisoned m (and nobody cleared it since). A snapshot. */
@@ -157,13 +169,17 @@ typedef struct ox__mutex_guard {
 
 static inline ox__mutex_guard ox__mutex_guard_acquire(ox_mutex *m, const char *file, int line)
 {
+#ifdef __cplusplus
+    (void)ox_mutex_lock_at(m, file, line);
+#else
     (void)ox__mutex_lock_inline(m, file, line);
-    return (ox__mutex_guard){m, 0};
+#endif
+    return OX__COMPOUND(ox__mutex_guard, m, 0);
 }
 
 static inline void ox__mutex_guard_release(ox__mutex_guard *g)
 {
-    ox__mutex_unlock_inline(g->mutex);
+    ox_mutex_unlock(g->mutex);
 }
 
 #define OX__CAT2(a, b) a##b

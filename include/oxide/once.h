@@ -30,8 +30,10 @@
 
 #include "base.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,7 +51,7 @@ enum {
 };
 
 typedef struct ox_once {
-    _Atomic uint32_t state; /* OX__ONCE_*: private */
+    OX__ATOMIC(uint32_t) state; /* OX__ONCE_*: private */
 } ox_once;
 
 /* clang-format off */
@@ -83,13 +85,18 @@ static inline bool ox_once_state_is_poisoned(const ox_once_state *state)
     ox__once_call_force_at((once), (fn), (arg), __FILE__, __LINE__)
 
 /* True once a function has completed on once (acquire: what it wrote is
- * then visible). False while running and when poisoned. Never blocks. */
-static inline bool ox_once_is_completed(const ox_once *once)
+ * then visible). False while running and when poisoned. Never blocks.
+ * A macro over an inline fast path in C; a real function too. */
+bool(ox_once_is_completed)(const ox_once *once);
+#ifndef __cplusplus
+static inline bool ox__once_is_completed_inline(const ox_once *once)
 {
     /* Acquire: pairs with the release store of COMPLETE in once.c, so a
      * caller that sees true also sees what the function wrote. */
     return atomic_load_explicit(&once->state, memory_order_acquire) == OX__ONCE_COMPLETE;
 }
+#define ox_once_is_completed(once) ox__once_is_completed_inline(once)
+#endif
 
 /* The out-of-line slow paths (once.c); use the macros above. */
 OX_COLD void ox__once_call_slow(ox_once *once, void (*fn)(void *), void *arg, const char *file,

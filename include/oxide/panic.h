@@ -45,12 +45,12 @@ void ox_panic_payload_free(ox_panic_payload *payload);
 /* Panics with a printf-style message, recording the caller's file and line. */
 #define ox_panic(...) ox__panic_at(__FILE__, __LINE__, __VA_ARGS__)
 
-_Noreturn void ox__panic_at(const char *file, int line, const char *fmt, ...) OX_PRINTF(3, 4);
+OX__NORETURN void ox__panic_at(const char *file, int line, const char *fmt, ...) OX_PRINTF(3, 4);
 
 /* Continues unwinding with a payload taken from a join or catch (taken: the
  * payload is owned by the panic from now on). The hook is not called again,
  * as with Rust's resume_unwind. */
-_Noreturn void ox_panic_resume(ox_panic_payload *payload);
+OX__NORETURN void ox_panic_resume(ox_panic_payload *payload);
 
 /* Runs fn(arg). Returns 0 and stores fn's result in *result (if result is not
  * NULL) when fn returns; returns OX_EPANICKED when fn panicked, handing the

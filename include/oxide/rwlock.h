@@ -33,18 +33,21 @@
 #include "base.h"
 #include "unwind_record.h"
 
+#ifndef __cplusplus
 #include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct ox_rwlock {
-    _Atomic uint32_t state;         /* readers, writer, waiting and poison bits: rwlock.c */
-    _Atomic uint32_t writer_notify; /* futex word writers sleep on */
+    OX__ATOMIC(uint32_t) state;         /* readers, writer, waiting and poison bits: rwlock.c */
+    OX__ATOMIC(uint32_t) writer_notify; /* futex word writers sleep on */
 } ox_rwlock;
 
 /* ---- private: what the inline fast paths below need (not API) ---- */
+#ifndef __cplusplus
 
 /* The state word (documented in src/sync/rwlock.c). */
 #define OX__RW_READER          1u
@@ -140,6 +143,7 @@ static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
         l, atomic_fetch_sub_explicit(&l->state, OX__RW_WRITE_LOCKED, memory_order_release) -
                OX__RW_WRITE_LOCKED);
 }
+#endif /* !__cplusplus */
 
 /* ---- the API ---- */
 
@@ -155,12 +159,20 @@ void ox_rwlock_destroy(ox_rwlock *l);
 
 /* Shared access. Blocks while a writer holds or waits for the lock. Returns
  * 0 or OX_EPOISONED (held either way). */
+#ifdef __cplusplus
+#define ox_rwlock_read(l) ox_rwlock_read_at((l), __FILE__, __LINE__)
+#else
 #define ox_rwlock_read(l) ox__rwlock_read_inline((l), __FILE__, __LINE__)
+#endif
 int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line);
 int(ox_rwlock_read)(ox_rwlock *l);
 
 /* Exclusive access. Blocks while anyone holds the lock. 0 or OX_EPOISONED. */
+#ifdef __cplusplus
+#define ox_rwlock_write(l) ox_rwlock_write_at((l), __FILE__, __LINE__)
+#else
 #define ox_rwlock_write(l) ox__rwlock_write_inline((l), __FILE__, __LINE__)
+#endif
 int ox_rwlock_write_at(ox_rwlock *l, const char *file, int line);
 int(ox_rwlock_write)(ox_rwlock *l);
 
@@ -189,8 +201,13 @@ int(ox_rwlock_read_deadline)(ox_rwlock *l, ox_instant deadline);
 int(ox_rwlock_write_deadline)(ox_rwlock *l, ox_instant deadline);
 
 /* Releases a read lock / the write lock / whichever this thread holds. */
+#ifdef __cplusplus
+#define ox_rwlock_read_unlock(l)  (ox_rwlock_read_unlock)(l)
+#define ox_rwlock_write_unlock(l) (ox_rwlock_write_unlock)(l)
+#else
 #define ox_rwlock_read_unlock(l)  ox__rwlock_read_unlock_inline(l)
 #define ox_rwlock_write_unlock(l) ox__rwlock_write_unlock_inline(l)
+#endif
 void(ox_rwlock_read_unlock)(ox_rwlock *l);
 void(ox_rwlock_write_unlock)(ox_rwlock *l);
 void ox_rwlock_unlock(ox_rwlock *l);

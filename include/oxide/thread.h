@@ -28,7 +28,7 @@ typedef struct ox_thread ox_thread;
 typedef struct ox_join_handle {
     ox_thread *thread;
 } ox_join_handle;
-#define OX_JOIN_HANDLE_NONE ((ox_join_handle){0})
+#define OX_JOIN_HANDLE_NONE OX__ZEROED(ox_join_handle)
 
 /* Starts fn(arg) on a new thread with the default stack size. Aborts with a
  * message if fn is NULL or the OS refuses, as Rust's thread::spawn panics;
@@ -59,7 +59,7 @@ typedef struct ox_thread_builder {
     size_t stack_size; /* 0: the platform default */
     bool has_stack_size;
 } ox_thread_builder;
-#define OX_THREAD_BUILDER_INIT ((ox_thread_builder){0})
+#define OX_THREAD_BUILDER_INIT OX__ZEROED(ox_thread_builder)
 
 /* Sets the name (borrowed until spawn). */
 void ox_thread_builder_name(ox_thread_builder *builder, const char *name);

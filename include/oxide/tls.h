@@ -62,13 +62,13 @@ typedef struct ox__tls_key {
  * destruction. Returns 0 and the value, or OX_EDESTROYED. */
 int ox__tls_access(const ox__tls_key *key, unsigned char *state, void *value, ox__tls_node *node,
                    void **out);
-_Noreturn void ox__tls_access_failed(const ox__tls_key *key);
+OX__NORETURN void ox__tls_access_failed(const ox__tls_key *key);
 
 /* Declares a thread-local `name` of type `type`, private to the translation
  * unit (share it through a function). init and destroy take a `type *` and
  * may be NULL. Follow the macro with a semicolon. */
 #define OX_THREAD_LOCAL(name, type, init, destroy)                                                 \
-    static _Thread_local struct {                                                                  \
+    static OX__THREAD_LOCAL struct {                                                               \
         unsigned char state;                                                                       \
         ox__tls_node node;                                                                         \
         type value;                                                                                \

@@ -10,12 +10,10 @@
 
 #include "base.h"
 
+/* C only: C++ calls the out-of-line lock functions (see base.h). */
+#ifndef __cplusplus
 #include <stdatomic.h>
 #include <stdint.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 /* How a kind of lock is released by a panic. One static instance per kind
  * (and per mode: an rwlock has one for read, one for write). */
@@ -120,7 +118,5 @@ static inline bool ox__held_remove(const void *lock)
     return ox__unwind_remove_slow(s, lock);
 }
 
-#ifdef __cplusplus
-}
-#endif
+#endif /* !__cplusplus */
 #endif

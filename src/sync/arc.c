@@ -46,6 +46,23 @@ void ox__arc_count_bad(const void *payload, size_t old, const char *function)
              payload, old);
 }
 
+/* The out-of-line forms of the inline fast paths (for C++, function
+ * pointers). */
+void *(ox_arc_clone)(void *payload)
+{
+    return ox__arc_clone_inline(payload);
+}
+
+void(ox_arc_drop)(void *payload)
+{
+    ox__arc_drop_inline(payload);
+}
+
+size_t(ox_arc_strong_count)(const void *payload)
+{
+    return ox__arc_strong_count_inline(payload);
+}
+
 void *ox_arc_new(size_t size, void (*drop_fn)(void *payload))
 {
     if (size > SIZE_MAX - OX__ARC_HEADER_SIZE)

@@ -49,6 +49,12 @@ static void once_unwind(void *lock)
 
 static const ox__lock_ops once_ops = {.kind = "once", .unwind = once_unwind};
 
+/* The out-of-line form of the inline fast path (for C++, function pointers). */
+bool(ox_once_is_completed)(const ox_once *once)
+{
+    return ox__once_is_completed_inline(once);
+}
+
 /* What to run: exactly one of fn / force_fn is set. */
 typedef struct once_job {
     void (*fn)(void *);
