@@ -23,7 +23,11 @@ AR      ?= ar
 PREFIX  ?= /usr/local
 OPT     ?= -O2
 SAN     ?=
-VERSION := 0.1.0
+# The version lives in include/oxide/version.h; the SONAME follows the major.
+version_part = $(shell sed -n 's/^\#define OX_VERSION_$(1) \([0-9]*\)$$/\1/p' include/oxide/version.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME  := liboxide.so.$(VERSION_MAJOR)
 
 ifeq ($(SAN),)
 B := build
@@ -76,13 +80,17 @@ BENCH_BIN := $(B)/bench/oxide-bench
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 FUZZ_BIN  := build/fuzz/fuzz_sync
 
-.PHONY: all lib demo test check cxx-check bench install uninstall lint format clean stress soak fuzz
+.PHONY: all lib demo test check cxx-check abi-check abi-list bench install uninstall lint format clean stress soak fuzz
 all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# The library exports what its public headers declare and nothing else
+# (oxide/base.h: OX__API_BEGIN); abi/liboxide.map names the version.
+$(B)/obj/src/%.o $(B)/pic/src/%.o: CFLAGS += -fvisibility=hidden
 
 $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
@@ -92,9 +100,10 @@ $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(SHARED): $(LIB_PIC_OBJ)
+$(SHARED): $(LIB_PIC_OBJ) abi/liboxide.map
 	@mkdir -p $(@D)
-	$(CC) -shared -Wl,-soname,liboxide.so.0 $(LDFLAGS) -o $@ $^
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=abi/liboxide.map $(LDFLAGS) \
+		-o $@ $(LIB_PIC_OBJ)
 
 $(B)/examples/%: $(B)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(@D)
@@ -137,8 +146,17 @@ $(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/ox
 demo: $(EXAMPLES)
 	@sh examples/run-all.sh $(B)/examples
 
-check: $(TESTS) $(EXAMPLES) cxx-check
+check: $(TESTS) $(EXAMPLES) cxx-check abi-check
 	$(TESTS)
+
+# The exported symbols of liboxide.so against the committed list
+# abi/liboxide.symbols, so that an accidental export (or a lost one) fails.
+# ADDING OR REMOVING A PUBLIC FUNCTION MEANS UPDATING THE LIST: run
+# `make abi-list` and commit abi/liboxide.symbols with the change.
+abi-check: $(SHARED)
+	@sh abi/check.sh $(SHARED) abi/liboxide.symbols
+abi-list: $(SHARED)
+	sh abi/check.sh $(SHARED) > abi/liboxide.symbols
 
 # <oxide.h> from C++: g++ and clang++, -std=c++17 and c++20 (tests/cxx/).
 cxx-check: $(STATIC)
@@ -171,8 +189,8 @@ install: lib
 	install -m 644 include/oxide/*.h $(DESTDIR)$(PREFIX)/include/oxide/
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/liboxide.so.$(VERSION)
-	ln -sf liboxide.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liboxide.so.0
-	ln -sf liboxide.so.0 $(DESTDIR)$(PREFIX)/lib/liboxide.so
+	ln -sf liboxide.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liboxide.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' oxide.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/oxide.pc
 

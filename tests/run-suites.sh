@@ -5,8 +5,9 @@
 # perturbation (CHAOS=1), cross-built for aarch64 and run under qemu-user;
 # the randomized stress programs under CHAOS=1 (STRESS_SECONDS each,
 # default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); <oxide.h> built
-# and run from C++ (g++ and clang++, C++17 and C++20); then an install
-# checked through pkg-config. Each variant builds in its own
+# and run from C++ (g++ and clang++, C++17 and C++20); the exported symbols
+# of liboxide.so against abi/liboxide.symbols; then an install checked
+# through pkg-config. Each variant builds in its own
 # build/<variant>/ directory. Prints one closing line "N passed, N failed"
 # summing them all.
 #   SUITES="plain O0 clang ..."  which to run (default: all, see below)
@@ -14,7 +15,7 @@
 # The packages the matrix needs (Debian): tests/packages.txt.
 set -u
 JOBS=${JOBS:-2}
-SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx install}
+SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx abi install}
 MAKE=${MAKE:-make}
 AARCH64_SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 passed=0
@@ -115,6 +116,18 @@ cxx_suite() { # <oxide.h> from g++ and clang++, C++17 and C++20
     count cxx
 }
 
+abi_suite() { # the exported symbols of liboxide.so against abi/liboxide.symbols
+    echo "==== suite: abi ===="
+    if ! $MAKE -s -j"$JOBS" lib >"$log" 2>&1; then
+        cat "$log"
+        echo "FAIL build (abi)"
+        failed=$((failed + 1))
+        return
+    fi
+    sh abi/check.sh build/liboxide.so abi/liboxide.symbols | tee "$log"
+    count abi
+}
+
 install_check() {
     echo "==== suite: install ===="
     tmp=$(mktemp -d)
@@ -162,6 +175,7 @@ for s in $SUITES; do
     stress) stress_suite ;;
     fuzz) fuzz_suite ;;
     cxx) cxx_suite ;;
+    abi) abi_suite ;;
     install) install_check ;;
     *) echo "run-suites: unknown suite '$s'"; failed=$((failed + 1)) ;;
     esac

@@ -40,6 +40,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* ---- private layout, in the header so that clone and drop inline ----
  * (C only: C++ calls the out-of-line functions.)
@@ -178,6 +179,8 @@ void ox_weak_drop(ox_weak *w);
  * once the value is gone, as Rust's Weak::weak_count). Snapshots. */
 size_t ox_weak_strong_count(const ox_weak *w);
 size_t ox_weak_weak_count(const ox_weak *w);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* The most threads a barrier can gather (the arrival count has 23 bits of
  * the state word). */
@@ -50,6 +51,8 @@ int ox_barrier_init(ox_barrier *b, uint32_t n);
  * write made by any thread before its wait happens-before every thread's
  * return from that round's wait. b is borrowed. */
 bool ox_barrier_wait(ox_barrier *b);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

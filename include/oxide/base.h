@@ -55,6 +55,20 @@ extern "C" {
 #define OX_COLD
 #endif
 
+/* Every public header puts its declarations between OX__API_BEGIN and
+ * OX__API_END: liboxide is built with -fvisibility=hidden, so what a public
+ * header declares is exported and nothing else is (abi/liboxide.map,
+ * checked against abi/liboxide.symbols by make check). */
+#if defined(__GNUC__) || defined(__clang__)
+#define OX__API_BEGIN _Pragma("GCC visibility push(default)")
+#define OX__API_END   _Pragma("GCC visibility pop")
+#else
+#define OX__API_BEGIN
+#define OX__API_END
+#endif
+
+OX__API_BEGIN
+
 enum {
     OX_EPOISONED = 10000, /* acquired, but a panic poisoned it (Rust: PoisonError) */
     OX_EDISCONNECTED,     /* the other side of a channel is gone */
@@ -108,6 +122,8 @@ static inline ox_nanos ox_instant_diff(ox_instant b, ox_instant a)
 {
     return b.ns - a.ns;
 }
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* The capacity of an unbounded channel. */
 #define OX_UNBOUNDED SIZE_MAX
@@ -201,6 +202,8 @@ int ox_select_timeout(ox_select_op *ops, size_t n, ox_nanos timeout, size_t *ind
 int ox_select_deadline(ox_select_op *ops, size_t n, ox_instant deadline, size_t *index);
 /* Never blocks: OX_EBUSY if no operation is ready. */
 int ox_select_try(ox_select_op *ops, size_t n, size_t *index);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

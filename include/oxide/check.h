@@ -63,6 +63,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 typedef enum ox_lockdep_mode {
     OX_LOCKDEP_OFF = 0,
@@ -123,6 +124,8 @@ int ox_dump_blocked_threads(FILE *out);
  * The handler writes with write(2) and skips the dump rather than wait if
  * the thread registry is busy. Returns 0, or errno from sigaction. */
 int ox_dump_on_signal(int signo);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 typedef struct ox_condvar {
     OX__ALIGNAS(8) OX__ATOMIC(uint64_t) state; /* the tied mutex and a notify sequence: condvar.c */
@@ -81,6 +82,8 @@ void ox_condvar_notify_one(ox_condvar *cv);
 /* Wakes every waiting thread (one now, the others as the mutex frees up).
  * Need not hold the mutex. Never blocks. */
 void ox_condvar_notify_all(ox_condvar *cv);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

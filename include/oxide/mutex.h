@@ -35,6 +35,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 typedef struct ox_mutex {
     /* Aligned to 8 so that a condvar can store its address in 45 bits. */
@@ -189,6 +190,8 @@ static inline void ox__mutex_guard_release(ox__mutex_guard *g)
              __attribute__((cleanup(ox__mutex_guard_release))) =                                   \
                  ox__mutex_guard_acquire((m), __FILE__, __LINE__);                                 \
          OX__CAT(ox__guard_, __LINE__).pass == 0; OX__CAT(ox__guard_, __LINE__).pass = 1)
+
+OX__API_END
 
 #ifdef __cplusplus
 }

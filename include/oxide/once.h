@@ -38,6 +38,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* ---- Once ---- */
 
@@ -202,6 +203,8 @@ static inline void *ox__lazy_lock_get_at(ox_lazy_lock *lazy, const char *file, i
         return lazy->value;
     return ox__lazy_lock_init_slow(lazy, file, line);
 }
+
+OX__API_END
 
 #ifdef __cplusplus
 }

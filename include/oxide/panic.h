@@ -29,6 +29,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* What a panic hands over: owned by whoever receives it (from ox_thread_join,
  * ox_catch_unwind, ...) and freed with ox_panic_payload_free(). */
@@ -76,6 +77,8 @@ void ox_cleanup_push(void (*fn)(void *), void *arg);
 /* Removes the most recently pushed cleanup of this thread, running it first
  * if run is true. Aborts if this thread has no cleanup pushed. */
 void ox_cleanup_pop(bool run);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 typedef struct ox_rwlock {
     OX__ATOMIC(uint32_t) state;         /* readers, writer, waiting and poison bits: rwlock.c */
@@ -220,6 +221,8 @@ void ox_rwlock_downgrade(ox_rwlock *l);
 
 bool ox_rwlock_is_poisoned(const ox_rwlock *l);
 void ox_rwlock_clear_poison(ox_rwlock *l);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* Longest thread name oxide keeps (bytes, without the NUL). The OS copy,
  * shown by top -H and gdb, is cut to 15 bytes; oxide keeps it whole. */
@@ -135,6 +136,8 @@ int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder, vo
 /* Joins a scoped thread early: as ox_thread_join. A panic collected here is
  * not reported again by the scope. */
 int ox_scoped_join(ox_scoped_handle *handle, void **result, ox_panic_payload **payload);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* The life of one thread-local in one thread. */
 enum ox__tls_state {
@@ -114,6 +115,8 @@ OX__NORETURN void ox__tls_access_failed(const ox__tls_key *key);
 /* As OX_TLS_GET, but returns 0 and stores the pointer in *out, or returns
  * OX_EDESTROYED and stores NULL. */
 #define OX_TLS_TRY_GET(name, out) (name##__ox_try_get(out))
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+OX__API_BEGIN
+
 /* How a kind of lock is released by a panic. One static instance per kind
  * (and per mode: an rwlock has one for read, one for write). */
 typedef struct ox__lock_ops {
@@ -118,5 +120,6 @@ static inline bool ox__held_remove(const void *lock)
     return ox__unwind_remove_slow(s, lock);
 }
 
+OX__API_END
 #endif /* !__cplusplus */
 #endif

@@ -368,6 +368,8 @@ int main()
     check_panic();
     CHECK(ox_instant_diff(OX_INSTANT_NEVER, ox_instant_now()) > 0);
     CHECK(std::strcmp(ox_strerror(OX_EPOISONED), ox_strerror(OX_EBUSY)) != 0);
+    CHECK(ox_version() == OX_VERSION_HEX);
+    CHECK(std::strcmp(ox_version_string(), OX_VERSION_STRING) == 0);
     std::printf("oxide from C++ %ld: all checks passed\n", (long)__cplusplus);
     return 0;
 }
