@@ -354,3 +354,70 @@ OX_TEST(condvar_timed_waits_with_notifies)
     CHECK_EQ(b.produced, b.total);
     CHECK_EQ(b.consumed, b.total);
 }
+
+/* ---- a wait inside ox_catch_unwind (issue 10, bug 1) ---- */
+
+struct caught_wait {
+    ox_mutex m;
+    ox_condvar cv;
+};
+
+static void *wait_then_panic(void *arg)
+{
+    struct caught_wait *w = arg;
+    CHECK_EQ(ox_condvar_wait_timeout(&w->cv, &w->m, OX_MILLIS(1)), OX_ETIMEDOUT);
+    ox_panic("after the wait");
+}
+
+static void *try_lock_elsewhere(void *arg)
+{
+    ox_mutex *m = arg;
+    int rc = ox_mutex_try_lock(m);
+    if (rc == 0 || rc == OX_EPOISONED)
+        ox_mutex_unlock(m);
+    return (void *)(intptr_t)rc;
+}
+
+/* main takes m at catch level 0 and waits with it at level 1: the re-taken
+ * m still belongs to level 0, so the panic at level 1 must neither release
+ * nor poison it (before the fix it did both, another thread's try_lock then
+ * succeeded while main believed it held m, and main's unlock aborted). */
+OX_TEST(condvar_wait_in_catch_keeps_the_outer_lock)
+{
+    static struct caught_wait w = {OX_MUTEX_INIT, OX_CONDVAR_INIT};
+    CHECK_EQ(ox_mutex_lock(&w.m), 0);
+    CHECK_EQ(ox_catch_unwind(wait_then_panic, &w, NULL, NULL), OX_EPANICKED);
+    CHECK(!ox_mutex_is_poisoned(&w.m));
+    ox_join_handle h = ox_thread_spawn(try_lock_elsewhere, &w.m);
+    void *rc;
+    CHECK_EQ(ox_thread_join(&h, &rc, NULL), 0);
+    CHECK_EQ((intptr_t)rc, OX_EBUSY); /* still ours */
+    ox_mutex_unlock(&w.m);            /* and still recorded as ours */
+    h = ox_thread_spawn(try_lock_elsewhere, &w.m);
+    CHECK_EQ(ox_thread_join(&h, &rc, NULL), 0);
+    CHECK_EQ((intptr_t)rc, 0);
+}
+
+static void *lock_wait_then_panic(void *arg)
+{
+    struct caught_wait *w = arg;
+    static ox_mutex inner = OX_MUTEX_INIT;
+    CHECK_EQ(ox_mutex_lock(&inner), 0); /* level 1, above m in the record */
+    CHECK_EQ(ox_condvar_wait_timeout(&w->cv, &w->m, OX_MILLIS(1)), OX_ETIMEDOUT);
+    ox_panic("after the wait, holding inner");
+}
+
+/* The same with a lock of the inner level on top of m: the panic releases
+ * that one (and poisons it), and m keeps its place below it. */
+OX_TEST(condvar_wait_in_catch_keeps_the_record_in_order)
+{
+    static struct caught_wait w = {OX_MUTEX_INIT, OX_CONDVAR_INIT};
+    CHECK_EQ(ox_mutex_lock(&w.m), 0);
+    CHECK_EQ(ox_catch_unwind(lock_wait_then_panic, &w, NULL, NULL), OX_EPANICKED);
+    CHECK(!ox_mutex_is_poisoned(&w.m));
+    ox_join_handle h = ox_thread_spawn(try_lock_elsewhere, &w.m);
+    void *rc;
+    CHECK_EQ(ox_thread_join(&h, &rc, NULL), 0);
+    CHECK_EQ((intptr_t)rc, OX_EBUSY);
+    ox_mutex_unlock(&w.m);
+}

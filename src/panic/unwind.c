@@ -72,6 +72,31 @@ const ox__unwind_entry *ox__held_find(const void *lock)
     return NULL;
 }
 
+bool ox__held_take(const void *lock, ox__held_place *place)
+{
+    ox__unwind_state *s = &ox__unwind;
+    for (uint32_t i = s->depth; i-- > 0;) {
+        if (s->entries[i].object == lock && s->entries[i].kind == OX__ENTRY_LOCK) {
+            *place = (ox__held_place){.index = i, .level = s->entries[i].level};
+            remove_at(s, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+void ox__held_put_back(ox__held_place place)
+{
+    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_entry e = s->entries[s->depth - 1];
+    /* The entries above place were pushed after the lock first was, so
+     * their levels are at least its level: the record stays sorted. */
+    memmove(&s->entries[place.index + 1], &s->entries[place.index],
+            (s->depth - 1 - place.index) * sizeof e);
+    e.level = place.level;
+    s->entries[place.index] = e;
+}
+
 void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char *file, int line)
 {
     const ox__unwind_entry *held = ox__held_find(lock);

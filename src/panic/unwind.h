@@ -32,6 +32,25 @@
  * for slow paths (self-deadlock detection) and diagnostics. */
 const ox__unwind_entry *ox__held_find(const void *lock);
 
+/* Where a lock's entry sat in the record, for a wait that lets the lock go
+ * and takes it back (a condvar wait). */
+typedef struct ox__held_place {
+    uint32_t index;
+    uint16_t level;
+} ox__held_place;
+
+/* Removes lock's entry and returns where it was; false if the calling
+ * thread does not hold lock. */
+bool ox__held_take(const void *lock, ox__held_place *place);
+
+/* Moves the newest entry (the lock just pushed again by ox__held_push) back
+ * to place, with its old catch level: a lock re-taken inside a deeper
+ * ox_catch_unwind still belongs to the level that first took it, so a panic
+ * there neither releases nor poisons it (Rust: the guard is owned by the
+ * outer frame). Nothing else may have been pushed or removed since
+ * ox__held_take. */
+void ox__held_put_back(ox__held_place place);
+
 /* Every lock's slow path calls this before it blocks. If the calling thread
  * already holds the lock it would wait forever: aborts naming the lock and
  * both sites (Rust leaves this to deadlock or panic). The lock-order checker

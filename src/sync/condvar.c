@@ -123,7 +123,8 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
                 const char *function)
 {
     uint64_t s = tie(cv, m, function);
-    if (OX_UNLIKELY(!ox__held_remove(m)))
+    ox__held_place place;
+    if (OX_UNLIKELY(!ox__held_take(m, &place)))
         ox_abort(function, "waiting on condvar %p with mutex %p, which thread '%s' does not hold",
                  (void *)cv, (void *)m, ox__thread_current_name_or_unnamed());
     /* The sequence was read while m was held: a notify that follows a
@@ -163,6 +164,7 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
     else
         ox__mutex_lock_plain(m, file, line);
     ox__held_push(m, &ox__mutex_ops, file, line);
+    ox__held_put_back(place);
     if (rc == OX_ETIMEDOUT)
         return rc;
     return ox_mutex_is_poisoned(m) ? OX_EPOISONED : 0;
