@@ -344,3 +344,55 @@ OX_TEST(tls_touched_by_a_later_key_destructor_is_destroyed)
     CHECK_EQ(atomic_load(&late_inits), FOREIGN + SPAWNED);
     CHECK_EQ(atomic_load(&late_destroys), FOREIGN + SPAWNED);
 }
+
+/* ---- an initialiser that panics (issue 10, bug 2) ---- */
+
+static int flaky_runs, flaky_destroyed, flaky_saw_nonzero;
+
+static void flaky_init(int *v)
+{
+    if (*v != 0)
+        flaky_saw_nonzero++; /* a retry must start from a zeroed value */
+    *v = 99;                 /* half-done work, then the panic */
+    if (++flaky_runs == 1)
+        ox_panic("first init fails");
+    *v = 7;
+}
+
+static void flaky_destroy(int *v)
+{
+    CHECK_EQ(*v, 7);
+    flaky_destroyed++;
+}
+
+OX_THREAD_LOCAL(flaky, int, flaky_init, flaky_destroy);
+
+static void *get_flaky(void *arg)
+{
+    (void)arg;
+    return OX_TLS_GET(flaky);
+}
+
+static void *flaky_twice(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(ox_catch_unwind(get_flaky, NULL, NULL, NULL), OX_EPANICKED);
+    /* As Rust: the slot stays uninitialised, and this access runs the
+     * initialiser again (before the fix it aborted: "accessed by its own
+     * initialiser"). */
+    int *v = OX_TLS_GET(flaky);
+    CHECK_EQ(*v, 7);
+    CHECK_EQ(flaky_runs, 2);
+    CHECK(OX_TLS_GET(flaky) == v); /* initialised once now */
+    CHECK_EQ(flaky_runs, 2);
+    return NULL;
+}
+
+OX_TEST(tls_init_that_panics_runs_again_on_next_access)
+{
+    ox_join_handle h = ox_thread_spawn(flaky_twice, NULL);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(flaky_runs, 2);
+    CHECK_EQ(flaky_saw_nonzero, 0);
+    CHECK_EQ(flaky_destroyed, 1); /* registered once, destroyed once */
+}

@@ -8,7 +8,9 @@
  *
  * Semantics:
  *   - The value starts zeroed; init (may be NULL) runs on the first access in
- *     each thread. The destructor (may be NULL) runs when that thread exits,
+ *     each thread. If init panics, the panic goes on and the thread-local
+ *     stays uninitialised (zeroed again): the next access runs init again,
+ *     as in Rust. The destructor (may be NULL) runs when that thread exits,
  *     in reverse order of initialisation, whether the thread returned or
  *     panicked. A destructor may use other thread-locals; one first touched
  *     during destruction is initialised and destroyed in turn.
@@ -55,6 +57,7 @@ typedef struct ox__tls_node {
 /* What is the same for every thread: one per declaration. */
 typedef struct ox__tls_key {
     const char *name;
+    size_t size; /* of the value: zeroed again when init panics */
     void (*init)(void *value);
     void (*destroy)(void *value);
 } ox__tls_key;
@@ -86,7 +89,8 @@ OX__NORETURN void ox__tls_access_failed(const ox__tls_key *key);
         if (fn)                                                                                    \
             fn((type *)v);                                                                         \
     }                                                                                              \
-    static const ox__tls_key name##__ox_key = {#name, name##__ox_init, name##__ox_destroy};        \
+    static const ox__tls_key name##__ox_key = {#name, sizeof(type), name##__ox_init,               \
+                                               name##__ox_destroy};                                \
     static inline int name##__ox_try_get(type **out)                                               \
     {                                                                                              \
         if (OX_LIKELY(name##__ox_slot.state == OX__TLS_ALIVE)) {                                   \

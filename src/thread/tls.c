@@ -8,9 +8,25 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* This thread's live thread-locals, newest first: destroyed in that order. */
 static _Thread_local ox__tls_node *live;
+
+struct init_call {
+    const ox__tls_key *key;
+    unsigned char *state;
+    void *value;
+};
+
+/* The initialiser panicked: leave the slot as if never touched, so that the
+ * next access runs it again (Rust's lazy thread-locals do the same). */
+static void init_panicked(void *p)
+{
+    struct init_call *c = p;
+    memset(c->value, 0, c->key->size);
+    *c->state = OX__TLS_UNINIT;
+}
 
 int ox__tls_access(const ox__tls_key *key, unsigned char *state, void *value, ox__tls_node *node,
                    void **out)
@@ -22,7 +38,10 @@ int ox__tls_access(const ox__tls_key *key, unsigned char *state, void *value, ox
     case OX__TLS_UNINIT:
         ox__thread_exit_arm();
         *state = OX__TLS_INITIALISING;
+        struct init_call call = {key, state, value};
+        ox_cleanup_push(init_panicked, &call);
         key->init(value);
+        ox_cleanup_pop(false);
         *state = OX__TLS_ALIVE;
         *node = (ox__tls_node){.next = live, .key = key, .state = state, .value = value};
         live = node;
