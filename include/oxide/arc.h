@@ -11,7 +11,9 @@
  * ox_arc_clone() returns it again, counting one more owner. Each owner gives
  * its reference up with exactly one ox_arc_drop(). When the last strong
  * reference goes, drop_fn(payload) runs exactly once (in the thread that
- * dropped last); the memory is freed once the last Weak goes too.
+ * dropped last); the memory is freed once the last Weak goes too. If
+ * drop_fn panics, the panic goes on and the memory is still freed (once no
+ * Weak remains), as in Rust.
  *
  * A Weak (ox_weak *) does not keep the value alive: ox_weak_upgrade() turns
  * it back into a strong reference while the value lives and returns NULL

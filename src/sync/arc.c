@@ -14,6 +14,8 @@
  */
 #include "oxide/arc.h"
 
+#include "oxide/panic.h"
+
 #include "../thread/park.h"
 
 #include <stdlib.h>
@@ -91,6 +93,11 @@ static void weak_release(ox__arc_header *h)
     free(h);
 }
 
+static void weak_release_cleanup(void *h)
+{
+    weak_release(h);
+}
+
 void ox__arc_drop_slow(void *payload, size_t old)
 {
     if (old == 0)
@@ -101,9 +108,16 @@ void ox__arc_drop_slow(void *payload, size_t old)
      * before drop_fn. A fence rather than an acquire decrement keeps the
      * common, non-final drop cheaper (Rust's Arc::drop). */
     acquire_after_last(&h->strong);
-    if (h->drop_fn != NULL)
-        h->drop_fn(payload);
-    weak_release(h);
+    if (h->drop_fn == NULL) {
+        weak_release(h);
+        return;
+    }
+    /* If drop_fn panics, the strong references' weak count is still given
+     * up on the way out (Rust's drop_slow drops its Weak guard while
+     * unwinding): else the block would leak. */
+    ox_cleanup_push(weak_release_cleanup, h);
+    h->drop_fn(payload);
+    ox_cleanup_pop(true);
 }
 
 size_t ox_arc_weak_count(const void *payload)
