@@ -328,3 +328,113 @@ OX_TEST(arc_drop_fn_panic_still_releases_the_block)
     v = ox_arc_new(sizeof *v, panicking_drop);
     CHECK_EQ(ox_catch_unwind(drop_arc, v, NULL, NULL), OX_EPANICKED);
 }
+
+/* ---- Weak::new, try_unwrap, into_inner (issue 10, section 4) ---- */
+
+OX_TEST(arc_empty_weak_never_upgrades)
+{
+    ox_weak *w = ox_weak_new();
+    CHECK(w != NULL);
+    CHECK(ox_weak_upgrade(w) == NULL);
+    CHECK_EQ(ox_weak_strong_count(w), 0);
+    CHECK_EQ(ox_weak_weak_count(w), 0);
+    ox_weak *w2 = ox_weak_clone(w);
+    CHECK(ox_weak_upgrade(w2) == NULL);
+    ox_weak_drop(w2);
+    ox_weak_drop(w);
+    ox_weak_drop(ox_weak_new()); /* many may exist; none allocates */
+}
+
+static _Atomic int unwrap_drops;
+
+static void count_unwrap_drop(void *p)
+{
+    (void)p;
+    atomic_fetch_add(&unwrap_drops, 1);
+}
+
+typedef struct pair {
+    long a, b;
+} pair;
+
+OX_TEST(arc_try_unwrap_only_for_the_last_strong_reference)
+{
+    pair *p = ox_arc_new(sizeof *p, count_unwrap_drop);
+    p->a = 1;
+    p->b = 2;
+    pair *p2 = ox_arc_clone(p);
+    pair out = {0, 0};
+    CHECK_EQ(ox_arc_try_unwrap(p, &out, sizeof out), OX_EBUSY); /* p2 exists */
+    CHECK_EQ(out.a, 0);
+    CHECK_EQ(ox_arc_strong_count(p), 2); /* nothing happened */
+    ox_arc_drop(p2);
+    ox_weak *w = ox_arc_downgrade(p);
+    CHECK_EQ(ox_arc_try_unwrap(p, &out, sizeof out), 0); /* a Weak does not count */
+    CHECK_EQ(out.a, 1);
+    CHECK_EQ(out.b, 2);
+    CHECK_EQ(atomic_load(&unwrap_drops), 0); /* moved out, not dropped */
+    CHECK(ox_weak_upgrade(w) == NULL);
+    CHECK_EQ(ox_weak_strong_count(w), 0);
+    ox_weak_drop(w); /* frees the block (LeakSanitizer checks) */
+}
+
+OX_TEST_OPTS(arc_try_unwrap_size_mismatch_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_arc_try_unwrap: a 4-byte buffer for the 16-byte value")
+{
+    pair *p = ox_arc_new(sizeof *p, NULL);
+    int small;
+    (void)ox_arc_try_unwrap(p, &small, sizeof small);
+}
+
+#define INTO_INNER_ROUNDS 500
+
+struct into_inner_race {
+    ox_barrier *start;
+    long *value;
+    _Atomic int winners;
+    _Atomic long sum;
+};
+
+static void *race_into_inner(void *arg)
+{
+    struct into_inner_race *r = arg;
+    long *mine = r->value; /* one of the clones main made for us */
+    ox_barrier_wait(r->start);
+    long got = -1;
+    if (ox_arc_into_inner(mine, &got, sizeof got)) {
+        atomic_fetch_add(&r->winners, 1);
+        atomic_fetch_add(&r->sum, got);
+    } else {
+        CHECK_EQ(got, -1); /* untouched */
+    }
+    return NULL;
+}
+
+/* When every owner calls into_inner, exactly one gets the value, however
+ * they race; drop_fn never runs. */
+OX_TEST(arc_into_inner_gives_the_value_to_exactly_one_owner)
+{
+    long rounds = ox_test_scaled(INTO_INNER_ROUNDS);
+    for (long i = 0; i < rounds; i++) {
+        ox_barrier start = OX_BARRIER_INIT(THREADS);
+        struct into_inner_race r = {.start = &start};
+        r.value = ox_arc_new(sizeof(long), count_unwrap_drop);
+        *r.value = i + 1;
+        ox_join_handle h[THREADS];
+        for (int t = 0; t < THREADS; t++)
+            (void)ox_arc_clone(r.value); /* the thread's reference */
+        for (int t = 0; t < THREADS; t++)
+            h[t] = ox_thread_spawn(race_into_inner, &r);
+        long got = 0;
+        /* Our own reference is the fifth owner: give it up the same way. */
+        if (ox_arc_into_inner(r.value, &got, sizeof got)) {
+            atomic_fetch_add(&r.winners, 1);
+            atomic_fetch_add(&r.sum, got);
+        }
+        for (int t = 0; t < THREADS; t++)
+            CHECK_EQ(ox_thread_join(&h[t], NULL, NULL), 0);
+        CHECK_EQ(atomic_load(&r.winners), 1);
+        CHECK_EQ(atomic_load(&r.sum), i + 1);
+    }
+    CHECK_EQ(atomic_load(&unwrap_drops), 0);
+}

@@ -63,6 +63,7 @@ typedef struct ox__arc_header {
     _Atomic size_t strong;
     _Atomic size_t weak;
     void (*drop_fn)(void *payload);
+    size_t size; /* of the payload: try_unwrap and into_inner check it */
 } ox__arc_header;
 
 #define OX__ARC_ALIGN _Alignof(max_align_t)
@@ -156,9 +157,31 @@ static inline bool ox_arc_ptr_eq(const void *a, const void *b)
  * otherwise. payload is borrowed. */
 void *ox_arc_get_mut(void *payload);
 
+/* Takes the value back out of the Arc if payload is its only strong
+ * reference (Rust's Arc::try_unwrap): copies the payload's size bytes to out,
+ * frees the Arc (drop_fn does not run: the value was moved out, and Weak
+ * references can no longer upgrade) and returns 0; the caller's reference is
+ * consumed. Returns OX_EBUSY if other strong references exist: nothing
+ * happened, the caller still owns its reference. size must be the size
+ * given to ox_arc_new (aborts otherwise: a short buffer would truncate). */
+int ox_arc_try_unwrap(void *payload, void *out, size_t size);
+
+/* Gives up the caller's strong reference (taken), as ox_arc_drop; if it was
+ * the last one, copies the value to out instead of running drop_fn, frees
+ * the Arc and returns true; else returns false and out is untouched (Rust's
+ * Arc::into_inner). When every owner calls this, exactly one gets the
+ * value, even if they race (try_unwrap followed by a drop gives no such
+ * promise). size is checked as in ox_arc_try_unwrap. */
+bool ox_arc_into_inner(void *payload, void *out, size_t size);
+
 /* ---- Weak ---- */
 
 typedef struct ox_weak ox_weak; /* opaque: the allocation, not the payload */
+
+/* An empty Weak, pointing at no value (Rust's Weak::new): it never upgrades
+ * (ox_weak_upgrade returns NULL), its counts are 0, and clone and drop work
+ * on it as on any Weak. Allocates nothing. */
+ox_weak *ox_weak_new(void);
 
 /* A new Weak reference to the value of the strong reference payload
  * (borrowed). The Weak is owned by the caller: give it up with

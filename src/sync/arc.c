@@ -19,6 +19,7 @@
 #include "../thread/park.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The acquire half of "release decrement, acquire when it hits zero".
  * ThreadSanitizer does not model fences (gcc refuses them under it), so
@@ -79,6 +80,7 @@ void *ox_arc_new(size_t size, void (*drop_fn)(void *payload))
     atomic_init(&h->strong, 1);
     atomic_init(&h->weak, 1); /* the one held by all strong references together */
     h->drop_fn = drop_fn;
+    h->size = size;
     return (char *)h + OX__ARC_HEADER_SIZE;
 }
 
@@ -118,6 +120,67 @@ void ox__arc_drop_slow(void *payload, size_t old)
     ox_cleanup_push(weak_release_cleanup, h);
     h->drop_fn(payload);
     ox_cleanup_pop(true);
+}
+
+static void check_size(const ox__arc_header *h, const void *out, size_t size, const char *function)
+{
+    if (size != h->size)
+        ox_abort(function, "a %zu-byte buffer for the %zu-byte value of Arc %p", size, h->size,
+                 (const void *)((const char *)h + OX__ARC_HEADER_SIZE));
+    if (out == NULL && size != 0)
+        ox_abort(function, "NULL buffer");
+}
+
+/* The strong count just went 1 -> 0 in this thread, and the acquire is
+ * done: move the value out and give up the strong references' weak. */
+static void move_out(ox__arc_header *h, void *payload, void *out)
+{
+    if (h->size != 0)
+        memcpy(out, payload, h->size);
+    weak_release(h);
+}
+
+int ox_arc_try_unwrap(void *payload, void *out, size_t size)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    check_size(h, out, size, "ox_arc_try_unwrap");
+    size_t one = 1;
+    /* Acquire on success: pairs with the other owners' release decrements,
+     * so their uses of the value happen-before we move it out (Rust's
+     * try_unwrap: a relaxed CAS, then an acquire fence). 1 -> 0 only: like
+     * upgrade, nothing brings the count back from 0. Relaxed on failure:
+     * nothing is read. */
+    if (!atomic_compare_exchange_strong_explicit(&h->strong, &one, 0, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return OX_EBUSY;
+    move_out(h, payload, out);
+    return 0;
+}
+
+bool ox_arc_into_inner(void *payload, void *out, size_t size)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    check_size(h, out, size, "ox_arc_into_inner");
+    /* Release: as ox_arc_drop, our uses happen-before whoever takes the
+     * value (or runs drop_fn). */
+    size_t old = atomic_fetch_sub_explicit(&h->strong, 1, memory_order_release);
+    if (old != 1) {
+        if (old == 0)
+            ox__arc_count_bad(payload, old, "ox_arc_into_inner");
+        return false;
+    }
+    acquire_after_last(&h->strong); /* as in ox__arc_drop_slow */
+    move_out(h, payload, out);
+    return true;
+}
+
+/* The one empty Weak: only its address is used. */
+static char empty_weak;
+#define EMPTY_WEAK ((ox_weak *)(void *)&empty_weak)
+
+ox_weak *ox_weak_new(void)
+{
+    return EMPTY_WEAK;
 }
 
 size_t ox_arc_weak_count(const void *payload)
@@ -171,6 +234,8 @@ ox_weak *ox_arc_downgrade(void *payload)
 
 void *ox_weak_upgrade(ox_weak *w)
 {
+    if (w == EMPTY_WEAK)
+        return NULL;
     ox__arc_header *h = (ox__arc_header *)(void *)w;
     size_t strong = atomic_load_explicit(&h->strong, memory_order_relaxed);
     for (;;) {
@@ -189,6 +254,8 @@ void *ox_weak_upgrade(ox_weak *w)
 
 ox_weak *ox_weak_clone(ox_weak *w)
 {
+    if (w == EMPTY_WEAK)
+        return w;
     ox__arc_header *h = (ox__arc_header *)(void *)w;
     /* Relaxed: as Arc's clone, made from an existing Weak. Never LOCKED
      * here: get_mut locks only when no Weak exists. */
@@ -201,12 +268,14 @@ ox_weak *ox_weak_clone(ox_weak *w)
 
 void ox_weak_drop(ox_weak *w)
 {
-    if (w != NULL)
+    if (w != NULL && w != EMPTY_WEAK)
         weak_release((ox__arc_header *)(void *)w);
 }
 
 size_t ox_weak_strong_count(const ox_weak *w)
 {
+    if (w == EMPTY_WEAK)
+        return 0;
     const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
     /* Acquire: a snapshot, as Rust's Weak::strong_count. */
     return atomic_load_explicit(&h->strong, memory_order_acquire);
@@ -214,6 +283,8 @@ size_t ox_weak_strong_count(const ox_weak *w)
 
 size_t ox_weak_weak_count(const ox_weak *w)
 {
+    if (w == EMPTY_WEAK)
+        return 0;
     const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
     /* Acquire: snapshots, as Rust's Weak::weak_count. */
     if (atomic_load_explicit(&h->strong, memory_order_acquire) == 0)
