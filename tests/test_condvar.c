@@ -421,3 +421,57 @@ OX_TEST(condvar_wait_in_catch_keeps_the_record_in_order)
     CHECK_EQ((intptr_t)rc, OX_EBUSY);
     ox_mutex_unlock(&w.m);
 }
+
+/* ---- wait_timeout_while (issue 10, section 4) ---- */
+
+struct nagger {
+    struct flag *f;
+    _Atomic bool stop;
+};
+
+/* Notifies over and over without ever setting the flag. */
+static void *nag(void *arg)
+{
+    struct nagger *n = arg;
+    while (!atomic_load(&n->stop)) {
+        ox_condvar_notify_all(&n->f->cv);
+        ox_thread_yield();
+    }
+    return NULL;
+}
+
+OX_TEST(condvar_wait_timeout_while)
+{
+    struct flag f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0};
+    ox_mutex_lock(&f.m);
+    CHECK_EQ(ox_condvar_wait_timeout_while(&f.cv, &f.m, -1, flag_unset, &f), OX_EINVAL);
+    /* Notifies that leave the predicate true are absorbed until the time is
+     * up; m is held again then. */
+    struct nagger n = {&f, false};
+    ox_join_handle h = ox_thread_spawn(nag, &n);
+    CHECK_EQ(ox_condvar_wait_timeout_while(&f.cv, &f.m, OX_MILLIS(30), flag_unset, &f),
+             OX_ETIMEDOUT);
+    CHECK_EQ(f.value, 0);
+    atomic_store(&n.stop, true);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(ox_mutex_try_lock(&f.m), OX_EBUSY); /* ours */
+    /* The predicate turning false ends the wait long before the timeout. */
+    h = ox_thread_spawn(set_flag_later, &f);
+    CHECK_EQ(ox_condvar_wait_timeout_while(&f.cv, &f.m, OX_SECS(600), flag_unset, &f), 0);
+    CHECK_EQ(f.value, 1);
+    /* Already false: returns at once, even with a zero timeout. */
+    CHECK_EQ(ox_condvar_wait_timeout_while(&f.cv, &f.m, 0, flag_unset, &f), 0);
+    ox_mutex_unlock(&f.m);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+
+    /* Poisoning is reported as by wait_while. */
+    ox_panic_set_hook(quiet_hook);
+    CHECK_EQ(ox_catch_unwind(poison_it, &f.m, NULL, NULL), OX_EPANICKED);
+    f.value = 0;
+    h = ox_thread_spawn(set_flag_later, &f);
+    CHECK_EQ(ox_mutex_lock(&f.m), OX_EPOISONED);
+    CHECK_EQ(ox_condvar_wait_timeout_while(&f.cv, &f.m, OX_SECS(600), flag_unset, &f),
+             OX_EPOISONED);
+    ox_mutex_unlock(&f.m);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+}

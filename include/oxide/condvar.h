@@ -76,6 +76,20 @@ int ox_condvar_wait_while_at(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg
                              const char *file, int line);
 int(ox_condvar_wait_while)(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg), void *arg);
 
+/* Waits while pred(arg) is true, for at most timeout in all (Rust's
+ * wait_timeout_while). Returns 0 with pred false; OX_ETIMEDOUT once the
+ * timeout has passed with pred still true (pred is checked one last time
+ * after the timeout, so a change that came just in time counts);
+ * OX_EPOISONED as ox_condvar_wait_while; OX_EINVAL for a negative timeout
+ * (m held and never released). m is held on every return. */
+#define ox_condvar_wait_timeout_while(cv, m, t, pred, arg)                                         \
+    ox_condvar_wait_timeout_while_at((cv), (m), (t), (pred), (arg), __FILE__, __LINE__)
+int ox_condvar_wait_timeout_while_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                     bool (*pred)(void *arg), void *arg, const char *file,
+                                     int line);
+int(ox_condvar_wait_timeout_while)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                   bool (*pred)(void *arg), void *arg);
+
 /* Wakes one waiting thread, if any. Need not hold the mutex. Never blocks. */
 void ox_condvar_notify_one(ox_condvar *cv);
 

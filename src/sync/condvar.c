@@ -201,6 +201,26 @@ int ox_condvar_wait_while_at(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg
     return 0;
 }
 
+int ox_condvar_wait_timeout_while_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                     bool (*pred)(void *arg), void *arg, const char *file, int line)
+{
+    if (pred == NULL)
+        ox_abort("ox_condvar_wait_timeout_while", "NULL predicate");
+    if (timeout < 0)
+        return OX_EINVAL;
+    /* One deadline for the whole wait: spurious wake-ups do not stretch it. */
+    ox_instant deadline = ox_instant_after(timeout);
+    while (pred(arg)) {
+        int rc = wait(cv, m, deadline, file, line, "ox_condvar_wait_timeout_while");
+        if (rc == OX_EPOISONED)
+            return rc;
+        /* Rust re-checks the condition after the time is up. */
+        if (rc == OX_ETIMEDOUT)
+            return pred(arg) ? OX_ETIMEDOUT : 0;
+    }
+    return 0;
+}
+
 void ox_condvar_notify_one(ox_condvar *cv)
 {
     /* No thread ever waited: nobody to wake. (A waiter ties the condvar
@@ -266,4 +286,10 @@ int(ox_condvar_wait_deadline)(ox_condvar *cv, ox_mutex *m, ox_instant deadline)
 int(ox_condvar_wait_while)(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg), void *arg)
 {
     return ox_condvar_wait_while_at(cv, m, pred, arg, NULL, 0);
+}
+
+int(ox_condvar_wait_timeout_while)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                   bool (*pred)(void *arg), void *arg)
+{
+    return ox_condvar_wait_timeout_while_at(cv, m, timeout, pred, arg, NULL, 0);
 }
