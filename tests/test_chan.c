@@ -804,3 +804,89 @@ OX_TEST_OPTS(chan_null_handle_aborts, .expect_signal = SIGABRT,
     int v = 0;
     ox_sender_try_send(NULL, &v);
 }
+
+/* ---- typed convenience (issue 10, section 4) ---- */
+
+struct point {
+    long x, y, z;
+};
+
+static void *send_points(void *arg)
+{
+    ox_sender *tx = arg;
+    for (long i = 0; i < 100; i++) {
+        struct point p = {i, -i, i * i};
+        CHECK_EQ(OX_SEND(tx, &p), 0);
+    }
+    ox_sender_drop(tx);
+    return NULL;
+}
+
+OX_TEST(chan_typed_round_trip_every_flavor)
+{
+    for (size_t f = 0; f < NFLAVORS; f++) {
+        ox_sender *tx;
+        ox_receiver *rx;
+        CHECK_EQ(OX_CHANNEL_OF(struct point, flavors[f], &tx, &rx), 0);
+        CHECK_EQ(ox_sender_elem_size(tx), sizeof(struct point));
+        CHECK_EQ(ox_receiver_elem_size(rx), sizeof(struct point));
+        struct point p;
+        CHECK_EQ(OX_TRY_RECV(rx, &p), OX_EEMPTY);
+        CHECK_EQ(OX_RECV_TIMEOUT(rx, &p, OX_MILLIS(1)), OX_ETIMEDOUT);
+        CHECK_EQ(OX_RECV_DEADLINE(rx, &p, ox_instant_now()), OX_ETIMEDOUT);
+        if (flavors[f] == 1) {
+            p = (struct point){7, 8, 9};
+            CHECK_EQ(OX_TRY_SEND(tx, &p), 0);
+            CHECK_EQ(OX_SEND_TIMEOUT(tx, &p, OX_MILLIS(1)), OX_ETIMEDOUT); /* full */
+            CHECK_EQ(OX_SEND_DEADLINE(tx, &p, ox_instant_now()), OX_ETIMEDOUT);
+            struct point q = {0, 0, 0};
+            CHECK_EQ(OX_RECV(rx, &q), 0);
+            CHECK(q.x == 7 && q.y == 8 && q.z == 9);
+        }
+        /* Whole values through every flavor (a thread, for rendezvous). */
+        ox_join_handle h = ox_thread_spawn(send_points, tx);
+        long n = 0;
+        OX_CHANNEL_FOR_EACH_OF(rx, &p)
+        {
+            CHECK(p.x == n && p.y == -n && p.z == n * n);
+            n++;
+        }
+        CHECK_EQ(n, 100);
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        ox_receiver_drop(rx);
+    }
+}
+
+/* The issue's example: a long sent on a channel of bytes went through as
+ * its low byte (1000 arrived as 232). Now the call aborts, saying why. */
+OX_TEST_OPTS(chan_typed_send_size_mismatch_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_sender_send_sized: a 8-byte message for sender")
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(OX_CHANNEL_OF(uint8_t, OX_UNBOUNDED, &tx, &rx), 0);
+    int64_t v = 1000;
+    (void)OX_SEND(tx, &v);
+}
+
+OX_TEST_OPTS(chan_typed_recv_size_mismatch_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "of a channel of 8-byte elements")
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(OX_CHANNEL_OF(int64_t, 4, &tx, &rx), 0);
+    int64_t v = 1000;
+    CHECK_EQ(OX_SEND(tx, &v), 0);
+    uint8_t small;
+    (void)OX_TRY_RECV(rx, &small); /* checked before anything is taken */
+}
+
+OX_TEST_OPTS(chan_typed_timeout_size_mismatch_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_receiver_recv_timeout_sized: a 4-byte message for receiver")
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(OX_CHANNEL_OF(int64_t, 0, &tx, &rx), 0);
+    int32_t small;
+    (void)OX_RECV_TIMEOUT(rx, &small, OX_MILLIS(1));
+}

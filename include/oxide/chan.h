@@ -133,6 +133,52 @@ int ox_receiver_try_recv(ox_receiver *rx, void *out);
 int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout);
 int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline);
 
+/* ---- typed convenience: the size checked at every call ----
+ * The calls above copy the channel's element size, whatever the buffer
+ * really holds: a buffer of the wrong type is silently truncated or
+ * overrun. These take the size of the caller's type and abort, naming the
+ * call and both sizes, when it differs from the channel's element size:
+ *
+ *   ox_sender *tx; ox_receiver *rx;
+ *   OX_CHANNEL_OF(struct point, 16, &tx, &rx);  // element size: the type's
+ *   struct point p = {1, 2};
+ *   OX_SEND(tx, &p);                            // sizeof p, checked
+ *   OX_RECV(rx, &p);
+ *
+ * The macros take the size from the pointer's type (sizeof *msg), so pass a
+ * typed pointer, not a void * (-Wpointer-arith, part of -Wpedantic, rejects
+ * sizeof on void; without it the size is 1 and the check aborts). Each
+ * argument is evaluated once. The *_sized functions are the same calls with
+ * the size given by hand. Same results as the unchecked calls. */
+#define OX_CHANNEL_OF(type, capacity, tx, rx) ox_channel(sizeof(type), (capacity), (tx), (rx))
+#define OX_SEND(tx, msg)                      ox_sender_send_sized((tx), (msg), sizeof *(msg))
+#define OX_TRY_SEND(tx, msg)                  ox_sender_try_send_sized((tx), (msg), sizeof *(msg))
+#define OX_SEND_TIMEOUT(tx, msg, timeout)                                                          \
+    ox_sender_send_timeout_sized((tx), (msg), sizeof *(msg), (timeout))
+#define OX_SEND_DEADLINE(tx, msg, deadline)                                                        \
+    ox_sender_send_deadline_sized((tx), (msg), sizeof *(msg), (deadline))
+#define OX_RECV(rx, out)     ox_receiver_recv_sized((rx), (out), sizeof *(out))
+#define OX_TRY_RECV(rx, out) ox_receiver_try_recv_sized((rx), (out), sizeof *(out))
+#define OX_RECV_TIMEOUT(rx, out, timeout)                                                          \
+    ox_receiver_recv_timeout_sized((rx), (out), sizeof *(out), (timeout))
+#define OX_RECV_DEADLINE(rx, out, deadline)                                                        \
+    ox_receiver_recv_deadline_sized((rx), (out), sizeof *(out), (deadline))
+/* OX_CHANNEL_FOR_EACH with the check. */
+#define OX_CHANNEL_FOR_EACH_OF(rx, out) while (OX_RECV((rx), (out)) == 0)
+
+int ox_sender_send_sized(ox_sender *tx, const void *msg, size_t size);
+int ox_sender_try_send_sized(ox_sender *tx, const void *msg, size_t size);
+int ox_sender_send_timeout_sized(ox_sender *tx, const void *msg, size_t size, ox_nanos timeout);
+int ox_sender_send_deadline_sized(ox_sender *tx, const void *msg, size_t size, ox_instant deadline);
+int ox_receiver_recv_sized(ox_receiver *rx, void *out, size_t size);
+int ox_receiver_try_recv_sized(ox_receiver *rx, void *out, size_t size);
+int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size, ox_nanos timeout);
+int ox_receiver_recv_deadline_sized(ox_receiver *rx, void *out, size_t size, ox_instant deadline);
+
+/* The element size the channel was created with. */
+size_t ox_sender_elem_size(const ox_sender *tx);
+size_t ox_receiver_elem_size(const ox_receiver *rx);
+
 /* ---- state (a snapshot: other threads may change it at once) ---- */
 size_t ox_sender_len(const ox_sender *tx); /* messages buffered; 0 for rendezvous */
 size_t ox_receiver_len(const ox_receiver *rx);

@@ -70,6 +70,89 @@ int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout)
     return ox__chan_recv(c, out, true, ox_instant_after(timeout));
 }
 
+/* ---- with the caller's element size, checked at every call ---- */
+
+OX_COLD static _Noreturn void size_mismatch(const void *handle, const char *kind, size_t size,
+                                            size_t elem_size, const char *function)
+{
+    ox_abort(function, "a %zu-byte message for %s %p of a channel of %zu-byte elements", size, kind,
+             handle, elem_size);
+}
+
+static inline ox__chan *sender_sized(const ox_sender *tx, const void *msg, size_t size,
+                                     const char *function)
+{
+    ox__chan *c = sender_checked(tx, msg, function);
+    if (OX_UNLIKELY(size != c->elem_size))
+        size_mismatch(tx, "sender", size, c->elem_size, function);
+    return c;
+}
+
+static inline ox__chan *receiver_sized(const ox_receiver *rx, const void *out, size_t size,
+                                       const char *function)
+{
+    ox__chan *c = receiver_checked(rx, out, function);
+    if (OX_UNLIKELY(size != c->elem_size))
+        size_mismatch(rx, "receiver", size, c->elem_size, function);
+    return c;
+}
+
+int ox_sender_send_sized(ox_sender *tx, const void *msg, size_t size)
+{
+    return ox__chan_send(sender_sized(tx, msg, size, __func__), msg, true, OX_INSTANT_NEVER);
+}
+
+int ox_sender_try_send_sized(ox_sender *tx, const void *msg, size_t size)
+{
+    return ox__chan_send(sender_sized(tx, msg, size, __func__), msg, false, OX_INSTANT_NEVER);
+}
+
+int ox_sender_send_timeout_sized(ox_sender *tx, const void *msg, size_t size, ox_nanos timeout)
+{
+    ox__chan *c = sender_sized(tx, msg, size, __func__);
+    if (timeout < 0)
+        return OX_EINVAL;
+    return ox__chan_send(c, msg, true, ox_instant_after(timeout));
+}
+
+int ox_sender_send_deadline_sized(ox_sender *tx, const void *msg, size_t size, ox_instant deadline)
+{
+    return ox__chan_send(sender_sized(tx, msg, size, __func__), msg, true, deadline);
+}
+
+int ox_receiver_recv_sized(ox_receiver *rx, void *out, size_t size)
+{
+    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, true, OX_INSTANT_NEVER);
+}
+
+int ox_receiver_try_recv_sized(ox_receiver *rx, void *out, size_t size)
+{
+    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, false, OX_INSTANT_NEVER);
+}
+
+int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size, ox_nanos timeout)
+{
+    ox__chan *c = receiver_sized(rx, out, size, __func__);
+    if (timeout < 0)
+        return OX_EINVAL;
+    return ox__chan_recv(c, out, true, ox_instant_after(timeout));
+}
+
+int ox_receiver_recv_deadline_sized(ox_receiver *rx, void *out, size_t size, ox_instant deadline)
+{
+    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, true, deadline);
+}
+
+size_t ox_sender_elem_size(const ox_sender *tx)
+{
+    return ox__sender_chan(tx, __func__)->elem_size;
+}
+
+size_t ox_receiver_elem_size(const ox_receiver *rx)
+{
+    return ox__receiver_chan(rx, __func__)->elem_size;
+}
+
 /* ---- state ---- */
 
 static size_t chan_len(const ox__chan *c)
