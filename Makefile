@@ -6,7 +6,8 @@
 #                        ASan+UBSan, CHAOS=1, aarch64 under qemu-user, and an
 #                        install checked through pkg-config (tests/run-suites.sh)
 #   make check           the plain suite only (fast), the C++ build of the
-#                        headers (tests/cxx/) and the exported-symbol check
+#                        headers (tests/cxx/), the exported-symbol check and
+#                        the OX_MUST_USE check (tests/must_use/)
 #   make bench [BENCH=substring]
 #   make stress          the randomized stress programs (tests/stress/)
 #   make soak DURATION=s run them under CHAOS=1 for s seconds
@@ -80,7 +81,7 @@ BENCH_BIN := $(B)/bench/oxide-bench
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 FUZZ_BIN  := build/fuzz/fuzz_sync
 
-.PHONY: all lib demo test check cxx-check abi-check abi-list bench install uninstall lint format clean stress soak fuzz
+.PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install uninstall lint format clean stress soak fuzz
 all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -146,8 +147,12 @@ $(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/ox
 demo: $(EXAMPLES)
 	@sh examples/run-all.sh $(B)/examples
 
-check: $(TESTS) $(EXAMPLES) cxx-check abi-check
+check: $(TESTS) $(EXAMPLES) cxx-check abi-check must-use-check
 	$(TESTS)
+
+# OX_MUST_USE: dropping a marked result warns, with gcc, clang, g++, clang++.
+must-use-check:
+	@sh tests/must_use/check.sh
 
 # The exported symbols of liboxide.so against the committed list
 # abi/liboxide.symbols, so that an accidental export (or a lost one) fails.

@@ -120,9 +120,9 @@ static double threaded(size_t cap, long n, int nsend, int nrecv)
         OX_BENCH_KEEP(sum);
     }
     for (int i = 0; i < nsend; i++)
-        ox_thread_join(&s[i], NULL, NULL);
+        (void)!ox_thread_join(&s[i], NULL, NULL);
     for (int i = 0; i < nrecv; i++)
-        ox_thread_join(&q[i], NULL, NULL);
+        (void)!ox_thread_join(&q[i], NULL, NULL);
     uint64_t t1 = ox_bench_now_ns();
     unmake(&r);
     return (double)(t1 - t0) / (double)n;
@@ -191,7 +191,7 @@ OX_BENCH(bench_chan_pingpong, "chan_pingpong", "oxide")
             v != (uint64_t)i)
             abort();
     }
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
     uint64_t t1 = ox_bench_now_ns();
     ox_sender_drop(p.a_tx);
     ox_sender_drop(p.b_tx);
@@ -218,12 +218,12 @@ static double fill_and_drain(size_t *left)
     make(&r, OX_UNBOUNDED);
     for (long i = 0; i < BIG; i++) {
         uint64_t v = (uint64_t)i;
-        ox_sender_send(r.tx, &v);
+        (void)!ox_sender_send(r.tx, &v);
     }
     size_t full = heap_in_use();
     uint64_t v;
     for (long i = 0; i < BIG; i++)
-        ox_receiver_recv(r.rx, &v);
+        (void)!ox_receiver_recv(r.rx, &v);
     *left = heap_in_use() - before;
     unmake(&r);
     return (double)(full - before) / (double)BIG;

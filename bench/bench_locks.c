@@ -28,7 +28,7 @@ static uint64_t run_threads(int n, void *(*fn)(void *), void *arg)
     uint64_t t0 = ox_bench_now_ns();
     atomic_store_explicit(&start_flag, 1, memory_order_release);
     for (int i = 0; i < n; i++)
-        ox_thread_join(&h[i], NULL, NULL);
+        (void)!ox_thread_join(&h[i], NULL, NULL);
     return ox_bench_now_ns() - t0;
 }
 
@@ -42,7 +42,7 @@ OX_BENCH(mutex_uncontended, "mutex_uncontended", "oxide")
     counter = 0;
     uint64_t t0 = ox_bench_now_ns();
     for (int i = 0; i < COUNT; i++) {
-        ox_mutex_lock(&m);
+        (void)!ox_mutex_lock(&m);
         counter++;
         ox_mutex_unlock(&m);
     }
@@ -64,7 +64,7 @@ static void *contended_worker(void *arg)
     struct counted *c = arg;
     wait_for_start();
     for (int i = 0; i < CONTENDED_PER_THREAD; i++) {
-        ox_mutex_lock(&c->m);
+        (void)!ox_mutex_lock(&c->m);
         c->counter++;
         ox_mutex_unlock(&c->m);
     }
@@ -97,11 +97,11 @@ static void *read_heavy_worker(void *arg)
     wait_for_start();
     for (int i = 0; i < RW_PER_THREAD; i++) {
         if (i % RW_WRITE_EVERY == 0) {
-            ox_rwlock_write(&g->l);
+            (void)!ox_rwlock_write(&g->l);
             g->value++;
             ox_rwlock_write_unlock(&g->l);
         } else {
-            ox_rwlock_read(&g->l);
+            (void)!ox_rwlock_read(&g->l);
             seen += g->value;
             ox_rwlock_read_unlock(&g->l);
         }
@@ -148,8 +148,8 @@ static void *pingpong_side(void *arg)
     struct pingpong *p = s->p;
     wait_for_start();
     for (int i = 0; i < HANDOFFS / 2; i++) {
-        ox_mutex_lock(&p->m);
-        ox_condvar_wait_while(&p->cv, &p->m, not_my_turn, s);
+        (void)!ox_mutex_lock(&p->m);
+        (void)!ox_condvar_wait_while(&p->cv, &p->m, not_my_turn, s);
         p->turn = !s->me;
         ox_mutex_unlock(&p->m);
         ox_condvar_notify_one(&p->cv);
@@ -169,6 +169,6 @@ OX_BENCH(condvar_pingpong, "condvar_pingpong", "oxide")
     uint64_t t0 = ox_bench_now_ns();
     atomic_store_explicit(&start_flag, 1, memory_order_release);
     for (int i = 0; i < 2; i++)
-        ox_thread_join(&h[i], NULL, NULL);
+        (void)!ox_thread_join(&h[i], NULL, NULL);
     return (double)(ox_bench_now_ns() - t0) / HANDOFFS;
 }

@@ -20,7 +20,7 @@ OX_BENCH(spawn_join, "spawn_join", "oxide")
     uint64_t t0 = ox_bench_now_ns();
     for (int i = 0; i < COUNT; i++) {
         ox_join_handle h = ox_thread_spawn(empty, NULL);
-        ox_thread_join(&h, NULL, NULL);
+        (void)!ox_thread_join(&h, NULL, NULL);
     }
     return (double)(ox_bench_now_ns() - t0) / COUNT;
 }
@@ -78,6 +78,6 @@ OX_BENCH(thread_memory, "mem_join_handle_and_record_bytes", "oxide")
 {
     ox_join_handle h = ox_thread_spawn(empty, NULL);
     size_t bytes = sizeof h + malloc_usable_size(h.thread);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
     return (double)bytes;
 }

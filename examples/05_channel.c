@@ -50,7 +50,9 @@ int main(void)
     printf("Channel closed.\n");
 
     ox_receiver_drop(rx);
-    ox_thread_join(&h1, NULL, NULL);
-    ox_thread_join(&h2, NULL, NULL);
+    if (ox_thread_join(&h1, NULL, NULL) != 0)
+        ox_panic("a thread panicked"); /* Rust: join().unwrap() */
+    if (ox_thread_join(&h2, NULL, NULL) != 0)
+        ox_panic("a thread panicked"); /* Rust: join().unwrap() */
     return 0;
 }

@@ -19,7 +19,8 @@ struct state {
 static void *starter(void *arg)
 {
     struct state *s = arg;
-    ox_mutex_lock(&s->lock);
+    if (ox_mutex_lock(&s->lock) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
     s->started = true;
     /* We notify the condvar that the value has changed. */
     ox_condvar_notify_one(&s->cvar);
@@ -36,9 +37,11 @@ static void *worker(void *arg)
 {
     const struct worker_arg *w = arg;
     struct state *s = w->s;
-    ox_mutex_lock(&s->lock);
+    if (ox_mutex_lock(&s->lock) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
     while (!s->go)
-        ox_condvar_wait(&s->cvar, &s->lock);
+        if (ox_condvar_wait(&s->cvar, &s->lock) != 0)
+            ox_panic("the lock is poisoned");
     printf("Worker %d got the signal\n", w->id);
     s->finished++;
     ox_condvar_notify_all(&s->cvar);
@@ -58,12 +61,15 @@ int main(void)
 
     ox_join_handle h = ox_thread_spawn(starter, &s);
     /* Wait for the thread to start up. */
-    ox_mutex_lock(&s.lock);
+    if (ox_mutex_lock(&s.lock) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
     while (!s.started)
-        ox_condvar_wait(&s.cvar, &s.lock);
+        if (ox_condvar_wait(&s.cvar, &s.lock) != 0)
+            ox_panic("the lock is poisoned");
     printf("The spawned thread has started\n");
     ox_mutex_unlock(&s.lock);
-    ox_thread_join(&h, NULL, NULL);
+    if (ox_thread_join(&h, NULL, NULL) != 0)
+        ox_panic("a thread panicked"); /* Rust: join().unwrap() */
 
     struct worker_arg args[3];
     ox_join_handle workers[3];
@@ -71,13 +77,16 @@ int main(void)
         args[i] = (struct worker_arg){&s, i};
         workers[i] = ox_thread_spawn(worker, &args[i]);
     }
-    ox_mutex_lock(&s.lock);
+    if (ox_mutex_lock(&s.lock) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
     s.go = true;
     ox_condvar_notify_all(&s.cvar); /* wakes every worker, one at a time */
-    ox_condvar_wait_while(&s.cvar, &s.lock, workers_running, &s);
+    if (ox_condvar_wait_while(&s.cvar, &s.lock, workers_running, &s) != 0)
+        ox_panic("the lock is poisoned");
     printf("All %d workers finished\n", s.finished);
     ox_mutex_unlock(&s.lock);
     for (int i = 0; i < 3; i++)
-        ox_thread_join(&workers[i], NULL, NULL);
+        if (ox_thread_join(&workers[i], NULL, NULL) != 0)
+            ox_panic("a thread panicked"); /* Rust: join().unwrap() */
     return 0;
 }

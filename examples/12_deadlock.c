@@ -31,7 +31,8 @@ struct order {
 static void *opposite_orders(void *arg)
 {
     const struct order *o = arg;
-    ox_mutex_lock(o->first);
+    if (ox_mutex_lock(o->first) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
     printf("Thread %d holds lock %s, wants lock %s\n", o->thread, o->first_name, o->second_name);
     fflush(stdout);
     atomic_fetch_add(&holding, 1);
@@ -55,8 +56,10 @@ static void *same_order(void *arg)
 {
     int thread = (int)(intptr_t)arg;
     /* Every thread takes A, then B: nobody can hold B while waiting for A. */
-    ox_mutex_lock(&lock_a);
-    ox_mutex_lock(&lock_b);
+    if (ox_mutex_lock(&lock_a) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
+    if (ox_mutex_lock(&lock_b) != 0)
+        ox_panic("the lock is poisoned"); /* Rust: lock().unwrap() */
     shared_total++;
     printf("Thread %d took lock A, then lock B\n", thread);
     ox_mutex_unlock(&lock_b);
@@ -73,13 +76,15 @@ int main(void)
     for (int i = 0; i < 2; i++)
         h[i] = ox_thread_spawn(opposite_orders, (void *)&orders[i]);
     for (int i = 0; i < 2; i++)
-        ox_thread_join(&h[i], NULL, NULL);
+        if (ox_thread_join(&h[i], NULL, NULL) != 0)
+            ox_panic("a thread panicked"); /* Rust: join().unwrap() */
 
     printf("One global order (A before B):\n");
     for (int i = 0; i < 2; i++)
         h[i] = ox_thread_spawn(same_order, (void *)(intptr_t)(i + 1));
     for (int i = 0; i < 2; i++)
-        ox_thread_join(&h[i], NULL, NULL);
+        if (ox_thread_join(&h[i], NULL, NULL) != 0)
+            ox_panic("a thread panicked"); /* Rust: join().unwrap() */
     printf("Both threads finished: total = %d\n", shared_total);
     return 0;
 }

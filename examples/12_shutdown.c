@@ -38,10 +38,12 @@ static void *work(void *arg)
             break;
         }
         report result = {RESULT, c.n * c.n};
-        ox_sender_send(w->reports, &result);
+        if (ox_sender_send(w->reports, &result) != 0)
+            break; /* nobody reads the reports any more */
     }
-    /* Either way: say why, then let go of both channels. */
-    ox_sender_send(w->reports, &r);
+    /* Either way: say why (if anybody still listens), then let go of both
+     * channels. */
+    (void)!ox_sender_send(w->reports, &r);
     ox_sender_drop(w->reports);
     ox_receiver_drop(w->jobs);
     return NULL;
@@ -51,8 +53,10 @@ static void run_phase(int by_message)
 {
     ox_sender *jobs_tx, *reports_tx;
     ox_receiver *jobs_rx, *reports_rx;
-    ox_channel(sizeof(command), 4, &jobs_tx, &jobs_rx); /* bounded: back-pressure */
-    ox_channel(sizeof(report), OX_UNBOUNDED, &reports_tx, &reports_rx);
+    /* The job channel is bounded: back-pressure. */
+    if (ox_channel(sizeof(command), 4, &jobs_tx, &jobs_rx) != 0 ||
+        ox_channel(sizeof(report), OX_UNBOUNDED, &reports_tx, &reports_rx) != 0)
+        ox_panic("cannot create the channels");
 
     worker w[WORKERS];
     ox_join_handle h[WORKERS];
@@ -68,12 +72,14 @@ static void run_phase(int by_message)
 
     for (long n = 1; n <= JOBS; n++) {
         command c = {JOB, n};
-        ox_sender_send(jobs_tx, &c);
+        if (ox_sender_send(jobs_tx, &c) != 0)
+            ox_panic("every worker is gone");
     }
     if (by_message) {
         for (int i = 0; i < WORKERS; i++) {
             command c = {SHUTDOWN, 0};
-            ox_sender_send(jobs_tx, &c);
+            if (ox_sender_send(jobs_tx, &c) != 0)
+                ox_panic("every worker is gone");
         }
     }
     ox_sender_drop(jobs_tx); /* closes the job channel */
@@ -92,7 +98,8 @@ static void run_phase(int by_message)
     }
     ox_receiver_drop(reports_rx);
     for (int i = 0; i < WORKERS; i++)
-        ox_thread_join(&h[i], NULL, NULL);
+        if (ox_thread_join(&h[i], NULL, NULL) != 0)
+            ox_panic("a thread panicked"); /* Rust: join().unwrap() */
 
     printf("sum of squares 1..%d = %ld\n", JOBS, sum);
     if (by_msg)

@@ -6,8 +6,8 @@
 # the randomized stress programs under CHAOS=1 (STRESS_SECONDS each,
 # default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); <oxide.h> built
 # and run from C++ (g++ and clang++, C++17 and C++20); the exported symbols
-# of liboxide.so against abi/liboxide.symbols; then an install checked
-# through pkg-config. Each variant builds in its own
+# of liboxide.so against abi/liboxide.symbols; that dropping an OX_MUST_USE
+# result warns; then an install checked through pkg-config. Each variant builds in its own
 # build/<variant>/ directory. Prints one closing line "N passed, N failed"
 # summing them all.
 #   SUITES="plain O0 clang ..."  which to run (default: all, see below)
@@ -15,7 +15,7 @@
 # The packages the matrix needs (Debian): tests/packages.txt.
 set -u
 JOBS=${JOBS:-2}
-SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx abi install}
+SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx abi must-use install}
 MAKE=${MAKE:-make}
 AARCH64_SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 passed=0
@@ -176,6 +176,11 @@ for s in $SUITES; do
     fuzz) fuzz_suite ;;
     cxx) cxx_suite ;;
     abi) abi_suite ;;
+    must-use)
+        echo "==== suite: must-use ===="
+        sh tests/must_use/check.sh | tee "$log"
+        count must-use
+        ;;
     install) install_check ;;
     *) echo "run-suites: unknown suite '$s'"; failed=$((failed + 1)) ;;
     esac

@@ -262,8 +262,8 @@ OX_TEST_OPTS(arc_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr = "ov
     /* The internal hook (documented in arc.h): put the count at the limit
      * instead of cloning 2^63 times. */
     atomic_store(&ox__arc_header_of(p)->strong, OX__ARC_MAX_REFCOUNT);
-    ox_arc_clone(p); /* MAX + 1: the last one allowed, as Rust */
-    ox_arc_clone(p); /* aborts */
+    (void)!ox_arc_clone(p); /* MAX + 1: the last one allowed, as Rust */
+    (void)!ox_arc_clone(p); /* aborts */
 }
 
 OX_TEST(arc_count_near_limit_is_fine)
@@ -292,7 +292,7 @@ OX_TEST_OPTS(arc_weak_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr 
     void *p = ox_arc_new(8, NULL);
     ox_weak *w = ox_arc_downgrade(p);
     atomic_store(&ox__arc_header_of(p)->weak, OX__ARC_MAX_REFCOUNT + 1);
-    ox_weak_clone(w);
+    (void)!ox_weak_clone(w);
 }
 
 /* ---- a drop_fn that panics (issue 10, bug 3) ---- */
@@ -383,7 +383,7 @@ OX_TEST_OPTS(arc_try_unwrap_size_mismatch_aborts, .expect_signal = SIGABRT,
 {
     pair *p = ox_arc_new(sizeof *p, NULL);
     int small;
-    (void)ox_arc_try_unwrap(p, &small, sizeof small);
+    (void)!ox_arc_try_unwrap(p, &small, sizeof small);
 }
 
 #define INTO_INNER_ROUNDS 500
@@ -422,7 +422,7 @@ OX_TEST(arc_into_inner_gives_the_value_to_exactly_one_owner)
         *r.value = i + 1;
         ox_join_handle h[THREADS];
         for (int t = 0; t < THREADS; t++)
-            (void)ox_arc_clone(r.value); /* the thread's reference */
+            (void)!ox_arc_clone(r.value); /* the thread's reference */
         for (int t = 0; t < THREADS; t++)
             h[t] = ox_thread_spawn(race_into_inner, &r);
         long got = 0;

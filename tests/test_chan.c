@@ -627,7 +627,7 @@ OX_TEST(chan_last_receiver_drop_races_with_senders)
         long accepted = 0;
         uint64_t accepted_sum = 0;
         for (int i = 0; i < 3; i++) {
-            ox_thread_join(&h[i], NULL, NULL);
+            (void)!ox_thread_join(&h[i], NULL, NULL);
             accepted += d[i].accepted;
             accepted_sum += d[i].accepted_sum;
         }
@@ -776,7 +776,7 @@ OX_TEST_OPTS(chan_use_after_drop_aborts, .expect_signal = SIGABRT,
     ox_sender *tx2 = ox_sender_clone(tx);
     ox_sender_drop(tx2);
     int v = 1;
-    ox_sender_send(tx2, &v); /* the channel lives on: detected */
+    (void)!ox_sender_send(tx2, &v); /* the channel lives on: detected */
 }
 
 OX_TEST_OPTS(chan_double_drop_aborts, .expect_signal = SIGABRT,
@@ -795,14 +795,14 @@ OX_TEST_OPTS(chan_null_buffer_aborts, .expect_signal = SIGABRT,
     ox_sender *tx;
     ox_receiver *rx;
     CHECK_EQ(ox_channel(sizeof(int), 0, &tx, &rx), 0);
-    ox_receiver_recv(rx, NULL);
+    (void)!ox_receiver_recv(rx, NULL);
 }
 
 OX_TEST_OPTS(chan_null_handle_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "ox_sender_try_send: NULL sender")
 {
     int v = 0;
-    ox_sender_try_send(NULL, &v);
+    (void)!ox_sender_try_send(NULL, &v);
 }
 
 /* ---- typed convenience (issue 10, section 4) ---- */
@@ -866,7 +866,7 @@ OX_TEST_OPTS(chan_typed_send_size_mismatch_aborts, .expect_signal = SIGABRT,
     ox_receiver *rx;
     CHECK_EQ(OX_CHANNEL_OF(uint8_t, OX_UNBOUNDED, &tx, &rx), 0);
     int64_t v = 1000;
-    (void)OX_SEND(tx, &v);
+    (void)!OX_SEND(tx, &v);
 }
 
 OX_TEST_OPTS(chan_typed_recv_size_mismatch_aborts, .expect_signal = SIGABRT,
@@ -878,7 +878,7 @@ OX_TEST_OPTS(chan_typed_recv_size_mismatch_aborts, .expect_signal = SIGABRT,
     int64_t v = 1000;
     CHECK_EQ(OX_SEND(tx, &v), 0);
     uint8_t small;
-    (void)OX_TRY_RECV(rx, &small); /* checked before anything is taken */
+    (void)!OX_TRY_RECV(rx, &small); /* checked before anything is taken */
 }
 
 OX_TEST_OPTS(chan_typed_timeout_size_mismatch_aborts, .expect_signal = SIGABRT,
@@ -888,5 +888,5 @@ OX_TEST_OPTS(chan_typed_timeout_size_mismatch_aborts, .expect_signal = SIGABRT,
     ox_receiver *rx;
     CHECK_EQ(OX_CHANNEL_OF(int64_t, 0, &tx, &rx), 0);
     int32_t small;
-    (void)OX_RECV_TIMEOUT(rx, &small, OX_MILLIS(1));
+    (void)!OX_RECV_TIMEOUT(rx, &small, OX_MILLIS(1));
 }

@@ -15,7 +15,7 @@ OX_TEST(condvar_size_and_zero_init)
     ox_condvar_notify_one(&cv); /* nobody waits: nothing happens */
     ox_condvar_notify_all(&cv);
     ox_mutex m = OX_MUTEX_INIT;
-    ox_mutex_lock(&m);
+    (void)!ox_mutex_lock(&m);
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, OX_MILLIS(1)), OX_ETIMEDOUT);
     ox_mutex_unlock(&m); /* held again, and recorded as held */
 }
@@ -24,7 +24,7 @@ OX_TEST(condvar_timeout_neither_early_nor_late)
 {
     static ox_condvar cv = OX_CONDVAR_INIT;
     ox_mutex m = OX_MUTEX_INIT;
-    ox_mutex_lock(&m);
+    (void)!ox_mutex_lock(&m);
     ox_instant t0 = ox_instant_now();
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, OX_MILLIS(50)), OX_ETIMEDOUT);
     ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
@@ -53,7 +53,7 @@ static void *set_flag_later(void *arg)
 {
     struct flag *f = arg;
     ox_thread_sleep(OX_MILLIS(20));
-    ox_mutex_lock(&f->m);
+    (void)!ox_mutex_lock(&f->m);
     f->value = 1;
     ox_mutex_unlock(&f->m);
     ox_condvar_notify_one(&f->cv);
@@ -64,13 +64,13 @@ OX_TEST(condvar_wait_while_returns_when_predicate_false)
 {
     struct flag f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0};
     ox_join_handle h = ox_thread_spawn(set_flag_later, &f);
-    ox_mutex_lock(&f.m);
+    (void)!ox_mutex_lock(&f.m);
     CHECK_EQ(ox_condvar_wait_while(&f.cv, &f.m, flag_unset, &f), 0);
     CHECK_EQ(f.value, 1);
     /* Predicate already false: no wait at all. */
     CHECK_EQ(ox_condvar_wait_while(&f.cv, &f.m, flag_unset, &f), 0);
     ox_mutex_unlock(&f.m);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 static void quiet_hook(const ox_panic_payload *p)
@@ -80,7 +80,7 @@ static void quiet_hook(const ox_panic_payload *p)
 
 static void *poison_it(void *arg)
 {
-    ox_mutex_lock((ox_mutex *)arg);
+    (void)!ox_mutex_lock((ox_mutex *)arg);
     ox_panic("poison");
 }
 
@@ -96,14 +96,14 @@ OX_TEST(condvar_wait_reports_poisoned_mutex)
         rc = ox_condvar_wait(&f.cv, &f.m);
     CHECK_EQ(rc, OX_EPOISONED);
     ox_mutex_unlock(&f.m);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
     /* wait_while stops at the poison, as Rust's does. */
     f.value = 0;
     h = ox_thread_spawn(set_flag_later, &f);
-    ox_mutex_lock(&f.m);
+    (void)!ox_mutex_lock(&f.m);
     CHECK_EQ(ox_condvar_wait_while(&f.cv, &f.m, flag_unset, &f), OX_EPOISONED);
     ox_mutex_unlock(&f.m);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 /* A bounded queue: producers and consumers, two condvars on one mutex.
@@ -127,9 +127,9 @@ static void *producer(void *arg)
 {
     struct queue *q = arg;
     for (long i = 1; i <= q->per_producer; i++) {
-        ox_mutex_lock(&q->m);
+        (void)!ox_mutex_lock(&q->m);
         while (q->len == QCAP)
-            ox_condvar_wait(&q->not_full, &q->m);
+            (void)!ox_condvar_wait(&q->not_full, &q->m);
         q->items[(q->head + q->len++) % QCAP] = i;
         if (q->use_all)
             ox_condvar_notify_all(&q->not_empty); /* under the lock: requeue path */
@@ -144,9 +144,9 @@ static void *consumer(void *arg)
 {
     struct queue *q = arg;
     for (;;) {
-        ox_mutex_lock(&q->m);
+        (void)!ox_mutex_lock(&q->m);
         while (q->len == 0 && q->consumed_count < q->total)
-            ox_condvar_wait(&q->not_empty, &q->m);
+            (void)!ox_condvar_wait(&q->not_empty, &q->m);
         if (q->len == 0) { /* all consumed */
             ox_mutex_unlock(&q->m);
             ox_condvar_notify_all(&q->not_empty);
@@ -214,12 +214,12 @@ static void *gen_waiter(void *arg)
 {
     struct gen *g = arg;
     for (long r = 0; r < g->rounds; r++) {
-        ox_mutex_lock(&g->m);
+        (void)!ox_mutex_lock(&g->m);
         long mine = g->generation;
         g->arrived++;
         ox_condvar_notify_all(&g->cv); /* tell the leader */
         while (g->generation == mine)
-            ox_condvar_wait(&g->cv, &g->m);
+            (void)!ox_condvar_wait(&g->cv, &g->m);
         g->departed++;
         ox_condvar_notify_all(&g->cv);
         ox_mutex_unlock(&g->m);
@@ -236,22 +236,22 @@ OX_TEST(condvar_notify_all_requeue_wakes_everyone)
     for (int i = 0; i < GEN_WAITERS; i++)
         h[i] = ox_thread_spawn(gen_waiter, &g);
     for (long r = 0; r < g.rounds; r++) {
-        ox_mutex_lock(&g.m);
+        (void)!ox_mutex_lock(&g.m);
         while (g.arrived < GEN_WAITERS)
-            ox_condvar_wait(&g.cv, &g.m);
+            (void)!ox_condvar_wait(&g.cv, &g.m);
         /* Let them fall asleep now and then, so that the requeue finds
          * sleepers rather than spinners. */
         if (r % 8 == 0) {
             ox_mutex_unlock(&g.m);
             ox_thread_sleep(OX_MILLIS(1));
-            ox_mutex_lock(&g.m);
+            (void)!ox_mutex_lock(&g.m);
         }
         g.arrived = 0;
         g.departed = 0;
         g.generation++;
         ox_condvar_notify_all(&g.cv); /* mutex held: the requeue path */
         while (g.departed < GEN_WAITERS)
-            ox_condvar_wait(&g.cv, &g.m);
+            (void)!ox_condvar_wait(&g.cv, &g.m);
         ox_mutex_unlock(&g.m);
     }
     for (int i = 0; i < GEN_WAITERS; i++)
@@ -266,7 +266,7 @@ OX_TEST_OPTS(condvar_wait_without_mutex_held_aborts, .expect_signal = SIGABRT,
 {
     ox_condvar cv = OX_CONDVAR_INIT;
     ox_mutex m = OX_MUTEX_INIT;
-    ox_condvar_wait(&cv, &m);
+    (void)!ox_condvar_wait(&cv, &m);
 }
 
 OX_TEST_OPTS(condvar_two_mutexes_aborts, .expect_signal = SIGABRT,
@@ -274,22 +274,22 @@ OX_TEST_OPTS(condvar_two_mutexes_aborts, .expect_signal = SIGABRT,
 {
     ox_condvar cv = OX_CONDVAR_INIT;
     ox_mutex a = OX_MUTEX_INIT, b = OX_MUTEX_INIT;
-    ox_mutex_lock(&a);
-    ox_condvar_wait_timeout(&cv, &a, OX_MILLIS(1));
+    (void)!ox_mutex_lock(&a);
+    (void)!ox_condvar_wait_timeout(&cv, &a, OX_MILLIS(1));
     ox_mutex_unlock(&a);
-    ox_mutex_lock(&b);
-    ox_condvar_wait_timeout(&cv, &b, OX_MILLIS(1));
+    (void)!ox_mutex_lock(&b);
+    (void)!ox_condvar_wait_timeout(&cv, &b, OX_MILLIS(1));
 }
 
 OX_TEST(condvar_init_unties)
 {
     ox_condvar cv = OX_CONDVAR_INIT;
     ox_mutex a = OX_MUTEX_INIT, b = OX_MUTEX_INIT;
-    ox_mutex_lock(&a);
+    (void)!ox_mutex_lock(&a);
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &a, OX_MILLIS(1)), OX_ETIMEDOUT);
     ox_mutex_unlock(&a);
     ox_condvar_init(&cv);
-    ox_mutex_lock(&b);
+    (void)!ox_mutex_lock(&b);
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &b, OX_MILLIS(1)), OX_ETIMEDOUT);
     ox_mutex_unlock(&b);
 }
@@ -307,7 +307,7 @@ struct timed_box {
 static void *timed_consumer(void *arg)
 {
     struct timed_box *b = arg;
-    ox_mutex_lock(&b->m);
+    (void)!ox_mutex_lock(&b->m);
     while (b->consumed < b->total) {
         if (b->produced > b->consumed) {
             b->consumed++;
@@ -326,9 +326,9 @@ static void *timed_producer(void *arg)
 {
     struct timed_box *b = arg;
     for (long i = 0; i < b->total / 2; i++) {
-        ox_mutex_lock(&b->m);
+        (void)!ox_mutex_lock(&b->m);
         while (b->produced - b->consumed >= 2)
-            ox_condvar_wait(&b->cv, &b->m);
+            (void)!ox_condvar_wait(&b->cv, &b->m);
         b->produced++;
         ox_mutex_unlock(&b->m);
         if (i % 2)
@@ -443,7 +443,7 @@ static void *nag(void *arg)
 OX_TEST(condvar_wait_timeout_while)
 {
     struct flag f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0};
-    ox_mutex_lock(&f.m);
+    (void)!ox_mutex_lock(&f.m);
     CHECK_EQ(ox_condvar_wait_timeout_while(&f.cv, &f.m, -1, flag_unset, &f), OX_EINVAL);
     /* Notifies that leave the predicate true are absorbed until the time is
      * up; m is held again then. */

@@ -22,11 +22,11 @@ static void *hold_then_take(void *arg)
 {
     ox_mutex *first = arg == NULL ? &m1 : &m2;
     ox_mutex *second = arg == NULL ? &m2 : &m1;
-    ox_mutex_lock(first);
+    (void)!ox_mutex_lock(first);
     atomic_fetch_add_explicit(&holding, 1, memory_order_acq_rel);
     while (atomic_load_explicit(&holding, memory_order_acquire) < 2)
         ox_thread_yield();
-    ox_mutex_lock(second);
+    (void)!ox_mutex_lock(second);
     ox_mutex_unlock(second);
     ox_mutex_unlock(first);
     return NULL;
@@ -46,8 +46,8 @@ OX_TEST_OPTS(lockdep_mutex_abba_deadlock_reported_without_hanging, .expect_signa
 static void *lock_1_2(void *arg)
 {
     (void)arg;
-    ox_mutex_lock(&m1);
-    ox_mutex_lock(&m2);
+    (void)!ox_mutex_lock(&m1);
+    (void)!ox_mutex_lock(&m2);
     ox_mutex_unlock(&m2);
     ox_mutex_unlock(&m1);
     return NULL;
@@ -56,8 +56,8 @@ static void *lock_1_2(void *arg)
 static void *lock_2_3(void *arg)
 {
     (void)arg;
-    ox_mutex_lock(&m2);
-    ox_mutex_lock(&m3);
+    (void)!ox_mutex_lock(&m2);
+    (void)!ox_mutex_lock(&m3);
     ox_mutex_unlock(&m3);
     ox_mutex_unlock(&m2);
     return NULL;
@@ -66,8 +66,8 @@ static void *lock_2_3(void *arg)
 static void *lock_3_1(void *arg)
 {
     (void)arg;
-    ox_mutex_lock(&m3);
-    ox_mutex_lock(&m1);
+    (void)!ox_mutex_lock(&m3);
+    (void)!ox_mutex_lock(&m1);
     ox_mutex_unlock(&m1);
     ox_mutex_unlock(&m3);
     return NULL;
@@ -101,11 +101,11 @@ OX_TEST(lockdep_rwlock_mutex_cycle_reported)
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     CHECK_EQ(ox_rwlock_write(&rw), 0);
-    ox_mutex_lock(&m1);
+    (void)!ox_mutex_lock(&m1);
     ox_mutex_unlock(&m1);
     ox_rwlock_write_unlock(&rw);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_mutex_lock(&m1);
+    (void)!ox_mutex_lock(&m1);
     CHECK_EQ(ox_rwlock_read(&rw), 0);
     ox_rwlock_read_unlock(&rw);
     ox_mutex_unlock(&m1);
@@ -126,7 +126,7 @@ static void *ordered_worker(void *arg)
         for (int i = 0; i < MANY; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             if (r % 50 == 0 || x % 3 == 0) {
-                ox_mutex_lock(&many[i]);
+                (void)!ox_mutex_lock(&many[i]);
                 taken[n++] = i;
             }
         }
@@ -163,13 +163,13 @@ OX_TEST(lockdep_mutex_class_by_site)
         ox_mutex_init(&table[i]);
         OX_LOCK_CLASS_INIT(&table[i]);
     }
-    ox_mutex_lock(&m1); /* m1 -> table class, through table[10] */
-    ox_mutex_lock(&table[10]);
+    (void)!ox_mutex_lock(&m1); /* m1 -> table class, through table[10] */
+    (void)!ox_mutex_lock(&table[10]);
     ox_mutex_unlock(&table[10]);
     ox_mutex_unlock(&m1);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_mutex_lock(&table[999999]); /* table class -> m1: a cycle */
-    ox_mutex_lock(&m1);
+    (void)!ox_mutex_lock(&table[999999]); /* table class -> m1: a cycle */
+    (void)!ox_mutex_lock(&m1);
     ox_mutex_unlock(&m1);
     ox_mutex_unlock(&table[999999]);
     CHECK_EQ(ox_lockdep_reports(), 1u);
@@ -185,7 +185,7 @@ OX_TEST(lockdep_mutex_try_lock_adds_no_edge)
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     lock_1_2(NULL);
-    ox_mutex_lock(&m2);
+    (void)!ox_mutex_lock(&m2);
     CHECK_EQ(ox_mutex_try_lock(&m1), 0);
     ox_mutex_unlock(&m1);
     ox_mutex_unlock(&m2);
@@ -200,7 +200,7 @@ static _Atomic int ready;
 static void *notify_later(void *arg)
 {
     (void)arg;
-    ox_mutex_lock(&m1);
+    (void)!ox_mutex_lock(&m1);
     atomic_store(&ready, 1);
     ox_condvar_notify_all(&cv);
     ox_mutex_unlock(&m1);
@@ -212,8 +212,8 @@ OX_TEST(lockdep_condvar_relock_records_order)
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     lock_1_2(NULL); /* m1 -> m2 */
-    ox_mutex_lock(&m2);
-    ox_mutex_lock(&m1); /* m2 -> m1 through a condvar's re-lock below too */
+    (void)!ox_mutex_lock(&m2);
+    (void)!ox_mutex_lock(&m1); /* m2 -> m1 through a condvar's re-lock below too */
     ox_join_handle h = ox_test_spawn_named("notifier", notify_later, NULL);
     while (!atomic_load(&ready))
         CHECK_EQ(ox_condvar_wait(&cv, &m1), 0);
@@ -228,8 +228,8 @@ OX_TEST(lockdep_condvar_relock_records_order)
 static void *wait_for_m3(void *arg)
 {
     (void)arg;
-    ox_mutex_lock(&m2);
-    ox_mutex_lock(&m3);
+    (void)!ox_mutex_lock(&m2);
+    (void)!ox_mutex_lock(&m3);
     ox_mutex_unlock(&m3);
     ox_mutex_unlock(&m2);
     return NULL;
@@ -237,7 +237,7 @@ static void *wait_for_m3(void *arg)
 
 OX_TEST(blocked_dump_shows_mutex_waiter)
 {
-    ox_mutex_lock(&m3);
+    (void)!ox_mutex_lock(&m3);
     ox_join_handle h = ox_test_spawn_named("mutex waiter", wait_for_m3, NULL);
     char *text = NULL;
     ox_instant give_up = ox_instant_after(OX_SECS(10));

@@ -44,7 +44,7 @@ struct poison_data {
 static void *panic_while_holding(void *arg)
 {
     struct poison_data *d = arg;
-    ox_mutex_lock(&d->m);
+    (void)!ox_mutex_lock(&d->m);
     d->value = 42;
     ox_panic("boom while holding the mutex");
 }
@@ -97,7 +97,7 @@ OX_TEST(mutex_scope_panic_releases_once_and_poisons)
 
 static void *catch_target(void *arg)
 {
-    ox_mutex_lock((ox_mutex *)arg);
+    (void)!ox_mutex_lock((ox_mutex *)arg);
     ox_panic("caught");
 }
 
@@ -122,7 +122,7 @@ OX_TEST_OPTS(mutex_unlock_not_held_aborts, .expect_signal = SIGABRT,
 
 static void *lock_and_return(void *arg)
 {
-    ox_mutex_lock((ox_mutex *)arg);
+    (void)!ox_mutex_lock((ox_mutex *)arg);
     ox_mutex_unlock((ox_mutex *)arg);
     return NULL;
 }
@@ -132,8 +132,8 @@ OX_TEST_OPTS(mutex_double_unlock_aborts, .expect_signal = SIGABRT,
 {
     static ox_mutex m = OX_MUTEX_INIT;
     ox_join_handle h = ox_thread_spawn(lock_and_return, &m);
-    ox_thread_join(&h, NULL, NULL);
-    ox_mutex_lock(&m);
+    (void)!ox_thread_join(&h, NULL, NULL);
+    (void)!ox_mutex_lock(&m);
     ox_mutex_unlock(&m);
     ox_mutex_unlock(&m);
 }
@@ -146,7 +146,7 @@ struct holder {
 static void *hold_until_told(void *arg)
 {
     struct holder *h = arg;
-    ox_mutex_lock(&h->m);
+    (void)!ox_mutex_lock(&h->m);
     atomic_store(&h->locked, 1);
     while (atomic_load(&h->locked) != 2)
         ox_thread_sleep(OX_MILLIS(1));
@@ -169,7 +169,7 @@ OX_TEST_OPTS(mutex_destroy_locked_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "ox_mutex_destroy: destroying a locked mutex")
 {
     ox_mutex m = OX_MUTEX_INIT;
-    ox_mutex_lock(&m);
+    (void)!ox_mutex_lock(&m);
     ox_mutex_destroy(&m);
 }
 
@@ -177,14 +177,14 @@ OX_TEST_OPTS(mutex_recursive_lock_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "would deadlock", .timeout_s = 10)
 {
     ox_mutex m = OX_MUTEX_INIT;
-    ox_mutex_lock(&m);
-    ox_mutex_lock(&m);
+    (void)!ox_mutex_lock(&m);
+    (void)!ox_mutex_lock(&m);
 }
 
 OX_TEST(mutex_recursive_try_lock_is_busy)
 {
     ox_mutex m = OX_MUTEX_INIT;
-    ox_mutex_lock(&m);
+    (void)!ox_mutex_lock(&m);
     CHECK_EQ(ox_mutex_try_lock(&m), OX_EBUSY);
     ox_mutex_unlock(&m);
 }
@@ -202,7 +202,7 @@ OX_TEST(mutex_negative_timeout_is_einval)
 static void *hold_for_a_while(void *arg)
 {
     ox_mutex *m = arg;
-    ox_mutex_lock(m);
+    (void)!ox_mutex_lock(m);
     ox_thread_sleep(OX_MILLIS(300));
     ox_mutex_unlock(m);
     return NULL;
@@ -226,7 +226,7 @@ OX_TEST(mutex_timeout_neither_early_nor_late)
     /* A huge timeout saturates to "forever" and then succeeds. */
     CHECK_EQ(ox_mutex_lock_timeout(&hd.m, INT64_MAX), 0);
     ox_mutex_unlock(&hd.m);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 OX_TEST(mutex_lock_waits_for_holder)
@@ -239,7 +239,7 @@ OX_TEST(mutex_lock_waits_for_holder)
     }
     CHECK_EQ(ox_mutex_lock_timeout(&m, OX_SECS(10)), 0);
     ox_mutex_unlock(&m);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 /* ---- the scope guard ---- */
@@ -298,7 +298,7 @@ static void *stress_worker(void *arg)
             while (ox_mutex_try_lock(&s->m) != 0)
                 ox_thread_yield();
         } else {
-            ox_mutex_lock(&s->m);
+            (void)!ox_mutex_lock(&s->m);
         }
         if (s->inside++ != 0)
             ox_panic("two threads inside the mutex");

@@ -248,7 +248,7 @@ static void *panic_with_bad_cleanup(void *arg)
 OX_TEST_OPTS(panic_while_panicking_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "panicked while processing a panic")
 {
-    ox_catch_unwind(panic_with_bad_cleanup, NULL, NULL, NULL);
+    (void)!ox_catch_unwind(panic_with_bad_cleanup, NULL, NULL, NULL);
 }
 
 OX_TEST_OPTS(panic_cleanup_pop_without_push_aborts, .expect_signal = SIGABRT,
@@ -268,7 +268,7 @@ OX_TEST_OPTS(panic_thread_exit_holding_lock_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "exits holding fake lock")
 {
     ox_join_handle h = ox_thread_spawn(thread_exits_holding_lock, NULL);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 OX_TEST(panic_thread_panicking_flag)

@@ -44,7 +44,7 @@ struct pdata {
 static void *panic_in_write(void *arg)
 {
     struct pdata *d = arg;
-    ox_rwlock_write(&d->l);
+    (void)!ox_rwlock_write(&d->l);
     d->value = 7;
     ox_panic("boom in write");
 }
@@ -52,7 +52,7 @@ static void *panic_in_write(void *arg)
 static void *panic_in_read(void *arg)
 {
     struct pdata *d = arg;
-    ox_rwlock_read(&d->l);
+    (void)!ox_rwlock_read(&d->l);
     ox_panic("boom in read");
 }
 
@@ -100,7 +100,7 @@ OX_TEST_OPTS(rwlock_wrong_mode_unlock_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "is held for writing by thread 'main', not for reading")
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    ox_rwlock_write(&l);
+    (void)!ox_rwlock_write(&l);
     ox_rwlock_read_unlock(&l);
 }
 
@@ -108,21 +108,21 @@ OX_TEST_OPTS(rwlock_recursive_write_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "would deadlock", .timeout_s = 10)
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    ox_rwlock_read(&l);
-    ox_rwlock_write(&l);
+    (void)!ox_rwlock_read(&l);
+    (void)!ox_rwlock_write(&l);
 }
 
 OX_TEST_OPTS(rwlock_destroy_locked_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "destroying an rwlock locked for reading")
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    ox_rwlock_read(&l);
+    (void)!ox_rwlock_read(&l);
     ox_rwlock_destroy(&l);
 }
 
 static void *write_blocking(void *arg)
 {
-    ox_rwlock_write((ox_rwlock *)arg);
+    (void)!ox_rwlock_write((ox_rwlock *)arg);
     ox_rwlock_write_unlock((ox_rwlock *)arg);
     return NULL;
 }
@@ -133,10 +133,10 @@ OX_TEST_OPTS(rwlock_recursive_read_behind_writer_aborts, .expect_signal = SIGABR
              .expect_stderr = "would deadlock", .timeout_s = 10)
 {
     static ox_rwlock l = OX_RWLOCK_INIT;
-    ox_rwlock_read(&l);
+    (void)!ox_rwlock_read(&l);
     ox_join_handle h = ox_thread_spawn(write_blocking, &l);
     ox_thread_sleep(OX_MILLIS(100)); /* let the writer queue up */
-    ox_rwlock_read(&l);
+    (void)!ox_rwlock_read(&l);
     ox_join_handle_drop(&h);
 }
 
@@ -144,7 +144,7 @@ OX_TEST_OPTS(rwlock_downgrade_not_write_locked_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "ox_rwlock_downgrade: rwlock")
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    ox_rwlock_read(&l);
+    (void)!ox_rwlock_read(&l);
     ox_rwlock_downgrade(&l);
 }
 
@@ -173,9 +173,9 @@ static void *rw_hold_until_told(void *arg)
 {
     struct rw_holder *h = arg;
     if (h->write)
-        ox_rwlock_write(&h->l);
+        (void)!ox_rwlock_write(&h->l);
     else
-        ox_rwlock_read(&h->l);
+        (void)!ox_rwlock_read(&h->l);
     atomic_store(&h->state, 1);
     while (atomic_load(&h->state) != 2)
         ox_thread_sleep(OX_MILLIS(1));
@@ -209,7 +209,7 @@ OX_TEST(rwlock_timed_write_on_read_locked_times_out_and_readers_still_enter)
     CHECK_EQ(ox_thread_join(&r, &rc, NULL), 0);
     CHECK_EQ((intptr_t)rc, 0);
     atomic_store(&hd.state, 2);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 OX_TEST(rwlock_timed_read_on_write_locked_times_out)
@@ -228,7 +228,7 @@ OX_TEST(rwlock_timed_read_on_write_locked_times_out)
     atomic_store(&hd.state, 2);
     CHECK_EQ(ox_rwlock_read_timeout(&hd.l, OX_SECS(10)), 0);
     ox_rwlock_read_unlock(&hd.l);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 /* ---- downgrade ---- */
@@ -242,7 +242,7 @@ struct dg {
 static void *dg_reader(void *arg)
 {
     struct dg *d = arg;
-    ox_rwlock_read(&d->l);
+    (void)!ox_rwlock_read(&d->l);
     int v = d->value;
     atomic_store(&d->reader_in, 1);
     ox_rwlock_read_unlock(&d->l);
@@ -252,7 +252,7 @@ static void *dg_reader(void *arg)
 OX_TEST(rwlock_downgrade_lets_readers_in_keeps_writers_out)
 {
     struct dg d = {OX_RWLOCK_INIT, 0, 0};
-    ox_rwlock_write(&d.l);
+    (void)!ox_rwlock_write(&d.l);
     ox_join_handle r = ox_thread_spawn(dg_reader, &d);
     ox_thread_sleep(OX_MILLIS(20)); /* the reader blocks behind the write lock */
     CHECK_EQ(atomic_load(&d.reader_in), 0);
@@ -283,7 +283,7 @@ static void *overlapping_reader(void *arg)
 {
     struct pref *p = arg;
     while (!atomic_load(&p->stop)) {
-        ox_rwlock_read(&p->l);
+        (void)!ox_rwlock_read(&p->l);
         int n = atomic_fetch_add(&p->readers_inside, 1) + 1;
         int max = atomic_load(&p->max_readers_inside);
         while (n > max && !atomic_compare_exchange_weak(&p->max_readers_inside, &max, n)) {
@@ -325,7 +325,7 @@ OX_TEST(rwlock_writer_not_starved_by_overlapping_readers)
     }
     atomic_store(&p.stop, 1);
     for (int i = 0; i < 3; i++)
-        ox_thread_join(&h[i], NULL, NULL);
+        (void)!ox_thread_join(&h[i], NULL, NULL);
 }
 
 /* ---- stress: an in-lock witness ---- */

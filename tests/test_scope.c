@@ -168,7 +168,7 @@ static void body_join_twice(ox_scope *s, void *arg)
     (void)arg;
     ox_scoped_handle h = ox_scope_spawn(s, return_double, NULL);
     CHECK_EQ(ox_scoped_join(&h, NULL, NULL), 0);
-    ox_scoped_join(&h, NULL, NULL);
+    (void)!ox_scoped_join(&h, NULL, NULL);
 }
 
 OX_TEST_OPTS(scope_join_twice_aborts, .expect_signal = SIGABRT, .expect_stderr = "already joined")

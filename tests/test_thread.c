@@ -50,7 +50,7 @@ OX_TEST_OPTS(thread_join_twice_aborts, .expect_signal = SIGABRT,
 {
     ox_join_handle h = ox_thread_spawn(return_arg_plus_one, NULL);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 OX_TEST_OPTS(thread_spawn_null_aborts, .expect_signal = SIGABRT,

@@ -179,7 +179,7 @@ OX_TEST_OPTS(tls_get_after_destruction_aborts_with_name, .expect_signal = SIGABR
              .expect_stderr = "thread-local 'counter' accessed during or after its destruction")
 {
     ox_join_handle h = ox_thread_spawn(bad_body, NULL);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 /* rust-lang/rust#116933: the current thread inside a destructor. */
@@ -274,7 +274,7 @@ OX_TEST(tls_exit_from_spawned_thread_helper)
 {
     *OX_TLS_GET(main_only) = 42; /* main's: must not be destroyed */
     ox_join_handle h = ox_thread_spawn(set_and_exit, NULL);
-    ox_thread_join(&h, NULL, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
 }
 
 OX_TEST(tls_exit_from_spawned_thread_runs_its_destructors)

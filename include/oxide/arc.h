@@ -83,7 +83,7 @@ static inline ox__arc_header *ox__arc_header_of(const void *payload)
 OX_COLD OX__NORETURN void ox__arc_count_bad(const void *payload, size_t old, const char *function);
 OX_COLD void ox__arc_drop_slow(void *payload, size_t old);
 
-static inline void *ox__arc_clone_inline(void *payload)
+OX_MUST_USE static inline void *ox__arc_clone_inline(void *payload)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
     /* Relaxed: a new reference can only be made from an existing one, whose
@@ -115,10 +115,6 @@ static inline size_t ox__arc_strong_count_inline(const void *payload)
      * sole owner orders after the other owners' drops. */
     return atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_acquire);
 }
-
-#define ox_arc_clone(payload)        ox__arc_clone_inline(payload)
-#define ox_arc_drop(payload)         ox__arc_drop_inline(payload)
-#define ox_arc_strong_count(payload) ox__arc_strong_count_inline(payload)
 #endif /* !__cplusplus */
 
 /* ---- Arc ---- */
@@ -128,20 +124,26 @@ static inline size_t ox__arc_strong_count_inline(const void *payload)
  * NULL) runs on the payload when the last strong reference is dropped; it
  * must not free the payload (oxide does). Returns the payload, owned by the
  * caller. Never returns NULL: aborts when out of memory, as Rust does. */
-void *ox_arc_new(size_t size, void (*drop_fn)(void *payload));
+OX_MUST_USE void *ox_arc_new(size_t size, void (*drop_fn)(void *payload));
 
 /* Counts one more strong reference to the value at payload (borrowed) and
  * returns payload, now also owned by the caller. Never blocks. (In C, this
  * and the next two are macros over inline fast paths.) */
-void *(ox_arc_clone)(void *payload);
+OX_MUST_USE void *ox_arc_clone(void *payload);
 
 /* Gives up one strong reference (taken). If it was the last, runs drop_fn
  * and frees the memory unless a Weak remains. Never blocks. */
-void(ox_arc_drop)(void *payload);
+void ox_arc_drop(void *payload);
 
 /* The number of strong references (a snapshot: other threads may change it
  * at once). */
-size_t(ox_arc_strong_count)(const void *payload);
+size_t ox_arc_strong_count(const void *payload);
+
+#ifndef __cplusplus
+#define ox_arc_clone(payload)        ox__arc_clone_inline(payload)
+#define ox_arc_drop(payload)         ox__arc_drop_inline(payload)
+#define ox_arc_strong_count(payload) ox__arc_strong_count_inline(payload)
+#endif
 
 /* The number of Weak references (a snapshot). */
 size_t ox_arc_weak_count(const void *payload);
@@ -164,7 +166,7 @@ void *ox_arc_get_mut(void *payload);
  * consumed. Returns OX_EBUSY if other strong references exist: nothing
  * happened, the caller still owns its reference. size must be the size
  * given to ox_arc_new (aborts otherwise: a short buffer would truncate). */
-int ox_arc_try_unwrap(void *payload, void *out, size_t size);
+OX_MUST_USE int ox_arc_try_unwrap(void *payload, void *out, size_t size);
 
 /* Gives up the caller's strong reference (taken), as ox_arc_drop; if it was
  * the last one, copies the value to out instead of running drop_fn, frees
@@ -172,7 +174,7 @@ int ox_arc_try_unwrap(void *payload, void *out, size_t size);
  * Arc::into_inner). When every owner calls this, exactly one gets the
  * value, even if they race (try_unwrap followed by a drop gives no such
  * promise). size is checked as in ox_arc_try_unwrap. */
-bool ox_arc_into_inner(void *payload, void *out, size_t size);
+OX_MUST_USE bool ox_arc_into_inner(void *payload, void *out, size_t size);
 
 /* ---- Weak ---- */
 
@@ -181,20 +183,20 @@ typedef struct ox_weak ox_weak; /* opaque: the allocation, not the payload */
 /* An empty Weak, pointing at no value (Rust's Weak::new): it never upgrades
  * (ox_weak_upgrade returns NULL), its counts are 0, and clone and drop work
  * on it as on any Weak. Allocates nothing. */
-ox_weak *ox_weak_new(void);
+OX_MUST_USE ox_weak *ox_weak_new(void);
 
 /* A new Weak reference to the value of the strong reference payload
  * (borrowed). The Weak is owned by the caller: give it up with
  * ox_weak_drop(). */
-ox_weak *ox_arc_downgrade(void *payload);
+OX_MUST_USE ox_weak *ox_arc_downgrade(void *payload);
 
 /* A new strong reference (the payload, owned by the caller) if the value
  * still lives, else NULL. w is borrowed. Never resurrects a dropped value. */
-void *ox_weak_upgrade(ox_weak *w);
+OX_MUST_USE void *ox_weak_upgrade(ox_weak *w);
 
 /* Another Weak reference to the same value (w is borrowed; returns w, now
  * also owned by the caller). */
-ox_weak *ox_weak_clone(ox_weak *w);
+OX_MUST_USE ox_weak *ox_weak_clone(ox_weak *w);
 
 /* Gives up a Weak reference (taken); frees the memory if it was the last
  * reference of any kind. NULL is ignored. */

@@ -44,7 +44,7 @@ typedef struct ox_barrier {
 
 /* Makes b a barrier for n threads (0 behaves as 1). Must not race with a
  * wait on b. Returns 0, or OX_EINVAL if n > OX_BARRIER_MAX. */
-int ox_barrier_init(ox_barrier *b, uint32_t n);
+OX_MUST_USE int ox_barrier_init(ox_barrier *b, uint32_t n);
 
 /* Blocks until n threads (counting the caller) have called it in this
  * round. Returns true in exactly one thread per round, the leader. Every

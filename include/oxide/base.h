@@ -55,6 +55,21 @@ extern "C" {
 #define OX_COLD
 #endif
 
+/* OX_MUST_USE marks a function whose result must not be dropped: a lock's
+ * OX_EPOISONED, a send that failed and left the value with the caller, a
+ * join's panic, a new reference that would leak (Rust's #[must_use] on
+ * Result and on Arc::downgrade / Weak::upgrade). The compiler warns when a
+ * call's result is ignored. To ignore one on purpose, say so: (void)!call
+ * (gcc does not accept a plain (void) cast for this attribute in C; C++'s
+ * [[nodiscard]] and clang accept either). */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define OX_MUST_USE [[nodiscard]]
+#elif defined(__GNUC__) || defined(__clang__)
+#define OX_MUST_USE __attribute__((warn_unused_result))
+#else
+#define OX_MUST_USE
+#endif
+
 /* Every public header puts its declarations between OX__API_BEGIN and
  * OX__API_END: liboxide is built with -fvisibility=hidden, so what a public
  * header declares is exported and nothing else is (abi/liboxide.map,

@@ -84,13 +84,14 @@ typedef struct ox_channel_options {
 /* Creates a channel and hands out its first sender and receiver (both owned
  * by the caller). Returns 0; OX_EINVAL if elem_size is 0, tx or rx is NULL, or
  * the capacity times the element size overflows; ENOMEM. */
-int ox_channel(size_t elem_size, size_t capacity, ox_sender **tx, ox_receiver **rx);
-int ox_channel_with(const ox_channel_options *options, ox_sender **tx, ox_receiver **rx);
+OX_MUST_USE int ox_channel(size_t elem_size, size_t capacity, ox_sender **tx, ox_receiver **rx);
+OX_MUST_USE int ox_channel_with(const ox_channel_options *options, ox_sender **tx,
+                                ox_receiver **rx);
 
 /* Another owned handle to the same channel (borrowing tx/rx). Aborts if the
  * handle was dropped, or on out-of-memory. */
-ox_sender *ox_sender_clone(ox_sender *tx);
-ox_receiver *ox_receiver_clone(ox_receiver *rx);
+OX_MUST_USE ox_sender *ox_sender_clone(ox_sender *tx);
+OX_MUST_USE ox_receiver *ox_receiver_clone(ox_receiver *rx);
 
 /* Gives the handle up (takes it). The last sender's drop disconnects the
  * receivers (they drain, then get OX_EDISCONNECTED); the last receiver's drop
@@ -105,15 +106,15 @@ void ox_receiver_drop(ox_receiver *rx);
  * was copied, the value is still the caller's. */
 
 /* Blocks while the channel is full. */
-int ox_sender_send(ox_sender *tx, const void *msg);
+OX_MUST_USE int ox_sender_send(ox_sender *tx, const void *msg);
 /* Never blocks: OX_EFULL if there is no room (rendezvous: no receiver
  * waiting). */
-int ox_sender_try_send(ox_sender *tx, const void *msg);
+OX_MUST_USE int ox_sender_try_send(ox_sender *tx, const void *msg);
 /* Blocks at most timeout (OX_ETIMEDOUT); negative: OX_EINVAL. A zero timeout
  * tries once. */
-int ox_sender_send_timeout(ox_sender *tx, const void *msg, ox_nanos timeout);
+OX_MUST_USE int ox_sender_send_timeout(ox_sender *tx, const void *msg, ox_nanos timeout);
 /* Blocks until the deadline at most; one in the past tries once. */
-int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline);
+OX_MUST_USE int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline);
 
 /* ---- receiving: out points to elem_size writable bytes ----
  * Return 0 with the message copied to out. OX_EDISCONNECTED: every sender is
@@ -126,12 +127,12 @@ int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline)
  * reading right behind a writer moves every cache line between the cores
  * several times, and measured 3-6x slower. A hand-off waits one 50 ns look
  * at most (one microsecond if it lands inside that look). */
-int ox_receiver_recv(ox_receiver *rx, void *out);
+OX_MUST_USE int ox_receiver_recv(ox_receiver *rx, void *out);
 /* Never blocks: OX_EEMPTY if nothing is ready. */
-int ox_receiver_try_recv(ox_receiver *rx, void *out);
+OX_MUST_USE int ox_receiver_try_recv(ox_receiver *rx, void *out);
 /* Blocks at most timeout (OX_ETIMEDOUT); negative: OX_EINVAL. */
-int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout);
-int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline);
+OX_MUST_USE int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout);
+OX_MUST_USE int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline);
 
 /* ---- typed convenience: the size checked at every call ----
  * The calls above copy the channel's element size, whatever the buffer
@@ -166,14 +167,18 @@ int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline);
 /* OX_CHANNEL_FOR_EACH with the check. */
 #define OX_CHANNEL_FOR_EACH_OF(rx, out) while (OX_RECV((rx), (out)) == 0)
 
-int ox_sender_send_sized(ox_sender *tx, const void *msg, size_t size);
-int ox_sender_try_send_sized(ox_sender *tx, const void *msg, size_t size);
-int ox_sender_send_timeout_sized(ox_sender *tx, const void *msg, size_t size, ox_nanos timeout);
-int ox_sender_send_deadline_sized(ox_sender *tx, const void *msg, size_t size, ox_instant deadline);
-int ox_receiver_recv_sized(ox_receiver *rx, void *out, size_t size);
-int ox_receiver_try_recv_sized(ox_receiver *rx, void *out, size_t size);
-int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size, ox_nanos timeout);
-int ox_receiver_recv_deadline_sized(ox_receiver *rx, void *out, size_t size, ox_instant deadline);
+OX_MUST_USE int ox_sender_send_sized(ox_sender *tx, const void *msg, size_t size);
+OX_MUST_USE int ox_sender_try_send_sized(ox_sender *tx, const void *msg, size_t size);
+OX_MUST_USE int ox_sender_send_timeout_sized(ox_sender *tx, const void *msg, size_t size,
+                                             ox_nanos timeout);
+OX_MUST_USE int ox_sender_send_deadline_sized(ox_sender *tx, const void *msg, size_t size,
+                                              ox_instant deadline);
+OX_MUST_USE int ox_receiver_recv_sized(ox_receiver *rx, void *out, size_t size);
+OX_MUST_USE int ox_receiver_try_recv_sized(ox_receiver *rx, void *out, size_t size);
+OX_MUST_USE int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size,
+                                               ox_nanos timeout);
+OX_MUST_USE int ox_receiver_recv_deadline_sized(ox_receiver *rx, void *out, size_t size,
+                                                ox_instant deadline);
 
 /* The element size the channel was created with. */
 size_t ox_sender_elem_size(const ox_sender *tx);
@@ -241,13 +246,13 @@ static inline ox_select_op ox__select_op(ox_sender *tx, ox_receiver *rx, void *b
  * index; returns 0 (it happened) or OX_EDISCONNECTED (its channel is
  * disconnected: nothing sent or received). OX_EINVAL if n is 0. Aborts on a
  * malformed op (both or neither of tx/rx, NULL buf, dropped handle). */
-int ox_select(ox_select_op *ops, size_t n, size_t *index);
+OX_MUST_USE int ox_select(ox_select_op *ops, size_t n, size_t *index);
 /* As ox_select, giving up with OX_ETIMEDOUT after timeout / at deadline
  * (negative timeout: OX_EINVAL). */
-int ox_select_timeout(ox_select_op *ops, size_t n, ox_nanos timeout, size_t *index);
-int ox_select_deadline(ox_select_op *ops, size_t n, ox_instant deadline, size_t *index);
+OX_MUST_USE int ox_select_timeout(ox_select_op *ops, size_t n, ox_nanos timeout, size_t *index);
+OX_MUST_USE int ox_select_deadline(ox_select_op *ops, size_t n, ox_instant deadline, size_t *index);
 /* Never blocks: OX_EBUSY if no operation is ready. */
-int ox_select_try(ox_select_op *ops, size_t n, size_t *index);
+OX_MUST_USE int ox_select_try(ox_select_op *ops, size_t n, size_t *index);
 
 OX__API_END
 

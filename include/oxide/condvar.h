@@ -46,8 +46,8 @@ void ox_condvar_init(ox_condvar *cv);
  * again. Returns 0, or OX_EPOISONED if m is poisoned when re-taken (held
  * either way, as for ox_mutex_lock). */
 #define ox_condvar_wait(cv, m) ox_condvar_wait_at((cv), (m), __FILE__, __LINE__)
-int ox_condvar_wait_at(ox_condvar *cv, ox_mutex *m, const char *file, int line);
-int(ox_condvar_wait)(ox_condvar *cv, ox_mutex *m);
+OX_MUST_USE int ox_condvar_wait_at(ox_condvar *cv, ox_mutex *m, const char *file, int line);
+OX_MUST_USE int(ox_condvar_wait)(ox_condvar *cv, ox_mutex *m);
 
 /* As ox_condvar_wait, but gives up after timeout / at deadline: returns
  * OX_ETIMEDOUT then (m is held again all the same; the timeout is reported
@@ -56,15 +56,15 @@ int(ox_condvar_wait)(ox_condvar *cv, ox_mutex *m);
  * released. */
 #define ox_condvar_wait_timeout(cv, m, t)                                                          \
     ox_condvar_wait_timeout_at((cv), (m), (t), __FILE__, __LINE__)
-int ox_condvar_wait_timeout_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeout, const char *file,
-                               int line);
-int(ox_condvar_wait_timeout)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout);
+OX_MUST_USE int ox_condvar_wait_timeout_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                           const char *file, int line);
+OX_MUST_USE int(ox_condvar_wait_timeout)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout);
 
 #define ox_condvar_wait_deadline(cv, m, d)                                                         \
     ox_condvar_wait_deadline_at((cv), (m), (d), __FILE__, __LINE__)
-int ox_condvar_wait_deadline_at(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *file,
-                                int line);
-int(ox_condvar_wait_deadline)(ox_condvar *cv, ox_mutex *m, ox_instant deadline);
+OX_MUST_USE int ox_condvar_wait_deadline_at(ox_condvar *cv, ox_mutex *m, ox_instant deadline,
+                                            const char *file, int line);
+OX_MUST_USE int(ox_condvar_wait_deadline)(ox_condvar *cv, ox_mutex *m, ox_instant deadline);
 
 /* Waits while pred(arg) is true (pred is called with m held; spurious
  * wake-ups are absorbed). Returns 0 with m held and pred false, or
@@ -72,9 +72,10 @@ int(ox_condvar_wait_deadline)(ox_condvar *cv, ox_mutex *m, ox_instant deadline);
  * checked again), as Rust's wait_while returns the PoisonError. */
 #define ox_condvar_wait_while(cv, m, pred, arg)                                                    \
     ox_condvar_wait_while_at((cv), (m), (pred), (arg), __FILE__, __LINE__)
-int ox_condvar_wait_while_at(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg), void *arg,
-                             const char *file, int line);
-int(ox_condvar_wait_while)(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg), void *arg);
+OX_MUST_USE int ox_condvar_wait_while_at(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg),
+                                         void *arg, const char *file, int line);
+OX_MUST_USE int(ox_condvar_wait_while)(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg),
+                                       void *arg);
 
 /* Waits while pred(arg) is true, for at most timeout in all (Rust's
  * wait_timeout_while). Returns 0 with pred false; OX_ETIMEDOUT once the
@@ -84,11 +85,11 @@ int(ox_condvar_wait_while)(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg),
  * (m held and never released). m is held on every return. */
 #define ox_condvar_wait_timeout_while(cv, m, t, pred, arg)                                         \
     ox_condvar_wait_timeout_while_at((cv), (m), (t), (pred), (arg), __FILE__, __LINE__)
-int ox_condvar_wait_timeout_while_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
-                                     bool (*pred)(void *arg), void *arg, const char *file,
-                                     int line);
-int(ox_condvar_wait_timeout_while)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
-                                   bool (*pred)(void *arg), void *arg);
+OX_MUST_USE int ox_condvar_wait_timeout_while_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                                 bool (*pred)(void *arg), void *arg,
+                                                 const char *file, int line);
+OX_MUST_USE int(ox_condvar_wait_timeout_while)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout,
+                                               bool (*pred)(void *arg), void *arg);
 
 /* Wakes one waiting thread, if any. Need not hold the mutex. Never blocks. */
 void ox_condvar_notify_one(ox_condvar *cv);

@@ -78,7 +78,7 @@ static inline void ox__mutex_release(ox_mutex *m)
 }
 
 /* ox_mutex_lock's fast path: the CAS, and the record of the held lock. */
-static inline int ox__mutex_lock_inline(ox_mutex *m, const char *file, int line)
+OX_MUST_USE static inline int ox__mutex_lock_inline(ox_mutex *m, const char *file, int line)
 {
     if (OX_UNLIKELY(!ox__mutex_try_acquire(m)))
         return ox__mutex_lock_contended(m, file, line);
@@ -119,27 +119,28 @@ void ox_mutex_destroy(ox_mutex *m);
 #else
 #define ox_mutex_lock(m) ox__mutex_lock_inline((m), __FILE__, __LINE__)
 #endif
-int ox_mutex_lock_at(ox_mutex *m, const char *file, int line);
-int(ox_mutex_lock)(ox_mutex *m);
+OX_MUST_USE int ox_mutex_lock_at(ox_mutex *m, const char *file, int line);
+OX_MUST_USE int(ox_mutex_lock)(ox_mutex *m);
 
 /* Takes m if it is free, never blocks. Returns 0 (held), OX_EPOISONED (held,
  * poisoned) or OX_EBUSY (not held). */
 #define ox_mutex_try_lock(m) ox_mutex_try_lock_at((m), __FILE__, __LINE__)
-int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line);
-int(ox_mutex_try_lock)(ox_mutex *m);
+OX_MUST_USE int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line);
+OX_MUST_USE int(ox_mutex_try_lock)(ox_mutex *m);
 
 /* As ox_mutex_lock, but gives up after timeout (or at deadline, on
  * CLOCK_MONOTONIC): then returns OX_ETIMEDOUT and does not hold m. A negative
  * timeout returns OX_EINVAL without trying; a huge one waits forever. */
 #define ox_mutex_lock_timeout(m, timeout)                                                          \
     ox_mutex_lock_timeout_at((m), (timeout), __FILE__, __LINE__)
-int ox_mutex_lock_timeout_at(ox_mutex *m, ox_nanos timeout, const char *file, int line);
-int(ox_mutex_lock_timeout)(ox_mutex *m, ox_nanos timeout);
+OX_MUST_USE int ox_mutex_lock_timeout_at(ox_mutex *m, ox_nanos timeout, const char *file, int line);
+OX_MUST_USE int(ox_mutex_lock_timeout)(ox_mutex *m, ox_nanos timeout);
 
 #define ox_mutex_lock_deadline(m, deadline)                                                        \
     ox_mutex_lock_deadline_at((m), (deadline), __FILE__, __LINE__)
-int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file, int line);
-int(ox_mutex_lock_deadline)(ox_mutex *m, ox_instant deadline);
+OX_MUST_USE int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file,
+                                          int line);
+OX_MUST_USE int(ox_mutex_lock_deadline)(ox_mutex *m, ox_instant deadline);
 
 /* Releases m. Aborts if the calling thread does not hold it. Wakes one
  * waiter if there is one. */
@@ -171,9 +172,9 @@ typedef struct ox__mutex_guard {
 static inline ox__mutex_guard ox__mutex_guard_acquire(ox_mutex *m, const char *file, int line)
 {
 #ifdef __cplusplus
-    (void)ox_mutex_lock_at(m, file, line);
+    (void)!ox_mutex_lock_at(m, file, line); /* a poisoned mutex is taken all the same */
 #else
-    (void)ox__mutex_lock_inline(m, file, line);
+    (void)!ox__mutex_lock_inline(m, file, line);
 #endif
     return OX__COMPOUND(ox__mutex_guard, m, 0);
 }

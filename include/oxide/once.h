@@ -149,7 +149,7 @@ static inline bool ox_once_lock_is_set(const ox_once_lock *lock)
  * OX_EALREADY when the cell already held a value (value is not stored and
  * stays the caller's). If another thread is initialising the cell, waits
  * for it first. value is taken on success (the cell does not free it). */
-int ox_once_lock_set(ox_once_lock *lock, void *value);
+OX_MUST_USE int ox_once_lock_set(ox_once_lock *lock, void *value);
 
 /* The value, computing it with init(arg) first if the cell is empty.
  * Exactly one caller runs init; concurrent callers block until it returns
@@ -174,7 +174,7 @@ static inline void *ox__once_lock_get_or_init_at(ox_once_lock *lock, void *(*ini
  * OnceLock::take(&mut self): the caller must have exclusive access - no
  * other thread may use the cell during the call. The value is handed to the
  * caller. */
-void *ox_once_lock_take(ox_once_lock *lock);
+OX_MUST_USE void *ox_once_lock_take(ox_once_lock *lock);
 
 /* ---- LazyLock: a value computed on first access ---- */
 

@@ -56,7 +56,8 @@ OX__NORETURN void ox_panic_resume(ox_panic_payload *payload);
 /* Runs fn(arg). Returns 0 and stores fn's result in *result (if result is not
  * NULL) when fn returns; returns OX_EPANICKED when fn panicked, handing the
  * payload to *payload (or freeing it if payload is NULL). Nests. */
-int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload);
+OX_MUST_USE int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result,
+                                ox_panic_payload **payload);
 
 /* The panic hook runs in the panicking thread before unwinding. The default
  * prints, like Rust:  thread '<name>' panicked at <file>:<line>:\n<message>

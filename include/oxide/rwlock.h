@@ -95,7 +95,7 @@ static inline void ox__rwlock_released(ox_rwlock *l, uint32_t s)
         ox__rwlock_wake(l, s);
 }
 
-static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
+OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
 {
     /* Acquire: pairs with the release in the write unlock (the last
      * writer's writes are visible to the reader). One fetch_add, as Go's
@@ -121,7 +121,7 @@ static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
                             OX__RW_READER);
 }
 
-static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *file, int line)
+OX_MUST_USE static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *file, int line)
 {
     uint32_t expected = 0;
     /* Acquire: pairs with the release in the read and write unlocks. */
@@ -165,8 +165,8 @@ void ox_rwlock_destroy(ox_rwlock *l);
 #else
 #define ox_rwlock_read(l) ox__rwlock_read_inline((l), __FILE__, __LINE__)
 #endif
-int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line);
-int(ox_rwlock_read)(ox_rwlock *l);
+OX_MUST_USE int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line);
+OX_MUST_USE int(ox_rwlock_read)(ox_rwlock *l);
 
 /* Exclusive access. Blocks while anyone holds the lock. 0 or OX_EPOISONED. */
 #ifdef __cplusplus
@@ -174,16 +174,16 @@ int(ox_rwlock_read)(ox_rwlock *l);
 #else
 #define ox_rwlock_write(l) ox__rwlock_write_inline((l), __FILE__, __LINE__)
 #endif
-int ox_rwlock_write_at(ox_rwlock *l, const char *file, int line);
-int(ox_rwlock_write)(ox_rwlock *l);
+OX_MUST_USE int ox_rwlock_write_at(ox_rwlock *l, const char *file, int line);
+OX_MUST_USE int(ox_rwlock_write)(ox_rwlock *l);
 
 /* Non-blocking forms: 0 / OX_EPOISONED (held) or OX_EBUSY (not held). */
 #define ox_rwlock_try_read(l)  ox_rwlock_try_read_at((l), __FILE__, __LINE__)
 #define ox_rwlock_try_write(l) ox_rwlock_try_write_at((l), __FILE__, __LINE__)
-int ox_rwlock_try_read_at(ox_rwlock *l, const char *file, int line);
-int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line);
-int(ox_rwlock_try_read)(ox_rwlock *l);
-int(ox_rwlock_try_write)(ox_rwlock *l);
+OX_MUST_USE int ox_rwlock_try_read_at(ox_rwlock *l, const char *file, int line);
+OX_MUST_USE int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line);
+OX_MUST_USE int(ox_rwlock_try_read)(ox_rwlock *l);
+OX_MUST_USE int(ox_rwlock_try_write)(ox_rwlock *l);
 
 /* Timed forms: as above, or OX_ETIMEDOUT (not held) once the timeout or the
  * deadline (CLOCK_MONOTONIC) passes. A negative timeout returns OX_EINVAL
@@ -192,14 +192,18 @@ int(ox_rwlock_try_write)(ox_rwlock *l);
 #define ox_rwlock_write_timeout(l, t)  ox_rwlock_write_timeout_at((l), (t), __FILE__, __LINE__)
 #define ox_rwlock_read_deadline(l, d)  ox_rwlock_read_deadline_at((l), (d), __FILE__, __LINE__)
 #define ox_rwlock_write_deadline(l, d) ox_rwlock_write_deadline_at((l), (d), __FILE__, __LINE__)
-int ox_rwlock_read_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file, int line);
-int ox_rwlock_write_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file, int line);
-int ox_rwlock_read_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file, int line);
-int ox_rwlock_write_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file, int line);
-int(ox_rwlock_read_timeout)(ox_rwlock *l, ox_nanos timeout);
-int(ox_rwlock_write_timeout)(ox_rwlock *l, ox_nanos timeout);
-int(ox_rwlock_read_deadline)(ox_rwlock *l, ox_instant deadline);
-int(ox_rwlock_write_deadline)(ox_rwlock *l, ox_instant deadline);
+OX_MUST_USE int ox_rwlock_read_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file,
+                                          int line);
+OX_MUST_USE int ox_rwlock_write_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file,
+                                           int line);
+OX_MUST_USE int ox_rwlock_read_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file,
+                                           int line);
+OX_MUST_USE int ox_rwlock_write_deadline_at(ox_rwlock *l, ox_instant deadline, const char *file,
+                                            int line);
+OX_MUST_USE int(ox_rwlock_read_timeout)(ox_rwlock *l, ox_nanos timeout);
+OX_MUST_USE int(ox_rwlock_write_timeout)(ox_rwlock *l, ox_nanos timeout);
+OX_MUST_USE int(ox_rwlock_read_deadline)(ox_rwlock *l, ox_instant deadline);
+OX_MUST_USE int(ox_rwlock_write_deadline)(ox_rwlock *l, ox_instant deadline);
 
 /* Releases a read lock / the write lock / whichever this thread holds. */
 #ifdef __cplusplus

@@ -41,7 +41,7 @@ ox_join_handle ox_thread_spawn(void *(*fn)(void *), void *arg);
  * *payload (freed here if payload is NULL); or OX_EDEADLK if the calling
  * thread is the one the handle names (the handle stays valid). The handle is
  * consumed on 0 and OX_EPANICKED. Joining a consumed handle aborts. */
-int ox_thread_join(ox_join_handle *handle, void **result, ox_panic_payload **payload);
+OX_MUST_USE int ox_thread_join(ox_join_handle *handle, void **result, ox_panic_payload **payload);
 
 /* Gives up the handle; the thread runs on detached. Aborts on a consumed
  * handle. */
@@ -71,8 +71,8 @@ void ox_thread_builder_stack_size(ox_thread_builder *builder, size_t bytes);
 /* Spawns as ox_thread_spawn does, but reports failure: OX_EINVAL (NULL fn,
  * zero stack size), OX_ENAMETOOLONG, or the OS's errno (EAGAIN, ENOMEM, ...
  * e.g. for an absurd stack size). *out is set only on success. */
-int ox_thread_builder_spawn(const ox_thread_builder *builder, void *(*fn)(void *), void *arg,
-                            ox_join_handle *out);
+OX_MUST_USE int ox_thread_builder_spawn(const ox_thread_builder *builder, void *(*fn)(void *),
+                                        void *arg, ox_join_handle *out);
 
 /* ---- the current thread ---- */
 
@@ -81,7 +81,7 @@ int ox_thread_builder_spawn(const ox_thread_builder *builder, void *(*fn)(void *
 ox_thread *ox_thread_current(void);
 
 /* Another owner for t; release with ox_thread_drop(). */
-ox_thread *ox_thread_clone(ox_thread *t);
+OX_MUST_USE ox_thread *ox_thread_clone(ox_thread *t);
 void ox_thread_drop(ox_thread *t);
 
 /* A unique id, never reused within the process; the first is 1. */
@@ -130,12 +130,12 @@ void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg);
 /* Spawns fn(arg) in the scope; aborts like ox_thread_spawn on failure. May be
  * called from any thread of the scope. */
 ox_scoped_handle ox_scope_spawn(ox_scope *scope, void *(*fn)(void *), void *arg);
-int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder, void *(*fn)(void *),
-                           void *arg, ox_scoped_handle *out);
+OX_MUST_USE int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder,
+                                       void *(*fn)(void *), void *arg, ox_scoped_handle *out);
 
 /* Joins a scoped thread early: as ox_thread_join. A panic collected here is
  * not reported again by the scope. */
-int ox_scoped_join(ox_scoped_handle *handle, void **result, ox_panic_payload **payload);
+OX_MUST_USE int ox_scoped_join(ox_scoped_handle *handle, void **result, ox_panic_payload **payload);
 
 OX__API_END
 

@@ -91,7 +91,7 @@ OX__NORETURN void ox__tls_access_failed(const ox__tls_key *key);
     }                                                                                              \
     static const ox__tls_key name##__ox_key = {#name, sizeof(type), name##__ox_init,               \
                                                name##__ox_destroy};                                \
-    static inline int name##__ox_try_get(type **out)                                               \
+    OX_MUST_USE static inline int name##__ox_try_get(type **out)                                   \
     {                                                                                              \
         if (OX_LIKELY(name##__ox_slot.state == OX__TLS_ALIVE)) {                                   \
             *out = &name##__ox_slot.value;                                                         \

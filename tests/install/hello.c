@@ -12,11 +12,14 @@ static void *work(void *arg)
     /* The lock fast paths are inlined here and record the held lock in the
      * library's thread-local record; the library's own unlock functions
      * must find it there (else they abort: "not held by this thread"). */
-    ox_mutex_lock(&mutex);
+    if (ox_mutex_lock(&mutex) != 0)
+        return NULL;
     (ox_mutex_unlock)(&mutex);
-    ox_rwlock_read(&rwlock);
+    if (ox_rwlock_read(&rwlock) != 0)
+        return NULL;
     (ox_rwlock_read_unlock)(&rwlock);
-    ox_mutex_lock_at(&mutex, __FILE__, __LINE__);
+    if (ox_mutex_lock_at(&mutex, __FILE__, __LINE__) != 0)
+        return NULL;
     ox_mutex_unlock(&mutex);
     return (void *)(intptr_t)42;
 }
