@@ -31,9 +31,12 @@ typedef struct ox_join_handle {
 } ox_join_handle;
 #define OX_JOIN_HANDLE_NONE OX__ZEROED(ox_join_handle)
 
-/* Starts fn(arg) on a new thread with the default stack size. Aborts with a
- * message if fn is NULL or the OS refuses, as Rust's thread::spawn panics;
- * use ox_thread_builder_spawn() to get an error code instead. */
+/* Starts fn(arg) on a new thread with the default stack size (the
+ * platform's, or OX_MIN_STACK: see the builder). If the OS refuses the
+ * thread, panics with "failed to spawn thread: <the OS's error>", as Rust's
+ * thread::spawn (catchable with ox_catch_unwind); use
+ * ox_thread_builder_spawn() to get an error code instead. A NULL fn is
+ * misuse and aborts. */
 ox_join_handle ox_thread_spawn(void *(*fn)(void *), void *arg);
 
 /* Blocks until the thread ends. Returns 0 and its return value in *result
@@ -47,8 +50,9 @@ OX_MUST_USE int ox_thread_join(ox_join_handle *handle, void **result, ox_panic_p
  * handle. */
 void ox_join_handle_drop(ox_join_handle *handle);
 
-/* True once the thread has ended (its function returned or panicked and its
- * thread-locals were destroyed). Does not block. */
+/* True once the thread's function has returned or panicked, as Rust's
+ * JoinHandle::is_finished: its thread-local destructors may still be
+ * running, so a join may still block a moment. Does not block. */
 bool ox_join_handle_is_finished(const ox_join_handle *handle);
 
 /* The thread the handle names, borrowed for as long as the handle lives. */
@@ -57,20 +61,25 @@ ox_thread *ox_join_handle_thread(const ox_join_handle *handle);
 /* ---- builder ---- */
 typedef struct ox_thread_builder {
     const char *name;  /* borrowed; copied at spawn. NULL: unnamed */
-    size_t stack_size; /* 0: the platform default */
+    size_t stack_size; /* used if has_stack_size */
     bool has_stack_size;
 } ox_thread_builder;
 #define OX_THREAD_BUILDER_INIT OX__ZEROED(ox_thread_builder)
 
 /* Sets the name (borrowed until spawn). */
 void ox_thread_builder_name(ox_thread_builder *builder, const char *name);
-/* Sets the stack size in bytes; rounded up to the platform minimum. Zero is
- * rejected at spawn with OX_EINVAL. */
+/* Sets the stack size in bytes, as Rust's Builder::stack_size: raised to the
+ * platform minimum (so 0 asks for the smallest stack), and tried as given
+ * before being rounded up to whole pages only if the C library refuses it.
+ * An absurd size fails at spawn with the OS's own errno (EAGAIN).
+ * Without it, a spawned thread gets the platform's default stack, or
+ * OX_MIN_STACK bytes if that environment variable holds a decimal number
+ * other than 0 (read once, at the first spawn; Rust's RUST_MIN_STACK). */
 void ox_thread_builder_stack_size(ox_thread_builder *builder, size_t bytes);
 
-/* Spawns as ox_thread_spawn does, but reports failure: OX_EINVAL (NULL fn,
- * zero stack size), OX_ENAMETOOLONG, or the OS's errno (EAGAIN, ENOMEM, ...
- * e.g. for an absurd stack size). *out is set only on success. */
+/* Spawns as ox_thread_spawn does, but returns failure instead of panicking:
+ * OX_EINVAL (NULL fn), OX_ENAMETOOLONG, or the OS's errno (EAGAIN, ENOMEM,
+ * ... e.g. for an absurd stack size). *out is set only on success. */
 OX_MUST_USE int ox_thread_builder_spawn(const ox_thread_builder *builder, void *(*fn)(void *),
                                         void *arg, ox_join_handle *out);
 
@@ -84,7 +93,9 @@ ox_thread *ox_thread_current(void);
 OX_MUST_USE ox_thread *ox_thread_clone(ox_thread *t);
 void ox_thread_drop(ox_thread *t);
 
-/* A unique id, never reused within the process; the first is 1. */
+/* A unique id, never reused within the process. The main thread's is 1
+ * from the start of the process (as in Rust), whichever thread asked first;
+ * other threads count from 2. */
 uint64_t ox_thread_id(const ox_thread *t);
 
 /* The full name, "main" for the main thread, NULL for an unnamed thread.
@@ -127,11 +138,14 @@ typedef struct ox_scoped_handle {
 
 void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg);
 
-/* Spawns fn(arg) in the scope; aborts like ox_thread_spawn on failure. May be
- * called from any thread of the scope. */
+/* Spawns fn(arg) in the scope; panics like ox_thread_spawn if the OS refuses
+ * the thread. May be called from any thread of the scope. */
 ox_scoped_handle ox_scope_spawn(ox_scope *scope, void *(*fn)(void *), void *arg);
 OX_MUST_USE int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *builder,
                                        void *(*fn)(void *), void *arg, ox_scoped_handle *out);
+
+/* As ox_join_handle_is_finished, for a scoped thread not yet joined. */
+bool ox_scoped_handle_is_finished(const ox_scoped_handle *handle);
 
 /* Joins a scoped thread early: as ox_thread_join. A panic collected here is
  * not reported again by the scope. */

@@ -82,11 +82,12 @@ void ox__sys_yield(void)
     sched_yield();
 }
 
-int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, void *(*fn)(void *), void *arg)
+int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, bool set_stack_size,
+                         void *(*fn)(void *), void *arg)
 {
     pthread_t t;
     int rc;
-    if (stack_size == 0) {
+    if (!set_stack_size) {
         /* The default attributes: the same cost as a bare pthread_create. */
         rc = pthread_create(&t, NULL, fn, arg);
     } else {
@@ -94,16 +95,18 @@ int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, void *(*fn)(voi
         rc = pthread_attr_init(&attr);
         if (rc != 0)
             return rc;
+        /* As Rust: at least the minimum (so 0 means "the smallest"); the
+         * size as given first, rounded up to whole pages only if refused
+         * (some C libraries want pages), so that an absurd size fails at
+         * pthread_create with the OS's own errno. */
         if (stack_size < (size_t)PTHREAD_STACK_MIN)
             stack_size = (size_t)PTHREAD_STACK_MIN;
-        /* Round up to whole pages, as glibc requires for some sizes. */
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        if (stack_size > SIZE_MAX - page) {
-            pthread_attr_destroy(&attr);
-            return EINVAL;
-        }
-        stack_size = (stack_size + page - 1) / page * page;
         rc = pthread_attr_setstacksize(&attr, stack_size);
+        if (rc == EINVAL) {
+            size_t page = (size_t)sysconf(_SC_PAGESIZE);
+            if (stack_size <= SIZE_MAX - page)
+                rc = pthread_attr_setstacksize(&attr, (stack_size + page - 1) / page * page);
+        }
         if (rc == 0)
             rc = pthread_create(&t, &attr, fn, arg);
         pthread_attr_destroy(&attr);

@@ -5,6 +5,7 @@
 #define OX_SYS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +31,11 @@ void ox__sys_yield(void);
 /* ---- threads ---- */
 typedef uintptr_t ox__sys_thread;
 
-/* Starts fn(arg). stack_size 0 keeps the platform default. Returns 0 or an
- * errno value. */
-int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, void *(*fn)(void *), void *arg);
+/* Starts fn(arg), with the platform's default stack unless set_stack_size
+ * (then stack_size, raised to the platform minimum). Returns 0 or an errno
+ * value. */
+int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, bool set_stack_size,
+                         void *(*fn)(void *), void *arg);
 /* Waits for the thread to end and reclaims it. Returns 0 or an errno value. */
 int ox__sys_thread_join(ox__sys_thread thread);
 void ox__sys_thread_detach(ox__sys_thread thread);

@@ -42,7 +42,7 @@ ox_scoped_handle ox_scope_spawn(ox_scope *scope, void *(*fn)(void *), void *arg)
     ox_scoped_handle h;
     int rc = ox_scope_builder_spawn(scope, &OX_THREAD_BUILDER_INIT, fn, arg, &h);
     if (rc != 0)
-        ox_abort("ox_scope_spawn", "failed to spawn thread: %s", ox_strerror(rc));
+        ox__thread_spawn_failed(rc);
     return h;
 }
 
@@ -67,6 +67,16 @@ int ox_scoped_join(ox_scoped_handle *h, void **result, ox_panic_payload **payloa
                  (unsigned long long)t->id);
     h->thread = NULL;
     return ox__thread_collect(t, result, payload);
+}
+
+bool ox_scoped_handle_is_finished(const ox_scoped_handle *h)
+{
+    if (h == NULL || h->thread == NULL)
+        ox_abort("ox_scoped_handle_is_finished", "scoped handle %p was already joined",
+                 (const void *)h);
+    /* Acquire: pairs with the release store in thread_main, as for
+     * ox_join_handle_is_finished. */
+    return atomic_load_explicit(&h->thread->finished, memory_order_acquire) != 0;
 }
 
 /* Joins every thread not joined by hand; returns how many of them

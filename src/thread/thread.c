@@ -1,8 +1,8 @@
 /* thread.c - spawning, joining, the current thread, parking, sleeping.
  *
  * A thread started by oxide runs thread_main(): it catches the function's
- * panic into its record, destroys its thread-locals, checks it holds no
- * lock, marks itself finished and drops its reference. A thread oxide did
+ * panic into its record, marks itself finished (Rust's is_finished), destroys
+ * its thread-locals, checks it holds no lock and drops its reference. A thread oxide did
  * not start gets a record on first use of ox_thread_current(), and the same
  * end-of-thread work runs from a pthread key destructor (or, for the main
  * thread, from an atexit handler).
@@ -20,19 +20,23 @@ static _Thread_local ox_thread *current __attribute__((tls_model("initial-exec")
  * (thread_main cleans up itself). */
 static _Thread_local unsigned char exit_armed;
 
-/* Ids are only unique, never ordering anything: relaxed. */
-static _Atomic uint64_t next_thread_id = 1;
+/* Ids are only unique, never ordering anything: relaxed. The main thread is
+ * always 1, as in Rust, whether or not it asked for its record before
+ * other threads were started; the others count from 2. */
+#define MAIN_THREAD_ID 1
+static _Atomic uint64_t next_thread_id = MAIN_THREAD_ID + 1;
 static atomic_bool process_exiting;
 
 static const ox__wait_site park_site = {"thread park"};
 
-static ox_thread *record_new(const char *name, size_t name_len)
+static ox_thread *record_new(const char *name, size_t name_len, bool is_main)
 {
     ox_thread *t = calloc(1, sizeof *t + (name ? name_len + 1 : 0));
     if (t == NULL)
         return NULL;
     atomic_init(&t->refs, 1);
-    t->id = atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
+    t->id = is_main ? MAIN_THREAD_ID
+                    : atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
     if (name) {
         memcpy(t->name_storage, name, name_len + 1);
         t->name = t->name_storage;
@@ -125,7 +129,7 @@ ox_thread *ox_thread_current(void)
     if (OX_LIKELY(t != NULL))
         return t;
     bool is_main = ox__sys_is_main_thread();
-    t = record_new(is_main ? "main" : NULL, is_main ? 4 : 0);
+    t = record_new(is_main ? "main" : NULL, is_main ? 4 : 0, is_main);
     if (t == NULL)
         ox_abort("ox_thread_current", "out of memory");
     current = t;
@@ -166,6 +170,11 @@ static void *thread_main(void *arg)
     if (t->name)
         ox__sys_thread_set_os_name(t->name);
     t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &t->panic);
+    /* Finished as soon as the function is done, before the thread-locals'
+     * destructors (Rust's is_finished: the result packet is dropped first).
+     * Release: is_finished() readers that see 1 (acquire) also see the
+     * outcome. Joiners are ordered by the OS join instead. */
+    atomic_store_explicit(&t->finished, 1, memory_order_release);
     ox__tls_run_destructors();
     ox__unwind_thread_exit(true);
     current = NULL;
@@ -173,18 +182,37 @@ static void *thread_main(void *arg)
      * and may still touch a thread-local: from now on this is a foreign
      * thread, cleaned up by the key (foreign_thread_exit). */
     exit_armed = 0;
-    /* Release: is_finished() readers that see 1 (acquire) also see the
-     * outcome. Joiners are ordered by the OS join instead. */
-    atomic_store_explicit(&t->finished, 1, memory_order_release);
     ox_thread_drop(t);
     return NULL;
+}
+
+/* OX_MIN_STACK, read once (Rust's RUST_MIN_STACK): the stack size of
+ * threads whose builder sets none. 0: the platform's default. */
+static size_t default_stack_size(void)
+{
+    /* 0: not read yet; else the value plus one. Relaxed: every thread
+     * that reads the variable computes the same value. */
+    static _Atomic size_t cached;
+    size_t c = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (OX_LIKELY(c != 0))
+        return c - 1;
+    size_t bytes = 0;
+    const char *env = getenv("OX_MIN_STACK");
+    if (env != NULL && *env >= '0' && *env <= '9') {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 10);
+        /* As Rust: a value that does not parse is ignored. */
+        if (errno == 0 && *end == '\0' && v < SIZE_MAX)
+            bytes = (size_t)v;
+    }
+    atomic_store_explicit(&cached, bytes + 1, memory_order_relaxed);
+    return bytes;
 }
 
 int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg, ox_thread **out)
 {
     if (fn == NULL)
-        return OX_EINVAL;
-    if (b->has_stack_size && b->stack_size == 0)
         return OX_EINVAL;
     size_t name_len = 0;
     if (b->name) {
@@ -192,13 +220,15 @@ int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
         if (name_len > OX_THREAD_NAME_MAX)
             return OX_ENAMETOOLONG;
     }
-    ox_thread *t = record_new(b->name, name_len);
+    ox_thread *t = record_new(b->name, name_len, false);
     if (t == NULL)
         return ENOMEM;
     t->fn = fn;
     t->arg = arg;
     atomic_init(&t->refs, 2); /* the thread's and the caller's */
-    int rc = ox__sys_thread_start(&t->os, b->has_stack_size ? b->stack_size : 0, thread_main, t);
+    size_t stack_size = b->has_stack_size ? b->stack_size : default_stack_size();
+    int rc = ox__sys_thread_start(&t->os, stack_size, b->has_stack_size || stack_size != 0,
+                                  thread_main, t);
     if (rc != 0) {
         free(t);
         return rc;
@@ -256,8 +286,14 @@ ox_join_handle ox_thread_spawn(void *(*fn)(void *), void *arg)
     ox_join_handle h;
     int rc = ox_thread_builder_spawn(&OX_THREAD_BUILDER_INIT, fn, arg, &h);
     if (rc != 0)
-        ox_abort("ox_thread_spawn", "failed to spawn thread: %s", ox_strerror(rc));
+        ox__thread_spawn_failed(rc);
     return h;
+}
+
+void ox__thread_spawn_failed(int rc)
+{
+    /* Rust's spawn panics (catchable) with the io::Error. */
+    ox_panic("failed to spawn thread: %s", ox_strerror(rc));
 }
 
 static ox_thread *live_handle(const ox_join_handle *h, const char *function)

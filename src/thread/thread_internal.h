@@ -23,7 +23,7 @@ struct ox_thread {
     int outcome; /* 0 or OX_EPANICKED */
     void *result;
     ox_panic_payload *panic;
-    _Atomic uint32_t finished; /* 1 once the thread has ended: is_finished */
+    _Atomic uint32_t finished; /* 1 once the function has returned: is_finished */
 
     ox__sys_thread os;
     void *(*fn)(void *);
@@ -40,6 +40,9 @@ struct ox_thread {
  * with two references (the thread's and the caller's), or an error code. */
 int ox__thread_start(const ox_thread_builder *builder, void *(*fn)(void *), void *arg,
                      ox_thread **out);
+
+/* Panics as Rust's spawn does when the OS refuses a thread (rc: its errno). */
+_Noreturn void ox__thread_spawn_failed(int rc);
 
 /* Waits for t's OS thread and collects its outcome: as ox_thread_join. */
 int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload);
