@@ -4,8 +4,8 @@
  * panic into its record, marks itself finished (Rust's is_finished), destroys
  * its thread-locals, checks it holds no lock and drops its reference. A
  * thread oxide did not start gets a record on first use of
- * ox_thread_current(), and the same end-of-thread work runs from a pthread key destructor (or, for the main
- * thread, from an atexit handler).
+ * ox_thread_current(), and the same end-of-thread work runs from a pthread key destructor (or, for
+ * the main thread, from an atexit handler).
  */
 #include "thread_internal.h"
 
