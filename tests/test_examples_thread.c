@@ -1,8 +1,14 @@
 /* The guide's programs for sections 1, 2, 3, 6, 7 and 8 print what the
- * guide's Rust programs print. */
+ * guide's Rust programs print; and the script that runs them all. */
 #include "runner.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 OX_TEST(example_01_spawn)
 {
@@ -66,4 +72,57 @@ OX_TEST(example_08_scoped)
         "Thread 3: modified message = Hello from scoped thread!",
         "After scope: data = [1, 2, 3, 4], message = \"Hello from scoped thread!\"", NULL};
     ox_test_check_example("08_scoped", 0, true, lines);
+}
+
+/* ---- examples/run-all.sh (make demo) fails when an example fails ----
+ * (issue 10, section 7: its status was never updated). Run from the
+ * source tree's root, as make check and tests/run-suites.sh do. */
+
+static void write_program(const char *dir, const char *name, int status)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fprintf(f, "#!/bin/sh\necho '%s says hi'\nexit %d\n", name, status);
+    CHECK_EQ(fclose(f), 0);
+    CHECK_EQ(chmod(path, 0755), 0);
+}
+
+static int run_all(const char *dir, char **out)
+{
+    char *argv[] = {"/bin/sh", "examples/run-all.sh", (char *)dir, NULL};
+    char *err;
+    int status = ox_test_run_program(argv, 30, out, &err);
+    free(err);
+    CHECK(status != -1 && WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+OX_TEST(examples_run_all_fails_when_an_example_fails)
+{
+    CHECK_EQ(access("examples/run-all.sh", R_OK), 0);
+    char dir[] = "/tmp/oxide-run-all-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    write_program(dir, "01_fine", 0);
+    write_program(dir, "02_also_fine", 0);
+    char *out;
+    CHECK_EQ(run_all(dir, &out), 0);
+    CHECK(strstr(out, "02_also_fine says hi") != NULL);
+    free(out);
+
+    write_program(dir, "03_broken", 3);
+    write_program(dir, "04_after_it", 0);
+    CHECK_EQ(run_all(dir, &out), 1);
+    CHECK(strstr(out, "FAIL: 03_broken exited with status 3") != NULL);
+    CHECK(strstr(out, "04_after_it says hi") != NULL); /* the rest still ran */
+    free(out);
+
+    const char *names[] = {"01_fine", "02_also_fine", "03_broken", "04_after_it"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        CHECK_EQ(unlink(path), 0);
+    }
+    CHECK_EQ(rmdir(dir), 0);
 }

@@ -44,7 +44,10 @@ void ox_condvar_init(ox_condvar *cv);
 /* Atomically releases m (which the calling thread must hold: aborts
  * otherwise) and blocks until notified (or spuriously woken), then takes m
  * again. Returns 0, or OX_EPOISONED if m is poisoned when re-taken (held
- * either way, as for ox_mutex_lock). */
+ * either way, as for ox_mutex_lock). The re-taken m keeps its place in the
+ * thread's record of held locks: if m was locked outside an
+ * ox_catch_unwind and the wait is inside it, a panic there does not release
+ * or poison m, which still belongs to the outer code. */
 #define ox_condvar_wait(cv, m) ox_condvar_wait_at((cv), (m), __FILE__, __LINE__)
 OX_MUST_USE int ox_condvar_wait_at(ox_condvar *cv, ox_mutex *m, const char *file, int line);
 OX_MUST_USE int(ox_condvar_wait)(ox_condvar *cv, ox_mutex *m);
