@@ -62,14 +62,17 @@ CFLAGS   += -std=c11 $(WARN) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS  += $(SANFLAGS) -pthread
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
+# The task context switch, one assembly file per architecture (each
+# assembles to nothing on the others).
+LIB_ASM   := $(sort $(wildcard src/*/*.S))
 TEST_SRC  := $(sort $(wildcard tests/*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
 STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
 
-LIB_OBJ     := $(LIB_SRC:%.c=$(B)/obj/%.o)
-LIB_PIC_OBJ := $(LIB_SRC:%.c=$(B)/pic/%.o)
+LIB_OBJ     := $(LIB_SRC:%.c=$(B)/obj/%.o) $(LIB_ASM:%.S=$(B)/obj/%.o)
+LIB_PIC_OBJ := $(LIB_SRC:%.c=$(B)/pic/%.o) $(LIB_ASM:%.S=$(B)/pic/%.o)
 TEST_OBJ    := $(TEST_SRC:%.c=$(B)/obj/%.o)
 BENCH_OBJ   := $(BENCH_SRC:%.c=$(B)/obj/%.o)
 EXAMPLES    := $(EX_SRC:examples/%.c=$(B)/examples/%)
@@ -96,6 +99,14 @@ $(B)/obj/src/%.o $(B)/pic/src/%.o: CFLAGS += -fvisibility=hidden
 $(B)/pic/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(B)/obj/%.o: %.S
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(SANFLAGS) -c $< -o $@
+
+$(B)/pic/%.o: %.S
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(SANFLAGS) -fPIC -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(@D)

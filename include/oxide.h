@@ -11,5 +11,6 @@
 #include "oxide/sync.h"    /* IWYU pragma: export */
 #include "oxide/arc.h"     /* IWYU pragma: export */
 #include "oxide/chan.h"    /* IWYU pragma: export */
+#include "oxide/task.h"    /* IWYU pragma: export */
 
 #endif

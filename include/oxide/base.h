@@ -97,6 +97,7 @@ enum {
     OX_EDESTROYED,        /* a thread-local accessed during or after its destruction */
     OX_ENAMETOOLONG,      /* a thread name longer than OX_THREAD_NAME_MAX */
     OX_EALREADY,          /* a OnceLock already holds a value */
+    OX_ECANCELED,         /* the task was aborted (a cancellation point) */
 };
 
 /* A printable description of an oxide code or errno value. Never NULL;

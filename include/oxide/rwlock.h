@@ -80,7 +80,7 @@ OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
 /* Whether the calling thread's most recent record entry is l held in mode. */
 static inline bool ox__rwlock_on_top(const ox_rwlock *l, const ox__lock_ops *mode)
 {
-    const ox__unwind_state *u = &ox__unwind;
+    const ox__unwind_state *u = ox__unwind_current();
     return OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
                      u->entries[u->depth - 1].kind == OX__ENTRY_LOCK &&
                      u->entries[u->depth - 1].u.lock_ops == mode);

@@ -58,6 +58,39 @@ typedef struct ox__unwind_state {
  * a process whose static TLS space is exhausted.) */
 extern _Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initial-exec")));
 
+/* The calling thread's record. Every access goes through here rather than
+ * &ox__unwind: compilers treat the thread pointer as constant within a
+ * function and may keep &ox__unwind in a register across a call, but a
+ * task that blocks in that call can resume on another worker thread, where
+ * the cached address is another thread's record. The volatile asm computes
+ * the address afresh at each use (the initial-exec sequence the compiler
+ * would emit); the memory clobber keeps it from moving across the call. */
+static inline ox__unwind_state *ox__unwind_current(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    ox__unwind_state *s;
+    __asm__ volatile("movq %%fs:0, %0\n\taddq ox__unwind@gottpoff(%%rip), %0"
+                     : "=r"(s)
+                     :
+                     : "memory");
+    return s;
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    ox__unwind_state *s;
+    uintptr_t offset;
+    __asm__ volatile("mrs %0, tpidr_el0\n\t"
+                     "adrp %1, :gottprel:ox__unwind\n\t"
+                     "ldr %1, [%1, #:gottprel_lo12:ox__unwind]\n\t"
+                     "add %0, %0, %1"
+                     : "=&r"(s), "=&r"(offset)
+                     :
+                     : "memory");
+    return s;
+#else
+#define OX__UNWIND_NO_ASM 1 /* tasks are not offered on such targets */
+    return &ox__unwind;
+#endif
+}
+
 void ox__unwind_grow(void);
 OX_COLD bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object);
 
@@ -73,7 +106,7 @@ OX_COLD void ox__lockdep_acquired(const void *lock, const ox__lock_ops *ops, con
  * ox__held_push and ox__held_push_try). */
 static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const char *file, int line)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     if (OX_UNLIKELY(s->depth == s->capacity))
         ox__unwind_grow(); /* also sets entries on a thread's first lock */
     ox__unwind_entry *e = &s->entries[s->depth++];
@@ -111,7 +144,7 @@ static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const 
  * hold it (the caller reports the misuse). */
 static inline bool ox__held_remove(const void *lock)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock &&
                   s->entries[s->depth - 1].kind == OX__ENTRY_LOCK)) {
         s->depth--;

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const ox__wait_site ox__site_send = {"channel send"};
-const ox__wait_site ox__site_recv = {"channel recv"};
-const ox__wait_site ox__site_select = {"channel select"};
+const ox__wait_site ox__site_send = {.what = "channel send"};
+const ox__wait_site ox__site_recv = {.what = "channel recv"};
+const ox__wait_site ox__site_select = {.what = "channel select"};
 
 _Static_assert(sizeof(ox__chan) <= 256, "an idle channel fits in 256 bytes");
 

@@ -64,7 +64,7 @@ typedef struct ox__sync_waker {
         }                                                                                          \
     }
 
-/* An identity of the calling thread, cheap to get. */
+/* An identity of the calling thread, or task, cheap to get. */
 const void *ox__self(void);
 
 /* A tiny test-and-test-and-set lock for the waiter lists: held for a few

@@ -49,7 +49,7 @@ static _Atomic unsigned reports;
  * 0 unlocked, 1 locked, 2 locked with (possible) waiters: the classic
  * three-state futex mutex. */
 static _Atomic uint32_t graph_word;
-static const ox__wait_site graph_wait_site = {"the lock-order checker's graph"};
+static const ox__wait_site graph_wait_site = {.what = "the lock-order checker's graph"};
 
 static void graph_lock(void)
 {

@@ -35,6 +35,8 @@ const char *ox_strerror(int code)
         return "thread name too long";
     case OX_EALREADY:
         return "already initialised";
+    case OX_ECANCELED:
+        return "task aborted";
     default:
         /* errno values: glibc and musl return static strings for known codes. */
         return code > 0 && code < 10000 ? strerror(code) : "unknown oxide error code";

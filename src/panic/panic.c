@@ -41,7 +41,7 @@ void ox_panic_payload_free(ox_panic_payload *payload)
 
 bool ox_thread_panicking(void)
 {
-    return ox__unwind.panicking != 0;
+    return ox__unwind_current()->panicking != 0;
 }
 
 static char *copy_string(const char *s)
@@ -79,10 +79,10 @@ void ox__panic_at(const char *file, int line, const char *fmt, ...)
         vsnprintf(message, (size_t)n + 1, fmt, again);
         va_end(again);
     }
-    if (ox__unwind.panicking) {
+    if (ox__unwind_current()->panicking) {
         abort_double_panic(file, line, message ? message : fmt);
     }
-    ox__unwind.panicking = 1;
+    ox__unwind_current()->panicking = 1;
 
     ox_panic_payload *p = malloc(sizeof *p);
     if (p == NULL || message == NULL) {
@@ -103,8 +103,8 @@ void ox_panic_resume(ox_panic_payload *payload)
 {
     if (payload == NULL)
         ox_abort("ox_panic_resume", "NULL payload");
-    if (ox__unwind.panicking)
+    if (ox__unwind_current()->panicking)
         abort_double_panic(payload->file, payload->line, payload->message);
-    ox__unwind.panicking = 1;
+    ox__unwind_current()->panicking = 1;
     ox__unwind_and_land(payload);
 }

@@ -26,7 +26,7 @@ static _Thread_local ox_panic_payload *landing_payload;
 
 void ox__unwind_grow(void)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     if (s->entries == NULL) {
         s->entries = s->inline_entries;
         s->capacity = OX__UNWIND_INLINE;
@@ -64,7 +64,7 @@ bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object)
 
 const ox__unwind_entry *ox__held_find(const void *lock)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     for (uint32_t i = s->depth; i-- > 0;) {
         if (s->entries[i].object == lock && s->entries[i].kind == OX__ENTRY_LOCK)
             return &s->entries[i];
@@ -113,15 +113,16 @@ void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char
 
 const ox__unwind_entry *ox__held_entries(uint32_t *count)
 {
-    *count = ox__unwind.depth;
-    return ox__unwind.entries;
+    const ox__unwind_state *s = ox__unwind_current();
+    *count = s->depth;
+    return s->entries;
 }
 
 void ox_cleanup_push(void (*fn)(void *), void *arg)
 {
     if (fn == NULL)
         ox_abort("ox_cleanup_push", "NULL cleanup function");
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     if (s->depth == s->capacity)
         ox__unwind_grow();
     s->entries[s->depth++] = (ox__unwind_entry){
@@ -130,7 +131,7 @@ void ox_cleanup_push(void (*fn)(void *), void *arg)
 
 void ox_cleanup_pop(bool run)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     for (uint32_t i = s->depth; i-- > 0;) {
         if (s->entries[i].kind == OX__ENTRY_CLEANUP) {
             ox__unwind_entry e = s->entries[i];
@@ -147,7 +148,7 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
 {
     if (fn == NULL)
         ox_abort("ox_catch_unwind", "NULL function");
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     if (s->level == UINT16_MAX)
         ox_abort("ox_catch_unwind", "more than %u nested catch frames", UINT16_MAX);
     ox__catch_frame frame = {.prev = s->catch_top};
@@ -165,6 +166,7 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
     s->catch_top = &frame;
     s->level++;
     void *r = fn(arg);
+    s = ox__unwind_current(); /* fn may have blocked: a task may have moved */
     /* Returned normally. Entries fn left behind (a lock it still holds)
      * now belong to the enclosing region: keep levels sorted. */
     for (uint32_t i = s->depth; i-- > 0 && s->entries[i].level == s->level;)
@@ -178,7 +180,7 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
 
 void ox__unwind_and_land(ox_panic_payload *payload)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     /* Release locks and run cleanups of the region, newest first. Each entry
      * is popped before it runs, so a cleanup may itself lock and unlock. */
     while (s->depth > 0 && s->entries[s->depth - 1].level >= s->level) {
@@ -187,6 +189,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
             e.u.lock_ops->unwind(e.object);
         else
             e.u.cleanup(e.object);
+        s = ox__unwind_current(); /* a cleanup may block: a task may move */
     }
     s->panicking = 0;
     ox__catch_frame *frame = s->catch_top;
@@ -207,9 +210,48 @@ void ox__unwind_and_land(ox_panic_payload *payload)
     longjmp(frame->env, 1);
 }
 
+/* Moves the record in *from (the live one or a saved one) to *to, which
+ * must be free, and leaves *from empty. Entries in inline storage are
+ * copied (only those in use); a grown array moves by pointer. */
+static void move_record(ox__unwind_state *to, ox__unwind_state *from)
+{
+    /* Field by field: the inline array is copied only as far as it is in
+     * use, as this runs twice per task switch. */
+    to->entries = from->entries;
+    to->depth = from->depth;
+    to->capacity = from->capacity;
+    to->level = from->level;
+    to->panicking = from->panicking;
+    to->catch_top = from->catch_top;
+    if (from->entries == from->inline_entries) {
+        memcpy(to->inline_entries, from->inline_entries, from->depth * sizeof to->inline_entries[0]);
+        to->entries = to->inline_entries;
+    }
+    from->entries = NULL;
+    from->depth = 0;
+    from->capacity = 0;
+    from->level = 0;
+    from->panicking = 0;
+    from->catch_top = NULL;
+}
+
+void ox__unwind_switch(ox__unwind_state *save_live_to, ox__unwind_state *load_from)
+{
+    ox__unwind_state *live = ox__unwind_current();
+    move_record(save_live_to, live);
+    move_record(live, load_from);
+}
+
+void ox__unwind_free(ox__unwind_state *s)
+{
+    if (s->entries != s->inline_entries)
+        free(s->entries);
+    *s = (ox__unwind_state){0};
+}
+
 void ox__unwind_thread_exit(bool check_locks)
 {
-    ox__unwind_state *s = &ox__unwind;
+    ox__unwind_state *s = ox__unwind_current();
     ox__park_thread_exit(); /* the thread's wait record is about to go away */
     for (uint32_t i = 0; check_locks && i < s->depth; i++) {
         const ox__unwind_entry *e = &s->entries[i];

@@ -67,6 +67,14 @@ const ox__unwind_entry *ox__held_entries(uint32_t *count);
  * forever); not at process exit, where exiting with a lock held is legal. */
 void ox__unwind_thread_exit(bool check_locks);
 
+/* ---- used by the task runtime ----
+ * A task's record is its own: a worker moves the live (thread-local)
+ * record out to save_live_to and the task's in from load_from when it
+ * starts running a task, and the other way round when the task stops. */
+void ox__unwind_switch(ox__unwind_state *save_live_to, ox__unwind_state *load_from);
+/* Frees what a saved record allocated (a finished task's). */
+void ox__unwind_free(ox__unwind_state *s);
+
 /* ---- used by panic.c ---- */
 struct ox_panic_payload;
 

@@ -51,7 +51,7 @@ static inline uint32_t next_round(uint32_t state)
     return (generation_of(state) + 1) << GENERATION_SHIFT; /* wraps out of the top: fine */
 }
 
-static const ox__wait_site barrier_site = {"barrier"};
+static const ox__wait_site barrier_site = {.what = "barrier"};
 
 int ox_barrier_init(ox_barrier *b, uint32_t n)
 {

@@ -69,7 +69,7 @@ static _Thread_local unsigned spin_probe_tick __attribute__((tls_model("initial-
 _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the mutex's address");
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");
 
-static const ox__wait_site condvar_site = {"condvar"};
+static const ox__wait_site condvar_site = {.what = "condvar"};
 
 static inline uint64_t mutex_field(const ox_mutex *m)
 {

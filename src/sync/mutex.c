@@ -33,7 +33,7 @@
  * re-taking the mutex: the notifier often still holds it for a moment. */
 #define SPIN_ROUNDS 100
 
-static const ox__wait_site mutex_site = {"mutex"};
+static const ox__wait_site mutex_site = {.what = "mutex"};
 
 static void mutex_unwind(void *lock)
 {

@@ -26,7 +26,7 @@
 
 #include <stddef.h>
 
-static const ox__wait_site once_site = {"once"};
+static const ox__wait_site once_site = {.what = "once"};
 
 /* Ends a run: publishes the final state and wakes the waiters if any. */
 static void once_finish(ox_once *once, uint32_t final_state)

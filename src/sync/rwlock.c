@@ -92,8 +92,8 @@ static inline int poison_code(uint32_t s)
     return (s & POISONED) ? OX_EPOISONED : 0;
 }
 
-static const ox__wait_site read_site = {"rwlock read"};
-static const ox__wait_site write_site = {"rwlock write"};
+static const ox__wait_site read_site = {.what = "rwlock read"};
+static const ox__wait_site write_site = {.what = "rwlock write"};
 
 /* ---- waking ---- */
 
@@ -446,7 +446,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
 /* The mode in which the calling thread most recently took l, or NULL. */
 static inline const ox__lock_ops *held_mode(const ox_rwlock *l)
 {
-    const ox__unwind_state *u = &ox__unwind;
+    const ox__unwind_state *u = ox__unwind_current();
     if (OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
                   u->entries[u->depth - 1].kind == OX__ENTRY_LOCK))
         return u->entries[u->depth - 1].u.lock_ops;

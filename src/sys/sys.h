@@ -49,4 +49,19 @@ size_t ox__sys_available_parallelism(void);
  * exits through the OS's thread exit (threads oxide did not start). */
 void ox__sys_thread_exit_arm(void (*fn)(void));
 
+/* ---- task stacks (linux_stack.c) ---- */
+size_t ox__sys_page_size(void);
+/* Maps a stack of at least usable bytes above a guard page. Pages are
+ * committed on first touch. Returns 0 or an errno value. */
+int ox__sys_stack_map(size_t usable, void **base, size_t *total);
+void ox__sys_stack_unmap(void *base, size_t total);
+/* Installs the SIGSEGV/SIGBUS handler that reports a stack overflow:
+ * owner(addr) names the task whose guard page addr is in, or NULL (then
+ * the fault goes to the previous handler). Call once. */
+void ox__sys_guard_handler_install(const char *(*owner)(const void *addr));
+/* An alternate signal stack for the calling thread, so that the handler
+ * can run when the faulting stack is full. */
+int ox__sys_alt_stack_enable(void **stack);
+void ox__sys_alt_stack_disable(void *stack);
+
 #endif

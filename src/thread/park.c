@@ -67,7 +67,7 @@ OX_COLD static void registry_link(wait_record *r)
     ox_thread *t = ox_thread_current(); /* also arms the exit hook */
     r->name = t->name;
     r->id = t->id;
-    r->held = &ox__unwind;
+    r->held = ox__unwind_current();
     registry_lock();
     r->prev = NULL;
     r->next = registry_head;
@@ -139,6 +139,9 @@ int ox__park_visit_blocked(bool try_only, void (*fn)(const ox__blocked_info *, v
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
                   const ox__wait_site *site, const void *object)
 {
+    ox__lot_waiter *unit = ox__park_unit;
+    if (unit != NULL)
+        return ox__park_lot_wait(unit, word, expected, deadline, site, object);
     wait_record *r = &my_record;
     if (OX_UNLIKELY(!r->linked) && !r->retired)
         registry_link(r);
@@ -153,19 +156,28 @@ int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline
     return rc;
 }
 
+/* Tasks first, then threads (park_lot.c says why the lot is always
+ * looked at). */
 int ox__park_wake_one(_Atomic uint32_t *word)
 {
+    if (ox__park_lot_wake(word, 1) == 1)
+        return 1;
     return ox__sys_futex_wake(word, 1);
 }
 
 int ox__park_wake_all(_Atomic uint32_t *word)
 {
-    return ox__sys_futex_wake(word, INT32_MAX);
+    return ox__park_lot_wake(word, INT32_MAX) + ox__sys_futex_wake(word, INT32_MAX);
 }
 
 int ox__park_requeue(_Atomic uint32_t *from, uint32_t expected, _Atomic uint32_t *to)
 {
-    return ox__sys_futex_requeue(from, expected, 1, to);
+    /* Tasks are woken rather than moved: each then queues on the mutex by
+     * itself. Only threads get the kernel's requeue. */
+    int tasks = ox__park_lot_wake(from, INT32_MAX);
+    int threads = ox__sys_futex_requeue(from, expected, 1, to);
+    /* -1 (the word changed) makes the caller retry, also for the threads. */
+    return threads < 0 ? -1 : tasks + threads;
 }
 
 int ox__parker_park(ox__parker *p, ox_instant deadline, const ox__wait_site *site,
@@ -213,6 +225,12 @@ static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin)
     if (b->step < spin_steps) {
         for (unsigned i = 0; i < (first_spin << b->step); i++)
             ox__cpu_relax();
+    } else if (ox__park_unit != NULL) {
+        /* A task does not yield its worker's CPU to wait: the tasks it
+         * could be waiting for may be queued behind it on this worker.
+         * Done spinning: the caller parks, which runs them. */
+        b->step = OX__BACKOFF_YIELD_LIMIT + 1;
+        return;
     } else {
         ox__sys_yield();
     }

@@ -20,11 +20,17 @@
 /* What a blocked thread waits for: shown by diagnostics. Static storage. */
 typedef struct ox__wait_site {
     const char *what; /* "mutex", "condvar", "channel recv", ... */
+    /* A task's wait here ends with OX_ECANCELED once the task is aborted
+     * (a cancellation point). Only for waits whose callers pass that code
+     * on to their own callers. */
+    bool cancellable;
 } ox__wait_site;
 
 /* Blocks while *word == expected, until woken or the deadline passes.
  * May return spuriously: callers re-check their condition in a loop.
- * Returns 0, or OX_ETIMEDOUT once the deadline has passed. */
+ * Returns 0, or OX_ETIMEDOUT once the deadline has passed, or (only in a
+ * task, only at a cancellable site) OX_ECANCELED once the task is aborted.
+ * In a task, the task is suspended and its worker runs other tasks. */
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
                   const ox__wait_site *site, const void *object);
 
@@ -65,6 +71,66 @@ int ox__park_wake_all(_Atomic uint32_t *word);
  * wait on to (so they queue for a mutex instead of stampeding: Condvar's
  * notify_all). Returns -1 if *from differed, else the number woken+moved. */
 int ox__park_requeue(_Atomic uint32_t *from, uint32_t expected, _Atomic uint32_t *to);
+
+/* ---- suspendable units: tasks ----
+ * A thread blocks on the futex. A task must not: its worker has other
+ * tasks to run. While a worker runs a task, ox__park_unit names that
+ * task's waiter record, and ox__park_wait queues the record in the
+ * parking lot (park_lot.c), a table of wait queues keyed by the word's
+ * address, as parking_lot's and Go's semaphore table are, and suspends the
+ * task. Every wake looks in the lot before it wakes threads on the futex,
+ * so threads and tasks wait on the same words and any may wake any. The
+ * task runtime supplies how a unit is suspended, resumed and timed: the
+ * layer below never calls the runtime by name. */
+typedef struct ox__lot_waiter ox__lot_waiter;
+struct ox__spin;
+
+typedef struct ox__unit_ops {
+    /* Switches away from the calling unit. Once it is off its stack, the
+     * scheduler releases *unlock_after (the lot's bucket lock, so that no
+     * waker can resume the unit before it has stopped running). Returns
+     * when the unit is resumed. */
+    void (*suspend)(ox__lot_waiter *w, struct ox__spin *unlock_after);
+    /* Makes the unit runnable again. Any thread. */
+    void (*resume)(ox__lot_waiter *w);
+    /* Calls ox__park_lot_expire(w, OX_ETIMEDOUT) at the deadline, unless
+     * disarmed first; disarm returns only when no such call is running. */
+    void (*timer_arm)(ox__lot_waiter *w, ox_instant deadline);
+    void (*timer_disarm)(ox__lot_waiter *w);
+} ox__unit_ops;
+
+/* One per task, reused by each of its waits (a task waits for one thing at
+ * a time). Fields are the lot's; the runtime sets ops and unit. */
+struct ox__lot_waiter {
+    const ox__unit_ops *ops;
+    void *unit;                   /* the task */
+    _Atomic(_Atomic uint32_t *) word; /* the word of the current or last wait */
+    ox__lot_waiter *next, *prev;  /* in the bucket, while linked */
+    const ox__wait_site *site;
+    const void *object;
+    int wake_reason; /* 0, OX_ETIMEDOUT or OX_ECANCELED: set by whoever unlinks */
+    bool linked;
+    bool expired;        /* this wait's deadline passed, maybe before linking */
+    atomic_bool cancelled; /* the unit was aborted: cancellable waits end */
+};
+
+/* The running task's waiter record; NULL in a plain thread. Set by the
+ * runtime's workers around each task they run. */
+extern _Thread_local ox__lot_waiter *ox__park_unit;
+
+/* Ends w's wait early with reason OX_ETIMEDOUT (its timer fired) or
+ * OX_ECANCELED (its unit was aborted: only a cancellable wait ends, and
+ * every later cancellable wait returns at once). Any thread. */
+void ox__park_lot_expire(ox__lot_waiter *w, int reason);
+
+/* ox__park_wait and ox__park_wake_* for tasks (park.c dispatches). */
+int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expected,
+                      ox_instant deadline, const ox__wait_site *site, const void *object);
+/* Unlinks and resumes up to n tasks waiting on word; returns how many. */
+int ox__park_lot_wake(_Atomic uint32_t *word, int n);
+
+/* Calls fn for every task blocked right now (for the blocked dump). */
+int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx);
 
 /* A thread's park token (Rust's thread::park semantics). */
 typedef struct ox__parker {

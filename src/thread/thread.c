@@ -27,7 +27,7 @@ static _Thread_local unsigned char exit_armed;
 static _Atomic uint64_t next_thread_id = MAIN_THREAD_ID + 1;
 static atomic_bool process_exiting;
 
-static const ox__wait_site park_site = {"thread park"};
+static const ox__wait_site park_site = {.what = "thread park"};
 
 static ox_thread *record_new(const char *name, size_t name_len, bool is_main)
 {

@@ -1,0 +1,138 @@
+/* oxide/task.h - tasks: C functions in plain blocking style, run by a few
+ * worker threads (Go's model, not async/await).
+ *
+ * A task blocks the way a thread does: on an oxide mutex, rwlock, condvar,
+ * Once, Barrier, channel, select, on ox_task_join or ox_task_sleep. Where
+ * a thread would sleep in the kernel, the task is suspended instead and its
+ * worker runs other tasks; the same call from a thread blocks the thread.
+ * Threads and tasks may share any primitive, in any mix.
+ *
+ * Do not make blocking system calls in a task (read on a socket, sleep(3),
+ * a pthread mutex): they stop the whole worker.
+ *
+ * Ownership and panics follow threads (oxide/thread.h): an ox_task_handle
+ * owns the right to join; dropping it detaches the task. A panic in a task
+ * releases and poisons the locks it holds and is handed over by join.
+ *
+ * Cancellation: ox_task_abort() makes the task's next cancellation point
+ * return OX_ECANCELED, and every one after it until the task returns.
+ * Cancellation points are the calls that can report it: ox_task_sleep,
+ * ox_task_sleep_until, ox_task_join. Calls that cannot return an error (a
+ * plain ox_mutex_lock) are not cancellation points, and a task that never
+ * reaches one cannot be aborted.
+ *
+ * Thread-locals (OX_THREAD_LOCAL, _Thread_local) in a task are those of
+ * the worker running it at that moment, which can change at every blocking
+ * call; a task's own state belongs in its argument.
+ */
+#ifndef OXIDE_TASK_H
+#define OXIDE_TASK_H
+
+#include "base.h"
+#include "panic.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ox_task ox_task;
+typedef struct ox_runtime ox_runtime;
+
+/* The right to join one task. Zero (OX_TASK_HANDLE_NONE) once joined or
+ * dropped, so a second join is caught. Do not copy a live handle. */
+typedef struct ox_task_handle {
+    ox_task *task;
+} ox_task_handle;
+#define OX_TASK_HANDLE_NONE ((ox_task_handle){0})
+
+/* ---- runtimes ---- */
+typedef struct ox_runtime_builder {
+    size_t workers;    /* 0: ox_available_parallelism() */
+    size_t stack_size; /* each task's default stack; 0: OX_TASK_DEFAULT_STACK */
+    const char *name;  /* borrowed; the workers are "<name>-<n>". NULL: "oxide-worker" */
+} ox_runtime_builder;
+#define OX_RUNTIME_BUILDER_INIT ((ox_runtime_builder){0})
+
+/* Reserved (not committed) per task unless the builder says otherwise:
+ * pages are committed as the task touches them. */
+#define OX_TASK_DEFAULT_STACK ((size_t)256 * 1024)
+
+/* Starts a runtime's workers. Returns 0, OX_EINVAL, OX_ENAMETOOLONG or
+ * the OS's errno. */
+int ox_runtime_new(const ox_runtime_builder *builder, ox_runtime **out);
+
+/* Aborts every task of the runtime that has not finished, waits until all
+ * have returned, stops the workers and frees the runtime. Handles still
+ * held stay joinable. Call from a thread, not from one of its tasks. */
+void ox_runtime_shutdown(ox_runtime *rt);
+
+/* The runtime ox_task_spawn uses outside a task: started on first use with
+ * ox_available_parallelism() workers, never shut down. */
+ox_runtime *ox_runtime_default(void);
+
+/* ---- spawning and joining ---- */
+
+/* Starts fn(arg) as a task: on the current task's runtime inside a task,
+ * else on the default runtime. Aborts on failure (NULL fn, no memory). */
+ox_task_handle ox_task_spawn(void *(*fn)(void *), void *arg);
+
+typedef struct ox_task_builder {
+    const char *name;    /* borrowed; copied at spawn. NULL: unnamed */
+    size_t stack_size;   /* 0: the runtime's default */
+    ox_runtime *runtime; /* NULL: as ox_task_spawn */
+} ox_task_builder;
+#define OX_TASK_BUILDER_INIT ((ox_task_builder){0})
+
+/* As ox_task_spawn, reporting failure: OX_EINVAL (NULL fn), OX_ENAMETOOLONG
+ * (a name longer than OX_THREAD_NAME_MAX), ENOMEM. *out set on success. */
+int ox_task_builder_spawn(const ox_task_builder *builder, void *(*fn)(void *), void *arg,
+                          ox_task_handle *out);
+
+/* Waits until the task has returned (suspending a task, blocking a
+ * thread). Returns 0 and fn's result in *result (if not NULL); or
+ * OX_EPANICKED, handing the payload to *payload (freed if NULL); or
+ * OX_ECANCELED if the task was aborted before it ever ran. These consume
+ * the handle. In a task that is itself aborted, returns OX_ECANCELED
+ * without waiting and the handle stays valid. OX_EDEADLK: a task joining
+ * itself. Joining a consumed handle aborts. */
+int ox_task_join(ox_task_handle *handle, void **result, ox_panic_payload **payload);
+
+/* Gives up the handle; the task runs on, detached. */
+void ox_task_handle_drop(ox_task_handle *handle);
+
+/* True once the task has returned or panicked. Does not block. */
+bool ox_task_is_finished(const ox_task_handle *handle);
+
+/* Requests cancellation (see the top of this file). Any thread or task;
+ * the handle stays valid. Aborting a finished task does nothing. */
+void ox_task_abort(const ox_task_handle *handle);
+
+/* Runs fn(arg) as a task on the default runtime and waits for it: the way
+ * from a thread (main) into tasks. Returns as ox_task_join. */
+int ox_task_block_on(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload);
+
+/* ---- the current task ---- */
+
+/* The task running this code, or NULL in a thread. Borrowed: valid until
+ * the task returns. */
+ox_task *ox_task_current(void);
+/* A unique id, never reused; the first task is 1. */
+uint64_t ox_task_id(const ox_task *task);
+/* The name, or NULL for an unnamed task. Borrowed from the task. */
+const char *ox_task_name(const ox_task *task);
+/* True once the current task has been aborted; false in a thread. */
+bool ox_task_is_cancelled(void);
+
+/* Lets the other runnable tasks of this worker run first; in a thread,
+ * ox_thread_yield(). */
+void ox_task_yield(void);
+/* Sleeps for duration (suspending a task; in a thread, as
+ * ox_thread_sleep). Returns 0, or OX_ECANCELED at once or early when the
+ * task is aborted. A negative duration returns at once. */
+int ox_task_sleep(ox_nanos duration);
+int ox_task_sleep_until(ox_instant deadline);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

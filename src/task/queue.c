@@ -1,0 +1,138 @@
+/* queue.c - the run queues: each worker's bounded local queue (stealable)
+ * and the runtime's injector (see task_internal.h). */
+#include "task_internal.h"
+
+#define MASK (OX__LOCAL_QUEUE - 1)
+
+bool ox__queue_is_empty(const ox__worker *w)
+{
+    /* Acquire on both: a hint for idle checks, paired with the release
+     * stores of push and the CASes of pop/steal. */
+    return atomic_load_explicit(&w->queue.head, memory_order_acquire) ==
+           atomic_load_explicit(&w->queue.tail, memory_order_acquire);
+}
+
+/* Moves half of a full queue, and t, to the injector: the queue stays
+ * cheap to push to, and other workers find the overflow there. */
+static void overflow(ox__worker *w, ox_task *t, uint32_t head)
+{
+    ox__local_queue *q = &w->queue;
+    uint32_t half = OX__LOCAL_QUEUE / 2;
+    /* Claim [head, head+half) as a stealer would; if a stealer got there
+     * first, the queue has room again and the caller retries. */
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &head, head + half,
+                                                 memory_order_acquire, memory_order_relaxed)) {
+        ox__queue_push(w, t);
+        return;
+    }
+    ox_task *first = NULL, *last = NULL;
+    for (uint32_t i = 0; i < half; i++) {
+        ox_task *x = atomic_load_explicit(&q->slots[(head + i) & MASK], memory_order_relaxed);
+        x->next = NULL;
+        if (last != NULL)
+            last->next = x;
+        else
+            first = x;
+        last = x;
+    }
+    t->next = NULL;
+    last->next = t;
+    ox__injector_push(&w->rt->injector, first, t, half + 1);
+}
+
+void ox__queue_push(ox__worker *w, ox_task *t)
+{
+    ox__local_queue *q = &w->queue;
+    uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed); /* ours */
+    /* Acquire: slots below head have been read by whoever took them, so we
+     * may overwrite them. */
+    uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    if (tail - head >= OX__LOCAL_QUEUE) {
+        overflow(w, t, head);
+        return;
+    }
+    atomic_store_explicit(&q->slots[tail & MASK], t, memory_order_relaxed);
+    /* Release: the slot, and the task's state, are visible to whoever
+     * reads this tail and takes the slot. */
+    atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+}
+
+ox_task *ox__queue_pop(ox__worker *w)
+{
+    ox__local_queue *q = &w->queue;
+    uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    for (;;) {
+        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed); /* ours */
+        if (head == tail)
+            return NULL;
+        ox_task *t = atomic_load_explicit(&q->slots[head & MASK], memory_order_relaxed);
+        /* Acquire on success: pairs with a stealer's or our own earlier
+         * release; on failure head is reloaded and we retry. */
+        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return t;
+    }
+}
+
+ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim)
+{
+    ox__local_queue *q = &victim->queue;
+    ox_task *batch[OX__LOCAL_QUEUE / 2];
+    uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t n;
+    for (;;) {
+        /* Acquire: pairs with the owner's release store of tail, so the
+         * slots below it hold the tasks it pushed. */
+        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+        n = tail - head;
+        if (n == 0 || n > OX__LOCAL_QUEUE)
+            return NULL; /* empty, or head moved past our stale tail */
+        n -= n / 2;      /* half, rounded up */
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&q->slots[(head + i) & MASK], memory_order_relaxed);
+        /* The CAS validates the reads: if head moved, a slot we read may
+         * have been taken and reused. */
+        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + n, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    /* The first runs now; the rest go to our own queue, which is empty
+     * (a worker steals only when it has nothing). */
+    for (uint32_t i = 1; i < n; i++)
+        ox__queue_push(thief, batch[i]);
+    return batch[0];
+}
+
+void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)
+{
+    last->next = NULL;
+    ox__spin_lock(&q->lock);
+    if (q->tail != NULL)
+        q->tail->next = first;
+    else
+        q->head = first;
+    q->tail = last;
+    /* Relaxed: a hint; the lock orders the list itself. */
+    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    ox__spin_unlock(&q->lock);
+}
+
+ox_task *ox__injector_pop(ox__injector *q)
+{
+    /* Relaxed: a hint; a push we miss here wakes a worker that looks
+     * again (runtime.c's idle protocol). */
+    if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
+        return NULL;
+    ox__spin_lock(&q->lock);
+    ox_task *t = q->head;
+    if (t != NULL) {
+        q->head = t->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
+    ox__spin_unlock(&q->lock);
+    return t;
+}

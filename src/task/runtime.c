@@ -1,0 +1,440 @@
+/* runtime.c - workers and scheduling.
+ *
+ * Each worker is an oxide thread running a scheduler loop on its own
+ * stack; tasks run on theirs and always switch back to the scheduler
+ * (never task to task), which then does what the task asked: requeue it
+ * (yield), release the lot's bucket lock (a suspend), or retire it (exit).
+ *
+ * Where a worker finds work, in order (Tokio's and Go's shape):
+ *   1. every 61st time, the injector first, so that it cannot starve;
+ *   2. the LIFO slot: the task this worker woke last (a message hand-off
+ *      runs next, on the same CPU, while its data is in cache), at most
+ *      OX__LIFO_MAX times in a row so that two tasks ping-ponging cannot
+ *      starve the queue;
+ *   3. its own queue, then the injector, then due timers;
+ *   4. half of another worker's queue.
+ * With nothing found it goes idle: it links itself on the idle stack,
+ * looks once more, and sleeps until woken or until the earliest timer.
+ * Making work visible and then checking for idle workers, against going
+ * idle and then checking for work, is a store-load pair on each side;
+ * both sides make it a read-modify-write of idle_count, whose single
+ * modification order then puts one after the other (ox__runtime_wake_idle).
+ */
+#include "sanitizer.h"
+#include "task_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OX__LIFO_MAX 3
+#define OX__GLOBAL_EVERY 61
+
+static _Thread_local ox__worker *current_worker;
+
+static const ox__wait_site idle_site = {.what = "task worker idle"};
+
+ox__worker *ox__worker_current(void)
+{
+    return current_worker;
+}
+
+/* ---- idle workers ---- */
+
+void ox__runtime_wake_idle(ox_runtime *rt)
+{
+    /* Acq_rel RMW, not a load: see the top of the file. */
+    if (atomic_fetch_add_explicit(&rt->idle_count, 0, memory_order_acq_rel) == 0)
+        return;
+    ox__spin_lock(&rt->idle_lock);
+    ox__worker *w = rt->idle_head;
+    if (w != NULL) {
+        rt->idle_head = w->idle_next;
+        w->idle = false;
+        atomic_fetch_sub_explicit(&rt->idle_count, 1, memory_order_relaxed);
+    }
+    ox__spin_unlock(&rt->idle_lock);
+    if (w != NULL) {
+        /* Release: pairs with the worker's acquire load after it wakes. */
+        atomic_store_explicit(&w->sleep_word, 1, memory_order_release);
+        ox__park_wake_one(&w->sleep_word);
+    }
+}
+
+static void idle_register(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    ox__spin_lock(&rt->idle_lock);
+    w->idle = true;
+    w->idle_next = rt->idle_head;
+    rt->idle_head = w;
+    /* Acq_rel: see the top of the file. */
+    atomic_fetch_add_explicit(&rt->idle_count, 1, memory_order_acq_rel);
+    ox__spin_unlock(&rt->idle_lock);
+}
+
+static void idle_unregister(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    ox__spin_lock(&rt->idle_lock);
+    if (w->idle) {
+        ox__worker **p = &rt->idle_head;
+        while (*p != w)
+            p = &(*p)->idle_next;
+        *p = w->idle_next;
+        w->idle = false;
+        atomic_fetch_sub_explicit(&rt->idle_count, 1, memory_order_relaxed);
+    }
+    ox__spin_unlock(&rt->idle_lock);
+}
+
+static bool work_visible(ox_runtime *rt)
+{
+    /* Relaxed len: after idle_register's RMW, a push that missed our
+     * registration is visible here (see the top of the file). */
+    if (atomic_load_explicit(&rt->injector.len, memory_order_relaxed) != 0)
+        return true;
+    for (size_t i = 0; i < rt->nworkers; i++)
+        if (!ox__queue_is_empty(&rt->workers[i]))
+            return true;
+    return atomic_load_explicit(&rt->next_deadline, memory_order_relaxed) <= ox_instant_now().ns;
+}
+
+/* ---- scheduling ---- */
+
+void ox__task_schedule(ox_task *t, bool lifo)
+{
+    ox__worker *w = current_worker;
+    if (w != NULL && w->rt == t->rt) {
+        if (lifo) {
+            ox_task *previous = w->lifo;
+            w->lifo = t;
+            if (previous == NULL)
+                return; /* runs on this worker as soon as it is free */
+            t = previous;
+        }
+        ox__queue_push(w, t);
+    } else {
+        ox__injector_push(&t->rt->injector, t, t, 1);
+    }
+    ox__runtime_wake_idle(t->rt);
+}
+
+static ox_task *steal(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    size_t n = rt->nworkers;
+    /* xorshift: a different starting victim each time. */
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 17;
+    w->rng ^= w->rng << 5;
+    size_t start = w->rng % n;
+    for (size_t i = 0; i < n; i++) {
+        ox__worker *victim = &rt->workers[(start + i) % n];
+        if (victim == w)
+            continue;
+        ox_task *t = ox__queue_steal(w, victim);
+        if (t != NULL)
+            return t;
+    }
+    return NULL;
+}
+
+static ox_task *find_work(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    ox_task *t;
+    if (++w->ticks % OX__GLOBAL_EVERY == 0) {
+        ox__timers_fire(rt);
+        if ((t = ox__injector_pop(&rt->injector)) != NULL)
+            return t;
+    }
+    if (w->lifo != NULL) {
+        t = w->lifo;
+        if (w->lifo_runs < OX__LIFO_MAX) {
+            w->lifo = NULL;
+            w->lifo_runs++;
+            return t;
+        }
+        /* The slot has run enough in a row: to the back of the queue. */
+        w->lifo = NULL;
+        ox__queue_push(w, t);
+    }
+    w->lifo_runs = 0;
+    if ((t = ox__queue_pop(w)) != NULL)
+        return t;
+    if ((t = ox__injector_pop(&rt->injector)) != NULL)
+        return t;
+    ox__timers_fire(rt);
+    if (w->lifo != NULL) { /* a timer woke a task onto our slot */
+        t = w->lifo;
+        w->lifo = NULL;
+        return t;
+    }
+    if ((t = ox__queue_pop(w)) != NULL)
+        return t;
+    return steal(w);
+}
+
+static void retire(ox__worker *w, ox_task *t);
+
+static void run(ox__worker *w, ox_task *t)
+{
+    w->current = t;
+    t->worker = w;
+    ox__park_unit = &t->waiter;
+    ox__unwind_switch(&w->saved_unwind, &t->unwind);
+    w->after = OX__AFTER_NONE;
+    ox__san_fiber_switch(t->san_fiber);
+    ox__san_stack_leave(&w->san_fake_stack, (char *)t->stack_base + t->guard_size,
+                        (size_t)((char *)t - (char *)t->stack_base) - t->guard_size);
+    ox__ctx_switch(&w->sched_ctx, &t->ctx);
+    ox__san_stack_arrive(w->san_fake_stack, NULL, NULL);
+    /* Back on the scheduler's stack; t is stopped and still ours. */
+    ox__unwind_switch(&t->unwind, &w->saved_unwind);
+    ox__park_unit = NULL;
+    w->current = NULL;
+    switch (w->after) {
+    case OX__AFTER_YIELD:
+        ox__queue_push(w, t);
+        break;
+    case OX__AFTER_SUSPEND:
+        /* From here on a waker may resume t, on any worker. */
+        ox__spin_unlock(w->after_unlock);
+        break;
+    case OX__AFTER_EXIT:
+        retire(w, t);
+        break;
+    default:
+        ox_abort("ox_task", "a task switched back without saying why");
+    }
+}
+
+void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
+{
+    ox__worker *w = t->worker;
+    w->after = after;
+    w->after_unlock = unlock;
+    ox__san_fiber_switch(w->san_fiber);
+    ox__san_stack_leave(after == OX__AFTER_EXIT ? NULL : &t->san_fake_stack, w->sched_stack_bottom,
+                        w->sched_stack_size);
+    ox__ctx_switch(&t->ctx, &w->sched_ctx);
+    /* Resumed, maybe by another worker: t->worker is that one now. */
+    ox__san_stack_arrive(t->san_fake_stack, &t->worker->sched_stack_bottom,
+                         &t->worker->sched_stack_size);
+}
+
+static void retire(ox__worker *w, ox_task *t)
+{
+    (void)w;
+    for (uint32_t i = 0; i < t->unwind.depth; i++) {
+        const ox__unwind_entry *e = &t->unwind.entries[i];
+        if (e->kind == OX__ENTRY_LOCK)
+            ox_abort("ox_task", "task '%s' returned holding %s %p (locked at %s:%d): it would stay locked forever",
+                     t->name ? t->name : "<unnamed>", e->u.lock_ops->kind, e->object,
+                     e->file ? e->file : "?", e->line);
+    }
+    ox__san_fiber_destroy(t->san_fiber);
+    t->san_fiber = NULL;
+    ox_runtime *rt = t->rt;
+    ox__spin_lock(&rt->live_lock);
+    if (t->live_prev != NULL)
+        t->live_prev->live_next = t->live_next;
+    else
+        rt->live_head = t->live_next;
+    if (t->live_next != NULL)
+        t->live_next->live_prev = t->live_prev;
+    ox__spin_unlock(&rt->live_lock);
+    /* Release: the outcome is visible to whoever sees finished == 1 with
+     * acquire (join, is_finished). */
+    atomic_store_explicit(&t->finished, 1, memory_order_release);
+    ox__park_wake_all(&t->finished);
+    /* Acq_rel: the last task's exit and the shutdown that waits for it. */
+    if (atomic_fetch_sub_explicit(&rt->live_count, 1, memory_order_acq_rel) == 1) {
+        atomic_fetch_add_explicit(&rt->live_word, 1, memory_order_release);
+        ox__park_wake_all(&rt->live_word);
+    }
+    ox__task_release(t); /* the runtime's reference */
+}
+
+void ox__runtime_task_started(ox_runtime *rt, ox_task *t)
+{
+    ox__spin_lock(&rt->live_lock);
+    t->live_prev = NULL;
+    t->live_next = rt->live_head;
+    if (rt->live_head != NULL)
+        rt->live_head->live_prev = t;
+    rt->live_head = t;
+    ox__spin_unlock(&rt->live_lock);
+    atomic_fetch_add_explicit(&rt->live_count, 1, memory_order_relaxed);
+}
+
+/* ---- the worker loop ---- */
+
+static void sleep_until_work(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    int64_t next = ox__timers_fire(rt);
+    if (w->lifo != NULL || !ox__queue_is_empty(w))
+        return;
+    idle_register(w);
+    if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire)) {
+        idle_unregister(w);
+        return;
+    }
+    ox__park_wait(&w->sleep_word, 0, (ox_instant){next}, &idle_site, w);
+    idle_unregister(w); /* if we woke by ourselves (timer, spurious) */
+    /* Acquire: pairs with the release store in ox__runtime_wake_idle. */
+    (void)atomic_load_explicit(&w->sleep_word, memory_order_acquire);
+    atomic_store_explicit(&w->sleep_word, 0, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+    ox__worker *w = arg;
+    ox_runtime *rt = w->rt;
+    current_worker = w;
+    w->san_fiber = ox__san_fiber_current();
+    if (ox__sys_alt_stack_enable(&w->alt_stack) != 0)
+        w->alt_stack = NULL; /* an overflow then dies by SIGSEGV unexplained */
+    for (;;) {
+        ox_task *t = find_work(w);
+        if (t != NULL) {
+            run(w, t);
+            continue;
+        }
+        /* Acquire: pairs with the release store in ox_runtime_shutdown. */
+        if (atomic_load_explicit(&rt->shutting_down, memory_order_acquire) &&
+            atomic_load_explicit(&rt->live_count, memory_order_acquire) == 0)
+            break;
+        sleep_until_work(w);
+    }
+    if (w->alt_stack != NULL)
+        ox__sys_alt_stack_disable(w->alt_stack);
+    current_worker = NULL;
+    return NULL;
+}
+
+/* ---- runtimes ---- */
+
+static ox_once guard_once = OX_ONCE_INIT;
+
+static void install_guard(void *unused)
+{
+    (void)unused;
+    ox__stack_guard_install();
+}
+
+int ox_runtime_new(const ox_runtime_builder *b, ox_runtime **out)
+{
+    size_t workers = b->workers ? b->workers : ox_available_parallelism();
+    const char *name = b->name ? b->name : "oxide-worker";
+    size_t name_len = strnlen(name, OX_THREAD_NAME_MAX + 1);
+    if (name_len + 24 > OX_THREAD_NAME_MAX)
+        return OX_ENAMETOOLONG;
+    if (workers > 4096)
+        return OX_EINVAL;
+    ox_once_call(&guard_once, install_guard, NULL);
+    ox_runtime *rt = calloc(1, sizeof *rt + name_len + 1);
+    if (rt == NULL)
+        return ENOMEM;
+    rt->workers = calloc(workers, sizeof *rt->workers);
+    if (rt->workers == NULL) {
+        free(rt);
+        return ENOMEM;
+    }
+    memcpy(rt->name, name, name_len);
+    rt->nworkers = workers;
+    rt->stack_size = b->stack_size ? b->stack_size : OX_TASK_DEFAULT_STACK;
+    atomic_init(&rt->next_deadline, INT64_MAX);
+    char thread_name[OX_THREAD_NAME_MAX + 1];
+    for (size_t i = 0; i < workers; i++) {
+        ox__worker *w = &rt->workers[i];
+        w->rt = rt;
+        w->index = i;
+        w->rng = (uint32_t)(i * 2654435761u) | 1u;
+        snprintf(thread_name, sizeof thread_name, "%s-%zu", rt->name, i);
+        ox_thread_builder tb = OX_THREAD_BUILDER_INIT;
+        ox_thread_builder_name(&tb, thread_name);
+        int rc = ox_thread_builder_spawn(&tb, worker_main, w, &w->thread);
+        if (rc != 0) {
+            rt->nworkers = i;
+            ox_runtime_shutdown(rt);
+            return rc;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+void ox_runtime_shutdown(ox_runtime *rt)
+{
+    if (ox_task_current() != NULL && ox_task_current()->rt == rt)
+        ox_abort("ox_runtime_shutdown", "called from one of the runtime's own tasks");
+    /* Abort what runs, then wait for every task to return. A task in the
+     * list has not retired (retire unlinks it under live_lock first), so
+     * its record is alive while we hold the lock. */
+    ox__spin_lock(&rt->live_lock);
+    for (ox_task *t = rt->live_head; t != NULL; t = t->live_next) {
+        /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
+        atomic_store_explicit(&t->waiter.cancelled, true, memory_order_seq_cst);
+        ox__park_lot_expire(&t->waiter, OX_ECANCELED);
+    }
+    ox__spin_unlock(&rt->live_lock);
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&rt->live_word, memory_order_acquire);
+        if (atomic_load_explicit(&rt->live_count, memory_order_acquire) == 0)
+            break;
+        ox__park_wait(&rt->live_word, seen, OX_INSTANT_NEVER, &idle_site, rt);
+    }
+    /* Release: the workers' acquire load sees it, and find nothing to do. */
+    atomic_store_explicit(&rt->shutting_down, true, memory_order_release);
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        ox__worker *w = &rt->workers[i];
+        atomic_store_explicit(&w->sleep_word, 1, memory_order_release);
+        ox__park_wake_one(&w->sleep_word);
+    }
+    for (size_t i = 0; i < rt->nworkers; i++)
+        (void)ox_thread_join(&rt->workers[i].thread, NULL, NULL);
+    free(rt->timers);
+    free(rt->workers);
+    free(rt);
+}
+
+static ox_runtime *default_runtime;
+static ox_once default_once = OX_ONCE_INIT;
+
+static void start_default(void *unused)
+{
+    (void)unused;
+    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
+    int rc = ox_runtime_new(&b, &default_runtime);
+    if (rc != 0)
+        ox_abort("ox_runtime_default", "cannot start the default runtime: %s", ox_strerror(rc));
+}
+
+ox_runtime *ox_runtime_default(void)
+{
+    ox_once_call(&default_once, start_default, NULL);
+    return default_runtime;
+}
+
+/* ---- the unit operations the parking layer calls ---- */
+
+static void unit_suspend(ox__lot_waiter *w, ox__spin *unlock_after)
+{
+    ox__task_switch_out(ox__task_of(w), OX__AFTER_SUSPEND, unlock_after);
+}
+
+static void unit_resume(ox__lot_waiter *w)
+{
+    ox__task_schedule(ox__task_of(w), true);
+}
+
+const ox__unit_ops ox__task_unit_ops = {
+    .suspend = unit_suspend,
+    .resume = unit_resume,
+    .timer_arm = ox__timer_arm,
+    .timer_disarm = ox__timer_disarm,
+};

@@ -1,0 +1,215 @@
+/* task.c - spawning, joining and aborting tasks; the current task, yield
+ * and sleep. */
+#include "sanitizer.h"
+#include "task_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Atomic uint64_t next_id = 1;
+
+static const ox__wait_site join_site = {.what = "task join", .cancellable = true};
+static const ox__wait_site sleep_site = {.what = "task sleep", .cancellable = true};
+
+void ox__task_release(ox_task *t)
+{
+    /* Release, then acquire on the last: the last owner sees every other
+     * owner's writes before it frees (as Arc does). */
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        ox__task_free(t);
+}
+
+/* The first code on a task's stack. */
+static void task_entry(void *arg)
+{
+    ox_task *t = arg;
+    ox__san_stack_arrive(NULL, &t->worker->sched_stack_bottom, &t->worker->sched_stack_size);
+    /* Relaxed: the flag is only ever set, and any later cancellable wait
+     * reads it again with seq_cst (park_lot.c). */
+    if (atomic_load_explicit(&t->waiter.cancelled, memory_order_relaxed))
+        t->outcome = OX_ECANCELED; /* aborted before it ever ran */
+    else
+        t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &t->panic);
+    ox__task_switch_out(t, OX__AFTER_EXIT, NULL);
+    ox_abort("ox_task", "a finished task was resumed");
+}
+
+int ox_task_builder_spawn(const ox_task_builder *b, void *(*fn)(void *), void *arg,
+                          ox_task_handle *out)
+{
+    if (fn == NULL)
+        return OX_EINVAL;
+    size_t name_len = 0;
+    if (b->name != NULL) {
+        name_len = strnlen(b->name, OX_THREAD_NAME_MAX + 1);
+        if (name_len > OX_THREAD_NAME_MAX)
+            return OX_ENAMETOOLONG;
+    }
+    ox_runtime *rt = b->runtime;
+    if (rt == NULL) {
+        ox_task *self = ox_task_current();
+        rt = self != NULL ? self->rt : ox_runtime_default();
+    }
+    size_t stack = b->stack_size ? b->stack_size : rt->stack_size;
+    ox_task *t = ox__task_alloc(stack, name_len);
+    if (t == NULL)
+        return ENOMEM;
+    if (b->name != NULL) {
+        char *name = (char *)(t + 1);
+        memcpy(name, b->name, name_len);
+        name[name_len] = '\0';
+        t->name = name;
+    }
+    t->waiter.ops = &ox__task_unit_ops;
+    t->waiter.unit = t;
+    t->rt = rt;
+    t->fn = fn;
+    t->arg = arg;
+    /* Relaxed: ids need only be unique. */
+    t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    atomic_init(&t->refs, 2); /* the handle's and the runtime's */
+    t->san_fiber = ox__san_fiber_create();
+    ox__ctx_make(&t->ctx, (char *)t->stack_base + t->guard_size, t, task_entry, t);
+    ox__runtime_task_started(rt, t);
+    ox__task_schedule(t, false);
+    out->task = t;
+    return 0;
+}
+
+ox_task_handle ox_task_spawn(void *(*fn)(void *), void *arg)
+{
+    if (fn == NULL)
+        ox_abort("ox_task_spawn", "NULL task function");
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    ox_task_handle h;
+    int rc = ox_task_builder_spawn(&b, fn, arg, &h);
+    if (rc != 0)
+        ox_abort("ox_task_spawn", "failed to spawn task: %s", ox_strerror(rc));
+    return h;
+}
+
+static ox_task *handle_task(const ox_task_handle *h, const char *function)
+{
+    if (h == NULL || h->task == NULL)
+        ox_abort(function, "the task handle was already joined or dropped");
+    return h->task;
+}
+
+int ox_task_join(ox_task_handle *h, void **result, ox_panic_payload **payload)
+{
+    ox_task *t = handle_task(h, "ox_task_join");
+    if (t == ox_task_current())
+        return OX_EDEADLK;
+    /* Acquire: pairs with the release store in retire (runtime.c); the
+     * outcome fields are then visible. */
+    while (atomic_load_explicit(&t->finished, memory_order_acquire) == 0) {
+        if (ox__park_wait(&t->finished, 0, OX_INSTANT_NEVER, &join_site, t) == OX_ECANCELED)
+            return OX_ECANCELED;
+    }
+    int outcome = t->outcome;
+    if (outcome == 0 && result != NULL)
+        *result = t->result;
+    if (outcome == OX_EPANICKED) {
+        if (payload != NULL)
+            *payload = t->panic;
+        else
+            ox_panic_payload_free(t->panic);
+    }
+    h->task = NULL;
+    ox__task_release(t);
+    return outcome;
+}
+
+void ox_task_handle_drop(ox_task_handle *h)
+{
+    ox_task *t = handle_task(h, "ox_task_handle_drop");
+    h->task = NULL;
+    /* An unjoined panic payload goes with the record. Acquire: as join. */
+    if (atomic_load_explicit(&t->finished, memory_order_acquire) != 0 && t->panic != NULL) {
+        ox_panic_payload_free(t->panic);
+        t->panic = NULL;
+    }
+    ox__task_release(t);
+}
+
+bool ox_task_is_finished(const ox_task_handle *h)
+{
+    ox_task *t = handle_task(h, "ox_task_is_finished");
+    /* Acquire: as join. */
+    return atomic_load_explicit(&t->finished, memory_order_acquire) != 0;
+}
+
+void ox_task_abort(const ox_task_handle *h)
+{
+    ox_task *t = handle_task(h, "ox_task_abort");
+    /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
+    atomic_store_explicit(&t->waiter.cancelled, true, memory_order_seq_cst);
+    /* The handle keeps the record alive; a finished task's last wait
+     * record no longer matters (expire finds it unlinked). */
+    ox__park_lot_expire(&t->waiter, OX_ECANCELED);
+}
+
+int ox_task_block_on(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload)
+{
+    ox_task_handle h = ox_task_spawn(fn, arg);
+    return ox_task_join(&h, result, payload);
+}
+
+/* ---- the current task ---- */
+
+ox_task *ox_task_current(void)
+{
+    ox__lot_waiter *w = ox__park_unit;
+    return w != NULL ? ox__task_of(w) : NULL;
+}
+
+uint64_t ox_task_id(const ox_task *t)
+{
+    return t->id;
+}
+
+const char *ox_task_name(const ox_task *t)
+{
+    return t->name;
+}
+
+bool ox_task_is_cancelled(void)
+{
+    ox_task *t = ox_task_current();
+    /* Relaxed: a flag that is only ever set; nothing else is read by it. */
+    return t != NULL && atomic_load_explicit(&t->waiter.cancelled, memory_order_relaxed);
+}
+
+void ox_task_yield(void)
+{
+    ox_task *t = ox_task_current();
+    if (t == NULL) {
+        ox_thread_yield();
+        return;
+    }
+    ox__task_switch_out(t, OX__AFTER_YIELD, NULL);
+}
+
+int ox_task_sleep_until(ox_instant deadline)
+{
+    ox_task *t = ox_task_current();
+    if (t == NULL) {
+        ox_thread_sleep_until(deadline);
+        return 0;
+    }
+    for (;;) {
+        int rc = ox__park_wait(&t->sleep_word, 0, deadline, &sleep_site, NULL);
+        if (rc == OX_ETIMEDOUT)
+            return 0;
+        if (rc == OX_ECANCELED)
+            return rc;
+    }
+}
+
+int ox_task_sleep(ox_nanos duration)
+{
+    if (duration < 0)
+        return ox_task_is_cancelled() ? OX_ECANCELED : 0;
+    return ox_task_sleep_until(ox_instant_after(duration));
+}

@@ -1,0 +1,157 @@
+/* task_internal.h - the task record, the runtime and its workers, shared
+ * by the files of src/task/. */
+#ifndef OX_TASK_INTERNAL_H
+#define OX_TASK_INTERNAL_H
+
+#include "oxide/once.h"
+#include "oxide/task.h"
+#include "oxide/thread.h"
+
+#include "../panic/unwind.h"
+#include "../thread/park.h"
+#include "../thread/spin.h"
+#include "context.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* One per task, at the top of the task's own stack mapping (one
+ * allocation, and the page the task's first frames touch anyway). Shared
+ * by the task, its handle and the runtime; freed with the stack when the
+ * last reference goes. */
+struct ox_task {
+    ox__lot_waiter waiter; /* first: the lot hands it back to resume() */
+    ox__ctx ctx;
+    _Atomic uint32_t refs;
+    _Atomic uint32_t finished;  /* 0, then 1 once fn returned: join waits on it */
+    _Atomic uint32_t sleep_word; /* never changes: a sleep waits on it until its deadline */
+    ox_runtime *rt;
+    struct ox__worker *worker; /* the worker running it, while it runs */
+    void *(*fn)(void *);
+    void *arg;
+    void *result;
+    ox_panic_payload *panic;
+    int outcome; /* 0, OX_EPANICKED or OX_ECANCELED */
+    uint64_t id;
+    const char *name; /* NULL or in the record */
+    ox_task *next;            /* in a run queue list (injector) */
+    ox_task *live_prev, *live_next; /* the runtime's list of unfinished tasks */
+    /* The timer of the current timed wait (timer.c). */
+    int64_t timer_deadline;
+    size_t timer_slot; /* index in the heap + 1; 0: not armed */
+    /* The stack mapping this record lives in. */
+    void *stack_base;
+    size_t stack_total;
+    size_t guard_size;
+    void *san_fiber;      /* ThreadSanitizer's fiber (sanitizer.h) */
+    void *san_fake_stack; /* AddressSanitizer's, while switched out */
+    ox__unwind_state unwind; /* held locks and catch frames, while not running */
+};
+
+static inline ox_task *ox__task_of(ox__lot_waiter *w)
+{
+    return (ox_task *)w->unit;
+}
+
+/* ---- run queues (queue.c) ---- */
+#define OX__LOCAL_QUEUE 256 /* a power of two */
+
+/* A worker's own queue: the owner pushes at tail and pops at head; other
+ * workers steal from head. One atomic head serves both, so every take is a
+ * CAS and a stealer that read stale slots fails its CAS. */
+typedef struct ox__local_queue {
+    _Alignas(64) _Atomic uint32_t head;
+    _Alignas(64) _Atomic uint32_t tail;
+    _Atomic(ox_task *) slots[OX__LOCAL_QUEUE];
+} ox__local_queue;
+
+/* Tasks pushed from outside a worker, and a full local queue's overflow. */
+typedef struct ox__injector {
+    ox__spin lock;
+    ox_task *head, *tail;
+    _Atomic size_t len; /* read without the lock as a hint */
+} ox__injector;
+
+typedef struct ox__worker {
+    ox__local_queue queue;
+    ox_runtime *rt;
+    ox_task *lifo;      /* the task woken last by this worker: runs next */
+    unsigned lifo_runs; /* how often in a row the LIFO slot ran */
+    unsigned ticks;
+    uint32_t rng;
+    size_t index;
+    ox__ctx sched_ctx;
+    ox_task *current;
+    /* What the task that just switched back asked the scheduler to do. */
+    enum { OX__AFTER_NONE, OX__AFTER_YIELD, OX__AFTER_SUSPEND, OX__AFTER_EXIT } after;
+    ox__spin *after_unlock;
+    ox__unwind_state saved_unwind; /* the worker thread's own record, while a task runs */
+    _Atomic uint32_t sleep_word;   /* 1: told to wake up */
+    bool idle;
+    struct ox__worker *idle_next;
+    ox_join_handle thread;
+    void *alt_stack;
+    void *san_fiber, *san_fake_stack;
+    const void *sched_stack_bottom; /* for AddressSanitizer */
+    size_t sched_stack_size;
+} ox__worker;
+
+struct ox_runtime {
+    ox__worker *workers;
+    size_t nworkers;
+    size_t stack_size;
+    ox__injector injector;
+    /* Idle workers, a stack under idle_lock; idle_count mirrors its size
+     * for a lock-free "anyone asleep?" check. */
+    ox__spin idle_lock;
+    ox__worker *idle_head;
+    _Atomic size_t idle_count;
+    /* Unfinished tasks (for shutdown). */
+    ox__spin live_lock;
+    ox_task *live_head;
+    _Atomic size_t live_count;
+    _Atomic uint32_t live_word; /* bumped when live_count reaches 0 */
+    _Atomic bool shutting_down;
+    /* Timers (timer.c): a binary min-heap of tasks by deadline. */
+    ox__spin timer_lock;
+    ox_task **timers;
+    size_t ntimers, timers_cap;
+    _Atomic int64_t next_deadline; /* INT64_MAX: none */
+    char name[];
+};
+
+void ox__queue_push(ox__worker *w, ox_task *t);       /* owner only */
+ox_task *ox__queue_pop(ox__worker *w);                /* owner only */
+ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim);
+bool ox__queue_is_empty(const ox__worker *w);
+void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n);
+ox_task *ox__injector_pop(ox__injector *q);
+
+/* ---- scheduling (runtime.c) ---- */
+/* The worker whose scheduler runs on this OS thread, or NULL. */
+ox__worker *ox__worker_current(void);
+/* Makes t runnable: on the calling worker's LIFO slot if it belongs to the
+ * same runtime, else on the injector; wakes an idle worker if needed. */
+void ox__task_schedule(ox_task *t, bool lifo);
+/* From a running task: back to the scheduler, which does `after`. */
+void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock);
+/* Wakes one idle worker of rt, if any sleeps. */
+void ox__runtime_wake_idle(ox_runtime *rt);
+/* The runtime's bookkeeping of a task that starts / has finished. */
+void ox__runtime_task_started(ox_runtime *rt, ox_task *t);
+void ox__task_release(ox_task *t);
+extern const ox__unit_ops ox__task_unit_ops;
+
+/* ---- timers (timer.c) ---- */
+void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline);
+void ox__timer_disarm(ox__lot_waiter *w);
+/* Expires the due timers; returns the next deadline (INT64_MAX: none). */
+int64_t ox__timers_fire(ox_runtime *rt);
+
+/* ---- stacks (stack.c) ---- */
+/* A task record on a fresh (or recycled) stack of at least size bytes. */
+ox_task *ox__task_alloc(size_t stack_size, size_t name_len);
+void ox__task_free(ox_task *t);
+void ox__stack_guard_install(void);
+
+#endif

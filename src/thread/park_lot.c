@@ -1,0 +1,186 @@
+/* park_lot.c - where tasks wait: a table of wait queues keyed by the
+ * address of the word they wait on (see "suspendable units" in park.h).
+ *
+ * Each bucket has a spin lock and a list of waiter records. A waiter
+ * checks *word == expected and links itself under the bucket lock, and the
+ * scheduler releases that lock only after the task has switched away. A
+ * waker changes the word before it calls ox__park_wake_*, then takes the
+ * same lock to unlink waiters. So either the waiter's check comes after
+ * the waker's unlock (it sees the new value and does not sleep) or the
+ * waiter is linked before the waker looks (and is found): no wake is lost,
+ * as with the futex, whose kernel-side check has the same shape.
+ *
+ * Waking always takes the bucket lock, even in a program with no tasks.
+ * Gating it on a "waiters present" count would need a store-load fence on
+ * both sides (the waiter's count and the waker's word), and every wake
+ * already comes with a system call for the threads that sleep on the
+ * futex: an uncontended lock is noise next to it.
+ */
+#include "park.h"
+#include "spin.h"
+
+#include <stdint.h>
+
+_Thread_local ox__lot_waiter *ox__park_unit;
+
+#define LOT_BUCKETS 256 /* a power of two */
+
+typedef struct bucket {
+    _Alignas(64) ox__spin lock;
+    ox__lot_waiter *head, *tail;
+} bucket;
+
+static bucket lot[LOT_BUCKETS];
+
+static bucket *bucket_of(const _Atomic uint32_t *word)
+{
+    /* Fibonacci hashing: words are 4-byte aligned and often in arrays. */
+    uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
+    return &lot[h >> (64 - 8)];
+}
+_Static_assert(LOT_BUCKETS == 1 << 8, "bucket_of keeps 8 bits");
+
+static void link_waiter(bucket *b, ox__lot_waiter *w)
+{
+    w->next = NULL;
+    w->prev = b->tail;
+    if (b->tail != NULL)
+        b->tail->next = w;
+    else
+        b->head = w;
+    b->tail = w;
+    w->linked = true;
+}
+
+static void unlink_waiter(bucket *b, ox__lot_waiter *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        b->head = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    else
+        b->tail = w->prev;
+    w->linked = false;
+}
+
+static bool is_cancelled(ox__lot_waiter *w)
+{
+    /* Seq_cst: with the seq_cst store of w->word below and in
+     * ox__park_lot_expire, either the aborter sees the word we wait on, or
+     * we see its flag (the two-sided store-then-load of a Dekker pair). */
+    return atomic_load_explicit(&w->cancelled, memory_order_seq_cst);
+}
+
+int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expected,
+                      ox_instant deadline, const ox__wait_site *site, const void *object)
+{
+    bool cancellable = site->cancellable;
+    if (cancellable && is_cancelled(w))
+        return OX_ECANCELED;
+    bool timed = deadline.ns != INT64_MAX;
+    if (timed) {
+        if (deadline.ns <= ox_instant_now().ns)
+            return OX_ETIMEDOUT;
+        w->ops->timer_arm(w, deadline);
+    }
+    w->site = site;
+    w->object = object;
+    /* Seq_cst: see is_cancelled. Also orders after this record's last
+     * unlink, for an aborter that reads it (ox__park_lot_expire). */
+    atomic_store_explicit(&w->word, word, memory_order_seq_cst);
+
+    bucket *b = bucket_of(word);
+    ox__spin_lock(&b->lock);
+    int rc;
+    /* Relaxed: the bucket lock orders us against the waker (see the top). */
+    if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
+        rc = 0;
+    } else if (w->expired) {
+        rc = OX_ETIMEDOUT;
+    } else if (cancellable && is_cancelled(w)) {
+        rc = OX_ECANCELED;
+    } else {
+        w->wake_reason = 0;
+        link_waiter(b, w);
+        w->ops->suspend(w, &b->lock); /* the scheduler unlocks b */
+        /* Whoever resumed us unlinked us and set the reason. */
+        rc = w->wake_reason;
+        goto done;
+    }
+    ox__spin_unlock(&b->lock);
+done:
+    if (timed) {
+        /* After disarm no expiry is running, so expired is ours again. */
+        w->ops->timer_disarm(w);
+        w->expired = false;
+    }
+    return rc;
+}
+
+void ox__park_lot_expire(ox__lot_waiter *w, int reason)
+{
+    /* Seq_cst: see is_cancelled (the aborter set the flag just before). */
+    _Atomic uint32_t *word = atomic_load_explicit(&w->word, memory_order_seq_cst);
+    if (word == NULL)
+        return; /* never waited: its first cancellable wait sees the flag */
+    bucket *b = bucket_of(word);
+    ox__spin_lock(&b->lock);
+    /* Relaxed: a change of word is a new wait, whose own checks under its
+     * bucket lock see the flag; a timer is disarmed before its wait ends. */
+    if (atomic_load_explicit(&w->word, memory_order_relaxed) != word) {
+        ox__spin_unlock(&b->lock);
+        return;
+    }
+    if (reason == OX_ETIMEDOUT)
+        w->expired = true;
+    bool wake = w->linked && (reason == OX_ETIMEDOUT || w->site->cancellable);
+    if (wake) {
+        unlink_waiter(b, w);
+        w->wake_reason = reason;
+    }
+    ox__spin_unlock(&b->lock);
+    if (wake)
+        w->ops->resume(w);
+}
+
+int ox__park_lot_wake(_Atomic uint32_t *word, int n)
+{
+    bucket *b = bucket_of(word);
+    ox__lot_waiter *woken = NULL, **tail = &woken;
+    int count = 0;
+    ox__spin_lock(&b->lock);
+    for (ox__lot_waiter *w = b->head, *next; w != NULL && count < n; w = next) {
+        next = w->next;
+        /* Relaxed: stable while linked, written before linking. */
+        if (atomic_load_explicit(&w->word, memory_order_relaxed) != word)
+            continue;
+        unlink_waiter(b, w);
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
+        count++;
+    }
+    ox__spin_unlock(&b->lock);
+    /* Resume outside the lock: an unlinked waiter is ours alone until it
+     * runs again, and resuming takes the runtime's queue locks. */
+    for (ox__lot_waiter *w = woken, *next; w != NULL; w = next) {
+        next = w->next;
+        w->ops->resume(w);
+    }
+    return count;
+}
+
+int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx)
+{
+    int count = 0;
+    for (int i = 0; i < LOT_BUCKETS; i++) {
+        if (!ox__spin_try_lock(&lot[i].lock))
+            continue; /* busy: a dump may run in a signal handler */
+        for (const ox__lot_waiter *w = lot[i].head; w != NULL; w = w->next, count++)
+            fn(w, ctx);
+        ox__spin_unlock(&lot[i].lock);
+    }
+    return count;
+}

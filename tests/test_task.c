@@ -1,0 +1,326 @@
+/* Tasks: spawn and join, panics, yield fairness, sleep, abort at the
+ * cancellation points, and tasks and threads mixed on the same mutex,
+ * condvar and channel (the one parking interface). */
+#include "oxide.h"
+#include "runner.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ox_runtime *two_workers(void)
+{
+    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
+    b.workers = 2;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
+    return rt;
+}
+
+static ox_task_handle spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
+{
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.runtime = rt;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
+    return h;
+}
+
+static void *double_it(void *arg)
+{
+    CHECK(ox_task_current() != NULL);
+    return (void *)((intptr_t)arg * 2);
+}
+
+OX_TEST(task_join_returns_the_result)
+{
+    ox_task_handle hs[100];
+    for (intptr_t i = 0; i < 100; i++)
+        hs[i] = ox_task_spawn(double_it, (void *)i);
+    for (intptr_t i = 0; i < 100; i++) {
+        void *r = NULL;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, 2 * i);
+        CHECK(hs[i].task == NULL);
+    }
+    CHECK(ox_task_current() == NULL);
+}
+
+static void *panics(void *arg)
+{
+    (void)arg;
+    ox_panic("task says no");
+}
+
+OX_TEST(task_panic_is_handed_to_join)
+{
+    ox_panic_set_hook(NULL);
+    ox_task_handle h = ox_task_spawn(panics, NULL);
+    ox_panic_payload *p = NULL;
+    CHECK_EQ(ox_task_join(&h, NULL, &p), OX_EPANICKED);
+    CHECK(p != NULL);
+    CHECK_STR(p->message, "task says no");
+    ox_panic_payload_free(p);
+}
+
+/* ---- a mutex shared by tasks and threads ---- */
+
+static struct {
+    ox_mutex m;
+    long counter; /* plain: only the mutex orders it */
+    long rounds;
+} shared = {.m = OX_MUTEX_INIT};
+
+static void *add_under_lock(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < shared.rounds; i++) {
+        CHECK_EQ(ox_mutex_lock(&shared.m), 0);
+        long v = shared.counter;
+        if (i % 16 == 0)
+            ox_task_yield(); /* hold the lock across a switch: others must wait */
+        shared.counter = v + 1;
+        ox_mutex_unlock(&shared.m);
+    }
+    return NULL;
+}
+
+OX_TEST(task_and_thread_mutex_counts_are_exact)
+{
+    ox_runtime *rt = two_workers();
+    shared.rounds = ox_test_scaled(20000);
+    enum { TASKS = 16, THREADS = 2 };
+    ox_task_handle ts[TASKS];
+    ox_join_handle th[THREADS];
+    for (int i = 0; i < TASKS; i++)
+        ts[i] = spawn_on(rt, add_under_lock, NULL);
+    for (int i = 0; i < THREADS; i++)
+        th[i] = ox_thread_spawn(add_under_lock, NULL);
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&ts[i], NULL, NULL), 0);
+    for (int i = 0; i < THREADS; i++)
+        CHECK_EQ(ox_thread_join(&th[i], NULL, NULL), 0);
+    CHECK_EQ(shared.counter, (TASKS + THREADS) * shared.rounds);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- channels between tasks and threads ---- */
+
+static void *forward(void *arg)
+{
+    ox_receiver *rx = ((void **)arg)[0];
+    ox_sender *tx = ((void **)arg)[1];
+    long v;
+    while (ox_receiver_recv(rx, &v) == 0)
+        CHECK_EQ(ox_sender_send(tx, &v), 0);
+    ox_sender_drop(tx);
+    ox_receiver_drop(rx);
+    return NULL;
+}
+
+OX_TEST(task_pipeline_of_rendezvous_channels_loses_nothing)
+{
+    /* thread -> task -> task -> ... -> thread, every hop a rendezvous. */
+    ox_runtime *rt = two_workers();
+    enum { STAGES = 50 };
+    long n = ox_test_scaled(4000);
+    ox_sender *first_tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(long), 0, &first_tx, &rx), 0);
+    ox_task_handle hs[STAGES];
+    void *args[STAGES][2];
+    for (int i = 0; i < STAGES; i++) {
+        ox_sender *tx;
+        ox_receiver *next_rx;
+        CHECK_EQ(ox_channel(sizeof(long), i % 3 == 0 ? 0 : 4, &tx, &next_rx), 0);
+        args[i][0] = rx;
+        args[i][1] = tx;
+        hs[i] = spawn_on(rt, forward, args[i]);
+        rx = next_rx;
+    }
+    long sum = 0;
+    for (long i = 0; i < n; i++) {
+        CHECK_EQ(ox_sender_send(first_tx, &i), 0);
+        long v;
+        CHECK_EQ(ox_receiver_recv(rx, &v), 0);
+        CHECK_EQ(v, i); /* FIFO through every stage */
+        sum += v;
+    }
+    ox_sender_drop(first_tx);
+    long v;
+    CHECK_EQ(ox_receiver_recv(rx, &v), OX_EDISCONNECTED);
+    for (int i = 0; i < STAGES; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    ox_receiver_drop(rx);
+    CHECK_EQ(sum, n * (n - 1) / 2);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- condvar: tasks wait, a thread notifies ---- */
+
+static struct {
+    ox_mutex m;
+    ox_condvar cv;
+    long ready; /* guarded by m */
+    long seen;  /* guarded by m */
+} cvs = {.m = OX_MUTEX_INIT};
+
+static void *wait_for_ready(void *arg)
+{
+    long want = (long)(intptr_t)arg;
+    CHECK_EQ(ox_mutex_lock(&cvs.m), 0);
+    while (cvs.ready < want)
+        CHECK_EQ(ox_condvar_wait(&cvs.cv, &cvs.m), 0);
+    cvs.seen++;
+    ox_mutex_unlock(&cvs.m);
+    return NULL;
+}
+
+OX_TEST(task_condvar_notify_all_from_a_thread_wakes_every_task)
+{
+    ox_runtime *rt = two_workers();
+    enum { TASKS = 200 };
+    ox_task_handle hs[TASKS];
+    for (int i = 0; i < TASKS; i++)
+        hs[i] = spawn_on(rt, wait_for_ready, (void *)(intptr_t)(i % 5 + 1));
+    for (long step = 1; step <= 5; step++) {
+        ox_thread_sleep(OX_MILLIS(1));
+        CHECK_EQ(ox_mutex_lock(&cvs.m), 0);
+        cvs.ready = step;
+        ox_mutex_unlock(&cvs.m);
+        ox_condvar_notify_all(&cvs.cv);
+    }
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    CHECK_EQ(cvs.seen, TASKS);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- yield: a task that keeps yielding cannot starve another ---- */
+
+static _Atomic int stop_spinning;
+
+static void *yield_until_stopped(void *arg)
+{
+    long *yields = arg;
+    while (!atomic_load(&stop_spinning)) {
+        ox_task_yield();
+        (*yields)++;
+    }
+    return NULL;
+}
+
+static void *set_stop(void *arg)
+{
+    (void)arg;
+    atomic_store(&stop_spinning, 1);
+    return NULL;
+}
+
+OX_TEST(task_yield_lets_others_run)
+{
+    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
+    b.workers = 1; /* one worker: only yield can let the other task in */
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
+    long yields = 0;
+    ox_task_handle spinner = spawn_on(rt, yield_until_stopped, &yields);
+    ox_task_handle stopper = spawn_on(rt, set_stop, NULL);
+    CHECK_EQ(ox_task_join(&stopper, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
+    CHECK(yields >= 1);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- sleep and abort ---- */
+
+static void *sleep_long(void *arg)
+{
+    (void)arg;
+    int rc = ox_task_sleep(OX_SECS(3600));
+    CHECK(ox_task_is_cancelled());
+    /* Every later cancellation point fails too. */
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), OX_ECANCELED);
+    return (void *)(intptr_t)rc;
+}
+
+OX_TEST(task_abort_ends_a_sleep_with_ecanceled)
+{
+    ox_task_handle h = ox_task_spawn(sleep_long, NULL);
+    ox_thread_sleep(OX_MILLIS(5));
+    CHECK(!ox_task_is_finished(&h));
+    ox_task_abort(&h);
+    void *r = NULL;
+    CHECK_EQ(ox_task_join(&h, &r, NULL), 0);
+    CHECK_EQ((intptr_t)r, OX_ECANCELED);
+}
+
+static void *sleep_a_little(void *arg)
+{
+    ox_nanos d = (ox_nanos)(intptr_t)arg;
+    ox_instant before = ox_instant_now();
+    CHECK_EQ(ox_task_sleep(d), 0);
+    CHECK(ox_instant_diff(ox_instant_now(), before) >= d);
+    return NULL;
+}
+
+OX_TEST(task_sleeps_end_no_earlier_than_asked)
+{
+    enum { TASKS = 500 };
+    ox_task_handle hs[TASKS];
+    for (int i = 0; i < TASKS; i++)
+        hs[i] = ox_task_spawn(sleep_a_little, (void *)(intptr_t)OX_MICROS(100 * (i % 50)));
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+}
+
+/* ---- a task's held-lock record follows it across workers ---- */
+
+static ox_mutex pair[2] = {OX_MUTEX_INIT, OX_MUTEX_INIT};
+
+static void *lock_hop_unlock(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        ox_mutex *m = &pair[i % 2];
+        CHECK_EQ(ox_mutex_lock(m), 0);
+        ox_task_yield(); /* may resume on the other worker */
+        ox_task_yield();
+        ox_mutex_unlock(m); /* aborts if the record stayed behind */
+    }
+    return NULL;
+}
+
+OX_TEST(task_held_locks_follow_the_task_between_workers)
+{
+    ox_runtime *rt = two_workers();
+    ox_task_handle hs[8];
+    for (int i = 0; i < 8; i++)
+        hs[i] = spawn_on(rt, lock_hop_unlock, NULL);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+}
+
+static volatile int depth_limit = 1 << 30; /* volatile: the recursion looks finite */
+
+static void *recurse(void *arg)
+{
+    volatile char buf[1024];
+    buf[0] = (char)(intptr_t)arg;
+    if ((intptr_t)arg < depth_limit)
+        recurse((void *)((intptr_t)arg + 1));
+    return (void *)(intptr_t)buf[0];
+}
+
+OX_TEST_OPTS(task_stack_overflow_is_reported_with_the_task_name, .expect_signal = SIGABRT,
+             .expect_stderr = "task 'deep' has overflowed its stack")
+{
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.name = "deep";
+    b.stack_size = 64 * 1024;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, recurse, NULL, &h), 0);
+    (void)ox_task_join(&h, NULL, NULL);
+}
