@@ -224,7 +224,8 @@ static void move_record(ox__unwind_state *to, ox__unwind_state *from)
     to->panicking = from->panicking;
     to->catch_top = from->catch_top;
     if (from->entries == from->inline_entries) {
-        memcpy(to->inline_entries, from->inline_entries, from->depth * sizeof to->inline_entries[0]);
+        memcpy(to->inline_entries, from->inline_entries,
+               from->depth * sizeof to->inline_entries[0]);
         to->entries = to->inline_entries;
     }
     from->entries = NULL;

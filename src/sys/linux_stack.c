@@ -52,8 +52,21 @@ void ox__sys_stack_unmap(void *base, size_t total)
 
 /* ---- the guard-page fault handler ---- */
 
+#define ALT_STACK_SIZE ((size_t)64 * 1024)
+
 static const char *(*guard_owner)(const void *addr);
 static struct sigaction previous_segv, previous_bus;
+
+static void write_all(const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
 
 static void on_fault(int sig, siginfo_t *info, void *uctx)
 {
@@ -63,10 +76,9 @@ static void on_fault(int sig, siginfo_t *info, void *uctx)
         static const char head[] = "\ntask '";
         static const char tail[] = "' has overflowed its stack\n"
                                    "fatal runtime error: stack overflow, aborting\n";
-        ssize_t ignored = write(2, head, sizeof head - 1);
-        ignored = write(2, name, strlen(name));
-        ignored = write(2, tail, sizeof tail - 1);
-        (void)ignored;
+        write_all(head, sizeof head - 1);
+        write_all(name, strlen(name));
+        write_all(tail, sizeof tail - 1);
         abort();
     }
     /* Not a task's guard: whoever handled it before us (a sanitizer, the
@@ -95,7 +107,7 @@ void ox__sys_guard_handler_install(const char *(*owner)(const void *addr))
 
 int ox__sys_alt_stack_enable(void **out)
 {
-    size_t size = 64 * 1024;
+    size_t size = ALT_STACK_SIZE;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return errno;
@@ -113,5 +125,5 @@ void ox__sys_alt_stack_disable(void *stack)
 {
     stack_t ss = {.ss_flags = SS_DISABLE};
     sigaltstack(&ss, NULL);
-    munmap(stack, 64 * 1024);
+    munmap(stack, ALT_STACK_SIZE);
 }

@@ -20,19 +20,16 @@ static void overflow(ox__worker *w, ox_task *t, uint32_t head)
     uint32_t half = OX__LOCAL_QUEUE / 2;
     /* Claim [head, head+half) as a stealer would; if a stealer got there
      * first, the queue has room again and the caller retries. */
-    if (!atomic_compare_exchange_strong_explicit(&q->head, &head, head + half,
-                                                 memory_order_acquire, memory_order_relaxed)) {
+    if (!atomic_compare_exchange_strong_explicit(&q->head, &head, head + half, memory_order_acquire,
+                                                 memory_order_relaxed)) {
         ox__queue_push(w, t);
         return;
     }
-    ox_task *first = NULL, *last = NULL;
-    for (uint32_t i = 0; i < half; i++) {
+    ox_task *first = atomic_load_explicit(&q->slots[head & MASK], memory_order_relaxed);
+    ox_task *last = first;
+    for (uint32_t i = 1; i < half; i++) {
         ox_task *x = atomic_load_explicit(&q->slots[(head + i) & MASK], memory_order_relaxed);
-        x->next = NULL;
-        if (last != NULL)
-            last->next = x;
-        else
-            first = x;
+        last->next = x;
         last = x;
     }
     t->next = NULL;
@@ -77,7 +74,7 @@ ox_task *ox__queue_pop(ox__worker *w)
 ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim)
 {
     ox__local_queue *q = &victim->queue;
-    ox_task *batch[OX__LOCAL_QUEUE / 2];
+    ox_task *batch[OX__LOCAL_QUEUE / 2] = {NULL};
     uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
     uint32_t n;
     for (;;) {

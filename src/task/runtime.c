@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OX__LIFO_MAX 3
+#define OX__LIFO_MAX     3
 #define OX__GLOBAL_EVERY 61
 
 static _Thread_local ox__worker *current_worker;
@@ -231,9 +231,11 @@ static void retire(ox__worker *w, ox_task *t)
     for (uint32_t i = 0; i < t->unwind.depth; i++) {
         const ox__unwind_entry *e = &t->unwind.entries[i];
         if (e->kind == OX__ENTRY_LOCK)
-            ox_abort("ox_task", "task '%s' returned holding %s %p (locked at %s:%d): it would stay locked forever",
-                     t->name ? t->name : "<unnamed>", e->u.lock_ops->kind, e->object,
-                     e->file ? e->file : "?", e->line);
+            ox_abort(
+                "ox_task",
+                "task '%s' returned holding %s %p (locked at %s:%d): it would stay locked forever",
+                t->name ? t->name : "<unnamed>", e->u.lock_ops->kind, e->object,
+                e->file ? e->file : "?", e->line);
     }
     ox__san_fiber_destroy(t->san_fiber);
     t->san_fiber = NULL;
@@ -275,7 +277,7 @@ void ox__runtime_task_started(ox_runtime *rt, ox_task *t)
 static void sleep_until_work(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
-    int64_t next = ox__timers_fire(rt);
+    ox__timers_fire(rt);
     if (w->lifo != NULL || !ox__queue_is_empty(w))
         return;
     idle_register(w);
@@ -283,6 +285,10 @@ static void sleep_until_work(ox__worker *w)
         idle_unregister(w);
         return;
     }
+    /* Read after registering: a timer armed before our registration is
+     * seen here; one armed after it wakes us (ox__timer_arm). Relaxed, as
+     * work_visible's reads: ordered by idle_register's RMW. */
+    int64_t next = atomic_load_explicit(&rt->next_deadline, memory_order_relaxed);
     ox__park_wait(&w->sleep_word, 0, (ox_instant){next}, &idle_site, w);
     idle_unregister(w); /* if we woke by ourselves (timer, spurious) */
     /* Acquire: pairs with the release store in ox__runtime_wake_idle. */

@@ -90,7 +90,7 @@ static const char *guard_owner(const void *addr)
     const ox_task *t = w->current;
     const char *lo = t->stack_base;
     /* A frame may skip a little past the guard page's bottom edge too. */
-    if ((const char *)addr >= lo - 64 * 1024 && (const char *)addr < lo + t->guard_size)
+    if ((const char *)addr >= lo - (ptrdiff_t)64 * 1024 && (const char *)addr < lo + t->guard_size)
         return t->name ? t->name : "<unnamed>";
     return NULL;
 }

@@ -23,7 +23,7 @@ struct ox_task {
     ox__lot_waiter waiter; /* first: the lot hands it back to resume() */
     ox__ctx ctx;
     _Atomic uint32_t refs;
-    _Atomic uint32_t finished;  /* 0, then 1 once fn returned: join waits on it */
+    _Atomic uint32_t finished;   /* 0, then 1 once fn returned: join waits on it */
     _Atomic uint32_t sleep_word; /* never changes: a sleep waits on it until its deadline */
     ox_runtime *rt;
     struct ox__worker *worker; /* the worker running it, while it runs */
@@ -33,8 +33,8 @@ struct ox_task {
     ox_panic_payload *panic;
     int outcome; /* 0, OX_EPANICKED or OX_ECANCELED */
     uint64_t id;
-    const char *name; /* NULL or in the record */
-    ox_task *next;            /* in a run queue list (injector) */
+    const char *name;               /* NULL or in the record */
+    ox_task *next;                  /* in a run queue list (injector) */
     ox_task *live_prev, *live_next; /* the runtime's list of unfinished tasks */
     /* The timer of the current timed wait (timer.c). */
     int64_t timer_deadline;
@@ -43,8 +43,8 @@ struct ox_task {
     void *stack_base;
     size_t stack_total;
     size_t guard_size;
-    void *san_fiber;      /* ThreadSanitizer's fiber (sanitizer.h) */
-    void *san_fake_stack; /* AddressSanitizer's, while switched out */
+    void *san_fiber;         /* ThreadSanitizer's fiber (sanitizer.h) */
+    void *san_fake_stack;    /* AddressSanitizer's, while switched out */
     ox__unwind_state unwind; /* held locks and catch frames, while not running */
 };
 
@@ -120,8 +120,8 @@ struct ox_runtime {
     char name[];
 };
 
-void ox__queue_push(ox__worker *w, ox_task *t);       /* owner only */
-ox_task *ox__queue_pop(ox__worker *w);                /* owner only */
+void ox__queue_push(ox__worker *w, ox_task *t); /* owner only */
+ox_task *ox__queue_pop(ox__worker *w);          /* owner only */
 ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim);
 bool ox__queue_is_empty(const ox__worker *w);
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n);

@@ -75,7 +75,7 @@ void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline)
     ox__spin_lock(&rt->timer_lock);
     if (rt->ntimers == rt->timers_cap) {
         size_t cap = rt->timers_cap ? rt->timers_cap * 2 : 64;
-        ox_task **grown = realloc(rt->timers, cap * sizeof *grown);
+        ox_task **grown = realloc(rt->timers, cap * sizeof(ox_task *));
         if (grown == NULL)
             ox_abort("ox_task", "out of memory for %zu timers", cap);
         rt->timers = grown;

@@ -103,14 +103,14 @@ typedef struct ox__unit_ops {
  * a time). Fields are the lot's; the runtime sets ops and unit. */
 struct ox__lot_waiter {
     const ox__unit_ops *ops;
-    void *unit;                   /* the task */
+    void *unit;                       /* the task */
     _Atomic(_Atomic uint32_t *) word; /* the word of the current or last wait */
-    ox__lot_waiter *next, *prev;  /* in the bucket, while linked */
+    ox__lot_waiter *next, *prev;      /* in the bucket, while linked */
     const ox__wait_site *site;
     const void *object;
     int wake_reason; /* 0, OX_ETIMEDOUT or OX_ECANCELED: set by whoever unlinks */
     bool linked;
-    bool expired;        /* this wait's deadline passed, maybe before linking */
+    bool expired;          /* this wait's deadline passed, maybe before linking */
     atomic_bool cancelled; /* the unit was aborted: cancellable waits end */
 };
 

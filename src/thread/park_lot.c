@@ -80,16 +80,17 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
     if (cancellable && is_cancelled(w))
         return OX_ECANCELED;
     bool timed = deadline.ns != INT64_MAX;
-    if (timed) {
-        if (deadline.ns <= ox_instant_now().ns)
-            return OX_ETIMEDOUT;
-        w->ops->timer_arm(w, deadline);
-    }
+    if (timed && deadline.ns <= ox_instant_now().ns)
+        return OX_ETIMEDOUT;
     w->site = site;
     w->object = object;
     /* Seq_cst: see is_cancelled. Also orders after this record's last
-     * unlink, for an aborter that reads it (ox__park_lot_expire). */
+     * unlink, for an aborter that reads it (ox__park_lot_expire). Stored
+     * before the timer is armed: an expiry that comes before we link must
+     * find this wait's bucket to leave its mark (expired). */
     atomic_store_explicit(&w->word, word, memory_order_seq_cst);
+    if (timed)
+        w->ops->timer_arm(w, deadline);
 
     bucket *b = bucket_of(word);
     ox__spin_lock(&b->lock);
