@@ -35,6 +35,8 @@
 extern "C" {
 #endif
 
+OX__API_BEGIN
+
 typedef struct ox_task ox_task;
 typedef struct ox_runtime ox_runtime;
 
@@ -131,6 +133,8 @@ void ox_task_yield(void);
  * task is aborted. A negative duration returns at once. */
 int ox_task_sleep(ox_nanos duration);
 int ox_task_sleep_until(ox_instant deadline);
+
+OX__API_END
 
 #ifdef __cplusplus
 }
