@@ -61,7 +61,7 @@ typedef struct ox_runtime_builder {
 
 /* Starts a runtime's workers. Returns 0, OX_EINVAL, OX_ENAMETOOLONG or
  * the OS's errno. */
-int ox_runtime_new(const ox_runtime_builder *builder, ox_runtime **out);
+OX_MUST_USE int ox_runtime_new(const ox_runtime_builder *builder, ox_runtime **out);
 
 /* Aborts every task of the runtime that has not finished, waits until all
  * have returned, stops the workers and frees the runtime. Handles still
@@ -87,8 +87,8 @@ typedef struct ox_task_builder {
 
 /* As ox_task_spawn, reporting failure: OX_EINVAL (NULL fn), OX_ENAMETOOLONG
  * (a name longer than OX_THREAD_NAME_MAX), ENOMEM. *out set on success. */
-int ox_task_builder_spawn(const ox_task_builder *builder, void *(*fn)(void *), void *arg,
-                          ox_task_handle *out);
+OX_MUST_USE int ox_task_builder_spawn(const ox_task_builder *builder, void *(*fn)(void *),
+                                      void *arg, ox_task_handle *out);
 
 /* Waits until the task has returned (suspending a task, blocking a
  * thread). Returns 0 and fn's result in *result (if not NULL); or
@@ -97,7 +97,7 @@ int ox_task_builder_spawn(const ox_task_builder *builder, void *(*fn)(void *), v
  * the handle. In a task that is itself aborted, returns OX_ECANCELED
  * without waiting and the handle stays valid. OX_EDEADLK: a task joining
  * itself. Joining a consumed handle aborts. */
-int ox_task_join(ox_task_handle *handle, void **result, ox_panic_payload **payload);
+OX_MUST_USE int ox_task_join(ox_task_handle *handle, void **result, ox_panic_payload **payload);
 
 /* Gives up the handle; the task runs on, detached. */
 void ox_task_handle_drop(ox_task_handle *handle);
@@ -111,7 +111,8 @@ void ox_task_abort(const ox_task_handle *handle);
 
 /* Runs fn(arg) as a task on the default runtime and waits for it: the way
  * from a thread (main) into tasks. Returns as ox_task_join. */
-int ox_task_block_on(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload);
+OX_MUST_USE int ox_task_block_on(void *(*fn)(void *), void *arg, void **result,
+                                 ox_panic_payload **payload);
 
 /* ---- the current task ---- */
 
@@ -131,8 +132,8 @@ void ox_task_yield(void);
 /* Sleeps for duration (suspending a task; in a thread, as
  * ox_thread_sleep). Returns 0, or OX_ECANCELED at once or early when the
  * task is aborted. A negative duration returns at once. */
-int ox_task_sleep(ox_nanos duration);
-int ox_task_sleep_until(ox_instant deadline);
+OX_MUST_USE int ox_task_sleep(ox_nanos duration);
+OX_MUST_USE int ox_task_sleep_until(ox_instant deadline);
 
 OX__API_END
 

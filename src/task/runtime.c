@@ -401,8 +401,11 @@ void ox_runtime_shutdown(ox_runtime *rt)
         atomic_store_explicit(&w->sleep_word, 1, memory_order_release);
         ox__park_wake_one(&w->sleep_word);
     }
-    for (size_t i = 0; i < rt->nworkers; i++)
-        (void)ox_thread_join(&rt->workers[i].thread, NULL, NULL);
+    for (size_t i = 0; i < rt->nworkers; i++) {
+        int rc = ox_thread_join(&rt->workers[i].thread, NULL, NULL);
+        if (rc != 0) /* a panic in the scheduler itself: a bug in oxide */
+            ox_abort("ox_runtime_shutdown", "worker %zu ended with %s", i, ox_strerror(rc));
+    }
     free(rt->timers);
     free(rt->workers);
     free(rt);
