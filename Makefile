@@ -12,16 +12,31 @@
 #   make stress          the randomized stress programs (tests/stress/)
 #   make soak DURATION=s run them under CHAOS=1 for s seconds
 #   make fuzz [FUZZ_TIME=s]  the libFuzzer harness (clang), from tests/fuzz/corpus
-#   make install PREFIX=/usr/local
+#   make install         headers, liboxide.a, liboxide.so, oxide.pc, the CMake
+#                        package; PREFIX (/usr/local), LIBDIR ($(PREFIX)/lib,
+#                        e.g. /usr/lib/x86_64-linux-gnu), INCLUDEDIR
+#                        ($(PREFIX)/include), DESTDIR (a staging root);
+#                        lower-case prefix/libdir/includedir work too
+#   make uninstall       the same variables
 #   make lint            clang-format (check mode), clang-tidy, cppcheck
 #   make SAN=tsan|asan   a sanitizer build, in build/<san>/
 #   make CHAOS=1         schedule perturbation (-DOX_CHAOS), in build/chaos/
 #   make B=dir           build in dir instead
 #   CC=clang make        any C11 compiler that speaks GCC's flags
+#   WERROR=1             warnings are errors: on in make check, make test and
+#                        the other development targets, off in a plain make,
+#                        so that a newer compiler's new warning cannot break
+#                        a user's build
 
 CC      ?= cc
 AR      ?= ar
-PREFIX  ?= /usr/local
+# GNU's names (lower case) and the usual upper-case ones, either works.
+prefix     ?= /usr/local
+PREFIX     ?= $(prefix)
+libdir     ?= $(PREFIX)/lib
+LIBDIR     ?= $(libdir)
+includedir ?= $(PREFIX)/include
+INCLUDEDIR ?= $(includedir)
 OPT     ?= -O2
 SAN     ?=
 # The version lives in include/oxide/version.h; the SONAME follows the major.
@@ -55,7 +70,10 @@ endif
 # B=dir on the command line overrides all of the above (run-suites.sh
 # builds each variant of the matrix in its own directory).
 
-WARN     := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+DEV_GOALS := check test stress soak fuzz cxx-check
+WERROR   ?= $(if $(filter $(DEV_GOALS),$(MAKECMDGOALS)),1)
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            $(if $(filter 1,$(WERROR)),-Werror)
 CPPFLAGS += -Iinclude -D_POSIX_C_SOURCE=200809L
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 $(WARN) $(SANFLAGS) -pthread -MMD -MP
@@ -200,19 +218,31 @@ bench: $(BENCH_BIN)
 # ---- install ----
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/include/oxide $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/oxide.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 include/oxide/*.h $(DESTDIR)$(PREFIX)/include/oxide/
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/liboxide.so.$(VERSION)
-	ln -sf liboxide.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/liboxide.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' oxide.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/oxide.pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/oxide $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(LIBDIR)/cmake/oxide
+	install -m 644 include/oxide.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/oxide/*.h $(DESTDIR)$(INCLUDEDIR)/oxide/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/liboxide.so.$(VERSION)
+	ln -sf liboxide.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liboxide.so
+	sed $(INSTALL_SUBST) oxide.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/oxide.pc
+	sed $(INSTALL_SUBST) cmake/oxideConfig.cmake.in \
+		> $(DESTDIR)$(LIBDIR)/cmake/oxide/oxideConfig.cmake
+	sed $(INSTALL_SUBST) cmake/oxideConfigVersion.cmake.in \
+		> $(DESTDIR)$(LIBDIR)/cmake/oxide/oxideConfigVersion.cmake
+
+# The installed paths, as the .pc and CMake files name them (without
+# DESTDIR: where the files will be in the end).
+INSTALL_SUBST = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+                -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+                -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g'
 
 uninstall:
-	rm -rf $(DESTDIR)$(PREFIX)/include/oxide $(DESTDIR)$(PREFIX)/include/oxide.h
-	rm -f $(DESTDIR)$(PREFIX)/lib/liboxide.* $(DESTDIR)$(PREFIX)/lib/pkgconfig/oxide.pc
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/oxide $(DESTDIR)$(LIBDIR)/cmake/oxide
+	rm -f $(DESTDIR)$(INCLUDEDIR)/oxide.h $(DESTDIR)$(LIBDIR)/liboxide.a \
+		$(DESTDIR)$(LIBDIR)/liboxide.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/liboxide.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/oxide.pc
 
 # ---- lint ----
 

@@ -7,7 +7,8 @@
 # default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); <oxide.h> built
 # and run from C++ (g++ and clang++, C++17 and C++20); the exported symbols
 # of liboxide.so against abi/liboxide.symbols; that dropping an OX_MUST_USE
-# result warns; then an install checked through pkg-config. Each variant builds in its own
+# result warns; then an install used through pkg-config and CMake
+# (tests/install/check.sh). Each variant builds in its own
 # build/<variant>/ directory. Prints one closing line "N passed, N failed"
 # summing them all.
 #   SUITES="plain O0 clang ..."  which to run (default: all, see below)
@@ -17,6 +18,8 @@ set -u
 JOBS=${JOBS:-2}
 SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx abi must-use install}
 MAKE=${MAKE:-make}
+# Development and CI builds treat warnings as errors (a user's make does not).
+export WERROR=1
 AARCH64_SYSROOT=${AARCH64_SYSROOT:-/usr/aarch64-linux-gnu}
 passed=0
 failed=0
@@ -128,31 +131,10 @@ abi_suite() { # the exported symbols of liboxide.so against abi/liboxide.symbols
     count abi
 }
 
-install_check() {
+install_check() { # tests/install/check.sh: pkg-config, CMake, DESTDIR, uninstall
     echo "==== suite: install ===="
-    tmp=$(mktemp -d)
-    ok=1
-    if ! $MAKE -s -j"$JOBS" install PREFIX="$tmp" >"$log" 2>&1; then
-        cat "$log"
-        ok=0
-    fi
-    export PKG_CONFIG_PATH="$tmp/lib/pkgconfig"
-    for how in shared static; do
-        [ $ok = 1 ] || break
-        flags=$(pkg-config --cflags --libs oxide) || { ok=0; break; }
-        [ $how = static ] && flags="$(pkg-config --cflags oxide) $tmp/lib/liboxide.a -pthread"
-        if ${CC:-cc} -std=c11 -Wall -Werror tests/install/hello.c $flags -o "$tmp/hello" &&
-            out=$(LD_LIBRARY_PATH="$tmp/lib" "$tmp/hello") &&
-            [ "$out" = "hello from thread 'installed', result 42" ]; then
-            echo "ok   install:pkg-config-$how"
-            passed=$((passed + 1))
-        else
-            echo "FAIL install:pkg-config-$how (output: ${out:-none})"
-            failed=$((failed + 1))
-        fi
-    done
-    [ $ok = 1 ] || { echo "FAIL install"; failed=$((failed + 1)); }
-    rm -rf "$tmp"
+    MAKE=$MAKE JOBS=$JOBS sh tests/install/check.sh | tee "$log"
+    count install
 }
 
 for s in $SUITES; do
