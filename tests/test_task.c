@@ -324,3 +324,174 @@ OX_TEST_OPTS(task_stack_overflow_is_reported_with_the_task_name, .expect_signal 
     CHECK_EQ(ox_task_builder_spawn(&b, recurse, NULL, &h), 0);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0); /* never returns: the overflow aborts */
 }
+
+/* ---- abort at every cancellation point ---- */
+
+enum cancel_point {
+    AT_RECV,
+    AT_RECV_TIMEOUT,
+    AT_SEND_FULL,
+    AT_SEND_RENDEZVOUS,
+    AT_RECV_RENDEZVOUS,
+    AT_SELECT,
+    AT_CONDVAR,
+    AT_JOIN,
+    AT_SLEEP,
+    CANCEL_POINTS
+};
+
+static struct {
+    ox_sender *tx;
+    ox_receiver *rx;
+    ox_sender *tx0;
+    ox_receiver *rx0;
+    ox_mutex m;
+    ox_condvar cv;
+    ox_task_handle sleeper;
+    _Atomic int arrived;
+} cp = {.m = OX_MUTEX_INIT};
+
+static void *sleep_forever(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)ox_task_sleep(OX_SECS(3600));
+}
+
+/* Blocks at one cancellation point; returns what it returned, then checks
+ * that the next cancellation point fails at once too. */
+static void *block_at(void *arg)
+{
+    enum cancel_point at = (enum cancel_point)(intptr_t)arg;
+    long v = 7;
+    int rc = -1;
+    atomic_fetch_add(&cp.arrived, 1);
+    switch (at) {
+    case AT_RECV:
+        rc = ox_receiver_recv(cp.rx, &v);
+        break;
+    case AT_RECV_TIMEOUT:
+        rc = ox_receiver_recv_timeout(cp.rx, &v, OX_SECS(3600));
+        break;
+    case AT_SEND_FULL:
+        while ((rc = ox_sender_send(cp.tx, &v)) == 0) {
+        } /* the channel holds 4: the fifth send waits */
+        break;
+    case AT_SEND_RENDEZVOUS:
+        rc = ox_sender_send(cp.tx0, &v);
+        break;
+    case AT_RECV_RENDEZVOUS:
+        rc = ox_receiver_recv(cp.rx0, &v);
+        break;
+    case AT_SELECT: {
+        ox_select_op ops[2] = {OX_SELECT_RECV(cp.rx0, &v), OX_SELECT_RECV(cp.rx0, &v)};
+        size_t index;
+        rc = ox_select(ops, 1, &index);
+        break;
+    }
+    case AT_CONDVAR:
+        CHECK_EQ(ox_mutex_lock(&cp.m), 0);
+        rc = ox_condvar_wait(&cp.cv, &cp.m);
+        ox_mutex_unlock(&cp.m); /* the wait re-took it even when cancelled */
+        break;
+    case AT_JOIN:
+        rc = ox_task_join(&cp.sleeper, NULL, NULL);
+        break;
+    case AT_SLEEP:
+        rc = ox_task_sleep(OX_SECS(3600));
+        break;
+    default:
+        break;
+    }
+    CHECK(ox_task_is_cancelled());
+    CHECK_EQ(ox_receiver_recv(cp.rx0, &v), OX_ECANCELED); /* and every one after */
+    return (void *)(intptr_t)rc;
+}
+
+OX_TEST(task_abort_ends_every_cancellation_point)
+{
+    for (int at = 0; at < CANCEL_POINTS; at++) {
+        CHECK_EQ(ox_channel(sizeof(long), 4, &cp.tx, &cp.rx), 0);
+        CHECK_EQ(ox_channel(sizeof(long), 0, &cp.tx0, &cp.rx0), 0);
+        cp.sleeper = ox_task_spawn(sleep_forever, NULL);
+        atomic_store(&cp.arrived, 0);
+        ox_task_handle h = ox_task_spawn(block_at, (void *)(intptr_t)at);
+        while (atomic_load(&cp.arrived) == 0)
+            ox_thread_yield();
+        ox_thread_sleep(OX_MILLIS(2)); /* most likely blocked by now; either way it must end */
+        CHECK(!ox_task_is_finished(&h));
+        ox_task_abort(&h);
+        void *r = NULL;
+        CHECK_EQ(ox_task_join(&h, &r, NULL), 0);
+        if ((intptr_t)r != OX_ECANCELED)
+            ox_test_fail(__FILE__, __LINE__, "point %d returned %ld", at, (long)(intptr_t)r);
+        ox_task_abort(&cp.sleeper);
+        r = NULL;
+        CHECK_EQ(ox_task_join(&cp.sleeper, &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, OX_ECANCELED);
+        ox_sender_drop(cp.tx);
+        ox_receiver_drop(cp.rx);
+        ox_sender_drop(cp.tx0);
+        ox_receiver_drop(cp.rx0);
+    }
+}
+
+static void *recv_ready_while_cancelled(void *arg)
+{
+    atomic_store((_Atomic int *)arg, 1);
+    while (!ox_task_is_cancelled())
+        ox_task_yield();
+    long v = 0;
+    /* A message is there: the call need not wait, so it completes. */
+    CHECK_EQ(ox_receiver_recv(cp.rx, &v), 0);
+    CHECK_EQ(v, 42);
+    CHECK_EQ(ox_receiver_recv(cp.rx, &v), OX_ECANCELED);
+    return NULL;
+}
+
+OX_TEST(task_cancelled_call_that_need_not_wait_completes)
+{
+    CHECK_EQ(ox_channel(sizeof(long), 4, &cp.tx, &cp.rx), 0);
+    long v = 42;
+    CHECK_EQ(ox_sender_send(cp.tx, &v), 0);
+    _Atomic int running = 0;
+    ox_task_handle h = ox_task_spawn(recv_ready_while_cancelled, (void *)&running);
+    while (!atomic_load(&running))
+        ox_thread_yield();
+    ox_task_abort(&h);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_sender_drop(cp.tx);
+    ox_receiver_drop(cp.rx);
+}
+
+static void *never_runs(void *arg)
+{
+    atomic_store((_Atomic int *)arg, 1);
+    return NULL;
+}
+
+static _Atomic int release_spinner;
+
+static void *spin_until_released(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&release_spinner)) {
+    } /* never blocks: the worker is ours until released */
+    return NULL;
+}
+
+OX_TEST(task_aborted_before_it_runs_never_runs)
+{
+    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
+    b.workers = 1;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
+    ox_task_handle spinner = spawn_on(rt, spin_until_released, NULL);
+    _Atomic int ran = 0;
+    ox_task_handle h = spawn_on(rt, never_runs, (void *)&ran);
+    ox_task_abort(&h);
+    atomic_store(&release_spinner, 1);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), OX_ECANCELED);
+    CHECK_EQ(atomic_load(&ran), 0);
+    CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+}

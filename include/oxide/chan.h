@@ -14,6 +14,10 @@
  * size, and a message costs no allocation of its own (unbounded channels
  * grow in blocks of 63 slots that are freed again as they drain).
  *
+ * In a task (oxide/task.h) a blocking send, receive or select suspends the
+ * task, not its worker, and is a cancellation point: once the task is
+ * aborted, a call that would wait returns OX_ECANCELED instead.
+ *
  * Flavors, chosen by the capacity:
  *   OX_UNBOUNDED  send never blocks (a linked list of blocks);
  *   N >= 1        send blocks while N messages are buffered (a ring of slots);

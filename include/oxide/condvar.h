@@ -10,6 +10,10 @@
  * aborts with a message. ox_condvar_init() unties it (only while no thread
  * waits).
  *
+ * In a task (oxide/task.h) a wait suspends the task, and is a cancellation
+ * point: an aborted task's wait returns OX_ECANCELED with the mutex held
+ * again, as after a timeout.
+ *
  * notify_all does not wake a herd that then fights for the mutex: it wakes
  * one waiter and moves the others onto the mutex's wait queue, so they are
  * woken one by one as the mutex is unlocked (FUTEX_CMP_REQUEUE, as

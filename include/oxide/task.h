@@ -14,12 +14,17 @@
  * owns the right to join; dropping it detaches the task. A panic in a task
  * releases and poisons the locks it holds and is handed over by join.
  *
- * Cancellation: ox_task_abort() makes the task's next cancellation point
- * return OX_ECANCELED, and every one after it until the task returns.
- * Cancellation points are the calls that can report it: ox_task_sleep,
- * ox_task_sleep_until, ox_task_join. Calls that cannot return an error (a
- * plain ox_mutex_lock) are not cancellation points, and a task that never
- * reaches one cannot be aborted.
+ * Cancellation (libdill's way): ox_task_abort() makes the task's next
+ * cancellation point that would wait return OX_ECANCELED at once (or end
+ * its wait early), and every one after it, until the task returns. A call
+ * that can complete without waiting still completes. The cancellation
+ * points: ox_task_sleep, ox_task_sleep_until, ox_task_join; channel
+ * send and receive (blocking, _timeout, _deadline) and ox_select,
+ * ox_select_timeout, ox_select_deadline; ox_condvar_wait and its timed
+ * and _while forms (which return with the mutex re-taken, as on a
+ * timeout). Calls that cannot return an error (a plain ox_mutex_lock,
+ * ox_once_call, ox_barrier_wait) are not, and a task that never reaches a
+ * cancellation point cannot be aborted: it runs until it returns.
  *
  * Thread-locals (OX_THREAD_LOCAL, _Thread_local) in a task are those of
  * the worker running it at that moment, which can change at every blocking

@@ -258,8 +258,9 @@ OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instan
                 break;
             ox__backoff_snooze(&b);
         }
-        if (ox__deadline_passed(deadline))
-            return OX_ETIMEDOUT;
+        int why = ox__chan_must_not_wait(deadline);
+        if (why != 0)
+            return why;
 
         ox__chan_wait(c, &c->senders_w, can_send, deadline, &ox__site_send);
     }
@@ -305,8 +306,9 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
                 break;
             ox__backoff_snooze(&b);
         }
-        if (ox__deadline_passed(deadline))
-            return OX_ETIMEDOUT;
+        int why = ox__chan_must_not_wait(deadline);
+        if (why != 0)
+            return why;
 
         ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv);
     }

@@ -196,6 +196,16 @@ static inline bool ox__deadline_passed(ox_instant deadline)
     return deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns;
 }
 
+/* Why a blocking operation that would wait must not: OX_ECANCELED (an
+ * aborted task: channel operations are cancellation points), OX_ETIMEDOUT
+ * (the deadline passed), or 0 (it may wait). */
+static inline int ox__chan_must_not_wait(ox_instant deadline)
+{
+    if (ox__park_cancelled())
+        return OX_ECANCELED;
+    return ox__deadline_passed(deadline) ? OX_ETIMEDOUT : 0;
+}
+
 /* The waiter found the operation ready after registering: aborts its own
  * wait, unless someone claimed it first (then it takes their token). */
 static inline uintptr_t ox__ctx_abort_now(ox__ctx *cx, const ox__wait_site *site,

@@ -17,9 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-const ox__wait_site ox__site_send = {.what = "channel send"};
-const ox__wait_site ox__site_recv = {.what = "channel recv"};
-const ox__wait_site ox__site_select = {.what = "channel select"};
+/* Cancellation points: an aborted task's wait here ends (see waker.c). */
+const ox__wait_site ox__site_send = {.what = "channel send", .cancellable = true};
+const ox__wait_site ox__site_recv = {.what = "channel recv", .cancellable = true};
+const ox__wait_site ox__site_select = {.what = "channel select", .cancellable = true};
 
 _Static_assert(sizeof(ox__chan) <= 256, "an idle channel fits in 256 bytes");
 

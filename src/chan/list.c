@@ -451,8 +451,9 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
             ox__backoff_snooze(&bo);
         }
         sweep_if_pending(c); /* before blocking, as above */
-        if (ox__deadline_passed(deadline))
-            return OX_ETIMEDOUT;
+        int why = ox__chan_must_not_wait(deadline);
+        if (why != 0)
+            return why;
 
         ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv);
     }

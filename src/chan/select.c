@@ -166,8 +166,9 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
         }
         if (!block)
             return OX_EBUSY;
-        if (ox__deadline_passed(deadline))
-            return OX_ETIMEDOUT;
+        int why = ox__chan_must_not_wait(deadline);
+        if (why != 0)
+            return why;
 
         ox__ctx cx;
         ox__ctx_init(&cx);

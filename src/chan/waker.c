@@ -22,8 +22,13 @@ OX_COLD void ox__spin_lock_slow(_Atomic uint32_t *lock)
 
 /* ---- waiting ---- */
 
+/* Waiting for the token of a claimer that already chose us is never
+ * cancelled: the claimer is finishing the hand-off right now. */
+static const ox__wait_site token_site = {.what = "channel hand-off"};
+
 void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *object)
 {
+    (void)site;
     /* The claimer unparks right after its CAS (and a memcpy, for a
      * rendezvous): spin briefly so that it need not make a futex call. */
     for (int i = 0; i < 200; i++) {
@@ -31,7 +36,7 @@ void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *obj
             break;
         ox__cpu_relax();
     }
-    (void)ox__parker_park(&cx->parker, OX_INSTANT_NEVER, site, object);
+    (void)ox__parker_park(&cx->parker, OX_INSTANT_NEVER, &token_site, object);
 }
 
 /* 2^0 + ... + 2^OX__BACKOFF_SPIN_LIMIT: the pauses of a backoff's spins. */
@@ -67,7 +72,8 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
         sel = atomic_load_explicit(&cx->select, memory_order_acquire);
         if (sel != OX__SEL_WAITING)
             goto selected;
-        if (deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns) {
+        if (ox__park_cancelled() ||
+            (deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns)) {
             sel = ox__ctx_try_abort(cx);
             if (sel == OX__SEL_ABORTED)
                 return sel;

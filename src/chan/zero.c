@@ -34,8 +34,8 @@ bool ox__zero_is_disconnected(const ox__chan *c)
 }
 
 /* Blocks as the registered waiter e of list w until claimed, disconnected or
- * the deadline; returns 0 (the partner did the copy), OX_EDISCONNECTED or
- * OX_ETIMEDOUT. Called with the lock held; returns without it. */
+ * the deadline; returns 0 (the partner did the copy), OX_EDISCONNECTED,
+ * OX_ETIMEDOUT or OX_ECANCELED. Called with the lock held; returns without it. */
 static int wait_as(ox__chan *c, ox__waker *w, ox__waiter *e, ox__ctx *cx, ox_instant deadline,
                    const ox__wait_site *site)
 {
@@ -46,7 +46,9 @@ static int wait_as(ox__chan *c, ox__waker *w, ox__waiter *e, ox__ctx *cx, ox_ins
     ox__zero_lock(c);
     ox__waker_unregister(w, e);
     ox__zero_unlock(c);
-    return sel == OX__SEL_DISCONNECTED ? OX_EDISCONNECTED : OX_ETIMEDOUT;
+    if (sel == OX__SEL_DISCONNECTED)
+        return OX_EDISCONNECTED;
+    return ox__park_cancelled() ? OX_ECANCELED : OX_ETIMEDOUT;
 }
 
 /* With the lock held and no partner waiting: the code to return instead of
@@ -59,8 +61,8 @@ static int cannot_wait(ox__chan *c, bool block, ox_instant deadline, int would_b
         rc = OX_EDISCONNECTED;
     else if (!block)
         rc = would_block;
-    else if (ox__deadline_passed(deadline))
-        rc = OX_ETIMEDOUT;
+    else
+        rc = ox__chan_must_not_wait(deadline);
     if (rc != 0)
         ox__zero_unlock(c);
     return rc;

@@ -69,7 +69,8 @@ static _Thread_local unsigned spin_probe_tick __attribute__((tls_model("initial-
 _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the mutex's address");
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");
 
-static const ox__wait_site condvar_site = {.what = "condvar"};
+/* A cancellation point: an aborted task's wait returns OX_ECANCELED. */
+static const ox__wait_site condvar_site = {.what = "condvar", .cancellable = true};
 
 static inline uint64_t mutex_field(const ox_mutex *m)
 {
@@ -165,7 +166,7 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
         ox__mutex_lock_plain(m, file, line);
     ox__held_push(m, &ox__mutex_ops, file, line);
     ox__held_put_back(place);
-    if (rc == OX_ETIMEDOUT)
+    if (rc == OX_ETIMEDOUT || rc == OX_ECANCELED)
         return rc;
     return ox_mutex_is_poisoned(m) ? OX_EPOISONED : 0;
 }
@@ -195,8 +196,9 @@ int ox_condvar_wait_while_at(ox_condvar *cv, ox_mutex *m, bool (*pred)(void *arg
     if (pred == NULL)
         ox_abort("ox_condvar_wait_while", "NULL predicate");
     while (pred(arg)) {
-        if (wait(cv, m, OX_INSTANT_NEVER, file, line, "ox_condvar_wait_while") == OX_EPOISONED)
-            return OX_EPOISONED;
+        int rc = wait(cv, m, OX_INSTANT_NEVER, file, line, "ox_condvar_wait_while");
+        if (rc == OX_EPOISONED || rc == OX_ECANCELED)
+            return rc;
     }
     return 0;
 }
@@ -212,7 +214,7 @@ int ox_condvar_wait_timeout_while_at(ox_condvar *cv, ox_mutex *m, ox_nanos timeo
     ox_instant deadline = ox_instant_after(timeout);
     while (pred(arg)) {
         int rc = wait(cv, m, deadline, file, line, "ox_condvar_wait_timeout_while");
-        if (rc == OX_EPOISONED)
+        if (rc == OX_EPOISONED || rc == OX_ECANCELED)
             return rc;
         /* Rust re-checks the condition after the time is up. */
         if (rc == OX_ETIMEDOUT)

@@ -197,12 +197,12 @@ int ox__parker_park(ox__parker *p, ox_instant deadline, const ox__wait_site *sit
         if (atomic_compare_exchange_strong_explicit(&p->state, &expected, OX__PARK_EMPTY,
                                                     memory_order_acquire, memory_order_relaxed))
             return 0;
-        if (rc == OX_ETIMEDOUT) {
+        if (rc == OX_ETIMEDOUT || rc == OX_ECANCELED) {
             /* Give up: PARKED -> EMPTY, unless an unpark races us, in which
              * case the token is ours after all. */
             uint32_t old =
                 atomic_exchange_explicit(&p->state, OX__PARK_EMPTY, memory_order_acquire);
-            return old == OX__PARK_NOTIFIED ? 0 : OX_ETIMEDOUT;
+            return old == OX__PARK_NOTIFIED ? 0 : rc;
         }
         /* Spurious wake-up: still PARKED; sleep again. */
     }

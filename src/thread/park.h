@@ -123,6 +123,15 @@ extern _Thread_local ox__lot_waiter *ox__park_unit;
  * every later cancellable wait returns at once). Any thread. */
 void ox__park_lot_expire(ox__lot_waiter *w, int reason);
 
+/* True in a task that has been aborted: its cancellation points return
+ * OX_ECANCELED instead of waiting. Relaxed: a flag that is only ever set;
+ * a wait re-reads it with seq_cst under its bucket lock (park_lot.c). */
+static inline bool ox__park_cancelled(void)
+{
+    const ox__lot_waiter *unit = ox__park_unit;
+    return unit != NULL && atomic_load_explicit(&unit->cancelled, memory_order_relaxed);
+}
+
 /* ox__park_wait and ox__park_wake_* for tasks (park.c dispatches). */
 int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expected,
                       ox_instant deadline, const ox__wait_site *site, const void *object);
@@ -143,7 +152,8 @@ typedef struct ox__parker {
 
 /* Consumes the token, waiting until the deadline for it. Called only by the
  * parker's owner. Returns 0 when the token was consumed, OX_ETIMEDOUT
- * otherwise. May return 0 spuriously only if the token was consumed. */
+ * otherwise (or OX_ECANCELED: an aborted task at a cancellable site). May return 0 spuriously only
+ * if the token was consumed. */
 int ox__parker_park(ox__parker *p, ox_instant deadline, const ox__wait_site *site,
                     const void *object);
 /* Makes the token present; wakes the owner if parked. Any thread. */
