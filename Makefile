@@ -67,6 +67,17 @@ CPPFLAGS += -DOX_CHAOS
 else ifneq ($(CHAOS),)
 $(error CHAOS must be empty or 1, not '$(CHAOS)')
 endif
+# DLOPEN_SAFE=1: a library that may be dlopen'ed late (general-dynamic TLS
+# instead of initial-exec: include/oxide/base.h, OX__TLS_FAST), in
+# <dir>-dlopen; its oxide.pc and CMake package pass -DOX_DLOPEN_SAFE on.
+DLOPEN_SAFE ?=
+ifeq ($(DLOPEN_SAFE),1)
+B := $(B)-dlopen
+CPPFLAGS += -DOX_DLOPEN_SAFE
+USER_DEFINES := -DOX_DLOPEN_SAFE
+else ifneq ($(DLOPEN_SAFE),)
+$(error DLOPEN_SAFE must be empty or 1, not '$(DLOPEN_SAFE)')
+endif
 # B=dir on the command line overrides all of the above (run-suites.sh
 # builds each variant of the matrix in its own directory).
 
@@ -236,7 +247,9 @@ install: lib
 # DESTDIR: where the files will be in the end).
 INSTALL_SUBST = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
                 -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-                -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g'
+                -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+                -e 's|@DEFINES@|$(USER_DEFINES)|g' \
+                -e 's|@CMAKE_DEFINES@|$(USER_DEFINES:-D%=%)|g'
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/oxide $(DESTDIR)$(LIBDIR)/cmake/oxide

@@ -7,7 +7,8 @@
 # default 10) and a libFuzzer run (FUZZ_TIME, default 45 s); <oxide.h> built
 # and run from C++ (g++ and clang++, C++17 and C++20); the exported symbols
 # of liboxide.so against abi/liboxide.symbols; that dropping an OX_MUST_USE
-# result warns; then an install used through pkg-config and CMake
+# result warns; that a DLOPEN_SAFE=1 library can be dlopen'ed late; then
+# an install used through pkg-config and CMake
 # (tests/install/check.sh). Each variant builds in its own
 # build/<variant>/ directory. Prints one closing line "N passed, N failed"
 # summing them all.
@@ -16,7 +17,7 @@
 # The packages the matrix needs (Debian): tests/packages.txt.
 set -u
 JOBS=${JOBS:-2}
-SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx abi must-use install}
+SUITES=${SUITES:-plain O0 clang clang-O0 tsan asan chaos aarch64 stress fuzz cxx abi must-use dlopen install}
 MAKE=${MAKE:-make}
 # Development and CI builds treat warnings as errors (a user's make does not).
 export WERROR=1
@@ -162,6 +163,11 @@ for s in $SUITES; do
         echo "==== suite: must-use ===="
         sh tests/must_use/check.sh | tee "$log"
         count must-use
+        ;;
+    dlopen)
+        echo "==== suite: dlopen ===="
+        MAKE=$MAKE JOBS=$JOBS sh tests/dlopen/check.sh | tee "$log"
+        count dlopen
         ;;
     install) install_check ;;
     *) echo "run-suites: unknown suite '$s'"; failed=$((failed + 1)) ;;

@@ -55,6 +55,23 @@ extern "C" {
 #define OX_COLD
 #endif
 
+/* The thread-locals that every lock touches (the held-lock record, the
+ * current thread) use the initial-exec TLS model: a direct thread-pointer
+ * access, in the library and in the programs that inline the fast paths,
+ * instead of a __tls_get_addr call per lock. The cost: such a library must
+ * be loaded at program start (linked, or LD_PRELOAD), because dlopen() of a
+ * library with initial-exec TLS fails ("cannot allocate memory in static
+ * TLS block") once the static TLS space is used up, and the record alone is
+ * larger than glibc's reserve. A library built with DLOPEN_SAFE=1 (which
+ * defines OX_DLOPEN_SAFE, and so must its users: its oxide.pc and CMake
+ * package say so) uses the general model instead and may be dlopen'ed;
+ * each lock then pays a call, and the task runtime is not offered. */
+#if defined(OX_DLOPEN_SAFE) || !(defined(__GNUC__) || defined(__clang__))
+#define OX__TLS_FAST
+#else
+#define OX__TLS_FAST __attribute__((tls_model("initial-exec")))
+#endif
+
 /* OX_MUST_USE marks a function whose result must not be dropped: a lock's
  * OX_EPOISONED, a send that failed and left the value with the caller, a
  * join's panic, a new reference that would leak (Rust's #[must_use] on

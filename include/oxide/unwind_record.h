@@ -52,11 +52,8 @@ typedef struct ox__unwind_state {
     ox__unwind_entry inline_entries[OX__UNWIND_INLINE];
 } ox__unwind_state;
 
-/* initial-exec: a direct %fs-relative access, in the library and in the
- * programs that inline the lock fast paths, instead of a __tls_get_addr
- * call on every lock. (The cost: liboxide.so cannot be dlopen'ed late into
- * a process whose static TLS space is exhausted.) */
-extern _Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initial-exec")));
+/* initial-exec unless OX_DLOPEN_SAFE: see OX__TLS_FAST in base.h. */
+extern _Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
 
 /* The calling thread's record. Every access goes through here rather than
  * &ox__unwind: compilers treat the thread pointer as constant within a
@@ -67,14 +64,14 @@ extern _Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initi
  * would emit); the memory clobber keeps it from moving across the call. */
 static inline ox__unwind_state *ox__unwind_current(void)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(OX_DLOPEN_SAFE)
     ox__unwind_state *s;
     __asm__ volatile("movq %%fs:0, %0\n\taddq ox__unwind@gottpoff(%%rip), %0"
                      : "=r"(s)
                      :
                      : "memory");
     return s;
-#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+#elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(OX_DLOPEN_SAFE)
     ox__unwind_state *s;
     uintptr_t offset;
     __asm__ volatile("mrs %0, tpidr_el0\n\t"

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Thread_local ox__unwind_state ox__unwind __attribute__((tls_model("initial-exec")));
+_Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
 
 struct ox__catch_frame {
     jmp_buf env;

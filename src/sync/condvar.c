@@ -63,8 +63,8 @@
 #define SPIN_PROBE       32
 #define SPIN_PROBE_EVERY 8
 
-static _Thread_local unsigned spin_rounds __attribute__((tls_model("initial-exec"))) = 64;
-static _Thread_local unsigned spin_probe_tick __attribute__((tls_model("initial-exec")));
+static _Thread_local unsigned spin_rounds OX__TLS_FAST = 64;
+static _Thread_local unsigned spin_probe_tick OX__TLS_FAST;
 
 _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the mutex's address");
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local ox_thread *current __attribute__((tls_model("initial-exec")));
+static _Thread_local ox_thread *current OX__TLS_FAST;
 /* 0: nothing to clean up at exit yet; 1: armed; 2: started by oxide
  * (thread_main cleans up itself). */
 static _Thread_local unsigned char exit_armed;
