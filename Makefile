@@ -18,7 +18,10 @@
 #                        ($(PREFIX)/include), DESTDIR (a staging root);
 #                        lower-case prefix/libdir/includedir work too
 #   make uninstall       the same variables
-#   make lint            clang-format (check mode), clang-tidy, cppcheck
+#   make lint            clang-format (check mode), clang-tidy, cppcheck, and
+#                        make docs's check for undocumented public names
+#   make docs            the API reference from the headers (Doxygen): HTML and
+#                        man pages in build/docs/ (docs/api/)
 #   make SAN=tsan|asan   a sanitizer build, in build/<san>/
 #   make CHAOS=1         schedule perturbation (-DOX_CHAOS), in build/chaos/
 #   make B=dir           build in dir instead
@@ -113,7 +116,7 @@ BENCH_BIN := $(B)/bench/oxide-bench
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 FUZZ_BIN  := build/fuzz/fuzz_sync
 
-.PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install uninstall lint format clean stress soak fuzz
+.PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install uninstall lint docs format clean stress soak fuzz
 all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -261,12 +264,17 @@ uninstall:
 
 FORMAT_FILES := $(sort $(wildcard include/*.h include/oxide/*.h src/*/*.[ch] tests/*.[ch] \
                   tests/*/*.[ch] tests/cxx/*.cpp examples/*.c bench/*.[ch]))
-lint:
+lint: docs
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 	clang-tidy --quiet $(LIB_SRC) -- $(CPPFLAGS) -std=c11 -pthread
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,performance,portability --suppress=missingIncludeSystem \
 		-Iinclude -Isrc -D__GNUC__ src
+
+# The API reference; fails on a Doxygen warning or a public name without
+# documentation that docs/api/undocumented.txt does not list.
+docs:
+	@sh docs/api/check.sh
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -38,11 +38,14 @@ typedef struct ox_condvar {
     OX__ALIGNAS(8) OX__ATOMIC(uint64_t) state; /* the tied mutex and a notify sequence: condvar.c */
 } ox_condvar;
 
+/* Static initialiser; a zero-filled ox_condvar is equally valid. */
 #define OX_CONDVAR_INIT                                                                            \
     {                                                                                              \
         0                                                                                          \
     }
 
+/* (Re)initialises cv and unties it from its mutex, so that it may be used
+ * with another one. Only while no thread waits on it. */
 void ox_condvar_init(ox_condvar *cv);
 
 /* Atomically releases m (which the calling thread must hold: aborts

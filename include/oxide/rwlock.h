@@ -148,11 +148,14 @@ static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
 
 /* ---- the API ---- */
 
+/* Static initialiser; a zero-filled ox_rwlock is equally valid. */
 #define OX_RWLOCK_INIT                                                                             \
     {                                                                                              \
         0, 0                                                                                       \
     }
 
+/* (Re)initialises an unlocked, unpoisoned rwlock (only while no thread
+ * uses it). */
 void ox_rwlock_init(ox_rwlock *l);
 /* Aborts if l is locked in any mode. Frees nothing. With the lock-order
  * checker on, forgets l's address as ox_mutex_destroy does. */
@@ -223,7 +226,11 @@ void ox_rwlock_unlock(ox_rwlock *l);
  * l for writing. */
 void ox_rwlock_downgrade(ox_rwlock *l);
 
+/* Whether a panic poisoned l (a writer unwound; readers never poison) and
+ * nobody cleared it since. A snapshot. */
 bool ox_rwlock_is_poisoned(const ox_rwlock *l);
+
+/* Marks l as not poisoned: the holder has repaired the data. */
 void ox_rwlock_clear_poison(ox_rwlock *l);
 
 OX__API_END
