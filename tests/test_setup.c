@@ -59,6 +59,7 @@ OX_TEST(setup_one_command_installs_every_package_the_suites_need)
         "clang",                 /* clang suites, tsan, fuzz, clang++ */
         "libclang-rt-14-dev",    /* clang's TSan and libFuzzer runtimes */
         "pkg-config",            /* install suite */
+        "cmake",                 /* install suite: the CMake package */
         "clang-format",          /* make lint */
         "clang-tidy",            /* make lint */
         "cppcheck",              /* make lint */
