@@ -140,6 +140,96 @@ void ox_task_yield(void);
 OX_MUST_USE int ox_task_sleep(ox_nanos duration);
 OX_MUST_USE int ox_task_sleep_until(ox_instant deadline);
 
+/* ---- the blocking pool ---- */
+
+/* Runs fn(arg) on a pool thread, for C calls that block their thread
+ * (file I/O, a database client, sleep(3)): a task must not make them
+ * itself. Join the handle as a task's (from a task or a thread); abort
+ * does nothing to it. Threads are started on demand (up to 512) and leave
+ * after 10 s without work. Returns 0, OX_EINVAL (NULL fn) or ENOMEM. */
+OX_MUST_USE int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out);
+
+/* ---- JoinSet: tasks joined in the order they finish (Tokio's JoinSet) ---- */
+typedef struct ox_join_set ox_join_set;
+
+/* A new, empty set. Returns 0 or ENOMEM. */
+OX_MUST_USE int ox_join_set_new(ox_join_set **out);
+/* Spawns fn(arg) into the set (as ox_task_spawn / ox_task_builder_spawn;
+ * *id, if not NULL, gets the task's id). Returns as ox_task_builder_spawn. */
+OX_MUST_USE int ox_join_set_spawn(ox_join_set *set, void *(*fn)(void *), void *arg);
+OX_MUST_USE int ox_join_set_spawn_with(ox_join_set *set, const ox_task_builder *builder,
+                                       void *(*fn)(void *), void *arg, uint64_t *id);
+/* Waits for the next task of the set to finish and hands over its outcome
+ * as ox_task_join does (0, OX_EPANICKED, or OX_ECANCELED for a task
+ * aborted before it ran); *id (if not NULL) names it. OX_EEMPTY: the set
+ * has no tasks left. A cancellation point: OX_ECANCELED in an aborted
+ * task. */
+OX_MUST_USE int ox_join_set_join_next(ox_join_set *set, void **result, ox_panic_payload **payload,
+                                      uint64_t *id);
+/* Tasks spawned and not yet returned by join_next. */
+size_t ox_join_set_len(ox_join_set *set);
+/* Aborts every task of the set that is still running; join_next still
+ * returns each of them. */
+void ox_join_set_abort_all(ox_join_set *set);
+/* Aborts what still runs and gives the set up: its tasks are detached. */
+void ox_join_set_drop(ox_join_set *set);
+
+/* ---- task scopes (thread::scope for tasks) ----
+ * ox_task_scope_run(body, arg) runs body(scope, arg); tasks spawned into
+ * the scope may borrow anything that outlives the call. All are joined
+ * before it returns, also when body panics. Then: if body panicked, its
+ * panic continues; else if a task that was not joined by hand panicked,
+ * ox_task_scope_run panics with "a scoped task panicked". Scoped handles
+ * are valid until ox_task_scope_run returns (join them early with
+ * ox_task_join, or leave them: nothing needs dropping). The wait at the
+ * end is not a cancellation point: the borrows forbid leaving early. */
+typedef struct ox_task_scope ox_task_scope;
+void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg);
+ox_task_handle ox_task_scope_spawn(ox_task_scope *scope, void *(*fn)(void *), void *arg);
+OX_MUST_USE int ox_task_scope_builder_spawn(ox_task_scope *scope, const ox_task_builder *builder,
+                                            void *(*fn)(void *), void *arg, ox_task_handle *out);
+
+/* ---- task-locals (Tokio's task_local!) ----
+ *   static void init_buf(struct buf *b) { ... }
+ *   OX_TASK_LOCAL(request_buf, struct buf, init_buf, free_buf);
+ *   struct buf *b = OX_TASK_LOCAL_GET(request_buf);
+ * Each task has its own value: zeroed, then init (may be NULL) on the
+ * task's first access; destroy (may be NULL) runs in the task after its
+ * function returns or panics, newest first. If init panics, the next
+ * access runs it again. Using one outside a task, or from its own
+ * destructor, aborts with a message. */
+typedef struct ox__task_local_key {
+    const char *name;
+    size_t size;
+    void (*init)(void *value);
+    void (*destroy)(void *value);
+} ox__task_local_key;
+void *ox__task_local_get(const ox__task_local_key *key);
+
+#define OX_TASK_LOCAL(name, type, init, destroy)                                                   \
+    static void name##__ox_task_init(void *v)                                                      \
+    {                                                                                              \
+        void (*fn)(type *) = (init);                                                               \
+        if (fn)                                                                                    \
+            fn((type *)v);                                                                         \
+    }                                                                                              \
+    static void name##__ox_task_destroy(void *v)                                                   \
+    {                                                                                              \
+        void (*fn)(type *) = (destroy);                                                            \
+        if (fn)                                                                                    \
+            fn((type *)v);                                                                         \
+    }                                                                                              \
+    static const ox__task_local_key name##__ox_task_key = {                                        \
+        #name, sizeof(type), name##__ox_task_init, name##__ox_task_destroy};                       \
+    static inline type *name##__ox_task_get(void)                                                  \
+    {                                                                                              \
+        return (type *)ox__task_local_get(&name##__ox_task_key);                                   \
+    }                                                                                              \
+    static inline type *name##__ox_task_get(void)
+
+/* The current task's instance of `name` (a `type *`). */
+#define OX_TASK_LOCAL_GET(name) (name##__ox_task_get())
+
 OX__API_END
 
 #ifdef __cplusplus

@@ -252,6 +252,8 @@ static void retire(ox__worker *w, ox_task *t)
      * acquire (join, is_finished). */
     atomic_store_explicit(&t->finished, 1, memory_order_release);
     ox__park_wake_all(&t->finished);
+    if (t->set != NULL)
+        ox__join_set_task_done(t->set, t);
     /* Acq_rel: the last task's exit and the shutdown that waits for it. */
     if (atomic_fetch_sub_explicit(&rt->live_count, 1, memory_order_acq_rel) == 1) {
         atomic_fetch_add_explicit(&rt->live_word, 1, memory_order_release);

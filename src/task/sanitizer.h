@@ -64,6 +64,13 @@ static inline void ox__san_fiber_switch(void *f)
 #endif
 
 #ifdef OX__TASK_ASAN
+void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
+/* A recycled stack: the frames its last task left behind (it never
+ * returned through them) keep their redzones poisoned until told. */
+static inline void ox__san_stack_reuse(void *lo, size_t size)
+{
+    __asan_unpoison_memory_region(lo, size);
+}
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                      size_t *size_old);
@@ -79,6 +86,10 @@ static inline void ox__san_stack_arrive(void *save, const void **from_bottom, si
     __sanitizer_finish_switch_fiber(save, from_bottom, from_size);
 }
 #else
+static inline void ox__san_stack_reuse(void *lo, size_t size)
+{
+    (void)lo, (void)size;
+}
 static inline void ox__san_stack_leave(void **save, const void *bottom, size_t size)
 {
     (void)save, (void)bottom, (void)size;

@@ -9,6 +9,7 @@
  * million tasks does not keep a million stacks afterwards.
  * Two kernel mappings per stack (the guard splits the region): with
  * vm.max_map_count at 65530, that caps guarded tasks near 32 000. */
+#include "sanitizer.h"
 #include "task_internal.h"
 
 #include <stdlib.h>
@@ -37,8 +38,11 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
             cache.count--;
         }
         ox__spin_unlock(&cache.lock);
-        if (t != NULL)
+        if (t != NULL) {
+            char *lo = (char *)t->stack_base + t->guard_size;
+            ox__san_stack_reuse(lo, (size_t)((char *)t - lo));
             return t;
+        }
     }
     size_t rec = record_size(name_len);
     void *base;
@@ -55,6 +59,13 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
 
 void ox__task_free(ox_task *t)
 {
+    /* A panic nobody joined goes with the record. Relaxed: we are the last
+     * owner (ox__task_release's acquire). */
+    ox_panic_payload_free(atomic_exchange_explicit(&t->panic, NULL, memory_order_relaxed));
+    if (t->blocking) {
+        free(t); /* blocking.c: a record without a stack */
+        return;
+    }
     ox__unwind_free(&t->unwind);
     size_t usable = t->stack_total - t->guard_size - record_size(0);
     bool plain = t->name == NULL && usable >= OX_TASK_DEFAULT_STACK &&

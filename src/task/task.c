@@ -27,16 +27,20 @@ static void task_entry(void *arg)
     ox__san_stack_arrive(NULL, &t->worker->sched_stack_bottom, &t->worker->sched_stack_size);
     /* Relaxed: the flag is only ever set, and any later cancellable wait
      * reads it again with seq_cst (park_lot.c). */
-    if (atomic_load_explicit(&t->waiter.cancelled, memory_order_relaxed))
+    if (atomic_load_explicit(&t->waiter.cancelled, memory_order_relaxed)) {
         t->outcome = OX_ECANCELED; /* aborted before it ever ran */
-    else
-        t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &t->panic);
+    } else {
+        ox_panic_payload *p = NULL;
+        t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &p);
+        /* Relaxed: published by the release store of finished (retire). */
+        atomic_store_explicit(&t->panic, p, memory_order_relaxed);
+    }
+    ox__task_locals_destroy(t);
     ox__task_switch_out(t, OX__AFTER_EXIT, NULL);
     ox_abort("ox_task", "a finished task was resumed");
 }
 
-int ox_task_builder_spawn(const ox_task_builder *b, void *(*fn)(void *), void *arg,
-                          ox_task_handle *out)
+int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out)
 {
     if (fn == NULL)
         return OX_EINVAL;
@@ -71,8 +75,24 @@ int ox_task_builder_spawn(const ox_task_builder *b, void *(*fn)(void *), void *a
     atomic_init(&t->refs, 2); /* the handle's and the runtime's */
     t->san_fiber = ox__san_fiber_create();
     ox__ctx_make(&t->ctx, (char *)t->stack_base + t->guard_size, t, task_entry, t);
-    ox__runtime_task_started(rt, t);
+    *out = t;
+    return 0;
+}
+
+void ox__task_start(ox_task *t)
+{
+    ox__runtime_task_started(t->rt, t);
     ox__task_schedule(t, false);
+}
+
+int ox_task_builder_spawn(const ox_task_builder *b, void *(*fn)(void *), void *arg,
+                          ox_task_handle *out)
+{
+    ox_task *t;
+    int rc = ox__task_create(b, fn, arg, &t);
+    if (rc != 0)
+        return rc;
+    ox__task_start(t);
     out->task = t;
     return 0;
 }
@@ -96,28 +116,45 @@ static ox_task *handle_task(const ox_task_handle *h, const char *function)
     return h->task;
 }
 
-int ox_task_join(ox_task_handle *h, void **result, ox_panic_payload **payload)
+int ox__task_wait_finished(ox_task *t)
 {
-    ox_task *t = handle_task(h, "ox_task_join");
-    if (t == ox_task_current())
-        return OX_EDEADLK;
     /* Acquire: pairs with the release store in retire (runtime.c); the
      * outcome fields are then visible. */
     while (atomic_load_explicit(&t->finished, memory_order_acquire) == 0) {
         if (ox__park_wait(&t->finished, 0, OX_INSTANT_NEVER, &join_site, t) == OX_ECANCELED)
             return OX_ECANCELED;
     }
+    return 0;
+}
+
+int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload)
+{
     int outcome = t->outcome;
     if (outcome == 0 && result != NULL)
         *result = t->result;
     if (outcome == OX_EPANICKED) {
+        /* Acq_rel: whoever takes the payload owns it (a scope's end may
+         * race a hand join); see the payload's writes. */
+        ox_panic_payload *p = atomic_exchange_explicit(&t->panic, NULL, memory_order_acq_rel);
         if (payload != NULL)
-            *payload = t->panic;
+            *payload = p;
         else
-            ox_panic_payload_free(t->panic);
+            ox_panic_payload_free(p);
     }
+    return outcome;
+}
+
+int ox_task_join(ox_task_handle *h, void **result, ox_panic_payload **payload)
+{
+    ox_task *t = handle_task(h, "ox_task_join");
+    if (t == ox_task_current())
+        return OX_EDEADLK;
+    if (ox__task_wait_finished(t) == OX_ECANCELED)
+        return OX_ECANCELED;
     h->task = NULL;
-    ox__task_release(t);
+    int outcome = ox__task_collect(t, result, payload);
+    if (!t->scoped) /* a scoped handle borrows the scope's reference */
+        ox__task_release(t);
     return outcome;
 }
 
@@ -125,12 +162,8 @@ void ox_task_handle_drop(ox_task_handle *h)
 {
     ox_task *t = handle_task(h, "ox_task_handle_drop");
     h->task = NULL;
-    /* An unjoined panic payload goes with the record. Acquire: as join. */
-    if (atomic_load_explicit(&t->finished, memory_order_acquire) != 0 && t->panic != NULL) {
-        ox_panic_payload_free(t->panic);
-        t->panic = NULL;
-    }
-    ox__task_release(t);
+    if (!t->scoped)          /* a scoped handle borrows the scope's reference */
+        ox__task_release(t); /* an unjoined panic payload goes with the record */
 }
 
 bool ox_task_is_finished(const ox_task_handle *h)

@@ -30,8 +30,14 @@ struct ox_task {
     void *(*fn)(void *);
     void *arg;
     void *result;
-    ox_panic_payload *panic;
-    int outcome; /* 0, OX_EPANICKED or OX_ECANCELED */
+    /* Taken by exchange: a scope's end and a hand join may race for it. */
+    _Atomic(ox_panic_payload *) panic;
+    int outcome;             /* 0, OX_EPANICKED or OX_ECANCELED */
+    struct ox_join_set *set; /* the JoinSet (or scope) it was spawned into, or NULL */
+    ox_task *set_prev, *set_next;
+    struct ox__task_local *locals; /* task-locals touched, newest first (local.c) */
+    bool blocking;                 /* runs on the blocking pool (blocking.c), has no stack */
+    bool scoped;                   /* its handle borrows its scope's reference */
     uint64_t id;
     const char *name;               /* NULL or in the record */
     ox_task *next;                  /* in a run queue list (injector) */
@@ -147,6 +153,25 @@ void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline);
 void ox__timer_disarm(ox__lot_waiter *w);
 /* Expires the due timers; returns the next deadline (INT64_MAX: none). */
 int64_t ox__timers_fire(ox_runtime *rt);
+
+/* ---- spawning (task.c) ---- */
+/* A task record for fn(arg) as the builder says, not yet runnable (so that
+ * the caller can attach it to a set first). */
+int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out);
+/* Makes a created task runnable. */
+void ox__task_start(ox_task *t);
+/* Waits for t to finish (a cancellation point); returns 0 or OX_ECANCELED. */
+int ox__task_wait_finished(ox_task *t);
+/* Hands over t's outcome as ox_task_join does (the caller releases). */
+int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload);
+
+/* ---- sets (join_set.c) ---- */
+/* t, of set, has finished: called by retire before join can see it. */
+void ox__join_set_task_done(struct ox_join_set *set, ox_task *t);
+
+/* ---- task-locals (local.c) ---- */
+/* Destroys the calling task's task-locals, newest first. */
+void ox__task_locals_destroy(ox_task *t);
 
 /* ---- stacks (stack.c) ---- */
 /* A task record on a fresh (or recycled) stack of at least size bytes. */

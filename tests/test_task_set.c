@@ -1,0 +1,277 @@
+/* JoinSet, task scopes, task-locals and the blocking pool. */
+#include "oxide.h"
+#include "runner.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- JoinSet ---- */
+
+static ox_receiver *gates[8]; /* task i finishes when gate i opens */
+
+static void *wait_for_gate(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    long v;
+    if (ox_receiver_recv(gates[i], &v) == OX_ECANCELED)
+        return (void *)(intptr_t)-1;
+    return (void *)(i * 10);
+}
+
+OX_TEST(join_set_returns_tasks_in_completion_order)
+{
+    ox_join_set *set;
+    CHECK_EQ(ox_join_set_new(&set), 0);
+    ox_sender *open[8];
+    uint64_t ids[8];
+    for (intptr_t i = 0; i < 8; i++) {
+        CHECK_EQ(ox_channel(sizeof(long), 1, &open[i], &gates[i]), 0);
+        ox_task_builder b = OX_TASK_BUILDER_INIT;
+        CHECK_EQ(ox_join_set_spawn_with(set, &b, wait_for_gate, (void *)i, &ids[i]), 0);
+    }
+    CHECK_EQ(ox_join_set_len(set), 8);
+    /* Open the gates in a scrambled order; join_next must follow it. */
+    static const int order[8] = {5, 2, 7, 0, 3, 6, 1, 4};
+    for (int k = 0; k < 8; k++) {
+        long v = 1;
+        CHECK_EQ(ox_sender_send(open[order[k]], &v), 0);
+        void *r = NULL;
+        uint64_t id = 0;
+        CHECK_EQ(ox_join_set_join_next(set, &r, NULL, &id), 0);
+        CHECK_EQ((intptr_t)r, order[k] * 10);
+        CHECK_EQ(id, ids[order[k]]);
+    }
+    CHECK_EQ(ox_join_set_len(set), 0);
+    CHECK_EQ(ox_join_set_join_next(set, NULL, NULL, NULL), OX_EEMPTY);
+    for (int i = 0; i < 8; i++) {
+        ox_sender_drop(open[i]);
+        ox_receiver_drop(gates[i]);
+    }
+    ox_join_set_drop(set);
+}
+
+OX_TEST(join_set_abort_all_ends_every_waiting_task)
+{
+    ox_join_set *set;
+    CHECK_EQ(ox_join_set_new(&set), 0);
+    ox_sender *open[8];
+    for (intptr_t i = 0; i < 8; i++) {
+        CHECK_EQ(ox_channel(sizeof(long), 1, &open[i], &gates[i]), 0);
+        CHECK_EQ(ox_join_set_spawn(set, wait_for_gate, (void *)i), 0);
+    }
+    ox_thread_sleep(OX_MILLIS(2));
+    ox_join_set_abort_all(set);
+    int cancelled = 0;
+    int rc;
+    void *r;
+    while ((rc = ox_join_set_join_next(set, &r, NULL, NULL)) != OX_EEMPTY) {
+        /* Each either never ran (OX_ECANCELED) or saw its recv cancelled. */
+        CHECK(rc == OX_ECANCELED || (rc == 0 && (intptr_t)r == -1));
+        cancelled++;
+    }
+    CHECK_EQ(cancelled, 8);
+    for (int i = 0; i < 8; i++) {
+        ox_sender_drop(open[i]);
+        ox_receiver_drop(gates[i]);
+    }
+    ox_join_set_drop(set);
+}
+
+static _Atomic int finished_after_drop;
+
+static void *sleep_then_count(void *arg)
+{
+    (void)arg;
+    int rc = ox_task_sleep(OX_SECS(3600));
+    atomic_fetch_add(&finished_after_drop, rc == OX_ECANCELED);
+    return NULL;
+}
+
+static void *panic_in_set(void *arg)
+{
+    (void)arg;
+    ox_panic("set member fails");
+}
+
+OX_TEST(join_set_drop_aborts_what_is_left_and_frees_everything)
+{
+    ox_panic_set_hook(NULL);
+    ox_join_set *set;
+    CHECK_EQ(ox_join_set_new(&set), 0);
+    for (int i = 0; i < 20; i++)
+        CHECK_EQ(ox_join_set_spawn(set, sleep_then_count, NULL), 0);
+    CHECK_EQ(ox_join_set_spawn(set, panic_in_set, NULL), 0); /* its payload must be freed */
+    ox_thread_sleep(OX_MILLIS(2));
+    ox_join_set_drop(set);
+    while (atomic_load(&finished_after_drop) < 20)
+        ox_thread_sleep(OX_MILLIS(1));
+    /* LeakSanitizer (asan suite) checks that the set, the records and the
+     * payload were freed once the last task finished. */
+    ox_thread_sleep(OX_MILLIS(5));
+}
+
+/* ---- task scope ---- */
+
+typedef struct {
+    long parts[16]; /* on the caller's stack: borrowed by the tasks */
+} scope_data;
+
+static void *fill_part(void *arg)
+{
+    long *slot = arg;
+    ox_task_yield();
+    *slot = 7;
+    return NULL;
+}
+
+static void scope_body(ox_task_scope *scope, void *arg)
+{
+    scope_data *d = arg;
+    for (int i = 0; i < 16; i++)
+        (void)ox_task_scope_spawn(scope, fill_part, &d->parts[i]);
+}
+
+OX_TEST(task_scope_joins_every_task_before_it_returns)
+{
+    for (int round = 0; round < 50; round++) {
+        scope_data d;
+        memset(&d, 0, sizeof d);
+        ox_task_scope_run(scope_body, &d);
+        for (int i = 0; i < 16; i++)
+            CHECK_EQ(d.parts[i], 7);
+    }
+}
+
+static void *fail_scoped(void *arg)
+{
+    (void)arg;
+    ox_panic("scoped task fails");
+}
+
+static void scope_with_failure(ox_task_scope *scope, void *arg)
+{
+    (void)arg;
+    (void)ox_task_scope_spawn(scope, fail_scoped, NULL);
+}
+
+static void *run_failing_scope(void *arg)
+{
+    (void)arg;
+    ox_task_scope_run(scope_with_failure, NULL);
+    return NULL;
+}
+
+OX_TEST(task_scope_reports_a_task_panic_not_joined_by_hand)
+{
+    ox_panic_set_hook(NULL);
+    ox_panic_payload *p = NULL;
+    CHECK_EQ(ox_catch_unwind(run_failing_scope, NULL, NULL, &p), OX_EPANICKED);
+    CHECK_STR(p->message, "a scoped task panicked");
+    ox_panic_payload_free(p);
+}
+
+static void scope_joining_by_hand(ox_task_scope *scope, void *arg)
+{
+    (void)arg;
+    ox_task_handle h = ox_task_scope_spawn(scope, fail_scoped, NULL);
+    ox_panic_payload *p = NULL;
+    CHECK_EQ(ox_task_join(&h, NULL, &p), OX_EPANICKED);
+    CHECK_STR(p->message, "scoped task fails");
+    ox_panic_payload_free(p);
+}
+
+OX_TEST(task_scope_does_not_report_a_panic_joined_by_hand)
+{
+    ox_panic_set_hook(NULL);
+    ox_task_scope_run(scope_joining_by_hand, NULL); /* must not panic */
+}
+
+/* ---- task-locals ---- */
+
+static _Atomic int locals_destroyed;
+
+static void counter_init(long *v)
+{
+    *v = 100;
+}
+
+static void counter_destroy(long *v)
+{
+    CHECK(*v >= 100);
+    atomic_fetch_add(&locals_destroyed, 1);
+}
+
+OX_TASK_LOCAL(per_task_counter, long, counter_init, counter_destroy);
+
+static void *bump_local(void *arg)
+{
+    long n = (long)(intptr_t)arg;
+    for (long i = 0; i < n; i++) {
+        (*OX_TASK_LOCAL_GET(per_task_counter))++;
+        ox_task_yield(); /* other tasks bump theirs meanwhile, maybe on this worker */
+    }
+    return (void *)(intptr_t)*OX_TASK_LOCAL_GET(per_task_counter);
+}
+
+OX_TEST(task_locals_are_per_task_and_destroyed_at_return)
+{
+    enum { TASKS = 32 };
+    ox_task_handle hs[TASKS];
+    for (int i = 0; i < TASKS; i++)
+        hs[i] = ox_task_spawn(bump_local, (void *)(intptr_t)(i * 3));
+    for (int i = 0; i < TASKS; i++) {
+        void *r;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, 100 + i * 3);
+    }
+    CHECK_EQ(atomic_load(&locals_destroyed), TASKS);
+}
+
+OX_TEST_OPTS(task_local_outside_a_task_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "task-local 'per_task_counter' used outside a task")
+{
+    (*OX_TASK_LOCAL_GET(per_task_counter))++;
+}
+
+/* ---- the blocking pool ---- */
+
+static void *blocking_sleep(void *arg)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 20000000};
+    nanosleep(&ts, NULL); /* a real blocking call: must not stall the workers */
+    return arg;
+}
+
+static void *tick(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+static void *spawn_blocking_and_keep_working(void *arg)
+{
+    (void)arg;
+    ox_task_handle hs[8];
+    for (intptr_t i = 0; i < 8; i++)
+        CHECK_EQ(ox_task_spawn_blocking(blocking_sleep, (void *)i, &hs[i]), 0);
+    /* The workers stay free: many small tasks run while the pool sleeps. */
+    for (int i = 0; i < 100; i++) {
+        ox_task_handle t = ox_task_spawn(tick, NULL);
+        CHECK_EQ(ox_task_join(&t, NULL, NULL), 0);
+    }
+    for (intptr_t i = 0; i < 8; i++) {
+        void *r;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, i);
+    }
+    return NULL;
+}
+
+OX_TEST(task_spawn_blocking_runs_off_the_workers_and_joins_from_a_task)
+{
+    void *r;
+    CHECK_EQ(ox_task_block_on(spawn_blocking_and_keep_working, NULL, &r, NULL), 0);
+}
