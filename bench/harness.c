@@ -1,8 +1,11 @@
 /* harness.c - runs registered benchmarks; see harness.h.
  * Usage: oxide-bench [SUBSTRING | =NAME | --list]
- * OX_BENCH_ROUNDS sets the repetitions (default 3; the median is printed). */
+ * OX_BENCH_ROUNDS sets the repetitions (default 3; the median is printed).
+ * A workload whose run returns NAN could not run here (it says why on
+ * stderr) and prints no line. */
 #include "harness.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,8 +79,11 @@ int main(int argc, char **argv)
     for (ox_bench *b = head; b; b = b->next) {
         if (!wanted(b->workload, filter))
             continue;
-        for (int i = 0; i < rounds; i++)
-            samples[i] = b->run();
+        bool ran = true;
+        for (int i = 0; i < rounds && ran; i++)
+            ran = !isnan(samples[i] = b->run());
+        if (!ran)
+            continue; /* the workload cannot run here and said why on stderr */
         qsort(samples, (size_t)rounds, sizeof samples[0], compare_double);
         printf("%s\t%s\t%.1f\n", b->workload, b->impl, samples[rounds / 2]);
         fflush(stdout);

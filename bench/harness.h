@@ -12,7 +12,7 @@
 typedef struct ox_bench {
     const char *workload;
     const char *impl;
-    double (*run)(void); /* one measurement: ns per operation */
+    double (*run)(void); /* one measurement: ns per operation; NAN: cannot run here */
     struct ox_bench *next;
 } ox_bench;
 

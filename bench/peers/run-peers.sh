@@ -4,7 +4,7 @@
 # or library is installed, printing workload<TAB>impl<TAB>ns_per_op.
 #
 # Peers: pthread, c-thread-local (cc), glib (pkg-config glib-2.0),
-# rust-std/parking_lot/crossbeam/flume (cargo + Debian's crate sources),
+# rust-std/parking_lot/crossbeam/flume/tokio (cargo + Debian's crate sources),
 # go (go). A peer that is not installed is skipped with a line on stderr
 # saying what to install; one that fails to build or run is reported on
 # stderr and the others still run. Exit status: 0 when every peer that is
@@ -88,9 +88,9 @@ else
     fi
 fi
 
-# ---- Rust peers: rust-std, parking_lot, crossbeam, flume --------------------
+# ---- Rust peers: rust-std, parking_lot, crossbeam, flume, tokio -------------
 
-rust_peers="rust-std, parking_lot, crossbeam, flume"
+rust_peers="rust-std, parking_lot, crossbeam, flume, tokio"
 registry=/usr/share/cargo/registry
 if [ -z "${CARGO:-}" ]; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -100,13 +100,13 @@ if [ -z "${CARGO:-}" ]; then
     fi
 fi
 missing=
-for crate in crossbeam-channel-0.5.6 flume-0.10.14 parking_lot-0.12.1; do
+for crate in crossbeam-channel-0.5.6 flume-0.10.14 parking_lot-0.12.1 tokio-1.24.2; do
     [ -d "$registry/$crate" ] || missing="$missing $crate"
 done
 if [ -z "$CARGO" ] || [ ! -x "$CARGO" ]; then
     skip "$rust_peers" "cargo not found (install a Rust toolchain, or apt-get install cargo)"
 elif [ -n "$missing" ]; then
-    skip "$rust_peers" "crate sources missing under $registry:$missing (apt-get install librust-crossbeam-channel-dev librust-flume-dev librust-parking-lot-dev)"
+    skip "$rust_peers" "crate sources missing under $registry:$missing (apt-get install librust-crossbeam-channel-dev librust-flume-dev librust-parking-lot-dev librust-tokio-dev)"
 else
     # The offline crate source: Debian's packaged sources replace crates.io.
     # Written here (gitignored) so no user-wide cargo config is touched.
@@ -122,7 +122,7 @@ EOF
     # rustc from the same toolchain as cargo (rustup proxies or a plain install).
     if (cd "$here/rust" && PATH=$(dirname "$CARGO"):$PATH CARGO_TARGET_DIR="$out/rust" \
         "$CARGO" build --release --offline --quiet) >"$out/rust.log" 2>&1; then
-        for imp in rust-std parking_lot crossbeam flume; do
+        for imp in rust-std parking_lot crossbeam flume tokio; do
             run "$imp" "$out/rust/release/oxide-peers" "$imp"
         done
     else

@@ -302,4 +302,6 @@ func main() {
 		run(w3, func() float64 { return chanThreads(f.capacity, f.n, side, side, w3) })
 	}
 	run("chan_pingpong", chanPingpong)
+
+	runTaskWorkloads()
 }

@@ -1,6 +1,6 @@
 //! The Rust peers of oxide's benchmarks: every workload of
-//! bench/WORKLOADS.md that Rust std, parking_lot, crossbeam-channel and
-//! flume implement, timed the way bench/harness.c times the C ones.
+//! bench/WORKLOADS.md that Rust std, parking_lot, crossbeam-channel,
+//! flume and Tokio (the task workloads, task.rs) implement, timed the way bench/harness.c times the C ones.
 //!
 //! Usage: oxide-peers [SUBSTRING]   (or BENCH=SUBSTRING); OX_BENCH_ROUNDS
 //! sets the repetitions (default 3, the median is printed).
@@ -12,6 +12,8 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Instant;
+
+mod task;
 
 // ---- harness ---------------------------------------------------------------
 
@@ -633,4 +635,6 @@ fn main() {
     chan_suite::<StdMpsc>(&h);
     chan_suite::<Crossbeam>(&h);
     chan_suite::<Flume>(&h);
+
+    task::run_task_workloads(&h);
 }
