@@ -103,6 +103,22 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 
 STRESS_SRC := $(sort $(wildcard tests/stress/*.c))
 
+# gcc's libbacktrace (in libgcc-dev, installed with gcc for every target,
+# and found by clang through gcc's library directory) prints the panic
+# backtrace with function names and file:line (src/panic/backtrace.c,
+# docs/panics.md). Its objects go into liboxide.a and liboxide.so, so a
+# program links nothing more; without it, glibc's backtrace() stands in.
+BACKTRACE_LIB := $(shell $(CC) -print-file-name=libbacktrace.a)
+ifneq ($(filter /%,$(BACKTRACE_LIB)),)
+$(B)/obj/src/panic/backtrace.o $(B)/pic/src/panic/backtrace.o: CPPFLAGS += -DOX_HAVE_LIBBACKTRACE
+BACKTRACE_STAMP := $(B)/backtrace/objects
+BACKTRACE_SHARED := $(BACKTRACE_LIB) -Wl,--exclude-libs,libbacktrace.a
+else
+BACKTRACE_LIB :=
+BACKTRACE_STAMP :=
+BACKTRACE_SHARED :=
+endif
+
 LIB_OBJ     := $(LIB_SRC:%.c=$(B)/obj/%.o) $(LIB_ASM:%.S=$(B)/obj/%.o)
 LIB_PIC_OBJ := $(LIB_SRC:%.c=$(B)/pic/%.o) $(LIB_ASM:%.S=$(B)/pic/%.o)
 TEST_OBJ    := $(TEST_SRC:%.c=$(B)/obj/%.o)
@@ -140,14 +156,20 @@ $(B)/pic/%.o: %.S
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(SANFLAGS) -fPIC -c $< -o $@
 
-$(STATIC): $(LIB_OBJ)
+# libbacktrace's members, renamed bt_*.o so that none shadows one of ours.
+$(B)/backtrace/objects: $(BACKTRACE_LIB)
+	@rm -rf $(@D) && mkdir -p $(@D)
+	cd $(@D) && $(AR) x $(BACKTRACE_LIB) && for o in *.o; do mv $$o bt_$$o; done
+	touch $@
+
+$(STATIC): $(LIB_OBJ) $(BACKTRACE_STAMP)
 	@mkdir -p $(@D)
-	rm -f $@ && $(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $(LIB_OBJ) $(if $(BACKTRACE_STAMP),$(B)/backtrace/bt_*.o)
 
 $(SHARED): $(LIB_PIC_OBJ) abi/liboxide.map
 	@mkdir -p $(@D)
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=abi/liboxide.map $(LDFLAGS) \
-		-o $@ $(LIB_PIC_OBJ)
+		-o $@ $(LIB_PIC_OBJ) $(BACKTRACE_SHARED)
 
 $(B)/examples/%: $(B)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(@D)
@@ -183,7 +205,7 @@ $(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/ox
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ \
-		tests/fuzz/fuzz_sync.c $(LIB_SRC)
+		$(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE) tests/fuzz/fuzz_sync.c $(LIB_SRC) $(BACKTRACE_LIB)
 
 # ---- running ----
 

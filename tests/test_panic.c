@@ -197,7 +197,7 @@ OX_TEST(panic_hook_is_called_before_unwinding)
     CHECK(ox_panic_set_hook(NULL) == ox_panic_default_hook);
 }
 
-OX_TEST_OPTS(panic_default_hook_format, .expect_stderr = "thread 'worker' panicked at ")
+OX_TEST_OPTS(panic_default_hook_format, .expect_stderr = "\nthread 'worker' (")
 {
     ox_thread_builder b = OX_THREAD_BUILDER_INIT;
     ox_thread_builder_name(&b, "worker");
@@ -226,7 +226,7 @@ OX_TEST(panic_resume_does_not_call_hook_again)
 }
 
 OX_TEST_OPTS(panic_in_main_without_catch_exits_101, .expect_exit = 101,
-             .expect_stderr = "thread 'main' panicked at")
+             .expect_stderr = "main gives up\nnote: run with `OX_BACKTRACE=1`")
 {
     fake_lock_acquire(&lock_a);
     ox_panic("main gives up");

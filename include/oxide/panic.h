@@ -32,21 +32,75 @@ extern "C" {
 OX__API_BEGIN
 
 /* What a panic hands over: owned by whoever receives it (from ox_thread_join,
- * ox_catch_unwind, ...) and freed with ox_panic_payload_free(). */
+ * ox_catch_unwind, ...) and freed with ox_panic_payload_free(). A panic
+ * carries either a message (ox_panic) or a typed value (ox_panic_any), as
+ * Rust's Box<dyn Any + Send> holds a String or any other type. */
 typedef struct ox_panic_payload {
-    char *message;     /* the formatted message */
-    const char *file;  /* where ox_panic was called (static string) */
-    int line;          /* ... and the line */
+    char *message;     /* the formatted message; NULL for a typed payload */
+    const char *file;  /* where the panic was raised (static string) */
+    int line;          /* ... the line */
+    int column;        /* ... and the column; 0 where the compiler gives none */
     char *thread_name; /* the panicking thread's name, or NULL if unnamed */
+    long os_tid;       /* the panicking thread's OS id (gettid), as Rust prints */
+    const char *type;  /* typed payload (ox_panic_any): the type name as written; else NULL */
+    void *value;       /* typed payload: the value, owned by the payload; else NULL */
+    void (*drop)(void *value); /* typed payload: frees value, once (ox_panic_payload_free) */
 } ox_panic_payload;
 
-/* Frees a payload; NULL is ignored. */
+/* Frees a payload, running a typed payload's drop on its value exactly once;
+ * NULL is ignored. */
 void ox_panic_payload_free(ox_panic_payload *payload);
 
-/* Panics with a printf-style message, recording the caller's file and line. */
-#define ox_panic(...) ox__panic_at(__FILE__, __LINE__, __VA_ARGS__)
+/* Where the compiler offers a column: __builtin_COLUMN() (clang; g++ in
+ * C++). gcc (12) has none in C: the column is then 0 and the hook prints
+ * file:line: only. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_COLUMN)
+#define OX__PANIC_HAVE_COLUMN 1
+#endif
+#endif
 
-OX__NORETURN void ox__panic_at(const char *file, int line, const char *fmt, ...) OX_PRINTF(3, 4);
+#ifdef OX__PANIC_HAVE_COLUMN
+/* The same two macros as below, with the column. __builtin_COLUMN() is
+ * expanded from an object-like macro so that it names the first character
+ * of the ox_panic token, as Rust's column names the start of panic! (inside a
+ * function-like macro it names the closing parenthesis); a second,
+ * function-like macro then takes the arguments and closes the call. */
+#define ox_panic     ox__panic_at(__FILE__, __LINE__, __builtin_COLUMN(), OX__PANIC_ARGS
+#define ox_panic_any ox__panic_any_at(__FILE__, __LINE__, __builtin_COLUMN(), OX__PANIC_ANY_ARGS
+#define OX__PANIC_ARGS(...) __VA_ARGS__)
+#define OX__PANIC_ANY_ARGS(type_name, value, drop) #type_name, (value), (drop))
+#else
+/* Panics with a printf-style message, recording the caller's file, line and
+ * column (Rust's panic!). */
+#define ox_panic(...) ox__panic_at(__FILE__, __LINE__, 0, __VA_ARGS__)
+
+/* Panics with a typed value instead of a message (Rust's panic_any):
+ *     ox_panic_any(struct parse_error, e, free);
+ * The payload's type tag is the type name as written ("struct parse_error"),
+ * value is owned by the panic from now on, and drop (NULL: nothing to free)
+ * frees it exactly once, when the payload is freed. The default hook prints
+ * "Box<dyn Any>" for the message, as Rust does. */
+#define ox_panic_any(type_name, value, drop)                                                       \
+    ox__panic_any_at(__FILE__, __LINE__, 0, #type_name, (value), (drop))
+#endif
+
+OX__NORETURN void ox__panic_at(const char *file, int line, int column, const char *fmt, ...)
+    OX_PRINTF(4, 5);
+OX__NORETURN void ox__panic_any_at(const char *file, int line, int column, const char *type,
+                                   void *value, void (*drop)(void *));
+
+/* Rust's downcast_ref: the payload's value as a T * if it is a typed payload
+ * whose tag is T's name as written, else NULL (also for a message payload:
+ * test payload->message for that).
+ *     struct parse_error *e = ox_panic_downcast_ref(p, struct parse_error);
+ * Tags are compared as strings: spell the type the same way on both sides. */
+#define ox_panic_downcast_ref(payload, type_name)                                                  \
+    ((type_name *)ox_panic_payload_downcast((payload), #type_name))
+
+/* The value of a typed payload whose tag equals type (strcmp), else NULL.
+ * Borrowed from the payload. */
+void *ox_panic_payload_downcast(const ox_panic_payload *payload, const char *type);
 
 /* Continues unwinding with a payload taken from a join or catch (taken: the
  * payload is owned by the panic from now on). The hook is not called again,
@@ -60,7 +114,16 @@ OX_MUST_USE int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result,
                                 ox_panic_payload **payload);
 
 /* The panic hook runs in the panicking thread before unwinding. The default
- * prints, like Rust:  thread '<name>' panicked at <file>:<line>:\n<message>
+ * prints what Rust 1.95 prints, in one write to stderr:
+ *     (empty line)
+ *     thread '<name>' (<os tid>) panicked at <file>:<line>:<column>:
+ *     <message>                       ("Box<dyn Any>" for a typed payload)
+ * then, after the first panic of the process only,
+ *     note: run with `OX_BACKTRACE=1` environment variable to display a backtrace
+ * With OX_BACKTRACE=1 (any value but 0 and full) every panic ends instead with
+ * "stack backtrace:" and the frames from the panic down to main or the
+ * thread's entry; OX_BACKTRACE=full prints every frame with its address. See
+ * docs/panics.md.
  * ox_panic_set_hook returns the previous hook; NULL restores the default. */
 typedef void (*ox_panic_hook)(const ox_panic_payload *payload);
 ox_panic_hook ox_panic_set_hook(ox_panic_hook hook);

@@ -87,7 +87,7 @@ static void once_run(ox_once *once, const once_job *job, const char *file, int l
 
         case OX__ONCE_POISONED:
             if (job->force_fn == NULL)
-                ox__panic_at(file, line, "%s", job->poison_message);
+                ox__panic_at(file, line, 0, "%s", job->poison_message);
             /* call_force takes over a poisoned Once: */
             /* fall through */
         case OX__ONCE_INCOMPLETE: {

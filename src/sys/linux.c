@@ -142,6 +142,11 @@ void ox__sys_thread_set_os_name(const char *name)
     pthread_setname_np(pthread_self(), os_name);
 }
 
+long ox__sys_thread_os_id(void)
+{
+    return syscall(SYS_gettid);
+}
+
 int ox__sys_is_main_thread(void)
 {
     return syscall(SYS_gettid) == getpid();

@@ -41,6 +41,9 @@ int ox__sys_thread_join(ox__sys_thread thread);
 void ox__sys_thread_detach(ox__sys_thread thread);
 /* Gives the calling thread its OS-visible name, cut to what the OS allows. */
 void ox__sys_thread_set_os_name(const char *name);
+/* The calling thread's id as the OS shows it (Linux: gettid), as Rust's
+ * panic message prints it. */
+long ox__sys_thread_os_id(void);
 /* True in the process's initial thread. */
 int ox__sys_is_main_thread(void);
 size_t ox__sys_available_parallelism(void);
