@@ -205,3 +205,38 @@ OX_TEST(scope_parallel_sum_is_exact)
     ox_thread_scope(body_sum, ranges);
     CHECK_EQ(atomic_load(&total), n * (n - 1) / 2);
 }
+
+struct escaped {
+    ox_scoped_handle handle;
+};
+
+static void body_lets_handle_escape(ox_scope *s, void *arg)
+{
+    struct escaped *e = arg;
+    e->handle = ox_scope_spawn(s, return_double, NULL);
+}
+
+/* Rust's borrow checker forbids this; oxide names it instead of reporting
+ * a join through a copy (the scope joined and freed the thread). */
+OX_TEST_OPTS(scope_handle_used_after_scope_says_so, .expect_signal = SIGABRT,
+             .expect_stderr = "used after its scope ended")
+{
+    struct escaped e;
+    ox_thread_scope(body_lets_handle_escape, &e);
+    (void)!ox_scoped_join(&e.handle, NULL, NULL);
+}
+
+static void body_join_copy_twice(ox_scope *s, void *arg)
+{
+    (void)arg;
+    ox_scoped_handle h = ox_scope_spawn(s, return_double, NULL);
+    ox_scoped_handle copy = h;
+    CHECK_EQ(ox_scoped_join(&h, NULL, NULL), 0);
+    (void)!ox_scoped_join(&copy, NULL, NULL);
+}
+
+OX_TEST_OPTS(scope_join_copy_twice_says_joined_twice, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_scoped_join: thread joined twice")
+{
+    ox_thread_scope(body_join_copy_twice, NULL);
+}

@@ -506,3 +506,42 @@ OX_TEST(thread_scoped_handles_have_is_finished)
     struct scoped_finish f = {false};
     ox_thread_scope(scoped_finish_body, &f);
 }
+
+/* A copy of a handle joined through the other copy: the record is gone
+ * (recycled), so the OS join would fail with "No such process" or worse;
+ * oxide says what happened. */
+OX_TEST_OPTS(thread_join_copy_of_joined_handle_says_joined_twice, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_thread_join: thread joined twice")
+{
+    ox_join_handle h = ox_thread_spawn(return_arg_plus_one, NULL);
+    ox_join_handle copy = h;
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    /* Another thread's record may now sit where the joined one was. */
+    ox_join_handle other = ox_thread_spawn(return_arg_plus_one, NULL);
+    (void)!ox_thread_join(&copy, NULL, NULL);
+    (void)!ox_thread_join(&other, NULL, NULL);
+}
+
+/* The record is still alive (an ox_thread_clone keeps it): the handle's own
+ * mark catches the second join. */
+OX_TEST_OPTS(thread_join_copy_while_record_alive_says_joined_twice, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_thread_join: thread joined twice")
+{
+    ox_join_handle h = ox_thread_spawn(return_arg_plus_one, NULL);
+    ox_thread *kept = ox_thread_clone(ox_join_handle_thread(&h));
+    ox_join_handle copy = h;
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    (void)!ox_thread_join(&copy, NULL, NULL);
+    ox_thread_drop(kept);
+}
+
+/* Whether the detached thread has ended (record retired) or not (the
+ * handle's mark), the message names the copy. */
+OX_TEST_OPTS(thread_join_copy_of_dropped_handle_says_so, .expect_signal = SIGABRT,
+             .expect_stderr = "is a copy of a handle that was already")
+{
+    ox_join_handle h = ox_thread_spawn(return_arg_plus_one, NULL);
+    ox_join_handle copy = h;
+    ox_join_handle_drop(&h);
+    (void)!ox_thread_join(&copy, NULL, NULL);
+}

@@ -25,9 +25,12 @@ OX__API_BEGIN
 typedef struct ox_thread ox_thread;
 
 /* The right to join one thread. Zero (OX_JOIN_HANDLE_NONE) once joined or
- * dropped, so a second join is caught. Do not copy a live handle. */
+ * dropped, so a second join is caught. Do not copy a live handle: joining or
+ * dropping a copy of a handle already joined or dropped aborts, saying
+ * "joined twice". */
 typedef struct ox_join_handle {
     ox_thread *thread;
+    uint32_t generation; /* of the thread's record, to tell a stale copy */
 } ox_join_handle;
 #define OX_JOIN_HANDLE_NONE OX__ZEROED(ox_join_handle)
 
@@ -134,6 +137,7 @@ size_t ox_available_parallelism(void);
 typedef struct ox_scope ox_scope;
 typedef struct ox_scoped_handle {
     ox_thread *thread;
+    uint32_t generation; /* of the thread's record, to tell a stale handle */
 } ox_scoped_handle;
 
 void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg);
@@ -148,7 +152,9 @@ OX_MUST_USE int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder 
 bool ox_scoped_handle_is_finished(const ox_scoped_handle *handle);
 
 /* Joins a scoped thread early: as ox_thread_join. A panic collected here is
- * not reported again by the scope. */
+ * not reported again by the scope. Joining a copy of a handle already joined
+ * aborts ("joined twice"), and so does using a handle after its scope has
+ * returned ("used after its scope ended"). */
 OX_MUST_USE int ox_scoped_join(ox_scoped_handle *handle, void **result, ox_panic_payload **payload);
 
 OX__API_END

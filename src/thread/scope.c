@@ -31,7 +31,8 @@ int ox_scope_builder_spawn(ox_scope *scope, const ox_thread_builder *b, void *(*
         t->scope_next = head;
     } while (!atomic_compare_exchange_weak_explicit(&scope->spawned, &head, t, memory_order_release,
                                                     memory_order_relaxed));
-    out->thread = t;
+    ox_join_handle h = ox__thread_handle(t);
+    *out = (ox_scoped_handle){.thread = h.thread, .generation = h.generation};
     return 0;
 }
 
@@ -58,13 +59,18 @@ int ox_scoped_join(ox_scoped_handle *h, void **result, ox_panic_payload **payloa
     if (h == NULL || h->thread == NULL)
         ox_abort("ox_scoped_join", "scoped handle %p was already joined", (void *)h);
     ox_thread *t = h->thread;
+    /* The scope frees its records when it returns: then the generation has
+     * moved on (or, if an ox_thread_clone keeps the record, the mark). */
+    if (ox__thread_handle_is_stale(t, h->generation) ||
+        atomic_load_explicit(&t->scope_ended, memory_order_relaxed))
+        ox_abort("ox_scoped_join", "scoped handle %p used after its scope ended", (void *)h);
     if (t == ox_thread_current())
         return OX_EDEADLK;
     if (!claim_join(t))
         ox_abort("ox_scoped_join",
-                 "thread %llu is already being joined through a copy of its "
-                 "handle",
-                 (unsigned long long)t->id);
+                 "thread joined twice: scoped handle %p is a copy of a handle that was already "
+                 "joined",
+                 (void *)h);
     h->thread = NULL;
     return ox__thread_collect(t, result, payload);
 }
@@ -127,6 +133,7 @@ void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg)
     while (done) {
         ox_thread *t = done;
         done = t->scope_next;
+        atomic_store_explicit(&t->scope_ended, 1, memory_order_relaxed);
         ox_thread_drop(t); /* the thread's own reference is gone by now */
     }
     if (rc == OX_EPANICKED)

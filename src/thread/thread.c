@@ -29,18 +29,69 @@ static atomic_bool process_exiting;
 
 static const ox__wait_site park_site = {.what = "thread park"};
 
+/* ---- records ----
+ * A retired record goes on this list instead of back to malloc, and the
+ * next record_new takes it (with its generation bumped). So a stale handle
+ * points at a record, never at freed memory, and the generation it
+ * remembers tells that its thread is gone: join says "joined twice" or
+ * "used after its scope ended" instead of an OS error on a reclaimed
+ * thread. The list holds at most as many records as were ever alive at
+ * once; it stays reachable, so leak checkers do not count it. */
+static ox_thread *spare_records; /* guarded by records_lock */
+static atomic_flag records_lock = ATOMIC_FLAG_INIT;
+
+static void records_lock_take(void)
+{
+    /* Acquire, paired with the release in records_lock_give: the holder
+     * sees the list as the last holder left it. Held for a few
+     * instructions, on spawn and thread exit only. */
+    while (atomic_flag_test_and_set_explicit(&records_lock, memory_order_acquire))
+        ox__sys_yield();
+}
+
+static void records_lock_give(void)
+{
+    atomic_flag_clear_explicit(&records_lock, memory_order_release);
+}
+
+static void record_retire(ox_thread *t)
+{
+    free(t->name);
+    t->name = NULL;
+    atomic_fetch_add_explicit(&t->generation, 1, memory_order_relaxed);
+    records_lock_take();
+    t->scope_next = spare_records;
+    spare_records = t;
+    records_lock_give();
+}
+
 static ox_thread *record_new(const char *name, size_t name_len, bool is_main)
 {
-    ox_thread *t = calloc(1, sizeof *t + (name ? name_len + 1 : 0));
-    if (t == NULL)
+    char *name_copy = NULL;
+    if (name) {
+        name_copy = malloc(name_len + 1);
+        if (name_copy == NULL)
+            return NULL;
+        memcpy(name_copy, name, name_len + 1);
+    }
+    records_lock_take();
+    ox_thread *t = spare_records;
+    if (t != NULL)
+        spare_records = t->scope_next;
+    records_lock_give();
+    uint32_t generation = 0;
+    if (t != NULL) {
+        generation = atomic_load_explicit(&t->generation, memory_order_relaxed);
+        memset(t, 0, sizeof *t);
+    } else if ((t = calloc(1, sizeof *t)) == NULL) {
+        free(name_copy);
         return NULL;
+    }
+    atomic_init(&t->generation, generation);
     atomic_init(&t->refs, 1);
     t->id = is_main ? MAIN_THREAD_ID
                     : atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
-    if (name) {
-        memcpy(t->name_storage, name, name_len + 1);
-        t->name = t->name_storage;
-    }
+    t->name = name_copy;
     return t;
 }
 
@@ -66,7 +117,8 @@ void ox_thread_drop(ox_thread *t)
         return;
     (void)atomic_load_explicit(&t->refs, memory_order_acquire);
     ox_panic_payload_free(t->panic);
-    free(t);
+    t->panic = NULL;
+    record_retire(t);
 }
 
 /* ---- end of a thread ---- */
@@ -162,6 +214,17 @@ const char *ox_thread_name(const ox_thread *t)
 
 /* ---- spawning and joining ---- */
 
+ox_join_handle ox__thread_handle(ox_thread *t)
+{
+    return (ox_join_handle){
+        .thread = t, .generation = atomic_load_explicit(&t->generation, memory_order_relaxed)};
+}
+
+bool ox__thread_handle_is_stale(ox_thread *t, uint32_t generation)
+{
+    return atomic_load_explicit(&t->generation, memory_order_relaxed) != generation;
+}
+
 static void *thread_main(void *arg)
 {
     ox_thread *t = arg;
@@ -230,7 +293,7 @@ int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
     int rc = ox__sys_thread_start(&t->os, stack_size, b->has_stack_size || stack_size != 0,
                                   thread_main, t);
     if (rc != 0) {
-        free(t);
+        record_retire(t);
         return rc;
     }
     *out = t;
@@ -275,7 +338,7 @@ int ox_thread_builder_spawn(const ox_thread_builder *b, void *(*fn)(void *), voi
     ox_thread *t;
     int rc = ox__thread_start(b, fn, arg, &t);
     if (rc == 0)
-        out->thread = t;
+        *out = ox__thread_handle(t);
     return rc;
 }
 
@@ -302,7 +365,26 @@ static ox_thread *live_handle(const ox_join_handle *h, const char *function)
         ox_abort(function, "NULL join handle");
     if (h->thread == NULL)
         ox_abort(function, "join handle %p was already joined or dropped", (const void *)h);
-    return h->thread;
+    ox_thread *t = h->thread;
+    uint32_t spent = atomic_load_explicit(&t->handle_spent, memory_order_relaxed);
+    /* A stale generation: the record was retired (and maybe reused), after
+     * a copy was joined, or dropped and its thread ended. */
+    if (ox__thread_handle_is_stale(t, h->generation))
+        ox_abort(function,
+                 "thread joined twice: join handle %p is a copy of a handle that was already "
+                 "joined or dropped",
+                 (const void *)h);
+    if (spent == OX__HANDLE_JOINED)
+        ox_abort(function,
+                 "thread joined twice: join handle %p is a copy of a handle that was already "
+                 "joined",
+                 (const void *)h);
+    if (spent == OX__HANDLE_DROPPED)
+        ox_abort(function,
+                 "join handle %p is a copy of a handle that was already dropped (the thread "
+                 "was detached)",
+                 (const void *)h);
+    return t;
 }
 
 int ox_thread_join(ox_join_handle *h, void **result, ox_panic_payload **payload)
@@ -311,6 +393,7 @@ int ox_thread_join(ox_join_handle *h, void **result, ox_panic_payload **payload)
     if (t == current)
         return OX_EDEADLK;
     int rc = ox__thread_collect(t, result, payload);
+    atomic_store_explicit(&t->handle_spent, OX__HANDLE_JOINED, memory_order_relaxed);
     h->thread = NULL;
     ox_thread_drop(t);
     return rc;
@@ -320,6 +403,7 @@ void ox_join_handle_drop(ox_join_handle *h)
 {
     ox_thread *t = live_handle(h, "ox_join_handle_drop");
     ox__sys_thread_detach(t->os);
+    atomic_store_explicit(&t->handle_spent, OX__HANDLE_DROPPED, memory_order_relaxed);
     h->thread = NULL;
     ox_thread_drop(t);
 }

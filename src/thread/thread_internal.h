@@ -11,12 +11,22 @@
 #include <stdatomic.h>
 
 /* One per thread, shared by the thread itself, its join handle (or scope)
- * and any ox_thread_clone() owners; freed when the last reference goes. */
+ * and any ox_thread_clone() owners; retired when the last reference goes.
+ * A retired record is not freed but kept for the next thread (thread.c), so
+ * that a stale handle (a copy of one already joined, a scoped handle kept
+ * past its scope) still points at a record and its generation tells it is
+ * stale. */
 struct ox_thread {
     _Atomic uint32_t refs;
+    /* Bumped when the record is retired; handles remember the value they
+     * were made with. Relaxed: a check for misuse, ordering nothing. */
+    _Atomic uint32_t generation;
+    /* How the join handle was given up (HANDLE_*), so that a copy used
+     * later is caught while the record is still alive. Relaxed, as above. */
+    _Atomic uint32_t handle_spent;
     ox__parker parker;
     uint64_t id;
-    char *name; /* NULL, "main", or points into name_storage */
+    char *name; /* NULL, or a malloc'd copy ("main" for the main thread) */
 
     /* Filled by the thread before it ends; read by the joiner after the OS
      * join, which orders the two. */
@@ -32,9 +42,10 @@ struct ox_thread {
     /* Scoped threads only. */
     struct ox_thread *scope_next;
     _Atomic uint32_t join_claimed; /* 1 once someone has joined or is joining */
-
-    char name_storage[];
+    _Atomic uint32_t scope_ended;  /* 1 once its scope has returned (relaxed) */
 };
+
+enum { OX__HANDLE_LIVE, OX__HANDLE_JOINED, OX__HANDLE_DROPPED };
 
 /* Starts a thread as described by builder. Returns 0 and the new record
  * with two references (the thread's and the caller's), or an error code. */
@@ -43,6 +54,11 @@ int ox__thread_start(const ox_thread_builder *builder, void *(*fn)(void *), void
 
 /* Panics as Rust's spawn does when the OS refuses a thread (rc: its errno). */
 _Noreturn void ox__thread_spawn_failed(int rc);
+
+/* A handle for t remembering its record's generation, and whether a handle
+ * with that generation is stale (its record was retired and maybe reused). */
+ox_join_handle ox__thread_handle(ox_thread *t);
+bool ox__thread_handle_is_stale(ox_thread *t, uint32_t generation);
 
 /* Waits for t's OS thread and collects its outcome: as ox_thread_join. */
 int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload);
