@@ -1,11 +1,14 @@
 /* Channel select: readiness, fairness, blocking, timeouts, disconnection,
  * rendezvous hand-offs through select. */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void fairness_round(size_t nready, size_t nidle, long rounds)
 {
@@ -77,7 +80,7 @@ OX_TEST(chan_select_try_and_timeout_when_nothing_ready)
     CHECK(took < OX_MILLIS(30) + OX_SECS(1)); /* not wildly late (loaded machines) */
     CHECK_EQ(ox_select_deadline(ops, 3, (ox_instant){0}, &idx), OX_ETIMEDOUT);
     CHECK_EQ(ox_select_timeout(ops, 3, -1, &idx), OX_EINVAL);
-    CHECK_EQ(ox_select(ops, 0, &idx), OX_EINVAL);
+    CHECK_EQ(ox_select_try(ops, 0, &idx), OX_EBUSY); /* the empty select: see below */
     /* now make room: the send is chosen */
     CHECK_EQ(ox_receiver_recv(rx, &a), 0);
     CHECK_EQ(ox_select_timeout(ops, 3, OX_SECS(5), &idx), 0);
@@ -301,10 +304,225 @@ OX_TEST(chan_select_rendezvous_between_two_selectors)
 }
 
 OX_TEST_OPTS(chan_select_malformed_op_aborts, .expect_signal = SIGABRT,
-             .expect_stderr = "ox_select: op 0 must name exactly one")
+             .expect_stderr = "ox_select: op 0 names both a sender and a receiver")
 {
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(int), 1, &tx, &rx), 0);
     int v;
-    ox_select_op ops[] = {{.buf = &v}};
+    ox_select_op ops[] = {{.tx = tx, .rx = rx, .buf = &v}};
     size_t idx;
     (void)!ox_select(ops, 1, &idx);
+}
+
+/* ---- disabled cases (Go's nil channel, crossbeam's never()) ---- */
+
+/* A disabled case keeps its index and is never chosen, whatever the
+ * permutation; switching cases off and on needs no rebuilt array. */
+OX_TEST(chan_select_disabled_cases_are_never_chosen)
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(int), OX_UNBOUNDED, &tx, &rx), 0);
+    int v = 5, out = 0;
+    CHECK_EQ(ox_sender_send(tx, &v), 0);
+    ox_select_op ops[] = {OX_SELECT_NEVER, OX_SELECT_RECV(rx, &out), OX_SELECT_SEND(NULL, &v),
+                          OX_SELECT_RECV(NULL, NULL)};
+    size_t idx = 99;
+    for (int round = 0; round < 200; round++) {
+        CHECK_EQ(ox_select_try(ops, 4, &idx), 0);
+        CHECK_EQ(idx, 1);
+        CHECK_EQ(out, 5);
+        CHECK_EQ(ox_sender_send(tx, &v), 0);
+    }
+    /* Off: nothing live, though a message is waiting. */
+    ops[1].rx = NULL;
+    idx = 99;
+    CHECK_EQ(ox_select_try(ops, 4, &idx), OX_EBUSY);
+    CHECK_EQ(idx, 99);
+    CHECK_EQ(ox_select_timeout(ops, 4, OX_MILLIS(1), &idx), OX_ETIMEDOUT);
+    CHECK_EQ(ox_receiver_len(rx), 1);
+    /* Another case on: an always-ready unbounded send at index 2. */
+    ops[2].tx = tx;
+    CHECK_EQ(ox_select(ops, 4, &idx), 0);
+    CHECK_EQ(idx, 2);
+    CHECK_EQ(ox_receiver_len(rx), 2);
+    /* Both on: both get chosen. */
+    ops[1].rx = rx;
+    bool seen[4] = {false};
+    for (int round = 0; round < 400; round++) {
+        CHECK_EQ(ox_select_try(ops, 4, &idx), 0);
+        CHECK(idx == 1 || idx == 2);
+        seen[idx] = true;
+    }
+    CHECK(seen[1] && seen[2]);
+    ox_sender_drop(tx);
+    ox_receiver_drop(rx);
+}
+
+typedef struct drain_feeder {
+    ox_sender *tx;
+    long n;
+} drain_feeder;
+
+static void *feed_and_close(void *arg)
+{
+    drain_feeder *f = arg;
+    for (long i = 0; i < f->n; i++) {
+        uint64_t v = (uint64_t)i;
+        if (ox_sender_send(f->tx, &v) != 0)
+            abort();
+    }
+    ox_sender_drop(f->tx);
+    return NULL;
+}
+
+/* Go's idiom: a loop over one op array that sets a case's channel to nil
+ * once it is drained, until every case is off. Three feeders on channels
+ * of three flavors; every message arrives once and in order. */
+OX_TEST(chan_select_loop_switches_drained_cases_off)
+{
+    const size_t caps[] = {OX_UNBOUNDED, 0, 4};
+    long n = ox_test_scaled(20000);
+    ox_receiver *rx[3];
+    drain_feeder f[3];
+    ox_join_handle h[3];
+    uint64_t out[3], next[3] = {0};
+    ox_select_op ops[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[i], &f[i].tx, &rx[i]), 0);
+        f[i].n = n;
+        h[i] = ox_thread_spawn(feed_and_close, &f[i]);
+        ops[i] = OX_SELECT_RECV(rx[i], &out[i]);
+    }
+    int live = 3;
+    while (live > 0) {
+        size_t idx;
+        int rc = ox_select(ops, 3, &idx);
+        CHECK(idx < 3 && ops[idx].rx != NULL);
+        if (rc == OX_EDISCONNECTED) {
+            ops[idx].rx = NULL; /* drained: switch the case off */
+            live--;
+            continue;
+        }
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(out[idx], next[idx]);
+        next[idx]++;
+    }
+    size_t idx = 99;
+    CHECK_EQ(ox_select_try(ops, 3, &idx), OX_EBUSY);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ(next[i], n);
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+        ox_receiver_drop(rx[i]);
+    }
+}
+
+/* ---- the empty select ---- */
+
+OX_TEST(chan_select_empty_try_busy_timed_waits)
+{
+    size_t idx = 99;
+    CHECK_EQ(ox_select_try(NULL, 0, &idx), OX_EBUSY);
+    ox_select_op off[] = {OX_SELECT_NEVER, OX_SELECT_RECV(NULL, NULL)};
+    CHECK_EQ(ox_select_try(off, 2, &idx), OX_EBUSY);
+    /* Timed: waits the whole time (never less), then times out. */
+    ox_instant t0 = ox_instant_now();
+    CHECK_EQ(ox_select_timeout(off, 2, OX_MILLIS(20), &idx), OX_ETIMEDOUT);
+    CHECK(ox_instant_diff(ox_instant_now(), t0) >= OX_MILLIS(20));
+    t0 = ox_instant_now();
+    CHECK_EQ(ox_select_deadline(NULL, 0, ox_instant_after(OX_MILLIS(20)), &idx), OX_ETIMEDOUT);
+    CHECK(ox_instant_diff(ox_instant_now(), t0) >= OX_MILLIS(20));
+    CHECK_EQ(ox_select_deadline(off, 2, (ox_instant){0}, &idx), OX_ETIMEDOUT);
+    CHECK_EQ(ox_select_timeout(off, 2, 0, &idx), OX_ETIMEDOUT);
+    CHECK_EQ(ox_select_timeout(NULL, 0, -1, &idx), OX_EINVAL);
+    CHECK_EQ(idx, 99);
+}
+
+static void *select_forever(void *arg)
+{
+    ox_select_op *ops = arg;
+    size_t idx;
+    (void)!ox_select(ops, 2, &idx);
+    abort(); /* never returns */
+}
+
+/* Polls the blocked-thread dump until it contains needle. */
+static char *dump_until(const char *needle)
+{
+    ox_instant give_up = ox_instant_after(OX_SECS(20));
+    for (;;) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        CHECK(f != NULL);
+        ox_dump_blocked_threads(f);
+        fclose(f);
+        if (strstr(text, needle) != NULL)
+            return text;
+        free(text);
+        CHECK(ox_instant_now().ns < give_up.ns);
+        ox_thread_sleep(OX_MILLIS(1));
+    }
+}
+
+/* ox_select with nothing live blocks forever (Go's select {}), and the
+ * blocked-thread dump names it. The test ends with the thread still
+ * blocked: the process exit takes it. */
+OX_TEST(chan_select_empty_blocks_forever_named_in_dump)
+{
+    static ox_select_op ops[2]; /* zeroed: both disabled */
+    ox_join_handle h = ox_test_spawn_named("forever", select_forever, ops);
+    char expect[160];
+    snprintf(expect, sizeof expect,
+             "thread 'forever' (id %llu) blocked on select with no live cases %p",
+             (unsigned long long)ox_thread_id(ox_join_handle_thread(&h)), (void *)ops);
+    char *text = dump_until(expect);
+    free(text);
+    ox_thread_sleep(OX_MILLIS(20));
+    CHECK(!ox_join_handle_is_finished(&h));
+    ox_join_handle_drop(&h);
+}
+
+/* With the lock-order checker on, a select that can never return is
+ * reported as it starts, with the locks the thread holds; the checker
+ * stays on (it is not a cycle). */
+OX_TEST(chan_select_empty_reported_by_lockdep)
+{
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    ox_test_capture_stderr();
+    static ox_select_op ops[2];
+    ops[0] = OX_SELECT_NEVER;
+    ops[1] = OX_SELECT_RECV(NULL, NULL);
+    ox_join_handle h = ox_test_spawn_named("forever", select_forever, ops);
+    free(dump_until("select with no live cases"));
+    char *text = ox_test_stderr_text();
+    char expect[160];
+    snprintf(expect, sizeof expect,
+             "oxide lockdep: thread 'forever' (id %llu) blocks forever: select with no live "
+             "cases %p\n",
+             (unsigned long long)ox_thread_id(ox_join_handle_thread(&h)), (void *)ops);
+    CHECK_CONTAINS(text, expect);
+    free(text);
+    CHECK_EQ(ox_lockdep_mode_get(), OX_LOCKDEP_REPORT);
+    CHECK_EQ(ox_lockdep_reports(), 0);
+    /* A timed empty select ends: nothing to report. */
+    ox_test_capture_stderr();
+    size_t idx;
+    CHECK_EQ(ox_select_timeout(ops, 2, OX_MILLIS(1), &idx), OX_ETIMEDOUT);
+    text = ox_test_stderr_text();
+    CHECK(strstr(text, "blocks forever") == NULL);
+    free(text);
+    ox_join_handle_drop(&h);
+}
+
+OX_TEST_OPTS(
+    chan_select_empty_aborts_under_lockdep_abort, .expect_signal = SIGABRT,
+    .expect_stderr = "blocks forever: select with no live cases (nil)\n     while holding mutex ")
+{
+    static ox_mutex m = OX_MUTEX_INIT;
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_ABORT), 0);
+    CHECK_EQ(ox_mutex_lock(&m), 0);
+    size_t idx;
+    (void)!ox_select(NULL, 0, &idx);
 }

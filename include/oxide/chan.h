@@ -221,6 +221,22 @@ bool ox_receiver_is_full(const ox_receiver *rx);
  * crossbeam). A disconnected channel counts as ready: the operation reports
  * OX_EDISCONNECTED and did nothing. The op array is borrowed and must stay in
  * place during the call (while blocked, the waiter records live in it).
+ *
+ * Disabled cases. An op with no handle (tx and rx both NULL: OX_SELECT_NEVER,
+ * or OX_SELECT_RECV / OX_SELECT_SEND given a NULL handle) can never complete
+ * (Go's nil channel, crossbeam's never()): it stays in the array, keeps its
+ * index, and is never chosen. So one op array can serve a whole loop, cases
+ * switched off and on by setting their handle:
+ *
+ *   if (rc == OX_EDISCONNECTED) ops[i].rx = NULL;   // drained: stop asking
+ *
+ * The empty select. With no live op (n == 0, or all disabled) nothing can
+ * ever complete: ox_select_try returns OX_EBUSY (Go's `select { default: }`);
+ * ox_select_timeout / _deadline wait until the deadline, then return
+ * OX_ETIMEDOUT; ox_select blocks forever (Go's `select {}`). That is almost
+ * always a bug, so it is made visible: ox_dump_blocked_threads shows the
+ * thread as blocked on "select with no live cases", and the lock-order
+ * checker, when on, reports it as it starts (OX_LOCKDEP=abort aborts).
  */
 typedef struct ox_select_op {
     ox_sender *tx;     /* a send: the sender (rx NULL) */
@@ -245,17 +261,22 @@ static inline ox_select_op ox__select_op(ox_sender *tx, ox_receiver *rx, void *b
 #define OX_SELECT_SEND(sender, msg)   ((ox_select_op){.tx = (sender), .buf = (void *)(msg)})
 #define OX_SELECT_RECV(receiver, out) ((ox_select_op){.rx = (receiver), .buf = (out)})
 #endif
+/* A disabled case: never chosen (crossbeam's never(), a nil channel in Go). */
+#define OX_SELECT_NEVER OX_SELECT_RECV(NULL, NULL)
 
 /* Block until one operation completes. *index gets the chosen operation's
  * index; returns 0 (it happened) or OX_EDISCONNECTED (its channel is
- * disconnected: nothing sent or received). OX_EINVAL if n is 0. Aborts on a
- * malformed op (both or neither of tx/rx, NULL buf, dropped handle). */
+ * disconnected: nothing sent or received). With no live op, blocks forever
+ * (see above). ops may be NULL when n is 0. Aborts on a malformed op (both
+ * tx and rx, a NULL buf for a message of nonzero size, a dropped handle) or
+ * a NULL index. */
 OX_MUST_USE int ox_select(ox_select_op *ops, size_t n, size_t *index);
 /* As ox_select, giving up with OX_ETIMEDOUT after timeout / at deadline
- * (negative timeout: OX_EINVAL). */
+ * (negative timeout: OX_EINVAL); *index is then untouched. */
 OX_MUST_USE int ox_select_timeout(ox_select_op *ops, size_t n, ox_nanos timeout, size_t *index);
 OX_MUST_USE int ox_select_deadline(ox_select_op *ops, size_t n, ox_instant deadline, size_t *index);
-/* Never blocks: OX_EBUSY if no operation is ready. */
+/* Never blocks: OX_EBUSY if no operation is ready (or none is live);
+ * *index is then untouched. */
 OX_MUST_USE int ox_select_try(ox_select_op *ops, size_t n, size_t *index);
 
 OX__API_END

@@ -9,8 +9,18 @@
  * 3. Unregister everything. If a rendezvous partner claimed us, it already
  *    copied the message (into our buffer, or out of it): done. If a buffered
  *    channel woke us, try that operation; otherwise start over at 1.
+ *
+ * A disabled op (no handle: Go's nil channel, crossbeam's never()) takes no
+ * part: the permutation holds only the live ops. With none live there is
+ * nothing that could ever complete, and the select only waits for its
+ * deadline: OX_EBUSY at once for a try, OX_ETIMEDOUT for a timed select,
+ * and forever for ox_select (Go's `select {}`), visibly: the blocked-thread
+ * dump shows the wait as "select with no live cases", and the lock-order
+ * checker, when on, reports it as it starts.
  */
 #include "chan_internal.h"
+
+#include "../check/lockdep.h"
 
 #include <stdlib.h>
 
@@ -45,6 +55,11 @@ static uint64_t next_random(void)
     x ^= x >> 27;
     rng_state = x;
     return x * 0x2545f4914f6cdd1du;
+}
+
+static inline bool op_is_live(const ox_select_op *op)
+{
+    return op->tx != NULL || op->rx != NULL;
 }
 
 static inline ox__chan *op_chan(const ox_select_op *op)
@@ -125,15 +140,35 @@ static void check_ops(ox_select_op *ops, size_t n, const char *function)
         ox_abort(function, "NULL op array");
     for (size_t i = 0; i < n; i++) {
         ox_select_op *op = &ops[i];
-        if ((op->tx == NULL) == (op->rx == NULL))
-            ox_abort(function, "op %zu must name exactly one of a sender and a receiver", i);
-        if (op->tx)
-            (void)ox__sender_chan(op->tx, function);
-        else
-            (void)ox__receiver_chan(op->rx, function);
-        if (!op->buf)
+        if (op->tx != NULL && op->rx != NULL)
+            ox_abort(function, "op %zu names both a sender and a receiver", i);
+        if (!op_is_live(op))
+            continue; /* disabled */
+        const ox__chan *c =
+            op->tx ? ox__sender_chan(op->tx, function) : ox__receiver_chan(op->rx, function);
+        if (!op->buf && c->elem_size != 0)
             ox_abort(function, "op %zu has a NULL message buffer", i);
     }
+}
+
+static const ox__wait_site site_no_live_cases = {.what = "select with no live cases"};
+
+/* No op can ever complete: waits for the deadline (forever for
+ * OX_INSTANT_NEVER), where the blocked-thread dump shows it. */
+OX_COLD static int select_nothing(const ox_select_op *ops, bool block, ox_instant deadline)
+{
+    if (!block)
+        return OX_EBUSY;
+    /* Relaxed: see ox__lockdep_on in src/check/lockdep.h. */
+    if (deadline.ns == OX_INSTANT_NEVER.ns &&
+        atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed))
+        ox__lockdep_blocks_forever(site_no_live_cases.what, ops);
+    /* A word nobody else knows: only the deadline (or a spurious wake-up,
+     * hence the loop) ends the wait. */
+    _Atomic uint32_t never = 0;
+    while (!ox__deadline_passed(deadline))
+        ox__park_wait(&never, 0, deadline, &site_no_live_cases, ops);
+    return OX_ETIMEDOUT;
 }
 
 static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadline, size_t *index,
@@ -142,13 +177,16 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
     check_ops(ops, n, function);
     if (!index)
         ox_abort(function, "NULL index");
-    if (n == 0)
-        return OX_EINVAL;
 
-    /* A fresh uniform permutation (Fisher-Yates) for this call. */
-    for (size_t k = 0; k < n; k++)
-        priv(&ops[k])->order = k;
-    for (size_t k = n - 1; k > 0; k--) {
+    /* The live ops, in a fresh uniform permutation (Fisher-Yates) for this
+     * call: position k < live holds the index of the k-th op to try. */
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++)
+        if (op_is_live(&ops[i]))
+            priv(&ops[live++])->order = i;
+    if (live == 0)
+        return select_nothing(ops, block, deadline);
+    for (size_t k = live - 1; k > 0; k--) {
         size_t j = (size_t)(next_random() % (k + 1));
         uintptr_t t = priv(&ops[k])->order;
         priv(&ops[k])->order = priv(&ops[j])->order;
@@ -156,7 +194,7 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
     }
 
     for (;;) {
-        for (size_t k = 0; k < n; k++) {
+        for (size_t k = 0; k < live; k++) {
             size_t i = priv(&ops[k])->order;
             int rc = op_try(&ops[i]);
             if (rc != WOULD_BLOCK) {
@@ -174,7 +212,7 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
         ox__ctx_init(&cx);
         size_t registered = 0;
         bool ready = false;
-        while (registered < n && !ready) {
+        while (registered < live && !ready) {
             size_t i = priv(&ops[registered])->order;
             registered++;
             ready = op_register(&ops[i], &cx);
@@ -190,7 +228,8 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
 
         if (sel == OX__SEL_ABORTED || sel == OX__SEL_DISCONNECTED)
             continue; /* try again: a disconnected op reports it then */
-        for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < registered; k++) {
+            size_t i = priv(&ops[k])->order;
             if ((uintptr_t)&priv(&ops[i])->w != sel)
                 continue;
             if (op_chan(&ops[i])->flavor == OX__FLAVOR_ZERO) {

@@ -527,6 +527,24 @@ void ox__lockdep_before_block(const void *lock, const ox__lock_ops *ops, const c
     add_edges(lock, ops, file, line, true);
 }
 
+void ox__lockdep_blocks_forever(const char *what, const void *object)
+{
+    uint32_t depth;
+    const ox__unwind_entry *held = ox__held_entries(&depth);
+    fflush(stdout);
+    fprintf(stderr, "oxide lockdep: thread '%s' (id %llu) blocks forever: %s %p\n",
+            ox__thread_current_name_or_unnamed(),
+            (unsigned long long)ox_thread_id(ox_thread_current()), what, object);
+    for (uint32_t i = depth; i-- > 0;)
+        if (held[i].kind == OX__ENTRY_LOCK)
+            fprintf(stderr, "     while holding %s %p\n       acquired at %s:%d\n",
+                    held[i].u.lock_ops->kind, held[i].object, held[i].file ? held[i].file : "?",
+                    held[i].line);
+    fflush(stderr);
+    if (atomic_load_explicit(&lockdep_mode, memory_order_relaxed) == OX_LOCKDEP_ABORT)
+        ox_abort("lockdep", "aborting: a thread would block forever (OX_LOCKDEP=abort)");
+}
+
 /* ---- public ---- */
 
 int ox_lockdep_enable(ox_lockdep_mode mode)

@@ -48,4 +48,10 @@ static inline void ox__lockdep_retire(const void *lock)
 /* For tests: the bytes the checker's graphs and maps hold allocated. */
 size_t ox__lockdep_bytes(void);
 
+/* The calling thread is about to block on something nothing can ever end
+ * (what: e.g. "select with no live cases"): reports it, with the locks the
+ * thread holds, and aborts in OX_LOCKDEP=abort mode. Not a cycle: the
+ * checker stays on. */
+OX_COLD void ox__lockdep_blocks_forever(const char *what, const void *object);
+
 #endif
