@@ -18,6 +18,18 @@
  * task, not its worker, and is a cancellation point: once the task is
  * aborted, a call that would wait returns OX_ECANCELED instead.
  *
+ * Zero-size messages (Rust's Sender<()>, Go's chan struct{}): an element
+ * size of 0 makes a channel of bare signals ("done", "tick", "stop"). It
+ * carries a count and no bytes: every flavor, timeout, select and
+ * disconnection works as for any size, no buffer memory grows with the
+ * messages (a bounded or unbounded one is a counter in the channel itself),
+ * and the message pointers may be NULL (nothing is read or written):
+ *
+ *   ox_channel(0, OX_UNBOUNDED, &stop_tx, &stop_rx);
+ *   ox_sender_send(stop_tx, NULL);   ...   ox_receiver_recv(stop_rx, NULL);
+ *
+ * As with any message, a send happens-before the receive that takes it.
+ *
  * Flavors, chosen by the capacity:
  *   OX_UNBOUNDED  send never blocks (a linked list of blocks);
  *   N >= 1        send blocks while N messages are buffered (a ring of slots);
@@ -48,8 +60,9 @@
  * clone recycled that very handle, which is then valid again). Not checked:
  * using a handle after its channel was freed (every handle of both kinds
  * dropped): that memory is gone, and AddressSanitizer reports it. A NULL
- * message buffer aborts too. Bad values (zero element size, negative timeout)
- * return OX_EINVAL.
+ * message buffer aborts too (it is fine for zero-size messages). Bad values
+ * (negative timeout, a capacity whose buffer would not fit in memory) return
+ * OX_EINVAL.
  *
  * Blocking calls spin briefly, then yield, then sleep on a futex: a hand-off
  * between two running threads usually costs no system call.
@@ -71,12 +84,13 @@ typedef struct ox_sender ox_sender;
 typedef struct ox_receiver ox_receiver;
 
 typedef struct ox_channel_options {
-    size_t elem_size; /* bytes per message, > 0 */
+    size_t elem_size; /* bytes per message; 0: bare signals (see above) */
     size_t capacity;  /* OX_UNBOUNDED, 0 (rendezvous) or N */
     /* Called on each message still buffered when the last receiver is
      * dropped (by the thread dropping it), so none is leaked. NULL: nothing
      * to destroy. Never called on messages that were received, or whose
-     * send failed. If it panics, the drop still finishes on the way out
+     * send failed. Zero-size messages: called once per message, with NULL.
+     * If it panics, the drop still finishes on the way out
      * (Rust's mpmc leaks here instead): the remaining messages are
      * destroyed, the receivers' side is finished so that the channel is
      * freed with the last sender, and then the panic goes on to its catch
@@ -86,8 +100,8 @@ typedef struct ox_channel_options {
 } ox_channel_options;
 
 /* Creates a channel and hands out its first sender and receiver (both owned
- * by the caller). Returns 0; OX_EINVAL if elem_size is 0, tx or rx is NULL, or
- * the capacity times the element size overflows; ENOMEM. */
+ * by the caller). Returns 0; OX_EINVAL if tx or rx is NULL, or the capacity
+ * times the element size overflows; ENOMEM. elem_size may be 0. */
 OX_MUST_USE int ox_channel(size_t elem_size, size_t capacity, ox_sender **tx, ox_receiver **rx);
 OX_MUST_USE int ox_channel_with(const ox_channel_options *options, ox_sender **tx,
                                 ox_receiver **rx);
@@ -104,7 +118,8 @@ OX_MUST_USE ox_receiver *ox_receiver_clone(ox_receiver *rx);
 void ox_sender_drop(ox_sender *tx);
 void ox_receiver_drop(ox_receiver *rx);
 
-/* ---- sending: msg points to elem_size bytes, borrowed (copied in) ----
+/* ---- sending: msg points to elem_size bytes, borrowed (copied in); NULL
+ * is allowed only when elem_size is 0 ----
  * Return 0 once the value is in the channel (for a rendezvous channel: once a
  * receiver has taken it). OX_EDISCONNECTED: every receiver is gone; nothing
  * was copied, the value is still the caller's. */
@@ -120,7 +135,8 @@ OX_MUST_USE int ox_sender_send_timeout(ox_sender *tx, const void *msg, ox_nanos 
 /* Blocks until the deadline at most; one in the past tries once. */
 OX_MUST_USE int ox_sender_send_deadline(ox_sender *tx, const void *msg, ox_instant deadline);
 
-/* ---- receiving: out points to elem_size writable bytes ----
+/* ---- receiving: out points to elem_size writable bytes (NULL allowed
+ * when elem_size is 0) ----
  * Return 0 with the message copied to out. OX_EDISCONNECTED: every sender is
  * gone and nothing is buffered (out untouched). */
 

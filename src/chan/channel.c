@@ -7,10 +7,12 @@ OX_COLD static _Noreturn void null_buffer(const char *function)
     ox_abort(function, "NULL message buffer");
 }
 
+/* A NULL buffer is fine for zero-size messages (nothing is copied); the
+ * element size is only looked at when the pointer is NULL. */
 static inline ox__chan *sender_checked(const ox_sender *tx, const void *msg, const char *function)
 {
     ox__chan *c = ox__sender_chan(tx, function);
-    if (OX_UNLIKELY(!msg))
+    if (OX_UNLIKELY(!msg) && c->elem_size != 0)
         null_buffer(function);
     return c;
 }
@@ -19,7 +21,7 @@ static inline ox__chan *receiver_checked(const ox_receiver *rx, const void *out,
                                          const char *function)
 {
     ox__chan *c = ox__receiver_chan(rx, function);
-    if (OX_UNLIKELY(!out))
+    if (OX_UNLIKELY(!out) && c->elem_size != 0)
         null_buffer(function);
     return c;
 }
@@ -162,6 +164,8 @@ static size_t chan_len(const ox__chan *c)
         return ox__array_len(c);
     case OX__FLAVOR_LIST:
         return ox__list_len(c);
+    case OX__FLAVOR_COUNT:
+        return ox__count_len(c);
     default:
         return 0;
     }
@@ -174,6 +178,8 @@ static bool chan_is_empty(const ox__chan *c)
         return ox__array_is_empty(c);
     case OX__FLAVOR_LIST:
         return ox__list_is_empty(c);
+    case OX__FLAVOR_COUNT:
+        return ox__count_is_empty(c);
     default:
         return true;
     }
@@ -186,6 +192,8 @@ static bool chan_is_full(const ox__chan *c)
         return ox__array_is_full(c);
     case OX__FLAVOR_LIST:
         return false;
+    case OX__FLAVOR_COUNT:
+        return ox__count_is_full(c);
     default:
         return true;
     }

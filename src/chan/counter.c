@@ -26,12 +26,13 @@ _Static_assert(sizeof(ox__chan) <= 256, "an idle channel fits in 256 bytes");
 
 int ox_channel_with(const ox_channel_options *options, ox_sender **tx, ox_receiver **rx)
 {
-    if (!options || !tx || !rx || options->elem_size == 0)
+    if (!options || !tx || !rx)
         return OX_EINVAL;
     size_t elem = options->elem_size, cap = options->capacity;
-    uint8_t flavor = cap == OX_UNBOUNDED ? OX__FLAVOR_LIST
-                     : cap == 0          ? OX__FLAVOR_ZERO
-                                         : OX__FLAVOR_ARRAY;
+    uint8_t flavor = cap == 0              ? OX__FLAVOR_ZERO
+                     : elem == 0           ? OX__FLAVOR_COUNT
+                     : cap == OX_UNBOUNDED ? OX__FLAVOR_LIST
+                                           : OX__FLAVOR_ARRAY;
     size_t extra = 0, slot = 0;
     if (flavor == OX__FLAVOR_ARRAY) {
         if (elem > SIZE_MAX / 2 || cap > SIZE_MAX / 8)
@@ -135,7 +136,8 @@ static void free_channel(ox__chan *c)
     case OX__FLAVOR_LIST:
         ox__list_free_messages(c);
         break;
-    default:
+    default: /* rendezvous: nothing buffered; zero-size: the last receiver
+                took the count */
         break;
     }
     for (ox__handle *h = c->graveyard, *next; h; h = next) {
@@ -194,6 +196,9 @@ static void last_of_side(ox__chan *c, bool senders)
             ox__list_disconnect_senders(c);
         else
             ox__list_disconnect_receivers(c);
+        break;
+    case OX__FLAVOR_COUNT:
+        ox__count_disconnect(c, !senders);
         break;
     default:
         ox__zero_disconnect(c);

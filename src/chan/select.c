@@ -94,6 +94,13 @@ static bool op_register(ox_select_op *op, ox__ctx *cx)
         }
         ox__sync_waker_register(&c->senders_w, e, cx);
         return !ox__array_is_full(c) || ox__array_is_disconnected(c);
+    case OX__FLAVOR_COUNT:
+        if (op->rx) {
+            ox__sync_waker_register(&c->receivers_w, e, cx);
+            return !ox__count_is_empty(c) || ox__count_is_disconnected(c);
+        }
+        ox__sync_waker_register(&c->senders_w, e, cx);
+        return !ox__count_is_full(c) || ox__count_is_disconnected(c);
     case OX__FLAVOR_LIST:
         if (op->rx) {
             ox__sync_waker_register(&c->receivers_w, e, cx);
@@ -124,6 +131,7 @@ static void op_unregister(ox_select_op *op)
     switch (c->flavor) {
     case OX__FLAVOR_ARRAY:
     case OX__FLAVOR_LIST:
+    case OX__FLAVOR_COUNT:
         ox__sync_waker_unregister(op->rx ? &c->receivers_w : &c->senders_w, e);
         break;
     default:

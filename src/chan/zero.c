@@ -10,7 +10,8 @@
  * packet and waits: whoever claims it does the copy before the unpark, and
  * the waiter does not return before that unpark (waker.h), so the copy
  * always targets a live stack frame, and a send that returns 0 has had its
- * value taken.
+ * value taken. A channel of zero-size messages works the same way with
+ * nothing to copy (its buffers may be NULL).
  */
 #include "chan_internal.h"
 
@@ -24,6 +25,14 @@ void ox__zero_lock(ox__chan *c)
 void ox__zero_unlock(ox__chan *c)
 {
     ox__spin_unlock(OX__ZERO_LOCK(c));
+}
+
+/* memcpy, except that a zero-size message may come with NULL buffers
+ * (memcpy's pointers must be valid even for 0 bytes). */
+static inline void copy_packet(const ox__chan *c, void *dst, const void *src)
+{
+    if (c->elem_size != 0)
+        memcpy(dst, src, c->elem_size);
 }
 
 bool ox__zero_is_disconnected(const ox__chan *c)
@@ -74,7 +83,7 @@ int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
     ox__waiter *r = ox__waker_try_select(OX__ZERO_RECEIVERS(c));
     if (r) {
         ox__zero_unlock(c);
-        memcpy(r->packet, msg, c->elem_size);
+        copy_packet(c, r->packet, msg);
         /* Release (inside unpark): the copy happens-before the receiver
          * returns with it. */
         ox__parker_unpark(&r->cx->parker);
@@ -103,7 +112,7 @@ int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
     ox__waiter *s = ox__waker_try_select(OX__ZERO_SENDERS(c));
     if (s) {
         ox__zero_unlock(c);
-        memcpy(out, s->packet, c->elem_size);
+        copy_packet(c, out, s->packet);
         /* Release: our read of the sender's buffer is done before it may
          * reuse it. */
         ox__parker_unpark(&s->cx->parker);
