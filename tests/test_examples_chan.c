@@ -68,3 +68,29 @@ OX_TEST(example_12_shutdown_output)
                    "All workers stopped cleanly.\n");
     free(out);
 }
+
+OX_TEST(example_12_select_signals_output)
+{
+    int status;
+    char *out = run_example("12_select_signals", &status);
+    CHECK(out != NULL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The two feeds drain in either order; everything after is ordered by
+     * the zero-size signals. */
+    long evens = line_at(out, "collector: evens drained, case switched off");
+    long odds = line_at(out, "collector: odds drained, case switched off");
+    long sending = line_at(out, "main: feeds drained, sending the stop signal");
+    long got = line_at(out, "collector: stop signal received");
+    long sum = line_at(out, "collector: 20 numbers, sum 190");
+    long stopped = line_at(out, "main: collector stopped");
+    CHECK(evens >= 0 && odds >= 0);
+    CHECK(sending > evens && sending > odds);
+    CHECK(got > sending);
+    CHECK(sum > got);
+    CHECK(stopped > sum);
+    int lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    CHECK_EQ(lines, 6);
+    free(out);
+}
