@@ -312,10 +312,11 @@ static void check_channel()
     CHECK(ox_channel(sizeof(int), OX_UNBOUNDED, &tx2, &rx2) == 0);
     int seven = 7, got = 0;
     CHECK(ox_sender_send(tx2, &seven) == 0);
-    ox_select_op ops[] = {OX_SELECT_RECV(rx1, &got), OX_SELECT_RECV(rx2, &got)};
+    ox_select_op ops[] = {OX_SELECT_NEVER, OX_SELECT_RECV(rx1, &got), OX_SELECT_RECV(rx2, &got)};
     size_t index = 99;
-    CHECK(ox_select_timeout(ops, 2, OX_SECS(10), &index) == 0);
-    CHECK(index == 1 && got == 7);
+    CHECK(ox_select_timeout(ops, 3, OX_SECS(10), &index) == 0);
+    CHECK(index == 2 && got == 7);
+    CHECK(ox_select_try(ops, 1, &index) == OX_EBUSY); /* only the disabled case */
     ox_sender_drop(tx1);
     ox_sender_drop(tx2);
     ox_receiver_drop(rx1);
