@@ -249,10 +249,11 @@ bool ox_receiver_is_full(const ox_receiver *rx);
  * The empty select. With no live op (n == 0, or all disabled) nothing can
  * ever complete: ox_select_try returns OX_EBUSY (Go's `select { default: }`);
  * ox_select_timeout / _deadline wait until the deadline, then return
- * OX_ETIMEDOUT; ox_select blocks forever (Go's `select {}`). That is almost
- * always a bug, so it is made visible: ox_dump_blocked_threads shows the
- * thread as blocked on "select with no live cases", and the lock-order
- * checker, when on, reports it as it starts (OX_LOCKDEP=abort aborts).
+ * OX_ETIMEDOUT; ox_select blocks forever (Go's `select {}`; in a task, until
+ * the task is aborted: OX_ECANCELED). That is almost always a bug, so it is
+ * made visible: ox_dump_blocked_threads shows the thread as blocked on
+ * "select with no live cases", and the lock-order checker, when on, reports
+ * it as it starts (OX_LOCKDEP=abort aborts).
  */
 typedef struct ox_select_op {
     ox_sender *tx;     /* a send: the sender (rx NULL) */

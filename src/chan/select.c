@@ -159,10 +159,13 @@ static void check_ops(ox_select_op *ops, size_t n, const char *function)
     }
 }
 
-static const ox__wait_site site_no_live_cases = {.what = "select with no live cases"};
+/* A cancellation point in a task, as the other selects. */
+static const ox__wait_site site_no_live_cases = {.what = "select with no live cases",
+                                                 .cancellable = true};
 
 /* No op can ever complete: waits for the deadline (forever for
- * OX_INSTANT_NEVER), where the blocked-thread dump shows it. */
+ * OX_INSTANT_NEVER), where the blocked-thread dump shows it; in a task,
+ * until the task is aborted (OX_ECANCELED). */
 OX_COLD static int select_nothing(const ox_select_op *ops, bool block, ox_instant deadline)
 {
     if (!block)
@@ -171,12 +174,15 @@ OX_COLD static int select_nothing(const ox_select_op *ops, bool block, ox_instan
     if (deadline.ns == OX_INSTANT_NEVER.ns &&
         atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed))
         ox__lockdep_blocks_forever(site_no_live_cases.what, ops);
-    /* A word nobody else knows: only the deadline (or a spurious wake-up,
-     * hence the loop) ends the wait. */
+    /* A word nobody else knows: only the deadline, an abort of the task,
+     * or a spurious wake-up (hence the loop) ends the wait. */
     _Atomic uint32_t never = 0;
-    while (!ox__deadline_passed(deadline))
+    for (;;) {
+        int why = ox__chan_must_not_wait(deadline);
+        if (why != 0)
+            return why;
         ox__park_wait(&never, 0, deadline, &site_no_live_cases, ops);
-    return OX_ETIMEDOUT;
+    }
 }
 
 static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadline, size_t *index,
