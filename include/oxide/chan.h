@@ -204,6 +204,21 @@ OX_MUST_USE int ox_receiver_recv_deadline_sized(ox_receiver *rx, void *out, size
 size_t ox_sender_elem_size(const ox_sender *tx);
 size_t ox_receiver_elem_size(const ox_receiver *rx);
 
+/* The blocking receives are macros that pass their call site along, as
+ * ox_mutex_lock does: ox_dump_blocked_threads() shows it for a receiver
+ * that is blocked (oxide/check.h). The functions above stay callable (by
+ * address, or as (ox_receiver_recv)(rx, out)) and show no site. */
+#define ox_receiver_recv(rx, out) ox_receiver_recv_at((rx), (out), __FILE__, __LINE__)
+#define ox_receiver_recv_timeout(rx, out, timeout)                                                 \
+    ox_receiver_recv_timeout_at((rx), (out), (timeout), __FILE__, __LINE__)
+#define ox_receiver_recv_deadline(rx, out, deadline)                                               \
+    ox_receiver_recv_deadline_at((rx), (out), (deadline), __FILE__, __LINE__)
+OX_MUST_USE int ox_receiver_recv_at(ox_receiver *rx, void *out, const char *file, int line);
+OX_MUST_USE int ox_receiver_recv_timeout_at(ox_receiver *rx, void *out, ox_nanos timeout,
+                                            const char *file, int line);
+OX_MUST_USE int ox_receiver_recv_deadline_at(ox_receiver *rx, void *out, ox_instant deadline,
+                                             const char *file, int line);
+
 /* ---- state (a snapshot: other threads may change it at once) ---- */
 size_t ox_sender_len(const ox_sender *tx); /* messages buffered; 0 for rendezvous */
 size_t ox_receiver_len(const ox_receiver *rx);

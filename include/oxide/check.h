@@ -111,18 +111,39 @@ void ox_lock_class_forget(const void *lock);
 /* ---- Blocked-thread diagnosis ----
  * Prints every thread that is blocked in oxide right now: its name and id,
  * what it waits for (mutex, condvar, channel recv, park, ...) and the
- * object's address, where it was called from (the lock call's file:line,
- * for locks), and the oxide locks it holds with their acquisition sites.
- * The answer is a snapshot: a thread may wake up while it is printed. Does
- * not block on the threads it prints. Returns the number of blocked threads
- * printed. */
+ * object's address, where it was called from (the file:line of the lock
+ * call or of the channel receive), for a receiver how many senders of its
+ * channel are still alive (the usual cause of a hang: a sender nobody
+ * dropped), and the oxide locks it holds with their acquisition sites,
+ * newest first (the 16 newest; older ones are counted).
+ *
+ * Each thread's lines are one consistent snapshot: the dump copies a
+ * thread's record while that thread is held inside its wait (for the few
+ * loads the copy takes), so no entry is torn or half-updated. The dump as a
+ * whole is not one instant: a thread may wake or block while others are
+ * copied. Does not block on the threads it prints.
+ *
+ * Signal handlers: ox_dump_blocked_threads_fd() is async-signal-safe and
+ * may be called from any handler. It formats into a stack buffer and
+ * write(2)s. It never waits for a lock its own thread holds: if the
+ * handler interrupted this thread inside the thread registry (its own
+ * dump, or its thread start or exit bookkeeping), it writes a "skipped"
+ * line and returns -1. If another thread holds the registry, it waits for
+ * that thread's short critical section. ox_dump_blocked_threads() behaves
+ * the same, but writes through stdio, which is not async-signal-safe:
+ * call it from a handler only if nothing the handler can interrupt uses
+ * out; when it skips, it writes nothing to out.
+ *
+ * Both return the number of blocked threads printed, or -1 if skipped. */
 int ox_dump_blocked_threads(FILE *out);
+/* The same dump written to fd with write(2): async-signal-safe (above). */
+int ox_dump_blocked_threads_fd(int fd);
 
 /* Opts in to printing the same dump to stderr when the process receives
  * signo (e.g. SIGUSR1); 0 removes the handler again. Also switched on at
  * startup by the environment variable OX_DUMP_SIGNAL=USR1 (or a number).
- * The handler writes with write(2) and skips the dump rather than wait if
- * the thread registry is busy. Returns 0, or errno from sigaction. */
+ * The handler is ox_dump_blocked_threads_fd(STDERR_FILENO), saving errno.
+ * Returns 0, or errno from sigaction. */
 int ox_dump_on_signal(int signo);
 
 OX__API_END

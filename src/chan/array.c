@@ -191,7 +191,8 @@ static void spin_while_slot_unchanged(const ox__chan *c, const _Atomic size_t *p
 }
 
 static int send_slow(ox__chan *c, const void *msg, bool block, ox_instant deadline);
-static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline);
+static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                     int line);
 
 /* The fast paths: the slot at tail (head) is ready and the first claim
  * succeeds. Everything else (contention, full, empty, disconnected) goes to
@@ -212,7 +213,8 @@ int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline
     return send_slow(c, msg, block, deadline);
 }
 
-int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                   int line)
 {
     size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
     unsigned char *slot = slot_at(c, head & (c->mark_bit - 1));
@@ -222,7 +224,7 @@ int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
         read_slot(c, slot, head + c->one_lap, out);
         return 0;
     }
-    return recv_slow(c, out, block, deadline);
+    return recv_slow(c, out, block, deadline, file, line);
 }
 
 /* Whether a blocked sender / receiver should retry instead of sleeping. */
@@ -262,7 +264,7 @@ OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instan
         if (why != 0)
             return why;
 
-        ox__chan_wait(c, &c->senders_w, can_send, deadline, &ox__site_send);
+        ox__chan_wait(c, &c->senders_w, can_send, deadline, &ox__site_send, NULL, 0);
     }
 }
 
@@ -275,7 +277,8 @@ static size_t backlog(const ox__chan *c)
     return (tail & c->mark_bit) ? SIZE_MAX : messages_between(c, head, tail);
 }
 
-OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
+OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline,
+                             const char *file, int line)
 {
     unsigned char *slot;
     size_t stamp;
@@ -310,7 +313,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
         if (why != 0)
             return why;
 
-        ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv);
+        ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv, file, line);
     }
 }
 

@@ -90,7 +90,8 @@ typedef struct ox__chan {
  * the deadline (OX_ETIMEDOUT). OX_EDISCONNECTED as the public calls. */
 int ox__array_init(ox__chan *c);
 int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline);
-int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                   int line);
 size_t ox__array_len(const ox__chan *c);
 bool ox__array_is_empty(const ox__chan *c);
 bool ox__array_is_full(const ox__chan *c);
@@ -103,7 +104,8 @@ void ox__array_discard_messages(ox__chan *c);
 void ox__array_free_messages(ox__chan *c);
 
 int ox__list_send(ox__chan *c, const void *msg);
-int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                  int line);
 size_t ox__list_len(const ox__chan *c);
 bool ox__list_is_empty(const ox__chan *c);
 bool ox__list_is_disconnected(const ox__chan *c);
@@ -117,7 +119,8 @@ long ox__list_blocks_live(void);
 size_t ox__list_block_bytes(size_t elem_size);
 
 int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline);
-int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline);
+int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                  int line);
 void ox__zero_disconnect(ox__chan *c);
 /* For select, under the channel's lock. */
 void ox__zero_lock(ox__chan *c);
@@ -126,7 +129,7 @@ bool ox__zero_is_disconnected(const ox__chan *c);
 
 /* The zero-size flavor (count.c): no message bytes, so no msg / out. */
 int ox__count_send(ox__chan *c, bool block, ox_instant deadline);
-int ox__count_recv(ox__chan *c, bool block, ox_instant deadline);
+int ox__count_recv(ox__chan *c, bool block, ox_instant deadline, const char *file, int line);
 size_t ox__count_len(const ox__chan *c);
 bool ox__count_is_empty(const ox__chan *c);
 bool ox__count_is_full(const ox__chan *c);
@@ -195,17 +198,20 @@ static inline int ox__chan_send(ox__chan *c, const void *msg, bool block, ox_ins
     }
 }
 
-static inline int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+/* file:line: the receive's call site, shown by the blocked-thread dump if it
+ * blocks (NULL: not known). */
+static inline int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant deadline,
+                                const char *file, int line)
 {
     switch (c->flavor) {
     case OX__FLAVOR_ARRAY:
-        return ox__array_recv(c, out, block, deadline);
+        return ox__array_recv(c, out, block, deadline, file, line);
     case OX__FLAVOR_LIST:
-        return ox__list_recv(c, out, block, deadline);
+        return ox__list_recv(c, out, block, deadline, file, line);
     default:
         if (c->flavor == OX__FLAVOR_ZERO)
-            return ox__zero_recv(c, out, block, deadline);
-        return ox__count_recv(c, block, deadline);
+            return ox__zero_recv(c, out, block, deadline, file, line);
+        return ox__count_recv(c, block, deadline, file, line);
     }
 }
 
@@ -249,10 +255,13 @@ void ox__chan_wait_for_batch(const ox__chan *c, size_t batch, size_t (*backlog)(
  * empty: registers on w, re-checks with ready(c) (a peer that made room or
  * sent before seeing us registered did not wake us), waits until woken or
  * the deadline, and unregisters unless the waker already did (a notify
- * unlinks the entry it selects). The caller then retries its operation. */
+ * unlinks the entry it selects). The caller then retries its operation.
+ * file:line is the blocking call's site, for the blocked-thread dump. */
 static inline void ox__chan_wait(ox__chan *c, ox__sync_waker *w, bool (*ready)(const ox__chan *c),
-                                 ox_instant deadline, const ox__wait_site *site)
+                                 ox_instant deadline, const ox__wait_site *site, const char *file,
+                                 int line)
 {
+    ox__park_note_lock_site(c, file, line);
     ox__ctx cx;
     ox__ctx_init(&cx);
     ox__waiter e;

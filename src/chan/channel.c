@@ -49,27 +49,49 @@ int ox_sender_send_timeout(ox_sender *tx, const void *msg, ox_nanos timeout)
     return ox__chan_send(c, msg, true, ox_instant_after(timeout));
 }
 
-int ox_receiver_recv(ox_receiver *rx, void *out)
+int ox_receiver_recv_at(ox_receiver *rx, void *out, const char *file, int line)
 {
-    return ox__chan_recv(receiver_checked(rx, out, __func__), out, true, OX_INSTANT_NEVER);
+    return ox__chan_recv(receiver_checked(rx, out, "ox_receiver_recv"), out, true, OX_INSTANT_NEVER,
+                         file, line);
+}
+
+/* The functions behind the macros of the same name (chan.h), for callers
+ * that take their address or were built before the macros. */
+int(ox_receiver_recv)(ox_receiver *rx, void *out)
+{
+    return ox_receiver_recv_at(rx, out, NULL, 0);
 }
 
 int ox_receiver_try_recv(ox_receiver *rx, void *out)
 {
-    return ox__chan_recv(receiver_checked(rx, out, __func__), out, false, OX_INSTANT_NEVER);
+    return ox__chan_recv(receiver_checked(rx, out, __func__), out, false, OX_INSTANT_NEVER, NULL,
+                         0);
 }
 
-int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant deadline)
+int ox_receiver_recv_deadline_at(ox_receiver *rx, void *out, ox_instant deadline, const char *file,
+                                 int line)
 {
-    return ox__chan_recv(receiver_checked(rx, out, __func__), out, true, deadline);
+    return ox__chan_recv(receiver_checked(rx, out, "ox_receiver_recv_deadline"), out, true,
+                         deadline, file, line);
 }
 
-int ox_receiver_recv_timeout(ox_receiver *rx, void *out, ox_nanos timeout)
+int(ox_receiver_recv_deadline)(ox_receiver *rx, void *out, ox_instant deadline)
 {
-    ox__chan *c = receiver_checked(rx, out, __func__);
+    return ox_receiver_recv_deadline_at(rx, out, deadline, NULL, 0);
+}
+
+int ox_receiver_recv_timeout_at(ox_receiver *rx, void *out, ox_nanos timeout, const char *file,
+                                int line)
+{
+    ox__chan *c = receiver_checked(rx, out, "ox_receiver_recv_timeout");
     if (timeout < 0)
         return OX_EINVAL;
-    return ox__chan_recv(c, out, true, ox_instant_after(timeout));
+    return ox__chan_recv(c, out, true, ox_instant_after(timeout), file, line);
+}
+
+int(ox_receiver_recv_timeout)(ox_receiver *rx, void *out, ox_nanos timeout)
+{
+    return ox_receiver_recv_timeout_at(rx, out, timeout, NULL, 0);
 }
 
 /* ---- with the caller's element size, checked at every call ---- */
@@ -124,12 +146,14 @@ int ox_sender_send_deadline_sized(ox_sender *tx, const void *msg, size_t size, o
 
 int ox_receiver_recv_sized(ox_receiver *rx, void *out, size_t size)
 {
-    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, true, OX_INSTANT_NEVER);
+    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, true, OX_INSTANT_NEVER, NULL,
+                         0);
 }
 
 int ox_receiver_try_recv_sized(ox_receiver *rx, void *out, size_t size)
 {
-    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, false, OX_INSTANT_NEVER);
+    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, false, OX_INSTANT_NEVER,
+                         NULL, 0);
 }
 
 int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size, ox_nanos timeout)
@@ -137,12 +161,12 @@ int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size, ox_n
     ox__chan *c = receiver_sized(rx, out, size, __func__);
     if (timeout < 0)
         return OX_EINVAL;
-    return ox__chan_recv(c, out, true, ox_instant_after(timeout));
+    return ox__chan_recv(c, out, true, ox_instant_after(timeout), NULL, 0);
 }
 
 int ox_receiver_recv_deadline_sized(ox_receiver *rx, void *out, size_t size, ox_instant deadline)
 {
-    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, true, deadline);
+    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, true, deadline, NULL, 0);
 }
 
 size_t ox_sender_elem_size(const ox_sender *tx)

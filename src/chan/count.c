@@ -93,7 +93,7 @@ static bool can_recv(const ox__chan *c)
  * w until woken or the deadline, and try again. */
 static int run(ox__chan *c, int (*attempt)(ox__chan *c), int would_block, bool block,
                ox_instant deadline, ox__sync_waker *w, bool (*ready)(const ox__chan *c),
-               const ox__wait_site *site)
+               const ox__wait_site *site, const char *file, int line)
 {
     for (;;) {
         ox__backoff b = {0};
@@ -110,18 +110,20 @@ static int run(ox__chan *c, int (*attempt)(ox__chan *c), int would_block, bool b
         int why = ox__chan_must_not_wait(deadline); /* cancelled, or too late */
         if (why != 0)
             return why;
-        ox__chan_wait(c, w, ready, deadline, site);
+        ox__chan_wait(c, w, ready, deadline, site, file, line);
     }
 }
 
 int ox__count_send(ox__chan *c, bool block, ox_instant deadline)
 {
-    return run(c, try_send, OX_EFULL, block, deadline, &c->senders_w, can_send, &ox__site_send);
+    return run(c, try_send, OX_EFULL, block, deadline, &c->senders_w, can_send, &ox__site_send,
+               NULL, 0);
 }
 
-int ox__count_recv(ox__chan *c, bool block, ox_instant deadline)
+int ox__count_recv(ox__chan *c, bool block, ox_instant deadline, const char *file, int line)
 {
-    return run(c, try_recv, OX_EEMPTY, block, deadline, &c->receivers_w, can_recv, &ox__site_recv);
+    return run(c, try_recv, OX_EEMPTY, block, deadline, &c->receivers_w, can_recv, &ox__site_recv,
+               file, line);
 }
 
 size_t ox__count_len(const ox__chan *c)

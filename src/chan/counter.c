@@ -14,12 +14,25 @@
 #include "chan_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A blocked receiver's channel, for the blocked-thread dump: alive, since
+ * the receiver holds a handle while it waits. A receiver that hangs usually
+ * waits for a sender that nobody dropped. */
+static void describe_recv(const void *object, char *buf, size_t size)
+{
+    const ox__chan *c = object;
+    /* Relaxed: a diagnostic count, read once. */
+    uint32_t n = atomic_load_explicit(&c->senders, memory_order_relaxed);
+    snprintf(buf, size, "%u sender%s still alive", (unsigned)n, n == 1 ? "" : "s");
+}
+
 /* Cancellation points: an aborted task's wait here ends (see waker.c). */
 const ox__wait_site ox__site_send = {.what = "channel send", .cancellable = true};
-const ox__wait_site ox__site_recv = {.what = "channel recv", .cancellable = true};
+const ox__wait_site ox__site_recv = {
+    .what = "channel recv", .cancellable = true, .describe = describe_recv};
 const ox__wait_site ox__site_select = {.what = "channel select", .cancellable = true};
 
 _Static_assert(sizeof(ox__chan) <= 256, "an idle channel fits in 256 bytes");

@@ -346,12 +346,14 @@ int ox__list_send(ox__chan *c, const void *msg)
     return send_slow(c, msg);
 }
 
-static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline);
+static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                     int line);
 
 /* The fast path: a message is there (tail is past head), not at a block's
  * last slot (its claimer moves head to the next block), and the first claim
  * succeeds. The rest is start_recv, which explains the orderings. */
-int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                  int line)
 {
     size_t head = atomic_load_explicit(&c->head, memory_order_acquire);
     struct ox__block *b = atomic_load_explicit(&c->head_block, memory_order_acquire);
@@ -380,7 +382,7 @@ int ox__list_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
             return 0;
         }
     }
-    return recv_slow(c, out, block, deadline);
+    return recv_slow(c, out, block, deadline, file, line);
 }
 
 /* Whether a blocked receiver should retry instead of sleeping. */
@@ -415,7 +417,8 @@ static size_t backlog(const ox__chan *c)
     return (tail & MARK_BIT) ? SIZE_MAX : messages_between(head, tail);
 }
 
-OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline)
+OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant deadline,
+                             const char *file, int line)
 {
     struct ox__block *b;
     size_t offset;
@@ -455,7 +458,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
         if (why != 0)
             return why;
 
-        ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv);
+        ox__chan_wait(c, &c->receivers_w, can_recv, deadline, &ox__site_recv, file, line);
     }
 }
 

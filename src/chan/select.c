@@ -73,7 +73,7 @@ enum { WOULD_BLOCK = -1 };
 static int op_try(ox_select_op *op)
 {
     int rc = op->tx ? ox__chan_send(op_chan(op), op->buf, false, OX_INSTANT_NEVER)
-                    : ox__chan_recv(op_chan(op), op->buf, false, OX_INSTANT_NEVER);
+                    : ox__chan_recv(op_chan(op), op->buf, false, OX_INSTANT_NEVER, NULL, 0);
     return rc == OX_EFULL || rc == OX_EEMPTY ? WOULD_BLOCK : rc;
 }
 

@@ -106,7 +106,8 @@ int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
     return wait_as(c, OX__ZERO_SENDERS(c), &e, &cx, deadline, &ox__site_send);
 }
 
-int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
+int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const char *file,
+                  int line)
 {
     ox__zero_lock(c);
     ox__waiter *s = ox__waker_try_select(OX__ZERO_SENDERS(c));
@@ -125,6 +126,7 @@ int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline)
     ox__ctx_init(&cx);
     ox__waiter e;
     ox__waker_register(OX__ZERO_RECEIVERS(c), &e, &cx, out);
+    ox__park_note_lock_site(c, file, line);
     return wait_as(c, OX__ZERO_RECEIVERS(c), &e, &cx, deadline, &ox__site_recv);
 }
 

@@ -22,6 +22,7 @@ enum { LINE_MAX_BYTES = 512 };
 typedef struct sink {
     FILE *file; /* or, when NULL: */
     int fd;
+    bool header_done;
 } sink;
 
 static void emit_line(const sink *out, const char *line, int n)
@@ -58,24 +59,41 @@ static void print_one(const ox__blocked_info *b, void *ctx)
          (unsigned long long)b->id, b->site->what, b->object);
     if (b->file != NULL)
         EMIT(out, ", called at %s:%d", b->file, b->line);
+    if (b->detail[0] != '\0')
+        EMIT(out, " (%s)", b->detail);
     EMIT(out, "\n");
-    const ox__unwind_state *s = b->held;
-    uint32_t depth = s != NULL ? s->depth : 0;
-    for (uint32_t i = depth; i-- > 0;) {
-        const ox__unwind_entry *e = &s->entries[i];
-        if (e->kind != OX__ENTRY_LOCK)
-            continue;
-        EMIT(out, "    holding %s %p, locked at %s:%d\n", e->u.lock_ops->kind, e->object,
-             e->file ? e->file : "?", e->line);
+    uint32_t shown = b->held_count < OX__BLOCKED_HELD_MAX ? b->held_count : OX__BLOCKED_HELD_MAX;
+    for (uint32_t i = 0; i < shown; i++) {
+        const ox__blocked_lock *h = &b->held[i];
+        EMIT(out, "    holding %s %p, locked at %s:%d\n", h->kind, h->object,
+             h->file ? h->file : "?", h->line);
     }
+    if (shown < b->held_count)
+        EMIT(out, "    ... and %u older locks\n", (unsigned)(b->held_count - shown));
 }
 
-static int dump(const sink *out, bool try_only)
+static void print_header(sink *out)
 {
-    EMIT(out, "oxide: threads blocked in oxide:\n");
-    int n = ox__park_visit_blocked(try_only, print_one, (void *)out);
+    if (!out->header_done)
+        EMIT(out, "oxide: threads blocked in oxide:\n");
+    out->header_done = true;
+}
+
+static void print_blocked(const ox__blocked_info *b, void *ctx)
+{
+    print_header(ctx);
+    print_one(b, ctx);
+}
+
+static int dump(sink *out)
+{
+    int n = ox__park_visit_blocked(print_blocked, out);
+    if (n < 0 && out->file != NULL)
+        return n; /* a handler on a thread that may be inside stdio: write nothing */
+    print_header(out);
     if (n < 0)
-        EMIT(out, "  (skipped: the thread registry is busy; send the signal again)\n");
+        EMIT(out, "  (skipped: this thread is inside the thread registry: a signal handler "
+                  "interrupted its own dump, start or exit)\n");
     else if (n == 0)
         EMIT(out, "  (none)\n");
     return n;
@@ -86,18 +104,25 @@ int ox_dump_blocked_threads(FILE *out)
     if (out == NULL)
         ox_abort("ox_dump_blocked_threads", "NULL stream");
     sink s = {.file = out};
-    int n = dump(&s, false);
-    fflush(out);
-    return n < 0 ? 0 : n;
+    int n = dump(&s);
+    if (n >= 0)
+        fflush(out);
+    return n;
+}
+
+int ox_dump_blocked_threads_fd(int fd)
+{
+    int saved = errno;
+    sink s = {.fd = fd};
+    int n = dump(&s);
+    errno = saved;
+    return n;
 }
 
 static void on_dump_signal(int signo)
 {
     (void)signo;
-    int saved = errno;
-    sink s = {.fd = STDERR_FILENO};
-    dump(&s, true);
-    errno = saved;
+    ox_dump_blocked_threads_fd(STDERR_FILENO);
 }
 
 int ox_dump_on_signal(int signo)

@@ -16,19 +16,32 @@
 #include "../sys/sys.h"
 #include "thread_internal.h"
 
+#include <signal.h>
+
 /* ---- the registry of blocked threads ----
  * Each thread's record is thread-local; it is linked into the list the
  * first time the thread blocks (a blocking call is slow anyway) and
  * unlinked by ox__park_thread_exit before the thread's storage goes away.
  * The list is guarded by a spinlock, not a futex lock: a signal handler
- * must be able to try it, and it is held only for a few pointer writes or
- * one dump. The owner writes its record's plain fields before publishing
- * site with a release store; a dumper reads site with acquire, then the
- * rest (a snapshot: the thread may wake while it is printed). */
+ * must be able to take it, and it is held only for a few pointer writes or
+ * one dump.
+ *
+ * Reading another thread's record: a dumper *pins* the record, then loads
+ * site. The owner, leaving ox__park_wait, clears site and then waits until
+ * the record is unpinned. Both pairs are seq_cst, so either the dumper sees
+ * site NULL (and reads nothing) or the owner sees the pin (and stays in
+ * ox__park_wait until the dumper is done). While pinned with site set, the
+ * owner is inside ox__park_wait: its record, its held-lock record and the
+ * object it waits on (a channel it holds a handle to) cannot change or go
+ * away, so the dumper copies them whole, with no torn entry. The owner
+ * wrote them before its release store of site, which the dumper's load
+ * acquires; the dumper's release unpin pairs with the owner's acquire load
+ * of pins, ordering the dumper's reads before the owner's next writes. */
 typedef struct wait_record {
     _Atomic(const ox__wait_site *) site; /* non-NULL while in ox__park_wait */
     _Atomic(const void *) object;
-    const void *lock; /* from ox__park_note_lock_site */
+    _Atomic uint32_t pins; /* dumpers reading this record right now */
+    const void *lock;      /* from ox__park_note_lock_site */
     const char *file;
     int line;
     const char *name;
@@ -42,6 +55,9 @@ typedef struct wait_record {
 static _Thread_local wait_record my_record;
 static wait_record *registry_head;
 static atomic_flag registry_busy = ATOMIC_FLAG_INIT;
+/* Set while this thread holds (or is taking) the registry lock: a signal
+ * handler on the same thread must not wait for it. */
+static _Thread_local volatile sig_atomic_t in_registry;
 
 static bool registry_try_lock(void)
 {
@@ -51,6 +67,10 @@ static bool registry_try_lock(void)
 
 static void registry_lock(void)
 {
+    in_registry = 1;
+    /* Compiler-only: the flag is set before the lock is tried, as a signal
+     * handler on this thread sees it. */
+    atomic_signal_fence(memory_order_seq_cst);
     while (!registry_try_lock())
         ox__sys_yield();
 }
@@ -60,6 +80,8 @@ static void registry_unlock(void)
     /* Release: our registry changes happen-before the next holder's
      * acquire in registry_try_lock. */
     atomic_flag_clear_explicit(&registry_busy, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    in_registry = 0;
 }
 
 OX_COLD static void registry_link(wait_record *r)
@@ -103,37 +125,66 @@ void ox__park_note_lock_site(const void *lock, const char *file, int line)
     r->line = line;
 }
 
-int ox__park_visit_blocked(bool try_only, void (*fn)(const ox__blocked_info *, void *), void *ctx)
+/* Copies r into info if its thread is blocked; false if it is not. */
+static bool snapshot(wait_record *r, ox__blocked_info *info)
 {
-    if (try_only) {
-        if (!registry_try_lock())
-            return -1;
-    } else {
-        registry_lock();
-    }
-    int count = 0;
-    for (const wait_record *r = registry_head; r != NULL; r = r->next) {
-        /* Acquire: pairs with the release store in ox__park_wait; the
-         * record's plain fields and the held-lock record are as the thread
-         * left them when it blocked. */
-        const ox__wait_site *site = atomic_load_explicit(&r->site, memory_order_acquire);
-        if (site == NULL)
-            continue;
+    /* SeqCst, both: see "Reading another thread's record" above. */
+    atomic_fetch_add_explicit(&r->pins, 1, memory_order_seq_cst);
+    const ox__wait_site *site = atomic_load_explicit(&r->site, memory_order_seq_cst);
+    if (site != NULL) {
+        /* Relaxed: stored before site, which we loaded seq_cst (acquire). */
         const void *object = atomic_load_explicit(&r->object, memory_order_relaxed);
-        ox__blocked_info info = {
+        *info = (ox__blocked_info){
             .name = r->name,
             .id = r->id,
             .site = site,
             .object = object,
             .file = r->lock == object ? r->file : NULL, /* a stale site is not shown */
             .line = r->line,
-            .held = r->held,
         };
+        if (site->describe != NULL)
+            site->describe(object, info->detail, sizeof info->detail);
+        const ox__unwind_state *s = r->held;
+        for (uint32_t i = s->depth; i-- > 0;) {
+            const ox__unwind_entry *e = &s->entries[i];
+            if (e->kind != OX__ENTRY_LOCK)
+                continue;
+            if (info->held_count < OX__BLOCKED_HELD_MAX)
+                info->held[info->held_count] =
+                    (ox__blocked_lock){e->object, e->u.lock_ops->kind, e->file, e->line};
+            info->held_count++;
+        }
+    }
+    /* Release: our reads above happen-before the owner's acquire load of
+     * pins that lets it leave ox__park_wait. */
+    atomic_fetch_sub_explicit(&r->pins, 1, memory_order_release);
+    return site != NULL;
+}
+
+int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *ctx)
+{
+    if (in_registry)
+        return -1; /* we interrupted this very thread inside the registry */
+    registry_lock();
+    int count = 0;
+    ox__blocked_info info;
+    for (wait_record *r = registry_head; r != NULL; r = r->next) {
+        if (!snapshot(r, &info))
+            continue;
         fn(&info, ctx);
         count++;
     }
     registry_unlock();
     return count;
+}
+
+/* The owner leaves ox__park_wait only when no dumper is reading its record:
+ * a dumper's copy is a handful of loads, so this yields at most briefly. */
+OX_COLD static void wait_unpinned(wait_record *r)
+{
+    /* Acquire: pairs with the dumper's release unpin in snapshot(). */
+    while (atomic_load_explicit(&r->pins, memory_order_acquire) != 0)
+        ox__sys_yield();
 }
 
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
@@ -151,7 +202,10 @@ int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline
      * a dumper's acquire load of site. */
     atomic_store_explicit(&r->site, site, memory_order_release);
     int rc = ox__sys_futex_wait(word, expected, deadline.ns);
-    atomic_store_explicit(&r->site, NULL, memory_order_relaxed);
+    /* SeqCst, both: see "Reading another thread's record" above. */
+    atomic_store_explicit(&r->site, NULL, memory_order_seq_cst);
+    if (OX_UNLIKELY(atomic_load_explicit(&r->pins, memory_order_seq_cst) != 0))
+        wait_unpinned(r);
     OX__CHAOS_POINT();
     return rc;
 }

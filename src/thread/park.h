@@ -15,6 +15,7 @@
 #include "oxide/base.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* What a blocked thread waits for: shown by diagnostics. Static storage. */
@@ -24,6 +25,11 @@ typedef struct ox__wait_site {
      * (a cancellation point). Only for waits whose callers pass that code
      * on to their own callers. */
     bool cancellable;
+    /* Optional: writes a few words about object into buf (a channel: how
+     * many senders are alive). Called by the blocked-thread dump while the
+     * waiter is held inside ox__park_wait, so the object is alive; it must
+     * only load atomics and format (it may run in a signal handler). */
+    void (*describe)(const void *object, char *buf, size_t size);
 } ox__wait_site;
 
 /* Blocks while *word == expected, until woken or the deadline passes.
@@ -38,25 +44,43 @@ int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline
  * A thread links a record of its own (thread-local) into a global list the
  * first time it blocks, and unlinks it when it exits. While the thread is in
  * ox__park_wait the record names the wait site and the object; the lock slow
- * path's ox__lock_before_block adds the caller's file:line. */
-struct ox__unwind_state;
+ * path's ox__lock_before_block (or a channel receive) adds the caller's
+ * file:line. */
 
+#define OX__BLOCKED_HELD_MAX 16 /* held locks copied per thread; more are counted */
+
+typedef struct ox__blocked_lock {
+    const void *object;
+    const char *kind; /* the lock kind's static name */
+    const char *file; /* where it was taken, or NULL */
+    int line;
+} ox__blocked_lock;
+
+/* One blocked thread, copied while it could not leave ox__park_wait (so
+ * every field is from one moment; nothing points into its record). */
 typedef struct ox__blocked_info {
-    const char *name; /* NULL: unnamed */
+    const char *name; /* NULL: unnamed (lives as long as the registry entry) */
     uint64_t id;
     const ox__wait_site *site;
     const void *object;
-    const char *file; /* the lock call's site, or NULL (not a lock wait) */
+    const char *file; /* the blocking call's site, or NULL (not known) */
     int line;
-    const struct ox__unwind_state *held; /* the thread's held-lock record */
+    char detail[64];     /* from site->describe, or "" */
+    uint32_t held_count; /* oxide locks it holds (entries below: the newest) */
+    ox__blocked_lock held[OX__BLOCKED_HELD_MAX];
 } ox__blocked_info;
 
 /* Calls fn for every thread blocked right now, with the registry locked (fn
- * must not block). With try_only, gives up at once if the registry is busy
- * (from a signal handler) and returns -1; else returns the count visited. */
-int ox__park_visit_blocked(bool try_only, void (*fn)(const ox__blocked_info *, void *), void *ctx);
+ * must not block on other threads). Waits for the registry while another
+ * thread holds it (briefly: a few pointer writes, or a dump); returns -1 at
+ * once without calling fn if the calling thread itself is inside the
+ * registry (a signal handler that interrupted its dump, or its thread
+ * start or exit bookkeeping). Else returns the number of threads visited.
+ * Async-signal-safe. */
+int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *ctx);
 
-/* The calling thread is about to block for lock, called at file:line. */
+/* The calling thread is about to block on object (a lock, a channel),
+ * called at file:line (file may be NULL). */
 void ox__park_note_lock_site(const void *lock, const char *file, int line);
 
 /* The calling thread is exiting: unlinks its record for good. */
