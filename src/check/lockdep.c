@@ -70,6 +70,25 @@ static void graph_unlock(void)
         ox__park_wake_one(&graph_word);
 }
 
+/* The graph lock is never held across fork (docs/threads.md): taken by the
+ * forking thread before, released in both processes after. In the child
+ * nobody else exists to wait for it, so a plain reset is the release. */
+static void graph_before_fork(void)
+{
+    graph_lock();
+}
+
+static void graph_after_fork_parent(void)
+{
+    graph_unlock();
+}
+
+static void graph_after_fork_child(void)
+{
+    /* Relaxed: the child has one thread. */
+    atomic_store_explicit(&graph_word, 0, memory_order_relaxed);
+}
+
 /* ---- a pointer-keyed hash map (open addressing, linear probing) ---- */
 #define MAP_EMPTY     ((uint64_t)0)
 #define MAP_TOMBSTONE ((uint64_t)1)
@@ -643,6 +662,7 @@ static void dump_signal_from_env(void)
  * constructors of the default priority, so locks they register are seen. */
 __attribute__((constructor(101))) static void check_from_env(void)
 {
+    ox__sys_atfork(graph_before_fork, graph_after_fork_parent, graph_after_fork_child);
     dump_signal_from_env();
     const char *v = getenv("OX_LOCKDEP");
     if (v == NULL || *v == '\0' || strcmp(v, "0") == 0 || strcmp(v, "off") == 0)

@@ -226,6 +226,12 @@ size_t ox__sys_available_parallelism(void)
     return n;
 }
 
+void ox__sys_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    if (pthread_atfork(prepare, parent, child) != 0)
+        ox_abort("ox__sys_atfork", "cannot register fork handlers");
+}
+
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static void (*exit_fn)(void);

@@ -28,6 +28,11 @@ int64_t ox__sys_monotonic_ns(void);
 void ox__sys_sleep_until(int64_t deadline_ns);
 void ox__sys_yield(void);
 
+/* Registers fork handlers (pthread_atfork): prepare runs in the forking
+ * thread before the fork, parent and child after it in each process.
+ * Aborts if the OS refuses (out of memory at start-up). */
+void ox__sys_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* ---- threads ---- */
 typedef uintptr_t ox__sys_thread;
 

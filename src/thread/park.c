@@ -117,6 +117,40 @@ void ox__park_thread_exit(void)
     registry_unlock();
 }
 
+/* ---- fork ----
+ * The registry lock is never held across fork (docs/threads.md): the
+ * forking thread takes it first, so no other thread is inside it at the
+ * moment of the fork. In the child only the forking thread exists: the
+ * registry keeps its record alone (the others' thread-local records are
+ * copies of memory nobody owns any more). */
+static void registry_before_fork(void)
+{
+    registry_lock();
+}
+
+static void registry_after_fork_parent(void)
+{
+    registry_unlock();
+}
+
+static void registry_after_fork_child(void)
+{
+    wait_record *r = &my_record;
+    registry_head = NULL;
+    if (r->linked) {
+        r->prev = r->next = NULL;
+        registry_head = r;
+    }
+    /* No dumper exists in the child to unpin it. */
+    atomic_store_explicit(&r->pins, 0, memory_order_relaxed);
+    registry_unlock();
+}
+
+__attribute__((constructor)) static void registry_fork_handlers(void)
+{
+    ox__sys_atfork(registry_before_fork, registry_after_fork_parent, registry_after_fork_child);
+}
+
 void ox__park_note_lock_site(const void *lock, const char *file, int line)
 {
     wait_record *r = &my_record;
