@@ -8,6 +8,7 @@
 #   make check           the plain suite only (fast), the C++ build of the
 #                        headers (tests/cxx/), the exported-symbol check and
 #                        the OX_MUST_USE check (tests/must_use/)
+#   make mutate          inject each bug of tests/mutations/, check the tests catch it
 #   make bench [BENCH=substring]
 #   make stress          the randomized stress programs (tests/stress/)
 #   make soak DURATION=s run them under CHAOS=1 for s seconds
@@ -132,7 +133,8 @@ BENCH_BIN := $(B)/bench/oxide-bench
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 FUZZ_BIN  := build/fuzz/fuzz_sync
 
-.PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install uninstall lint docs format clean stress soak fuzz
+.PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install \
+        uninstall lint docs format clean stress soak fuzz testbin mutate
 all: lib $(EXAMPLES) $(TESTS) $(BENCH_BIN)
 lib: $(STATIC) $(SHARED)
 
@@ -212,7 +214,9 @@ $(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/ox
 demo: $(EXAMPLES)
 	@sh examples/run-all.sh $(B)/examples
 
-check: $(TESTS) $(EXAMPLES) cxx-check abi-check must-use-check
+testbin: $(TESTS) $(EXAMPLES)
+
+check: testbin cxx-check abi-check must-use-check
 	$(TESTS)
 
 # OX_MUST_USE: dropping a marked result warns, with gcc, clang, g++, clang++.
@@ -231,6 +235,12 @@ abi-list: $(SHARED)
 # <oxide.h> from C++: g++ and clang++, -std=c++17 and c++20 (tests/cxx/).
 cxx-check: $(STATIC)
 	@CC="$(CC)" sh tests/cxx/run.sh $(STATIC) $(B)/cxx
+
+# make mutate [MUTATIONS="name..."]: inject each known bug of
+# tests/mutations/ into a copy of the tree and check that the tests it
+# names catch it (tests/mutate.sh).
+mutate:
+	@sh tests/mutate.sh $(MUTATIONS)
 
 # The full suite: plain, ThreadSanitizer, ASan+UBSan, install. One closing
 # line "N passed, N failed" sums them.

@@ -1,6 +1,8 @@
 /* helpers.c - see helpers.h. */
 #include "helpers.h"
 
+#include "thread/park.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -43,4 +45,39 @@ ox_join_handle ox_test_spawn_named(const char *name, void *(*fn)(void *), void *
 void ox_test_join(ox_join_handle *h)
 {
     CHECK_EQ(ox_thread_join(h, NULL, NULL), 0);
+}
+
+struct blocked_count {
+    const void *object; /* count the threads blocked on this, */
+    uint64_t id;        /* or (object NULL) the thread with this id */
+    int n;
+};
+
+static void count_blocked(const ox__blocked_info *info, void *arg)
+{
+    struct blocked_count *c = arg;
+    if (c->object != NULL ? info->object == c->object : info->id == c->id)
+        c->n++;
+}
+
+static int wait_blocked(struct blocked_count want, int n, const _Atomic int *give_up)
+{
+    for (;;) {
+        struct blocked_count c = want;
+        ox__park_visit_blocked(false, count_blocked, &c);
+        if (c.n >= n || (give_up != NULL && atomic_load(give_up) != 0))
+            return c.n;
+        ox_thread_yield();
+    }
+}
+
+int ox_test_wait_blocked(const void *object, int n, const _Atomic int *give_up)
+{
+    CHECK(object != NULL);
+    return wait_blocked((struct blocked_count){.object = object}, n, give_up);
+}
+
+void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up)
+{
+    wait_blocked((struct blocked_count){.id = ox_thread_id(t)}, 1, give_up);
 }

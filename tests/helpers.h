@@ -6,6 +6,7 @@
 #include "oxide.h"
 #include "runner.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 /* Sends this process's stderr to a temporary file; ox_test_stderr_text()
@@ -24,5 +25,17 @@ char *ox_test_stderr_text(void);
  * returned normally. */
 ox_join_handle ox_test_spawn_named(const char *name, void *(*fn)(void *), void *arg);
 void ox_test_join(ox_join_handle *h);
+
+/* The handshake for "the other thread has queued": returns once at least n
+ * threads are blocked on object (a lock, condvar, Once, barrier or channel
+ * end, as the blocked-thread registry names it), or when *give_up (if not
+ * NULL) becomes non-zero: that is, without a sleep that load can outlast. A
+ * thread that never blocks leaves the test to the runner's timeout unless
+ * give_up says so. Returns the count seen. */
+int ox_test_wait_blocked(const void *object, int n, const _Atomic int *give_up);
+
+/* The same for one thread blocked on anything (a channel's wait, say, whose
+ * object a test cannot name). */
+void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up);
 
 #endif

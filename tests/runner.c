@@ -62,6 +62,12 @@ long ox_test_scaled(long n)
     return s > 0 ? s : 1;
 }
 
+int64_t ox_test_bound(int64_t ns)
+{
+    double scaled = (double)ns * env_double("OX_TEST_TIMEOUT_SCALE", 1.0);
+    return scaled >= (double)INT64_MAX ? INT64_MAX : (int64_t)scaled;
+}
+
 const char *ox_test_examples_dir(void)
 {
     return OX_EXAMPLES_DIR;
@@ -186,7 +192,7 @@ typedef struct {
     capture out, err;
     double start, deadline;
     int status;
-    bool exited, timed_out;
+    bool exited, timed_out, stopped;
 } job;
 
 /* Reads what the job printed, reaps it if it ended, kills it if late.
@@ -275,6 +281,10 @@ void ox_test_check_example(const char *name, int expect_status, bool any_order,
 static const char *verdict(const job *j, char *buf, size_t n)
 {
     const ox_test *t = j->test;
+    if (j->timed_out && j->stopped) {
+        snprintf(buf, n, "stopped (-x) after another test failed");
+        return buf;
+    }
     if (j->timed_out) {
         snprintf(buf, n, "timed out after %.0f s (deadlock?)", j->deadline - j->start);
         return buf;
@@ -337,7 +347,7 @@ static int run_one(const char *name)
 int main(int argc, char **argv)
 {
     int jobs = 2, first = 1;
-    bool verbose = getenv("OX_TEST_VERBOSE") != NULL;
+    bool verbose = getenv("OX_TEST_VERBOSE") != NULL, stop_at_failure = false;
     for (; first < argc && argv[first][0] == '-'; first++) {
         if (strcmp(argv[first], "--one") == 0 && first + 1 < argc)
             return run_one(argv[first + 1]);
@@ -350,8 +360,10 @@ int main(int argc, char **argv)
             jobs = atoi(argv[++first]);
         else if (strcmp(argv[first], "-v") == 0)
             verbose = true;
+        else if (strcmp(argv[first], "-x") == 0)
+            stop_at_failure = true;
         else {
-            fprintf(stderr, "usage: %s [-j N] [-v] [--list] [--one NAME] [SUBSTRING...]\n",
+            fprintf(stderr, "usage: %s [-j N] [-v] [-x] [--list] [--one NAME] [SUBSTRING...]\n",
                     argv[0]);
             return 2;
         }
@@ -408,6 +420,8 @@ int main(int argc, char **argv)
             double ms = (now_s() - j->start) * 1000;
             if (fail) {
                 failed++;
+                if (stop_at_failure) /* -x: start no more, and end those running */
+                    next = NULL;
                 printf("FAIL %s%s (%s:%.0f ms) %s\n", label, j->test->name, j->test->file, ms,
                        fail);
             } else {
@@ -428,6 +442,11 @@ int main(int argc, char **argv)
             j->test = NULL;
             active--;
         }
+        for (int i = 0; i < jobs && stop_at_failure && failed; i++)
+            if (running[i].test && !running[i].stopped) {
+                running[i].stopped = true;
+                running[i].deadline = 0; /* job_poll kills it */
+            }
     }
     free(running);
     printf("%d passed, %d failed\n", passed, failed);

@@ -69,6 +69,12 @@ _Noreturn void ox_test_fail(const char *file, int line, const char *fmt, ...)
  * 1.0), so stress tests interleave for about the same wall time. */
 long ox_test_scaled(long n);
 
+/* A time bound that a test asserts or waits with (an "at most this late",
+ * a timeout that must not expire, a give-up deadline), in nanoseconds,
+ * times OX_TEST_TIMEOUT_SCALE: the factor of the runner's own timeouts, so
+ * that sanitizers, qemu and a loaded machine stretch both alike. */
+int64_t ox_test_bound(int64_t ns);
+
 /* Runs a program (argv[0] is a path) with a timeout; stdout and stderr are
  * captured into malloc'd strings (free them). Returns the wait status, or
  * -1 if it timed out (it is killed). */

@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define THREADS 4
@@ -177,82 +178,158 @@ OX_TEST(arc_drop_runs_once_under_concurrent_clone_drop)
     CHECK_EQ(atomic_load(&drop_errors), 0);
 }
 
+/* Two long-lived threads race one step per round: each spins until main
+ * opens the round, so both reach the race window together (spawning a pair
+ * of threads per round takes far longer than the window). */
+typedef struct race_pair {
+    _Atomic long round; /* opened by main: r + 1 for round r */
+    _Atomic long done;  /* each thread adds 1 when its step of the round is done */
+    long rounds;
+    ox_thread *main_thread; /* parks while the two race, unparked by the second */
+    void *arc;              /* this round's strong reference, for one side */
+    ox_weak *w;             /* this round's Weak, for the other side */
+    _Atomic long upgraded, missed;
+} race_pair;
+
+static void wait_round(race_pair *rp, long r)
+{
+    /* Acquire: pairs with main's release store, which published arc and w. */
+    for (int spins = 0; atomic_load_explicit(&rp->round, memory_order_acquire) != r + 1; spins++)
+        if (spins > 1000)
+            ox_thread_yield();
+}
+
+/* Round r delays one side by a few busy steps: over the rounds the offset
+ * sweeps from "the upgrade side first" to "the drop side first". */
+static void stagger(long r, bool first_side)
+{
+    long d = r % 512 - 256;
+    for (volatile long i = first_side ? d : -d; i > 0; i--)
+        continue;
+}
+
+/* Main opens the round and sleeps (leaving both CPUs to the racers) until
+ * both sides are done. */
+static void open_round(race_pair *rp, long r)
+{
+    atomic_store_explicit(&rp->round, r + 1, memory_order_release);
+    while (atomic_load(&rp->done) != 2 * (r + 1))
+        ox_thread_park();
+}
+
+static void step_done(race_pair *rp, long n)
+{
+    if (atomic_fetch_add(&rp->done, n) + n == 2 * atomic_load(&rp->round))
+        ox_thread_unpark(rp->main_thread);
+}
+
 /* The last strong drop races an upgrade: either the upgrade wins (and the
  * value lives until the upgrader drops it) or it returns NULL; drop_fn runs
- * exactly once either way. */
-static void *drop_last(void *arg)
+ * exactly once either way, never before an upgrader's use. */
+static void *drop_side(void *arg)
 {
-    ox_arc_drop(arg);
+    race_pair *rp = arg;
+    for (long r = 0; r < rp->rounds; r++) {
+        wait_round(rp, r);
+        stagger(r, true);
+        ox_arc_drop(rp->arc);
+        step_done(rp, 1);
+    }
     return NULL;
 }
 
-static void *upgrade_once(void *arg)
+static void *upgrade_side(void *arg)
 {
-    ox_weak *w = arg;
-    payload *p = ox_weak_upgrade(w);
-    if (p != NULL) {
-        if (atomic_load(&p->dropped))
-            atomic_fetch_add(&drop_errors, 1);
-        ox_arc_drop(p);
+    race_pair *rp = arg;
+    for (long r = 0; r < rp->rounds; r++) {
+        wait_round(rp, r);
+        stagger(r, false);
+        payload *p = ox_weak_upgrade(rp->w);
+        if (p != NULL) {
+            if (atomic_load(&p->dropped))
+                atomic_fetch_add(&drop_errors, 1);
+            atomic_fetch_add(&rp->upgraded, 1);
+            ox_arc_drop(p);
+        } else {
+            atomic_fetch_add(&rp->missed, 1);
+        }
+        ox_weak_drop(rp->w);
+        step_done(rp, 1);
     }
-    ox_weak_drop(w);
-    return (void *)(intptr_t)(p != NULL);
+    return NULL;
 }
 
 OX_TEST(arc_upgrade_races_last_drop)
 {
-    long rounds = ox_test_scaled(2000);
-    long won = 0;
-    for (long r = 0; r < rounds; r++) {
+    static race_pair rp;
+    rp.rounds = ox_test_scaled(20000);
+    rp.main_thread = ox_thread_current();
+    ox_join_handle a = ox_thread_spawn(upgrade_side, &rp);
+    ox_join_handle b = ox_thread_spawn(drop_side, &rp);
+    for (long r = 0; r < rp.rounds; r++) {
         payload *p = ox_arc_new(sizeof *p, count_drop);
-        ox_weak *w = ox_arc_downgrade(p);
-        ox_join_handle a = ox_thread_spawn(upgrade_once, w);
-        ox_join_handle b = ox_thread_spawn(drop_last, p);
-        void *res = NULL;
-        CHECK_EQ(ox_thread_join(&a, &res, NULL), 0);
-        CHECK_EQ(ox_thread_join(&b, NULL, NULL), 0);
-        won += (intptr_t)res;
+        rp.w = ox_arc_downgrade(p);
+        rp.arc = p;
+        open_round(&rp, r);
         CHECK_EQ(atomic_load(&drops), r + 1);
     }
+    CHECK_EQ(ox_thread_join(&a, NULL, NULL), 0);
+    CHECK_EQ(ox_thread_join(&b, NULL, NULL), 0);
     CHECK_EQ(atomic_load(&drop_errors), 0);
-    (void)won; /* either outcome is legal; both usually happen */
+    printf("upgrade won %ld of %ld rounds\n", atomic_load(&rp.upgraded), rp.rounds);
+    /* The stagger sweeps the offset both ways, so both outcomes occur:
+     * else the race was never run. */
+    CHECK(atomic_load(&rp.upgraded) > 0);
+    CHECK(atomic_load(&rp.missed) > 0);
 }
 
 /* get_mut races a downgrade by another owner: whenever get_mut says unique,
- * no Weak or other strong reference may exist at that moment. */
+ * no Weak or other strong reference may exist at that moment. The other
+ * owner is a long-lived thread that starts its step as main starts trying. */
 typedef struct gm_state {
-    long *value;              /* the other owner's strong reference */
+    race_pair rp;
     _Atomic int weak_dropped; /* the other owner is giving its Weak up */
 } gm_state;
 
 static void *downgrade_then_drop(void *arg)
 {
     gm_state *s = arg;
-    ox_weak *w = ox_arc_downgrade(s->value);
-    ox_arc_drop(s->value);
-    ox_thread_yield();
-    atomic_store(&s->weak_dropped, 1);
-    ox_weak_drop(w);
+    for (long r = 0; r < s->rp.rounds; r++) {
+        wait_round(&s->rp, r);
+        ox_weak *w = ox_arc_downgrade(s->rp.arc);
+        ox_arc_drop(s->rp.arc);
+        ox_thread_yield();
+        atomic_store(&s->weak_dropped, 1);
+        ox_weak_drop(w);
+        step_done(&s->rp, 2);
+    }
     return NULL;
 }
 
 OX_TEST(arc_get_mut_races_downgrade)
 {
-    long rounds = ox_test_scaled(2000);
+    static gm_state s;
+    s.rp.rounds = ox_test_scaled(20000);
+    s.rp.main_thread = ox_thread_current();
     long bad = 0;
-    for (long r = 0; r < rounds; r++) {
+    ox_join_handle h = ox_thread_spawn(downgrade_then_drop, &s);
+    for (long r = 0; r < s.rp.rounds; r++) {
         long *p = ox_arc_new(sizeof *p, NULL);
-        gm_state s = {.value = ox_arc_clone(p)};
-        ox_join_handle h = ox_thread_spawn(downgrade_then_drop, &s);
+        s.rp.arc = ox_arc_clone(p);
+        atomic_store(&s.weak_dropped, 0);
+        /* Release: publishes arc to the other owner's wait_round. */
+        atomic_store_explicit(&s.rp.round, r + 1, memory_order_release);
         while (ox_arc_get_mut(p) == NULL)
             ox_thread_yield();
         /* Unique: the other owner's Weak must be on its way out. */
         if (!atomic_load(&s.weak_dropped))
             bad++;
         *p = r; /* exclusive: a plain write */
-        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        while (atomic_load(&s.rp.done) != 2 * (r + 1))
+            ox_thread_park();
         ox_arc_drop(p);
     }
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
     CHECK_EQ(bad, 0);
 }
 

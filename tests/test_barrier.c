@@ -1,6 +1,7 @@
 /* Barrier: exactly one leader per round, nobody passes early, reusable
  * round after round, n == 0 behaves as 1, more threads than n. */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <stdatomic.h>
@@ -69,15 +70,16 @@ OX_TEST(barrier_one_leader_per_round_and_no_early_pass)
     free(lr.slots);
 }
 
-/* The last to arrive is released only after a late sleeper arrives: a
- * waiter really blocks (it does not return after its spin). */
+/* The first to arrive is released only after the late one arrives, which
+ * it does once the first is blocked: a waiter really blocks (it does not
+ * return after its spin). */
 static ox_barrier pair = OX_BARRIER_INIT(2);
 static _Atomic int late_arrived;
 
 static void *late_arriver(void *arg)
 {
     (void)arg;
-    ox_thread_sleep(OX_MILLIS(50));
+    ox_test_wait_blocked(&pair, 1, NULL); /* the other one sleeps in its wait */
     atomic_store(&late_arrived, 1);
     return (void *)(intptr_t)ox_barrier_wait(&pair);
 }

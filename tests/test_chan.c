@@ -1,6 +1,7 @@
 /* Channels: flavors, disconnection, timeouts, iteration, destructors,
  * memory, misuse. Select is in test_chan_select.c. */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include "chan/chan_internal.h"
@@ -322,7 +323,7 @@ static void check_elapsed(ox_instant start, ox_nanos want)
                      (long long)want);
     /* "Wildly late" only: a loaded machine (or a sanitizer) can delay the
      * wake-up by a scheduler slice or several. */
-    if (took > want + OX_SECS(1))
+    if (took > want + ox_test_bound(OX_SECS(1)))
         ox_test_fail(__FILE__, __LINE__, "woke late: %lld ns for %lld", (long long)took,
                      (long long)want);
 }
@@ -345,7 +346,8 @@ OX_TEST(chan_timeouts_neither_early_nor_late)
         t0 = ox_instant_now();
         CHECK_EQ(ox_receiver_recv_deadline(rx, &v, (ox_instant){0}), OX_ETIMEDOUT);
         CHECK_EQ(ox_receiver_recv_timeout(rx, &v, 0), OX_ETIMEDOUT);
-        CHECK(ox_instant_diff(ox_instant_now(), t0) < OX_MILLIS(500)); /* did not block */
+        CHECK(ox_instant_diff(ox_instant_now(), t0) <
+              ox_test_bound(OX_MILLIS(500))); /* did not block */
         if (cap != OX_UNBOUNDED) {
             for (size_t i = 0; i < cap; i++)
                 CHECK_EQ(ox_sender_send(tx, &v), 0);
@@ -362,13 +364,18 @@ OX_TEST(chan_timeouts_neither_early_nor_late)
     }
 }
 
+typedef struct late_send {
+    ox_sender *tx;
+    ox_thread *receiver;
+} late_send;
+
 static void *send_after_delay(void *arg)
 {
-    ox_sender *tx = arg;
-    ox_thread_sleep(OX_MILLIS(20));
+    late_send *l = arg;
+    ox_test_wait_thread_blocked(l->receiver, NULL); /* in its timed receive */
     uint64_t v = 77;
-    int rc = ox_sender_send(tx, &v);
-    ox_sender_drop(tx);
+    int rc = ox_sender_send(l->tx, &v);
+    ox_sender_drop(l->tx);
     return (void *)(intptr_t)rc;
 }
 
@@ -378,9 +385,10 @@ OX_TEST(chan_recv_timeout_gets_late_message)
         ox_sender *tx;
         ox_receiver *rx;
         CHECK_EQ(ox_channel(sizeof(uint64_t), flavors[f], &tx, &rx), 0);
-        ox_join_handle h = ox_thread_spawn(send_after_delay, tx);
+        late_send l = {tx, ox_thread_current()};
+        ox_join_handle h = ox_thread_spawn(send_after_delay, &l);
         uint64_t v = 0;
-        CHECK_EQ(ox_receiver_recv_timeout(rx, &v, OX_SECS(5)), 0);
+        CHECK_EQ(ox_receiver_recv_timeout(rx, &v, ox_test_bound(OX_SECS(5))), 0);
         CHECK_EQ(v, 77);
         void *res;
         CHECK_EQ(ox_thread_join(&h, &res, NULL), 0);
@@ -411,7 +419,8 @@ OX_TEST(chan_rendezvous_send_waits_for_receiver)
     ox_receiver *rx;
     CHECK_EQ(ox_channel(sizeof(uint64_t), 0, &r.tx, &rx), 0);
     ox_join_handle h = ox_thread_spawn(rendezvous_sender, &r);
-    ox_thread_sleep(OX_MILLIS(50));
+    /* Until the sender blocks in its send, or (wrongly) returns from it. */
+    ox_test_wait_thread_blocked(ox_join_handle_thread(&h), &r.sent);
     CHECK_EQ(atomic_load(&r.sent), 0); /* nobody took it yet */
     CHECK_EQ(ox_receiver_len(rx), 0);
     uint64_t v = 0;

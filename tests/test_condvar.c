@@ -1,6 +1,7 @@
 /* Condvar: hand-offs never lost (notify_one and notify_all), the requeue
  * path, timeouts, wait_while, poisoning, misuse. */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <stdatomic.h>
@@ -29,7 +30,7 @@ OX_TEST(condvar_timeout_neither_early_nor_late)
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, OX_MILLIS(50)), OX_ETIMEDOUT);
     ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
     CHECK(waited >= OX_MILLIS(50));
-    CHECK(waited < OX_MILLIS(1000));
+    CHECK(waited < ox_test_bound(OX_MILLIS(1000)));
     CHECK_EQ(ox_condvar_wait_deadline(&cv, &m, ox_instant_now()), OX_ETIMEDOUT);
     CHECK_EQ(ox_condvar_wait_timeout(&cv, &m, -1), OX_EINVAL);
     CHECK_EQ(ox_mutex_try_lock(&m), OX_EBUSY); /* still held by us */
@@ -52,7 +53,7 @@ static bool flag_unset(void *arg)
 static void *set_flag_later(void *arg)
 {
     struct flag *f = arg;
-    ox_thread_sleep(OX_MILLIS(20));
+    ox_test_wait_blocked(&f->cv, 1, NULL); /* the other waits in wait_while */
     (void)!ox_mutex_lock(&f->m);
     f->value = 1;
     ox_mutex_unlock(&f->m);
@@ -191,9 +192,63 @@ OX_TEST(condvar_handoffs_never_lost_notify_one)
     run_queue(false);
 }
 
+/* A gate: GATE_WAITERS threads wait on one condvar, and each round the
+ * opener lets them all through with a single notify_all, once it has seen
+ * every one of them waiting (a waiter counts itself under the mutex that
+ * its wait releases, so all are inside the wait then). A notify_all that
+ * wakes fewer than all leaves the rest asleep: the runner's timeout fails
+ * the test. Departures are reported on a condvar of their own, so no
+ * waiter's notify can stand in for the opener's. */
+enum { GATE_WAITERS = 4 };
+
+struct gate {
+    ox_mutex m;
+    ox_condvar open_cv, report_cv;
+    long round;
+    int waiting, departed;
+    long rounds;
+};
+
+static void *gate_waiter(void *arg)
+{
+    struct gate *g = arg;
+    (void)!ox_mutex_lock(&g->m);
+    for (long r = 1; r <= g->rounds; r++) {
+        g->waiting++;
+        ox_condvar_notify_one(&g->report_cv);
+        while (g->round < r)
+            (void)!ox_condvar_wait(&g->open_cv, &g->m);
+        g->departed++;
+        ox_condvar_notify_one(&g->report_cv);
+    }
+    ox_mutex_unlock(&g->m);
+    return NULL;
+}
+
 OX_TEST(condvar_handoffs_never_lost_notify_all)
 {
     run_queue(true);
+
+    static struct gate g;
+    memset(&g, 0, sizeof g);
+    g.rounds = ox_test_scaled(500);
+    ox_join_handle h[GATE_WAITERS];
+    for (int i = 0; i < GATE_WAITERS; i++)
+        h[i] = ox_thread_spawn(gate_waiter, &g);
+    (void)!ox_mutex_lock(&g.m);
+    for (long r = 1; r <= g.rounds; r++) {
+        while (g.waiting < GATE_WAITERS)
+            (void)!ox_condvar_wait(&g.report_cv, &g.m);
+        g.waiting = 0;
+        g.departed = 0;
+        g.round = r;
+        ox_condvar_notify_all(&g.open_cv); /* the only notify of open_cv */
+        while (g.departed < GATE_WAITERS)
+            (void)!ox_condvar_wait(&g.report_cv, &g.m);
+    }
+    ox_mutex_unlock(&g.m);
+    for (int i = 0; i < GATE_WAITERS; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
 }
 
 /* notify_all with several sleepers while the notifier holds the mutex: one
@@ -339,6 +394,31 @@ static void *timed_producer(void *arg)
     return NULL;
 }
 
+struct handoff {
+    ox_mutex m;
+    ox_condvar forth, back;
+    bool consumer_waiting;
+    long item, total, consumed_sum;
+};
+
+static void *handoff_consumer(void *arg)
+{
+    struct handoff *hf = arg;
+    (void)!ox_mutex_lock(&hf->m);
+    for (long i = 1; i <= hf->total; i++) {
+        hf->consumer_waiting = true;
+        ox_condvar_notify_all(&hf->back);
+        while (hf->item != i) {
+            int rc = ox_condvar_wait_timeout(&hf->forth, &hf->m, INT64_MAX);
+            if (rc != 0)
+                ox_panic("wait_timeout(INT64_MAX) returned %d", rc);
+        }
+        hf->consumed_sum += hf->item;
+    }
+    ox_mutex_unlock(&hf->m);
+    return NULL;
+}
+
 OX_TEST(condvar_timed_waits_with_notifies)
 {
     static struct timed_box b;
@@ -353,6 +433,27 @@ OX_TEST(condvar_timed_waits_with_notifies)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
     CHECK_EQ(b.produced, b.total);
     CHECK_EQ(b.consumed, b.total);
+
+    /* The 50 us waits above would hide a lost notify_one (the timeout wakes
+     * the waiter anyway). Here each item is handed to a consumer that is
+     * inside a timed wait that never ends by itself (INT64_MAX): the
+     * producer notifies only after seeing it waiting, with notify_one, so
+     * only that notify can wake it. */
+    static struct handoff hf;
+    memset(&hf, 0, sizeof hf);
+    hf.total = ox_test_scaled(2000);
+    ox_join_handle c = ox_thread_spawn(handoff_consumer, &hf);
+    (void)!ox_mutex_lock(&hf.m);
+    for (long i = 1; i <= hf.total; i++) {
+        while (!hf.consumer_waiting)
+            CHECK_EQ(ox_condvar_wait_timeout(&hf.back, &hf.m, INT64_MAX), 0);
+        hf.consumer_waiting = false;
+        hf.item = i;
+        ox_condvar_notify_one(&hf.forth);
+    }
+    ox_mutex_unlock(&hf.m);
+    CHECK_EQ(ox_thread_join(&c, NULL, NULL), 0);
+    CHECK_EQ(hf.consumed_sum, hf.total * (hf.total + 1) / 2);
 }
 
 /* ---- a wait inside ox_catch_unwind (issue 10, bug 1) ---- */

@@ -177,7 +177,7 @@ OX_TEST(lockdep_abba_report_printed_while_the_threads_hang)
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     ox_join_handle a = ox_test_spawn_named("thread A", hold_then_take, NULL);
     ox_join_handle b = ox_test_spawn_named("thread B", hold_then_take, (void *)1);
-    ox_instant give_up = ox_instant_after(OX_SECS(5));
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(5)));
     while (ox_lockdep_reports() == 0 && ox_instant_now().ns < give_up.ns)
         ox_thread_sleep(OX_MILLIS(1));
     CHECK_EQ(ox_lockdep_reports(), 1u);
@@ -618,7 +618,7 @@ static void wait_blocked(int n)
 {
     FILE *null = fopen("/dev/null", "w");
     CHECK(null != NULL);
-    ox_instant give_up = ox_instant_after(OX_SECS(10));
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(10)));
     while (ox_dump_blocked_threads(null) < n) {
         CHECK(ox_instant_now().ns < give_up.ns);
         ox_thread_sleep(OX_MILLIS(1));

@@ -240,7 +240,7 @@ OX_TEST(blocked_dump_shows_mutex_waiter)
     (void)!ox_mutex_lock(&m3);
     ox_join_handle h = ox_test_spawn_named("mutex waiter", wait_for_m3, NULL);
     char *text = NULL;
-    ox_instant give_up = ox_instant_after(OX_SECS(10));
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(10)));
     for (;;) {
         size_t len;
         FILE *f = open_memstream(&text, &len);

@@ -1,6 +1,7 @@
 /* Once, OnceLock, LazyLock: exactly-once under contention, poisoning
  * through panics and recovery with call_force, set races, lazy statics. */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <stdatomic.h>
@@ -173,11 +174,8 @@ static _Atomic int wake_waiter_runs;
 static void slow_panicking_init(void *arg)
 {
     (void)arg;
-    /* Wait until at least one waiter has queued (it sets QUEUED before it
-     * sleeps), then give the rest a moment to queue too. */
-    while (atomic_load(&wake_once.state) != OX__ONCE_QUEUED)
-        ox_thread_yield();
-    ox_thread_sleep(OX_MILLIS(20));
+    /* Until all four waiters have queued behind this run. */
+    ox_test_wait_blocked(&wake_once, 4, NULL);
     ox_panic("runner panics with waiters queued");
 }
 

@@ -2,6 +2,7 @@
  * misuse. */
 #define _GNU_SOURCE /* syscall() */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <sched.h>
@@ -139,7 +140,7 @@ OX_TEST_OPTS(rwlock_recursive_read_behind_writer_aborts, .expect_signal = SIGABR
     static ox_rwlock l = OX_RWLOCK_INIT;
     (void)!ox_rwlock_read(&l);
     ox_join_handle h = ox_thread_spawn(write_blocking, &l);
-    ox_thread_sleep(OX_MILLIS(100)); /* let the writer queue up */
+    ox_test_wait_blocked(&l, 1, NULL); /* the writer has queued up */
     (void)!ox_rwlock_read(&l);
     ox_join_handle_drop(&h);
 }
@@ -189,7 +190,7 @@ static void *rw_hold_until_told(void *arg)
 
 static void *read_once(void *arg)
 {
-    int rc = ox_rwlock_read_timeout((ox_rwlock *)arg, OX_SECS(5));
+    int rc = ox_rwlock_read_timeout((ox_rwlock *)arg, ox_test_bound(OX_SECS(5)));
     if (rc == 0)
         ox_rwlock_read_unlock((ox_rwlock *)arg);
     return (void *)(intptr_t)rc;
@@ -205,7 +206,7 @@ OX_TEST(rwlock_timed_write_on_read_locked_times_out_and_readers_still_enter)
     CHECK_EQ(ox_rwlock_write_timeout(&hd.l, OX_MILLIS(50)), OX_ETIMEDOUT);
     ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
     CHECK(waited >= OX_MILLIS(50));
-    CHECK(waited < OX_MILLIS(1000));
+    CHECK(waited < ox_test_bound(OX_MILLIS(1000)));
     /* The writer gave up: a new reader is not kept out while the first
      * reader still holds the lock. */
     ox_join_handle r = ox_thread_spawn(read_once, &hd.l);
@@ -226,11 +227,11 @@ OX_TEST(rwlock_timed_read_on_write_locked_times_out)
     CHECK_EQ(ox_rwlock_read_timeout(&hd.l, OX_MILLIS(50)), OX_ETIMEDOUT);
     ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
     CHECK(waited >= OX_MILLIS(50));
-    CHECK(waited < OX_MILLIS(1000));
+    CHECK(waited < ox_test_bound(OX_MILLIS(1000)));
     CHECK_EQ(ox_rwlock_read_deadline(&hd.l, ox_instant_now()), OX_ETIMEDOUT);
     CHECK_EQ(ox_rwlock_write_timeout(&hd.l, 0), OX_ETIMEDOUT);
     atomic_store(&hd.state, 2);
-    CHECK_EQ(ox_rwlock_read_timeout(&hd.l, OX_SECS(10)), 0);
+    CHECK_EQ(ox_rwlock_read_timeout(&hd.l, ox_test_bound(OX_SECS(10))), 0);
     ox_rwlock_read_unlock(&hd.l);
     (void)!ox_thread_join(&h, NULL, NULL);
 }
@@ -258,7 +259,7 @@ OX_TEST(rwlock_downgrade_lets_readers_in_keeps_writers_out)
     struct dg d = {OX_RWLOCK_INIT, 0, 0};
     (void)!ox_rwlock_write(&d.l);
     ox_join_handle r = ox_thread_spawn(dg_reader, &d);
-    ox_thread_sleep(OX_MILLIS(20)); /* the reader blocks behind the write lock */
+    ox_test_wait_blocked(&d.l, 1, NULL); /* the reader blocks behind the write lock */
     CHECK_EQ(atomic_load(&d.reader_in), 0);
     d.value = 99;
     ox_rwlock_downgrade(&d.l);
@@ -310,21 +311,21 @@ OX_TEST(rwlock_writer_not_starved_by_overlapping_readers)
     /* The readers keep the lock read-held without a gap once they overlap;
      * a reader-preferring lock would never let the writer in. Wait (a
      * bounded time: the machine may be loaded) until they do overlap. */
-    ox_instant overlap_deadline = ox_instant_after(OX_SECS(10));
+    ox_instant overlap_deadline = ox_instant_after(ox_test_bound(OX_SECS(10)));
     while (atomic_load(&p.max_readers_inside) < 2 &&
            ox_instant_diff(overlap_deadline, ox_instant_now()) > 0)
         ox_thread_sleep(OX_MILLIS(5));
     CHECK(atomic_load(&p.max_readers_inside) >= 2);
     for (int round = 0; round < 5; round++) {
         ox_instant t0 = ox_instant_now();
-        CHECK_EQ(ox_rwlock_write_timeout(&p.l, OX_SECS(5)), 0);
+        CHECK_EQ(ox_rwlock_write_timeout(&p.l, ox_test_bound(OX_SECS(5))), 0);
         ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
         CHECK_EQ(atomic_load(&p.readers_inside), 0);
         ox_rwlock_write_unlock(&p.l);
         /* Each reader holds for 2 ms: the writer waits for those inside,
          * not for the stream (which never ends: a starved writer would time
          * out above). The bound is loose for loaded machines. */
-        CHECK(waited < OX_SECS(2));
+        CHECK(waited < ox_test_bound(OX_SECS(2)));
         ox_thread_sleep(OX_MILLIS(10));
     }
     atomic_store(&p.stop, 1);
@@ -351,8 +352,8 @@ static void *witness_worker(void *arg)
         seed = seed * 6364136223846793005u + 1442695040888963407u;
         unsigned pick = (unsigned)(seed >> 33) % 16;
         if (pick == 0 || pick == 1) {
-            int rc =
-                pick == 0 ? ox_rwlock_write(&w->l) : ox_rwlock_write_timeout(&w->l, OX_SECS(10));
+            int rc = pick == 0 ? ox_rwlock_write(&w->l)
+                               : ox_rwlock_write_timeout(&w->l, ox_test_bound(OX_SECS(10)));
             if (rc != 0)
                 ox_panic("write failed: %d", rc);
             if (atomic_fetch_add(&w->writers, 1) != 0 || atomic_load(&w->readers) != 0)
@@ -370,7 +371,7 @@ static void *witness_worker(void *arg)
             }
             ox_rwlock_unlock(&w->l);
         } else {
-            int rc = pick == 2   ? ox_rwlock_read_timeout(&w->l, OX_SECS(10))
+            int rc = pick == 2   ? ox_rwlock_read_timeout(&w->l, ox_test_bound(OX_SECS(10)))
                      : pick == 3 ? (ox_rwlock_try_read(&w->l) == 0 ? 0 : ox_rwlock_read(&w->l))
                                  : ox_rwlock_read(&w->l);
             if (rc != 0)

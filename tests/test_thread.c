@@ -248,6 +248,20 @@ static void *pong(void *arg)
     return NULL;
 }
 
+/* The unpark comes first: the worker waits for its turn without parking,
+ * then parks once, and the token left by the unpark must let it through. */
+static void *park_after_unpark(void *arg)
+{
+    struct pingpong *pp = arg;
+    for (long i = 0; i < pp->rounds; i++) {
+        while (atomic_load_explicit(&pp->turn, memory_order_acquire) != 2 * i + 1)
+            ox_thread_yield();
+        ox_thread_park(); /* consumes the token of this round's unpark */
+        atomic_store_explicit(&pp->turn, 2 * i + 2, memory_order_release);
+    }
+    return NULL;
+}
+
 OX_TEST(thread_park_unpark_handoffs_are_never_lost)
 {
     struct pingpong pp = {.main_thread = ox_thread_current(), .rounds = ox_test_scaled(20000)};
@@ -258,6 +272,19 @@ OX_TEST(thread_park_unpark_handoffs_are_never_lost)
         ox_thread_unpark(worker);
         while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 2 * i + 2)
             ox_thread_park();
+    }
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+
+    /* An unpark that finds the thread not parked must leave it a token: a
+     * lost one leaves the worker parked for ever (the runner's timeout). */
+    struct pingpong early = {.rounds = ox_test_scaled(2000)};
+    h = ox_thread_spawn(park_after_unpark, &early);
+    worker = ox_join_handle_thread(&h);
+    for (long i = 0; i < early.rounds; i++) {
+        ox_thread_unpark(worker); /* before the worker may park */
+        atomic_store_explicit(&early.turn, 2 * i + 1, memory_order_release);
+        while (atomic_load_explicit(&early.turn, memory_order_acquire) != 2 * i + 2)
+            ox_thread_yield();
     }
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
 }
