@@ -26,6 +26,13 @@ for m in $muts; do
 done
 [ $bad = 0 ] || { echo "mutate: fix the mutations above"; exit 1; }
 
+# One run at a time: a second would delete the first one's copy.
+mkdir -p build/mutate
+if ! mkdir build/mutate/running 2>/dev/null; then
+    echo "mutate: another make mutate runs here (else remove build/mutate/running)"
+    exit 1
+fi
+trap 'rmdir "$root/build/mutate/running"' EXIT
 tree=build/mutate/tree
 rm -rf "$tree"
 mkdir -p "$tree"
