@@ -36,7 +36,9 @@ trap 'rmdir "$root/build/mutate/running"' EXIT
 tree=build/mutate/tree
 rm -rf "$tree"
 mkdir -p "$tree"
-cp -a Makefile include src tests examples "$tree"/
+for entry in *; do
+    [ "$entry" = build ] || cp -a "$entry" "$tree"/
+done
 log=$root/build/mutate/log
 
 build() { # suite: builds the test binary (and examples) of that suite's dir
