@@ -39,6 +39,8 @@ OX_TEST(chan_basic_every_flavor)
         CHECK_EQ(ox_receiver_capacity(rx), cap);
         CHECK_EQ(ox_sender_capacity(tx), cap);
         CHECK(ox_receiver_is_empty(rx));
+        CHECK(ox_sender_is_empty(tx));
+        CHECK_EQ(ox_receiver_is_full(rx), cap == 0); /* rendezvous: always full */
         int v = 5;
         if (cap == 0) {
             CHECK_EQ(ox_sender_try_send(tx, &v), OX_EFULL);
@@ -52,6 +54,8 @@ OX_TEST(chan_basic_every_flavor)
             CHECK_EQ(ox_sender_len(tx), n);
             CHECK_EQ(ox_receiver_len(rx), n);
             CHECK(!ox_receiver_is_empty(rx));
+            CHECK(!ox_sender_is_empty(tx));
+            CHECK_EQ(ox_receiver_is_full(rx), cap != OX_UNBOUNDED);
             if (cap != OX_UNBOUNDED) {
                 CHECK(ox_sender_is_full(tx));
                 CHECK_EQ(ox_sender_try_send(tx, &v), OX_EFULL);
@@ -66,6 +70,7 @@ OX_TEST(chan_basic_every_flavor)
         }
         CHECK_EQ(ox_receiver_try_recv(rx, &v), OX_EEMPTY);
         CHECK(ox_receiver_is_empty(rx));
+        CHECK(ox_sender_is_empty(tx));
         ox_sender_drop(tx);
         CHECK_EQ(ox_receiver_try_recv(rx, &v), OX_EDISCONNECTED);
         CHECK_EQ(ox_receiver_recv(rx, &v), OX_EDISCONNECTED);

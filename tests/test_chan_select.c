@@ -550,3 +550,172 @@ OX_TEST(chan_select_empty_in_task_ends_on_abort)
     CHECK_EQ(ox_task_join(&h, &r, NULL), 0);
     CHECK_EQ((intptr_t)r, OX_ECANCELED);
 }
+
+/* A timed select races a sender that sends at staggered moments: each
+ * select either takes the next message or times out without taking one, so
+ * the receiver sees 0, 1, 2, ... with nothing lost or doubled. */
+typedef struct stagger_sender {
+    ox_sender *tx;
+    long n;
+} stagger_sender;
+
+static void *send_staggered(void *arg)
+{
+    stagger_sender *s = arg;
+    for (long i = 0; i < s->n; i++) {
+        /* Sleeps about as long as the receiver's timeouts, now and then, so
+         * that sends land before, during and just after its waits. */
+        if (i % 4 == 0)
+            ox_thread_sleep(OX_MICROS(i * 13 % 300));
+        uint64_t v = (uint64_t)i;
+        if (ox_sender_send(s->tx, &v) != 0)
+            abort();
+    }
+    ox_sender_drop(s->tx);
+    return NULL;
+}
+
+OX_TEST(chan_select_timeout_races_an_arriving_sender)
+{
+    size_t caps[] = {OX_UNBOUNDED, 0, 1};
+    for (int c = 0; c < 3; c++) {
+        stagger_sender s = {.n = ox_test_scaled(1000)};
+        ox_receiver *rx;
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[c], &s.tx, &rx), 0);
+        ox_join_handle h = ox_thread_spawn(send_staggered, &s);
+        uint64_t v = 0, next = 0;
+        long timeouts = 0;
+        ox_select_op ops[] = {OX_SELECT_RECV(rx, &v)};
+        for (;;) {
+            size_t idx = 9;
+            int rc = ox_select_timeout(ops, 1, OX_MICROS(20 + (long)(next % 7) * 40), &idx);
+            if (rc == OX_ETIMEDOUT) {
+                CHECK_EQ(idx, 9);
+                timeouts++;
+                continue;
+            }
+            if (rc == OX_EDISCONNECTED)
+                break;
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(idx, 0);
+            CHECK_EQ(v, next);
+            next++;
+        }
+        CHECK_EQ(next, (uint64_t)s.n);
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        ox_receiver_drop(rx);
+        printf("capacity %zu: %ld timeouts for %ld messages\n", caps[c], timeouts, s.n);
+    }
+}
+
+/* A select blocked sending (full bounded channel, or rendezvous with nobody
+ * receiving) wakes with OX_EDISCONNECTED when the last receiver is dropped. */
+typedef struct drop_receiver {
+    ox_receiver *rx;
+    ox_thread *waiter;
+} drop_receiver;
+
+static void *drop_receiver_when_blocked(void *arg)
+{
+    drop_receiver *d = arg;
+    ox_test_wait_thread_blocked(d->waiter, NULL);
+    ox_receiver_drop(d->rx);
+    return NULL;
+}
+
+OX_TEST(chan_select_blocked_send_wakes_when_last_receiver_drops)
+{
+    size_t caps[] = {0, 1};
+    for (int c = 0; c < 2; c++) {
+        ox_sender *tx;
+        drop_receiver d = {.waiter = ox_thread_current()};
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[c], &tx, &d.rx), 0);
+        uint64_t v = 1;
+        if (caps[c] == 1)
+            CHECK_EQ(ox_sender_try_send(tx, &v), 0); /* now full */
+        ox_join_handle h = ox_thread_spawn(drop_receiver_when_blocked, &d);
+        ox_select_op ops[] = {OX_SELECT_SEND(tx, &v)};
+        size_t idx = 9;
+        CHECK_EQ(ox_select(ops, 1, &idx), OX_EDISCONNECTED);
+        CHECK_EQ(idx, 0);
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        ox_sender_drop(tx);
+    }
+}
+
+/* A send and a receive on the same rendezvous channel in one select: the
+ * select must not hand the message to itself. Alone it times out; with a
+ * receiving partner, the send is the one that completes. */
+typedef struct partner {
+    ox_receiver *rx;
+    ox_thread *waiter;
+    uint64_t got;
+} partner;
+
+static void *receive_when_blocked(void *arg)
+{
+    partner *p = arg;
+    ox_test_wait_thread_blocked(p->waiter, NULL);
+    if (ox_receiver_recv(p->rx, &p->got) != 0)
+        abort();
+    return NULL;
+}
+
+OX_TEST(chan_select_does_not_pair_with_itself)
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(uint64_t), 0, &tx, &rx), 0);
+    uint64_t out = 7, in = 0;
+    ox_select_op ops[] = {OX_SELECT_SEND(tx, &out), OX_SELECT_RECV(rx, &in)};
+    size_t idx = 9;
+    CHECK_EQ(ox_select_try(ops, 2, &idx), OX_EBUSY);
+    CHECK_EQ(ox_select_timeout(ops, 2, OX_MILLIS(20), &idx), OX_ETIMEDOUT);
+    CHECK_EQ(idx, 9);
+    CHECK_EQ(in, 0);
+    partner p = {.rx = rx, .waiter = ox_thread_current()};
+    ox_join_handle h = ox_thread_spawn(receive_when_blocked, &p);
+    CHECK_EQ(ox_select(ops, 2, &idx), 0);
+    CHECK_EQ(idx, 0);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(p.got, 7);
+    CHECK_EQ(in, 0);
+    ox_sender_drop(tx);
+    ox_receiver_drop(rx);
+}
+
+/* The same handle twice in one select: one message is taken once, by one
+ * of the two operations; the other's buffer is untouched. */
+OX_TEST(chan_select_same_handle_twice)
+{
+    size_t caps[] = {OX_UNBOUNDED, 1, 16};
+    for (int c = 0; c < 3; c++) {
+        ox_sender *tx;
+        ox_receiver *rx;
+        CHECK_EQ(ox_channel(sizeof(uint64_t), caps[c], &tx, &rx), 0);
+        for (int round = 0; round < 100; round++) {
+            uint64_t v = (uint64_t)round + 100, a = 0, b = 0;
+            CHECK_EQ(ox_sender_send(tx, &v), 0);
+            ox_select_op ops[] = {OX_SELECT_RECV(rx, &a), OX_SELECT_RECV(rx, &b)};
+            size_t idx = 9;
+            CHECK_EQ(ox_select(ops, 2, &idx), 0);
+            CHECK(idx < 2);
+            CHECK_EQ(idx == 0 ? a : b, v);
+            CHECK_EQ(idx == 0 ? b : a, 0);
+            CHECK_EQ(ox_select_try(ops, 2, &idx), OX_EBUSY); /* nothing doubled */
+        }
+        /* Two sends on the same sender into one free slot: one goes. */
+        if (caps[c] == 1) {
+            uint64_t x = 1, y = 2, got = 0;
+            ox_select_op ops[] = {OX_SELECT_SEND(tx, &x), OX_SELECT_SEND(tx, &y)};
+            size_t idx = 9;
+            CHECK_EQ(ox_select(ops, 2, &idx), 0);
+            CHECK_EQ(ox_select_try(ops, 2, &idx), OX_EBUSY); /* full now */
+            CHECK_EQ(ox_receiver_try_recv(rx, &got), 0);
+            CHECK_EQ(got, idx == 0 ? 1 : 2);
+            CHECK_EQ(ox_receiver_try_recv(rx, &got), OX_EEMPTY);
+        }
+        ox_sender_drop(tx);
+        ox_receiver_drop(rx);
+    }
+}

@@ -85,6 +85,57 @@ static void *poison_it(void *arg)
     ox_panic("poison");
 }
 
+/* A predicate of wait_while that panics: it runs with the mutex held (the
+ * first call, and after a wake-up), so the unwind releases and poisons the
+ * mutex; the condvar stays usable with its mutex. */
+struct panicky_pred {
+    ox_mutex m;
+    ox_condvar cv;
+    int calls, panic_at;
+};
+
+static bool pred_panics_at(void *arg)
+{
+    struct panicky_pred *p = arg;
+    if (++p->calls == p->panic_at)
+        ox_panic("predicate panics on call %d", p->calls);
+    return true;
+}
+
+static void *wait_with_panicky_pred(void *arg)
+{
+    struct panicky_pred *p = arg;
+    (void)!ox_mutex_lock(&p->m);
+    (void)!ox_condvar_wait_while(&p->cv, &p->m, pred_panics_at, p);
+    ox_mutex_unlock(&p->m); /* not reached */
+    return NULL;
+}
+
+OX_TEST(condvar_wait_while_predicate_panics)
+{
+    ox_panic_set_hook(quiet_hook);
+    for (int panic_at = 1; panic_at <= 2; panic_at++) {
+        struct panicky_pred p = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0, panic_at};
+        ox_join_handle h = ox_thread_spawn(wait_with_panicky_pred, &p);
+        if (panic_at == 2) { /* the second call follows a wake-up */
+            ox_test_wait_blocked(&p.cv, 1, NULL);
+            (void)!ox_mutex_lock(&p.m);
+            ox_mutex_unlock(&p.m);
+            ox_condvar_notify_one(&p.cv);
+        }
+        ox_panic_payload *payload = NULL;
+        CHECK_EQ(ox_thread_join(&h, NULL, &payload), OX_EPANICKED);
+        CHECK(strstr(payload->message, "predicate panics") != NULL);
+        ox_panic_payload_free(payload);
+        CHECK_EQ(p.calls, panic_at);
+        CHECK(ox_mutex_is_poisoned(&p.m));
+        CHECK_EQ(ox_mutex_try_lock(&p.m), OX_EPOISONED); /* released by the unwind */
+        ox_mutex_clear_poison(&p.m);
+        CHECK_EQ(ox_condvar_wait_timeout(&p.cv, &p.m, OX_MILLIS(1)), OX_ETIMEDOUT);
+        ox_mutex_unlock(&p.m);
+    }
+}
+
 OX_TEST(condvar_wait_reports_poisoned_mutex)
 {
     ox_panic_set_hook(quiet_hook);

@@ -92,6 +92,35 @@ OX_TEST(rwlock_panic_in_read_releases_without_poison)
     ox_rwlock_write_unlock(&d.l);
 }
 
+/* A panic while holding a read lock that came from a downgrade: the unwind
+ * releases it as the read lock it now is (no poison, and no write unlock of
+ * a read-held word), and a reader that shared it is unaffected. */
+static void *panic_after_downgrade(void *arg)
+{
+    struct pdata *d = arg;
+    (void)!ox_rwlock_write(&d->l);
+    d->value = 8;
+    ox_rwlock_downgrade(&d->l);
+    ox_panic("panicking with a downgraded read lock");
+}
+
+OX_TEST(rwlock_panic_holding_downgraded_read_lock)
+{
+    ox_panic_set_hook(quiet_hook);
+    struct pdata d = {OX_RWLOCK_INIT, 0};
+    ox_join_handle h = ox_thread_spawn(panic_after_downgrade, &d);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
+    CHECK(!ox_rwlock_is_poisoned(&d.l));
+    CHECK_EQ(d.value, 8);
+    CHECK_EQ(ox_rwlock_try_write(&d.l), 0); /* released, entirely */
+    ox_rwlock_write_unlock(&d.l);
+    CHECK_EQ(ox_rwlock_try_read(&d.l), 0);
+    CHECK_EQ(ox_rwlock_try_read(&d.l), 0);
+    ox_rwlock_read_unlock(&d.l);
+    ox_rwlock_read_unlock(&d.l);
+    ox_rwlock_destroy(&d.l);
+}
+
 /* ---- misuse ---- */
 
 OX_TEST_OPTS(rwlock_unlock_not_held_aborts, .expect_signal = SIGABRT,
@@ -521,4 +550,33 @@ OX_TEST(rwlock_writer_is_marked_waiting_before_it_yields)
 #ifndef OX_CHAOS /* chaos points yield anywhere, also before the mark */
     CHECK_EQ(atomic_load(&yields_unmarked), 0);
 #endif
+}
+
+/* ox_rwlock_init on a dirty struct, and the write deadline: in the past,
+ * passing while another thread holds a read lock, far away (INT64_MAX),
+ * and the real function. */
+OX_TEST(rwlock_init_and_write_deadline)
+{
+    static struct rw_holder hd;
+    memset(&hd, 0xa5, sizeof hd);
+    ox_rwlock_init(&hd.l);
+    atomic_store(&hd.state, 0);
+    hd.write = false;
+    CHECK(!ox_rwlock_is_poisoned(&hd.l));
+    CHECK_EQ(ox_rwlock_write_deadline(&hd.l, ox_instant_now()), 0); /* free: no wait */
+    ox_rwlock_write_unlock(&hd.l);
+    ox_join_handle h = ox_thread_spawn(rw_hold_until_told, &hd);
+    while (atomic_load(&hd.state) != 1)
+        ox_thread_yield();
+    CHECK_EQ(ox_rwlock_write_deadline(&hd.l, (ox_instant){0}), OX_ETIMEDOUT);
+    ox_instant t0 = ox_instant_now();
+    CHECK_EQ(ox_rwlock_write_deadline(&hd.l, ox_instant_after(OX_MILLIS(20))), OX_ETIMEDOUT);
+    ox_nanos waited = ox_instant_diff(ox_instant_now(), t0);
+    CHECK(waited >= OX_MILLIS(20));
+    CHECK(waited < OX_MILLIS(20) + ox_test_bound(OX_SECS(1)));
+    atomic_store(&hd.state, 2);
+    CHECK_EQ((ox_rwlock_write_deadline)(&hd.l, (ox_instant){INT64_MAX}), 0);
+    ox_rwlock_write_unlock(&hd.l);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    ox_rwlock_destroy(&hd.l);
 }

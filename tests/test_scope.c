@@ -240,3 +240,37 @@ OX_TEST_OPTS(scope_join_copy_twice_says_joined_twice, .expect_signal = SIGABRT,
 {
     ox_thread_scope(body_join_copy_twice, NULL);
 }
+
+/* ox_scope_builder_spawn: the builder's name reaches the thread, the
+ * handle joins early with the result, and a bad builder is refused with an
+ * error (nothing spawned) instead of an abort. */
+static void *report_name(void *arg)
+{
+    (void)arg;
+    const char *name = ox_thread_name(ox_thread_current());
+    return (void *)(intptr_t)(name != NULL && strcmp(name, "scoped worker") == 0);
+}
+
+static void builder_body(ox_scope *s, void *arg)
+{
+    int *refused = arg;
+    ox_thread_builder b = OX_THREAD_BUILDER_INIT;
+    ox_thread_builder_name(&b, "scoped worker");
+    ox_scoped_handle h;
+    CHECK_EQ(ox_scope_builder_spawn(s, &b, report_name, NULL, &h), 0);
+    void *named = NULL;
+    CHECK_EQ(ox_scoped_join(&h, &named, NULL), 0);
+    CHECK_EQ((intptr_t)named, 1);
+    /* A second one left for the scope to join. */
+    CHECK_EQ(ox_scope_builder_spawn(s, &b, report_name, NULL, &h), 0);
+    ox_thread_builder bad = OX_THREAD_BUILDER_INIT;
+    ox_thread_builder_stack_size(&bad, 0); /* zero: OX_EINVAL */
+    *refused = ox_scope_builder_spawn(s, &bad, report_name, NULL, &h);
+}
+
+OX_TEST(scope_builder_spawn_names_and_refuses)
+{
+    int refused = 0;
+    ox_thread_scope(builder_body, &refused);
+    CHECK_EQ(refused, OX_EINVAL);
+}

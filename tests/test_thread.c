@@ -298,6 +298,18 @@ OX_TEST(thread_unpark_finished_thread_is_fine)
     ox_thread_drop(t);
 }
 
+OX_TEST(thread_sleep_until_a_deadline)
+{
+    ox_instant t0 = ox_instant_now();
+    ox_thread_sleep_until(ox_instant_after(OX_MILLIS(10)));
+    CHECK(ox_instant_diff(ox_instant_now(), t0) >= OX_MILLIS(10));
+    /* A deadline in the past (or now) returns at once. */
+    t0 = ox_instant_now();
+    ox_thread_sleep_until((ox_instant){0});
+    ox_thread_sleep_until(t0);
+    CHECK(ox_instant_diff(ox_instant_now(), t0) < ox_test_bound(OX_SECS(1)));
+}
+
 OX_TEST(thread_available_parallelism_and_sleep)
 {
     CHECK(ox_available_parallelism() >= 1);

@@ -396,3 +396,27 @@ OX_TEST(tls_init_that_panics_runs_again_on_next_access)
     CHECK_EQ(flaky_saw_nonzero, 0);
     CHECK_EQ(flaky_destroyed, 1); /* registered once, destroyed once */
 }
+
+/* A destructor that panics: as Rust, the process aborts with a message
+ * naming the thread-local (the panic may not escape into thread exit). */
+static void panicking_destroy(int *v)
+{
+    (void)v;
+    ox_panic("destructor fails");
+}
+
+OX_THREAD_LOCAL(tls_panicky_dtor, int, NULL, panicking_destroy);
+
+static void *touch_panicky_dtor(void *arg)
+{
+    (void)arg;
+    *OX_TLS_GET(tls_panicky_dtor) = 1;
+    return NULL;
+}
+
+OX_TEST_OPTS(tls_destructor_that_panics_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "the destructor of thread-local 'tls_panicky_dtor' panicked")
+{
+    ox_join_handle h = ox_thread_spawn(touch_panicky_dtor, NULL);
+    (void)!ox_thread_join(&h, NULL, NULL);
+}
