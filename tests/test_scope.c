@@ -242,8 +242,8 @@ OX_TEST_OPTS(scope_join_copy_twice_says_joined_twice, .expect_signal = SIGABRT,
 }
 
 /* ox_scope_builder_spawn: the builder's name reaches the thread, the
- * handle joins early with the result, and a bad builder is refused with an
- * error (nothing spawned) instead of an abort. */
+ * handle joins early with the result, and a bad builder (a name too long)
+ * is refused with an error (nothing spawned) instead of an abort. */
 static void *report_name(void *arg)
 {
     (void)arg;
@@ -263,8 +263,10 @@ static void builder_body(ox_scope *s, void *arg)
     CHECK_EQ((intptr_t)named, 1);
     /* A second one left for the scope to join. */
     CHECK_EQ(ox_scope_builder_spawn(s, &b, report_name, NULL, &h), 0);
+    static char long_name[2048];
+    memset(long_name, 'x', sizeof long_name - 1);
     ox_thread_builder bad = OX_THREAD_BUILDER_INIT;
-    ox_thread_builder_stack_size(&bad, 0); /* zero: OX_EINVAL */
+    ox_thread_builder_name(&bad, long_name);
     *refused = ox_scope_builder_spawn(s, &bad, report_name, NULL, &h);
 }
 
@@ -272,5 +274,5 @@ OX_TEST(scope_builder_spawn_names_and_refuses)
 {
     int refused = 0;
     ox_thread_scope(builder_body, &refused);
-    CHECK_EQ(refused, OX_EINVAL);
+    CHECK_EQ(refused, OX_ENAMETOOLONG);
 }
