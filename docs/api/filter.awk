@@ -5,8 +5,10 @@
 #   - a comment at the start of a line documents what follows it; when
 #     several declarations follow it without a blank line, it documents all
 #     of them (a member group, @{ ... @}, with DISTRIBUTE_GROUP_DOC);
-#   - a comment after a struct member or enumerator documents it (/**<);
-#   - "/* ---- section ----" separators stay plain comments.
+#   - a comment after a struct member, an enumerator or a declaration on
+#     the same line documents it (/**<);
+#   - a one-line "/* ---- section ---- */" separator stays a plain comment;
+#     a section comment that goes on documents what follows it.
 # A group closes at a blank line, at the next comment, and at the end of
 # the preprocessor branch it opened in.
 function emit(s) {
@@ -61,8 +63,16 @@ in_comment {
     emit($0)
     next
 }
-/^\/\* ----/ || /^\/\* clang-format/ {
+/^\/\* clang-format/ || (/^\/\* ----/ && /\*\//) {
     close_group()
+    in_comment = ($0 !~ /\*\//)
+    doc_comment = 0
+    emit($0)
+    next
+}
+/^\/\* / && group && group_pp < pp {
+    # Inside an #if branch of a group opened before the #if: the group's
+    # comment documents what is here; this one stays plain.
     in_comment = ($0 !~ /\*\//)
     doc_comment = 0
     emit($0)
@@ -80,6 +90,9 @@ in_comment {
     next
 }
 /^    [^ \/*].*[;,][ \t]*\/\* / && depth > 0 && fn_depth == 0 {
+    sub(/\/\* /, "/**< ")
+}
+/^[A-Za-z_#].*[;)a-z0-9][ \t]*\/\* / && fn_depth == 0 && depth == 0 {
     sub(/\/\* /, "/**< ")
 }
 {

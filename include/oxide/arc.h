@@ -139,6 +139,7 @@ void ox_arc_drop(void *payload);
  * at once). */
 size_t ox_arc_strong_count(const void *payload);
 
+/* In C: the three functions above, as their inline fast paths. */
 #ifndef __cplusplus
 #define ox_arc_clone(payload)        ox__arc_clone_inline(payload)
 #define ox_arc_drop(payload)         ox__arc_drop_inline(payload)

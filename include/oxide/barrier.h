@@ -33,12 +33,14 @@ OX__API_BEGIN
  * the state word). */
 #define OX_BARRIER_MAX ((1u << 23) - 1)
 
+/* A reusable barrier for n threads (see the top of this file). */
 typedef struct ox_barrier {
     OX__ATOMIC(uint32_t) state; /* private: see src/sync/barrier.c */
     uint32_t n;                 /* threads per round; set before any wait */
 } ox_barrier;
 
 /* clang-format off */
+/* Static initialiser of a barrier for n_threads threads. */
 #define OX_BARRIER_INIT(n_threads) {0, (n_threads)}
 /* clang-format on */
 

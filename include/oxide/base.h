@@ -40,6 +40,10 @@ extern "C" {
 #define OX__ZEROED(T)        ((T){0})
 #endif
 
+/* Compiler hints, empty where the compiler has none: OX_PRINTF checks a
+ * printf-style format (its argument indexes), OX_LIKELY / OX_UNLIKELY say
+ * which way a branch usually goes, OX_COLD marks a rarely called function,
+ * OX_NORETURN one that never returns. */
 #if defined(__GNUC__) || defined(__clang__)
 #define OX_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
 #define OX_LIKELY(x)                    __builtin_expect(!!(x), 1)
@@ -132,11 +136,13 @@ OX__NORETURN void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF
  * duration cannot be passed where a deadline is expected. */
 typedef int64_t ox_nanos;
 
+/* A duration of n nanoseconds, microseconds, milliseconds, seconds. */
 #define OX_NANOS(n)  ((ox_nanos)(n))
 #define OX_MICROS(n) ((ox_nanos)(n)*1000)
 #define OX_MILLIS(n) ((ox_nanos)(n)*1000000)
 #define OX_SECS(n)   ((ox_nanos)(n)*1000000000)
 
+/* A point in time on CLOCK_MONOTONIC (ox_instant_now, ox_instant_after). */
 typedef struct ox_instant {
     int64_t ns; /* nanoseconds on CLOCK_MONOTONIC */
 } ox_instant;

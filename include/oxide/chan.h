@@ -80,9 +80,12 @@ OX__API_BEGIN
 /* The capacity of an unbounded channel. */
 #define OX_UNBOUNDED SIZE_MAX
 
+/* The two kinds of handle on a channel (opaque; see "Handles and
+ * ownership" at the top of this file). */
 typedef struct ox_sender ox_sender;
 typedef struct ox_receiver ox_receiver;
 
+/* What ox_channel_with() makes. */
 typedef struct ox_channel_options {
     size_t elem_size; /* bytes per message; 0: bare signals (see above) */
     size_t capacity;  /* OX_UNBOUNDED, 0 (rendezvous) or N */
@@ -187,6 +190,8 @@ OX_MUST_USE int ox_receiver_recv_deadline(ox_receiver *rx, void *out, ox_instant
 /* OX_CHANNEL_FOR_EACH with the check. */
 #define OX_CHANNEL_FOR_EACH_OF(rx, out) while (OX_RECV((rx), (out)) == 0)
 
+/* The calls behind the typed macros: as ox_sender_send() and the others,
+ * after aborting if size is not the channel's element size. */
 OX_MUST_USE int ox_sender_send_sized(ox_sender *tx, const void *msg, size_t size);
 OX_MUST_USE int ox_sender_try_send_sized(ox_sender *tx, const void *msg, size_t size);
 OX_MUST_USE int ox_sender_send_timeout_sized(ox_sender *tx, const void *msg, size_t size,
@@ -220,14 +225,14 @@ OX_MUST_USE int ox_receiver_recv_deadline_at(ox_receiver *rx, void *out, ox_inst
                                              const char *file, int line);
 
 /* ---- state (a snapshot: other threads may change it at once) ---- */
-size_t ox_sender_len(const ox_sender *tx); /* messages buffered; 0 for rendezvous */
-size_t ox_receiver_len(const ox_receiver *rx);
-size_t ox_sender_capacity(const ox_sender *tx); /* N, 0, or OX_UNBOUNDED */
-size_t ox_receiver_capacity(const ox_receiver *rx);
-bool ox_sender_is_empty(const ox_sender *tx); /* rendezvous: always true */
-bool ox_receiver_is_empty(const ox_receiver *rx);
-bool ox_sender_is_full(const ox_sender *tx); /* rendezvous: always true; unbounded: never */
-bool ox_receiver_is_full(const ox_receiver *rx);
+size_t ox_sender_len(const ox_sender *tx);          /* messages buffered; 0 for rendezvous */
+size_t ox_receiver_len(const ox_receiver *rx);      /* the same, through a receiver */
+size_t ox_sender_capacity(const ox_sender *tx);     /* N, 0, or OX_UNBOUNDED */
+size_t ox_receiver_capacity(const ox_receiver *rx); /* the same, through a receiver */
+bool ox_sender_is_empty(const ox_sender *tx);       /* rendezvous: always true */
+bool ox_receiver_is_empty(const ox_receiver *rx);   /* the same, through a receiver */
+bool ox_sender_is_full(const ox_sender *tx);        /* rendezvous: always true; unbounded: never */
+bool ox_receiver_is_full(const ox_receiver *rx);    /* the same, through a receiver */
 
 /* ---- iteration ----
  * OX_CHANNEL_FOR_EACH(rx, &v) { ... } receives into v until the channel is
@@ -277,6 +282,10 @@ typedef struct ox_select_op {
     void *ox__priv[5]; /* internal: the waiter record while blocked */
 } ox_select_op;
 
+/* A select operation: send msg (borrowed; read when the send happens) with
+ * sender, or receive into out with receiver. Use them in the ops array. In
+ * C++17, which has no designated initialisers, they are built by an inline
+ * function. */
 #ifdef __cplusplus
 /* C++17 has no designated initialisers: the same ops, built by functions. */
 static inline ox_select_op ox__select_op(ox_sender *tx, ox_receiver *rx, void *buf)

@@ -65,6 +65,7 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* What the lock-order checker does (OX_LOCKDEP, ox_lockdep_enable). */
 typedef enum ox_lockdep_mode {
     OX_LOCKDEP_OFF = 0,
     OX_LOCKDEP_REPORT = 1, /* print the first cycle to stderr, continue */
@@ -84,8 +85,8 @@ unsigned ox_lockdep_reports(void);
 /* A lock class: a static at the initialisation site. Use the macro. */
 typedef struct ox_lock_class {
     const char *name; /* the expression passed to OX_LOCK_CLASS_INIT */
-    const char *file;
-    int line;
+    const char *file; /* where OX_LOCK_CLASS_INIT was */
+    int line;         /* ... and the line */
 } ox_lock_class;
 
 /* Puts lock (borrowed: any oxide lock) into class cls (static storage).

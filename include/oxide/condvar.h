@@ -34,6 +34,7 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* A condition variable (see the top of this file). */
 typedef struct ox_condvar {
     OX__ALIGNAS(8) OX__ATOMIC(uint64_t) state; /* the tied mutex and a notify sequence: condvar.c */
 } ox_condvar;
@@ -70,6 +71,7 @@ OX_MUST_USE int ox_condvar_wait_timeout_at(ox_condvar *cv, ox_mutex *m, ox_nanos
                                            const char *file, int line);
 OX_MUST_USE int(ox_condvar_wait_timeout)(ox_condvar *cv, ox_mutex *m, ox_nanos timeout);
 
+/* As ox_condvar_wait_timeout, with a deadline on CLOCK_MONOTONIC. */
 #define ox_condvar_wait_deadline(cv, m, d)                                                         \
     ox_condvar_wait_deadline_at((cv), (m), (d), __FILE__, __LINE__)
 OX_MUST_USE int ox_condvar_wait_deadline_at(ox_condvar *cv, ox_mutex *m, ox_instant deadline,

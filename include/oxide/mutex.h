@@ -37,6 +37,7 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* A mutex (see the top of this file). */
 typedef struct ox_mutex {
     /* Aligned to 8 so that a condvar can store its address in 45 bits. */
     OX__ALIGNAS(8) OX__ATOMIC(uint32_t) state; /* see src/sync/mutex.c */
@@ -136,6 +137,7 @@ OX_MUST_USE int(ox_mutex_try_lock)(ox_mutex *m);
 OX_MUST_USE int ox_mutex_lock_timeout_at(ox_mutex *m, ox_nanos timeout, const char *file, int line);
 OX_MUST_USE int(ox_mutex_lock_timeout)(ox_mutex *m, ox_nanos timeout);
 
+/* As ox_mutex_lock_timeout, with a deadline on CLOCK_MONOTONIC. */
 #define ox_mutex_lock_deadline(m, deadline)                                                        \
     ox_mutex_lock_deadline_at((m), (deadline), __FILE__, __LINE__)
 OX_MUST_USE int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file,
@@ -186,6 +188,7 @@ static inline void ox__mutex_guard_release(ox__mutex_guard *g)
 
 #define OX__CAT2(a, b) a##b
 #define OX__CAT(a, b)  OX__CAT2(a, b)
+/* OX_MUTEX_SCOPE(&m) { ... }: m is held inside the block (see above). */
 #define OX_MUTEX_SCOPE(m)                                                                          \
     for (ox__mutex_guard OX__CAT(ox__guard_, __LINE__)                                             \
              __attribute__((cleanup(ox__mutex_guard_release))) =                                   \

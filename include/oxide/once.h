@@ -51,17 +51,19 @@ enum {
     OX__ONCE_COMPLETE = 4,   /* done: everything it wrote is published */
 };
 
+/* Rust's Once (see the top of this file); zero-initialised or OX_ONCE_INIT. */
 typedef struct ox_once {
     OX__ATOMIC(uint32_t) state; /* OX__ONCE_*: private */
 } ox_once;
 
+/* Static initialiser; a zero-filled ox_once is equally valid. */
 /* clang-format off */
 #define OX_ONCE_INIT {0}
 /* clang-format on */
 
 /* What ox_once_call_force() tells its function. */
 typedef struct ox_once_state {
-    bool poisoned;
+    bool poisoned; /* read it with ox_once_state_is_poisoned() */
 } ox_once_state;
 
 /* True if the Once was poisoned when this call started (a previous
@@ -123,11 +125,13 @@ static inline void ox__once_call_force_at(ox_once *once, void (*fn)(void *, cons
 
 /* ---- OnceLock: a cell written at most once, holding a void * ---- */
 
+/* Rust's OnceLock<*mut T>: zero-initialised or OX_ONCE_LOCK_INIT. */
 typedef struct ox_once_lock {
     ox_once once; /* private */
     void *value;  /* private: written before once completes, read after */
 } ox_once_lock;
 
+/* Static initialiser; a zero-filled ox_once_lock is equally valid. */
 /* clang-format off */
 #define OX_ONCE_LOCK_INIT {OX_ONCE_INIT, NULL}
 /* clang-format on */
@@ -178,6 +182,7 @@ OX_MUST_USE void *ox_once_lock_take(ox_once_lock *lock);
 
 /* ---- LazyLock: a value computed on first access ---- */
 
+/* Rust's LazyLock: made with OX_LAZY_LOCK_INIT, which names the function. */
 typedef struct ox_lazy_lock {
     ox_once once;          /* private */
     void *value;           /* private */

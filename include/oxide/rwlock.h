@@ -42,6 +42,7 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* A readers-writer lock (see the top of this file). */
 typedef struct ox_rwlock {
     OX__ATOMIC(uint32_t) state;         /* readers, writer, waiting and poison bits: rwlock.c */
     OX__ATOMIC(uint32_t) writer_notify; /* futex word writers sleep on */

@@ -22,6 +22,7 @@ OX__API_BEGIN
  * shown by top -H and gdb, is cut to 15 bytes; oxide keeps it whole. */
 #define OX_THREAD_NAME_MAX 1024
 
+/* A thread (opaque): ox_thread_current(), ox_join_handle_thread(). */
 typedef struct ox_thread ox_thread;
 
 /* The right to join one thread. Zero (OX_JOIN_HANDLE_NONE) once joined or
@@ -29,7 +30,7 @@ typedef struct ox_thread ox_thread;
  * dropping a copy of a handle already joined or dropped aborts, saying
  * "joined twice". */
 typedef struct ox_join_handle {
-    ox_thread *thread;
+    ox_thread *thread;   /* private: use ox_join_handle_thread() */
     uint32_t generation; /* of the thread's record, to tell a stale copy */
 } ox_join_handle;
 #define OX_JOIN_HANDLE_NONE OX__ZEROED(ox_join_handle)
@@ -62,11 +63,15 @@ bool ox_join_handle_is_finished(const ox_join_handle *handle);
 ox_thread *ox_join_handle_thread(const ox_join_handle *handle);
 
 /* ---- builder ---- */
+
+/* Rust's thread::Builder: a name and a stack size for the next spawn. Set
+ * it up with the functions below, from OX_THREAD_BUILDER_INIT. */
 typedef struct ox_thread_builder {
-    const char *name;  /* borrowed; copied at spawn. NULL: unnamed */
-    size_t stack_size; /* used if has_stack_size */
-    bool has_stack_size;
+    const char *name;    /* borrowed; copied at spawn. NULL: unnamed */
+    size_t stack_size;   /* used if has_stack_size */
+    bool has_stack_size; /* set by ox_thread_builder_stack_size() */
 } ox_thread_builder;
+/* A builder with no name and the default stack size. */
 #define OX_THREAD_BUILDER_INIT OX__ZEROED(ox_thread_builder)
 
 /* Sets the name (borrowed until spawn). */
@@ -118,9 +123,9 @@ int ox_thread_park_timeout(ox_nanos timeout);
 void ox_thread_unpark(ox_thread *t);
 
 /* ---- time and scheduling ---- */
-void ox_thread_sleep(ox_nanos duration); /* negative: returns at once */
-void ox_thread_sleep_until(ox_instant deadline);
-void ox_thread_yield(void);
+void ox_thread_sleep(ox_nanos duration);         /* negative: returns at once */
+void ox_thread_sleep_until(ox_instant deadline); /* a past deadline: returns at once */
+void ox_thread_yield(void);                      /* lets another thread run (sched_yield) */
 
 /* How many threads can usefully run in parallel: the CPUs in this thread's
  * affinity mask, lowered by a cgroup CPU quota if one is set. At least 1. */
@@ -135,11 +140,15 @@ size_t ox_available_parallelism(void);
  * "a scoped thread panicked". Scoped handles are valid until ox_thread_scope()
  * returns. */
 typedef struct ox_scope ox_scope;
+/* The right to join one scoped thread (ox_scoped_join), until the scope
+ * ends. */
 typedef struct ox_scoped_handle {
-    ox_thread *thread;
+    ox_thread *thread;   /* private */
     uint32_t generation; /* of the thread's record, to tell a stale handle */
 } ox_scoped_handle;
 
+/* Runs body(scope, arg) as described above; returns when body and every
+ * thread spawned in the scope have finished. */
 void ox_thread_scope(void (*body)(ox_scope *scope, void *arg), void *arg);
 
 /* Spawns fn(arg) in the scope; panics like ox_thread_spawn if the OS refuses
