@@ -150,7 +150,7 @@ OX_MUST_USE int ox_task_sleep_until(ox_instant deadline);
 OX_MUST_USE int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out);
 
 /* ---- JoinSet: tasks joined in the order they finish (Tokio's JoinSet) ---- */
-typedef struct ox_join_set ox_join_set;
+typedef struct ox_join_set ox_join_set; /* opaque; owned by whoever made it */
 
 /* A new, empty set. Returns 0 or ENOMEM. */
 OX_MUST_USE int ox_join_set_new(ox_join_set **out);
@@ -206,6 +206,8 @@ typedef struct ox__task_local_key {
 } ox__task_local_key;
 void *ox__task_local_get(const ox__task_local_key *key);
 
+/* Declares the task-local `name` of type `type` (see above); init and
+ * destroy take a `type *` and may be NULL. */
 #define OX_TASK_LOCAL(name, type, init, destroy)                                                   \
     static void name##__ox_task_init(void *v)                                                      \
     {                                                                                              \
