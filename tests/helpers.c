@@ -64,7 +64,7 @@ static int wait_blocked(struct blocked_count want, int n, const _Atomic int *giv
 {
     for (;;) {
         struct blocked_count c = want;
-        ox__park_visit_blocked(false, count_blocked, &c);
+        ox__park_visit_blocked(count_blocked, &c);
         if (c.n >= n || (give_up != NULL && atomic_load(give_up) != 0))
             return c.n;
         ox_thread_yield();
