@@ -81,3 +81,8 @@ void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up)
 {
     wait_blocked((struct blocked_count){.id = ox_thread_id(t)}, 1, give_up);
 }
+
+void ox_test_wait_blocked_on(const void *object, int count)
+{
+    (void)ox_test_wait_blocked(object, count, NULL);
+}

@@ -38,4 +38,8 @@ int ox_test_wait_blocked(const void *object, int n, const _Atomic int *give_up);
  * object a test cannot name). */
 void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up);
 
+/* ox_test_wait_blocked(object, count, NULL): waits until at least count
+ * threads are queued on object. */
+void ox_test_wait_blocked_on(const void *object, int count);
+
 #endif

@@ -119,6 +119,8 @@ enum {
     OX_ENAMETOOLONG,      /* a thread name longer than OX_THREAD_NAME_MAX */
     OX_EALREADY,          /* a OnceLock already holds a value */
     OX_ECANCELED,         /* the task was aborted (a cancellation point) */
+    OX_ECLOSED,           /* the semaphore was closed (Tokio: AcquireError) */
+    OX_ELAGGED,           /* a broadcast receiver fell behind; messages were skipped */
 };
 
 /* A printable description of an oxide code or errno value. Never NULL;

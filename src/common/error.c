@@ -37,6 +37,10 @@ const char *ox_strerror(int code)
         return "already initialised";
     case OX_ECANCELED:
         return "task aborted";
+    case OX_ECLOSED:
+        return "closed: the semaphore was closed";
+    case OX_ELAGGED:
+        return "lagged: the receiver fell behind and missed messages";
     default:
         /* errno values: glibc and musl return static strings for known codes. */
         return code > 0 && code < 10000 ? strerror(code) : "unknown oxide error code";
