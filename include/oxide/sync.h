@@ -7,6 +7,7 @@
 #include "barrier.h"   /* IWYU pragma: export */
 #include "condvar.h"   /* IWYU pragma: export */
 #include "mutex.h"     /* IWYU pragma: export */
+#include "notify.h"    /* IWYU pragma: export */
 #include "once.h"      /* IWYU pragma: export */
 #include "rwlock.h"    /* IWYU pragma: export */
 #include "semaphore.h" /* IWYU pragma: export */
