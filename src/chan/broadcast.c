@@ -1,0 +1,374 @@
+/* broadcast.c - the broadcast channel (Tokio's broadcast, in C).
+ *
+ * One lock (the waiter list's) guards the whole channel: the ring, the
+ * positions, the counts and the waiter list. Messages are numbered from 0;
+ * tail is the number the next send gets, and message p lives in slot
+ * p % capacity until message p + capacity overwrites it. So the messages
+ * kept are [oldest, tail) with oldest = max(tail - capacity, 0), and a
+ * receiver whose next position is below oldest has lagged by the
+ * difference.
+ *
+ * Each slot counts the receivers that still have to read its message
+ * (rem, set to the number of receivers at send time: exactly those whose
+ * position is at or before it). A reader that finds rem == 1 is the last
+ * one and takes the channel's instance itself; other readers clone it. A
+ * receiver being dropped counts itself off every message it has not read.
+ * A message whose count reaches 0 without being taken, or which is
+ * overwritten still held (its laggards skipped it), is destroyed.
+ *
+ * Waiting receivers are woken all at once by a send (each wants the
+ * message) and by the last sender's drop.
+ */
+#include "oxide/broadcast.h"
+
+#include "../thread/wait_list.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TX_MAGIC   0x6f786274u /* "oxbt" */
+#define RX_MAGIC   0x6f786272u /* "oxbr" */
+#define DEAD_MAGIC 0xdeadbca5u
+
+typedef struct bcast bcast;
+
+typedef struct handle {
+    uint32_t magic;
+    bcast *chan;
+    uint64_t next;            /* receivers: the next message to read */
+    struct handle *next_dead; /* in the channel's graveyard once dropped */
+} handle;
+
+struct ox_broadcast_sender {
+    handle h;
+};
+struct ox_broadcast_receiver {
+    handle h;
+};
+
+typedef struct slot {
+    uint64_t pos; /* the message in the slot */
+    size_t rem;   /* receivers that have yet to read it */
+    bool full;    /* holds the channel's instance (not yet taken or destroyed) */
+} slot;
+
+struct bcast {
+    ox__wait_list lock; /* guards everything below; its list holds waiting receivers */
+    size_t elem_size, capacity;
+    void (*clone)(void *dst, const void *src);
+    void (*destroy)(void *elem);
+    uint64_t tail;
+    size_t senders, receivers;
+    handle *graveyard;
+    slot *slots;
+    unsigned char *data; /* capacity * elem_size */
+};
+
+static const ox__wait_site recv_site = {"broadcast recv"};
+
+static inline void *slot_data(const bcast *c, uint64_t pos)
+{
+    return c->data + (size_t)(pos % c->capacity) * c->elem_size;
+}
+
+static inline uint64_t oldest_of(const bcast *c)
+{
+    return c->tail > c->capacity ? c->tail - c->capacity : 0;
+}
+
+OX_COLD _Noreturn static void bad_handle(const handle *h, const char *function, const char *kind)
+{
+    if (!h)
+        ox_abort(function, "NULL %s", kind);
+    if (h->magic == DEAD_MAGIC)
+        ox_abort(function, "%s %p was already dropped", kind, (const void *)h);
+    ox_abort(function, "%p is not a %s (or was freed with its channel)", (const void *)h, kind);
+}
+
+static inline bcast *sender_chan(const ox_broadcast_sender *tx, const char *function)
+{
+    if (OX_UNLIKELY(!tx || tx->h.magic != TX_MAGIC))
+        bad_handle(tx ? &tx->h : NULL, function, "broadcast sender");
+    return tx->h.chan;
+}
+
+static inline bcast *receiver_chan(const ox_broadcast_receiver *rx, const char *function)
+{
+    if (OX_UNLIKELY(!rx || rx->h.magic != RX_MAGIC))
+        bad_handle(rx ? &rx->h : NULL, function, "broadcast receiver");
+    return rx->h.chan;
+}
+
+/* Under the lock: a handle from the graveyard, or a new one. */
+static handle *new_handle(bcast *c, uint32_t magic, const char *function)
+{
+    handle *h = c->graveyard;
+    if (h)
+        c->graveyard = h->next_dead;
+    else if ((h = malloc(sizeof *h)) == NULL)
+        ox_abort(function, "out of memory");
+    *h = (handle){magic, c, 0, NULL};
+    return h;
+}
+
+static void bury(bcast *c, handle *h)
+{
+    h->magic = DEAD_MAGIC;
+    h->next_dead = c->graveyard;
+    c->graveyard = h;
+}
+
+static void free_channel(bcast *c)
+{
+    for (uint64_t p = oldest_of(c); p < c->tail; p++) {
+        slot *s = &c->slots[p % c->capacity];
+        if (s->full && c->destroy)
+            c->destroy(slot_data(c, p));
+    }
+    for (handle *h = c->graveyard, *next; h; h = next) {
+        next = h->next_dead;
+        free(h);
+    }
+    free(c->slots);
+    free(c->data);
+    free(c);
+}
+
+int ox_broadcast_with(const ox_broadcast_options *o, ox_broadcast_sender **tx,
+                      ox_broadcast_receiver **rx)
+{
+    if (!o || !tx || !rx || o->elem_size == 0 || o->capacity == 0 ||
+        o->capacity > SIZE_MAX / o->elem_size || o->capacity > SIZE_MAX / sizeof(slot))
+        return OX_EINVAL;
+    bcast *c = calloc(1, sizeof *c);
+    handle *t = malloc(sizeof *t), *r = malloc(sizeof *r);
+    if (c) {
+        c->slots = calloc(o->capacity, sizeof(slot));
+        c->data = malloc(o->capacity * o->elem_size);
+    }
+    if (!c || !t || !r || !c->slots || !c->data) {
+        if (c) {
+            free(c->slots);
+            free(c->data);
+        }
+        free(c);
+        free(t);
+        free(r);
+        return ENOMEM;
+    }
+    c->elem_size = o->elem_size;
+    c->capacity = o->capacity;
+    c->clone = o->clone;
+    c->destroy = o->destroy;
+    c->senders = c->receivers = 1;
+    *t = (handle){.magic = TX_MAGIC};
+    *r = (handle){.magic = RX_MAGIC};
+    t->chan = r->chan = c; /* owned by its handles from now on */
+    /* Published to other threads by whatever hands them the handles. */
+    *tx = (ox_broadcast_sender *)t;
+    *rx = (ox_broadcast_receiver *)r;
+    return 0;
+}
+
+int ox_broadcast(size_t elem_size, size_t capacity, ox_broadcast_sender **tx,
+                 ox_broadcast_receiver **rx)
+{
+    ox_broadcast_options o = {.elem_size = elem_size, .capacity = capacity};
+    return ox_broadcast_with(&o, tx, rx);
+}
+
+ox_broadcast_sender *ox_broadcast_sender_clone(ox_broadcast_sender *tx)
+{
+    bcast *c = sender_chan(tx, __func__);
+    ox__wait_list_lock(&c->lock);
+    c->senders++;
+    handle *h = new_handle(c, TX_MAGIC, __func__);
+    ox__wait_list_unlock(&c->lock);
+    return (ox_broadcast_sender *)h;
+}
+
+static ox_broadcast_receiver *subscribe(bcast *c, const char *function)
+{
+    ox__wait_list_lock(&c->lock);
+    c->receivers++;
+    handle *h = new_handle(c, RX_MAGIC, function);
+    h->next = c->tail; /* counted in no message sent before now */
+    ox__wait_list_unlock(&c->lock);
+    return (ox_broadcast_receiver *)h;
+}
+
+ox_broadcast_receiver *ox_broadcast_subscribe(ox_broadcast_sender *tx)
+{
+    return subscribe(sender_chan(tx, __func__), __func__);
+}
+
+ox_broadcast_receiver *ox_broadcast_resubscribe(ox_broadcast_receiver *rx)
+{
+    return subscribe(receiver_chan(rx, __func__), __func__);
+}
+
+void ox_broadcast_sender_drop(ox_broadcast_sender *tx)
+{
+    bcast *c = sender_chan(tx, __func__);
+    ox__wait_list_lock(&c->lock);
+    bury(c, &tx->h);
+    ox__wait_node *chain = NULL;
+    if (--c->senders == 0)
+        chain = ox__wait_list_take_all(&c->lock); /* they drain, then see it */
+    bool last = c->senders == 0 && c->receivers == 0;
+    ox__wait_list_unlock(&c->lock);
+    ox__wait_wake_chain(chain);
+    if (last)
+        free_channel(c);
+}
+
+void ox_broadcast_receiver_drop(ox_broadcast_receiver *rx)
+{
+    bcast *c = receiver_chan(rx, __func__);
+    ox__wait_list_lock(&c->lock);
+    uint64_t oldest = oldest_of(c);
+    for (uint64_t p = rx->h.next > oldest ? rx->h.next : oldest; p < c->tail; p++) {
+        slot *s = &c->slots[p % c->capacity];
+        if (--s->rem == 0 && s->full) {
+            s->full = false;
+            if (c->destroy)
+                c->destroy(slot_data(c, p));
+        }
+    }
+    bury(c, &rx->h);
+    c->receivers--;
+    bool last = c->senders == 0 && c->receivers == 0;
+    ox__wait_list_unlock(&c->lock);
+    if (last)
+        free_channel(c);
+}
+
+int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg)
+{
+    bcast *c = sender_chan(tx, __func__);
+    if (!msg)
+        ox_abort(__func__, "NULL message buffer");
+    ox__wait_list_lock(&c->lock);
+    if (c->receivers == 0) {
+        ox__wait_list_unlock(&c->lock);
+        return OX_EDISCONNECTED;
+    }
+    slot *s = &c->slots[c->tail % c->capacity];
+    void *data = slot_data(c, c->tail);
+    if (s->full && c->destroy)
+        c->destroy(data); /* overwritten unread: its laggards will be told */
+    memcpy(data, msg, c->elem_size);
+    s->pos = c->tail++;
+    s->rem = c->receivers;
+    s->full = true;
+    ox__wait_node *chain = ox__wait_list_take_all(&c->lock);
+    ox__wait_list_unlock(&c->lock);
+    ox__wait_wake_chain(chain);
+    return 0;
+}
+
+/* Under the lock: 0, OX_ELAGGED, OX_EDISCONNECTED, or OX_EEMPTY (nothing
+ * yet, a sender lives). */
+static int take_locked(bcast *c, handle *rx, void *out, uint64_t *missed)
+{
+    if (rx->next >= c->tail)
+        return c->senders == 0 ? OX_EDISCONNECTED : OX_EEMPTY;
+    uint64_t oldest = oldest_of(c);
+    if (rx->next < oldest) {
+        if (missed)
+            *missed = oldest - rx->next;
+        rx->next = oldest;
+        return OX_ELAGGED;
+    }
+    slot *s = &c->slots[rx->next % c->capacity];
+    void *data = slot_data(c, rx->next);
+    if (s->rem == 1) {
+        memcpy(out, data, c->elem_size); /* the last reader takes it */
+        s->full = false;
+    } else if (c->clone) {
+        c->clone(out, data);
+    } else {
+        memcpy(out, data, c->elem_size);
+    }
+    s->rem--;
+    rx->next++;
+    return 0;
+}
+
+int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
+                               ox_instant deadline)
+{
+    bcast *c = receiver_chan(rx, __func__);
+    if (!out)
+        ox_abort(__func__, "NULL message buffer");
+    int gave_up = 0;
+    ox__wait_list_lock(&c->lock);
+    for (;;) {
+        int rc = take_locked(c, &rx->h, out, missed);
+        if (rc != OX_EEMPTY || gave_up) {
+            ox__wait_list_unlock(&c->lock);
+            return rc == OX_EEMPTY ? gave_up : rc;
+        }
+        ox__wait_node node;
+        ox__wait_node_init(&node);
+        ox__wait_list_push(&c->lock, &node);
+        ox__wait_list_unlock(&c->lock);
+        int wrc = ox__wait_node_sleep(&node, deadline, &recv_site, c);
+        if (wrc != 0) {
+            ox__wait_list_lock(&c->lock);
+            if (node.linked) {
+                ox__wait_list_remove(&c->lock, &node);
+                gave_up = wrc; /* one last look, then report it */
+                continue;
+            }
+            ox__wait_list_unlock(&c->lock);
+            ox__wait_node_await_claim(&node, &recv_site, c);
+        }
+        ox__wait_list_lock(&c->lock);
+    }
+}
+
+int ox_broadcast_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed)
+{
+    return ox_broadcast_recv_deadline(rx, out, missed, OX_INSTANT_NEVER);
+}
+
+int ox_broadcast_recv_timeout(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
+                              ox_nanos timeout)
+{
+    if (timeout < 0)
+        return OX_EINVAL;
+    return ox_broadcast_recv_deadline(rx, out, missed, ox_instant_after(timeout));
+}
+
+int ox_broadcast_try_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed)
+{
+    bcast *c = receiver_chan(rx, __func__);
+    if (!out)
+        ox_abort(__func__, "NULL message buffer");
+    ox__wait_list_lock(&c->lock);
+    int rc = take_locked(c, &rx->h, out, missed);
+    ox__wait_list_unlock(&c->lock);
+    return rc;
+}
+
+size_t ox_broadcast_len(ox_broadcast_receiver *rx)
+{
+    bcast *c = receiver_chan(rx, __func__);
+    ox__wait_list_lock(&c->lock);
+    uint64_t oldest = oldest_of(c);
+    uint64_t from = rx->h.next > oldest ? rx->h.next : oldest;
+    size_t n = (size_t)(c->tail - from);
+    ox__wait_list_unlock(&c->lock);
+    return n;
+}
+
+size_t ox_broadcast_receiver_count(ox_broadcast_sender *tx)
+{
+    bcast *c = sender_chan(tx, __func__);
+    ox__wait_list_lock(&c->lock);
+    size_t n = c->receivers;
+    ox__wait_list_unlock(&c->lock);
+    return n;
+}
