@@ -310,22 +310,7 @@ int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *m
             ox__wait_list_unlock(&c->lock);
             return rc == OX_EEMPTY ? gave_up : rc;
         }
-        ox__wait_node node;
-        ox__wait_node_init(&node);
-        ox__wait_list_push(&c->lock, &node);
-        ox__wait_list_unlock(&c->lock);
-        int wrc = ox__wait_node_sleep(&node, deadline, &recv_site, c);
-        if (wrc != 0) {
-            ox__wait_list_lock(&c->lock);
-            if (node.linked) {
-                ox__wait_list_remove(&c->lock, &node);
-                gave_up = wrc; /* one last look, then report it */
-                continue;
-            }
-            ox__wait_list_unlock(&c->lock);
-            ox__wait_node_await_claim(&node, &recv_site, c);
-        }
-        ox__wait_list_lock(&c->lock);
+        gave_up = ox__wait_list_wait_locked(&c->lock, &c->lock, deadline, &recv_site, c);
     }
 }
 

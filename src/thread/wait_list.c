@@ -93,3 +93,25 @@ void ox__wait_node_await_claim(ox__wait_node *n, const ox__wait_site *site, cons
     while (ox__parker_park(&n->parker, OX_INSTANT_NEVER, site, object) != 0)
         ;
 }
+
+int ox__wait_list_wait_locked(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
+                              const ox__wait_site *site, const void *object)
+{
+    ox__wait_node node;
+    ox__wait_node_init(&node);
+    ox__wait_list_push(list, &node);
+    ox__wait_list_unlock(lock);
+    int rc = ox__wait_node_sleep(&node, deadline, site, object);
+    ox__wait_list_lock(lock);
+    if (rc == 0)
+        return 0;
+    if (node.linked) {
+        ox__wait_list_remove(list, &node);
+        return rc;
+    }
+    /* Claimed as the wait ended: take the wake-up (and its token). */
+    ox__wait_list_unlock(lock);
+    ox__wait_node_await_claim(&node, site, object);
+    ox__wait_list_lock(lock);
+    return 0;
+}

@@ -92,4 +92,15 @@ int ox__wait_node_sleep(ox__wait_node *n, ox_instant deadline, const ox__wait_si
  * claimer's unpark (it comes right after the claimer's unlock). */
 void ox__wait_node_await_claim(ox__wait_node *n, const ox__wait_site *site, const void *object);
 
+/* A condition-variable-shaped wait for primitives whose state the lock
+ * guards (watch, broadcast). The caller holds lock's lock and found
+ * nothing to do: queues a node of its own on list (lock itself, or
+ * another list guarded by the same lock), unlocks, sleeps, and locks
+ * again. Returns 0 when claimed (something changed: look again), or the
+ * parking layer's code (OX_ETIMEDOUT...) when the wait ended otherwise
+ * with the node still queued (now removed: look once more, then report
+ * it). The lock is held on return either way. */
+int ox__wait_list_wait_locked(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
+                              const ox__wait_site *site, const void *object);
+
 #endif
