@@ -47,6 +47,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 typedef struct ox_broadcast_sender ox_broadcast_sender;
 typedef struct ox_broadcast_receiver ox_broadcast_receiver;
@@ -109,6 +110,8 @@ int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *m
 size_t ox_broadcast_len(ox_broadcast_receiver *rx);
 /* Receivers subscribed now. */
 size_t ox_broadcast_receiver_count(ox_broadcast_sender *tx);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -34,16 +34,19 @@
 #include "base.h"
 #include "wait_list.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 typedef struct ox_notify {
-    _Atomic uint64_t state; /* private: see src/sync/notify.c */
-    ox__wait_list waiters;  /* private */
+    OX__ATOMIC(uint64_t) state; /* private: see src/sync/notify.c */
+    ox__wait_list waiters;      /* private */
 } ox_notify;
 
 /* clang-format off */
@@ -88,6 +91,8 @@ ox_notified ox_notify_notified(ox_notify *n);
 int ox_notified_wait(const ox_notified *t);
 int ox_notified_wait_timeout(const ox_notified *t, ox_nanos timeout);
 int ox_notified_wait_deadline(const ox_notified *t, ox_instant deadline);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

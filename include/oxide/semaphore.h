@@ -32,19 +32,22 @@
 #include "base.h"
 #include "wait_list.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+OX__API_BEGIN
 
 /* The most permits a semaphore holds (as Tokio's MAX_PERMITS). */
 #define OX_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 3)
 
 typedef struct ox_semaphore {
-    _Atomic size_t state;  /* private: permits and flags, see src/sync/semaphore.c */
-    ox__wait_list waiters; /* private */
+    OX__ATOMIC(size_t) state; /* private: permits and flags, see src/sync/semaphore.c */
+    ox__wait_list waiters;    /* private */
 } ox_semaphore;
 
 /* clang-format off */
@@ -88,6 +91,8 @@ size_t ox_semaphore_available(const ox_semaphore *s);
  * acquire and try. Permits released afterwards are still counted. */
 void ox_semaphore_close(ox_semaphore *s);
 bool ox_semaphore_is_closed(const ox_semaphore *s);
+
+OX__API_END
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,15 @@
     F(ox_channel_options, destroy)                                                                 \
     X(ox_select_op)                                                                                \
     F(ox_select_op, buf)                                                                           \
-    X(ox_lock_class)
+    X(ox_lock_class)                                                                               \
+    X(ox_semaphore)                                                                                \
+    F(ox_semaphore, waiters)                                                                       \
+    X(ox_notify)                                                                                   \
+    F(ox_notify, waiters)                                                                          \
+    X(ox_notified)                                                                                 \
+    F(ox_notified, generation)                                                                     \
+    X(ox_broadcast_options)                                                                        \
+    F(ox_broadcast_options, destroy)
 
 #ifdef __cplusplus
 extern "C" {

@@ -46,6 +46,8 @@ static CONSTINIT ox_once_lock cell = OX_ONCE_LOCK_INIT;
 static int answer = 42;
 static CONSTINIT ox_lazy_lock lazy = OX_LAZY_LOCK_INIT(make_answer, &answer);
 static CONSTINIT ox_barrier barrier = OX_BARRIER_INIT(4);
+static CONSTINIT ox_semaphore slots = OX_SEMAPHORE_INIT(2);
+static CONSTINIT ox_notify bell = OX_NOTIFY_INIT;
 
 enum { THREADS = 4, ROUNDS = 20000 };
 
@@ -355,6 +357,29 @@ static void check_panic()
     ox_panic_set_hook(old);
 }
 
+/* Tokio's set from C++: a semaphore's permits, a stored Notify permit, a
+ * broadcast seen by two receivers. */
+static void check_tokio_set()
+{
+    CHECK(ox_semaphore_acquire(&slots, 2) == 0);
+    CHECK(ox_semaphore_try_acquire(&slots, 1) == OX_EBUSY);
+    ox_semaphore_release(&slots, 2);
+    CHECK(ox_semaphore_available(&slots) == 2);
+    ox_notify_one(&bell);
+    CHECK(ox_notify_wait(&bell) == 0);
+    ox_broadcast_sender *tx;
+    ox_broadcast_receiver *a;
+    CHECK(ox_broadcast(sizeof(int), 4, &tx, &a) == 0);
+    ox_broadcast_receiver *b = ox_broadcast_subscribe(tx);
+    int v = 5, got = 0;
+    CHECK(ox_broadcast_send(tx, &v) == 0);
+    CHECK(ox_broadcast_recv(a, &got, nullptr) == 0 && got == 5);
+    CHECK(ox_broadcast_recv(b, &got, nullptr) == 0 && got == 5);
+    ox_broadcast_sender_drop(tx);
+    ox_broadcast_receiver_drop(a);
+    ox_broadcast_receiver_drop(b);
+}
+
 int main()
 {
     check_layout();
@@ -367,6 +392,7 @@ int main()
     check_thread_local();
     check_channel();
     check_panic();
+    check_tokio_set();
     CHECK(ox_instant_diff(OX_INSTANT_NEVER, ox_instant_now()) > 0);
     CHECK(std::strcmp(ox_strerror(OX_EPOISONED), ox_strerror(OX_EBUSY)) != 0);
     CHECK(ox_version() == OX_VERSION_HEX);
