@@ -12,6 +12,7 @@
 #include "oxide/arc.h"       /* IWYU pragma: export */
 #include "oxide/chan.h"      /* IWYU pragma: export */
 #include "oxide/broadcast.h" /* IWYU pragma: export */
+#include "oxide/watch.h"     /* IWYU pragma: export */
 #include "oxide/task.h"      /* IWYU pragma: export */
 
 #endif

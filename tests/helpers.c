@@ -49,14 +49,17 @@ void ox_test_join(ox_join_handle *h)
 
 struct blocked_count {
     const void *object; /* count the threads blocked on this, */
-    uint64_t id;        /* or (object NULL) the thread with this id */
+    const char *site;   /* or (object NULL) at a wait site of this name, */
+    uint64_t id;        /* or (both NULL) the thread with this id */
     int n;
 };
 
 static void count_blocked(const ox__blocked_info *info, void *arg)
 {
     struct blocked_count *c = arg;
-    if (c->object != NULL ? info->object == c->object : info->id == c->id)
+    if (c->object != NULL ? info->object == c->object
+        : c->site != NULL ? strcmp(info->site->what, c->site) == 0
+                          : info->id == c->id)
         c->n++;
 }
 
@@ -85,4 +88,9 @@ void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up)
 void ox_test_wait_blocked_on(const void *object, int count)
 {
     (void)ox_test_wait_blocked(object, count, NULL);
+}
+
+void ox_test_wait_blocked_at(const char *site, int count)
+{
+    wait_blocked((struct blocked_count){.site = site}, count, NULL);
 }

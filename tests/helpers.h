@@ -41,5 +41,8 @@ void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up);
 /* ox_test_wait_blocked(object, count, NULL): waits until at least count
  * threads are queued on object. */
 void ox_test_wait_blocked_on(const void *object, int count);
+/* The same, for threads blocked at a wait site of that name
+ * ("watch changed", "broadcast recv"...), for opaque objects. */
+void ox_test_wait_blocked_at(const char *site, int count);
 
 #endif

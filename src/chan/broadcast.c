@@ -296,12 +296,12 @@ static int take_locked(bcast *c, handle *rx, void *out, uint64_t *missed)
     return 0;
 }
 
-int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
-                               ox_instant deadline)
+static int recv_until(ox_broadcast_receiver *rx, void *out, uint64_t *missed, ox_instant deadline,
+                      const char *function)
 {
-    bcast *c = receiver_chan(rx, __func__);
+    bcast *c = receiver_chan(rx, function);
     if (!out)
-        ox_abort(__func__, "NULL message buffer");
+        ox_abort(function, "NULL message buffer");
     int gave_up = 0;
     ox__wait_list_lock(&c->lock);
     for (;;) {
@@ -314,9 +314,15 @@ int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *m
     }
 }
 
+int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
+                               ox_instant deadline)
+{
+    return recv_until(rx, out, missed, deadline, __func__);
+}
+
 int ox_broadcast_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed)
 {
-    return ox_broadcast_recv_deadline(rx, out, missed, OX_INSTANT_NEVER);
+    return recv_until(rx, out, missed, OX_INSTANT_NEVER, __func__);
 }
 
 int ox_broadcast_recv_timeout(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
@@ -324,7 +330,7 @@ int ox_broadcast_recv_timeout(ox_broadcast_receiver *rx, void *out, uint64_t *mi
 {
     if (timeout < 0)
         return OX_EINVAL;
-    return ox_broadcast_recv_deadline(rx, out, missed, ox_instant_after(timeout));
+    return recv_until(rx, out, missed, ox_instant_after(timeout), __func__);
 }
 
 int ox_broadcast_try_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed)

@@ -42,7 +42,9 @@
     X(ox_notified)                                                                                 \
     F(ox_notified, generation)                                                                     \
     X(ox_broadcast_options)                                                                        \
-    F(ox_broadcast_options, destroy)
+    F(ox_broadcast_options, destroy)                                                               \
+    X(ox_watch_options)                                                                            \
+    F(ox_watch_options, destroy)
 
 #ifdef __cplusplus
 extern "C" {
