@@ -114,9 +114,11 @@ int ox_notify_try_wait(ox_notify *n)
 
 ox_notified ox_notify_notified(ox_notify *n)
 {
-    /* Relaxed: the generation only has to be one that happened no later
-     * than this call; the acquire comes at the check. */
-    uint64_t s = atomic_load_explicit(&n->state, memory_order_relaxed);
+    /* Acquire: pairs with the release bump in notify_waiters. A ticket
+     * that already counts a notify_waiters call will not be woken by it,
+     * so the condition the caller checks next must show what that call's
+     * notifier wrote before it. */
+    uint64_t s = atomic_load_explicit(&n->state, memory_order_acquire);
     return (ox_notified){n, generation_of(s)};
 }
 
