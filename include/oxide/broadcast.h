@@ -66,17 +66,17 @@ typedef struct ox_broadcast_options {
 /* Creates a channel and hands out its first sender and receiver (owned by
  * the caller). Returns 0; OX_EINVAL for a zero elem_size or capacity, NULL
  * tx or rx, or a ring size that overflows; ENOMEM. */
-int ox_broadcast(size_t elem_size, size_t capacity, ox_broadcast_sender **tx,
-                 ox_broadcast_receiver **rx);
-int ox_broadcast_with(const ox_broadcast_options *options, ox_broadcast_sender **tx,
-                      ox_broadcast_receiver **rx);
+OX_MUST_USE int ox_broadcast(size_t elem_size, size_t capacity, ox_broadcast_sender **tx,
+                             ox_broadcast_receiver **rx);
+OX_MUST_USE int ox_broadcast_with(const ox_broadcast_options *options, ox_broadcast_sender **tx,
+                                  ox_broadcast_receiver **rx);
 
 /* Another sender (tx borrowed, the result owned). */
-ox_broadcast_sender *ox_broadcast_sender_clone(ox_broadcast_sender *tx);
+OX_MUST_USE ox_broadcast_sender *ox_broadcast_sender_clone(ox_broadcast_sender *tx);
 /* A new receiver that sees the messages sent from now on (Tokio's
  * subscribe / resubscribe). The argument is borrowed. */
-ox_broadcast_receiver *ox_broadcast_subscribe(ox_broadcast_sender *tx);
-ox_broadcast_receiver *ox_broadcast_resubscribe(ox_broadcast_receiver *rx);
+OX_MUST_USE ox_broadcast_receiver *ox_broadcast_subscribe(ox_broadcast_sender *tx);
+OX_MUST_USE ox_broadcast_receiver *ox_broadcast_resubscribe(ox_broadcast_receiver *rx);
 
 /* Gives the handle up (taken). A receiver's unread messages no longer
  * wait for it (those only it still had to read are destroyed). */
@@ -88,7 +88,7 @@ void ox_broadcast_receiver_drop(ox_broadcast_receiver *rx);
  * if the ring is full, and wakes the waiting receivers. Never blocks
  * (beyond the short internal lock). Returns 0, or OX_EDISCONNECTED if
  * there is no receiver (nothing copied: msg stays the caller's). */
-int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg);
+OX_MUST_USE int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg);
 
 /* Receives the next message into out (the caller owns it). Blocks while
  * there is none and a sender lives. Returns 0; OX_ELAGGED if messages were
@@ -96,15 +96,15 @@ int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg);
  * NULL) gets how many, out is untouched, and the next recv returns the
  * oldest message kept; OX_EDISCONNECTED once every sender is gone and
  * nothing is left to read. */
-int ox_broadcast_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed);
+OX_MUST_USE int ox_broadcast_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed);
 /* As recv, but never blocks: OX_EEMPTY when nothing is there to read. */
-int ox_broadcast_try_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed);
+OX_MUST_USE int ox_broadcast_try_recv(ox_broadcast_receiver *rx, void *out, uint64_t *missed);
 /* As recv, giving up after timeout / at deadline with OX_ETIMEDOUT.
  * Negative timeout: OX_EINVAL. */
-int ox_broadcast_recv_timeout(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
-                              ox_nanos timeout);
-int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
-                               ox_instant deadline);
+OX_MUST_USE int ox_broadcast_recv_timeout(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
+                                          ox_nanos timeout);
+OX_MUST_USE int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *missed,
+                                           ox_instant deadline);
 
 /* Messages rx has yet to read (at most the capacity). */
 size_t ox_broadcast_len(ox_broadcast_receiver *rx);

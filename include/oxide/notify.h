@@ -72,15 +72,15 @@ void ox_notify_waiters(ox_notify *n);
  * consumed, or a notify_waiters happens. Returns 0. (From a task, a
  * cancellation code of the runtime may end it; spurious returns never
  * happen.) */
-int ox_notify_wait(ox_notify *n);
+OX_MUST_USE int ox_notify_wait(ox_notify *n);
 /* As ox_notify_wait, giving up after timeout / at deadline: returns
  * OX_ETIMEDOUT then (no permit consumed). Negative timeout: OX_EINVAL. */
-int ox_notify_wait_timeout(ox_notify *n, ox_nanos timeout);
-int ox_notify_wait_deadline(ox_notify *n, ox_instant deadline);
+OX_MUST_USE int ox_notify_wait_timeout(ox_notify *n, ox_nanos timeout);
+OX_MUST_USE int ox_notify_wait_deadline(ox_notify *n, ox_instant deadline);
 
 /* Consumes the stored permit if there is one: returns 0, else OX_EBUSY.
  * Never blocks. */
-int ox_notify_try_wait(ox_notify *n);
+OX_MUST_USE int ox_notify_try_wait(ox_notify *n);
 
 /* Takes a ticket (Tokio's Notify::notified()). */
 ox_notified ox_notify_notified(ox_notify *n);
@@ -88,9 +88,9 @@ ox_notified ox_notify_notified(ox_notify *n);
 /* As ox_notify_wait*, but also returns 0 at once if ox_notify_waiters was
  * called since t was taken (then no permit is consumed). t is borrowed
  * and may be waited on again (it still remembers the same point). */
-int ox_notified_wait(const ox_notified *t);
-int ox_notified_wait_timeout(const ox_notified *t, ox_nanos timeout);
-int ox_notified_wait_deadline(const ox_notified *t, ox_instant deadline);
+OX_MUST_USE int ox_notified_wait(const ox_notified *t);
+OX_MUST_USE int ox_notified_wait_timeout(const ox_notified *t, ox_nanos timeout);
+OX_MUST_USE int ox_notified_wait_deadline(const ox_notified *t, ox_instant deadline);
 
 OX__API_END
 

@@ -57,27 +57,27 @@ typedef struct ox_semaphore {
 /* Makes s an open semaphore with permits permits. Must not race with any
  * other call on s. Returns 0, or OX_EINVAL if permits >
  * OX_SEMAPHORE_MAX_PERMITS. */
-int ox_semaphore_init(ox_semaphore *s, size_t permits);
+OX_MUST_USE int ox_semaphore_init(ox_semaphore *s, size_t permits);
 
 /* Takes n permits, blocking until they are all the caller's. Returns 0;
  * OX_ECLOSED if s is or gets closed first (the caller then holds none of
  * them); OX_EINVAL if n > OX_SEMAPHORE_MAX_PERMITS. n == 0 returns 0 at
  * once (OX_ECLOSED if closed). The permits collected happen-after the
  * release that gave them. */
-int ox_semaphore_acquire(ox_semaphore *s, size_t n);
+OX_MUST_USE int ox_semaphore_acquire(ox_semaphore *s, size_t n);
 
 /* As ox_semaphore_acquire, giving up after timeout / at deadline: returns
  * OX_ETIMEDOUT then, holding none of the n (permits it had collected go to
  * the next waiters). If the last permit arrives just as the time runs out,
  * the acquire succeeds (0). A negative timeout returns OX_EINVAL. */
-int ox_semaphore_acquire_timeout(ox_semaphore *s, size_t n, ox_nanos timeout);
-int ox_semaphore_acquire_deadline(ox_semaphore *s, size_t n, ox_instant deadline);
+OX_MUST_USE int ox_semaphore_acquire_timeout(ox_semaphore *s, size_t n, ox_nanos timeout);
+OX_MUST_USE int ox_semaphore_acquire_deadline(ox_semaphore *s, size_t n, ox_instant deadline);
 
 /* Takes n permits if that can be done now, without waiting. Returns 0;
  * OX_EBUSY if there are fewer than n free (a try never jumps the queue:
  * while anyone waits, no permits are free); OX_ECLOSED; OX_EINVAL. Never
  * blocks. */
-int ox_semaphore_try_acquire(ox_semaphore *s, size_t n);
+OX_MUST_USE int ox_semaphore_try_acquire(ox_semaphore *s, size_t n);
 
 /* Gives n permits back (or adds n new ones), waking the waiters they
  * complete, oldest first. Never blocks (beyond the semaphore's own short

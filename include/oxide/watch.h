@@ -65,13 +65,15 @@ typedef struct ox_watch_options {
 /* Creates a channel holding *initial and hands out its sender and first
  * receiver (owned by the caller). Returns 0; OX_EINVAL for a zero
  * elem_size or a NULL initial, tx or rx; ENOMEM. */
-int ox_watch(size_t elem_size, const void *initial, ox_watch_sender **tx, ox_watch_receiver **rx);
-int ox_watch_with(const ox_watch_options *options, ox_watch_sender **tx, ox_watch_receiver **rx);
+OX_MUST_USE int ox_watch(size_t elem_size, const void *initial, ox_watch_sender **tx,
+                         ox_watch_receiver **rx);
+OX_MUST_USE int ox_watch_with(const ox_watch_options *options, ox_watch_sender **tx,
+                              ox_watch_receiver **rx);
 
 /* A new receiver that has seen the current value (tx borrowed). */
-ox_watch_receiver *ox_watch_subscribe(ox_watch_sender *tx);
+OX_MUST_USE ox_watch_receiver *ox_watch_subscribe(ox_watch_sender *tx);
 /* A new receiver that has seen what rx has seen (rx borrowed). */
-ox_watch_receiver *ox_watch_receiver_clone(ox_watch_receiver *rx);
+OX_MUST_USE ox_watch_receiver *ox_watch_receiver_clone(ox_watch_receiver *rx);
 
 /* Gives the handle up (taken). The sender's drop wakes the receivers
  * waiting for a change. */
@@ -83,7 +85,7 @@ void ox_watch_receiver_drop(ox_watch_receiver *rx);
  * a change. Returns 0, or OX_EDISCONNECTED if no receiver is left (nothing
  * stored: value stays the caller's). Never blocks (beyond the short
  * internal lock). */
-int ox_watch_send(ox_watch_sender *tx, const void *value);
+OX_MUST_USE int ox_watch_send(ox_watch_sender *tx, const void *value);
 /* Stores the value even with no receiver; the old value is moved into
  * *old (the caller owns it) or destroyed if old is NULL. */
 void ox_watch_send_replace(ox_watch_sender *tx, const void *value, void *old);
@@ -101,21 +103,21 @@ void ox_watch_sender_borrow(ox_watch_sender *tx, void *out);
 /* Waits until the value is one rx has not seen, and marks it seen (read it
  * with ox_watch_borrow). Returns 0; OX_EDISCONNECTED if the sender is gone
  * and rx has seen the last value. */
-int ox_watch_changed(ox_watch_receiver *rx);
+OX_MUST_USE int ox_watch_changed(ox_watch_receiver *rx);
 /* As changed, giving up after timeout / at deadline with OX_ETIMEDOUT.
  * Negative timeout: OX_EINVAL. */
-int ox_watch_changed_timeout(ox_watch_receiver *rx, ox_nanos timeout);
-int ox_watch_changed_deadline(ox_watch_receiver *rx, ox_instant deadline);
+OX_MUST_USE int ox_watch_changed_timeout(ox_watch_receiver *rx, ox_nanos timeout);
+OX_MUST_USE int ox_watch_changed_deadline(ox_watch_receiver *rx, ox_instant deadline);
 
 /* Without waiting or marking: *changed tells whether the value is one rx
  * has not seen. Returns 0, or OX_EDISCONNECTED (and *changed false) if the
  * sender is gone and rx has seen the last value. */
-int ox_watch_has_changed(ox_watch_receiver *rx, bool *changed);
+OX_MUST_USE int ox_watch_has_changed(ox_watch_receiver *rx, bool *changed);
 
 /* Blocks until every receiver is gone (Tokio's Sender::closed). Returns 0,
  * or OX_ETIMEDOUT at the deadline. */
-int ox_watch_closed(ox_watch_sender *tx);
-int ox_watch_closed_deadline(ox_watch_sender *tx, ox_instant deadline);
+OX_MUST_USE int ox_watch_closed(ox_watch_sender *tx);
+OX_MUST_USE int ox_watch_closed_deadline(ox_watch_sender *tx, ox_instant deadline);
 /* True if no receiver is left. */
 bool ox_watch_is_closed(ox_watch_sender *tx);
 size_t ox_watch_receiver_count(ox_watch_sender *tx);

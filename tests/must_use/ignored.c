@@ -76,3 +76,48 @@ void ignore_everything(ox_mutex *m, ox_rwlock *l, ox_condvar *cv, ox_join_handle
     (void)!ox_thread_join(h, NULL, NULL);
     (void)!ox_sender_send(tx, &v);
 }
+
+void ignore_tokio_set(ox_semaphore *s, ox_notify *n, ox_notified *t, ox_broadcast_sender *btx,
+                      ox_broadcast_receiver *brx, ox_watch_sender *wtx, ox_watch_receiver *wrx);
+
+void ignore_tokio_set(ox_semaphore *s, ox_notify *n, ox_notified *t, ox_broadcast_sender *btx,
+                      ox_broadcast_receiver *brx, ox_watch_sender *wtx, ox_watch_receiver *wrx)
+{
+    int v = 0;
+    bool changed;
+    ox_semaphore_init(s, 1);                                     /* warns */
+    ox_semaphore_acquire(s, 1);                                  /* warns */
+    ox_semaphore_acquire_timeout(s, 1, 1);                       /* warns */
+    ox_semaphore_acquire_deadline(s, 1, OX_INSTANT_NEVER);       /* warns */
+    ox_semaphore_try_acquire(s, 1);                              /* warns */
+    ox_notify_wait(n);                                           /* warns */
+    ox_notify_wait_timeout(n, 1);                                /* warns */
+    ox_notify_wait_deadline(n, OX_INSTANT_NEVER);                /* warns */
+    ox_notify_try_wait(n);                                       /* warns */
+    ox_notified_wait(t);                                         /* warns */
+    ox_notified_wait_timeout(t, 1);                              /* warns */
+    ox_notified_wait_deadline(t, OX_INSTANT_NEVER);              /* warns */
+    ox_broadcast(sizeof v, 1, &btx, &brx);                       /* warns */
+    ox_broadcast_with(NULL, &btx, &brx);                         /* warns */
+    ox_broadcast_sender_clone(btx);                              /* warns */
+    ox_broadcast_subscribe(btx);                                 /* warns */
+    ox_broadcast_resubscribe(brx);                               /* warns */
+    ox_broadcast_send(btx, &v);                                  /* warns */
+    ox_broadcast_recv(brx, &v, NULL);                            /* warns */
+    ox_broadcast_try_recv(brx, &v, NULL);                        /* warns */
+    ox_broadcast_recv_timeout(brx, &v, NULL, 1);                 /* warns */
+    ox_broadcast_recv_deadline(brx, &v, NULL, OX_INSTANT_NEVER); /* warns */
+    ox_watch(sizeof v, &v, &wtx, &wrx);                          /* warns */
+    ox_watch_with(NULL, &wtx, &wrx);                             /* warns */
+    ox_watch_subscribe(wtx);                                     /* warns */
+    ox_watch_receiver_clone(wrx);                                /* warns */
+    ox_watch_send(wtx, &v);                                      /* warns */
+    ox_watch_changed(wrx);                                       /* warns */
+    ox_watch_changed_timeout(wrx, 1);                            /* warns */
+    ox_watch_changed_deadline(wrx, OX_INSTANT_NEVER);            /* warns */
+    ox_watch_has_changed(wrx, &changed);                         /* warns */
+    ox_watch_closed(wtx);                                        /* warns */
+    ox_watch_closed_deadline(wtx, OX_INSTANT_NEVER);             /* warns */
+    (void)!ox_semaphore_acquire(s, 1);
+    (void)!ox_broadcast_send(btx, &v);
+}
