@@ -28,6 +28,11 @@
  * channel is freed). clone and destroy run with the channel's internal
  * lock held: they must not use this channel.
  *
+ * In a task (oxide/task.h) a blocking recv suspends the task, not its
+ * worker, and is a cancellation point: once the task is aborted, a call
+ * that would wait returns OX_ECANCELED instead (one that can complete at
+ * once still completes).
+ *
  * Handles and disconnection, as oxide's other channels. Each handle has
  * one owner; *_clone / subscribe make another; *_drop gives one up. When
  * the last sender is dropped, receivers read what is left, then get

@@ -22,6 +22,11 @@
  *     if (!condition())
  *         ox_notified_wait(&t);
  *
+ * In a task (oxide/task.h) a blocking wait suspends the task, not its
+ * worker, and is a cancellation point: once the task is aborted, a call
+ * that would wait returns OX_ECANCELED instead (one that can complete at
+ * once still completes).
+ *
  * Everything the notifier wrote before notifying happens-before the
  * return of the wait it ends (or consumes its permit).
  *
@@ -69,9 +74,8 @@ void ox_notify_one(ox_notify *n);
 void ox_notify_waiters(ox_notify *n);
 
 /* Blocks until a notify_one picks this caller or its stored permit is
- * consumed, or a notify_waiters happens. Returns 0. (From a task, a
- * cancellation code of the runtime may end it; spurious returns never
- * happen.) */
+ * consumed, or a notify_waiters happens. Returns 0 (never spuriously), or
+ * OX_ECANCELED in an aborted task. */
 OX_MUST_USE int ox_notify_wait(ox_notify *n);
 /* As ox_notify_wait, giving up after timeout / at deadline: returns
  * OX_ETIMEDOUT then (no permit consumed). Negative timeout: OX_EINVAL. */

@@ -22,6 +22,11 @@
  * later acquire return OX_ECLOSED; permits can still be released and
  * counted.
  *
+ * In a task (oxide/task.h) a blocking acquire suspends the task, not its
+ * worker, and is a cancellation point: once the task is aborted, a call
+ * that would wait returns OX_ECANCELED instead (one that can complete at
+ * once still completes).
+ *
  * A semaphore is valid when zero-initialised (no permits, open) and needs
  * no destructor; OX_SEMAPHORE_INIT(n) starts it with n permits. All
  * functions borrow the semaphore; it must outlive every call on it.

@@ -33,6 +33,11 @@
  * send_modify function run with the channel's internal lock held: they
  * must not use this channel.
  *
+ * In a task (oxide/task.h) a blocking changed or closed suspends the task, not its
+ * worker, and is a cancellation point: once the task is aborted, a call
+ * that would wait returns OX_ECANCELED instead (one that can complete at
+ * once still completes).
+ *
  * Handles: one sender (as Tokio's, not clonable), any number of receivers;
  * each handle has one owner and is given up with *_drop; the channel is
  * freed with the last handle. A receiver handle may be shared by several

@@ -65,7 +65,8 @@ struct bcast {
     unsigned char *data; /* capacity * elem_size */
 };
 
-static const ox__wait_site recv_site = {"broadcast recv"};
+/* A cancellation point: an aborted task's recv returns OX_ECANCELED. */
+static const ox__wait_site recv_site = {.what = "broadcast recv", .cancellable = true};
 
 static inline void *slot_data(const bcast *c, uint64_t pos)
 {

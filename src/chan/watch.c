@@ -49,8 +49,9 @@ struct watch {
     unsigned char *value;
 };
 
-static const ox__wait_site changed_site = {"watch changed"};
-static const ox__wait_site closed_site = {"watch closed"};
+/* Cancellation points: an aborted task's wait returns OX_ECANCELED. */
+static const ox__wait_site changed_site = {.what = "watch changed", .cancellable = true};
+static const ox__wait_site closed_site = {.what = "watch closed", .cancellable = true};
 
 OX_COLD _Noreturn static void bad_handle(const handle *h, const char *function, const char *kind)
 {

@@ -43,7 +43,8 @@ static inline uint64_t with_state(uint64_t s, uint64_t state)
     return (s & ~STATE_MASK) | state;
 }
 
-static const ox__wait_site notify_site = {"notify"};
+/* A cancellation point: an aborted task's wait returns OX_ECANCELED. */
+static const ox__wait_site notify_site = {.what = "notify", .cancellable = true};
 
 /* Tries to take the stored permit: true if taken. *s is the word, updated. */
 static inline bool take_permit(ox_notify *n, uint64_t *s)
@@ -137,6 +138,10 @@ static int wait_generation(ox_notify *n, uint64_t generation, ox_instant deadlin
         if (generation_of(s) != generation || take_permit(n, &s)) {
             ox__wait_list_unlock(&n->waiters); /* the lock orders the bump */
             return 0;
+        }
+        if (ox__park_cancelled()) {
+            ox__wait_list_unlock(&n->waiters);
+            return OX_ECANCELED; /* nothing to take, and an aborted task does not wait */
         }
         if (state_of(s) == WAITING)
             break;

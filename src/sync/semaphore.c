@@ -55,7 +55,8 @@ typedef struct sem_waiter {
     bool closed;        /* claimed by ox_semaphore_close */
 } sem_waiter;
 
-static const ox__wait_site semaphore_site = {"semaphore"};
+/* A cancellation point: an aborted task's acquire returns OX_ECANCELED. */
+static const ox__wait_site semaphore_site = {.what = "semaphore", .cancellable = true};
 
 int ox_semaphore_init(ox_semaphore *s, size_t permits)
 {
@@ -149,7 +150,9 @@ void ox_semaphore_release(ox_semaphore *s, size_t n)
 }
 
 /* Under the lock: takes what is free, and queues w for the rest. Returns
- * 0 if all n were free (w not queued), OX_ECLOSED, or OX_EBUSY (queued). */
+ * 0 if all n were free (w not queued), OX_ECLOSED, OX_ECANCELED (an
+ * aborted task that would have to wait: takes nothing), or OX_EBUSY
+ * (queued). */
 static int take_or_queue(ox_semaphore *s, sem_waiter *w)
 {
     size_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -157,6 +160,8 @@ static int take_or_queue(ox_semaphore *s, sem_waiter *w)
         if (is_closed(state))
             return OX_ECLOSED;
         size_t free = permits_of(state);
+        if (free < w->needed && ox__park_cancelled())
+            return OX_ECANCELED;
         size_t take = free < w->needed ? free : w->needed;
         size_t next =
             take == w->needed ? state - take * PERMIT_ONE : (state & FLAGS_MASK) | WAITERS;

@@ -1,7 +1,10 @@
 /* wait_list.c - the waiter list's lock and operations; see wait_list.h. */
 #include "wait_list.h"
 
-static const ox__wait_site wait_list_site = {"wait list lock"};
+static const ox__wait_site wait_list_site = {.what = "wait list lock"};
+/* Waiting for the unpark of a claimer that already chose us is never
+ * cancelled: the hand-off is under way and its token must be taken. */
+static const ox__wait_site claim_site = {.what = "wait list hand-off"};
 
 OX_COLD void ox__wait_list_lock_slow(ox__wait_list *l)
 {
@@ -88,15 +91,17 @@ int ox__wait_node_sleep(ox__wait_node *n, ox_instant deadline, const ox__wait_si
 
 void ox__wait_node_await_claim(ox__wait_node *n, const ox__wait_site *site, const void *object)
 {
-    /* The claimer's unpark follows its unlock at once; a parking layer
-     * that reports cancellation returns early, so loop until the token. */
-    while (ox__parker_park(&n->parker, OX_INSTANT_NEVER, site, object) != 0)
+    (void)site;
+    /* The claimer's unpark follows its unlock at once. */
+    while (ox__parker_park(&n->parker, OX_INSTANT_NEVER, &claim_site, object) != 0)
         ;
 }
 
 int ox__wait_list_wait_locked(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
                               const ox__wait_site *site, const void *object)
 {
+    if (site->cancellable && ox__park_cancelled())
+        return OX_ECANCELED; /* an aborted task does not start a wait */
     ox__wait_node node;
     ox__wait_node_init(&node);
     ox__wait_list_push(list, &node);

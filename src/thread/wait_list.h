@@ -89,7 +89,8 @@ int ox__wait_node_sleep(ox__wait_node *n, ox_instant deadline, const ox__wait_si
                         const void *object);
 
 /* The waiter found its node claimed after a failed sleep: waits for the
- * claimer's unpark (it comes right after the claimer's unlock). */
+ * claimer's unpark (it comes right after the claimer's unlock). Never
+ * cancelled, whatever site says: the hand-off is under way. */
 void ox__wait_node_await_claim(ox__wait_node *n, const ox__wait_site *site, const void *object);
 
 /* A condition-variable-shaped wait for primitives whose state the lock
@@ -99,7 +100,8 @@ void ox__wait_node_await_claim(ox__wait_node *n, const ox__wait_site *site, cons
  * again. Returns 0 when claimed (something changed: look again), or the
  * parking layer's code (OX_ETIMEDOUT...) when the wait ended otherwise
  * with the node still queued (now removed: look once more, then report
- * it). The lock is held on return either way. */
+ * it). The lock is held on return either way. At a cancellable site an
+ * aborted task does not queue at all: OX_ECANCELED at once. */
 int ox__wait_list_wait_locked(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
                               const ox__wait_site *site, const void *object);
 
