@@ -54,9 +54,12 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* The handles: opaque, one owner each (see above). */
 typedef struct ox_broadcast_sender ox_broadcast_sender;
 typedef struct ox_broadcast_receiver ox_broadcast_receiver;
 
+/* What ox_broadcast_with makes: the message size, the ring's capacity and
+ * the hooks for messages that own resources. */
 typedef struct ox_broadcast_options {
     size_t elem_size; /* bytes per message, > 0 */
     size_t capacity;  /* messages kept, > 0 */

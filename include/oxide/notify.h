@@ -49,20 +49,22 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* A Notify: a state word and the list of waiters (both private). */
 typedef struct ox_notify {
     OX__ATOMIC(uint64_t) state; /* private: see src/sync/notify.c */
     ox__wait_list waiters;      /* private */
 } ox_notify;
 
 /* clang-format off */
+/* The static initialiser: no permit, nobody waiting (as zero). */
 #define OX_NOTIFY_INIT {0, OX__WAIT_LIST_INIT}
 /* clang-format on */
 
 /* A ticket: remembers which notify_waiters calls have already happened.
  * A plain value, owned by the caller; needs no cleanup. */
 typedef struct ox_notified {
-    ox_notify *notify; /* borrowed */
-    uint64_t generation;
+    ox_notify *notify;   /* borrowed */
+    uint64_t generation; /* the notify_waiters calls made before the ticket */
 } ox_notified;
 
 /* Wakes the oldest waiter, or stores a permit if nobody waits. Never

@@ -50,12 +50,15 @@ OX__API_BEGIN
 /* The most permits a semaphore holds (as Tokio's MAX_PERMITS). */
 #define OX_SEMAPHORE_MAX_PERMITS (SIZE_MAX >> 3)
 
+/* A semaphore: its permits and flags, and the list of waiters (both
+ * private). */
 typedef struct ox_semaphore {
     OX__ATOMIC(size_t) state; /* private: permits and flags, see src/sync/semaphore.c */
     ox__wait_list waiters;    /* private */
 } ox_semaphore;
 
 /* clang-format off */
+/* The static initialiser: an open semaphore with permits permits. */
 #define OX_SEMAPHORE_INIT(permits) {((size_t)(permits)) << 2, OX__WAIT_LIST_INIT}
 /* clang-format on */
 

@@ -54,9 +54,12 @@ extern "C" {
 #endif
 OX__API_BEGIN
 
+/* The handles: opaque, one owner each (see above). */
 typedef struct ox_watch_sender ox_watch_sender;
 typedef struct ox_watch_receiver ox_watch_receiver;
 
+/* What ox_watch_with makes: the value's size, the first value and the
+ * hooks for values that own resources. */
 typedef struct ox_watch_options {
     size_t elem_size;    /* bytes of the value, > 0 */
     const void *initial; /* elem_size bytes: the first value (the channel takes it) */
