@@ -62,6 +62,8 @@ extern _Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
  * the cached address is another thread's record. The volatile asm computes
  * the address afresh at each use (the initial-exec sequence the compiler
  * would emit); the memory clobber keeps it from moving across the call. */
+ox__unwind_state *ox__unwind_current_slow(void) __attribute__((noinline));
+
 static inline ox__unwind_state *ox__unwind_current(void)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(OX_DLOPEN_SAFE)
@@ -83,8 +85,9 @@ static inline ox__unwind_state *ox__unwind_current(void)
                      : "memory");
     return s;
 #else
-#define OX__UNWIND_NO_ASM 1 /* tasks are not offered on such targets */
-    return &ox__unwind;
+    /* Elsewhere (OX_DLOPEN_SAFE, other targets): an out-of-line call,
+     * which computes the address in the thread that makes it. */
+    return ox__unwind_current_slow();
 #endif
 }
 

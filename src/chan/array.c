@@ -179,6 +179,8 @@ static void spin_while_slot_unchanged(const ox__chan *c, const _Atomic size_t *p
                                       ox__backoff *b)
 {
     OX__CHAOS_POINT();
+    if (ox__park_unit_get() != NULL)
+        return; /* a task: the other side may be queued behind us (pace.c) */
     size_t p = atomic_load_explicit(pos, memory_order_relaxed) & ~c->mark_bit;
     _Atomic size_t *stamp = stamp_of(slot_at(c, p & (c->mark_bit - 1)));
     for (; b->step <= OX__BACKOFF_SPIN_LIMIT; b->step++) {

@@ -39,6 +39,10 @@
 void ox__chan_wait_for_batch(const ox__chan *c, size_t batch, size_t (*backlog)(const ox__chan *c),
                              ox_instant deadline)
 {
+    /* In a task the senders may be queued behind us on this worker: waiting
+     * here would only delay them. */
+    if (ox__park_unit_get() != NULL)
+        return;
     size_t last = backlog(c);
     int64_t due = ox_instant_now().ns + FIRST_LOOK_NS;
     for (int look = 0; look < MAX_LOOKS; look++, due += LOOK_NS) {

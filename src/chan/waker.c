@@ -9,7 +9,7 @@ const void *ox__self(void)
 {
     /* A task is its own unit: two tasks on one worker thread must be able
      * to rendezvous with each other. */
-    const ox__lot_waiter *task = ox__park_unit;
+    const ox__lot_waiter *task = ox__park_unit_get();
     return task != NULL ? (const void *)task : &self_anchor;
 }
 
@@ -46,6 +46,11 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
                              const void *object)
 {
     uintptr_t sel;
+    /* A task goes straight to parking: the task that would answer may be
+     * queued behind it on this very worker, and parking is a task switch,
+     * not a system call. */
+    if (ox__park_unit_get() != NULL)
+        goto park;
     /* Spin, then yield, before sleeping: a futex wake costs the waker
      * microseconds, while the other side usually answers much sooner.
      * The spin polls at every pause instead of backing off exponentially:
@@ -68,6 +73,7 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
             goto selected;
         ox__backoff_snooze(&b);
     }
+park:
     for (;;) {
         sel = atomic_load_explicit(&cx->select, memory_order_acquire);
         if (sel != OX__SEL_WAITING)

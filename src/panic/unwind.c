@@ -24,6 +24,14 @@ struct ox__catch_frame {
  * setjmp and longjmp are indeterminate unless volatile. */
 static _Thread_local ox_panic_payload *landing_payload;
 
+ox__unwind_state *ox__unwind_current_slow(void)
+{
+    ox__unwind_state *s = &ox__unwind;
+    /* Not a pure function: two calls are never merged into one. */
+    __asm__ volatile("" ::: "memory");
+    return s;
+}
+
 void ox__unwind_grow(void)
 {
     ox__unwind_state *s = ox__unwind_current();

@@ -15,10 +15,19 @@
  *   4. half of another worker's queue.
  * With nothing found it goes idle: it links itself on the idle stack,
  * looks once more, and sleeps until woken or until the earliest timer.
- * Making work visible and then checking for idle workers, against going
- * idle and then checking for work, is a store-load pair on each side;
- * both sides make it a read-modify-write of idle_count, whose single
- * modification order then puts one after the other (ox__runtime_wake_idle).
+ *
+ * Waking (Go's spinning Ms): new work wakes an idle worker only if no
+ * other woken worker is still searching; the woken worker searches, and if
+ * it was the last searcher when it finds work it wakes another, since more
+ * may be queued. So a burst of spawns from a thread costs one or two
+ * wake-ups, not one per task.
+ *
+ * Making work visible and then checking `sched`, against changing `sched`
+ * (becoming idle, or no longer searching) and then looking for work, is a
+ * store-load pair on each side. Both sides make their step a
+ * read-modify-write of `sched`, whose single modification order puts one
+ * after the other: either the waker sees the worker idle and not
+ * searching, or the worker's RMW reads the waker's and so sees its work.
  */
 #include "sanitizer.h"
 #include "task_internal.h"
@@ -35,24 +44,35 @@ static _Thread_local ox__worker *current_worker;
 
 static const ox__wait_site idle_site = {.what = "task worker idle"};
 
-ox__worker *ox__worker_current(void)
+/* Out of line and never merged, as ox__park_unit_get (park.h says why). */
+__attribute__((noinline)) ox__worker *ox__worker_current(void)
 {
-    return current_worker;
+    ox__worker *w = current_worker;
+    __asm__ volatile("" ::: "memory");
+    return w;
 }
 
 /* ---- idle workers ---- */
 
+#define SEARCHING_ONE 1u
+#define IDLE_ONE      (1u << 16)
+#define SEARCHING(s)  ((s) & (IDLE_ONE - 1))
+#define IDLE(s)       ((s) >> 16)
+
 void ox__runtime_wake_idle(ox_runtime *rt)
 {
     /* Acq_rel RMW, not a load: see the top of the file. */
-    if (atomic_fetch_add_explicit(&rt->idle_count, 0, memory_order_acq_rel) == 0)
+    uint32_t s = atomic_fetch_add_explicit(&rt->sched, 0, memory_order_acq_rel);
+    if (SEARCHING(s) != 0 || IDLE(s) == 0)
         return;
     ox__spin_lock(&rt->idle_lock);
     ox__worker *w = rt->idle_head;
     if (w != NULL) {
         rt->idle_head = w->idle_next;
         w->idle = false;
-        atomic_fetch_sub_explicit(&rt->idle_count, 1, memory_order_relaxed);
+        w->searching = true;
+        /* Relaxed: the wake below (release) hands the worker its state. */
+        atomic_fetch_add_explicit(&rt->sched, SEARCHING_ONE - IDLE_ONE, memory_order_relaxed);
     }
     ox__spin_unlock(&rt->idle_lock);
     if (w != NULL) {
@@ -62,6 +82,19 @@ void ox__runtime_wake_idle(ox_runtime *rt)
     }
 }
 
+/* The worker found work: if it was searching, it no longer is, and if it
+ * was the last searcher, another idle worker may take the rest. */
+static void found_work(ox__worker *w)
+{
+    if (!w->searching)
+        return;
+    w->searching = false;
+    /* Acq_rel: see the top of the file. */
+    if (SEARCHING(atomic_fetch_sub_explicit(&w->rt->sched, SEARCHING_ONE, memory_order_acq_rel)) ==
+        1)
+        ox__runtime_wake_idle(w->rt);
+}
+
 static void idle_register(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
@@ -69,8 +102,10 @@ static void idle_register(ox__worker *w)
     w->idle = true;
     w->idle_next = rt->idle_head;
     rt->idle_head = w;
+    uint32_t change = IDLE_ONE - (w->searching ? SEARCHING_ONE : 0);
+    w->searching = false;
     /* Acq_rel: see the top of the file. */
-    atomic_fetch_add_explicit(&rt->idle_count, 1, memory_order_acq_rel);
+    atomic_fetch_add_explicit(&rt->sched, change, memory_order_acq_rel);
     ox__spin_unlock(&rt->idle_lock);
 }
 
@@ -84,7 +119,7 @@ static void idle_unregister(ox__worker *w)
             p = &(*p)->idle_next;
         *p = w->idle_next;
         w->idle = false;
-        atomic_fetch_sub_explicit(&rt->idle_count, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&rt->sched, IDLE_ONE, memory_order_relaxed);
     }
     ox__spin_unlock(&rt->idle_lock);
 }
@@ -105,7 +140,7 @@ static bool work_visible(ox_runtime *rt)
 
 void ox__task_schedule(ox_task *t, bool lifo)
 {
-    ox__worker *w = current_worker;
+    ox__worker *w = ox__worker_current();
     if (w != NULL && w->rt == t->rt) {
         if (lifo) {
             ox_task *previous = w->lifo;
@@ -309,6 +344,7 @@ static void *worker_main(void *arg)
     for (;;) {
         ox_task *t = find_work(w);
         if (t != NULL) {
+            found_work(w);
             run(w, t);
             continue;
         }

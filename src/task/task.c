@@ -193,7 +193,7 @@ int ox_task_block_on(void *(*fn)(void *), void *arg, void **result, ox_panic_pay
 
 ox_task *ox_task_current(void)
 {
-    ox__lot_waiter *w = ox__park_unit;
+    ox__lot_waiter *w = ox__park_unit_get();
     return w != NULL ? ox__task_of(w) : NULL;
 }
 

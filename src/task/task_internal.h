@@ -94,6 +94,7 @@ typedef struct ox__worker {
     ox__unwind_state saved_unwind; /* the worker thread's own record, while a task runs */
     _Atomic uint32_t sleep_word;   /* 1: told to wake up */
     bool idle;
+    bool searching; /* woken to look for work, none found yet */
     struct ox__worker *idle_next;
     ox_join_handle thread;
     void *alt_stack;
@@ -107,11 +108,12 @@ struct ox_runtime {
     size_t nworkers;
     size_t stack_size;
     ox__injector injector;
-    /* Idle workers, a stack under idle_lock; idle_count mirrors its size
-     * for a lock-free "anyone asleep?" check. */
+    /* Idle workers, a stack under idle_lock. sched counts them (high half)
+     * and the workers woken to look for work that have not found any yet
+     * (low half): while one is searching, nobody wakes another (runtime.c). */
     ox__spin idle_lock;
     ox__worker *idle_head;
-    _Atomic size_t idle_count;
+    _Atomic uint32_t sched;
     /* Unfinished tasks (for shutdown). */
     ox__spin live_lock;
     ox_task *live_head;

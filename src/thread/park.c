@@ -224,7 +224,7 @@ OX_COLD static void wait_unpinned(wait_record *r)
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
                   const ox__wait_site *site, const void *object)
 {
-    ox__lot_waiter *unit = ox__park_unit;
+    ox__lot_waiter *unit = ox__park_unit_get();
     if (unit != NULL)
         return ox__park_lot_wait(unit, word, expected, deadline, site, object);
     wait_record *r = &my_record;
@@ -313,7 +313,7 @@ static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin)
     if (b->step < spin_steps) {
         for (unsigned i = 0; i < (first_spin << b->step); i++)
             ox__cpu_relax();
-    } else if (ox__park_unit != NULL) {
+    } else if (ox__park_unit_get() != NULL) {
         /* A task does not yield its worker's CPU to wait: the tasks it
          * could be waiting for may be queued behind it on this worker.
          * Done spinning: the caller parks, which runs them. */

@@ -139,8 +139,18 @@ struct ox__lot_waiter {
 };
 
 /* The running task's waiter record; NULL in a plain thread. Set by the
- * runtime's workers around each task they run. */
+ * runtime's workers around each task they run. Read it only through
+ * ox__park_unit_get(): see there. */
 extern _Thread_local ox__lot_waiter *ox__park_unit;
+
+/* ox__park_unit, read afresh. A task that blocks may resume on another
+ * worker thread, and a compiler may compute a thread-local's address once
+ * per function (aarch64 reads the thread pointer with mrs and keeps it) and
+ * reuse it after the call in which the task moved: it would read the old
+ * worker's value. An out-of-line call that is never merged with another
+ * computes the address in the thread that runs it. (The hot held-lock
+ * record uses a volatile asm instead: ox__unwind_current.) */
+ox__lot_waiter *ox__park_unit_get(void) __attribute__((noinline));
 
 /* Ends w's wait early with reason OX_ETIMEDOUT (its timer fired) or
  * OX_ECANCELED (its unit was aborted: only a cancellable wait ends, and
@@ -152,7 +162,7 @@ void ox__park_lot_expire(ox__lot_waiter *w, int reason);
  * a wait re-reads it with seq_cst under its bucket lock (park_lot.c). */
 static inline bool ox__park_cancelled(void)
 {
-    const ox__lot_waiter *unit = ox__park_unit;
+    const ox__lot_waiter *unit = ox__park_unit_get();
     return unit != NULL && atomic_load_explicit(&unit->cancelled, memory_order_relaxed);
 }
 

@@ -23,6 +23,14 @@
 
 _Thread_local ox__lot_waiter *ox__park_unit;
 
+ox__lot_waiter *ox__park_unit_get(void)
+{
+    ox__lot_waiter *unit = ox__park_unit;
+    /* Not a pure function: two calls are never merged into one. */
+    __asm__ volatile("" ::: "memory");
+    return unit;
+}
+
 #define LOT_BUCKETS 256 /* a power of two */
 
 typedef struct bucket {
