@@ -42,22 +42,28 @@ extern "C" {
 
 OX__API_BEGIN
 
+/* A task: its record is shared by the task, its handle and the runtime.
+ * Names one task; see ox_task_current(). */
 typedef struct ox_task ox_task;
+/* A set of worker threads that run tasks (ox_runtime_new). */
 typedef struct ox_runtime ox_runtime;
 
 /* The right to join one task. Zero (OX_TASK_HANDLE_NONE) once joined or
  * dropped, so a second join is caught. Do not copy a live handle. */
 typedef struct ox_task_handle {
-    ox_task *task;
+    ox_task *task; /* the task, or NULL once joined or dropped */
 } ox_task_handle;
 #define OX_TASK_HANDLE_NONE ((ox_task_handle){0})
 
 /* ---- runtimes ---- */
+
+/* How ox_runtime_new starts a runtime. Start from OX_RUNTIME_BUILDER_INIT. */
 typedef struct ox_runtime_builder {
     size_t workers;    /* 0: ox_available_parallelism() */
     size_t stack_size; /* each task's default stack; 0: OX_TASK_DEFAULT_STACK */
     const char *name;  /* borrowed; the workers are "<name>-<n>". NULL: "oxide-worker" */
 } ox_runtime_builder;
+/* A builder with every field at its default. */
 #define OX_RUNTIME_BUILDER_INIT ((ox_runtime_builder){0})
 
 /* Reserved (not committed) per task unless the builder says otherwise:
@@ -83,11 +89,13 @@ ox_runtime *ox_runtime_default(void);
  * else on the default runtime. Aborts on failure (NULL fn, no memory). */
 ox_task_handle ox_task_spawn(void *(*fn)(void *), void *arg);
 
+/* How a task is spawned. Start from OX_TASK_BUILDER_INIT. */
 typedef struct ox_task_builder {
     const char *name;    /* borrowed; copied at spawn. NULL: unnamed */
     size_t stack_size;   /* 0: the runtime's default */
     ox_runtime *runtime; /* NULL: as ox_task_spawn */
 } ox_task_builder;
+/* A builder with every field at its default. */
 #define OX_TASK_BUILDER_INIT ((ox_task_builder){0})
 
 /* As ox_task_spawn, reporting failure: OX_EINVAL (NULL fn), OX_ENAMETOOLONG
@@ -149,7 +157,10 @@ OX_MUST_USE int ox_task_sleep_until(ox_instant deadline);
  * after 10 s without work. Returns 0, OX_EINVAL (NULL fn) or ENOMEM. */
 OX_MUST_USE int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out);
 
-/* ---- JoinSet: tasks joined in the order they finish (Tokio's JoinSet) ---- */
+/* ---- JoinSet ---- */
+
+/* A set of tasks joined in the order they finish (Tokio's JoinSet). Made
+ * by ox_join_set_new, given up by ox_join_set_drop. */
 typedef struct ox_join_set ox_join_set; /* opaque; owned by whoever made it */
 
 /* A new, empty set. Returns 0 or ENOMEM. */
@@ -183,9 +194,17 @@ void ox_join_set_drop(ox_join_set *set);
  * are valid until ox_task_scope_run returns (join them early with
  * ox_task_join, or leave them: nothing needs dropping). The wait at the
  * end is not a cancellation point: the borrows forbid leaving early. */
+
+/* A task scope, alive for one ox_task_scope_run call. */
 typedef struct ox_task_scope ox_task_scope;
+/* Runs body(scope, arg) and joins every task spawned into the scope (see
+ * above). Blocks (suspends a task). */
 void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg);
+/* Spawns fn(arg) into the scope; aborts like ox_task_spawn on failure. The
+ * handle is valid until the scope ends. */
 ox_task_handle ox_task_scope_spawn(ox_task_scope *scope, void *(*fn)(void *), void *arg);
+/* As ox_task_scope_spawn, with a builder, reporting failure as
+ * ox_task_builder_spawn does. */
 OX_MUST_USE int ox_task_scope_builder_spawn(ox_task_scope *scope, const ox_task_builder *builder,
                                             void *(*fn)(void *), void *arg, ox_task_handle *out);
 
@@ -198,6 +217,8 @@ OX_MUST_USE int ox_task_scope_builder_spawn(ox_task_scope *scope, const ox_task_
  * function returns or panics, newest first. If init panics, the next
  * access runs it again. Using one outside a task, or from its own
  * destructor, aborts with a message. */
+
+/* private: what OX_TASK_LOCAL declares (not API) */
 typedef struct ox__task_local_key {
     const char *name;
     size_t size;
