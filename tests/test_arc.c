@@ -309,7 +309,7 @@ static void *downgrade_then_drop(void *arg)
 OX_TEST(arc_get_mut_races_downgrade)
 {
     static gm_state s;
-    s.rp.rounds = ox_test_scaled(20000);
+    s.rp.rounds = ox_test_scaled(5000);
     s.rp.main_thread = ox_thread_current();
     long bad = 0;
     ox_join_handle h = ox_thread_spawn(downgrade_then_drop, &s);
