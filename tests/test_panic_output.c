@@ -208,6 +208,29 @@ static bool full_frame_shape_ok(const char *line, int index)
     return strncmp(field + 18, " - ", 3) == 0;
 }
 
+static void thread_panics_once(void)
+{
+    ox_join_handle h = ox_thread_spawn(thread_panics, "spawned");
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
+}
+
+OX_TEST(panic_backtrace_short_in_a_thread_ends_at_its_function)
+{
+    int status;
+    char *text = run_child(thread_panics_once, "1", &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* ox__panic_at, then the thread's function, then the note: oxide's
+     * entry and the C library's frames below it are trimmed. */
+    const char *trace = strstr(text, "boom in 'spawned'\nstack backtrace:\n   0: ox__panic_at\n");
+    CHECK(trace != NULL);
+    const char *frame = strstr(trace, "\n   1: thread_panics\n             at ");
+    CHECK(frame != NULL);
+    const char *after = strchr(strchr(frame + 1, '\n') + 1, '\n') + 1;
+    CHECK_TEXT(after, "note: Some details are omitted, run with `OX_BACKTRACE=full` for a "
+                      "verbose backtrace.\n");
+    free(text);
+}
+
 static void catch_once_in_main(void)
 {
     CHECK_EQ(ox_catch_unwind(thread_panics, "full", NULL, NULL), OX_EPANICKED);

@@ -182,8 +182,9 @@ static bool is_panic_entry(const struct frame *f)
 }
 
 /* The short style's frames, as Rust trims its own: from the function that
- * raised the panic down to main, or, in a thread oxide started, to the
- * thread's function (not oxide's entry nor the C library's below it). */
+ * raised the panic down to main, or, in a thread or task oxide started, to
+ * its function (not oxide's entry, thread.c's thread_main or task.c's
+ * task_entry, nor what lies below them). */
 static void short_range(const struct frames *fs, unsigned *first, unsigned *end)
 {
     *first = 0;
@@ -199,7 +200,8 @@ static void short_range(const struct frames *fs, unsigned *first, unsigned *end)
             *end = i + 1;
             return;
         }
-        if (named(&fs->f[i], "thread_main") || named(&fs->f[i], "start_thread")) {
+        if (named(&fs->f[i], "thread_main") || named(&fs->f[i], "task_entry") ||
+            named(&fs->f[i], "start_thread")) {
             *end = i;
             if (i > *first && named(&fs->f[i - 1], "ox_catch_unwind"))
                 *end = i - 1;
