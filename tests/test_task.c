@@ -3,6 +3,7 @@
  * condvar and channel (the one parking interface). */
 #include "oxide.h"
 #include "runner.h"
+#include "task/task_internal.h" /* white box: which stack a task got */
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -494,4 +495,94 @@ OX_TEST(task_aborted_before_it_runs_never_runs)
     CHECK_EQ(atomic_load(&ran), 0);
     CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
+}
+
+/* ---- many blocked tasks: past the guarded-stack budget into slabs ---- */
+
+static ox_receiver *million_rx;
+
+static void *block_on_million_rx(void *arg)
+{
+    (void)arg;
+    long v;
+    return (void *)(intptr_t)ox_receiver_recv(million_rx, &v);
+}
+
+OX_TEST_OPTS(task_a_million_blocked_at_once_all_finish, .timeout_s = 240)
+{
+    /* A million in the plain builds; fewer where each task costs far more
+     * (sanitizers' per-fiber state, qemu's emulation). Every count is past
+     * the 16 384 guarded stacks, so slab stacks are exercised too. */
+    long scaled = ox_test_scaled(1000);
+    long n = scaled >= 1000 ? 1000000 : scaled >= 500 ? 100000 : 4000;
+    if (getenv("OX_TEST_WRAPPER") != NULL) /* under qemu */
+        n /= 10;
+    /* Where fewer than the guarded budget run, lower it: slabs are used. */
+    if (n <= 100000)
+        CHECK_EQ(setenv("OX_TASK_GUARDED_STACKS", "1000", 1), 0);
+    ox_sender *tx;
+    CHECK_EQ(ox_channel(sizeof(long), 0, &tx, &million_rx), 0);
+    ox_task_handle *hs = malloc((size_t)n * sizeof *hs);
+    CHECK(hs != NULL);
+    for (long i = 0; i < n; i++)
+        hs[i] = ox_task_spawn(block_on_million_rx, NULL);
+    /* Release them all at once: each receive sees the disconnection. */
+    ox_sender_drop(tx);
+    for (long i = 0; i < n; i++) {
+        void *r = NULL;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, OX_EDISCONNECTED);
+    }
+    free(hs);
+    ox_receiver_drop(million_rx);
+}
+
+static const char *slab_bottom;
+
+/* Recurses until its frame is within 4 KiB of the stack's bottom (inside
+ * the red zone, still inside the stack), then switches. */
+static void *recurse_then_yield(void *arg)
+{
+    volatile char buf[512];
+    buf[0] = (char)(intptr_t)arg;
+    if ((const char *)buf - slab_bottom > 4096)
+        recurse_then_yield((void *)((intptr_t)arg + 1));
+    else
+        ox_task_yield(); /* switch with the stack pointer deep down */
+    return (void *)(intptr_t)buf[0];
+}
+
+static void *overflow_unguarded(void *arg)
+{
+    (void)arg;
+    const ox_task *self = ox_task_current();
+    CHECK(self->slab); /* white box: the guarded budget is used up */
+    slab_bottom = self->stack_base;
+    return recurse_then_yield((void *)(intptr_t)0);
+}
+
+static void *fill_guarded_budget(void *arg)
+{
+    (void)arg;
+    long v;
+    return (void *)(intptr_t)ox_receiver_recv(million_rx, &v);
+}
+
+OX_TEST_OPTS(task_overflow_of_an_unguarded_stack_is_reported, .expect_signal = SIGABRT,
+             .expect_stderr = "task 'deep-slab' has overflowed its stack", .timeout_s = 120)
+{
+    /* Use up the guarded budget so that the next task gets a slab stack. */
+    CHECK_EQ(setenv("OX_TASK_GUARDED_STACKS", "16", 1), 0); /* this process only */
+    ox_sender *tx;
+    CHECK_EQ(ox_channel(sizeof(long), 0, &tx, &million_rx), 0);
+    for (long i = 0; i < 16 + 64; i++) {
+        ox_task_handle h = ox_task_spawn(fill_guarded_budget, NULL);
+        ox_task_handle_drop(&h);
+    }
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.name = "deep-slab";
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, overflow_unguarded, NULL, &h), 0);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0); /* never returns: the overflow aborts */
+    ox_sender_drop(tx);
 }

@@ -26,6 +26,15 @@
  * ox_once_call, ox_barrier_wait) are not, and a task that never reaches a
  * cancellation point cannot be aborted: it runs until it returns.
  *
+ * Stacks: each task has its own, reserved at its full size and committed
+ * page by page as it is touched. The first 16 384 live stacks have a guard
+ * page, and an overflow is reported at the faulting access with the
+ * task's name. Each guard costs two of the kernel's vm.max_map_count
+ * mappings (65 530 by default), so further default-size stacks come from
+ * slabs without guards, and their overflow is reported when the task next
+ * switches, which may be after it has overwritten memory below its stack.
+ * OX_TASK_GUARDED_STACKS=N in the environment sets the 16 384.
+ *
  * Thread-locals (OX_THREAD_LOCAL, _Thread_local) in a task are those of
  * the worker running it at that moment, which can change at every blocking
  * call; a task's own state belongs in its argument.

@@ -227,6 +227,10 @@ static void run(ox__worker *w, ox_task *t)
     ox__ctx_switch(&w->sched_ctx, &t->ctx);
     ox__san_stack_arrive(w->san_fake_stack, NULL, NULL);
     /* Back on the scheduler's stack; t is stopped and still ours. */
+    if (OX_UNLIKELY(ox__stack_overflowed(t)))
+        ox_abort("ox_task",
+                 "task '%s' has overflowed its stack (an unguarded stack: seen at its switch)",
+                 t->name ? t->name : "<unnamed>");
     ox__unwind_switch(&t->unwind, &w->saved_unwind);
     ox__park_unit = NULL;
     w->current = NULL;

@@ -7,15 +7,28 @@
  * A recycled stack keeps the pages its last task touched, so the cache is
  * bounded (STACK_CACHE): spawning in a loop maps nothing, and a burst of a
  * million tasks does not keep a million stacks afterwards.
- * Two kernel mappings per stack (the guard splits the region): with
- * vm.max_map_count at 65530, that caps guarded tasks near 32 000. */
+ *
+ * A guarded stack costs two kernel mappings (the guard splits the region),
+ * and vm.max_map_count is 65 530 by default: a million guarded stacks
+ * cannot exist. So only the first GUARDED_MAX stacks are guarded; past
+ * that, default-size stacks are carved from slabs of SLAB_STACKS, one
+ * mapping each, without guard pages. Such a stack's overflow is caught
+ * when the task next switches (its stack pointer is found within
+ * SLAB_REDZONE of the bottom, or below), not at the faulting access: a
+ * deep call that returns before it switches can overwrite the stack below
+ * it unseen. Pages are committed only when touched, so an idle task costs
+ * its record and the page or two its frames use, slab or not. */
 #include "sanitizer.h"
 #include "task_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define STACK_CACHE 256
+#define STACK_CACHE  1024
+#define GUARDED_MAX  16384 /* 32 768 mappings: half the default vm.max_map_count */
+#define SLAB_STACKS  64
+#define SLAB_NAME    63                 /* longest name a slab record holds */
+#define SLAB_REDZONE ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
 
 static struct {
     ox__spin lock;
@@ -23,9 +36,85 @@ static struct {
     size_t count;
 } cache;
 
+static struct {
+    ox__spin lock;
+    ox_task *free; /* slab records, linked through next */
+} slabs;
+
+/* Guarded mappings that exist (running or cached). */
+static _Atomic size_t guarded;
+
+/* GUARDED_MAX, or OX_TASK_GUARDED_STACKS from the environment (read once;
+ * for a machine with a larger vm.max_map_count, or a test). */
+static size_t guarded_max(void)
+{
+    static _Atomic size_t max; /* 0: not read yet */
+    /* Relaxed: every thread computes the same value from the environment. */
+    size_t m = atomic_load_explicit(&max, memory_order_relaxed);
+    if (m == 0) {
+        const char *env = getenv("OX_TASK_GUARDED_STACKS");
+        char *end = NULL;
+        unsigned long long v = env != NULL ? strtoull(env, &end, 10) : 0;
+        m = env != NULL && end != env && *end == '\0' ? (size_t)v + 1 : GUARDED_MAX + 1;
+        atomic_store_explicit(&max, m, memory_order_relaxed);
+    }
+    return m - 1;
+}
+
 static size_t record_size(size_t name_len)
 {
     return (sizeof(ox_task) + name_len + 1 + 63) & ~(size_t)63;
+}
+
+/* A default-size stack from a slab, or NULL if no slab can be mapped. */
+static ox_task *slab_alloc(void)
+{
+    size_t rec = record_size(SLAB_NAME);
+    size_t slot = (OX_TASK_DEFAULT_STACK + rec + 4095) & ~(size_t)4095;
+    ox__spin_lock(&slabs.lock);
+    ox_task *t = slabs.free;
+    if (t != NULL)
+        slabs.free = t->next;
+    ox__spin_unlock(&slabs.lock);
+    if (t == NULL) {
+        void *base;
+        size_t total;
+        /* One mapping; its first page is a guard only for the first slot. */
+        if (ox__sys_stack_map(slot * SLAB_STACKS, &base, &total) != 0)
+            return NULL;
+        char *first = (char *)base + total - slot * SLAB_STACKS;
+        ox_task *chain = NULL;
+        for (size_t i = 0; i < SLAB_STACKS; i++) {
+            ox_task *x = (ox_task *)(first + (i + 1) * slot - rec);
+            x->stack_base = first + i * slot;
+            x->stack_total = slot;
+            x->next = chain;
+            chain = x;
+        }
+        t = chain;
+        ox__spin_lock(&slabs.lock);
+        ox_task *last = t->next;
+        while (last != NULL && last->next != NULL)
+            last = last->next;
+        if (last != NULL) {
+            last->next = slabs.free;
+            slabs.free = t->next;
+        }
+        ox__spin_unlock(&slabs.lock);
+    }
+    void *base = t->stack_base;
+    size_t total = t->stack_total;
+    ox__san_stack_reuse(base, (size_t)((char *)t - (char *)base));
+    memset(t, 0, sizeof *t);
+    t->stack_base = base;
+    t->stack_total = total;
+    t->slab = true; /* guard_size 0: no guard page */
+    return t;
+}
+
+bool ox__stack_overflowed(const ox_task *t)
+{
+    return t->slab && (const char *)t->ctx.sp < (const char *)t->stack_base + SLAB_REDZONE;
 }
 
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
@@ -44,11 +133,17 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
             return t;
         }
     }
+    /* Relaxed: a budget, not a synchronisation; overshooting it by a few
+     * racing spawns is harmless. */
+    if (atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max() &&
+        stack_size == OX_TASK_DEFAULT_STACK && name_len <= SLAB_NAME)
+        return slab_alloc();
     size_t rec = record_size(name_len);
     void *base;
     size_t total;
     if (ox__sys_stack_map(stack_size + rec, &base, &total) != 0)
         return NULL;
+    atomic_fetch_add_explicit(&guarded, 1, memory_order_relaxed);
     ox_task *t = (ox_task *)((char *)base + total - rec);
     memset(t, 0, sizeof *t);
     t->stack_base = base;
@@ -67,6 +162,13 @@ void ox__task_free(ox_task *t)
         return;
     }
     ox__unwind_free(&t->unwind);
+    if (t->slab) {
+        ox__spin_lock(&slabs.lock);
+        t->next = slabs.free;
+        slabs.free = t;
+        ox__spin_unlock(&slabs.lock);
+        return;
+    }
     size_t usable = t->stack_total - t->guard_size - record_size(0);
     bool plain = t->name == NULL && usable >= OX_TASK_DEFAULT_STACK &&
                  usable < OX_TASK_DEFAULT_STACK + ox__sys_page_size();
@@ -89,6 +191,7 @@ void ox__task_free(ox_task *t)
             return;
     }
     ox__sys_stack_unmap(t->stack_base, t->stack_total);
+    atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
 }
 
 /* Called in the fault handler: is addr in the guard page of the task this

@@ -38,6 +38,7 @@ struct ox_task {
     struct ox__task_local *locals; /* task-locals touched, newest first (local.c) */
     bool blocking;                 /* runs on the blocking pool (blocking.c), has no stack */
     bool scoped;                   /* its handle borrows its scope's reference */
+    bool slab;                     /* its stack is in a slab, unguarded (stack.c) */
     uint64_t id;
     const char *name;               /* NULL or in the record */
     ox_task *next;                  /* in a run queue list (injector) */
@@ -180,5 +181,8 @@ void ox__task_locals_destroy(ox_task *t);
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len);
 void ox__task_free(ox_task *t);
 void ox__stack_guard_install(void);
+/* A slab stack's task that switched away with its stack pointer in the
+ * red zone or below: it has overflowed (stack.c says when this is seen). */
+bool ox__stack_overflowed(const ox_task *t);
 
 #endif
