@@ -83,9 +83,10 @@ typedef struct ox_runtime_builder {
  * the OS's errno. */
 OX_MUST_USE int ox_runtime_new(const ox_runtime_builder *builder, ox_runtime **out);
 
-/* Aborts every task of the runtime that has not finished, waits until all
- * have returned, stops the workers and frees the runtime. Handles still
- * held stay joinable. Call from a thread, not from one of its tasks. */
+/* Aborts every task of the runtime that has not finished (and every task
+ * spawned on it from then on: it never runs, its join returns
+ * OX_ECANCELED), waits until all have returned, stops the workers and frees the runtime. Handles
+ * still held stay joinable. Call from a thread, not from one of its tasks. */
 void ox_runtime_shutdown(ox_runtime *rt);
 
 /* The runtime ox_task_spawn uses outside a task: started on first use with

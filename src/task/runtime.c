@@ -304,6 +304,11 @@ static void retire(ox__worker *w, ox_task *t)
 void ox__runtime_task_started(ox_runtime *rt, ox_task *t)
 {
     ox__spin_lock(&rt->live_lock);
+    /* Spawned while the runtime shuts down (by a task reacting to its own
+     * abort, say): it starts aborted, as Tokio's spawn on a closing
+     * runtime, or shutdown would wait for it forever. */
+    if (rt->closing)
+        atomic_store_explicit(&t->waiter.cancelled, true, memory_order_relaxed);
     t->live_prev = NULL;
     t->live_next = rt->live_head;
     if (rt->live_head != NULL)
@@ -424,6 +429,7 @@ void ox_runtime_shutdown(ox_runtime *rt)
      * list has not retired (retire unlinks it under live_lock first), so
      * its record is alive while we hold the lock. */
     ox__spin_lock(&rt->live_lock);
+    rt->closing = true;
     for (ox_task *t = rt->live_head; t != NULL; t = t->live_next) {
         /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
         atomic_store_explicit(&t->waiter.cancelled, true, memory_order_seq_cst);

@@ -118,6 +118,7 @@ struct ox_runtime {
     /* Unfinished tasks (for shutdown). */
     ox__spin live_lock;
     ox_task *live_head;
+    bool closing; /* shutdown has begun: a new task starts aborted (under live_lock) */
     _Atomic size_t live_count;
     _Atomic uint32_t live_word; /* bumped when live_count reaches 0 */
     _Atomic bool shutting_down;
