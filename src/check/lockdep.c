@@ -659,8 +659,9 @@ static void dump_signal_from_env(void)
 }
 
 /* OX_LOCKDEP (and OX_DUMP_SIGNAL), read before main and before
- * constructors of the default priority, so locks they register are seen. */
-__attribute__((constructor(101))) static void check_from_env(void)
+ * constructors of the default priority, so locks they register are seen.
+ * After park.c's (101): see registry_fork_handlers there for the order. */
+__attribute__((constructor(102))) static void check_from_env(void)
 {
     ox__sys_atfork(graph_before_fork, graph_after_fork_parent, graph_after_fork_child);
     dump_signal_from_env();

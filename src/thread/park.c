@@ -146,9 +146,16 @@ static void registry_after_fork_child(void)
     registry_unlock();
 }
 
-__attribute__((constructor)) static void registry_fork_handlers(void)
+/* Registered first of oxide's fork handlers (constructor 101; the checker's
+ * is 102), so that its prepare runs last: the forking thread takes the
+ * checker's lock and the parking lot's buckets before the registry's. The
+ * other order deadlocked: holding the registry, the forker waited for the
+ * checker's lock, whose holder could not link into the registry to block
+ * (nor could the forker itself, parking for the first time). */
+__attribute__((constructor(101))) static void registry_fork_handlers(void)
 {
     ox__sys_atfork(registry_before_fork, registry_after_fork_parent, registry_after_fork_child);
+    ox__park_lot_fork_handlers();
 }
 
 void ox__park_note_lock_site(const void *lock, const char *file, int line)

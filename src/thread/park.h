@@ -172,6 +172,11 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
 /* Unlinks and resumes up to n tasks waiting on word; returns how many. */
 int ox__park_lot_wake(_Atomic uint32_t *word, int n);
 
+/* Registers the lot's fork handlers: the forking thread holds every bucket
+ * across the fork, so none is left locked in the child by a thread that
+ * does not exist there. Called by park.c's, in the order it documents. */
+void ox__park_lot_fork_handlers(void);
+
 /* Calls fn for every task blocked right now (for the blocked dump). */
 int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx);
 

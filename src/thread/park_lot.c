@@ -19,6 +19,8 @@
 #include "park.h"
 #include "spin.h"
 
+#include "../sys/sys.h"
+
 #include <stdint.h>
 
 _Thread_local ox__lot_waiter *ox__park_unit;
@@ -192,4 +194,33 @@ int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx)
         ox__spin_unlock(&lot[i].lock);
     }
     return count;
+}
+
+/* ---- fork ---- */
+
+static void lot_before_fork(void)
+{
+    for (int i = 0; i < LOT_BUCKETS; i++)
+        ox__spin_lock(&lot[i].lock);
+}
+
+static void lot_after_fork_parent(void)
+{
+    for (int i = LOT_BUCKETS; i-- > 0;)
+        ox__spin_unlock(&lot[i].lock);
+}
+
+static void lot_after_fork_child(void)
+{
+    /* The waiters were tasks of the parent's workers, which do not exist
+     * here: forget them. */
+    for (int i = LOT_BUCKETS; i-- > 0;) {
+        lot[i].head = lot[i].tail = NULL;
+        ox__spin_unlock(&lot[i].lock);
+    }
+}
+
+void ox__park_lot_fork_handlers(void)
+{
+    ox__sys_atfork(lot_before_fork, lot_after_fork_parent, lot_after_fork_child);
 }
