@@ -203,11 +203,12 @@ stress: $(STRESS_BIN)
 # The libFuzzer harness: clang, ASan+UBSan, the library compiled in.
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 45
-$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(wildcard include/*.h include/oxide/*.h src/*/*.h)
+$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(LIB_ASM) $(wildcard include/*.h include/oxide/*.h src/*/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ \
-		$(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE) tests/fuzz/fuzz_sync.c $(LIB_SRC) $(BACKTRACE_LIB)
+		$(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE) tests/fuzz/fuzz_sync.c $(LIB_SRC) $(LIB_ASM) \
+		$(BACKTRACE_LIB)
 
 # ---- running ----
 
