@@ -43,16 +43,12 @@ static void set_release(ox_join_set *set)
         free(set);
 }
 
-int ox_join_set_spawn_with(ox_join_set *set, const ox_task_builder *b, void *(*fn)(void *),
-                           void *arg, uint64_t *id)
+/* Makes t, created and not yet started, a running task of set. */
+static void set_add(ox_join_set *set, ox_task *t)
 {
-    ox_task *t;
-    int rc = ox__task_create(b, fn, arg, &t);
-    if (rc != 0)
-        return rc;
     t->set = set;
-    /* Relaxed: the task's reference; the set is not freed while we hold
-     * the owner's. */
+    /* Relaxed: the task's reference; the set is not freed while the
+     * caller holds the owner's. */
     atomic_fetch_add_explicit(&set->refs, 1, memory_order_relaxed);
     ox__spin_lock(&set->lock);
     t->set_prev = NULL;
@@ -62,6 +58,16 @@ int ox_join_set_spawn_with(ox_join_set *set, const ox_task_builder *b, void *(*f
     set->running = t;
     set->len++;
     ox__spin_unlock(&set->lock);
+}
+
+int ox_join_set_spawn_with(ox_join_set *set, const ox_task_builder *b, void *(*fn)(void *),
+                           void *arg, uint64_t *id)
+{
+    ox_task *t;
+    int rc = ox__task_create(b, fn, arg, &t);
+    if (rc != 0)
+        return rc;
+    set_add(set, t);
     if (id != NULL)
         *id = t->id;
     ox__task_start(t);
@@ -195,16 +201,7 @@ int ox_task_scope_builder_spawn(ox_task_scope *scope, const ox_task_builder *b, 
     ox_join_set *set = scope->set;
     /* The handle borrows the set's reference: valid until the scope ends. */
     t->scoped = true;
-    t->set = set;
-    atomic_fetch_add_explicit(&set->refs, 1, memory_order_relaxed);
-    ox__spin_lock(&set->lock);
-    t->set_prev = NULL;
-    t->set_next = set->running;
-    if (set->running != NULL)
-        set->running->set_prev = t;
-    set->running = t;
-    set->len++;
-    ox__spin_unlock(&set->lock);
+    set_add(set, t);
     ox__task_start(t);
     out->task = t;
     return 0;

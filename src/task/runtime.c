@@ -212,7 +212,7 @@ static ox_task *find_work(ox__worker *w)
     return steal(w);
 }
 
-static void retire(ox__worker *w, ox_task *t);
+static void retire(ox_task *t);
 
 static void run(ox__worker *w, ox_task *t)
 {
@@ -243,7 +243,7 @@ static void run(ox__worker *w, ox_task *t)
         ox__spin_unlock(w->after_unlock);
         break;
     case OX__AFTER_EXIT:
-        retire(w, t);
+        retire(t);
         break;
     default:
         ox_abort("ox_task", "a task switched back without saying why");
@@ -264,9 +264,8 @@ void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
                          &t->worker->sched_stack_size);
 }
 
-static void retire(ox__worker *w, ox_task *t)
+static void retire(ox_task *t)
 {
-    (void)w;
     for (uint32_t i = 0; i < t->unwind.depth; i++) {
         const ox__unwind_entry *e = &t->unwind.entries[i];
         if (e->kind == OX__ENTRY_LOCK)

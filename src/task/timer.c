@@ -55,8 +55,10 @@ static void remove_at(ox_runtime *rt, size_t i)
     if (i == rt->ntimers)
         return;
     place(rt, i, last);
+    /* last goes down if it is later than a child, else up if it is earlier
+     * than its parent (sift_up does nothing once sift_down moved it). */
     sift_down(rt, i);
-    sift_up(rt, rt->timers[i]->timer_slot - 1);
+    sift_up(rt, i);
 }
 
 static void publish_next(ox_runtime *rt)
