@@ -124,6 +124,7 @@ LIB_OBJ     := $(LIB_SRC:%.c=$(B)/obj/%.o) $(LIB_ASM:%.S=$(B)/obj/%.o)
 LIB_PIC_OBJ := $(LIB_SRC:%.c=$(B)/pic/%.o) $(LIB_ASM:%.S=$(B)/pic/%.o)
 TEST_OBJ    := $(TEST_SRC:%.c=$(B)/obj/%.o)
 BENCH_OBJ   := $(BENCH_SRC:%.c=$(B)/obj/%.o)
+EX_OBJ      := $(EX_SRC:examples/%.c=$(B)/obj/examples/%.o)
 EXAMPLES    := $(EX_SRC:examples/%.c=$(B)/examples/%)
 
 STATIC := $(B)/liboxide.a
@@ -131,6 +132,11 @@ SHARED := $(B)/liboxide.so
 TESTS  := $(B)/tests/oxide-tests
 BENCH_BIN := $(B)/bench/oxide-bench
 STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
+# The objects of the one-file programs are reached only through a pattern
+# rule: make would delete them as intermediates after the first build, and
+# then, once their .d files name them, build them all again on the next
+# (`make demo` after `make` recompiled every example). Keep them.
+.SECONDARY: $(EX_OBJ) $(STRESS_SRC:%.c=$(B)/obj/%.o)
 FUZZ_BIN  := build/fuzz/fuzz_sync
 
 .PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install \
