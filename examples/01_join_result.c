@@ -20,10 +20,12 @@ int main(void)
     ox_join_handle handle = ox_thread_spawn(say_hello, NULL);
     void *message;
     ox_panic_payload *e;
-    if (ox_thread_join(&handle, &message, &e) == 0)
+    if (ox_thread_join(&handle, &message, &e) == 0) {
         printf("%s\n", (const char *)message);
-    else
+    } else {
         printf("Spawned thread panicked: \"%s\"\n", e->message);
+        ox_panic_payload_free(e);
+    }
 
     ox_join_handle panicking_handle = ox_thread_spawn(go_wrong, NULL);
     if (ox_thread_join(&panicking_handle, NULL, &e) == 0) {

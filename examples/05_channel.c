@@ -3,8 +3,7 @@
  *
  * Messages are copied by value: here each is a `const char *` pointing to a
  * string literal, so the channel's element size is sizeof(const char *). */
-#include "oxide.h"
-
+#include <oxide.h>
 #include <stdio.h>
 
 typedef struct producer {

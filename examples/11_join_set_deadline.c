@@ -4,8 +4,7 @@
  * never replies). Whatever has not answered within 500 ms is aborted: its
  * wait returns OX_ECANCELED and it gives up cleanly. Results are collected
  * in the order they finish. */
-#include "oxide.h"
-
+#include <oxide.h>
 #include <stdint.h>
 #include <stdio.h>
 

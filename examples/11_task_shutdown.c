@@ -4,8 +4,7 @@
  * supervisor: its wait ends with OX_ECANCELED, it closes the job channel,
  * and the workers drain what is queued, report, and return. The scope
  * guarantees that the supervisor returns only after every worker has. */
-#include "oxide.h"
-
+#include <oxide.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -46,7 +45,7 @@ static void supervise(ox_task_scope *scope, void *arg)
 {
     (void)arg;
     for (long i = 0; i < WORKERS; i++)
-        (void)ox_task_scope_spawn(scope, worker, (void *)(intptr_t)i);
+        (void)ox_task_scope_spawn(scope, worker, (void *)(intptr_t)i); /* the scope joins it */
     /* Wait until told to stop: the abort ends this sleep. */
     while (ox_task_sleep(OX_SECS(3600)) == 0) {
     }

@@ -4,8 +4,7 @@
  * becomes NULL), and signals that carry no data on channels of zero-size
  * messages (Rust's Sender<()>, Go's chan struct{}): "both feeds are
  * drained" and the shutdown signal. */
-#include "oxide.h"
-
+#include <oxide.h>
 #include <stdint.h>
 #include <stdio.h>
 

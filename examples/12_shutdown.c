@@ -3,8 +3,7 @@
  * the job channel is closed (every sender dropped). Results and "stopped"
  * notes come back on a second channel, which closes once every worker has
  * dropped its sender: the main thread knows then that all are done. */
-#include "oxide.h"
-
+#include <oxide.h>
 #include <stdio.h>
 
 #define WORKERS 3
