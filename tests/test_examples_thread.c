@@ -1,5 +1,7 @@
-/* The guide's programs for sections 1, 2, 3, 6, 7 and 8 print what the
- * guide's Rust programs print; and the script that runs them all. */
+/* The guide's programs for sections 1, 2, 3, 4, 6, 7 and 8 print what the
+ * guide's Rust programs print (section 4 has no Rust program: ours shows
+ * the rules C keeps instead of Send and Sync, and the race ThreadSanitizer
+ * reports when they are broken); and the script that runs them all. */
 #include "runner.h"
 
 #include <stddef.h>
@@ -45,6 +47,61 @@ OX_TEST(example_03_named)
     static const char *const lines[] = {"Running in thread: Some(\"my_worker_thread\")",
                                         "Thread finished.", NULL};
     ox_test_check_example("03_named", 0, false, lines);
+}
+
+OX_TEST(example_04_send_sync)
+{
+    static const char *const lines[] = {
+        "Send: each job moves to the worker, which frees it",
+        "worker: job 1 \"resize images\" done, freed",
+        "worker: job 2 \"send invoices\" done, freed",
+        "worker: job 3 \"rotate logs\" done, freed",
+        "worker: channel closed after 3 jobs",
+        "Sync: 4 threads share one counter behind a mutex, each with its own Arc",
+        "total = 800000 (expected 800000), Arc references left: 1",
+        NULL};
+    ox_test_check_example("04_send_sync", 0, false, lines);
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define BUILT_WITH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BUILT_WITH_TSAN 1
+#endif
+#endif
+
+/* --racy breaks the rule on purpose. Built with ThreadSanitizer (the tsan
+ * suite, where the example is built as the tests are), the run must be
+ * reported as a data race in add_racy and exit with TSan's status 66;
+ * elsewhere it runs to the end and its count adds up, whatever it lost. */
+OX_TEST(example_04_send_sync_racy)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/04_send_sync", ox_test_examples_dir());
+    char *argv[] = {path, "--racy", NULL};
+    char *out = NULL, *err = NULL;
+    int status = ox_test_run_program(argv, 60, &out, &err);
+    CHECK(status != -1 && WIFEXITED(status));
+    CHECK(strncmp(out, "Racy: 4 threads add to a plain long with no lock", 48) == 0);
+#ifdef BUILT_WITH_TSAN
+    CHECK_EQ(WEXITSTATUS(status), 66);
+    CHECK(strstr(err, "WARNING: ThreadSanitizer: data race") != NULL);
+    CHECK(strstr(err, "add_racy") != NULL);
+#else
+    CHECK_EQ(WEXITSTATUS(status), 0);
+    const char *second = strchr(out, '\n');
+    CHECK(second != NULL);
+    long got = -1, expected = -1, lost = -1;
+    CHECK_EQ(sscanf(second + 1, "racy total = %ld (expected %ld): %ld updates lost", &got,
+                    &expected, &lost),
+             3);
+    CHECK_EQ(expected, 800000);
+    CHECK(got > 0 && got <= expected);
+    CHECK_EQ(got + lost, expected);
+#endif
+    free(out);
+    free(err);
 }
 
 OX_TEST(example_06_panics)
