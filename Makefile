@@ -199,6 +199,15 @@ $(BENCH_BIN): $(BENCH_OBJ) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 
+# The oxide server of the I/O benchmarks (bench/io/README.md says what it
+# must do): built for `make bench` from bench/io/oxide_server.c once that
+# file exists; bench/io/run-io.sh runs it when the binary is there.
+IO_SERVER_SRC := $(wildcard bench/io/oxide_server.c)
+IO_SERVER_BIN := $(if $(IO_SERVER_SRC),$(B)/bench/oxide-io-server)
+$(B)/bench/oxide-io-server: $(B)/obj/bench/io/oxide_server.o $(STATIC)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
 # Randomized stress programs (tests/stress/): built by `make stress`, run
 # in a loop under the schedule perturbation by `make soak`.
 $(B)/stress/%: $(B)/obj/tests/stress/%.o $(STATIC)
@@ -265,7 +274,7 @@ soak:
 fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_TIME)
 
-bench: $(BENCH_BIN)
+bench: $(BENCH_BIN) $(IO_SERVER_BIN)
 	@sh bench/run.sh "$(BENCH)"
 
 # ---- install ----
@@ -302,7 +311,7 @@ uninstall:
 # ---- lint ----
 
 FORMAT_FILES := $(sort $(wildcard include/*.h include/oxide/*.h src/*/*.[ch] tests/*.[ch] \
-                  tests/*/*.[ch] tests/cxx/*.cpp examples/*.c bench/*.[ch]))
+                  tests/*/*.[ch] tests/cxx/*.cpp examples/*.c bench/*.[ch] bench/io/*.c))
 lint: docs
 	clang-format --dry-run --Werror $(FORMAT_FILES)
 	clang-tidy --quiet $(LIB_SRC) -- $(CPPFLAGS) -std=c11 -pthread
@@ -322,5 +331,5 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(LIB_PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) \
-         $(STRESS_SRC:%.c=$(B)/obj/%.d) \
+         $(STRESS_SRC:%.c=$(B)/obj/%.d) $(IO_SERVER_SRC:%.c=$(B)/obj/%.d) \
          $(EX_SRC:examples/%.c=$(B)/obj/examples/%.d)

@@ -13,19 +13,24 @@
 # oxide again, ... This VM switches between faster and slower states for
 # seconds to minutes at a time, and a comparison should see them all alike,
 # not catch one implementation's whole measurement in a slow spell.
+#
+# Then the I/O workloads (io_*), which start a server per implementation
+# and load it: bench/io/run-io.sh, with its own rounds (OX_IO_ROUNDS).
 filter=${1:-}
 B=${B:-build}
 rounds=${OX_BENCH_ROUNDS:-5}
-workloads=$("$B/bench/oxide-bench" --list | grep -F -- "$filter") || {
+workloads=$("$B/bench/oxide-bench" --list | grep -F -- "$filter")
+io=$(sh bench/io/run-io.sh --list | grep -F -- "$filter")
+if [ -z "$workloads" ] && [ -z "$io" ]; then
     echo "bench: no workload matches '$filter'" >&2
     exit 1
-}
+fi
 status=0
 tab=$(printf '\t')
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 # The peers are built first and listed as name<TAB>binary<TAB>implementation.
-if [ -f bench/peers/run-peers.sh ]; then
+if [ -n "$workloads" ] && [ -f bench/peers/run-peers.sh ]; then
     OX_PEERS_LIST=$tmp/peers sh bench/peers/run-peers.sh "$filter" || status=1
 fi
 touch "$tmp/peers"
@@ -61,4 +66,7 @@ for w in $workloads; do
     # Skip notes and failures once each, not once per round.
     awk '!seen[$0]++' "$tmp/notes" >&2
 done
+if [ -n "$io" ]; then
+    B=$B sh bench/io/run-io.sh "$filter" || status=1
+fi
 exit $status
