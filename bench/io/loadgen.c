@@ -165,6 +165,7 @@ struct worker {
     int n;
     uint64_t *lat; /* round trip times completed while measuring, ns */
     size_t nlat, cap;
+    size_t warm; /* round trips completed in the warm-up */
 };
 
 /* WARMUP, MEASURE, STOP: set by main, read by the workers. Relaxed: a
@@ -223,8 +224,11 @@ static void *run_worker(void *arg)
                     fprintf(stderr, "loadgen: the echo differs from the message\n");
                     exit(1);
                 }
-            if (atomic_load_explicit(&phase, memory_order_relaxed) == MEASURE)
+            int ph = atomic_load_explicit(&phase, memory_order_relaxed);
+            if (ph == MEASURE)
                 record(w, t - c->sent_at);
+            else if (ph == WARMUP)
+                w->warm++;
             send_msg(c);
         }
     }
@@ -339,13 +343,15 @@ static int echo(int argc, char **argv)
     uint64_t t1 = now_ns();
     int64_t cpu1 = npids ? family_cpu_ns(pids, npids) : 0;
 
-    size_t total = 0;
+    size_t total = 0, warmed = 0;
     for (int t = 0; t < threads; t++) {
         pthread_join(w[t].thread, NULL);
         total += w[t].nlat;
+        warmed += w[t].warm;
     }
     if (total == 0) {
-        fprintf(stderr, "loadgen: no round trip completed in %d s\n", secs);
+        fprintf(stderr, "loadgen: no round trip completed in %d s (%zu in the warm-up)\n", secs,
+                warmed);
         return 1;
     }
     uint64_t *lat = malloc(total * sizeof *lat);

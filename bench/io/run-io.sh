@@ -307,8 +307,11 @@ while [ $r -lt "$rounds" ]; do
                 continue
             fi
             if ! load "$g" "$impl"; then
-                echo "# failed $impl io_$g" >>"$tmp/notes"
-                tail -n 5 "$tmp/load.log" | sed 's/^/#   /' >>"$tmp/notes"
+                {
+                    echo "# failed $impl io_$g (round $((r + 1)), port $port)"
+                    tail -n 5 "$tmp/load.log" | sed 's/^/#   /'
+                    tail -n 5 "$tmp/server.log" | sed 's/^/#   server: /'
+                } >>"$tmp/notes"
                 status=1
             fi
             kill -0 "$server" 2>/dev/null || {
