@@ -14,5 +14,6 @@
 #include "oxide/broadcast.h" /* IWYU pragma: export */
 #include "oxide/watch.h"     /* IWYU pragma: export */
 #include "oxide/task.h"      /* IWYU pragma: export */
+#include "oxide/io.h"        /* IWYU pragma: export */
 
 #endif

@@ -121,6 +121,8 @@ enum {
     OX_ECANCELED,         /* the task was aborted (a cancellation point) */
     OX_ECLOSED,           /* the semaphore was closed (Tokio: AcquireError) */
     OX_ELAGGED,           /* a broadcast receiver fell behind; messages were skipped */
+    OX_EEOF,              /* the stream ended before the bytes asked for (read_exact) */
+    OX_ENOTFOUND,         /* a host or service name that does not resolve */
 };
 
 /* A printable description of an oxide code or errno value. Never NULL;

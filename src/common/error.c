@@ -41,6 +41,10 @@ const char *ox_strerror(int code)
         return "closed: the semaphore was closed";
     case OX_ELAGGED:
         return "lagged: the receiver fell behind and missed messages";
+    case OX_EEOF:
+        return "unexpected end of file: the stream ended early";
+    case OX_ENOTFOUND:
+        return "name not found: the host or service does not resolve";
     default:
         /* errno values: glibc and musl return static strings for known codes. */
         return code > 0 && code < 10000 ? strerror(code) : "unknown oxide error code";

@@ -72,4 +72,35 @@ void ox__sys_guard_handler_install(const char *(*owner)(const void *addr));
 int ox__sys_alt_stack_enable(void **stack);
 void ox__sys_alt_stack_disable(void *stack);
 
+/* ---- readiness (linux_poll.c: epoll, eventfd, poll) ---- */
+#define OX__SYS_READABLE 1u /* data, EOF, a peer's shutdown, an error or a hang-up */
+#define OX__SYS_WRITABLE 2u /* room, an error or a hang-up */
+
+/* One readiness event: key as registered, ready a mask of the above. */
+typedef struct ox__sys_event {
+    void *key;
+    unsigned ready;
+} ox__sys_event;
+
+/* A poller and the waker that interrupts its wait. Returns 0 or errno. */
+int ox__sys_poller_open(int *poller, int *waker);
+void ox__sys_poller_close(int poller, int waker);
+/* Watches fd for both directions, edge-triggered: an event each time fd
+ * becomes readable or writable after having been found not to be. */
+int ox__sys_poller_add(int poller, int fd, void *key);
+/* Watches fd once for events (level: reported at once if already ready);
+ * ox__sys_poller_del must follow. */
+int ox__sys_poller_add_once(int poller, int fd, unsigned events, void *key);
+void ox__sys_poller_del(int poller, int fd);
+/* Waits until an event, a wake or the deadline (INT64_MAX: none; at or
+ * before now: does not wait). Returns how many events were stored in out
+ * (the waker's are consumed, not returned). */
+int ox__sys_poller_wait(int poller, int waker, ox__sys_event *out, int max, int64_t deadline_ns);
+/* Makes the poller's current or next wait return. Async-signal-safe. */
+void ox__sys_poller_wake(int waker);
+/* Blocks the calling thread until fd is ready for events or the deadline
+ * passes: returns 0 (ready), OX_ETIMEDOUT, or poll's errno (ENOMEM).
+ * Signals are retried. */
+int ox__sys_fd_wait(int fd, unsigned events, int64_t deadline_ns);
+
 #endif

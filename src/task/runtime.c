@@ -59,6 +59,17 @@ __attribute__((noinline)) ox__worker *ox__worker_current(void)
 #define SEARCHING(s)  ((s) & (IDLE_ONE - 1))
 #define IDLE(s)       ((s) >> 16)
 
+/* Tells w, taken off the idle list, to wake up: it sleeps on its futex or
+ * in the reactor's poller (reactor.c says why these orders). */
+static void wake_worker(ox__worker *w)
+{
+    /* Seq_cst: pairs with the worker's acquire load after it wakes, and is
+     * the waker's store of the Dekker pair in reactor.c. */
+    atomic_store_explicit(&w->sleep_word, 1, memory_order_seq_cst);
+    ox__park_wake_one(&w->sleep_word);
+    ox__reactor_wake_worker(w);
+}
+
 void ox__runtime_wake_idle(ox_runtime *rt)
 {
     /* Acq_rel RMW, not a load: see the top of the file. */
@@ -66,20 +77,24 @@ void ox__runtime_wake_idle(ox_runtime *rt)
     if (SEARCHING(s) != 0 || IDLE(s) == 0)
         return;
     ox__spin_lock(&rt->idle_lock);
-    ox__worker *w = rt->idle_head;
+    /* Rather one that sleeps on its futex than the one in the poller,
+     * which then keeps watching the descriptors. Relaxed: a preference;
+     * wake_worker does the ordered check. */
+    ox__worker **p = &rt->idle_head;
+    while (*p != NULL && (*p)->idle_next != NULL &&
+           atomic_load_explicit(&(*p)->polling, memory_order_relaxed))
+        p = &(*p)->idle_next;
+    ox__worker *w = *p;
     if (w != NULL) {
-        rt->idle_head = w->idle_next;
+        *p = w->idle_next;
         w->idle = false;
         w->searching = true;
-        /* Relaxed: the wake below (release) hands the worker its state. */
+        /* Relaxed: the wake below (seq_cst) hands the worker its state. */
         atomic_fetch_add_explicit(&rt->sched, SEARCHING_ONE - IDLE_ONE, memory_order_relaxed);
     }
     ox__spin_unlock(&rt->idle_lock);
-    if (w != NULL) {
-        /* Release: pairs with the worker's acquire load after it wakes. */
-        atomic_store_explicit(&w->sleep_word, 1, memory_order_release);
-        ox__park_wake_one(&w->sleep_word);
-    }
+    if (w != NULL)
+        wake_worker(w);
 }
 
 /* The worker found work: if it was searching, it no longer is, and if it
@@ -182,6 +197,7 @@ static ox_task *find_work(ox__worker *w)
     ox_task *t;
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
         ox__timers_fire(rt);
+        ox__reactor_poll_now(w);
         if ((t = ox__injector_pop(&rt->injector)) != NULL)
             return t;
     }
@@ -209,6 +225,14 @@ static ox_task *find_work(ox__worker *w)
     }
     if ((t = ox__queue_pop(w)) != NULL)
         return t;
+    if (ox__reactor_poll_now(w)) { /* ready descriptors' tasks: slot and queue */
+        if ((t = w->lifo) != NULL) {
+            w->lifo = NULL;
+            return t;
+        }
+        if ((t = ox__queue_pop(w)) != NULL)
+            return t;
+    }
     return steal(w);
 }
 
@@ -334,8 +358,10 @@ static void sleep_until_work(ox__worker *w)
      * seen here; one armed after it wakes us (ox__timer_arm). Relaxed, as
      * work_visible's reads: ordered by idle_register's RMW. */
     int64_t next = atomic_load_explicit(&rt->next_deadline, memory_order_relaxed);
-    ox__park_wait(&w->sleep_word, 0, (ox_instant){next}, &idle_site, w);
-    idle_unregister(w); /* if we woke by ourselves (timer, spurious) */
+    if (!ox__reactor_sleep(w, next, idle_unregister)) {
+        ox__park_wait(&w->sleep_word, 0, (ox_instant){next}, &idle_site, w);
+        idle_unregister(w); /* if we woke by ourselves (timer, spurious) */
+    }
     /* Acquire: pairs with the release store in ox__runtime_wake_idle. */
     (void)atomic_load_explicit(&w->sleep_word, memory_order_acquire);
     atomic_store_explicit(&w->sleep_word, 0, memory_order_relaxed);
@@ -400,6 +426,7 @@ int ox_runtime_new(const ox_runtime_builder *b, ox_runtime **out)
     rt->nworkers = workers;
     rt->stack_size = b->stack_size ? b->stack_size : OX_TASK_DEFAULT_STACK;
     atomic_init(&rt->next_deadline, INT64_MAX);
+    atomic_init(&rt->io_poller, -1);
     char thread_name[OX_THREAD_NAME_MAX + 1];
     for (size_t i = 0; i < workers; i++) {
         ox__worker *w = &rt->workers[i];
@@ -443,16 +470,14 @@ void ox_runtime_shutdown(ox_runtime *rt)
     }
     /* Release: the workers' acquire load sees it, and find nothing to do. */
     atomic_store_explicit(&rt->shutting_down, true, memory_order_release);
-    for (size_t i = 0; i < rt->nworkers; i++) {
-        ox__worker *w = &rt->workers[i];
-        atomic_store_explicit(&w->sleep_word, 1, memory_order_release);
-        ox__park_wake_one(&w->sleep_word);
-    }
+    for (size_t i = 0; i < rt->nworkers; i++)
+        wake_worker(&rt->workers[i]);
     for (size_t i = 0; i < rt->nworkers; i++) {
         int rc = ox_thread_join(&rt->workers[i].thread, NULL, NULL);
         if (rc != 0) /* a panic in the scheduler itself: a bug in oxide */
             ox_abort("ox_runtime_shutdown", "worker %zu ended with %s", i, ox_strerror(rc));
     }
+    ox__reactor_close(rt);
     free(rt->timers);
     free(rt->workers);
     free(rt);

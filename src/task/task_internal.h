@@ -94,6 +94,9 @@ typedef struct ox__worker {
     ox__spin *after_unlock;
     ox__unwind_state saved_unwind; /* the worker thread's own record, while a task runs */
     _Atomic uint32_t sleep_word;   /* 1: told to wake up */
+    /* Sleeping in the reactor's poller rather than on sleep_word: a waker
+     * must interrupt the poll (reactor.c). */
+    atomic_bool polling;
     bool idle;
     bool searching; /* woken to look for work, none found yet */
     struct ox__worker *idle_next;
@@ -127,6 +130,12 @@ struct ox_runtime {
     ox_task **timers;
     size_t ntimers, timers_cap;
     _Atomic int64_t next_deadline; /* INT64_MAX: none */
+    /* The reactor (reactor.c), opened by the first task that waits for a
+     * descriptor. One worker at a time polls it (io_claimed). */
+    ox__spin io_open_lock;
+    _Atomic int io_poller; /* -1 until open */
+    int io_waker;
+    atomic_bool io_claimed;
     char name[];
 };
 
@@ -157,6 +166,44 @@ void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline);
 void ox__timer_disarm(ox__lot_waiter *w);
 /* Expires the due timers; returns the next deadline (INT64_MAX: none). */
 int64_t ox__timers_fire(ox_runtime *rt);
+
+/* ---- the reactor (reactor.c) ---- */
+/* Per watched descriptor: one word per direction (OX__IO_READ, _WRITE),
+ * bumped at every readiness event. A task that found the descriptor not
+ * ready waits for its word to move, through the parking layer. The words
+ * must live in memory that is never freed while the runtime runs: an
+ * event for a descriptor just closed may still be on its way (io/). */
+enum { OX__IO_READ, OX__IO_WRITE, OX__IO_ANY };
+typedef struct ox__io_words {
+    _Atomic uint32_t seq[3];
+    /* Tasks waiting for either direction (seq[OX__IO_ANY]): only then
+     * does an event bump and wake that word too. */
+    _Atomic uint32_t any_waiters;
+} ox__io_words;
+
+/* Watches fd, edge-triggered, for rt's tasks; opens rt's reactor if need
+ * be. Returns 0 or an errno value. */
+int ox__reactor_watch(ox_runtime *rt, int fd, ox__io_words *words);
+/* Watches fd once for events (OX__SYS_READABLE / _WRITABLE); the waiter
+ * raises words->any_waiters and waits on seq[OX__IO_ANY].
+ * ox__reactor_unwatch must follow. */
+int ox__reactor_watch_once(ox_runtime *rt, int fd, unsigned events, ox__io_words *words);
+void ox__reactor_unwatch(ox_runtime *rt, int fd);
+/* The runtime of the running task, or NULL in a thread. */
+ox_runtime *ox__runtime_current(void);
+
+/* For the workers (runtime.c). A quick look for ready descriptors, if no
+ * other worker is polling: wakes their tasks (onto w's LIFO slot and
+ * queue); returns whether any woke. */
+bool ox__reactor_poll_now(ox__worker *w);
+/* w is idle: if it can take the poller, sleeps in it until an event, a
+ * wake (ox__reactor_wake_worker) or the deadline, and returns true after
+ * idle_leave(w) and waking the ready tasks; returns false at once if the
+ * poller is not open or another worker holds it. */
+bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__worker *));
+/* Wakes w if it sleeps in the poller (after w->sleep_word was set). */
+void ox__reactor_wake_worker(ox__worker *w);
+void ox__reactor_close(ox_runtime *rt);
 
 /* ---- spawning (task.c) ---- */
 /* A task record for fn(arg) as the builder says, not yet runnable (so that

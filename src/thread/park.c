@@ -228,12 +228,10 @@ OX_COLD static void wait_unpinned(wait_record *r)
         ox__sys_yield();
 }
 
-int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
-                  const ox__wait_site *site, const void *object)
+/* The calling thread enters a wait at site: visible to the dumper until
+ * wait_leave. */
+static wait_record *wait_enter(const ox__wait_site *site, const void *object)
 {
-    ox__lot_waiter *unit = ox__park_unit_get();
-    if (unit != NULL)
-        return ox__park_lot_wait(unit, word, expected, deadline, site, object);
     wait_record *r = &my_record;
     if (OX_UNLIKELY(!r->linked) && !r->retired)
         registry_link(r);
@@ -242,17 +240,39 @@ int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline
     /* Release: publishes the record's fields and the held-lock record to
      * a dumper's acquire load of site. */
     atomic_store_explicit(&r->site, site, memory_order_release);
-    int rc = ox__sys_futex_wait(word, expected, deadline.ns);
+    return r;
+}
+
+static void wait_leave(wait_record *r)
+{
     /* SeqCst, both: see "Reading another thread's record" above. */
     atomic_store_explicit(&r->site, NULL, memory_order_seq_cst);
     if (OX_UNLIKELY(atomic_load_explicit(&r->pins, memory_order_seq_cst) != 0))
         wait_unpinned(r);
     OX__CHAOS_POINT();
+}
+
+int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
+                  const ox__wait_site *site, const void *object)
+{
+    ox__lot_waiter *unit = ox__park_unit_get();
+    if (unit != NULL)
+        return ox__park_lot_wait(unit, word, expected, deadline, site, object);
+    wait_record *r = wait_enter(site, object);
+    int rc = ox__sys_futex_wait(word, expected, deadline.ns);
+    wait_leave(r);
     return rc;
 }
 
-/* Tasks first, then threads (park_lot.c says why the lot is always
- * looked at). */
+int ox__park_wait_fd(int fd, unsigned events, ox_instant deadline, const ox__wait_site *site,
+                     const void *object)
+{
+    wait_record *r = wait_enter(site, object);
+    int rc = ox__sys_fd_wait(fd, events, deadline.ns);
+    wait_leave(r);
+    return rc;
+}
+
 int ox__park_wake_one(_Atomic uint32_t *word)
 {
     if (ox__park_lot_wake(word, 1) == 1)

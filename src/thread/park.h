@@ -40,6 +40,13 @@ typedef struct ox__wait_site {
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
                   const ox__wait_site *site, const void *object);
 
+/* A plain thread waits until fd is ready for events (OX__SYS_READABLE /
+ * _WRITABLE in sys.h), as ox__park_wait, seen by the blocked dump the same
+ * way. Returns 0 (ready, maybe spuriously), OX_ETIMEDOUT or an errno value.
+ * Tasks wait for descriptors through the reactor instead (src/task). */
+int ox__park_wait_fd(int fd, unsigned events, ox_instant deadline, const ox__wait_site *site,
+                     const void *object);
+
 /* ---- the registry of blocked threads (for ox_dump_blocked_threads) ----
  * A thread links a record of its own (thread-local) into a global list the
  * first time it blocks, and unlinks it when it exits. While the thread is in

@@ -1,0 +1,255 @@
+/* socket.c - socket records, the wait loop every call goes through, and
+ * descriptors that are not oxide's own.
+ *
+ * Records come from a pool and are never returned to the allocator: the
+ * reactor's key for a descriptor is its record, and an event for a
+ * descriptor that was just closed may still be in another worker's hands.
+ * If the record is reused meanwhile, that event only wakes its new owner's
+ * waiters spuriously, and they try their call again. */
+#define _GNU_SOURCE
+#include "io_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const ox__wait_site wait_sites[3] = {
+    [OX__IO_READ] = {.what = "socket read", .cancellable = true},
+    [OX__IO_WRITE] = {.what = "socket write", .cancellable = true},
+    [OX__IO_ANY] = {.what = "descriptor readiness", .cancellable = true},
+};
+
+static const unsigned sys_events[3] = {
+    [OX__IO_READ] = OX__SYS_READABLE,
+    [OX__IO_WRITE] = OX__SYS_WRITABLE,
+    [OX__IO_ANY] = OX__SYS_READABLE | OX__SYS_WRITABLE,
+};
+
+/* ---- the pool ---- */
+
+#define POOL_CHUNK 64
+
+static ox__spin pool_lock;
+static ox_socket *pool_free;
+
+int ox__socket_new(int fd, bool is_socket, ox_socket **out)
+{
+    ox__spin_lock(&pool_lock);
+    ox_socket *s = pool_free;
+    if (s != NULL)
+        pool_free = s->free_next;
+    ox__spin_unlock(&pool_lock);
+    if (s == NULL) {
+        ox_socket *chunk = calloc(POOL_CHUNK, sizeof *chunk); /* never freed: see the top */
+        if (chunk == NULL)
+            return ENOMEM;
+        for (size_t i = 1; i + 1 < POOL_CHUNK; i++)
+            chunk[i].free_next = &chunk[i + 1];
+        ox__spin_lock(&pool_lock);
+        chunk[POOL_CHUNK - 1].free_next = pool_free;
+        pool_free = &chunk[1];
+        ox__spin_unlock(&pool_lock);
+        s = &chunk[0];
+    }
+    s->fd = fd;
+    s->is_socket = is_socket;
+    s->free_next = NULL;
+    /* Relaxed: the record is ours alone until *out is published. */
+    atomic_store_explicit(&s->watched_by, NULL, memory_order_relaxed);
+    *out = s;
+    return 0;
+}
+
+static void socket_free(ox_socket *s)
+{
+    ox__spin_lock(&pool_lock);
+    s->free_next = pool_free;
+    pool_free = s;
+    ox__spin_unlock(&pool_lock);
+}
+
+/* ---- waiting ---- */
+
+/* Has rt's reactor watch s, unless some runtime already does. */
+static int watch(ox_socket *s, ox_runtime *rt)
+{
+    /* Acquire: pairs with the CAS below; whoever set it watches s. A task
+     * that sees it set before the winner's epoll_ctl is done loses no
+     * event: adding a ready descriptor reports it at once. */
+    if (atomic_load_explicit(&s->watched_by, memory_order_acquire) != NULL)
+        return 0;
+    ox_runtime *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&s->watched_by, &none, rt, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return 0;
+    int rc = ox__reactor_watch(rt, s->fd, &s->words);
+    if (rc != 0)
+        atomic_store_explicit(&s->watched_by, NULL, memory_order_release);
+    return rc;
+}
+
+int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attempt, void *ctx,
+               ssize_t *result)
+{
+    ox_runtime *rt = ox__runtime_current();
+    if (rt != NULL) {
+        int rc = watch(s, rt);
+        if (rc != 0)
+            return rc;
+    }
+    for (;;) {
+        /* Relaxed: the word is loaded before the attempt; an event after
+         * the attempt's EAGAIN moves it later, and the parking lot orders
+         * that against the park (reactor.c). */
+        uint32_t seen = atomic_load_explicit(&s->words.seq[dir], memory_order_relaxed);
+        ssize_t r = attempt(s->fd, ctx);
+        if (r >= 0) {
+            *result = r;
+            return 0;
+        }
+        int err = ox__io_errno();
+        if (err == EINTR)
+            continue;
+        if (err != EAGAIN && err != EWOULDBLOCK)
+            return err;
+        int rc = rt != NULL
+                     ? ox__park_wait(&s->words.seq[dir], seen, deadline, &wait_sites[dir], s)
+                     : ox__park_wait_fd(s->fd, sys_events[dir], deadline, &wait_sites[dir], s);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+static bool ready_now(int fd, unsigned events)
+{
+    return ox__sys_fd_wait(fd, events, 0) == 0;
+}
+
+/* In a task: waits for a move of words' seq for events (one direction or
+ * both), having checked that fd is not ready already. */
+static int task_wait_ready(ox_socket *s, unsigned events, ox_instant deadline)
+{
+    int dir = events == OX__SYS_READABLE   ? OX__IO_READ
+              : events == OX__SYS_WRITABLE ? OX__IO_WRITE
+                                           : OX__IO_ANY;
+    if (dir == OX__IO_ANY) /* Seq_cst: before the look at fd (reactor.c) */
+        atomic_fetch_add_explicit(&s->words.any_waiters, 1, memory_order_seq_cst);
+    /* Relaxed: as in ox__io_run. */
+    uint32_t seen = atomic_load_explicit(&s->words.seq[dir], memory_order_relaxed);
+    int rc = ready_now(s->fd, events)
+                 ? 0
+                 : ox__park_wait(&s->words.seq[dir], seen, deadline, &wait_sites[dir], s);
+    if (dir == OX__IO_ANY)
+        atomic_fetch_sub_explicit(&s->words.any_waiters, 1, memory_order_relaxed);
+    return rc;
+}
+
+static int check_events(unsigned events)
+{
+    return events != 0 && (events & ~(OX_IO_READABLE | OX_IO_WRITABLE)) == 0 ? 0 : OX_EINVAL;
+}
+
+/* OX_IO_* and OX__SYS_* have the same values. */
+_Static_assert(OX_IO_READABLE == OX__SYS_READABLE && OX_IO_WRITABLE == OX__SYS_WRITABLE,
+               "readiness masks");
+
+int ox__io_wait_ready(ox_socket *s, unsigned events, ox_instant deadline)
+{
+    ox_runtime *rt = ox__runtime_current();
+    if (rt == NULL)
+        return ox__park_wait_fd(s->fd, events, deadline, &wait_sites[OX__IO_ANY], s);
+    int rc = watch(s, rt);
+    return rc != 0 ? rc : task_wait_ready(s, events, deadline);
+}
+
+int ox_socket_wait(ox_socket *s, unsigned events, ox_instant deadline)
+{
+    int rc = check_events(events);
+    return rc != 0 ? rc : ox__io_wait_ready(s, events, deadline);
+}
+
+int ox_fd_wait(int fd, unsigned events, ox_instant deadline)
+{
+    int rc = check_events(events);
+    if (rc != 0)
+        return rc;
+    ox_runtime *rt = ox__runtime_current();
+    if (rt == NULL)
+        return ox__park_wait_fd(fd, events, deadline, &wait_sites[OX__IO_ANY], NULL);
+    /* The caller's fd may be watched already (as an ox_socket, or by a
+     * task waiting here too), and the reactor keys on descriptors: watch a
+     * duplicate of it, once, from a record of our own. */
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0)
+        return ox__io_errno();
+    ox_socket *s;
+    rc = ox__socket_new(dup, false, &s);
+    if (rc != 0) {
+        close(dup);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&s->words.any_waiters, 1, memory_order_seq_cst);
+    uint32_t seen = atomic_load_explicit(&s->words.seq[OX__IO_ANY], memory_order_relaxed);
+    rc = ox__reactor_watch_once(rt, dup, events, &s->words);
+    if (rc == 0) {
+        rc =
+            ox__park_wait(&s->words.seq[OX__IO_ANY], seen, deadline, &wait_sites[OX__IO_ANY], NULL);
+        ox__reactor_unwatch(rt, dup);
+    }
+    atomic_fetch_sub_explicit(&s->words.any_waiters, 1, memory_order_relaxed);
+    close(dup);
+    socket_free(s);
+    return rc;
+}
+
+/* ---- records ---- */
+
+int ox_socket_from_fd(int fd, ox_socket **out)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        return ox__io_errno();
+    int type;
+    socklen_t len = sizeof type;
+    bool is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+    return ox__socket_new(fd, is_socket, out);
+}
+
+int ox_socket_fd(const ox_socket *s)
+{
+    return s->fd;
+}
+
+int ox_socket_local_addr(const ox_socket *s, ox_sockaddr *out)
+{
+    out->len = sizeof out->storage;
+    return getsockname(s->fd, (struct sockaddr *)&out->storage, &out->len) == 0 ? 0
+                                                                                : ox__io_errno();
+}
+
+int ox_socket_peer_addr(const ox_socket *s, ox_sockaddr *out)
+{
+    out->len = sizeof out->storage;
+    return getpeername(s->fd, (struct sockaddr *)&out->storage, &out->len) == 0 ? 0
+                                                                                : ox__io_errno();
+}
+
+int ox_socket_shutdown(ox_socket *s, int how)
+{
+    return shutdown(s->fd, how) == 0 ? 0 : ox__io_errno();
+}
+
+void ox_socket_close(ox_socket *s)
+{
+    if (s == NULL)
+        return;
+    /* Acquire: pairs with watch()'s CAS. Unwatch explicitly: the kernel
+     * drops a watch only when the last duplicate of fd is closed. */
+    ox_runtime *rt = atomic_load_explicit(&s->watched_by, memory_order_acquire);
+    if (rt != NULL)
+        ox__reactor_unwatch(rt, s->fd);
+    close(s->fd);
+    socket_free(s);
+}

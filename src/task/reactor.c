@@ -1,0 +1,174 @@
+/* reactor.c - readiness of file descriptors for tasks, polled by the
+ * workers themselves, in the shape of Go's netpoller: no reactor thread.
+ *
+ * A descriptor is watched edge-triggered for both directions once (the
+ * first time a task waits for it). Each event bumps the descriptor's word
+ * for that direction and wakes the tasks parked on it, through the same
+ * parking lot every other wait uses. A task therefore loads the word,
+ * tries its system call, and only on EAGAIN parks on the word "while it
+ * still holds what I loaded": an event between the try and the park has
+ * moved the word, and the park returns at once. No wake-up is lost and no
+ * state is kept per wait.
+ *
+ * Who polls: an idle worker sleeps in the poller instead of on its futex,
+ * with the earliest timer as the poll's deadline, so timers and readiness
+ * share the one wait (runtime.c's sleep_until_work). At most one worker
+ * polls at a time (io_claimed); a busy worker takes a quick look (no
+ * wait) when its own queues run dry and every 61 scheduler ticks, as Go's
+ * findrunnable and Tokio's event_interval do, so a runtime whose workers
+ * never idle still sees its descriptors.
+ *
+ * Waking the sleeping poller (new tasks, an earlier timer, shutdown): the
+ * waker sets the worker's sleep_word and then reads its polling flag; the
+ * poller sets polling and then reads sleep_word before it waits. Both
+ * pairs are seq_cst, so at least one side sees the other: either the
+ * poller does not wait, or the waker writes the eventfd. */
+#include "task_internal.h"
+
+#include "../sys/sys.h"
+
+#include <limits.h>
+
+#define EVENTS_MAX 64
+
+static int poller_of(ox_runtime *rt)
+{
+    /* Acquire: pairs with the release store in open_reactor, so the waker
+     * descriptor stored before it is visible too. */
+    return atomic_load_explicit(&rt->io_poller, memory_order_acquire);
+}
+
+static int open_reactor(ox_runtime *rt)
+{
+    int rc = 0;
+    ox__spin_lock(&rt->io_open_lock);
+    /* Relaxed: written only under io_open_lock, which we hold. */
+    if (atomic_load_explicit(&rt->io_poller, memory_order_relaxed) < 0) {
+        int poller, waker;
+        rc = ox__sys_poller_open(&poller, &waker);
+        if (rc == 0) {
+            rt->io_waker = waker;
+            atomic_store_explicit(&rt->io_poller, poller, memory_order_release);
+        }
+    }
+    ox__spin_unlock(&rt->io_open_lock);
+    return rc;
+}
+
+int ox__reactor_watch(ox_runtime *rt, int fd, ox__io_words *words)
+{
+    if (poller_of(rt) < 0) {
+        int rc = open_reactor(rt);
+        if (rc != 0)
+            return rc;
+    }
+    return ox__sys_poller_add(poller_of(rt), fd, words);
+}
+
+int ox__reactor_watch_once(ox_runtime *rt, int fd, unsigned events, ox__io_words *words)
+{
+    if (poller_of(rt) < 0) {
+        int rc = open_reactor(rt);
+        if (rc != 0)
+            return rc;
+    }
+    return ox__sys_poller_add_once(poller_of(rt), fd, events, words);
+}
+
+void ox__reactor_unwatch(ox_runtime *rt, int fd)
+{
+    int poller = poller_of(rt);
+    if (poller >= 0)
+        ox__sys_poller_del(poller, fd);
+}
+
+ox_runtime *ox__runtime_current(void)
+{
+    ox__worker *w = ox__worker_current();
+    return w != NULL && w->current != NULL ? w->rt : NULL;
+}
+
+static void wake_direction(ox__io_words *words, int dir)
+{
+    /* Relaxed: the parking lot orders the bump against a parking task (the
+     * task checks the word under the bucket lock that the wake takes after
+     * the bump), and the data itself is ordered by the kernel. */
+    atomic_fetch_add_explicit(&words->seq[dir], 1, memory_order_relaxed);
+    ox__park_lot_wake(&words->seq[dir], INT_MAX);
+}
+
+static void dispatch(const ox__sys_event *events, int n)
+{
+    for (int i = 0; i < n; i++) {
+        ox__io_words *words = events[i].key;
+        if (events[i].ready & OX__SYS_READABLE)
+            wake_direction(words, OX__IO_READ);
+        if (events[i].ready & OX__SYS_WRITABLE)
+            wake_direction(words, OX__IO_WRITE);
+        /* Seq_cst: a waiter for either direction raised any_waiters before
+         * it looked at the descriptor, which was before this event. */
+        if (atomic_load_explicit(&words->any_waiters, memory_order_seq_cst) != 0)
+            wake_direction(words, OX__IO_ANY);
+    }
+}
+
+static bool claim(ox_runtime *rt)
+{
+    /* Relaxed first look, so that busy workers do not bounce the line;
+     * then acquire: pairs with the release when the last poller let go. */
+    return !atomic_load_explicit(&rt->io_claimed, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&rt->io_claimed, true, memory_order_acquire);
+}
+
+static void unclaim(ox_runtime *rt)
+{
+    atomic_store_explicit(&rt->io_claimed, false, memory_order_release);
+}
+
+bool ox__reactor_poll_now(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    int poller = poller_of(rt);
+    if (poller < 0 || !claim(rt))
+        return false;
+    ox__sys_event events[EVENTS_MAX];
+    int n = ox__sys_poller_wait(poller, rt->io_waker, events, EVENTS_MAX, 0);
+    unclaim(rt);
+    dispatch(events, n);
+    return n > 0;
+}
+
+bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__worker *))
+{
+    ox_runtime *rt = w->rt;
+    int poller = poller_of(rt);
+    if (poller < 0 || !claim(rt))
+        return false;
+    ox__sys_event events[EVENTS_MAX];
+    int n = 0;
+    /* Seq_cst, both: see the top of the file. */
+    atomic_store_explicit(&w->polling, true, memory_order_seq_cst);
+    if (atomic_load_explicit(&w->sleep_word, memory_order_seq_cst) == 0)
+        n = ox__sys_poller_wait(poller, rt->io_waker, events, EVENTS_MAX, deadline);
+    atomic_store_explicit(&w->polling, false, memory_order_relaxed);
+    unclaim(rt);
+    /* Off the idle list before waking tasks, so that their wake-ups go to
+     * the other idle workers, not to this one. */
+    idle_leave(w);
+    dispatch(events, n);
+    return true;
+}
+
+void ox__reactor_wake_worker(ox__worker *w)
+{
+    /* Seq_cst: see the top of the file (the caller stored sleep_word). */
+    if (atomic_load_explicit(&w->polling, memory_order_seq_cst))
+        ox__sys_poller_wake(w->rt->io_waker);
+}
+
+void ox__reactor_close(ox_runtime *rt)
+{
+    int poller = poller_of(rt);
+    if (poller >= 0)
+        ox__sys_poller_close(poller, rt->io_waker);
+}
