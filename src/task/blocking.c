@@ -28,11 +28,9 @@ static void run_job(ox_task *t)
 {
     ox_panic_payload *p = NULL;
     t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &p);
-    /* Relaxed: published by the release store of finished. */
+    /* Relaxed: published by ox__task_mark_finished. */
     atomic_store_explicit(&t->panic, p, memory_order_relaxed);
-    /* Release: the outcome is visible to whoever sees finished == 1. */
-    atomic_store_explicit(&t->finished, 1, memory_order_release);
-    ox__park_wake_all(&t->finished);
+    ox__task_mark_finished(t);
     ox__task_release(t); /* the pool's reference */
 }
 

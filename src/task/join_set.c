@@ -242,9 +242,7 @@ void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg)
         ox__spin_unlock(&scope.set->lock);
         if (t == NULL)
             break;
-        /* Acquire: pairs with retire's release store of finished. */
-        while (atomic_load_explicit(&t->finished, memory_order_acquire) == 0)
-            ox__park_wait(&t->finished, 0, OX_INSTANT_NEVER, &scope_end_site, t);
+        (void)ox__task_wait_finished(t, &scope_end_site); /* not cancellable */
         ox__task_release(t);
     }
     ox_panic_payload *p;

@@ -310,10 +310,7 @@ static void retire(ox_task *t)
     if (t->live_next != NULL)
         t->live_next->live_prev = t->live_prev;
     ox__spin_unlock(&rt->live_lock);
-    /* Release: the outcome is visible to whoever sees finished == 1 with
-     * acquire (join, is_finished). */
-    atomic_store_explicit(&t->finished, 1, memory_order_release);
-    ox__park_wake_all(&t->finished);
+    ox__task_mark_finished(t);
     if (t->set != NULL)
         ox__join_set_task_done(t->set, t);
     /* Acq_rel: the last task's exit and the shutdown that waits for it. */

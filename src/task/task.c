@@ -4,6 +4,7 @@
 #include "task_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,15 +117,45 @@ static ox_task *handle_task(const ox_task_handle *h, const char *function)
     return h->task;
 }
 
-int ox__task_wait_finished(ox_task *t)
+void ox__task_mark_finished(ox_task *t)
 {
-    /* Acquire: pairs with the release store in retire (runtime.c); the
-     * outcome fields are then visible. */
-    while (atomic_load_explicit(&t->finished, memory_order_acquire) == 0) {
-        if (ox__park_wait(&t->finished, 0, OX_INSTANT_NEVER, &join_site, t) == OX_ECANCELED)
+    /* Release: the outcome is visible to whoever sees FINISHED with
+     * acquire (ox__task_has_finished, the wait below). */
+    uint32_t was = atomic_exchange_explicit(&t->finished, OX__TASK_FINISHED, memory_order_acq_rel);
+    if (was == OX__TASK_RUNNING_WATCHED)
+        ox__park_wake_all(&t->finished); /* tasks, and the threads on the futex */
+    else
+        ox__park_lot_wake(&t->finished, INT_MAX); /* tasks only: no system call */
+}
+
+bool ox__task_has_finished(ox_task *t)
+{
+    return atomic_load_explicit(&t->finished, memory_order_acquire) == OX__TASK_FINISHED;
+}
+
+int ox__task_wait_finished(ox_task *t, const ox__wait_site *site)
+{
+    bool in_task = ox__park_unit_get() != NULL;
+    for (;;) {
+        /* Acquire: pairs with the exchange in ox__task_mark_finished. */
+        uint32_t seen = atomic_load_explicit(&t->finished, memory_order_acquire);
+        if (seen == OX__TASK_FINISHED)
+            return 0;
+        /* A thread says it will sleep on the futex before it does.
+         * Relaxed: nothing is published through it. The exchange in
+         * ox__task_mark_finished is an RMW on the same word, so either it
+         * reads WATCHED (and makes the system call) or this CAS fails and
+         * the next load sees FINISHED. */
+        if (!in_task && seen == OX__TASK_RUNNING) {
+            if (!atomic_compare_exchange_strong_explicit(
+                    &t->finished, &seen, OX__TASK_RUNNING_WATCHED, memory_order_relaxed,
+                    memory_order_relaxed))
+                continue;
+            seen = OX__TASK_RUNNING_WATCHED;
+        }
+        if (ox__park_wait(&t->finished, seen, OX_INSTANT_NEVER, site, t) == OX_ECANCELED)
             return OX_ECANCELED;
     }
-    return 0;
 }
 
 int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload)
@@ -149,7 +180,7 @@ int ox_task_join(ox_task_handle *h, void **result, ox_panic_payload **payload)
     ox_task *t = handle_task(h, "ox_task_join");
     if (t == ox_task_current())
         return OX_EDEADLK;
-    if (ox__task_wait_finished(t) == OX_ECANCELED)
+    if (ox__task_wait_finished(t, &join_site) == OX_ECANCELED)
         return OX_ECANCELED;
     h->task = NULL;
     int outcome = ox__task_collect(t, result, payload);
@@ -169,8 +200,7 @@ void ox_task_handle_drop(ox_task_handle *h)
 bool ox_task_is_finished(const ox_task_handle *h)
 {
     ox_task *t = handle_task(h, "ox_task_is_finished");
-    /* Acquire: as join. */
-    return atomic_load_explicit(&t->finished, memory_order_acquire) != 0;
+    return ox__task_has_finished(t);
 }
 
 void ox_task_abort(const ox_task_handle *h)

@@ -23,7 +23,7 @@ struct ox_task {
     ox__lot_waiter waiter; /* first: the lot hands it back to resume() */
     ox__ctx ctx;
     _Atomic uint32_t refs;
-    _Atomic uint32_t finished;   /* 0, then 1 once fn returned: join waits on it */
+    _Atomic uint32_t finished;   /* OX__TASK_RUNNING...: join waits on it (task.c) */
     _Atomic uint32_t sleep_word; /* never changes: a sleep waits on it until its deadline */
     ox_runtime *rt;
     struct ox__worker *worker; /* the worker running it, while it runs */
@@ -211,8 +211,19 @@ void ox__reactor_close(ox_runtime *rt);
 int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out);
 /* Makes a created task runnable. */
 void ox__task_start(ox_task *t);
-/* Waits for t to finish (a cancellation point); returns 0 or OX_ECANCELED. */
-int ox__task_wait_finished(ox_task *t);
+/* t->finished. A thread that waits for a task sleeps on the futex, which
+ * only a wake-up system call ends; a task waits in the parking lot, which
+ * a wake in user space ends. A waiting thread marks the word WATCHED, so
+ * that a task nobody or only tasks wait for finishes without the system
+ * call (one per task otherwise, most of what a spawn and join cost). */
+enum { OX__TASK_RUNNING, OX__TASK_FINISHED, OX__TASK_RUNNING_WATCHED };
+/* Publishes t's outcome and wakes whoever waits for it. */
+void ox__task_mark_finished(ox_task *t);
+/* Whether t has finished; acquire: its outcome is then visible. */
+bool ox__task_has_finished(ox_task *t);
+/* Waits for t to finish, at site; returns 0, or OX_ECANCELED if site is
+ * cancellable and the calling task was aborted. */
+int ox__task_wait_finished(ox_task *t, const ox__wait_site *site);
 /* Hands over t's outcome as ox_task_join does (the caller releases). */
 int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload);
 
