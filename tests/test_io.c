@@ -745,3 +745,88 @@ OX_TEST(io_connect_to_a_closed_port_is_refused)
     ox_socket *s;
     CHECK_EQ(ox_tcp_connect(&addr, &s), ECONNREFUSED);
 }
+
+/* ---- files on the blocking pool ---- */
+
+typedef struct file_job {
+    int fd;
+    long blocks;
+    _Atomic int started;
+} file_job;
+
+/* Writes blocks of 4 KiB, each filled with its index, then reads them
+ * back in reverse order and checks every byte. */
+static void *file_round_trip(void *arg)
+{
+    file_job *j = arg;
+    unsigned char block[4096], back[4096];
+    size_t n;
+    for (long b = 0; b < j->blocks; b++) {
+        memset(block, (int)(b & 0xff), sizeof block);
+        CHECK_EQ(ox_file_write_at(j->fd, block, sizeof block, b * 4096, &n), 0);
+        CHECK_EQ(n, sizeof block);
+    }
+    for (long b = j->blocks - 1; b >= 0; b--) {
+        CHECK_EQ(ox_file_read_at(j->fd, back, sizeof back, b * 4096, &n), 0);
+        CHECK_EQ(n, sizeof back);
+        for (size_t i = 0; i < sizeof back; i++)
+            CHECK_EQ(back[i], (unsigned char)(b & 0xff));
+    }
+    CHECK_EQ(ox_file_read_at(j->fd, back, sizeof back, j->blocks * 4096, &n), 0);
+    CHECK_EQ(n, 0u); /* the end of the file */
+    return NULL;
+}
+
+static int temp_file(void)
+{
+    char path[] = "/tmp/oxide-io-test-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_EQ(unlink(path), 0);
+    return fd;
+}
+
+OX_TEST(io_file_reads_and_writes_from_tasks_and_threads)
+{
+    ox_runtime *rt = runtime_of(2);
+    file_job in_task = {.fd = temp_file(), .blocks = 64},
+             in_thread = {.fd = temp_file(), .blocks = 64};
+    ox_task_handle h = spawn_in(rt, file_round_trip, &in_task);
+    file_round_trip(&in_thread);
+    join_ok(&h, NULL);
+    size_t n;
+    char b;
+    CHECK_EQ(ox_file_read_at(-1, &b, 1, 0, &n), EBADF);
+    close(in_task.fd);
+    close(in_thread.fd);
+    ox_runtime_shutdown(rt);
+}
+
+static void *file_read_after_abort(void *arg)
+{
+    file_job *j = arg;
+    atomic_store(&j->started, 1);
+    while (ox_task_sleep(OX_SECS(60)) != OX_ECANCELED)
+        ;
+    char buf[8] = "intact";
+    size_t n = 99;
+    CHECK_EQ(ox_file_read_at(j->fd, buf, sizeof buf, 0, &n), OX_ECANCELED);
+    CHECK_EQ(n, 0u);
+    CHECK_STR(buf, "intact"); /* nothing was read into it */
+    return NULL;
+}
+
+OX_TEST(io_file_call_in_an_aborted_task_returns_ecanceled_untouched)
+{
+    ox_runtime *rt = runtime_of(1);
+    file_job j = {.fd = temp_file()};
+    size_t n;
+    CHECK_EQ(ox_file_write_at(j.fd, "abcdefgh", 8, 0, &n), 0);
+    ox_task_handle h = spawn_in(rt, file_read_after_abort, &j);
+    while (!atomic_load(&j.started)) /* it runs, so its checks run */
+        ox_thread_yield();
+    ox_task_abort(&h);
+    join_ok(&h, NULL);
+    close(j.fd);
+    ox_runtime_shutdown(rt);
+}

@@ -42,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #ifdef __cplusplus
@@ -158,6 +159,17 @@ OX_MUST_USE int ox_socket_wait(ox_socket *s, unsigned events, ox_instant deadlin
 /* As ox_socket_wait for a descriptor that is not an ox_socket (it stays
  * the caller's). Costs a few more system calls per wait in a task. */
 OX_MUST_USE int ox_fd_wait(int fd, unsigned events, ox_instant deadline);
+/* ---- files ---- */
+
+/* pread(2) / pwrite(2) of up to len bytes at offset: *n is how many (0 at
+ * the end of the file). From a task the call runs on the blocking pool
+ * (ox_task_spawn_blocking), so its worker keeps running other tasks; from
+ * a thread it is the plain system call. In a task it is a cancellation
+ * point only before it starts (OX_ECANCELED, nothing done): once started
+ * it uses buf, and returns when the system call has. Returns 0 or errno. */
+OX_MUST_USE int ox_file_read_at(int fd, void *buf, size_t len, int64_t offset, size_t *n);
+OX_MUST_USE int ox_file_write_at(int fd, const void *buf, size_t len, int64_t offset, size_t *n);
+
 /* This end's / the peer's address. Returns 0 or errno. */
 OX_MUST_USE int ox_socket_local_addr(const ox_socket *s, ox_sockaddr *out);
 OX_MUST_USE int ox_socket_peer_addr(const ox_socket *s, ox_sockaddr *out);
