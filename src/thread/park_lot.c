@@ -33,7 +33,11 @@ ox__lot_waiter *ox__park_unit_get(void)
     return unit;
 }
 
-#define LOT_BUCKETS 256 /* a power of two */
+/* A power of two. Each bucket's list is walked by every wake on it: with
+ * ten thousand tasks parked on their sockets, 1024 buckets keep that walk
+ * about ten entries long (64 KiB of buckets, touched as they are used). */
+#define LOT_BITS    10
+#define LOT_BUCKETS (1 << LOT_BITS)
 
 typedef struct bucket {
     _Alignas(64) ox__spin lock;
@@ -46,9 +50,8 @@ static bucket *bucket_of(const _Atomic uint32_t *word)
 {
     /* Fibonacci hashing: words are 4-byte aligned and often in arrays. */
     uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
-    return &lot[h >> (64 - 8)];
+    return &lot[h >> (64 - LOT_BITS)];
 }
-_Static_assert(LOT_BUCKETS == 1 << 8, "bucket_of keeps 8 bits");
 
 static void link_waiter(bucket *b, ox__lot_waiter *w)
 {
