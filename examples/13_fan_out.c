@@ -76,14 +76,18 @@ static void *fan_out(void *unused)
         if (ox_join_set_spawn(set, do_request, &reqs[i]) != 0)
             ox_panic("cannot spawn request %ld", i);
     }
-    /* The deadline: 1 s for all of them. Then abort what is left (a
-     * blocked read returns OX_ECANCELED) and collect every task: join_next
-     * hands each back once it has returned, so none outlives the set. */
-    if (ox_task_sleep_until(ox_instant_after(OX_SECS(1))) != 0)
-        ox_panic("the fan-out itself was aborted");
-    ox_join_set_abort_all(set);
-    while (ox_join_set_join_next(set, NULL, NULL, NULL) != OX_EEMPTY)
-        ; /* each request recorded its own outcome */
+    /* The deadline: 1 s for all of them, collected as they finish. Then
+     * abort what is left (a blocked read returns OX_ECANCELED) and collect
+     * those too, so that no request outlives the set. */
+    ox_instant deadline = ox_instant_after(OX_SECS(1));
+    int rc;
+    while ((rc = ox_join_set_join_next_deadline(set, NULL, NULL, NULL, deadline)) == 0)
+        ; /* each request records its own outcome */
+    if (rc == OX_ETIMEDOUT) {
+        ox_join_set_abort_all(set);
+        while (ox_join_set_join_next(set, NULL, NULL, NULL) != OX_EEMPTY)
+            ;
+    }
     ox_join_set_drop(set);
     for (long i = 0; i < REQUESTS; i++)
         printf("request %ld (server delay %ld ms): %s\n", i, delay_ms[i],

@@ -284,3 +284,38 @@ OX_TEST(task_spawn_blocking_runs_off_the_workers_and_joins_from_a_task)
     void *r;
     CHECK_EQ(ox_task_block_on(spawn_blocking_and_keep_working, NULL, &r, NULL), 0);
 }
+
+static void *sleep_then_return(void *arg)
+{
+    if (ox_task_sleep((ox_nanos)(intptr_t)arg) != 0)
+        return NULL;
+    return arg;
+}
+
+static void *join_next_until_deadline(void *unused)
+{
+    (void)unused;
+    ox_join_set *set;
+    CHECK_EQ(ox_join_set_new(&set), 0);
+    CHECK_EQ(ox_join_set_spawn(set, sleep_then_return, (void *)(intptr_t)OX_MILLIS(1)), 0);
+    CHECK_EQ(ox_join_set_spawn(set, sleep_then_return, (void *)(intptr_t)OX_SECS(3600)), 0);
+    void *r = NULL;
+    /* The quick one comes back; the other outlives the deadline and stays. */
+    CHECK_EQ(ox_join_set_join_next_deadline(set, &r, NULL, NULL, ox_instant_after(OX_SECS(60))), 0);
+    CHECK_EQ((intptr_t)r, (intptr_t)OX_MILLIS(1));
+    CHECK_EQ(ox_join_set_join_next_deadline(set, &r, NULL, NULL, ox_instant_after(OX_MILLIS(20))),
+             OX_ETIMEDOUT);
+    CHECK_EQ(ox_join_set_len(set), 1u);
+    ox_join_set_abort_all(set);
+    CHECK_EQ(ox_join_set_join_next_deadline(set, &r, NULL, NULL, ox_instant_after(OX_SECS(60))), 0);
+    CHECK(r == NULL); /* its sleep returned OX_ECANCELED */
+    CHECK_EQ(ox_join_set_join_next_deadline(set, &r, NULL, NULL, OX_INSTANT_NEVER), OX_EEMPTY);
+    ox_join_set_drop(set);
+    return NULL;
+}
+
+OX_TEST(join_set_join_next_deadline_times_out_and_keeps_the_rest)
+{
+    void *r;
+    CHECK_EQ(ox_task_block_on(join_next_until_deadline, NULL, &r, NULL), 0);
+}

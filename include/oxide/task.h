@@ -187,6 +187,11 @@ OX_MUST_USE int ox_join_set_spawn_with(ox_join_set *set, const ox_task_builder *
  * task. */
 OX_MUST_USE int ox_join_set_join_next(ox_join_set *set, void **result, ox_panic_payload **payload,
                                       uint64_t *id);
+/* As ox_join_set_join_next, giving up at deadline with OX_ETIMEDOUT (the
+ * tasks still running stay in the set): Tokio's timeout(join_next()). */
+OX_MUST_USE int ox_join_set_join_next_deadline(ox_join_set *set, void **result,
+                                               ox_panic_payload **payload, uint64_t *id,
+                                               ox_instant deadline);
 /* Tasks spawned and not yet returned by join_next. */
 size_t ox_join_set_len(ox_join_set *set);
 /* Aborts every task of the set that is still running; join_next still

@@ -111,6 +111,12 @@ void ox__join_set_task_done(ox_join_set *set, ox_task *t)
 
 int ox_join_set_join_next(ox_join_set *set, void **result, ox_panic_payload **payload, uint64_t *id)
 {
+    return ox_join_set_join_next_deadline(set, result, payload, id, OX_INSTANT_NEVER);
+}
+
+int ox_join_set_join_next_deadline(ox_join_set *set, void **result, ox_panic_payload **payload,
+                                   uint64_t *id, ox_instant deadline)
+{
     for (;;) {
         ox__spin_lock(&set->lock);
         ox_task *t = set->done_head;
@@ -134,8 +140,9 @@ int ox_join_set_join_next(ox_join_set *set, void **result, ox_panic_payload **pa
         }
         if (empty)
             return OX_EEMPTY;
-        if (ox__park_wait(&set->word, seen, OX_INSTANT_NEVER, &join_next_site, set) == OX_ECANCELED)
-            return OX_ECANCELED;
+        int rc = ox__park_wait(&set->word, seen, deadline, &join_next_site, set);
+        if (rc != 0)
+            return rc; /* OX_ETIMEDOUT or OX_ECANCELED */
     }
 }
 
