@@ -99,6 +99,7 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
         if (rc != 0)
             return rc;
     }
+    int rc;
     for (;;) {
         /* Relaxed: the word is loaded before the attempt; an event after
          * the attempt's EAGAIN moves it later, and the parking lot orders
@@ -107,19 +108,29 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
         ssize_t r = attempt(s->fd, ctx);
         if (r >= 0) {
             *result = r;
-            return 0;
+            rc = 0;
+            break;
         }
-        int err = ox__io_errno();
+        int err = errno;
         if (err == EINTR)
             continue;
-        if (err != EAGAIN && err != EWOULDBLOCK)
-            return err;
-        int rc = rt != NULL
-                     ? ox__park_wait(&s->words.seq[dir], seen, deadline, &wait_sites[dir], s)
-                     : ox__park_wait_fd(s->fd, sys_events[dir], deadline, &wait_sites[dir], s);
+        if (err != EAGAIN && err != EWOULDBLOCK) {
+            rc = err;
+            break;
+        }
+        if (rt != NULL) {
+            /* Entered after the attempt: the reactor bumps this word
+             * whether or not it sees us, and the park checks it. */
+            ox__io_words_enter(&s->words, dir);
+            rc = ox__park_wait(&s->words.seq[dir], seen, deadline, &wait_sites[dir], s);
+            ox__io_words_leave(&s->words, dir);
+        } else {
+            rc = ox__park_wait_fd(s->fd, sys_events[dir], deadline, &wait_sites[dir], s);
+        }
         if (rc != 0)
-            return rc;
+            break;
     }
+    return rc;
 }
 
 static bool ready_now(int fd, unsigned events)
@@ -134,15 +145,13 @@ static int task_wait_ready(ox_socket *s, unsigned events, ox_instant deadline)
     int dir = events == OX__SYS_READABLE   ? OX__IO_READ
               : events == OX__SYS_WRITABLE ? OX__IO_WRITE
                                            : OX__IO_ANY;
-    if (dir == OX__IO_ANY) /* Seq_cst: before the look at fd (reactor.c) */
-        atomic_fetch_add_explicit(&s->words.any_waiters, 1, memory_order_seq_cst);
+    ox__io_words_enter(&s->words, dir); /* before the look at fd (reactor.c) */
     /* Relaxed: as in ox__io_run. */
     uint32_t seen = atomic_load_explicit(&s->words.seq[dir], memory_order_relaxed);
     int rc = ready_now(s->fd, events)
                  ? 0
                  : ox__park_wait(&s->words.seq[dir], seen, deadline, &wait_sites[dir], s);
-    if (dir == OX__IO_ANY)
-        atomic_fetch_sub_explicit(&s->words.any_waiters, 1, memory_order_relaxed);
+    ox__io_words_leave(&s->words, dir);
     return rc;
 }
 
@@ -190,7 +199,7 @@ int ox_fd_wait(int fd, unsigned events, ox_instant deadline)
         close(dup);
         return rc;
     }
-    atomic_fetch_add_explicit(&s->words.any_waiters, 1, memory_order_seq_cst);
+    ox__io_words_enter(&s->words, OX__IO_ANY);
     uint32_t seen = atomic_load_explicit(&s->words.seq[OX__IO_ANY], memory_order_relaxed);
     rc = ox__reactor_watch_once(rt, dup, events, &s->words);
     if (rc == 0) {
@@ -198,7 +207,7 @@ int ox_fd_wait(int fd, unsigned events, ox_instant deadline)
             ox__park_wait(&s->words.seq[OX__IO_ANY], seen, deadline, &wait_sites[OX__IO_ANY], NULL);
         ox__reactor_unwatch(rt, dup);
     }
-    atomic_fetch_sub_explicit(&s->words.any_waiters, 1, memory_order_relaxed);
+    ox__io_words_leave(&s->words, OX__IO_ANY);
     close(dup);
     socket_free(s);
     return rc;

@@ -3,12 +3,11 @@
  *
  * A descriptor is watched edge-triggered for both directions once (the
  * first time a task waits for it). Each event bumps the descriptor's word
- * for that direction and wakes the tasks parked on it, through the same
- * parking lot every other wait uses. A task therefore loads the word,
- * tries its system call, and only on EAGAIN parks on the word "while it
- * still holds what I loaded": an event between the try and the park has
- * moved the word, and the park returns at once. No wake-up is lost and no
- * state is kept per wait.
+ * for that direction and wakes the tasks parked on it (if any: see
+ * dispatch_one), through the same parking lot every other wait uses. A task therefore loads the
+ * word, tries its system call, and only on EAGAIN parks on the word "while it still holds what I
+ * loaded": an event between the try and the park has moved the word, and the park returns at once.
+ * No wake-up is lost and no state is kept per wait.
  *
  * Who polls: an idle worker sleeps in the poller instead of on its futex,
  * with the earliest timer as the poll's deadline, so timers and readiness
@@ -88,28 +87,38 @@ ox_runtime *ox__runtime_current(void)
     return w != NULL && w->current != NULL ? w->rt : NULL;
 }
 
-static void wake_direction(ox__io_words *words, int dir)
+/* A task loads a word and parks on it only between ox__io_words_enter
+ * and _leave. Enter raises waiters[dir] and then fences; dispatch bumps
+ * the words, fences, and then reads waiters. Both fences are seq_cst, so
+ * either dispatch sees the task entered (and wakes the lot), or the task's
+ * load of the word, after its fence, sees the bump (and it does not park
+ * on the old value). */
+static void dispatch_one(ox__io_words *words, unsigned ready)
 {
-    /* Relaxed: the parking lot orders the bump against a parking task (the
-     * task checks the word under the bucket lock that the wake takes after
-     * the bump), and the data itself is ordered by the kernel. */
-    atomic_fetch_add_explicit(&words->seq[dir], 1, memory_order_relaxed);
-    ox__park_lot_wake(&words->seq[dir], INT_MAX);
+    /* Relaxed: ordered by the fence below. */
+    if (ready & OX__SYS_READABLE)
+        atomic_fetch_add_explicit(&words->seq[OX__IO_READ], 1, memory_order_relaxed);
+    if (ready & OX__SYS_WRITABLE)
+        atomic_fetch_add_explicit(&words->seq[OX__IO_WRITE], 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if ((ready & OX__SYS_READABLE) &&
+        atomic_load_explicit(&words->waiters[OX__IO_READ], memory_order_relaxed) != 0)
+        ox__park_lot_wake(&words->seq[OX__IO_READ], INT_MAX);
+    if ((ready & OX__SYS_WRITABLE) &&
+        atomic_load_explicit(&words->waiters[OX__IO_WRITE], memory_order_relaxed) != 0)
+        ox__park_lot_wake(&words->seq[OX__IO_WRITE], INT_MAX);
+    /* Either direction: bumped only for a waiter (the lot orders this bump
+     * against its park, as for any word). */
+    if (atomic_load_explicit(&words->waiters[OX__IO_ANY], memory_order_relaxed) != 0) {
+        atomic_fetch_add_explicit(&words->seq[OX__IO_ANY], 1, memory_order_relaxed);
+        ox__park_lot_wake(&words->seq[OX__IO_ANY], INT_MAX);
+    }
 }
 
 static void dispatch(const ox__sys_event *events, int n)
 {
-    for (int i = 0; i < n; i++) {
-        ox__io_words *words = events[i].key;
-        if (events[i].ready & OX__SYS_READABLE)
-            wake_direction(words, OX__IO_READ);
-        if (events[i].ready & OX__SYS_WRITABLE)
-            wake_direction(words, OX__IO_WRITE);
-        /* Seq_cst: a waiter for either direction raised any_waiters before
-         * it looked at the descriptor, which was before this event. */
-        if (atomic_load_explicit(&words->any_waiters, memory_order_seq_cst) != 0)
-            wake_direction(words, OX__IO_ANY);
-    }
+    for (int i = 0; i < n; i++)
+        dispatch_one(events[i].key, events[i].ready);
 }
 
 static bool claim(ox_runtime *rt)

@@ -176,16 +176,32 @@ int64_t ox__timers_fire(ox_runtime *rt);
 enum { OX__IO_READ, OX__IO_WRITE, OX__IO_ANY };
 typedef struct ox__io_words {
     _Atomic uint32_t seq[3];
-    /* Tasks waiting for either direction (seq[OX__IO_ANY]): only then
-     * does an event bump and wake that word too. */
-    _Atomic uint32_t any_waiters;
+    /* Tasks inside a wait on seq[i] (ox__io_words_enter): an event wakes
+     * the parking lot for a word only then (a wake walks a bucket of
+     * other tasks' records: most of the reactor's cost with ten thousand
+     * connections), and bumps seq[OX__IO_ANY] only then. */
+    _Atomic uint32_t waiters[3];
 } ox__io_words;
+
+/* A task is about to load seq[dir] and then maybe park on it / is done
+ * with it. The seq_cst fence pairs with the reactor's (reactor.c). */
+static inline void ox__io_words_enter(ox__io_words *words, int dir)
+{
+    atomic_fetch_add_explicit(&words->waiters[dir], 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+static inline void ox__io_words_leave(ox__io_words *words, int dir)
+{
+    /* Relaxed: a late decrement only costs the reactor one needless wake. */
+    atomic_fetch_sub_explicit(&words->waiters[dir], 1, memory_order_relaxed);
+}
 
 /* Watches fd, edge-triggered, for rt's tasks; opens rt's reactor if need
  * be. Returns 0 or an errno value. */
 int ox__reactor_watch(ox_runtime *rt, int fd, ox__io_words *words);
 /* Watches fd once for events (OX__SYS_READABLE / _WRITABLE); the waiter
- * raises words->any_waiters and waits on seq[OX__IO_ANY].
+ * enters OX__IO_ANY and waits on seq[OX__IO_ANY].
  * ox__reactor_unwatch must follow. */
 int ox__reactor_watch_once(ox_runtime *rt, int fd, unsigned events, ox__io_words *words);
 void ox__reactor_unwatch(ox_runtime *rt, int fd);

@@ -33,10 +33,13 @@ ox__lot_waiter *ox__park_unit_get(void)
     return unit;
 }
 
-/* A power of two. Each bucket's list is walked by every wake on it: with
- * ten thousand tasks parked on their sockets, 1024 buckets keep that walk
- * about ten entries long (64 KiB of buckets, touched as they are used). */
-#define LOT_BITS    10
+/* A power of two. Each bucket's list is walked by every wake on it, and
+ * each entry is another task's record: a cache miss. With ten thousand
+ * tasks parked on their sockets, 256 buckets made that walk 40 entries and
+ * a quarter of the echo server's CPU time; 4096 make it two or three (256
+ * KiB of buckets, in zero pages until used). A table of per-address queues
+ * that grows with the waiters, as parking_lot's, would do better still. */
+#define LOT_BITS    12
 #define LOT_BUCKETS (1 << LOT_BITS)
 
 typedef struct bucket {
