@@ -15,5 +15,6 @@
 #include "oxide/watch.h"     /* IWYU pragma: export */
 #include "oxide/task.h"      /* IWYU pragma: export */
 #include "oxide/io.h"        /* IWYU pragma: export */
+#include "oxide/signal.h"    /* IWYU pragma: export */
 
 #endif

@@ -103,4 +103,23 @@ void ox__sys_poller_wake(int waker);
  * Signals are retried. */
 int ox__sys_fd_wait(int fd, unsigned events, int64_t deadline_ns);
 
+/* ---- event flags (linux_event.c: an eventfd, non-blocking) ----
+ * Readable while set. set is async-signal-safe. */
+int ox__sys_event_open(int *fd);
+void ox__sys_event_set(int fd);
+void ox__sys_event_clear(int fd);
+void ox__sys_event_close(int fd);
+
+/* ---- signals (linux_signal.c) ---- */
+/* Installs oxide's handler for sig: it calls fn(sig) (which must be
+ * async-signal-safe), then the handler installed before, if that was a
+ * function. fn is one callback for every signal caught. Returns 0 or
+ * errno (EINVAL: a signal that cannot be caught). */
+int ox__sys_signal_catch(int sig, void (*fn)(int sig));
+/* Puts back the action sig had before ox__sys_signal_catch. Returns true
+ * if that was the default action (SIG_DFL). */
+bool ox__sys_signal_restore(int sig);
+/* Sends sig to this process. */
+void ox__sys_signal_raise(int sig);
+
 #endif
