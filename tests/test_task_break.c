@@ -1,5 +1,6 @@
 /* Reproducers found by trying to break the task runtime (issue 13). */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <stdatomic.h>
@@ -49,4 +50,87 @@ OX_TEST_OPTS(runtime_shutdown_aborts_tasks_spawned_while_it_waits, .timeout_s = 
     ox_runtime_shutdown(rt); /* hung: the child slept for an hour */
     CHECK_EQ(atomic_load(&child_ran), 0);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+}
+
+/* ---- an abort racing a task's next, uncancellable wait ---- */
+
+static struct {
+    ox_mutex m[2];
+    long count[2]; /* plain: guarded by m[k] */
+    long laps;     /* the task's laps to race with aborts, at least */
+    _Atomic long done_laps;
+    _Atomic int stop, holding;
+} ar = {.m = {OX_MUTEX_INIT, OX_MUTEX_INIT}};
+
+static void *hold_mutex(void *arg)
+{
+    int k = (int)(intptr_t)arg;
+    intptr_t held = 0;
+    while (!atomic_load(&ar.stop)) {
+        (void)!ox_mutex_lock(&ar.m[k]);
+        ar.count[k]++;
+        if (held++ == 0)
+            atomic_fetch_add(&ar.holding, 1);
+        ox_thread_sleep(OX_MICROS(50)); /* the task parks meanwhile */
+        ox_mutex_unlock(&ar.m[k]);
+        ox_thread_yield();
+    }
+    return (void *)held;
+}
+
+/* Locks two contended mutexes in turn: two parking-lot waits on two words
+ * (a plain lock is no cancellation point, so the abort does not end it). */
+static void *lock_in_turn(void *arg)
+{
+    (void)arg;
+    intptr_t laps = 0;
+    while (!atomic_load(&ar.stop)) {
+        for (int k = 0; k < 2; k++) {
+            (void)!ox_mutex_lock(&ar.m[k]);
+            ar.count[k]++;
+            ox_mutex_unlock(&ar.m[k]);
+        }
+        atomic_store(&ar.done_laps, ++laps);
+    }
+    return (void *)laps;
+}
+
+/* ox_task_abort looks for the task's wait in the bucket of the word it last
+ * waited on, and read the record's linked flag there while the task,
+ * already past that wait, linked itself for its next wait in another
+ * bucket under that bucket's lock: a data race (ThreadSanitizer), and with
+ * a stale site an unlink from the wrong bucket. Now linked is atomic and an
+ * expirer that sees it set re-checks the word. */
+OX_TEST(task_abort_races_next_wait_in_another_bucket)
+{
+    ar.laps = ox_test_scaled(80000);
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 1;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
+    ox_join_handle holders[2];
+    for (int k = 0; k < 2; k++)
+        holders[k] = ox_thread_spawn(hold_mutex, (void *)(intptr_t)k);
+    ox_task_builder tb = OX_TASK_BUILDER_INIT;
+    tb.runtime = rt;
+    ox_task_handle h;
+    while (atomic_load(&ar.holding) < 2) /* both take turns already */
+        ox_thread_yield();
+    CHECK_EQ(ox_task_builder_spawn(&tb, lock_in_turn, NULL, &h), 0);
+    while (atomic_load(&ar.done_laps) == 0)
+        ox_thread_yield(); /* aborted before it runs, it would never run */
+    long from = atomic_load(&ar.done_laps);
+    while (atomic_load(&ar.done_laps) - from < ar.laps) {
+        ox_task_abort(&h);
+        ox_thread_yield();
+    }
+    atomic_store(&ar.stop, 1);
+    void *laps = NULL;
+    CHECK_EQ(ox_task_join(&h, &laps, NULL), 0);
+    ox_runtime_shutdown(rt);
+    for (int k = 0; k < 2; k++) {
+        void *held = NULL;
+        CHECK_EQ(ox_thread_join(&holders[k], &held, NULL), 0);
+        CHECK_EQ(ar.count[k], (intptr_t)laps + (intptr_t)held); /* mutual exclusion held */
+    }
 }

@@ -140,7 +140,10 @@ struct ox__lot_waiter {
     const ox__wait_site *site;
     const void *object;
     int wake_reason; /* 0, OX_ETIMEDOUT or OX_ECANCELED: set by whoever unlinks */
-    bool linked;
+    /* In a bucket; written under that bucket's lock, but read by an
+     * expirer that holds the bucket of this record's previous word while a
+     * new wait links it elsewhere: atomic (see ox__park_lot_expire). */
+    atomic_bool linked;
     bool expired;          /* this wait's deadline passed, maybe before linking */
     atomic_bool cancelled; /* the unit was aborted: cancellable waits end */
 };

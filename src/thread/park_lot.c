@@ -65,7 +65,10 @@ static void link_waiter(bucket *b, ox__lot_waiter *w)
     else
         b->head = w;
     b->tail = w;
-    w->linked = true;
+    /* Release: pairs with the acquire in ox__park_lot_expire, which may
+     * hold another bucket's lock: one that sees this wait linked also sees
+     * the word it stored before linking. */
+    atomic_store_explicit(&w->linked, true, memory_order_release);
 }
 
 static void unlink_waiter(bucket *b, ox__lot_waiter *w)
@@ -78,7 +81,8 @@ static void unlink_waiter(bucket *b, ox__lot_waiter *w)
         w->next->prev = w->prev;
     else
         b->tail = w->prev;
-    w->linked = false;
+    /* Relaxed: read under this bucket's lock, which orders it. */
+    atomic_store_explicit(&w->linked, false, memory_order_relaxed);
 }
 
 static bool is_cancelled(ox__lot_waiter *w)
@@ -152,7 +156,15 @@ void ox__park_lot_expire(ox__lot_waiter *w, int reason)
     }
     if (reason == OX_ETIMEDOUT)
         w->expired = true;
-    bool wake = w->linked && (reason == OX_ETIMEDOUT || w->site->cancellable);
+    /* The record may be starting a new wait on another word right now (it
+     * stores the word after our check above, then links in that word's
+     * bucket, under a lock we do not hold). Acquire: pairs with the release
+     * in link_waiter, so if we see that link we also see the new word, and
+     * leave the record alone: linked here means linked in this bucket. Only
+     * then are site and the list ours to read and change. */
+    bool here = atomic_load_explicit(&w->linked, memory_order_acquire) &&
+                atomic_load_explicit(&w->word, memory_order_relaxed) == word;
+    bool wake = here && (reason == OX_ETIMEDOUT || w->site->cancellable);
     if (wake) {
         unlink_waiter(b, w);
         w->wake_reason = reason;
