@@ -38,6 +38,17 @@ OX_TEST_OPTS(semaphore_release_overflow_aborts, .expect_signal = SIGABRT,
     ox_semaphore_release(&s, 1);
 }
 
+/* permits + n wrapped around for a huge n: releasing SIZE_MAX to a
+ * semaphore holding 1 permit left it with 0, silently. */
+OX_TEST_OPTS(semaphore_release_of_a_huge_count_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "ox_semaphore_release: semaphore")
+{
+    ox_semaphore s = OX_SEMAPHORE_INIT(1);
+    ox_semaphore_release(&s, SIZE_MAX);
+    ox_test_fail(__FILE__, __LINE__, "released SIZE_MAX: %zu permits now",
+                 ox_semaphore_available(&s));
+}
+
 /* ---- conservation under contention ---- */
 
 #define TOTAL   5

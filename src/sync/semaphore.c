@@ -48,6 +48,13 @@ static inline bool has_waiters(size_t state)
     return (state & WAITERS) != 0;
 }
 
+/* Adding n permits would pass OX_SEMAPHORE_MAX_PERMITS. Written as a
+ * subtraction: permits + n wraps for a huge n (a release of SIZE_MAX). */
+static inline bool would_overflow(size_t state, size_t n)
+{
+    return n > OX_SEMAPHORE_MAX_PERMITS - permits_of(state);
+}
+
 typedef struct sem_waiter {
     ox__wait_node node; /* first: a node is cast back to its record */
     size_t needed;      /* permits asked for */
@@ -116,7 +123,7 @@ static void release_locked(ox_semaphore *s, size_t n, ox__wait_node **chain)
     size_t waiters = s->waiters.head != NULL ? WAITERS : 0;
     size_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
-        if (permits_of(state) + n > OX_SEMAPHORE_MAX_PERMITS)
+        if (would_overflow(state, n))
             ox_abort("ox_semaphore_release", "semaphore %p would hold more than %zu permits",
                      (void *)s, (size_t)OX_SEMAPHORE_MAX_PERMITS);
         size_t next = ((state & ~WAITERS) + n * PERMIT_ONE) | waiters;
@@ -134,7 +141,7 @@ void ox_semaphore_release(ox_semaphore *s, size_t n)
         return;
     size_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
     while (!has_waiters(state)) {
-        if (permits_of(state) + n > OX_SEMAPHORE_MAX_PERMITS)
+        if (would_overflow(state, n))
             ox_abort("ox_semaphore_release", "semaphore %p would hold more than %zu permits",
                      (void *)s, (size_t)OX_SEMAPHORE_MAX_PERMITS);
         /* Release: pairs with the acquire CAS in try_take. */
