@@ -314,3 +314,52 @@ OX_TEST(broadcast_concurrent_lag_counted_exactly)
         lagged += jobs[i].res.lagged_calls;
     CHECK(lagged > 0); /* slow receivers on a ring of 16 must have lagged */
 }
+
+/* ---- a panicking clone ---- */
+
+static _Atomic int bclones_to_fail;
+
+static void clone_long_or_panic(void *dst, const void *src)
+{
+    if (atomic_fetch_sub(&bclones_to_fail, 1) > 0)
+        ox_panic("clone failed");
+    *(long *)dst = *(const long *)src;
+}
+
+static void *recv_panics(void *rx)
+{
+    long v;
+    (void)!ox_broadcast_recv(rx, &v, NULL);
+    return NULL;
+}
+
+static void quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
+/* clone runs under the channel's internal lock, and a panic in it left the
+ * lock held: the next call on the channel hung for good. Now the message
+ * stays unread and the channel usable. */
+OX_TEST_OPTS(broadcast_panicking_clone_leaves_the_channel_usable, .timeout_s = 10)
+{
+    ox_panic_set_hook(quiet_hook);
+    ox_broadcast_options o = {
+        .elem_size = sizeof(long), .capacity = 2, .clone = clone_long_or_panic};
+    ox_broadcast_sender *tx;
+    ox_broadcast_receiver *a, *b;
+    CHECK_EQ(ox_broadcast_with(&o, &tx, &a), 0);
+    b = ox_broadcast_subscribe(tx);
+    long seven = 7, v = 0;
+    CHECK_EQ(ox_broadcast_send(tx, &seven), 0);
+    atomic_store(&bclones_to_fail, 1);
+    CHECK_EQ(ox_catch_unwind(recv_panics, a, NULL, NULL), OX_EPANICKED);
+    CHECK_EQ(ox_broadcast_len(a), 1);            /* hung here; still unread */
+    CHECK_EQ(ox_broadcast_recv(a, &v, NULL), 0); /* cloned: b still to read it */
+    CHECK_EQ(v, 7);
+    CHECK_EQ(ox_broadcast_recv(b, &v, NULL), 0);
+    CHECK_EQ(v, 7);
+    ox_broadcast_receiver_drop(a);
+    ox_broadcast_receiver_drop(b);
+    ox_broadcast_sender_drop(tx);
+}

@@ -286,3 +286,76 @@ OX_TEST(watch_clones_and_destroys_owned_values)
     ox_watch_sender_drop(tx); /* the last value goes with the channel */
     CHECK_EQ(atomic_load(&live), 0);
 }
+
+/* ---- a panicking modify or clone ---- */
+
+static struct {
+    ox_watch_sender *tx;
+    ox_watch_receiver *rx;
+    _Atomic int clones_to_fail;
+} wp;
+
+static void modify_then_panic(void *value, void *arg)
+{
+    (void)arg;
+    *(long *)value = 42;
+    ox_panic("modify gave up halfway");
+}
+
+static void clone_or_panic(void *dst, const void *src)
+{
+    if (atomic_fetch_sub(&wp.clones_to_fail, 1) > 0)
+        ox_panic("clone failed");
+    *(long *)dst = *(const long *)src;
+}
+
+static void *send_modify_panics(void *arg)
+{
+    (void)arg;
+    ox_watch_send_modify(wp.tx, modify_then_panic, NULL);
+    return NULL;
+}
+
+static void *borrow_panics(void *arg)
+{
+    long v;
+    if (arg)
+        ox_watch_sender_borrow(wp.tx, &v);
+    else
+        ox_watch_borrow(wp.rx, &v);
+    return NULL;
+}
+
+static void quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
+/* modify and clone run under the channel's internal lock, and a panic in
+ * them left it held: the next call on the channel hung for good. Tokio's
+ * send_modify keeps the channel usable, with the changes made before the
+ * panic visible and no receiver told. */
+OX_TEST_OPTS(watch_panicking_modify_or_clone_leaves_the_channel_usable, .timeout_s = 10)
+{
+    ox_panic_set_hook(quiet_hook);
+    long zero = 0;
+    ox_watch_options o = {.elem_size = sizeof(long), .initial = &zero, .clone = clone_or_panic};
+    CHECK_EQ(ox_watch_with(&o, &wp.tx, &wp.rx), 0);
+    CHECK_EQ(ox_catch_unwind(send_modify_panics, NULL, NULL, NULL), OX_EPANICKED);
+    bool changed = true;
+    CHECK_EQ(ox_watch_has_changed(wp.rx, &changed), 0); /* hung here */
+    CHECK(!changed);
+    long v = 0;
+    ox_watch_borrow(wp.rx, &v);
+    CHECK_EQ(v, 42);
+    atomic_store(&wp.clones_to_fail, 2);
+    CHECK_EQ(ox_catch_unwind(borrow_panics, NULL, NULL, NULL), OX_EPANICKED);
+    CHECK_EQ(ox_catch_unwind(borrow_panics, (void *)1, NULL, NULL), OX_EPANICKED);
+    long one = 1;
+    CHECK_EQ(ox_watch_send(wp.tx, &one), 0);
+    CHECK_EQ(ox_watch_changed(wp.rx), 0);
+    ox_watch_borrow_and_update(wp.rx, &v);
+    CHECK_EQ(v, 1);
+    ox_watch_receiver_drop(wp.rx);
+    ox_watch_sender_drop(wp.tx);
+}

@@ -26,7 +26,10 @@
  * options.destroy (run on the channel's instance when it is overwritten
  * unread, when every receiver that could read it is gone, and when the
  * channel is freed). clone and destroy run with the channel's internal
- * lock held: they must not use this channel.
+ * lock held: they must not use this channel. If clone panics, the lock is
+ * released as the panic leaves, the message stays unread by that receiver
+ * and the channel usable. (A panicking destroy is not handled: it may
+ * leave the channel locked, or leak it.)
  *
  * In a task (oxide/task.h) a blocking recv suspends the task, not its
  * worker, and is a cancellation point: once the task is aborted, a call

@@ -31,7 +31,11 @@
  * clone) and options.destroy (run on a value replaced by a send, and on
  * the last value when the channel is freed). clone, destroy and a
  * send_modify function run with the channel's internal lock held: they
- * must not use this channel.
+ * must not use this channel. If clone or modify panics, the lock is
+ * released as the panic leaves and the channel stays usable; what modify
+ * changed before panicking stays, counted as no change (no receiver is
+ * woken), as with Tokio's send_modify. (A panicking destroy is not
+ * handled: it may leave the channel locked, or leak it.)
  *
  * In a task (oxide/task.h) a blocking changed or closed suspends the task, not its
  * worker, and is a cancellation point: once the task is aborted, a call

@@ -21,6 +21,8 @@
  */
 #include "oxide/broadcast.h"
 
+#include "oxide/panic.h"
+
 #include "../thread/wait_list.h"
 
 #include <errno.h>
@@ -288,7 +290,11 @@ static int take_locked(bcast *c, handle *rx, void *out, uint64_t *missed)
         memcpy(out, data, c->elem_size); /* the last reader takes it */
         s->full = false;
     } else if (c->clone) {
+        /* A clone that panics leaves the message unread (rem and next
+         * unchanged) and the channel usable. */
+        ox_cleanup_push(ox__wait_list_unlock_on_unwind, &c->lock);
         c->clone(out, data);
+        ox_cleanup_pop(false);
     } else {
         memcpy(out, data, c->elem_size);
     }

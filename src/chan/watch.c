@@ -10,6 +10,8 @@
  */
 #include "oxide/watch.h"
 
+#include "oxide/panic.h"
+
 #include "../thread/wait_list.h"
 
 #include <errno.h>
@@ -242,18 +244,26 @@ void ox_watch_send_modify(ox_watch_sender *tx, void (*modify)(void *value, void 
     if (!modify)
         ox_abort(__func__, "NULL modify function");
     ox__wait_list_lock(&c->lock);
+    /* A modify that panics leaves its changes, counted as no change and
+     * announced to nobody, and the channel usable (Tokio's send_modify). */
+    ox_cleanup_push(ox__wait_list_unlock_on_unwind, &c->lock);
     modify(c->value, arg);
+    ox_cleanup_pop(false);
     ox__wait_node *chain = changed_locked(c);
     ox__wait_list_unlock(&c->lock);
     ox__wait_wake_chain(chain);
 }
 
-static void copy_out(const watch *c, void *out)
+/* Under the lock. */
+static void copy_out(watch *c, void *out)
 {
-    if (c->clone)
-        c->clone(out, c->value);
-    else
+    if (!c->clone) {
         memcpy(out, c->value, c->elem_size);
+        return;
+    }
+    ox_cleanup_push(ox__wait_list_unlock_on_unwind, &c->lock); /* a clone may panic */
+    c->clone(out, c->value);
+    ox_cleanup_pop(false);
 }
 
 static void borrow(ox_watch_receiver *rx, void *out, bool update, const char *function)

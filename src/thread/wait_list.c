@@ -26,6 +26,11 @@ OX_COLD void ox__wait_list_lock_slow(ox__wait_list *l)
         ox__park_wait(&l->lock, OX__WAIT_CONTENDED, OX_INSTANT_NEVER, &wait_list_site, l);
 }
 
+void ox__wait_list_unlock_on_unwind(void *list)
+{
+    ox__wait_list_unlock(list);
+}
+
 void ox__wait_list_push(ox__wait_list *l, ox__wait_node *n)
 {
     n->next = NULL;

@@ -93,6 +93,12 @@ int ox__wait_node_sleep(ox__wait_node *n, ox_instant deadline, const ox__wait_si
  * cancelled, whatever site says: the hand-off is under way. */
 void ox__wait_node_await_claim(ox__wait_node *n, const ox__wait_site *site, const void *object);
 
+/* An unwind cleanup (ox_cleanup_push) around a user callback that runs
+ * under the lock (a channel's clone, a watch's modify function): if the
+ * callback panics, the lock is released as the panic leaves, instead of
+ * staying held for good. list is the ox__wait_list. */
+void ox__wait_list_unlock_on_unwind(void *list);
+
 /* A condition-variable-shaped wait for primitives whose state the lock
  * guards (watch, broadcast). The caller holds lock's lock and found
  * nothing to do: queues a node of its own on list (lock itself, or
