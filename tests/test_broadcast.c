@@ -363,3 +363,48 @@ OX_TEST_OPTS(broadcast_panicking_clone_leaves_the_channel_usable, .timeout_s = 1
     ox_broadcast_receiver_drop(b);
     ox_broadcast_sender_drop(tx);
 }
+
+static _Atomic int bdestroys_to_fail;
+
+static void destroy_long_or_panic(void *elem)
+{
+    (void)elem;
+    if (atomic_fetch_sub(&bdestroys_to_fail, 1) > 0)
+        ox_panic("destroy failed");
+}
+
+static void *send_one(void *tx)
+{
+    long v = 3;
+    (void)!ox_broadcast_send(tx, &v);
+    return NULL;
+}
+
+/* destroy of a message overwritten unread runs under the lock: a panic in
+ * it left the lock held (the next call hung). Now the send completes as
+ * the panic leaves: the old message counts as destroyed, the new one is
+ * in. */
+OX_TEST_OPTS(broadcast_panicking_destroy_in_a_send_still_sends, .timeout_s = 10)
+{
+    ox_panic_set_hook(quiet_hook);
+    ox_broadcast_options o = {
+        .elem_size = sizeof(long), .capacity = 2, .destroy = destroy_long_or_panic};
+    ox_broadcast_sender *tx;
+    ox_broadcast_receiver *rx;
+    CHECK_EQ(ox_broadcast_with(&o, &tx, &rx), 0);
+    long v = 1;
+    CHECK_EQ(ox_broadcast_send(tx, &v), 0);
+    v = 2;
+    CHECK_EQ(ox_broadcast_send(tx, &v), 0);
+    atomic_store(&bdestroys_to_fail, 1);
+    CHECK_EQ(ox_catch_unwind(send_one, tx, NULL, NULL), OX_EPANICKED); /* overwrites 1 */
+    uint64_t missed = 0;
+    CHECK_EQ(ox_broadcast_recv(rx, &v, &missed), OX_ELAGGED); /* hung here */
+    CHECK_EQ(missed, 1);
+    CHECK_EQ(ox_broadcast_recv(rx, &v, NULL), 0);
+    CHECK_EQ(v, 2);
+    CHECK_EQ(ox_broadcast_recv(rx, &v, NULL), 0);
+    CHECK_EQ(v, 3);
+    ox_broadcast_receiver_drop(rx);
+    ox_broadcast_sender_drop(tx);
+}

@@ -359,3 +359,42 @@ OX_TEST_OPTS(watch_panicking_modify_or_clone_leaves_the_channel_usable, .timeout
     ox_watch_receiver_drop(wp.rx);
     ox_watch_sender_drop(wp.tx);
 }
+
+static _Atomic int destroys_to_fail;
+
+static void destroy_or_panic(void *value)
+{
+    (void)value;
+    if (atomic_fetch_sub(&destroys_to_fail, 1) > 0)
+        ox_panic("destroy failed");
+}
+
+static void *send_two(void *arg)
+{
+    (void)arg;
+    long two = 2;
+    (void)!ox_watch_send(wp.tx, &two);
+    return NULL;
+}
+
+/* destroy of the replaced value runs under the lock too: a panic in it
+ * left the lock held (the next call hung) and the new value unstored. Now
+ * the send completes as the panic leaves, as in Tokio, where the old value
+ * is dropped once the new one is in. */
+OX_TEST_OPTS(watch_panicking_destroy_in_a_send_still_sends, .timeout_s = 10)
+{
+    ox_panic_set_hook(quiet_hook);
+    long zero = 0;
+    ox_watch_options o = {.elem_size = sizeof(long), .initial = &zero, .destroy = destroy_or_panic};
+    CHECK_EQ(ox_watch_with(&o, &wp.tx, &wp.rx), 0);
+    atomic_store(&destroys_to_fail, 1);
+    CHECK_EQ(ox_catch_unwind(send_two, NULL, NULL, NULL), OX_EPANICKED);
+    bool changed = false;
+    CHECK_EQ(ox_watch_has_changed(wp.rx, &changed), 0); /* hung here */
+    CHECK(changed);
+    long v = 0;
+    ox_watch_borrow_and_update(wp.rx, &v);
+    CHECK_EQ(v, 2);
+    ox_watch_receiver_drop(wp.rx);
+    ox_watch_sender_drop(wp.tx);
+}

@@ -28,8 +28,10 @@
  * channel is freed). clone and destroy run with the channel's internal
  * lock held: they must not use this channel. If clone panics, the lock is
  * released as the panic leaves, the message stays unread by that receiver
- * and the channel usable. (A panicking destroy is not handled: it may
- * leave the channel locked, or leak it.)
+ * and the channel usable. If destroy panics on a message a send
+ * overwrites, the send completes (the new message is in) and the panic
+ * goes on. (A destroy that panics in a receiver's drop or when the channel
+ * is freed is not handled: it leaves the channel locked, or leaks it.)
  *
  * In a task (oxide/task.h) a blocking recv suspends the task, not its
  * worker, and is a cancellation point: once the task is aborted, a call

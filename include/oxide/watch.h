@@ -34,8 +34,10 @@
  * must not use this channel. If clone or modify panics, the lock is
  * released as the panic leaves and the channel stays usable; what modify
  * changed before panicking stays, counted as no change (no receiver is
- * woken), as with Tokio's send_modify. (A panicking destroy is not
- * handled: it may leave the channel locked, or leak it.)
+ * woken), as with Tokio's send_modify. If destroy panics on the value a
+ * send replaces, the send completes (the new value is in, receivers are
+ * woken) and the panic goes on. (A destroy that panics when the channel
+ * is freed leaks the channel.)
  *
  * In a task (oxide/task.h) a blocking changed or closed suspends the task, not its
  * worker, and is a cancellation point: once the task is aborted, a call

@@ -247,6 +247,33 @@ void ox_broadcast_receiver_drop(ox_broadcast_receiver *rx)
         free_channel(c);
 }
 
+/* Under the lock: puts msg in the next slot (for every receiver there is
+ * now), unlocks and wakes the waiting receivers. */
+static void publish_and_unlock(bcast *c, const void *msg)
+{
+    slot *s = &c->slots[c->tail % c->capacity];
+    memcpy(slot_data(c, c->tail), msg, c->elem_size);
+    s->pos = c->tail++;
+    s->rem = c->receivers;
+    s->full = true;
+    ox__wait_node *chain = ox__wait_list_take_all(&c->lock);
+    ox__wait_list_unlock(&c->lock);
+    ox__wait_wake_chain(chain);
+}
+
+typedef struct publishing {
+    bcast *c;
+    const void *msg;
+} publishing;
+
+/* The destroy of the message being overwritten panicked: it counts as
+ * destroyed, and the send completes as the panic leaves. */
+static void publish_on_unwind(void *arg)
+{
+    publishing *p = arg;
+    publish_and_unlock(p->c, p->msg);
+}
+
 int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg)
 {
     bcast *c = sender_chan(tx, __func__);
@@ -257,17 +284,14 @@ int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg)
         ox__wait_list_unlock(&c->lock);
         return OX_EDISCONNECTED;
     }
-    slot *s = &c->slots[c->tail % c->capacity];
-    void *data = slot_data(c, c->tail);
-    if (s->full && c->destroy)
-        c->destroy(data); /* overwritten unread: its laggards will be told */
-    memcpy(data, msg, c->elem_size);
-    s->pos = c->tail++;
-    s->rem = c->receivers;
-    s->full = true;
-    ox__wait_node *chain = ox__wait_list_take_all(&c->lock);
-    ox__wait_list_unlock(&c->lock);
-    ox__wait_wake_chain(chain);
+    if (c->slots[c->tail % c->capacity].full && c->destroy) {
+        /* Overwritten unread: its laggards will be told. */
+        publishing p = {c, msg};
+        ox_cleanup_push(publish_on_unwind, &p);
+        c->destroy(slot_data(c, c->tail));
+        ox_cleanup_pop(false);
+    }
+    publish_and_unlock(c, msg);
     return 0;
 }
 

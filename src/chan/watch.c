@@ -200,13 +200,43 @@ static ox__wait_node *changed_locked(watch *c)
     return ox__wait_list_take_all(&c->lock);
 }
 
-static void replace(watch *c, const void *value, void *old)
+/* Under the lock: stores value, counts the change, unlocks and wakes the
+ * change waiters. */
+static void store_and_unlock(watch *c, const void *value)
 {
-    if (old)
-        memcpy(old, c->value, c->elem_size);
-    else if (c->destroy)
-        c->destroy(c->value);
     memcpy(c->value, value, c->elem_size);
+    ox__wait_node *chain = changed_locked(c);
+    ox__wait_list_unlock(&c->lock);
+    ox__wait_wake_chain(chain);
+}
+
+typedef struct storing {
+    watch *c;
+    const void *value;
+} storing;
+
+/* The old value's destroy panicked: it counts as destroyed, and the send
+ * completes as the panic leaves (as in Tokio, where the old value is
+ * dropped once the new one is in). */
+static void store_on_unwind(void *arg)
+{
+    storing *s = arg;
+    store_and_unlock(s->c, s->value);
+}
+
+/* Under the lock: replaces the value, moving the old one into *old or
+ * destroying it; then unlocks and wakes. */
+static void replace_and_unlock(watch *c, const void *value, void *old)
+{
+    if (old) {
+        memcpy(old, c->value, c->elem_size);
+    } else if (c->destroy) {
+        storing s = {c, value};
+        ox_cleanup_push(store_on_unwind, &s);
+        c->destroy(c->value);
+        ox_cleanup_pop(false);
+    }
+    store_and_unlock(c, value);
 }
 
 int ox_watch_send(ox_watch_sender *tx, const void *value)
@@ -219,10 +249,7 @@ int ox_watch_send(ox_watch_sender *tx, const void *value)
         ox__wait_list_unlock(&c->lock);
         return OX_EDISCONNECTED;
     }
-    replace(c, value, NULL);
-    ox__wait_node *chain = changed_locked(c);
-    ox__wait_list_unlock(&c->lock);
-    ox__wait_wake_chain(chain);
+    replace_and_unlock(c, value, NULL);
     return 0;
 }
 
@@ -232,10 +259,7 @@ void ox_watch_send_replace(ox_watch_sender *tx, const void *value, void *old)
     if (!value)
         ox_abort(__func__, "NULL value");
     ox__wait_list_lock(&c->lock);
-    replace(c, value, old);
-    ox__wait_node *chain = changed_locked(c);
-    ox__wait_list_unlock(&c->lock);
-    ox__wait_wake_chain(chain);
+    replace_and_unlock(c, value, old);
 }
 
 void ox_watch_send_modify(ox_watch_sender *tx, void (*modify)(void *value, void *arg), void *arg)
