@@ -408,3 +408,42 @@ OX_TEST_OPTS(broadcast_panicking_destroy_in_a_send_still_sends, .timeout_s = 10)
     ox_broadcast_receiver_drop(rx);
     ox_broadcast_sender_drop(tx);
 }
+
+static _Atomic int dfail, ddestroyed;
+
+static void count_destroy_or_panic(void *elem)
+{
+    (void)elem;
+    atomic_fetch_add(&ddestroyed, 1);
+    if (atomic_fetch_sub(&dfail, 1) > 0)
+        ox_panic("destroy failed");
+}
+
+static void *drop_receiver(void *rx)
+{
+    ox_broadcast_receiver_drop(rx);
+    return NULL;
+}
+
+/* A receiver's drop destroys the messages only it had left to read, under
+ * the lock: a panic in destroy left the lock held (the next call hung) and
+ * the rest undestroyed. Now the drop finishes on the unwind path. */
+OX_TEST_OPTS(broadcast_panicking_destroy_in_a_receiver_drop_still_finishes, .timeout_s = 10)
+{
+    ox_panic_set_hook(quiet_hook);
+    ox_broadcast_options o = {
+        .elem_size = sizeof(long), .capacity = 4, .destroy = count_destroy_or_panic};
+    ox_broadcast_sender *tx;
+    ox_broadcast_receiver *a, *b;
+    CHECK_EQ(ox_broadcast_with(&o, &tx, &a), 0);
+    b = ox_broadcast_subscribe(tx);
+    long v = 1;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(ox_broadcast_send(tx, &v), 0);
+    ox_broadcast_receiver_drop(a); /* b is the last reader of all 3 */
+    atomic_store(&dfail, 1);
+    CHECK_EQ(ox_catch_unwind(drop_receiver, b, NULL, NULL), OX_EPANICKED);
+    CHECK_EQ(ox_broadcast_receiver_count(tx), 0); /* hung here */
+    CHECK_EQ(atomic_load(&ddestroyed), 3);        /* the rest too */
+    ox_broadcast_sender_drop(tx);
+}

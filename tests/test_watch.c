@@ -398,3 +398,30 @@ OX_TEST_OPTS(watch_panicking_destroy_in_a_send_still_sends, .timeout_s = 10)
     ox_watch_receiver_drop(wp.rx);
     ox_watch_sender_drop(wp.tx);
 }
+
+static void *drop_watch_sender(void *tx)
+{
+    ox_watch_sender_drop(tx);
+    return NULL;
+}
+
+/* The last handle's drop destroys the last value, then frees the channel:
+ * a destroy that panicked skipped the free (LeakSanitizer: the channel, its
+ * value and its handles lost). Now the memory is freed as the panic
+ * leaves. Fails before the fix only where leaks are checked (asan). */
+OX_TEST(watch_panicking_destroy_as_the_channel_is_freed_still_frees_it)
+{
+    ox_panic_set_hook(quiet_hook);
+    long zero = 0;
+    ox_watch_options o = {.elem_size = sizeof(long), .initial = &zero, .destroy = destroy_or_panic};
+    ox_watch_sender *tx;
+    ox_watch_receiver *rx;
+    CHECK_EQ(ox_watch_with(&o, &tx, &rx), 0);
+    ox_watch_receiver_drop(rx);
+    atomic_store(&destroys_to_fail, 1);
+    CHECK_EQ(ox_catch_unwind(drop_watch_sender, tx, NULL, NULL), OX_EPANICKED);
+    CHECK_EQ(atomic_load(&destroys_to_fail), 0); /* the destroy ran, and panicked */
+    /* No pointer to the channel may stay reachable for LeakSanitizer. */
+    *(ox_watch_sender *volatile *)&tx = NULL;
+    *(ox_watch_receiver *volatile *)&rx = NULL;
+}

@@ -30,8 +30,8 @@
  * released as the panic leaves, the message stays unread by that receiver
  * and the channel usable. If destroy panics on a message a send
  * overwrites, the send completes (the new message is in) and the panic
- * goes on. (A destroy that panics in a receiver's drop or when the channel
- * is freed is not handled: it leaves the channel locked, or leaks it.)
+ * goes on; if it panics in a receiver's drop, the drop still finishes
+ * (destroying the rest) as the panic leaves.
  *
  * In a task (oxide/task.h) a blocking recv suspends the task, not its
  * worker, and is a cancellation point: once the task is aborted, a call

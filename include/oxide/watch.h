@@ -36,8 +36,8 @@
  * changed before panicking stays, counted as no change (no receiver is
  * woken), as with Tokio's send_modify. If destroy panics on the value a
  * send replaces, the send completes (the new value is in, receivers are
- * woken) and the panic goes on. (A destroy that panics when the channel
- * is freed leaks the channel.)
+ * woken) and the panic goes on; if it panics on the last value as the
+ * channel is freed, the channel is still freed.
  *
  * In a task (oxide/task.h) a blocking changed or closed suspends the task, not its
  * worker, and is a cancellation point: once the task is aborted, a call

@@ -226,12 +226,36 @@ void ox_broadcast_sender_drop(ox_broadcast_sender *tx)
         free_channel(c);
 }
 
-void ox_broadcast_receiver_drop(ox_broadcast_receiver *rx)
+/* A receiver leaving: it is counted off the messages from p on. */
+typedef struct leaving {
+    bcast *c;
+    handle *h;
+    uint64_t p;
+} leaving;
+
+static bool leave_and_unlock(leaving *l, bool guard);
+
+/* A destroy panicked: the drop finishes as the panic leaves (a second
+ * panicking destroy aborts, as any panic while panicking). */
+static void leave_on_unwind(void *arg)
 {
-    bcast *c = receiver_chan(rx, __func__);
-    ox__wait_list_lock(&c->lock);
-    uint64_t oldest = oldest_of(c);
-    for (uint64_t p = rx->h.next > oldest ? rx->h.next : oldest; p < c->tail; p++) {
+    leaving *l = arg;
+    if (leave_and_unlock(l, false))
+        free_channel(l->c);
+}
+
+/* Under the lock: counts the receiver off every message from l->p on
+ * (p advances first, so a destroy that panics is not run again),
+ * destroying those nobody else will read; buries it and unlocks. Returns
+ * whether the channel is to be freed now. */
+static bool leave_and_unlock(leaving *l, bool guard)
+{
+    bcast *c = l->c;
+    guard = guard && c->destroy;
+    if (guard)
+        ox_cleanup_push(leave_on_unwind, l);
+    while (l->p < c->tail) {
+        uint64_t p = l->p++;
         slot *s = &c->slots[p % c->capacity];
         if (--s->rem == 0 && s->full) {
             s->full = false;
@@ -239,11 +263,22 @@ void ox_broadcast_receiver_drop(ox_broadcast_receiver *rx)
                 c->destroy(slot_data(c, p));
         }
     }
-    bury(c, &rx->h);
+    if (guard)
+        ox_cleanup_pop(false);
+    bury(c, l->h);
     c->receivers--;
     bool last = c->senders == 0 && c->receivers == 0;
     ox__wait_list_unlock(&c->lock);
-    if (last)
+    return last;
+}
+
+void ox_broadcast_receiver_drop(ox_broadcast_receiver *rx)
+{
+    bcast *c = receiver_chan(rx, __func__);
+    ox__wait_list_lock(&c->lock);
+    uint64_t oldest = oldest_of(c);
+    leaving l = {c, &rx->h, rx->h.next > oldest ? rx->h.next : oldest};
+    if (leave_and_unlock(&l, true))
         free_channel(c);
 }
 

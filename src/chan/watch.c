@@ -78,16 +78,26 @@ static inline watch *receiver_chan(const ox_watch_receiver *rx, const char *func
     return rx->h.chan;
 }
 
-static void free_channel(watch *c)
+static void free_memory(void *channel)
 {
-    if (c->destroy)
-        c->destroy(c->value);
+    watch *c = channel;
     for (handle *h = c->graveyard, *next; h; h = next) {
         next = h->next_dead;
         free(h);
     }
     free(c->value);
     free(c);
+}
+
+static void free_channel(watch *c)
+{
+    if (c->destroy) {
+        /* A destroy that panics: the memory is freed as the panic leaves. */
+        ox_cleanup_push(free_memory, c);
+        c->destroy(c->value);
+        ox_cleanup_pop(false);
+    }
+    free_memory(c);
 }
 
 static void bury(watch *c, handle *h)
