@@ -830,3 +830,56 @@ OX_TEST(io_file_call_in_an_aborted_task_returns_ecanceled_untouched)
     close(j.fd);
     ox_runtime_shutdown(rt);
 }
+
+/* ---- a busy worker does not hide the descriptors ---- */
+
+typedef struct hog {
+    _Atomic int reader_done;
+    _Atomic int reader_started;
+    int64_t give_up_ns;
+    bool saw_reader;
+} hog;
+
+static hog the_hog;
+
+static void *read_and_flag(void *arg)
+{
+    atomic_store(&the_hog.reader_started, 1);
+    read_job *j = arg;
+    read_once(j);
+    atomic_store(&the_hog.reader_done, 1);
+    return NULL;
+}
+
+/* Never yields: its worker cannot poll until it returns. */
+static void *spin_until_reader_done(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&the_hog.reader_done) && ox_instant_now().ns < the_hog.give_up_ns)
+        ;
+    the_hog.saw_reader = atomic_load(&the_hog.reader_done);
+    return NULL;
+}
+
+OX_TEST(io_an_idle_worker_polls_while_the_other_runs_a_long_task)
+{
+    ox_runtime *rt = runtime_of(2);
+    ox_socket *c, *s;
+    connected_pair(&c, &s);
+    read_job j = {.s = s};
+    ox_task_handle reader = spawn_in(rt, read_and_flag, &j);
+    while (!atomic_load(&the_hog.reader_started))
+        ox_thread_yield();
+    ox_thread_sleep(OX_MILLIS(5)); /* usually parked by now; either way it must finish */
+    the_hog.give_up_ns = ox_instant_after(ox_test_bound(OX_SECS(5))).ns;
+    ox_task_handle spinner = spawn_in(rt, spin_until_reader_done, NULL);
+    ox_thread_sleep(OX_MILLIS(5));
+    CHECK_EQ(ox_socket_write_all(c, "x", 1), 0);
+    join_ok(&spinner, NULL);
+    join_ok(&reader, NULL);
+    CHECK(the_hog.saw_reader); /* the read completed while the spinner held its worker */
+    CHECK_EQ(j.rc, 0);
+    ox_socket_close(c);
+    ox_socket_close(s);
+    ox_runtime_shutdown(rt);
+}

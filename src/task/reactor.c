@@ -121,24 +121,27 @@ static void dispatch(const ox__sys_event *events, int n)
         dispatch_one(events[i].key, events[i].ready);
 }
 
-static bool claim(ox_runtime *rt)
+/* Takes the poller as how (LOOKING or SLEEPING), if it is free. */
+static bool claim(ox_runtime *rt, uint32_t how)
 {
     /* Relaxed first look, so that busy workers do not bounce the line;
      * then acquire: pairs with the release when the last poller let go. */
-    return !atomic_load_explicit(&rt->io_claimed, memory_order_relaxed) &&
-           !atomic_exchange_explicit(&rt->io_claimed, true, memory_order_acquire);
+    uint32_t free_ = OX__POLL_FREE;
+    return atomic_load_explicit(&rt->io_claimed, memory_order_relaxed) == OX__POLL_FREE &&
+           atomic_compare_exchange_strong_explicit(&rt->io_claimed, &free_, how,
+                                                   memory_order_acquire, memory_order_relaxed);
 }
 
 static void unclaim(ox_runtime *rt)
 {
-    atomic_store_explicit(&rt->io_claimed, false, memory_order_release);
+    atomic_store_explicit(&rt->io_claimed, OX__POLL_FREE, memory_order_release);
 }
 
 bool ox__reactor_poll_now(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
     int poller = poller_of(rt);
-    if (poller < 0 || !claim(rt))
+    if (poller < 0 || !claim(rt, OX__POLL_LOOKING))
         return false;
     ox__sys_event events[EVENTS_MAX];
     int n = ox__sys_poller_wait(poller, rt->io_waker, events, EVENTS_MAX, 0);
@@ -151,8 +154,16 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
 {
     ox_runtime *rt = w->rt;
     int poller = poller_of(rt);
-    if (poller < 0 || !claim(rt))
+    if (poller < 0)
         return false;
+    /* A busy worker's quick look holds the poller for one system call:
+     * wait it out rather than sleep on the futex with nobody polling
+     * (that worker may then run a long task). Relaxed: claim() orders. */
+    while (!claim(rt, OX__POLL_SLEEPING)) {
+        if (atomic_load_explicit(&rt->io_claimed, memory_order_relaxed) == OX__POLL_SLEEPING)
+            return false; /* another idle worker polls */
+        ox__sys_yield();
+    }
     ox__sys_event events[EVENTS_MAX];
     int n = 0;
     /* Seq_cst, both: see the top of the file. */

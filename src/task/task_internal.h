@@ -135,7 +135,7 @@ struct ox_runtime {
     ox__spin io_open_lock;
     _Atomic int io_poller; /* -1 until open */
     int io_waker;
-    atomic_bool io_claimed;
+    _Atomic uint32_t io_claimed; /* OX__POLL_FREE, _LOOKING or _SLEEPING */
     char name[];
 };
 
@@ -168,6 +168,7 @@ void ox__timer_disarm(ox__lot_waiter *w);
 int64_t ox__timers_fire(ox_runtime *rt);
 
 /* ---- the reactor (reactor.c) ---- */
+enum { OX__POLL_FREE, OX__POLL_LOOKING, OX__POLL_SLEEPING };
 /* Per watched descriptor: one word per direction (OX__IO_READ, _WRITE),
  * bumped at every readiness event. A task that found the descriptor not
  * ready waits for its word to move, through the parking layer. The words
