@@ -3,6 +3,9 @@
 #include "runner.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 OX_TEST(example_13_echo_server)
 {
@@ -41,4 +44,31 @@ OX_TEST(example_13_fan_out)
                                         "request 5 (server delay 4000 ms): task aborted",
                                         NULL};
     ox_test_check_example("13_fan_out", 0, false, lines);
+}
+
+/* The two clients that left finish at once; the idle one is still open at
+ * the 500 ms deadline. Only a stall of most of that time could move a
+ * connection from one count to the other: the test checks the sum. */
+OX_TEST(example_13_graceful_shutdown)
+{
+    char *argv[] = {NULL, NULL};
+    char path[512], *out = NULL, *err = NULL;
+    snprintf(path, sizeof path, "%s/13_graceful_shutdown", ox_test_examples_dir());
+    argv[0] = path;
+    int status = ox_test_run_program(argv, 60, &out, &err);
+    CHECK_EQ(status, 0);
+    CHECK(strstr(out, "server up; stop it with Ctrl-C (this demo sends itself SIGINT)\n"
+                      "2 clients served\n"
+                      "received SIGINT: no longer accepting\n") == out);
+    long finished = -1, aborted = -1;
+    const char *line = strstr(out, "connections: ");
+    CHECK(line != NULL);
+    CHECK_EQ(
+        sscanf(line, "connections: %ld finished, %ld aborted at the deadline", &finished, &aborted),
+        2);
+    CHECK_EQ(finished + aborted, 3);
+    CHECK(aborted >= 1); /* the idle one */
+    CHECK(strstr(out, "shut down cleanly\n") != NULL);
+    free(out);
+    free(err);
 }
