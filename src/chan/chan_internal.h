@@ -217,6 +217,12 @@ static inline int ox__chan_recv(ox__chan *c, void *out, bool block, ox_instant d
 
 extern const ox__wait_site ox__site_send, ox__site_recv, ox__site_select;
 
+/* Seeds the calling thread's stream of select permutations (else seeded from
+ * the clock on first use), so that which ready operation a select picks
+ * depends only on the seed and the selects made since: the replaying fuzzer
+ * (tests/fuzz/replay.c) runs every select on one worker thread. */
+void ox__select_seed(uint64_t seed);
+
 static inline bool ox__deadline_passed(ox_instant deadline)
 {
     return deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns;

@@ -57,6 +57,11 @@ static uint64_t next_random(void)
     return x * 0x2545f4914f6cdd1du;
 }
 
+void ox__select_seed(uint64_t seed)
+{
+    rng_state = seed != 0 ? seed : 1; /* 0 would mean "seed from the clock" */
+}
+
 static inline bool op_is_live(const ox_select_op *op)
 {
     return op->tx != NULL || op->rx != NULL;
