@@ -12,7 +12,8 @@
 #   make bench [BENCH=substring]
 #   make stress          the randomized stress programs (tests/stress/)
 #   make soak DURATION=s run them under CHAOS=1 for s seconds
-#   make fuzz [FUZZ_TIME=s]  the libFuzzer harness (clang), from tests/fuzz/corpus
+#   make fuzz [FUZZ_TIME=s]  the libFuzzer harnesses (clang): fuzz_sync (threads) and
+#                        fuzz_replay (one thread, replays: tests/fuzz/replay.c)
 #   make install         headers, liboxide.a, liboxide.so, oxide.pc, the CMake
 #                        package; PREFIX (/usr/local), LIBDIR ($(PREFIX)/lib,
 #                        e.g. /usr/lib/x86_64-linux-gnu), INCLUDEDIR
@@ -98,7 +99,9 @@ LIB_SRC   := $(sort $(wildcard src/*/*.c))
 # The task context switch, one assembly file per architecture (each
 # assembles to nothing on the others).
 LIB_ASM   := $(sort $(wildcard src/*/*.S))
-TEST_SRC  := $(sort $(wildcard tests/*.c))
+# tests/fuzz/replay.c: the replaying fuzzer's interpreter, which the test
+# suite runs too (tests/test_fuzz_replay.c).
+TEST_SRC  := $(sort $(wildcard tests/*.c)) tests/fuzz/replay.c
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
@@ -138,6 +141,7 @@ STRESS_BIN := $(STRESS_SRC:tests/stress/%.c=$(B)/stress/%)
 # (`make demo` after `make` recompiled every example). Keep them.
 .SECONDARY: $(EX_OBJ) $(STRESS_SRC:%.c=$(B)/obj/%.o)
 FUZZ_BIN  := build/fuzz/fuzz_sync
+FUZZ_REPLAY_BIN := build/fuzz/fuzz_replay
 
 .PHONY: all lib demo test check cxx-check abi-check abi-list must-use-check bench install \
         uninstall lint docs format clean stress soak fuzz testbin mutate
@@ -184,7 +188,8 @@ $(B)/examples/%: $(B)/obj/examples/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^
 
 # The tests find the examples of the same build to check their output.
-$(B)/obj/tests/%.o: CPPFLAGS += -DOX_EXAMPLES_DIR='"$(abspath $(B)/examples)"' -Isrc
+$(B)/obj/tests/%.o: CPPFLAGS += -DOX_EXAMPLES_DIR='"$(abspath $(B)/examples)"' -Isrc \
+                                -DOX_REPLAY_CORPUS='"$(abspath tests/fuzz/replay_corpus)"'
 $(TESTS): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
@@ -215,15 +220,21 @@ $(B)/stress/%: $(B)/obj/tests/stress/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 stress: $(STRESS_BIN)
 
-# The libFuzzer harness: clang, ASan+UBSan, the library compiled in.
+# The libFuzzer harnesses: clang, ASan+UBSan, the library compiled in.
+# fuzz_sync runs an op script on real threads; fuzz_replay interprets one on
+# a single worker thread, deterministically (tests/fuzz/replay.c).
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 45
-$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(LIB_SRC) $(LIB_ASM) $(wildcard include/*.h include/oxide/*.h src/*/*.h)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
+FUZZ_DEPS := $(LIB_SRC) $(LIB_ASM) $(wildcard include/*.h include/oxide/*.h src/*/*.h)
+FUZZ_BUILD = $(FUZZ_CC) -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ \
-		$(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE) tests/fuzz/fuzz_sync.c $(LIB_SRC) $(LIB_ASM) \
-		$(BACKTRACE_LIB)
+		$(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE) $(filter %.c,$^) $(LIB_ASM) $(BACKTRACE_LIB)
+$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_BUILD)
+$(FUZZ_REPLAY_BIN): tests/fuzz/fuzz_replay.c tests/fuzz/replay.c tests/fuzz/replay.h $(FUZZ_DEPS)
+	@mkdir -p $(@D)
+	$(FUZZ_BUILD)
 
 # ---- running ----
 
@@ -269,10 +280,12 @@ soak:
 	$(MAKE) CHAOS=1 stress
 	@sh tests/stress/soak.sh build/chaos/stress $(DURATION)
 
-# make fuzz [FUZZ_TIME=seconds]: a fuzzing run from the corpus in the tree
-# (new inputs go to a scratch directory, not into the tree).
-fuzz: $(FUZZ_BIN)
-	@sh tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_TIME)
+# make fuzz [FUZZ_TIME=seconds]: a fuzzing run of each harness, from its
+# corpus in the tree (new inputs go to a scratch directory, not into the
+# tree); FUZZ_TIME is shared between the two.
+fuzz: $(FUZZ_BIN) $(FUZZ_REPLAY_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_BIN) $$(( $(FUZZ_TIME) / 2 )) tests/fuzz/corpus && \
+	 sh tests/fuzz/run.sh $(FUZZ_REPLAY_BIN) $$(( $(FUZZ_TIME) - $(FUZZ_TIME) / 2 )) tests/fuzz/replay_corpus
 
 bench: $(BENCH_BIN) $(IO_SERVER_BIN)
 	@sh bench/run.sh "$(BENCH)"

@@ -99,7 +99,7 @@ stress_suite() { # the stress programs under CHAOS=1, STRESS_SECONDS each
 fuzz_suite() {
     echo "==== suite: fuzz ===="
     start=$(date +%s)
-    if $MAKE -s fuzz FUZZ_TIME="${FUZZ_TIME:-45}" >"$log" 2>&1; then
+    if $MAKE -s -j"$JOBS" fuzz FUZZ_TIME="${FUZZ_TIME:-45}" >"$log" 2>&1; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
