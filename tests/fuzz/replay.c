@@ -413,11 +413,11 @@ static void check_not_ready(bool send, int c)
 
 static bool op_select(script *t, unsigned arg, bool blocking)
 {
-    ox_select_op ops[2 * NCHAN];
-    msg out[2 * NCHAN];
-    msg in[2 * NCHAN];
-    int chan[2 * NCHAN];
-    bool is_send[2 * NCHAN];
+    ox_select_op ops[2 * NCHAN + 1];
+    msg out[2 * NCHAN + 1];
+    msg in[2 * NCHAN + 1];
+    int chan[2 * NCHAN + 1];
+    bool is_send[2 * NCHAN + 1];
     size_t k = 0;
     unsigned mask = arg & 0x3f;
     if (mask == 0)
@@ -442,6 +442,16 @@ static bool op_select(script *t, unsigned arg, bool blocking)
             k++;
         }
     }
+    /* The same receiver twice (allowed): the op asked for is the first. */
+    if ((arg & 0x80) && (arg & 0x3f) != 0)
+        for (size_t j = 0; j < k; j++)
+            if (!is_send[j]) {
+                chan[k] = chan[j];
+                is_send[k] = false;
+                ops[k] = OX_SELECT_RECV(ops[j].rx, &in[k]);
+                k++;
+                break;
+            }
     unsigned live = 0;
     for (size_t j = 0; j < k; j++)
         if (ops[j].tx != NULL || ops[j].rx != NULL)
