@@ -220,21 +220,29 @@ $(B)/stress/%: $(B)/obj/tests/stress/%.o $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $^ -lm
 stress: $(STRESS_BIN)
 
-# The libFuzzer harnesses: clang, ASan+UBSan, the library compiled in.
-# fuzz_sync runs an op script on real threads; fuzz_replay interprets one on
-# a single worker thread, deterministically (tests/fuzz/replay.c).
+# The libFuzzer harnesses: clang, ASan+UBSan, the library compiled in once
+# (build/fuzz/obj/, instrumented for coverage) for both. fuzz_sync runs an
+# op script on real threads; fuzz_replay interprets one on a single worker
+# thread, deterministically (tests/fuzz/replay.c).
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 45
-FUZZ_DEPS := $(LIB_SRC) $(LIB_ASM) $(wildcard include/*.h include/oxide/*.h src/*/*.h)
-FUZZ_BUILD = $(FUZZ_CC) -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ \
-		$(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE) $(filter %.c,$^) $(LIB_ASM) $(BACKTRACE_LIB)
-$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(FUZZ_DEPS)
+FUZZ_CFLAGS := -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -std=c11 $(WARN) -O1 -g -pthread \
+               -fno-sanitize-recover=all $(if $(BACKTRACE_LIB),-DOX_HAVE_LIBBACKTRACE)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o) $(LIB_ASM:%.S=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZ_BUILD)
-$(FUZZ_REPLAY_BIN): tests/fuzz/fuzz_replay.c tests/fuzz/replay.c tests/fuzz/replay.h $(FUZZ_DEPS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+build/fuzz/obj/%.o: %.S
 	@mkdir -p $(@D)
-	$(FUZZ_BUILD)
+	$(FUZZ_CC) -Iinclude -D_POSIX_C_SOURCE=200809L -c $< -o $@
+FUZZ_LINK = $(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) \
+            $(FUZZ_LIB_OBJ) $(BACKTRACE_LIB)
+$(FUZZ_BIN): tests/fuzz/fuzz_sync.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK)
+$(FUZZ_REPLAY_BIN): tests/fuzz/fuzz_replay.c tests/fuzz/replay.c tests/fuzz/replay.h $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_LINK)
 
 # ---- running ----
 
@@ -344,5 +352,6 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(LIB_PIC_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) \
+         $(FUZZ_LIB_OBJ:.o=.d) \
          $(STRESS_SRC:%.c=$(B)/obj/%.d) $(IO_SERVER_SRC:%.c=$(B)/obj/%.d) \
          $(EX_SRC:examples/%.c=$(B)/obj/examples/%.d)
