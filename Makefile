@@ -187,12 +187,21 @@ $(B)/examples/%: $(B)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^
 
+# GLib, for the event-loop interop test (tests/test_loop_glib.c), where
+# $(CC) can build and link against it (not in the aarch64 cross build, say);
+# looked up once, and only by a make that builds the tests.
+GLIB_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags glib-2.0 2>/dev/null))
+GLIB_LIBS = $(shell pkg-config --libs glib-2.0 2>/dev/null)
+HAVE_GLIB = $(eval HAVE_GLIB := $$(shell printf '\043include <glib.h>\nint main(void) { return g_main_depth(); }\n' | \
+              $$(CC) -x c - $$(GLIB_CFLAGS) $$(GLIB_LIBS) -o /dev/null 2>/dev/null && echo 1))$(HAVE_GLIB)
+$(B)/obj/tests/test_loop_glib.o: CPPFLAGS += $(if $(HAVE_GLIB),-DOX_HAVE_GLIB $(GLIB_CFLAGS))
+
 # The tests find the examples of the same build to check their output.
 $(B)/obj/tests/%.o: CPPFLAGS += -DOX_EXAMPLES_DIR='"$(abspath $(B)/examples)"' -Isrc \
                                 -DOX_REPLAY_CORPUS='"$(abspath tests/fuzz/replay_corpus)"'
 $(TESTS): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ -lm
+	$(CC) $(LDFLAGS) -o $@ $^ -lm $(if $(HAVE_GLIB),$(GLIB_LIBS))
 
 $(B)/obj/bench/%.o: CPPFLAGS += -Isrc
 # Loop heads on a cache line of their own, here and in the C peers

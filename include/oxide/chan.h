@@ -234,6 +234,36 @@ bool ox_receiver_is_empty(const ox_receiver *rx);   /* the same, through a recei
 bool ox_sender_is_full(const ox_sender *tx);        /* rendezvous: always true; unbounded: never */
 bool ox_receiver_is_full(const ox_receiver *rx);    /* the same, through a receiver */
 
+/* ---- event-loop interop: a receiver as a file descriptor ----
+ * For a program whose thread runs a foreign event loop (epoll, GLib, libuv)
+ * and cannot block in ox_receiver_recv:
+ *
+ *   int fd;
+ *   ox_receiver_event_fd(rx, &fd);       // add fd to the loop, for reading
+ *   // when the loop says fd is readable:
+ *   while (ox_receiver_try_recv(rx, &msg) == 0)
+ *       handle(msg);                     // until OX_EEMPTY (or disconnected)
+ *
+ * The fd is readable while the channel has something for a receiver: a
+ * buffered message, a disconnection (every sender gone: try_recv says
+ * OX_EDISCONNECTED, and the fd stays readable), or, for a rendezvous
+ * channel, a sender waiting with its value (which try_recv then takes; a
+ * try_send into such a channel still fails, since nobody waits to
+ * receive). A try_recv that returns OX_EEMPTY clears it: level-triggered
+ * as the loop sees it, so a loop that drains the channel after each wake
+ * never misses a message and never spins. It may rarely be readable with
+ * nothing to take (another receiver was faster); try_recv then clears it.
+ * Only ox_receiver_try_recv (and OX_TRY_RECV) clears it; the blocking
+ * receives and select do not.
+ *
+ * Returns 0 and the fd in *fd: the same fd for every call on any receiver
+ * of the channel. It belongs to the channel: do not read, write or close
+ * it; it is closed when the channel is freed (every sender and receiver
+ * dropped), so take it out of the loop before dropping the last handle.
+ * OX_EINVAL if fd is NULL; errno if the eventfd cannot be made (EMFILE).
+ * Channels that never ask for one pay nothing for it. */
+OX_MUST_USE int ox_receiver_event_fd(ox_receiver *rx, int *fd);
+
 /* ---- iteration ----
  * OX_CHANNEL_FOR_EACH(rx, &v) { ... } receives into v until the channel is
  * disconnected and drained (Rust's `for v in rx`); break leaves early.

@@ -128,7 +128,7 @@ static inline void write_slot(ox__chan *c, unsigned char *slot, size_t stamp, co
     ox__copy_msg(slot + STAMP_SIZE, msg, c->elem_size);
     /* Release: publishes the message; pairs with start_recv's acquire. */
     atomic_store_explicit(stamp_of(slot), stamp, memory_order_release);
-    ox__sync_waker_notify(&c->receivers_w);
+    ox__chan_notify_receivers(c);
 }
 
 static inline void read_slot(ox__chan *c, unsigned char *slot, size_t stamp, void *out)

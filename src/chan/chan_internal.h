@@ -55,6 +55,11 @@ typedef struct ox__chan {
     _Alignas(OX__CACHE_LINE) _Atomic size_t tail;
     _Atomic(struct ox__block *) tail_block; /* list */
     ox__sync_waker receivers_w;             /* receivers waiting for a message */
+    /* A receiver's event fd (event.c), valid once receivers_w says
+     * OX__WAKER_OBSERVED; set: 1 while a sender has set it and no receiver
+     * has cleared it since. Here because senders write it. */
+    int event_fd;
+    _Atomic uint32_t event_set;
 
     /* Receivers' line. */
     _Alignas(OX__CACHE_LINE) _Atomic size_t head;
@@ -177,6 +182,39 @@ static inline void ox__copy_msg(void *dst, const void *src, size_t size)
         memcpy(dst, src, 16);
     else
         memcpy(dst, src, size);
+}
+
+/* ---- a receiver's event fd (event.c) ---- */
+/* Sets the event fd (once until the next clear). The caller saw
+ * OX__WAKER_OBSERVED. */
+void ox__chan_event_signal(ox__chan *c);
+/* A try_recv found the channel empty: clears the fd, then sets it again
+ * if a message (or a disconnect) came meanwhile. */
+void ox__chan_event_rearm(ox__chan *c);
+/* After a send that may have made the channel non-empty: wakes a waiting
+ * receiver and sets the event fd, as the word says (v, loaded). */
+void ox__chan_notify_receivers_slow(ox__chan *c, uint32_t v);
+
+/* Whether a receiver asked for an event fd. Acquire: pairs with the
+ * seq_cst store that published event_fd (event.c). */
+static inline bool ox__chan_observed(const ox__chan *c)
+{
+    return atomic_load_explicit(&c->receivers_w.is_empty, memory_order_acquire) &
+           OX__WAKER_OBSERVED;
+}
+
+/* Called after every send of the buffered flavors: one seq_cst load when
+ * nobody waits and nobody asked for an event fd, the same load as a plain
+ * ox__sync_waker_notify. */
+static inline void ox__chan_notify_receivers(ox__chan *c)
+{
+    /* SeqCst: as in ox__sync_waker_notify, which this replaces; also
+     * pairs with the seq_cst store of OX__WAKER_OBSERVED (event.c):
+     * either this load sees it, or the installer's re-check sees our
+     * message. */
+    uint32_t v = atomic_load_explicit(&c->receivers_w.is_empty, memory_order_seq_cst);
+    if (v != OX__WAKER_NO_WAITER)
+        ox__chan_notify_receivers_slow(c, v);
 }
 
 /* ---- dispatch ----

@@ -62,10 +62,19 @@ int(ox_receiver_recv)(ox_receiver *rx, void *out)
     return ox_receiver_recv_at(rx, out, NULL, 0);
 }
 
+/* A try_recv that finds the channel empty clears the receivers' event fd,
+ * if one was asked for (event.c): a cold path, after the flavor's. */
+static inline int try_recv_done(ox__chan *c, int rc)
+{
+    if (OX_UNLIKELY(rc == OX_EEMPTY) && ox__chan_observed(c))
+        ox__chan_event_rearm(c);
+    return rc;
+}
+
 int ox_receiver_try_recv(ox_receiver *rx, void *out)
 {
-    return ox__chan_recv(receiver_checked(rx, out, __func__), out, false, OX_INSTANT_NEVER, NULL,
-                         0);
+    ox__chan *c = receiver_checked(rx, out, __func__);
+    return try_recv_done(c, ox__chan_recv(c, out, false, OX_INSTANT_NEVER, NULL, 0));
 }
 
 int ox_receiver_recv_deadline_at(ox_receiver *rx, void *out, ox_instant deadline, const char *file,
@@ -152,8 +161,8 @@ int ox_receiver_recv_sized(ox_receiver *rx, void *out, size_t size)
 
 int ox_receiver_try_recv_sized(ox_receiver *rx, void *out, size_t size)
 {
-    return ox__chan_recv(receiver_sized(rx, out, size, __func__), out, false, OX_INSTANT_NEVER,
-                         NULL, 0);
+    ox__chan *c = receiver_sized(rx, out, size, __func__);
+    return try_recv_done(c, ox__chan_recv(c, out, false, OX_INSTANT_NEVER, NULL, 0));
 }
 
 int ox_receiver_recv_timeout_sized(ox_receiver *rx, void *out, size_t size, ox_nanos timeout)

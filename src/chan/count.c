@@ -54,7 +54,7 @@ static int try_send(ox__chan *c)
             return NOT_READY;
         if (atomic_compare_exchange_weak_explicit(&c->tail, &s, s + ONE, memory_order_seq_cst,
                                                   memory_order_seq_cst)) {
-            ox__sync_waker_notify(&c->receivers_w);
+            ox__chan_notify_receivers(c);
             return 0;
         }
     }

@@ -13,6 +13,8 @@
  */
 #include "chan_internal.h"
 
+#include "../sys/sys.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +155,8 @@ static void free_channel(ox__chan *c)
                 took the count */
         break;
     }
+    if (ox__chan_observed(c))
+        ox__sys_event_close(c->event_fd);
     for (ox__handle *h = c->graveyard, *next; h; h = next) {
         next = h->next_dead;
         if (h != &c->tx0.h && h != &c->rx0.h)
@@ -219,6 +223,10 @@ static void last_of_side(ox__chan *c, bool senders)
     }
     if (may_panic)
         ox_cleanup_pop(false);
+    /* Disconnected: readable for a loop that waits on the receivers' event
+     * fd (the flavor's seq_cst mark comes first; see event.c). */
+    if (senders && ox__chan_observed(c))
+        ox__chan_event_signal(c);
     side_finished(c);
 }
 

@@ -316,7 +316,7 @@ static inline void write_slot(ox__chan *c, struct ox__block *b, size_t offset, c
     /* Release: publishes the message to the receiver's acquire in
      * read_slot. A plain store: the flag is ours alone. */
     atomic_store_explicit(&b->state[offset], SLOT_WRITTEN, memory_order_release);
-    ox__sync_waker_notify(&c->receivers_w);
+    ox__chan_notify_receivers(c);
 }
 
 OX_COLD static int send_slow(ox__chan *c, const void *msg)

@@ -122,7 +122,14 @@ static bool op_register(ox_select_op *op, ox__ctx *cx)
             ready = ox__waker_can_select(OX__ZERO_RECEIVERS(c));
         }
         ready = ready || ox__zero_is_disconnected(c);
+        /* A waiting send: see wait_as in zero.c. Relaxed: written under
+         * the lock we hold. */
+        bool observed =
+            op->tx && (atomic_load_explicit(&c->receivers_w.is_empty, memory_order_relaxed) &
+                       OX__WAKER_OBSERVED);
         ox__zero_unlock(c);
+        if (observed)
+            ox__chan_event_signal(c);
         return ready;
     }
 }

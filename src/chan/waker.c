@@ -174,8 +174,13 @@ void ox__waker_disconnect(ox__waker *w)
 
 static inline void update_is_empty(ox__sync_waker *w)
 {
+    /* Relaxed: the word is only written under the lock we hold. */
+    uint32_t observed =
+        atomic_load_explicit(&w->is_empty, memory_order_relaxed) & OX__WAKER_OBSERVED;
     /* SeqCst: see ox__sync_waker_notify. */
-    atomic_store_explicit(&w->is_empty, w->waker.head == NULL, memory_order_seq_cst);
+    atomic_store_explicit(&w->is_empty,
+                          (w->waker.head == NULL ? OX__WAKER_NO_WAITER : 0u) | observed,
+                          memory_order_seq_cst);
 }
 
 void ox__sync_waker_register(ox__sync_waker *w, ox__waiter *e, ox__ctx *cx)

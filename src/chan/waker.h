@@ -48,11 +48,18 @@ typedef struct ox__waker {
     ox__waiter *head, *tail;
 } ox__waker;
 
-/* A waker with its own lock and a lock-free "anybody there?" flag, so that a
- * sender with nobody to wake pays one load. */
+/* A waker with its own lock and a lock-free "anybody there?" word, so that a
+ * sender with nobody to wake pays one load. The word (is_empty) holds
+ * OX__WAKER_NO_WAITER while the list is empty, plus OX__WAKER_OBSERVED
+ * once an observer wants to hear of every notify (a receiver's event fd,
+ * event.c: only on a channel's receivers' waker); exactly
+ * OX__WAKER_NO_WAITER means a notify has nothing to do. Written under
+ * lock, read without. */
+#define OX__WAKER_NO_WAITER 1u
+#define OX__WAKER_OBSERVED  2u
 typedef struct ox__sync_waker {
     _Atomic uint32_t lock;
-    _Atomic uint32_t is_empty; /* 1: no waiter; written under lock, read without */
+    _Atomic uint32_t is_empty;
     ox__waker waker;
 } ox__sync_waker;
 
@@ -156,7 +163,7 @@ static inline void ox__sync_waker_notify(ox__sync_waker *w)
      * the channel's seq_cst head/tail updates: either this load sees the
      * waiter, or the waiter's re-check of the channel (after registering)
      * sees our message. */
-    if (!atomic_load_explicit(&w->is_empty, memory_order_seq_cst))
+    if (!(atomic_load_explicit(&w->is_empty, memory_order_seq_cst) & OX__WAKER_NO_WAITER))
         ox__sync_waker_notify_slow(w);
 }
 

@@ -48,7 +48,15 @@ bool ox__zero_is_disconnected(const ox__chan *c)
 static int wait_as(ox__chan *c, ox__waker *w, ox__waiter *e, ox__ctx *cx, ox_instant deadline,
                    const ox__wait_site *site)
 {
+    /* A sender now waits: a receiver could take its value, so a loop
+     * watching the receivers' event fd should look (event.c). Relaxed:
+     * the word is written under the lock we hold. */
+    bool observed =
+        w == OX__ZERO_SENDERS(c) &&
+        (atomic_load_explicit(&c->receivers_w.is_empty, memory_order_relaxed) & OX__WAKER_OBSERVED);
     ox__zero_unlock(c);
+    if (observed)
+        ox__chan_event_signal(c);
     uintptr_t sel = ox__ctx_wait_until(cx, deadline, site, c);
     if (sel == (uintptr_t)e)
         return 0; /* claimed and unlinked by the partner, who copied */
