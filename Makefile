@@ -9,7 +9,7 @@
 #                        headers (tests/cxx/), the exported-symbol check and
 #                        the OX_MUST_USE check (tests/must_use/)
 #   make mutate          inject each bug of tests/mutations/, check the tests catch it
-#   make bench [BENCH=substring]
+#   make bench [BENCH=substring] [LOAD=n]  (n busy loops run beside it)
 #   make stress          the randomized stress programs (tests/stress/)
 #   make soak DURATION=s run them under CHAOS=1 for s seconds
 #   make fuzz [FUZZ_TIME=s]  the libFuzzer harnesses (clang): fuzz_sync (threads) and
@@ -305,7 +305,7 @@ fuzz: $(FUZZ_BIN) $(FUZZ_REPLAY_BIN)
 	 sh tests/fuzz/run.sh $(FUZZ_REPLAY_BIN) $$(( $(FUZZ_TIME) - $(FUZZ_TIME) / 2 )) tests/fuzz/replay_corpus
 
 bench: $(BENCH_BIN) $(IO_SERVER_BIN)
-	@sh bench/run.sh "$(BENCH)"
+	@OX_BENCH_LOAD=$(or $(LOAD),0) sh bench/run.sh "$(BENCH)"
 
 # ---- install ----
 

@@ -1,7 +1,7 @@
 #!/bin/sh
-# make bench [BENCH=substring]: oxide's benchmarks, then the same workloads
-# on every peer whose toolchain is present (bench/peers/run-peers.sh says
-# which it skipped). Output: workload<TAB>implementation<TAB>ns_per_op, the
+# make bench [BENCH=substring] [LOAD=n]: oxide's benchmarks, then the same
+# workloads on every peer whose toolchain is present (bench/peers/run-peers.sh
+# says which it skipped). Output: workload<TAB>implementation<TAB>ns_per_op, the
 # median of OX_BENCH_ROUNDS rounds (default 5: the hand-offs with more
 # threads than cores swing 2x from one process to the next, and five
 # samples keep one unlucky process from deciding the median).
@@ -16,9 +16,23 @@
 #
 # Then the I/O workloads (io_*), which start a server per implementation
 # and load it: bench/io/run-io.sh, with its own rounds (OX_IO_ROUNDS).
+#
+# LOAD=n (OX_BENCH_LOAD): n busy-loop processes at normal priority compete
+# for the CPUs while every round runs (the I/O workloads' too), as on a
+# machine that is not idle. They start after the peers are built, the load
+# is printed with the figures, and they are killed when this script ends,
+# however it ends (a loop also quits by itself once this script is gone,
+# even after a kill -9).
 filter=${1:-}
 B=${B:-build}
 rounds=${OX_BENCH_ROUNDS:-5}
+load=${OX_BENCH_LOAD:-0}
+case $load in
+'' | *[!0-9]*)
+    echo "bench: LOAD must be a number of busy loops, not '$load'" >&2
+    exit 2
+    ;;
+esac
 workloads=$("$B/bench/oxide-bench" --list | grep -F -- "$filter")
 io=$(sh bench/io/run-io.sh --list | grep -F -- "$filter")
 if [ -z "$workloads" ] && [ -z "$io" ]; then
@@ -28,12 +42,40 @@ fi
 status=0
 tab=$(printf '\t')
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp"' EXIT
+load_pids=
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+    # shellcheck disable=SC2086 # a list of process ids
+    [ -z "$load_pids" ] || kill $load_pids 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+# A signal ends the script through the EXIT trap, which kills the loops.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 # The peers are built first and listed as name<TAB>binary<TAB>implementation.
 if [ -n "$workloads" ] && [ -f bench/peers/run-peers.sh ]; then
     OX_PEERS_LIST=$tmp/peers sh bench/peers/run-peers.sh "$filter" || status=1
 fi
 touch "$tmp/peers"
+
+# The busy loops: each checks now and then that this script still runs.
+i=0
+while [ "$i" -lt "$load" ]; do
+    sh -c 'n=0
+        while :; do
+            n=$((n + 1))
+            if [ "$n" -ge 100000 ]; then
+                kill -0 "$1" 2>/dev/null || exit 0
+                n=0
+            fi
+        done' busy-loop $$ &
+    load_pids="$load_pids $!"
+    i=$((i + 1))
+done
+loadavg() { cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo unknown; }
+echo "# load: $load busy loops on $(nproc 2>/dev/null || echo '?') CPUs; load average $(loadavg) at the start"
 
 for w in $workloads; do
     : >"$tmp/samples"
@@ -69,4 +111,5 @@ done
 if [ -n "$io" ]; then
     B=$B sh bench/io/run-io.sh "$filter" || status=1
 fi
+echo "# load: $load busy loops; load average $(loadavg) at the end"
 exit $status
