@@ -121,6 +121,39 @@ OX_TEST_OPTS(mutex_unlock_not_held_aborts, .expect_signal = SIGABRT,
     ox_mutex_unlock(&m);
 }
 
+/* A cleanup whose argument is the mutex's address is not the mutex: the
+ * unlock's check of the top entry must not take one for the other. */
+struct noted {
+    ox_mutex m; /* first: the struct's address is the mutex's */
+    void *seen;
+};
+
+static void note_cleanup(void *arg)
+{
+    ((struct noted *)arg)->seen = arg;
+}
+
+OX_TEST(mutex_unlock_under_a_cleanup_with_its_address)
+{
+    struct noted x = {OX_MUTEX_INIT, NULL};
+    CHECK_EQ(ox_mutex_lock(&x.m), 0);
+    ox_cleanup_push(note_cleanup, &x.m);
+    ox_mutex_unlock(&x.m); /* the lock's entry is under the cleanup's */
+    CHECK_EQ(ox_mutex_try_lock(&x.m), 0);
+    ox_mutex_unlock(&x.m);
+    ox_cleanup_pop(true); /* still there, with its argument */
+    CHECK(x.seen == (void *)&x.m);
+}
+
+OX_TEST_OPTS(mutex_unlock_not_held_under_a_cleanup_with_its_address_aborts,
+             .expect_signal = SIGABRT,
+             .expect_stderr = "ox_mutex_unlock: unlocking a mutex not held by this thread")
+{
+    static struct noted x = {OX_MUTEX_INIT, NULL};
+    ox_cleanup_push(note_cleanup, &x.m);
+    ox_mutex_unlock(&x.m);
+}
+
 static void *lock_and_return(void *arg)
 {
     (void)!ox_mutex_lock((ox_mutex *)arg);

@@ -82,8 +82,8 @@ OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
 static inline bool ox__rwlock_on_top(const ox_rwlock *l, const ox__lock_ops *mode)
 {
     const ox__unwind_state *u = ox__unwind_current();
+    /* A cleanup's entry has a NULL object: comparing it is enough. */
     return OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
-                     u->entries[u->depth - 1].kind == OX__ENTRY_LOCK &&
                      u->entries[u->depth - 1].u.lock_ops == mode);
 }
 
@@ -111,7 +111,7 @@ OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *f
 static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
 {
     if (ox__rwlock_on_top(l, &ox__rwlock_read_ops))
-        (void)ox__held_remove(l);
+        ox__held_drop_top();
     else
         ox__rwlock_unlock_not_on_top(l, &ox__rwlock_read_ops, "ox_rwlock_read_unlock");
     /* Release: the reader's reads happen-before the next writer's acquire
@@ -136,7 +136,7 @@ OX_MUST_USE static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *
 static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
 {
     if (ox__rwlock_on_top(l, &ox__rwlock_write_ops))
-        (void)ox__held_remove(l);
+        ox__held_drop_top();
     else
         ox__rwlock_unlock_not_on_top(l, &ox__rwlock_write_ops, "ox_rwlock_write_unlock");
     /* Release: the writer's writes happen-before the next acquire of the

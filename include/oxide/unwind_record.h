@@ -25,18 +25,27 @@ typedef struct ox__lock_ops {
 } ox__lock_ops;
 
 typedef struct ox__unwind_entry {
-    void *object; /* the lock, or the cleanup's argument */
+    /* The lock; NULL in a cleanup's entry, so that an unlock's check of the
+     * top entry compares this one word (a lock is never at NULL). */
+    void *object;
     union {
-        const ox__lock_ops *lock_ops; /* kind == OX__ENTRY_LOCK */
-        void (*cleanup)(void *);      /* kind == OX__ENTRY_CLEANUP */
+        const ox__lock_ops *lock_ops; /* a lock's entry */
+        void (*cleanup)(void *);      /* a cleanup's entry */
     } u;
-    const char *file; /* acquisition site, for diagnostics; may be NULL */
+    union {
+        const char *file; /* a lock's acquisition site, for diagnostics; may be NULL */
+        void *arg;        /* a cleanup's argument */
+    };
     int line;
     uint16_t level; /* catch level when pushed */
-    uint16_t kind;
 } ox__unwind_entry;
 
-enum { OX__ENTRY_LOCK = 1, OX__ENTRY_CLEANUP = 2 };
+/* Whether e records a held lock (else a cleanup). The object tells: no
+ * separate kind field, which would be one more store per lock. */
+static inline bool ox__entry_is_lock(const ox__unwind_entry *e)
+{
+    return e->object != NULL;
+}
 
 #define OX__UNWIND_INLINE 16
 
@@ -115,7 +124,6 @@ static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const ch
     e->file = file;
     e->line = line;
     e->level = s->level;
-    e->kind = OX__ENTRY_LOCK;
 }
 
 /* Records that the calling thread now holds lock, acquired by a call that
@@ -140,13 +148,20 @@ static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const 
     ox__held_record(lock, ops, file, line);
 }
 
+/* Forgets the calling thread's newest entry, which the caller has just
+ * checked is the lock it releases (ox__rwlock_on_top). */
+static inline void ox__held_drop_top(void)
+{
+    ox__unwind_current()->depth--;
+}
+
 /* Forgets that the calling thread holds lock. Returns false if it did not
  * hold it (the caller reports the misuse). */
 static inline bool ox__held_remove(const void *lock)
 {
     ox__unwind_state *s = ox__unwind_current();
-    if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock &&
-                  s->entries[s->depth - 1].kind == OX__ENTRY_LOCK)) {
+    /* A cleanup's entry has a NULL object: comparing it is enough. */
+    if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock)) {
         s->depth--;
         return true;
     }

@@ -463,7 +463,7 @@ static bool pairs_all_cached(const ox__unwind_entry *held, uint32_t depth, const
 {
     for (uint32_t i = 0; i < depth; i++) {
         const ox__unwind_entry *h = &held[i];
-        if (h->kind != OX__ENTRY_LOCK || h->object == lock)
+        if (!ox__entry_is_lock(h) || h->object == lock)
             continue;
         const pair_entry *e = pair_slot(h->object, lock);
         if (e->held != h->object || e->lock != lock || e->generation != generation)
@@ -500,7 +500,7 @@ static void add_edges(const void *lock, const ox__lock_ops *ops, const char *fil
     uint32_t to = node_get(&class_graph, key, cls);
     for (uint32_t i = 0; i < depth && !cycle; i++) {
         const ox__unwind_entry *h = &held[i];
-        if (h->kind != OX__ENTRY_LOCK || h->object == lock)
+        if (!ox__entry_is_lock(h) || h->object == lock)
             continue;
         const ox_lock_class *hcls = class_lookup(h->object);
         const void *hkey = hcls ? (const void *)hcls : h->object;
@@ -555,7 +555,7 @@ void ox__lockdep_blocks_forever(const char *what, const void *object)
             ox__thread_current_name_or_unnamed(),
             (unsigned long long)ox_thread_id(ox_thread_current()), what, object);
     for (uint32_t i = depth; i-- > 0;)
-        if (held[i].kind == OX__ENTRY_LOCK)
+        if (ox__entry_is_lock(&held[i]))
             fprintf(stderr, "     while holding %s %p\n       acquired at %s:%d\n",
                     held[i].u.lock_ops->kind, held[i].object, held[i].file ? held[i].file : "?",
                     held[i].line);

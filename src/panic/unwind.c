@@ -62,7 +62,7 @@ static void remove_at(ox__unwind_state *s, uint32_t i)
 bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object)
 {
     for (uint32_t i = s->depth; i-- > 0;) {
-        if (s->entries[i].object == object && s->entries[i].kind == OX__ENTRY_LOCK) {
+        if (s->entries[i].object == object) {
             remove_at(s, i);
             return true;
         }
@@ -74,7 +74,7 @@ const ox__unwind_entry *ox__held_find(const void *lock)
 {
     ox__unwind_state *s = ox__unwind_current();
     for (uint32_t i = s->depth; i-- > 0;) {
-        if (s->entries[i].object == lock && s->entries[i].kind == OX__ENTRY_LOCK)
+        if (s->entries[i].object == lock)
             return &s->entries[i];
     }
     return NULL;
@@ -84,7 +84,7 @@ bool ox__held_take(const void *lock, ox__held_place *place)
 {
     ox__unwind_state *s = &ox__unwind;
     for (uint32_t i = s->depth; i-- > 0;) {
-        if (s->entries[i].object == lock && s->entries[i].kind == OX__ENTRY_LOCK) {
+        if (s->entries[i].object == lock) {
             *place = (ox__held_place){.index = i, .level = s->entries[i].level};
             remove_at(s, i);
             return true;
@@ -133,19 +133,19 @@ void ox_cleanup_push(void (*fn)(void *), void *arg)
     ox__unwind_state *s = ox__unwind_current();
     if (s->depth == s->capacity)
         ox__unwind_grow();
-    s->entries[s->depth++] = (ox__unwind_entry){
-        .object = arg, .u.cleanup = fn, .level = s->level, .kind = OX__ENTRY_CLEANUP};
+    s->entries[s->depth++] =
+        (ox__unwind_entry){.object = NULL, .u.cleanup = fn, .arg = arg, .level = s->level};
 }
 
 void ox_cleanup_pop(bool run)
 {
     ox__unwind_state *s = ox__unwind_current();
     for (uint32_t i = s->depth; i-- > 0;) {
-        if (s->entries[i].kind == OX__ENTRY_CLEANUP) {
+        if (!ox__entry_is_lock(&s->entries[i])) {
             ox__unwind_entry e = s->entries[i];
             remove_at(s, i);
             if (run)
-                e.u.cleanup(e.object);
+                e.u.cleanup(e.arg);
             return;
         }
     }
@@ -193,10 +193,10 @@ void ox__unwind_and_land(ox_panic_payload *payload)
      * is popped before it runs, so a cleanup may itself lock and unlock. */
     while (s->depth > 0 && s->entries[s->depth - 1].level >= s->level) {
         ox__unwind_entry e = s->entries[--s->depth];
-        if (e.kind == OX__ENTRY_LOCK)
+        if (ox__entry_is_lock(&e))
             e.u.lock_ops->unwind(e.object);
         else
-            e.u.cleanup(e.object);
+            e.u.cleanup(e.arg);
         s = ox__unwind_current(); /* a cleanup may block: a task may move */
     }
     s->panicking = 0;
@@ -264,7 +264,7 @@ void ox__unwind_thread_exit(bool check_locks)
     ox__park_thread_exit(); /* the thread's wait record is about to go away */
     for (uint32_t i = 0; check_locks && i < s->depth; i++) {
         const ox__unwind_entry *e = &s->entries[i];
-        if (e->kind == OX__ENTRY_LOCK)
+        if (ox__entry_is_lock(e))
             ox_abort("thread exit",
                      "thread '%s' exits holding %s %p (locked at %s:%d): it would stay locked "
                      "forever",

@@ -447,8 +447,8 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
 static inline const ox__lock_ops *held_mode(const ox_rwlock *l)
 {
     const ox__unwind_state *u = ox__unwind_current();
-    if (OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
-                  u->entries[u->depth - 1].kind == OX__ENTRY_LOCK))
+    /* A cleanup's entry has a NULL object: comparing it is enough. */
+    if (OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l))
         return u->entries[u->depth - 1].u.lock_ops;
     const ox__unwind_entry *e = ox__held_find(l);
     return e ? e->u.lock_ops : NULL;

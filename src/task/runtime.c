@@ -292,7 +292,7 @@ static void retire(ox_task *t)
 {
     for (uint32_t i = 0; i < t->unwind.depth; i++) {
         const ox__unwind_entry *e = &t->unwind.entries[i];
-        if (e->kind == OX__ENTRY_LOCK)
+        if (ox__entry_is_lock(e))
             ox_abort(
                 "ox_task",
                 "task '%s' returned holding %s %p (locked at %s:%d): it would stay locked forever",

@@ -188,7 +188,7 @@ static bool snapshot(wait_record *r, ox__blocked_info *info)
         const ox__unwind_state *s = r->held;
         for (uint32_t i = s->depth; i-- > 0;) {
             const ox__unwind_entry *e = &s->entries[i];
-            if (e->kind != OX__ENTRY_LOCK)
+            if (!ox__entry_is_lock(e))
                 continue;
             if (info->held_count < OX__BLOCKED_HELD_MAX)
                 info->held[info->held_count] =
