@@ -332,9 +332,44 @@ void ox__parker_unpark(ox__parker *p)
         ox__park_wake_one(&p->state);
 }
 
+/* Yielding under CPU load. On an idle machine a yield returns within a
+ * microsecond or two (nobody else wants the CPU, or a partner runs briefly
+ * and answers). When other processes compete for the CPUs, the scheduler
+ * hands each of them a whole time slice before we run again: a yield that
+ * returns after SLOW_YIELD_NS with our wait still unanswered gave the CPU
+ * to someone who did not help us, and each further yield costs as much.
+ * Then parking is the better wait: the waker's futex wake puts us back on
+ * a CPU as soon as the answer exists, instead of after the others' slices.
+ * So a slow yield completes the backoff (the caller parks), and for
+ * LOADED_WINDOW_NS afterwards this thread's waits skip the yields
+ * altogether (spin, then park); the first wait after the window probes
+ * with a yield again. The hand-off workloads under load are where this
+ * shows (docs/bench.md). Lock waits (snooze_lock) keep plain yields: a
+ * lock's holder is mid-critical-section, and its waiters would park on
+ * every contended acquisition. */
+#define SLOW_YIELD_NS    50000   /* 50 us: far above a bare sched_yield */
+#define LOADED_WINDOW_NS 5000000 /* 5 ms: a few time slices */
+static _Thread_local int64_t slow_yield_at = INT64_MIN / 2;
+
+/* One yield of a waiting backoff b that may end it early (see above):
+ * returns true when the backoff should complete instead. */
+static bool yield_or_give_up(void)
+{
+    int64_t t0 = ox_instant_now().ns;
+    if (t0 - slow_yield_at < LOADED_WINDOW_NS)
+        return true;
+    ox__sys_yield();
+    int64_t t1 = ox_instant_now().ns;
+    if (t1 - t0 <= SLOW_YIELD_NS)
+        return false;
+    slow_yield_at = t1;
+    return true;
+}
+
 /* One backoff step: in the first spin_steps steps, busy-waits
- * first_spin << step pauses; after them, yields the CPU. */
-static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin)
+ * first_spin << step pauses; after them, yields the CPU (load_aware: see
+ * yield_or_give_up). */
+static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, bool load_aware)
 {
     OX__CHAOS_POINT();
     if (b->step < spin_steps) {
@@ -346,6 +381,14 @@ static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin)
          * Done spinning: the caller parks, which runs them. */
         b->step = OX__BACKOFF_YIELD_LIMIT + 1;
         return;
+    } else if (load_aware && b->step <= OX__BACKOFF_YIELD_LIMIT) {
+        /* Only while the caller may still stop and park: a caller that
+         * snoozes on past completion (a spin lock, a slot being written)
+         * waits for a thread that is mid-operation, and keeps yielding. */
+        if (yield_or_give_up()) {
+            b->step = OX__BACKOFF_YIELD_LIMIT + 1;
+            return;
+        }
     } else {
         ox__sys_yield();
     }
@@ -355,10 +398,10 @@ static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin)
 
 void ox__backoff_snooze(ox__backoff *b)
 {
-    snooze(b, OX__BACKOFF_SPIN_LIMIT + 1, 1); /* 1, 2, ..., 64 pauses */
+    snooze(b, OX__BACKOFF_SPIN_LIMIT + 1, 1, true); /* 1, 2, ..., 64 pauses */
 }
 
 void ox__backoff_snooze_lock(ox__backoff *b)
 {
-    snooze(b, OX__LOCK_SPIN_STEPS, 2); /* 2, 4, 8 pauses */
+    snooze(b, OX__LOCK_SPIN_STEPS, 2, false); /* 2, 4, 8 pauses */
 }

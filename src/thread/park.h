@@ -210,7 +210,10 @@ void ox__parker_unpark(ox__parker *p);
 
 /* Spinning before blocking: a bounded exponential backoff, as crossbeam's
  * Backoff. spin() busy-waits a little longer each step; snooze() spins for
- * the first steps, then yields the CPU. is_completed() tells when to block. */
+ * the first steps, then yields the CPU. is_completed() tells when to block.
+ * Under CPU load snooze() completes early: a yield that took a time slice
+ * ends the backoff, and the thread's waits skip yielding for a few
+ * milliseconds after it (park.c says why). */
 typedef struct ox__backoff {
     unsigned step;
 } ox__backoff;
