@@ -24,6 +24,7 @@
 #include "oxide/panic.h"
 
 #include "../thread/wait_list.h"
+#include "lock_chan.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -34,13 +35,7 @@
 #define DEAD_MAGIC 0xdeadbca5u
 
 typedef struct bcast bcast;
-
-typedef struct handle {
-    uint32_t magic;
-    bcast *chan;
-    uint64_t next;            /* receivers: the next message to read */
-    struct handle *next_dead; /* in the channel's graveyard once dropped */
-} handle;
+typedef ox__lchan_handle handle; /* a receiver's next: the next message it reads */
 
 struct ox_broadcast_sender {
     handle h;
@@ -48,6 +43,9 @@ struct ox_broadcast_sender {
 struct ox_broadcast_receiver {
     handle h;
 };
+
+static const ox__lchan_kind tx_kind = {TX_MAGIC, DEAD_MAGIC, "broadcast sender"};
+static const ox__lchan_kind rx_kind = {RX_MAGIC, DEAD_MAGIC, "broadcast receiver"};
 
 typedef struct slot {
     uint64_t pos; /* the message in the slot */
@@ -80,46 +78,14 @@ static inline uint64_t oldest_of(const bcast *c)
     return c->tail > c->capacity ? c->tail - c->capacity : 0;
 }
 
-OX_COLD _Noreturn static void bad_handle(const handle *h, const char *function, const char *kind)
-{
-    if (!h)
-        ox_abort(function, "NULL %s", kind);
-    if (h->magic == DEAD_MAGIC)
-        ox_abort(function, "%s %p was already dropped", kind, (const void *)h);
-    ox_abort(function, "%p is not a %s (or was freed with its channel)", (const void *)h, kind);
-}
-
 static inline bcast *sender_chan(const ox_broadcast_sender *tx, const char *function)
 {
-    if (OX_UNLIKELY(!tx || tx->h.magic != TX_MAGIC))
-        bad_handle(tx ? &tx->h : NULL, function, "broadcast sender");
-    return tx->h.chan;
+    return ox__lchan_of(tx ? &tx->h : NULL, &tx_kind, function);
 }
 
 static inline bcast *receiver_chan(const ox_broadcast_receiver *rx, const char *function)
 {
-    if (OX_UNLIKELY(!rx || rx->h.magic != RX_MAGIC))
-        bad_handle(rx ? &rx->h : NULL, function, "broadcast receiver");
-    return rx->h.chan;
-}
-
-/* Under the lock: a handle from the graveyard, or a new one. */
-static handle *new_handle(bcast *c, uint32_t magic, const char *function)
-{
-    handle *h = c->graveyard;
-    if (h)
-        c->graveyard = h->next_dead;
-    else if ((h = malloc(sizeof *h)) == NULL)
-        ox_abort(function, "out of memory");
-    *h = (handle){magic, c, 0, NULL};
-    return h;
-}
-
-static void bury(bcast *c, handle *h)
-{
-    h->magic = DEAD_MAGIC;
-    h->next_dead = c->graveyard;
-    c->graveyard = h;
+    return ox__lchan_of(rx ? &rx->h : NULL, &rx_kind, function);
 }
 
 static void free_channel(bcast *c)
@@ -129,10 +95,7 @@ static void free_channel(bcast *c)
         if (s->full && c->destroy)
             c->destroy(slot_data(c, p));
     }
-    for (handle *h = c->graveyard, *next; h; h = next) {
-        next = h->next_dead;
-        free(h);
-    }
+    ox__lchan_free_graveyard(c->graveyard);
     free(c->slots);
     free(c->data);
     free(c);
@@ -186,7 +149,7 @@ ox_broadcast_sender *ox_broadcast_sender_clone(ox_broadcast_sender *tx)
     bcast *c = sender_chan(tx, __func__);
     ox__wait_list_lock(&c->lock);
     c->senders++;
-    handle *h = new_handle(c, TX_MAGIC, __func__);
+    handle *h = ox__lchan_handle_new(&c->graveyard, c, TX_MAGIC, 0, __func__);
     ox__wait_list_unlock(&c->lock);
     return (ox_broadcast_sender *)h;
 }
@@ -195,8 +158,8 @@ static ox_broadcast_receiver *subscribe(bcast *c, const char *function)
 {
     ox__wait_list_lock(&c->lock);
     c->receivers++;
-    handle *h = new_handle(c, RX_MAGIC, function);
-    h->next = c->tail; /* counted in no message sent before now */
+    /* Its next is tail: counted in no message sent before now. */
+    handle *h = ox__lchan_handle_new(&c->graveyard, c, RX_MAGIC, c->tail, function);
     ox__wait_list_unlock(&c->lock);
     return (ox_broadcast_receiver *)h;
 }
@@ -215,7 +178,7 @@ void ox_broadcast_sender_drop(ox_broadcast_sender *tx)
 {
     bcast *c = sender_chan(tx, __func__);
     ox__wait_list_lock(&c->lock);
-    bury(c, &tx->h);
+    ox__lchan_bury(&c->graveyard, &tx->h, DEAD_MAGIC);
     ox__wait_node *chain = NULL;
     if (--c->senders == 0)
         chain = ox__wait_list_take_all(&c->lock); /* they drain, then see it */
@@ -265,7 +228,7 @@ static bool leave_and_unlock(leaving *l, bool guard)
     }
     if (guard)
         ox_cleanup_pop(false);
-    bury(c, l->h);
+    ox__lchan_bury(&c->graveyard, l->h, DEAD_MAGIC);
     c->receivers--;
     bool last = c->senders == 0 && c->receivers == 0;
     ox__wait_list_unlock(&c->lock);
@@ -362,22 +325,27 @@ static int take_locked(bcast *c, handle *rx, void *out, uint64_t *missed)
     return 0;
 }
 
+struct take {
+    bcast *c;
+    handle *rx;
+    void *out;
+    uint64_t *missed;
+};
+
+static int poll_take(void *arg)
+{
+    struct take *t = arg;
+    return take_locked(t->c, t->rx, t->out, t->missed);
+}
+
 static int recv_until(ox_broadcast_receiver *rx, void *out, uint64_t *missed, ox_instant deadline,
                       const char *function)
 {
     bcast *c = receiver_chan(rx, function);
     if (!out)
         ox_abort(function, "NULL message buffer");
-    int gave_up = 0;
-    ox__wait_list_lock(&c->lock);
-    for (;;) {
-        int rc = take_locked(c, &rx->h, out, missed);
-        if (rc != OX_EEMPTY || gave_up) {
-            ox__wait_list_unlock(&c->lock);
-            return rc == OX_EEMPTY ? gave_up : rc;
-        }
-        gave_up = ox__wait_list_wait_locked(&c->lock, &c->lock, deadline, &recv_site, c);
-    }
+    struct take t = {c, &rx->h, out, missed};
+    return ox__wait_list_wait_for(&c->lock, &c->lock, deadline, &recv_site, c, poll_take, &t);
 }
 
 int ox_broadcast_recv_deadline(ox_broadcast_receiver *rx, void *out, uint64_t *missed,

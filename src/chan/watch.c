@@ -13,6 +13,7 @@
 #include "oxide/panic.h"
 
 #include "../thread/wait_list.h"
+#include "lock_chan.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,13 +24,7 @@
 #define DEAD_MAGIC 0xdeadc4a1u
 
 typedef struct watch watch;
-
-typedef struct handle {
-    uint32_t magic;
-    watch *chan;
-    uint64_t seen;            /* receivers: the version last marked seen */
-    struct handle *next_dead; /* in the channel's graveyard once dropped */
-} handle;
+typedef ox__lchan_handle handle; /* a receiver's seen: the version last marked seen */
 
 struct ox_watch_sender {
     handle h;
@@ -37,6 +32,9 @@ struct ox_watch_sender {
 struct ox_watch_receiver {
     handle h;
 };
+
+static const ox__lchan_kind tx_kind = {TX_MAGIC, DEAD_MAGIC, "watch sender"};
+static const ox__lchan_kind rx_kind = {RX_MAGIC, DEAD_MAGIC, "watch receiver"};
 
 struct watch {
     ox__wait_list lock;           /* guards all below; its list: change waiters */
@@ -55,36 +53,20 @@ struct watch {
 static const ox__wait_site changed_site = {.what = "watch changed", .cancellable = true};
 static const ox__wait_site closed_site = {.what = "watch closed", .cancellable = true};
 
-OX_COLD _Noreturn static void bad_handle(const handle *h, const char *function, const char *kind)
-{
-    if (!h)
-        ox_abort(function, "NULL %s", kind);
-    if (h->magic == DEAD_MAGIC)
-        ox_abort(function, "%s %p was already dropped", kind, (const void *)h);
-    ox_abort(function, "%p is not a %s (or was freed with its channel)", (const void *)h, kind);
-}
-
 static inline watch *sender_chan(const ox_watch_sender *tx, const char *function)
 {
-    if (OX_UNLIKELY(!tx || tx->h.magic != TX_MAGIC))
-        bad_handle(tx ? &tx->h : NULL, function, "watch sender");
-    return tx->h.chan;
+    return ox__lchan_of(tx ? &tx->h : NULL, &tx_kind, function);
 }
 
 static inline watch *receiver_chan(const ox_watch_receiver *rx, const char *function)
 {
-    if (OX_UNLIKELY(!rx || rx->h.magic != RX_MAGIC))
-        bad_handle(rx ? &rx->h : NULL, function, "watch receiver");
-    return rx->h.chan;
+    return ox__lchan_of(rx ? &rx->h : NULL, &rx_kind, function);
 }
 
 static void free_memory(void *channel)
 {
     watch *c = channel;
-    for (handle *h = c->graveyard, *next; h; h = next) {
-        next = h->next_dead;
-        free(h);
-    }
+    ox__lchan_free_graveyard(c->graveyard);
     free(c->value);
     free(c);
 }
@@ -98,13 +80,6 @@ static void free_channel(watch *c)
         ox_cleanup_pop(false);
     }
     free_memory(c);
-}
-
-static void bury(watch *c, handle *h)
-{
-    h->magic = DEAD_MAGIC;
-    h->next_dead = c->graveyard;
-    c->graveyard = h;
 }
 
 int ox_watch_with(const ox_watch_options *o, ox_watch_sender **tx, ox_watch_receiver **rx)
@@ -146,12 +121,7 @@ int ox_watch(size_t elem_size, const void *initial, ox_watch_sender **tx, ox_wat
 /* Under the lock: a receiver that has seen `seen`. */
 static ox_watch_receiver *new_receiver(watch *c, uint64_t seen, const char *function)
 {
-    handle *h = c->graveyard;
-    if (h)
-        c->graveyard = h->next_dead;
-    else if ((h = malloc(sizeof *h)) == NULL)
-        ox_abort(function, "out of memory");
-    *h = (handle){RX_MAGIC, c, seen, NULL};
+    handle *h = ox__lchan_handle_new(&c->graveyard, c, RX_MAGIC, seen, function);
     c->receivers++;
     return (ox_watch_receiver *)h;
 }
@@ -178,7 +148,7 @@ void ox_watch_sender_drop(ox_watch_sender *tx)
 {
     watch *c = sender_chan(tx, __func__);
     ox__wait_list_lock(&c->lock);
-    bury(c, &tx->h);
+    ox__lchan_bury(&c->graveyard, &tx->h, DEAD_MAGIC);
     c->sender_alive = false;
     ox__wait_node *chain = ox__wait_list_take_all(&c->lock);
     bool last = c->receivers == 0;
@@ -192,7 +162,7 @@ void ox_watch_receiver_drop(ox_watch_receiver *rx)
 {
     watch *c = receiver_chan(rx, __func__);
     ox__wait_list_lock(&c->lock);
-    bury(c, &rx->h);
+    ox__lchan_bury(&c->graveyard, &rx->h, DEAD_MAGIC);
     ox__wait_node *chain = NULL;
     if (--c->receivers == 0)
         chain = ox__wait_list_take_all(&c->closed_waiters);
@@ -343,25 +313,24 @@ int ox_watch_has_changed(ox_watch_receiver *rx, bool *changed)
     return !unseen && gone ? OX_EDISCONNECTED : 0;
 }
 
+/* Under the lock: 0 (and marked seen) if a version rx has not seen is
+ * there, OX_EDISCONNECTED if none will come, else OX_EEMPTY. */
+static int poll_changed(void *arg)
+{
+    handle *rx = arg;
+    const watch *c = rx->chan;
+    if (rx->seen != c->version) {
+        rx->seen = c->version;
+        return 0;
+    }
+    return c->sender_alive ? OX_EEMPTY : OX_EDISCONNECTED;
+}
+
 static int changed_until(ox_watch_receiver *rx, ox_instant deadline, const char *function)
 {
     watch *c = receiver_chan(rx, function);
-    int gave_up = 0;
-    ox__wait_list_lock(&c->lock);
-    for (;;) {
-        int rc = OX_EEMPTY;
-        if (rx->h.seen != c->version) {
-            rx->h.seen = c->version;
-            rc = 0;
-        } else if (!c->sender_alive) {
-            rc = OX_EDISCONNECTED;
-        }
-        if (rc != OX_EEMPTY || gave_up) {
-            ox__wait_list_unlock(&c->lock);
-            return rc == OX_EEMPTY ? gave_up : rc;
-        }
-        gave_up = ox__wait_list_wait_locked(&c->lock, &c->lock, deadline, &changed_site, c);
-    }
+    return ox__wait_list_wait_for(&c->lock, &c->lock, deadline, &changed_site, c, poll_changed,
+                                  &rx->h);
 }
 
 int ox_watch_changed_deadline(ox_watch_receiver *rx, ox_instant deadline)
@@ -381,17 +350,18 @@ int ox_watch_changed_timeout(ox_watch_receiver *rx, ox_nanos timeout)
     return changed_until(rx, ox_instant_after(timeout), __func__);
 }
 
+/* Under the lock: 0 once every receiver is gone, else OX_EEMPTY. */
+static int poll_closed(void *arg)
+{
+    const watch *c = arg;
+    return c->receivers == 0 ? 0 : OX_EEMPTY;
+}
+
 int ox_watch_closed_deadline(ox_watch_sender *tx, ox_instant deadline)
 {
     watch *c = sender_chan(tx, __func__);
-    int gave_up = 0;
-    ox__wait_list_lock(&c->lock);
-    while (c->receivers != 0 && !gave_up)
-        gave_up =
-            ox__wait_list_wait_locked(&c->lock, &c->closed_waiters, deadline, &closed_site, c);
-    int rc = c->receivers == 0 ? 0 : gave_up;
-    ox__wait_list_unlock(&c->lock);
-    return rc;
+    return ox__wait_list_wait_for(&c->lock, &c->closed_waiters, deadline, &closed_site, c,
+                                  poll_closed, c);
 }
 
 int ox_watch_closed(ox_watch_sender *tx)

@@ -125,3 +125,20 @@ int ox__wait_list_wait_locked(ox__wait_list *lock, ox__wait_list *list, ox_insta
     ox__wait_list_lock(lock);
     return 0;
 }
+
+int ox__wait_list_wait_for(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
+                           const ox__wait_site *site, const void *object, int (*poll)(void *arg),
+                           void *arg)
+{
+    int gave_up = 0;
+    ox__wait_list_lock(lock);
+    for (;;) {
+        int rc = poll(arg);
+        /* After a wait that ended unclaimed, one more look decides. */
+        if (rc != OX_EEMPTY || gave_up) {
+            ox__wait_list_unlock(lock);
+            return rc == OX_EEMPTY ? gave_up : rc;
+        }
+        gave_up = ox__wait_list_wait_locked(lock, list, deadline, site, object);
+    }
+}

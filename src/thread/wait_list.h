@@ -111,4 +111,13 @@ void ox__wait_list_unlock_on_unwind(void *list);
 int ox__wait_list_wait_locked(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
                               const ox__wait_site *site, const void *object);
 
+/* The whole wait of such a primitive: locks lock and calls poll(arg) under
+ * it until poll returns anything but OX_EEMPTY ("nothing yet"), waiting on
+ * list (as ox__wait_list_wait_locked) between calls; unlocks. Returns
+ * poll's result, or, when a wait ended unclaimed (timeout, cancellation)
+ * and poll still finds nothing, that wait's code. */
+int ox__wait_list_wait_for(ox__wait_list *lock, ox__wait_list *list, ox_instant deadline,
+                           const ox__wait_site *site, const void *object, int (*poll)(void *arg),
+                           void *arg);
+
 #endif
