@@ -47,6 +47,53 @@ void ox_test_join(ox_join_handle *h)
     CHECK_EQ(ox_thread_join(h, NULL, NULL), 0);
 }
 
+ox_runtime *ox_test_runtime(size_t workers)
+{
+    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
+    b.workers = workers;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
+    return rt;
+}
+
+ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
+{
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.runtime = rt;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
+    return h;
+}
+
+void ox_test_run_tasks_and_threads(ox_runtime *rt, int tasks, int threads, void *(*fn)(void *))
+{
+    ox_task_handle *ts = calloc((size_t)tasks, sizeof *ts);
+    ox_join_handle *th = calloc((size_t)threads, sizeof *th);
+    CHECK(ts != NULL && th != NULL);
+    for (int i = 0; i < tasks; i++)
+        ts[i] = ox_test_spawn_on(rt, fn, (void *)(intptr_t)i);
+    for (int i = 0; i < threads; i++)
+        th[i] = ox_thread_spawn(fn, (void *)(intptr_t)i);
+    for (int i = 0; i < tasks; i++)
+        CHECK_EQ(ox_task_join(&ts[i], NULL, NULL), 0);
+    for (int i = 0; i < threads; i++)
+        ox_test_join(&th[i]);
+    free(ts);
+    free(th);
+}
+
+void *ox_test_abort_at_its_wait(ox_task_handle *h, const _Atomic int *arrived)
+{
+    while (atomic_load(arrived) == 0)
+        ox_thread_yield();
+    ox_thread_sleep(OX_MILLIS(2)); /* most likely blocked by now; either way it must end */
+    CHECK(!ox_task_is_finished(h));
+    ox_task_abort(h);
+    void *r = NULL;
+    CHECK_EQ(ox_task_join(h, &r, NULL), 0);
+    return r;
+}
+
 struct blocked_count {
     const void *object; /* count the threads blocked on this, */
     const char *site;   /* or (object NULL) at a wait site of this name, */

@@ -26,6 +26,23 @@ char *ox_test_stderr_text(void);
 ox_join_handle ox_test_spawn_named(const char *name, void *(*fn)(void *), void *arg);
 void ox_test_join(ox_join_handle *h);
 
+/* A runtime of the test's own with that many workers (the test shuts it
+ * down), and fn(arg) spawned as a task on it; both check they succeeded. */
+ox_runtime *ox_test_runtime(size_t workers);
+ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg);
+
+/* Runs fn in `tasks` tasks on rt and in `threads` threads at the same time,
+ * the i-th task and the i-th thread each given (void *)(intptr_t)i, and
+ * checks that every one returned normally. */
+void ox_test_run_tasks_and_threads(ox_runtime *rt, int tasks, int threads, void *(*fn)(void *));
+
+/* Aborts the task of h once *arrived is non-zero (the task sets it just
+ * before its wait) and 2 ms more have passed, so that it most likely
+ * blocked (either way the abort must end it); checks the task had not
+ * finished before the abort and returned normally after it. Returns what
+ * it returned. */
+void *ox_test_abort_at_its_wait(ox_task_handle *h, const _Atomic int *arrived);
+
 /* The handshake for "the other thread has queued": returns once at least n
  * threads are blocked on object (a lock, condvar, Once, barrier or channel
  * end, as the blocked-thread registry names it), or when *give_up (if not

@@ -541,14 +541,7 @@ OX_TEST(chan_select_empty_in_task_ends_on_abort)
 {
     _Atomic int arrived = 0;
     ox_task_handle h = ox_task_spawn(select_nothing_in_task, (void *)&arrived);
-    while (!atomic_load(&arrived))
-        ox_thread_yield();
-    ox_thread_sleep(OX_MILLIS(2)); /* most likely blocked by now; either way it must end */
-    CHECK(!ox_task_is_finished(&h));
-    ox_task_abort(&h);
-    void *r = NULL;
-    CHECK_EQ(ox_task_join(&h, &r, NULL), 0);
-    CHECK_EQ((intptr_t)r, OX_ECANCELED);
+    CHECK_EQ((intptr_t)ox_test_abort_at_its_wait(&h, &arrived), OX_ECANCELED);
 }
 
 /* A timed select races a sender that sends at staggered moments: each

@@ -1,6 +1,7 @@
 /* Tasks: spawn and join, panics, yield fairness, sleep, abort at the
  * cancellation points, and tasks and threads mixed on the same mutex,
  * condvar and channel (the one parking interface). */
+#include "helpers.h"
 #include "oxide.h"
 #include "runner.h"
 #include "task/task_internal.h" /* white box: which stack a task got */
@@ -9,24 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static ox_runtime *two_workers(void)
-{
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = 2;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    return rt;
-}
-
-static ox_task_handle spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
 
 static void *double_it(void *arg)
 {
@@ -89,19 +72,10 @@ static void *add_under_lock(void *arg)
 
 OX_TEST(task_and_thread_mutex_counts_are_exact)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     shared.rounds = ox_test_scaled(20000);
     enum { TASKS = 16, THREADS = 2 };
-    ox_task_handle ts[TASKS];
-    ox_join_handle th[THREADS];
-    for (int i = 0; i < TASKS; i++)
-        ts[i] = spawn_on(rt, add_under_lock, NULL);
-    for (int i = 0; i < THREADS; i++)
-        th[i] = ox_thread_spawn(add_under_lock, NULL);
-    for (int i = 0; i < TASKS; i++)
-        CHECK_EQ(ox_task_join(&ts[i], NULL, NULL), 0);
-    for (int i = 0; i < THREADS; i++)
-        CHECK_EQ(ox_thread_join(&th[i], NULL, NULL), 0);
+    ox_test_run_tasks_and_threads(rt, TASKS, THREADS, add_under_lock);
     CHECK_EQ(shared.counter, (TASKS + THREADS) * shared.rounds);
     ox_runtime_shutdown(rt);
 }
@@ -123,7 +97,7 @@ static void *forward(void *arg)
 OX_TEST(task_pipeline_of_rendezvous_channels_loses_nothing)
 {
     /* thread -> task -> task -> ... -> thread, every hop a rendezvous. */
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     enum { STAGES = 50 };
     long n = ox_test_scaled(4000);
     ox_sender *first_tx;
@@ -137,7 +111,7 @@ OX_TEST(task_pipeline_of_rendezvous_channels_loses_nothing)
         CHECK_EQ(ox_channel(sizeof(long), i % 3 == 0 ? 0 : 4, &tx, &next_rx), 0);
         args[i][0] = rx;
         args[i][1] = tx;
-        hs[i] = spawn_on(rt, forward, args[i]);
+        hs[i] = ox_test_spawn_on(rt, forward, args[i]);
         rx = next_rx;
     }
     long sum = 0;
@@ -180,11 +154,11 @@ static void *wait_for_ready(void *arg)
 
 OX_TEST(task_condvar_notify_all_from_a_thread_wakes_every_task)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     enum { TASKS = 200 };
     ox_task_handle hs[TASKS];
     for (int i = 0; i < TASKS; i++)
-        hs[i] = spawn_on(rt, wait_for_ready, (void *)(intptr_t)(i % 5 + 1));
+        hs[i] = ox_test_spawn_on(rt, wait_for_ready, (void *)(intptr_t)(i % 5 + 1));
     for (long step = 1; step <= 5; step++) {
         ox_thread_sleep(OX_MILLIS(1));
         CHECK_EQ(ox_mutex_lock(&cvs.m), 0);
@@ -221,13 +195,10 @@ static void *set_stop(void *arg)
 
 OX_TEST(task_yield_lets_others_run)
 {
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = 1; /* one worker: only yield can let the other task in */
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
+    ox_runtime *rt = ox_test_runtime(1); /* one worker: only yield can let the other task in */
     long yields = 0;
-    ox_task_handle spinner = spawn_on(rt, yield_until_stopped, &yields);
-    ox_task_handle stopper = spawn_on(rt, set_stop, NULL);
+    ox_task_handle spinner = ox_test_spawn_on(rt, yield_until_stopped, &yields);
+    ox_task_handle stopper = ox_test_spawn_on(rt, set_stop, NULL);
     CHECK_EQ(ox_task_join(&stopper, NULL, NULL), 0);
     CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
     CHECK(yields >= 1);
@@ -295,10 +266,10 @@ static void *lock_hop_unlock(void *arg)
 
 OX_TEST(task_held_locks_follow_the_task_between_workers)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle hs[8];
     for (int i = 0; i < 8; i++)
-        hs[i] = spawn_on(rt, lock_hop_unlock, NULL);
+        hs[i] = ox_test_spawn_on(rt, lock_hop_unlock, NULL);
     for (int i = 0; i < 8; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
     ox_runtime_shutdown(rt);
@@ -416,13 +387,7 @@ OX_TEST(task_abort_ends_every_cancellation_point)
         cp.sleeper = ox_task_spawn(sleep_forever, NULL);
         atomic_store(&cp.arrived, 0);
         ox_task_handle h = ox_task_spawn(block_at, (void *)(intptr_t)at);
-        while (atomic_load(&cp.arrived) == 0)
-            ox_thread_yield();
-        ox_thread_sleep(OX_MILLIS(2)); /* most likely blocked by now; either way it must end */
-        CHECK(!ox_task_is_finished(&h));
-        ox_task_abort(&h);
-        void *r = NULL;
-        CHECK_EQ(ox_task_join(&h, &r, NULL), 0);
+        void *r = ox_test_abort_at_its_wait(&h, &cp.arrived);
         if ((intptr_t)r != OX_ECANCELED)
             ox_test_fail(__FILE__, __LINE__, "point %d returned %ld", at, (long)(intptr_t)r);
         ox_task_abort(&cp.sleeper);
@@ -482,13 +447,10 @@ static void *spin_until_released(void *arg)
 
 OX_TEST(task_aborted_before_it_runs_never_runs)
 {
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = 1;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    ox_task_handle spinner = spawn_on(rt, spin_until_released, NULL);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle spinner = ox_test_spawn_on(rt, spin_until_released, NULL);
     _Atomic int ran = 0;
-    ox_task_handle h = spawn_on(rt, never_runs, (void *)&ran);
+    ox_task_handle h = ox_test_spawn_on(rt, never_runs, (void *)&ran);
     ox_task_abort(&h);
     atomic_store(&release_spinner, 1);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), OX_ECANCELED);

@@ -9,24 +9,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-static ox_runtime *two_workers(void)
-{
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = 2;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    return rt;
-}
-
-static ox_task_handle spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
-
 /* ---- a semaphore shared by tasks and threads ---- */
 
 #define PERMITS 3
@@ -58,19 +40,10 @@ static void *use_permits(void *arg)
 
 OX_TEST(tokio_sync_semaphore_tasks_and_threads_conserve_permits)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ms.rounds = ox_test_scaled(5000);
     enum { TASKS = 12, THREADS = 2 };
-    ox_task_handle ts[TASKS];
-    ox_join_handle th[THREADS];
-    for (int i = 0; i < TASKS; i++)
-        ts[i] = spawn_on(rt, use_permits, (void *)(uintptr_t)i);
-    for (int i = 0; i < THREADS; i++)
-        th[i] = ox_thread_spawn(use_permits, (void *)(uintptr_t)i);
-    for (int i = 0; i < TASKS; i++)
-        CHECK_EQ(ox_task_join(&ts[i], NULL, NULL), 0);
-    for (int i = 0; i < THREADS; i++)
-        ox_test_join(&th[i]);
+    ox_test_run_tasks_and_threads(rt, TASKS, THREADS, use_permits);
     CHECK_EQ(atomic_load(&ms.over), 0);
     CHECK_EQ(ox_semaphore_available(&ms.sem), PERMITS);
     ox_runtime_shutdown(rt);
@@ -98,9 +71,9 @@ static void *task_ponger(void *arg)
 
 OX_TEST(tokio_sync_notify_between_a_task_and_a_thread)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     tp.rounds = ox_test_scaled(5000);
-    ox_task_handle h = spawn_on(rt, task_ponger, NULL);
+    ox_task_handle h = ox_test_spawn_on(rt, task_ponger, NULL);
     for (long i = 0; i < tp.rounds; i++) {
         CHECK_EQ(tp.turn, 2 * i);
         tp.turn++;
@@ -155,7 +128,7 @@ static void *watch_until_closed(void *arg)
 
 OX_TEST(tokio_sync_channels_from_a_thread_to_tasks)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     enum { TASKS = 6 };
     long sends = ox_test_scaled(20000);
     ox_broadcast_sender *btx;
@@ -167,8 +140,8 @@ OX_TEST(tokio_sync_channels_from_a_thread_to_tasks)
     CHECK_EQ(ox_watch(sizeof(long), &zero, &wtx, &wrx), 0);
     ox_task_handle b[TASKS], w[TASKS];
     for (int i = 0; i < TASKS; i++) {
-        b[i] = spawn_on(rt, count_broadcast, ox_broadcast_subscribe(btx));
-        w[i] = spawn_on(rt, watch_until_closed, ox_watch_subscribe(wtx));
+        b[i] = ox_test_spawn_on(rt, count_broadcast, ox_broadcast_subscribe(btx));
+        w[i] = ox_test_spawn_on(rt, watch_until_closed, ox_watch_subscribe(wtx));
     }
     ox_broadcast_receiver_drop(brx);
     ox_watch_receiver_drop(wrx);
@@ -243,7 +216,7 @@ static void *block_at(void *arg)
 
 OX_TEST(tokio_sync_abort_ends_every_wait_with_ecanceled)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     for (int at = 0; at < POINTS; at++) {
         CHECK_EQ(ox_semaphore_init(&ab.sem, 1), 0);
         ab.notify = (ox_notify)OX_NOTIFY_INIT;
@@ -251,14 +224,8 @@ OX_TEST(tokio_sync_abort_ends_every_wait_with_ecanceled)
         CHECK_EQ(ox_broadcast(sizeof(long), 4, &ab.btx, &ab.brx), 0);
         CHECK_EQ(ox_watch(sizeof(long), &zero, &ab.wtx, &ab.wrx), 0);
         atomic_store(&ab.arrived, 0);
-        ox_task_handle h = spawn_on(rt, block_at, (void *)(intptr_t)at);
-        while (atomic_load(&ab.arrived) == 0)
-            ox_thread_yield();
-        ox_thread_sleep(OX_MILLIS(2)); /* most likely blocked by now; either way it must end */
-        CHECK(!ox_task_is_finished(&h));
-        ox_task_abort(&h);
-        void *r = NULL;
-        CHECK_EQ(ox_task_join(&h, &r, NULL), 0);
+        ox_task_handle h = ox_test_spawn_on(rt, block_at, (void *)(intptr_t)at);
+        void *r = ox_test_abort_at_its_wait(&h, &ab.arrived);
         if ((intptr_t)r != OX_ECANCELED)
             ox_test_fail(__FILE__, __LINE__, "point %d returned %ld", at, (long)(intptr_t)r);
         /* The acquire handed back the permit it had collected. */
@@ -290,7 +257,7 @@ static void *ready_while_cancelled(void *arg)
 
 OX_TEST(tokio_sync_cancelled_call_that_need_not_wait_completes)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     CHECK_EQ(ox_semaphore_init(&ab.sem, 1), 0);
     ab.notify = (ox_notify)OX_NOTIFY_INIT;
     long zero = 0, nine = 9;
@@ -300,7 +267,7 @@ OX_TEST(tokio_sync_cancelled_call_that_need_not_wait_completes)
     CHECK_EQ(ox_broadcast_send(ab.btx, &nine), 0);
     CHECK_EQ(ox_watch_send(ab.wtx, &nine), 0);
     _Atomic int started = 0;
-    ox_task_handle h = spawn_on(rt, ready_while_cancelled, &started);
+    ox_task_handle h = ox_test_spawn_on(rt, ready_while_cancelled, &started);
     while (!atomic_load(&started))
         ox_thread_yield();
     ox_task_abort(&h);
