@@ -108,31 +108,28 @@ OX_TEST(timeouts_int64_max_on_locks)
 {
     static partner p;
     memset(&p, 0, sizeof p);
-    ox_join_handle h = start(&p, hold_mutex, release_mutex);
-    CHECK_EQ(ox_mutex_lock_timeout(&p.m, INT64_MAX), 0);
-    ox_mutex_unlock(&p.m);
-    finish(&h);
-    h = start(&p, hold_mutex, release_mutex);
-    CHECK_EQ(ox_mutex_lock_deadline(&p.m, FOREVER), 0);
-    ox_mutex_unlock(&p.m);
-    finish(&h);
+    for (int deadline = 0; deadline < 2; deadline++) { /* _timeout(INT64_MAX), _deadline */
+        ox_join_handle h = start(&p, hold_mutex, release_mutex);
+        CHECK_EQ(deadline ? ox_mutex_lock_deadline(&p.m, FOREVER)
+                          : ox_mutex_lock_timeout(&p.m, INT64_MAX),
+                 0);
+        ox_mutex_unlock(&p.m);
+        finish(&h);
 
-    h = start(&p, hold_read, release_rwlock);
-    CHECK_EQ(ox_rwlock_write_timeout(&p.l, INT64_MAX), 0);
-    ox_rwlock_write_unlock(&p.l);
-    finish(&h);
-    h = start(&p, hold_read, release_rwlock);
-    CHECK_EQ(ox_rwlock_write_deadline(&p.l, FOREVER), 0);
-    ox_rwlock_write_unlock(&p.l);
-    finish(&h);
-    h = start(&p, hold_write, release_rwlock);
-    CHECK_EQ(ox_rwlock_read_timeout(&p.l, INT64_MAX), 0);
-    ox_rwlock_read_unlock(&p.l);
-    finish(&h);
-    h = start(&p, hold_write, release_rwlock);
-    CHECK_EQ(ox_rwlock_read_deadline(&p.l, FOREVER), 0);
-    ox_rwlock_read_unlock(&p.l);
-    finish(&h);
+        h = start(&p, hold_read, release_rwlock);
+        CHECK_EQ(deadline ? ox_rwlock_write_deadline(&p.l, FOREVER)
+                          : ox_rwlock_write_timeout(&p.l, INT64_MAX),
+                 0);
+        ox_rwlock_write_unlock(&p.l);
+        finish(&h);
+
+        h = start(&p, hold_write, release_rwlock);
+        CHECK_EQ(deadline ? ox_rwlock_read_deadline(&p.l, FOREVER)
+                          : ox_rwlock_read_timeout(&p.l, INT64_MAX),
+                 0);
+        ox_rwlock_read_unlock(&p.l);
+        finish(&h);
+    }
 }
 
 OX_TEST(timeouts_int64_max_on_condvar_and_park)
@@ -160,6 +157,32 @@ OX_TEST(timeouts_int64_max_on_condvar_and_park)
     finish(&h);
 }
 
+/* The four timed ways to wait for one channel operation, each of which
+ * must mean "for ever": kind 0 the channel's _timeout call (INT64_MAX), 1
+ * its _deadline call, 2 and 3 a select on the one op (the same two). */
+static int select_forever(ox_select_op *op, int kind)
+{
+    size_t idx = 9;
+    return kind == 2 ? ox_select_timeout(op, 1, INT64_MAX, &idx)
+                     : ox_select_deadline(op, 1, FOREVER, &idx);
+}
+
+static int recv_forever(ox_receiver *rx, int *v, int kind)
+{
+    ox_select_op op = OX_SELECT_RECV(rx, v);
+    return kind == 0   ? ox_receiver_recv_timeout(rx, v, INT64_MAX)
+           : kind == 1 ? ox_receiver_recv_deadline(rx, v, FOREVER)
+                       : select_forever(&op, kind);
+}
+
+static int send_forever(ox_sender *tx, const int *v, int kind)
+{
+    ox_select_op op = OX_SELECT_SEND(tx, v);
+    return kind == 0   ? ox_sender_send_timeout(tx, v, INT64_MAX)
+           : kind == 1 ? ox_sender_send_deadline(tx, v, FOREVER)
+                       : select_forever(&op, kind);
+}
+
 OX_TEST(timeouts_int64_max_on_channels_and_select)
 {
     static const size_t caps[] = {OX_UNBOUNDED, 0, 1};
@@ -170,22 +193,7 @@ OX_TEST(timeouts_int64_max_on_channels_and_select)
         for (int kind = 0; kind < 4; kind++) {
             int v = 0;
             ox_join_handle h = start(&p, NULL, send_one);
-            ox_select_op ops[] = {OX_SELECT_RECV(p.rx, &v)};
-            size_t idx = 9;
-            switch (kind) {
-            case 0:
-                CHECK_EQ(ox_receiver_recv_timeout(p.rx, &v, INT64_MAX), 0);
-                break;
-            case 1:
-                CHECK_EQ(ox_receiver_recv_deadline(p.rx, &v, FOREVER), 0);
-                break;
-            case 2:
-                CHECK_EQ(ox_select_timeout(ops, 1, INT64_MAX, &idx), 0);
-                break;
-            default:
-                CHECK_EQ(ox_select_deadline(ops, 1, FOREVER, &idx), 0);
-                break;
-            }
+            CHECK_EQ(recv_forever(p.rx, &v, kind), 0);
             CHECK_EQ(v, 5);
             finish(&h);
         }
@@ -196,22 +204,7 @@ OX_TEST(timeouts_int64_max_on_channels_and_select)
                 if (caps[c] == 1)
                     CHECK_EQ(ox_sender_try_send(p.tx, &v), 0); /* full */
                 ox_join_handle h = start(&p, NULL, recv_one);
-                ox_select_op ops[] = {OX_SELECT_SEND(p.tx, &v)};
-                size_t idx = 9;
-                switch (kind) {
-                case 0:
-                    CHECK_EQ(ox_sender_send_timeout(p.tx, &v, INT64_MAX), 0);
-                    break;
-                case 1:
-                    CHECK_EQ(ox_sender_send_deadline(p.tx, &v, FOREVER), 0);
-                    break;
-                case 2:
-                    CHECK_EQ(ox_select_timeout(ops, 1, INT64_MAX, &idx), 0);
-                    break;
-                default:
-                    CHECK_EQ(ox_select_deadline(ops, 1, FOREVER, &idx), 0);
-                    break;
-                }
+                CHECK_EQ(send_forever(p.tx, &v, kind), 0);
                 finish(&h);
                 if (caps[c] == 1) { /* our message is in the slot now */
                     CHECK_EQ(ox_receiver_try_recv(p.rx, &v), 0);
