@@ -47,6 +47,12 @@ void ox_test_join(ox_join_handle *h)
     CHECK_EQ(ox_thread_join(h, NULL, NULL), 0);
 }
 
+void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg)
+{
+    ox_join_handle h = ox_test_spawn_named(name, fn, arg);
+    ox_test_join(&h);
+}
+
 ox_runtime *ox_test_runtime(size_t workers)
 {
     ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;

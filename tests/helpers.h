@@ -25,6 +25,8 @@ char *ox_test_stderr_text(void);
  * returned normally. */
 ox_join_handle ox_test_spawn_named(const char *name, void *(*fn)(void *), void *arg);
 void ox_test_join(ox_join_handle *h);
+/* Both: runs fn(arg) in a thread called name, to its end. */
+void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg);
 
 /* A runtime of the test's own with that many workers (the test shuts it
  * down), and fn(arg) spawned as a task on it; both check they succeeded. */

@@ -117,11 +117,9 @@ OX_TEST(lockdep_abba_reported_when_the_run_did_not_deadlock)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = ox_test_spawn_named("thread A", take_1_then_2, NULL);
-    ox_test_join(&a);
+    ox_test_run_named("thread A", take_1_then_2, NULL);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_join_handle b = ox_test_spawn_named("thread B", take_2_then_1, NULL);
-    ox_test_join(&b);
+    ox_test_run_named("thread B", take_2_then_1, NULL);
     CHECK_EQ(ox_lockdep_reports(), 1u);
     CHECK_EQ(ox_lockdep_mode_get(), OX_LOCKDEP_OFF); /* off after the first report */
     char *text = ox_test_stderr_text();
@@ -194,23 +192,18 @@ OX_TEST(lockdep_abba_report_printed_while_the_threads_hang)
 
 /* ---- ABBCCA: a cycle through three classes, three threads ---- */
 
-static void *take_2_then_3(void *arg)
-{
-    (void)arg;
-    fake_lock(&m2);
-    fake_lock(&m3);
-    fake_unlock(&m3);
-    fake_unlock(&m2);
-    return NULL;
-}
+/* Takes a pair's first lock, then its second, and releases both. */
+typedef struct pair {
+    fake_lock *first, *second;
+} pair;
 
-static void *take_3_then_1(void *arg)
+static void *take_pair(void *arg)
 {
-    (void)arg;
-    fake_lock(&m3);
-    fake_lock(&m1);
-    fake_unlock(&m1);
-    fake_unlock(&m3);
+    const pair *p = arg;
+    fake_lock(p->first);
+    fake_lock(p->second);
+    fake_unlock(p->second);
+    fake_unlock(p->first);
     return NULL;
 }
 
@@ -218,13 +211,10 @@ OX_TEST(lockdep_abbcca_three_lock_cycle_reported)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = ox_test_spawn_named("AB", take_1_then_2, NULL);
-    ox_test_join(&a);
-    ox_join_handle b = ox_test_spawn_named("BC", take_2_then_3, NULL);
-    ox_test_join(&b);
+    ox_test_run_named("AB", take_1_then_2, NULL);
+    ox_test_run_named("BC", take_pair, &(pair){&m2, &m3});
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_join_handle c = ox_test_spawn_named("CA", take_3_then_1, NULL);
-    ox_test_join(&c);
+    ox_test_run_named("CA", take_pair, &(pair){&m3, &m1});
     CHECK_EQ(ox_lockdep_reports(), 1u);
     char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "through 3 lock classes");
@@ -294,8 +284,7 @@ OX_TEST(lockdep_trylock_adds_no_edge_into_the_lock)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = ox_test_spawn_named("thread A", take_1_then_2, NULL);
-    ox_test_join(&a);
+    ox_test_run_named("thread A", take_1_then_2, NULL);
     fake_lock(&m2);
     CHECK(fake_trylock(&m1));
     fake_unlock(&m1);
@@ -333,24 +322,11 @@ static void init_array(void)
         OX_LOCK_CLASS_INIT(&arr[i]); /* one site: one class for all of them */
 }
 
-static void *other_then_arr5(void *arg)
+/* Two runs: other, then arr[5]; arr[7], then other. */
+static void other_first_then_array_first(void)
 {
-    (void)arg;
-    fake_lock(&other);
-    fake_lock(&arr[5]);
-    fake_unlock(&arr[5]);
-    fake_unlock(&other);
-    return NULL;
-}
-
-static void *arr7_then_other(void *arg)
-{
-    (void)arg;
-    fake_lock(&arr[7]);
-    fake_lock(&other);
-    fake_unlock(&other);
-    fake_unlock(&arr[7]);
-    return NULL;
+    ox_test_run_named("other first", take_pair, &(pair){&other, &arr[5]});
+    ox_test_run_named("array first", take_pair, &(pair){&arr[7], &other});
 }
 
 /* other -> arr[5] and arr[7] -> other involve different instances, but one
@@ -360,10 +336,7 @@ OX_TEST(lockdep_class_by_init_site_links_instances)
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     init_array();
-    ox_join_handle a = ox_test_spawn_named("other first", other_then_arr5, NULL);
-    ox_test_join(&a);
-    ox_join_handle b = ox_test_spawn_named("array first", arr7_then_other, NULL);
-    ox_test_join(&b);
+    other_first_then_array_first();
     CHECK_EQ(ox_lockdep_reports(), 1u);
     char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "'&arr[i]' (class of ");
@@ -376,10 +349,7 @@ OX_TEST(lockdep_unregistered_locks_are_their_own_class)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = ox_test_spawn_named("other first", other_then_arr5, NULL);
-    ox_test_join(&a);
-    ox_join_handle b = ox_test_spawn_named("array first", arr7_then_other, NULL);
-    ox_test_join(&b);
+    other_first_then_array_first();
     CHECK_EQ(ox_lockdep_reports(), 0u);
     free(ox_test_stderr_text());
 }

@@ -43,33 +43,18 @@ OX_TEST_OPTS(lockdep_mutex_abba_deadlock_reported_without_hanging, .expect_signa
     ox_test_fail(__FILE__, __LINE__, "the deadlock was not reported");
 }
 
-static void *lock_1_2(void *arg)
-{
-    (void)arg;
-    (void)!ox_mutex_lock(&m1);
-    (void)!ox_mutex_lock(&m2);
-    ox_mutex_unlock(&m2);
-    ox_mutex_unlock(&m1);
-    return NULL;
-}
+/* Locks a pair's first mutex, then its second, and unlocks both. */
+typedef struct pair {
+    ox_mutex *first, *second;
+} pair;
 
-static void *lock_2_3(void *arg)
+static void *lock_pair(void *arg)
 {
-    (void)arg;
-    (void)!ox_mutex_lock(&m2);
-    (void)!ox_mutex_lock(&m3);
-    ox_mutex_unlock(&m3);
-    ox_mutex_unlock(&m2);
-    return NULL;
-}
-
-static void *lock_3_1(void *arg)
-{
-    (void)arg;
-    (void)!ox_mutex_lock(&m3);
-    (void)!ox_mutex_lock(&m1);
-    ox_mutex_unlock(&m1);
-    ox_mutex_unlock(&m3);
+    const pair *p = arg;
+    (void)!ox_mutex_lock(p->first);
+    (void)!ox_mutex_lock(p->second);
+    ox_mutex_unlock(p->second);
+    ox_mutex_unlock(p->first);
     return NULL;
 }
 
@@ -77,13 +62,10 @@ OX_TEST(lockdep_mutex_abbcca_reported)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle a = ox_test_spawn_named("AB", lock_1_2, NULL);
-    ox_test_join(&a);
-    ox_join_handle b = ox_test_spawn_named("BC", lock_2_3, NULL);
-    ox_test_join(&b);
+    ox_test_run_named("AB", lock_pair, &(pair){&m1, &m2});
+    ox_test_run_named("BC", lock_pair, &(pair){&m2, &m3});
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_join_handle c = ox_test_spawn_named("CA", lock_3_1, NULL);
-    ox_test_join(&c);
+    ox_test_run_named("CA", lock_pair, &(pair){&m3, &m1});
     CHECK_EQ(ox_lockdep_reports(), 1u);
     char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "through 3 lock classes");
@@ -184,7 +166,7 @@ OX_TEST(lockdep_mutex_try_lock_adds_no_edge)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    lock_1_2(NULL);
+    lock_pair(&(pair){&m1, &m2});
     (void)!ox_mutex_lock(&m2);
     CHECK_EQ(ox_mutex_try_lock(&m1), 0);
     ox_mutex_unlock(&m1);
@@ -211,7 +193,7 @@ OX_TEST(lockdep_condvar_relock_records_order)
 {
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    lock_1_2(NULL); /* m1 -> m2 */
+    lock_pair(&(pair){&m1, &m2}); /* m1 -> m2 */
     (void)!ox_mutex_lock(&m2);
     (void)!ox_mutex_lock(&m1); /* m2 -> m1 through a condvar's re-lock below too */
     ox_join_handle h = ox_test_spawn_named("notifier", notify_later, NULL);
