@@ -147,3 +147,14 @@ void ox_test_wait_blocked_at(const char *site, int count)
 {
     wait_blocked((struct blocked_count){.site = site}, count, NULL);
 }
+
+char *ox_test_dump_blocked(int *count)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f != NULL);
+    *count = ox_dump_blocked_threads(f);
+    fclose(f);
+    return text;
+}

@@ -64,4 +64,8 @@ void ox_test_wait_blocked_on(const void *object, int count);
  * ("watch changed", "broadcast recv"...), for opaque objects. */
 void ox_test_wait_blocked_at(const char *site, int count);
 
+/* What ox_dump_blocked_threads prints now (malloc'd); *count the threads
+ * it listed. */
+char *ox_test_dump_blocked(int *count);
+
 #endif

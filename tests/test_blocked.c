@@ -39,17 +39,6 @@ static void wait_blocked(int n)
     fclose(null);
 }
 
-static char *dump_text(int *count)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    CHECK(f != NULL);
-    *count = ox_dump_blocked_threads(f);
-    fclose(f);
-    return text;
-}
-
 /* ---- issue 17 #1: a dump from a signal handler never waits for itself ---- */
 
 static int handler_fd = -1;
@@ -256,7 +245,7 @@ OX_TEST_OPTS(blocked_dump_reads_a_consistent_snapshot_of_locking_threads, .timeo
     long dumps = ox_test_scaled(4000), holding = 0;
     for (long i = 0; i < dumps; i++) {
         int count;
-        char *text = dump_text(&count);
+        char *text = ox_test_dump_blocked(&count);
         CHECK(count >= 0 && count <= 4);
         holding += check_dump(text);
         free(text);
@@ -291,7 +280,7 @@ OX_TEST(blocked_dump_shows_a_receivers_call_site_and_live_senders)
         ox_join_handle h = ox_test_spawn_named("rx", receive_one, rx);
         wait_blocked(1);
         int count;
-        char *text = dump_text(&count);
+        char *text = ox_test_dump_blocked(&count);
         CHECK_EQ(count, 1);
         char expect[512];
         snprintf(expect, sizeof expect, "thread 'rx' (id %llu) blocked on channel recv ",
@@ -303,7 +292,7 @@ OX_TEST(blocked_dump_shows_a_receivers_call_site_and_live_senders)
         free(text);
 
         ox_sender_drop(tx2); /* the usual culprit: one sender nobody dropped */
-        text = dump_text(&count);
+        text = ox_test_dump_blocked(&count);
         snprintf(expect, sizeof expect, ", called at %s:%d (1 sender still alive)\n", __FILE__,
                  recv_line);
         CHECK_CONTAINS(text, expect);

@@ -572,17 +572,6 @@ static void *park_until_unparked(void *arg)
     return NULL;
 }
 
-static char *dump_text(int *count)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    CHECK(f != NULL);
-    *count = ox_dump_blocked_threads(f);
-    fclose(f);
-    return text;
-}
-
 /* Waits until at least n threads are blocked. */
 static void wait_blocked(int n)
 {
@@ -599,7 +588,7 @@ static void wait_blocked(int n)
 OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
 {
     int count;
-    char *text = dump_text(&count);
+    char *text = ox_test_dump_blocked(&count);
     CHECK_EQ(count, 0);
     CHECK_CONTAINS(text, "(none)");
     free(text);
@@ -609,7 +598,7 @@ OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
     ox_join_handle w = ox_test_spawn_named("waiter", keep_then_want, NULL);
     ox_join_handle p = ox_test_spawn_named("sleeper", park_until_unparked, &done);
     wait_blocked(2);
-    text = dump_text(&count);
+    text = ox_test_dump_blocked(&count);
     CHECK_EQ(count, 2);
     char expect[256];
     snprintf(expect, sizeof expect, "thread 'waiter' (id %llu) blocked on fake lock %p",
@@ -629,7 +618,7 @@ OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
     atomic_store_explicit(&done, 1, memory_order_release);
     ox_thread_unpark(ox_join_handle_thread(&p));
     ox_test_join(&p);
-    text = dump_text(&count);
+    text = ox_test_dump_blocked(&count);
     CHECK_EQ(count, 0);
     free(text);
 }
