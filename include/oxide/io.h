@@ -148,7 +148,8 @@ OX_MUST_USE int ox_udp_recv_from_deadline(ox_socket *s, void *buf, size_t len, s
 
 /* Takes fd (a socket, pipe, eventfd, a library's connection) into an
  * ox_socket: it is made non-blocking and is closed by ox_socket_close.
- * Returns 0 or errno. */
+ * A descriptor poll(2) reports always ready (a regular file, /dev/null)
+ * works too, its calls simply never wait. Returns 0 or errno. */
 OX_MUST_USE int ox_socket_from_fd(int fd, ox_socket **out);
 /* The descriptor, for setsockopt and friends (still owned by s). */
 int ox_socket_fd(const ox_socket *s);
@@ -157,7 +158,8 @@ int ox_socket_fd(const ox_socket *s);
  * wait again on EAGAIN. Returns 0, OX_ETIMEDOUT, OX_ECANCELED or errno. */
 OX_MUST_USE int ox_socket_wait(ox_socket *s, unsigned events, ox_instant deadline);
 /* As ox_socket_wait for a descriptor that is not an ox_socket (it stays
- * the caller's). Costs a few more system calls per wait in a task. */
+ * the caller's). Costs a few more system calls per wait in a task. A
+ * descriptor ready already returns 0 at once, also in an aborted task. */
 OX_MUST_USE int ox_fd_wait(int fd, unsigned events, ox_instant deadline);
 /* ---- files ---- */
 

@@ -72,7 +72,12 @@ static void socket_free(ox_socket *s)
 
 /* ---- waiting ---- */
 
-/* Has rt's reactor watch s, unless some runtime already does. */
+/* Has rt's reactor watch s, unless some runtime already does.
+ *
+ * unpollable: epoll refuses (EPERM) a descriptor that poll(2) reports
+ * always ready, a regular file or /dev/null handed to ox_socket_from_fd.
+ * Its calls never return EAGAIN, so a task simply makes them, as a thread
+ * does; the refusal is asked again at each call (one cheap system call). */
 static int watch(ox_socket *s, ox_runtime *rt)
 {
     /* Acquire: pairs with the CAS below; whoever set it watches s. A task
@@ -96,7 +101,9 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
     ox_runtime *rt = ox__runtime_current();
     if (rt != NULL) {
         int rc = watch(s, rt);
-        if (rc != 0)
+        if (rc == EPERM)
+            rt = NULL; /* never waits: see unpollable */
+        else if (rc != 0)
             return rc;
     }
     int rc;
@@ -170,6 +177,8 @@ int ox__io_wait_ready(ox_socket *s, unsigned events, ox_instant deadline)
     if (rt == NULL)
         return ox__park_wait_fd(s->fd, events, deadline, &wait_sites[OX__IO_ANY], s);
     int rc = watch(s, rt);
+    if (rc == EPERM)
+        return 0; /* always ready: see unpollable */
     return rc != 0 ? rc : task_wait_ready(s, events, deadline);
 }
 
@@ -187,6 +196,10 @@ int ox_fd_wait(int fd, unsigned events, ox_instant deadline)
     ox_runtime *rt = ox__runtime_current();
     if (rt == NULL)
         return ox__park_wait_fd(fd, events, deadline, &wait_sites[OX__IO_ANY], NULL);
+    /* Ready already: done, also in an aborted task (only a wait is a
+     * cancellation point), and with no watch to set up. */
+    if (ready_now(fd, events))
+        return 0;
     /* The caller's fd may be watched already (as an ox_socket, or by a
      * task waiting here too), and the reactor keys on descriptors: watch a
      * duplicate of it, once, from a record of our own. */

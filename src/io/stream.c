@@ -4,7 +4,10 @@
 #include "io_internal.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct buffer {
@@ -26,10 +29,31 @@ static ssize_t attempt_send(int fd, void *ctx)
     return send(fd, b->data, b->len, MSG_NOSIGNAL);
 }
 
+/* A pipe (or any descriptor not a socket) has no MSG_NOSIGNAL: write(2)
+ * to one whose reader has gone raises SIGPIPE at the calling thread, which
+ * kills the process by default. So SIGPIPE is blocked around the write and
+ * the one it raised is taken back before unblocking: the caller sees
+ * EPIPE, as for a socket. A caller that blocks SIGPIPE itself keeps its own
+ * arrangement (the signal stays pending for it, as without oxide). */
 static ssize_t attempt_write(int fd, void *ctx)
 {
     buffer *b = ctx;
-    return write(fd, b->data, b->len);
+    sigset_t pipe_only, old;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_only, &old) != 0 || sigismember(&old, SIGPIPE))
+        return write(fd, b->data, b->len);
+    ssize_t r = write(fd, b->data, b->len);
+    int err = errno;
+    if (r < 0 && err == EPIPE) {
+        /* SIGPIPE was unblocked until now, so a pending one is ours. */
+        const struct timespec now = {0, 0};
+        while (sigtimedwait(&pipe_only, NULL, &now) < 0 && errno == EINTR)
+            ;
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return r;
 }
 
 int ox_socket_read_deadline(ox_socket *s, void *buf, size_t len, size_t *n, ox_instant deadline)
