@@ -125,3 +125,65 @@ OX_TEST(io_break_dev_null_in_a_task)
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
 }
+
+/* ---- a socket that outlives the runtime whose task waited on it ---- */
+
+static void *accept_briefly(void *arg)
+{
+    ox_socket *l = arg;
+    ox_socket *c;
+    CHECK_EQ(ox_tcp_accept_deadline(l, &c, NULL, ox_instant_after(OX_MILLIS(1))), OX_ETIMEDOUT);
+    return NULL;
+}
+
+OX_TEST(io_break_socket_closed_after_its_runtime_shut_down)
+{
+    ox_sockaddr any, addr;
+    CHECK_EQ(ox_sockaddr_parse("127.0.0.1:0", &any), 0);
+    ox_socket *l;
+    CHECK_EQ(ox_tcp_listen(&any, 16, &l), 0);
+    CHECK_EQ(ox_socket_local_addr(l, &addr), 0);
+    ox_runtime *rt = runtime_of(1);
+    ox_task_handle h = spawn_in(rt, accept_briefly, l);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    ox_socket_close(l);
+}
+
+/* ...and is then used by a task of a second runtime. */
+typedef struct accept_job {
+    ox_socket *l;
+    ox_sockaddr addr;
+} accept_job;
+
+static void *accept_one(void *arg)
+{
+    accept_job *j = arg;
+    ox_socket *c;
+    CHECK_EQ(ox_tcp_accept(j->l, &c, NULL), 0);
+    ox_socket_close(c);
+    return NULL;
+}
+
+OX_TEST_OPTS(io_break_socket_used_by_a_second_runtime_after_the_first, .timeout_s = 10)
+{
+    ox_sockaddr any;
+    CHECK_EQ(ox_sockaddr_parse("127.0.0.1:0", &any), 0);
+    accept_job j;
+    CHECK_EQ(ox_tcp_listen(&any, 16, &j.l), 0);
+    CHECK_EQ(ox_socket_local_addr(j.l, &j.addr), 0);
+    ox_runtime *rt = runtime_of(1);
+    ox_task_handle h = spawn_in(rt, accept_briefly, j.l);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+
+    rt = runtime_of(1);
+    h = spawn_in(rt, accept_one, &j);
+    ox_thread_sleep(OX_MILLIS(20)); /* let it park (not needed to fail) */
+    ox_socket *c;
+    CHECK_EQ(ox_tcp_connect(&j.addr, &c), 0);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_socket_close(c);
+    ox_runtime_shutdown(rt);
+    ox_socket_close(j.l);
+}

@@ -31,8 +31,16 @@ static const unsigned sys_events[3] = {
 
 #define POOL_CHUNK 64
 
+/* Chunks are kept on a list (newest first) so that a runtime that shuts
+ * down can find the records its reactor watches: ox__io_forget_runtime. */
+typedef struct pool_chunk {
+    struct pool_chunk *next;
+    ox_socket records[POOL_CHUNK];
+} pool_chunk;
+
 static ox__spin pool_lock;
 static ox_socket *pool_free;
+static pool_chunk *pool_chunks;
 
 int ox__socket_new(int fd, bool is_socket, ox_socket **out)
 {
@@ -42,14 +50,17 @@ int ox__socket_new(int fd, bool is_socket, ox_socket **out)
         pool_free = s->free_next;
     ox__spin_unlock(&pool_lock);
     if (s == NULL) {
-        ox_socket *chunk = calloc(POOL_CHUNK, sizeof *chunk); /* never freed: see the top */
-        if (chunk == NULL)
+        pool_chunk *c = calloc(1, sizeof *c); /* never freed: see the top */
+        if (c == NULL)
             return ENOMEM;
+        ox_socket *chunk = c->records;
         for (size_t i = 1; i + 1 < POOL_CHUNK; i++)
             chunk[i].free_next = &chunk[i + 1];
         ox__spin_lock(&pool_lock);
         chunk[POOL_CHUNK - 1].free_next = pool_free;
         pool_free = &chunk[1];
+        c->next = pool_chunks;
+        pool_chunks = c;
         ox__spin_unlock(&pool_lock);
         s = &chunk[0];
     }
@@ -68,6 +79,28 @@ static void socket_free(ox_socket *s)
     s->free_next = pool_free;
     pool_free = s;
     ox__spin_unlock(&pool_lock);
+}
+
+/* rt is shutting down (its workers have stopped) and its reactor closes:
+ * a socket it watched outlives it, so forget rt there. Otherwise closing
+ * the socket would read the freed runtime, and a task of a later runtime
+ * would park on the socket trusting a reactor that is gone, forever. */
+void ox__io_forget_runtime(ox_runtime *rt)
+{
+    ox__spin_lock(&pool_lock);
+    pool_chunk *chunks = pool_chunks;
+    ox__spin_unlock(&pool_lock);
+    /* Chunks are only ever added at the head: the list from here on is
+     * stable without the lock. */
+    for (pool_chunk *c = chunks; c != NULL; c = c->next)
+        for (size_t i = 0; i < POOL_CHUNK; i++) {
+            ox_runtime *expected = rt;
+            /* Release: pairs with the acquire loads in watch() and
+             * ox_socket_close, as the store in watch() does. */
+            (void)atomic_compare_exchange_strong_explicit(&c->records[i].watched_by, &expected,
+                                                          NULL, memory_order_release,
+                                                          memory_order_relaxed);
+        }
 }
 
 /* ---- waiting ---- */

@@ -474,6 +474,7 @@ void ox_runtime_shutdown(ox_runtime *rt)
         if (rc != 0) /* a panic in the scheduler itself: a bug in oxide */
             ox_abort("ox_runtime_shutdown", "worker %zu ended with %s", i, ox_strerror(rc));
     }
+    ox__io_forget_runtime(rt); /* sockets outlive it (io/socket.c) */
     ox__reactor_close(rt);
     free(rt->timers);
     free(rt->workers);

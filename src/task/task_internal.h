@@ -206,6 +206,8 @@ int ox__reactor_watch(ox_runtime *rt, int fd, ox__io_words *words);
  * ox__reactor_unwatch must follow. */
 int ox__reactor_watch_once(ox_runtime *rt, int fd, unsigned events, ox__io_words *words);
 void ox__reactor_unwatch(ox_runtime *rt, int fd);
+/* rt shuts down: the sockets its reactor watched forget it (io/socket.c). */
+void ox__io_forget_runtime(ox_runtime *rt);
 /* The runtime of the running task, or NULL in a thread. */
 ox_runtime *ox__runtime_current(void);
 
