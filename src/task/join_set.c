@@ -252,7 +252,7 @@ void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg)
         (void)ox__task_wait_finished(t, &scope_end_site); /* not cancellable */
         ox__task_release(t);
     }
-    ox_panic_payload *p;
+    ox_panic_payload *p = NULL; /* clang-analyzer cannot see that every EPANICKED sets it */
     while ((rc = ox_join_set_join_next(scope.set, NULL, &p, NULL)) != OX_EEMPTY) {
         if (rc == OX_EPANICKED && p != NULL) { /* not already joined by hand */
             task_panicked = true;
