@@ -158,3 +158,23 @@ char *ox_test_dump_blocked(int *count)
     fclose(f);
     return text;
 }
+
+void ox_test_wait_any_blocked(int n)
+{
+    FILE *null = fopen("/dev/null", "w");
+    CHECK(null != NULL);
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(10)));
+    while (ox_dump_blocked_threads(null) < n) {
+        CHECK(ox_instant_now().ns < give_up.ns);
+        ox_thread_sleep(OX_MILLIS(1));
+    }
+    fclose(null);
+}
+
+void *ox_test_park_until_done(void *done)
+{
+    /* Acquire: pairs with the release store of whoever sets it. */
+    while (!atomic_load_explicit((_Atomic int *)done, memory_order_acquire))
+        ox_thread_park();
+    return NULL;
+}

@@ -68,4 +68,12 @@ void ox_test_wait_blocked_at(const char *site, int count);
  * it listed. */
 char *ox_test_dump_blocked(int *count);
 
+/* Waits until the blocked-thread dump lists at least n threads, failing
+ * the test after ox_test_bound(10 s). */
+void ox_test_wait_any_blocked(int n);
+
+/* A thread function: parks until *(_Atomic int *)done is non-zero (set it,
+ * then unpark the thread). */
+void *ox_test_park_until_done(void *done);
+
 #endif

@@ -18,27 +18,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static void *park_until_unparked(void *arg)
-{
-    _Atomic int *done = arg;
-    while (!atomic_load_explicit(done, memory_order_acquire))
-        ox_thread_park();
-    return NULL;
-}
-
-/* Waits until at least n threads are blocked. */
-static void wait_blocked(int n)
-{
-    FILE *null = fopen("/dev/null", "w");
-    CHECK(null != NULL);
-    ox_instant give_up = ox_instant_after(OX_SECS(10));
-    while (ox_dump_blocked_threads(null) < n) {
-        CHECK(ox_instant_now().ns < give_up.ns);
-        ox_thread_sleep(OX_MILLIS(1));
-    }
-    fclose(null);
-}
-
 /* ---- issue 17 #1: a dump from a signal handler never waits for itself ---- */
 
 static int handler_fd = -1;
@@ -85,8 +64,8 @@ OX_TEST_OPTS(blocked_dump_in_a_handler_that_interrupted_its_own_dump, .timeout_s
     CHECK_EQ(sigaction(SIGUSR2, &sa, NULL), 0);
 
     _Atomic int done = 0;
-    ox_join_handle p = ox_test_spawn_named("parked one", park_until_unparked, &done);
-    wait_blocked(1);
+    ox_join_handle p = ox_test_spawn_named("parked one", ox_test_park_until_done, &done);
+    ox_test_wait_any_blocked(1);
     FILE *f = fopencookie(NULL, "w", (cookie_io_functions_t){.write = raise_on_write});
     CHECK(f != NULL);
     CHECK_EQ(setvbuf(f, NULL, _IONBF, 0), 0);
@@ -278,7 +257,7 @@ OX_TEST(blocked_dump_shows_a_receivers_call_site_and_live_senders)
         CHECK_EQ(ox_channel(sizeof(uint64_t), caps[k], &tx, &rx), 0);
         ox_sender *tx2 = ox_sender_clone(tx);
         ox_join_handle h = ox_test_spawn_named("rx", receive_one, rx);
-        wait_blocked(1);
+        ox_test_wait_any_blocked(1);
         int count;
         char *text = ox_test_dump_blocked(&count);
         CHECK_EQ(count, 1);

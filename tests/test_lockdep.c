@@ -564,27 +564,6 @@ static void *keep_then_want(void *arg)
     return NULL;
 }
 
-static void *park_until_unparked(void *arg)
-{
-    _Atomic int *done = arg;
-    while (!atomic_load_explicit(done, memory_order_acquire))
-        ox_thread_park();
-    return NULL;
-}
-
-/* Waits until at least n threads are blocked. */
-static void wait_blocked(int n)
-{
-    FILE *null = fopen("/dev/null", "w");
-    CHECK(null != NULL);
-    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(10)));
-    while (ox_dump_blocked_threads(null) < n) {
-        CHECK(ox_instant_now().ns < give_up.ns);
-        ox_thread_sleep(OX_MILLIS(1));
-    }
-    fclose(null);
-}
-
 OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
 {
     int count;
@@ -596,8 +575,8 @@ OX_TEST(blocked_dump_names_thread_object_site_and_held_locks)
     fake_lock(&wanted);
     _Atomic int done = 0;
     ox_join_handle w = ox_test_spawn_named("waiter", keep_then_want, NULL);
-    ox_join_handle p = ox_test_spawn_named("sleeper", park_until_unparked, &done);
-    wait_blocked(2);
+    ox_join_handle p = ox_test_spawn_named("sleeper", ox_test_park_until_done, &done);
+    ox_test_wait_any_blocked(2);
     text = ox_test_dump_blocked(&count);
     CHECK_EQ(count, 2);
     char expect[256];
@@ -628,8 +607,8 @@ OX_TEST(blocked_dump_on_signal_when_opted_in)
     ox_test_capture_stderr();
     CHECK_EQ(ox_dump_on_signal(SIGUSR1), 0);
     _Atomic int done = 0;
-    ox_join_handle p = ox_test_spawn_named("parked one", park_until_unparked, &done);
-    wait_blocked(1);
+    ox_join_handle p = ox_test_spawn_named("parked one", ox_test_park_until_done, &done);
+    ox_test_wait_any_blocked(1);
     CHECK_EQ(raise(SIGUSR1), 0);
     char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "oxide: threads blocked in oxide:\n  thread 'parked one'");
@@ -655,8 +634,8 @@ OX_TEST(blocked_dump_signal_probe)
     if (getenv("OX_DUMP_SIGNAL") == NULL)
         return;
     _Atomic int done = 0;
-    ox_join_handle p = ox_test_spawn_named("parked one", park_until_unparked, &done);
-    wait_blocked(1);
+    ox_join_handle p = ox_test_spawn_named("parked one", ox_test_park_until_done, &done);
+    ox_test_wait_any_blocked(1);
     CHECK_EQ(raise(SIGUSR1), 0);
     atomic_store_explicit(&done, 1, memory_order_release);
     ox_thread_unpark(ox_join_handle_thread(&p));
