@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,4 +187,114 @@ OX_TEST_OPTS(io_break_socket_used_by_a_second_runtime_after_the_first, .timeout_
     ox_socket_close(c);
     ox_runtime_shutdown(rt);
     ox_socket_close(j.l);
+}
+
+/* ---- probes that held (kept as tests) ---- */
+
+static void *thread_reads(void *arg)
+{
+    ox_socket *s = arg;
+    char b;
+    size_t n;
+    CHECK_EQ(ox_socket_read(s, &b, 1, &n), 0);
+    CHECK_EQ(n, 1u);
+    return NULL;
+}
+
+OX_TEST(io_break_blocked_dump_shows_a_thread_in_a_socket_read)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ox_socket *s;
+    CHECK_EQ(ox_socket_from_fd(sv[0], &s), 0);
+    ox_join_handle h = ox_thread_spawn(thread_reads, s);
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    char text[4096] = "";
+    while (strstr(text, "socket read") == NULL) {
+        CHECK(ftruncate(fileno(f), 0) == 0);
+        rewind(f);
+        (void)ox_dump_blocked_threads(f);
+        fflush(f);
+        rewind(f);
+        size_t got = fread(text, 1, sizeof text - 1, f);
+        text[got] = '\0';
+        ox_thread_sleep(OX_MILLIS(1));
+    }
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    fclose(f);
+    ox_socket_close(s);
+    close(sv[1]);
+}
+
+enum { WAITERS = 24, ROUNDS = 50 };
+
+typedef struct fd_waiters {
+    int fd;
+    atomic_int entered;
+} fd_waiters;
+
+static void *wait_readable(void *arg)
+{
+    fd_waiters *w = arg;
+    atomic_fetch_add(&w->entered, 1);
+    CHECK_EQ(ox_fd_wait(w->fd, OX_IO_READABLE, OX_INSTANT_NEVER), 0);
+    return NULL;
+}
+
+OX_TEST(io_break_many_tasks_fd_wait_on_one_fd_all_wake)
+{
+    ox_runtime *rt = runtime_of(2);
+    for (int round = 0; round < ROUNDS; round++) {
+        int sv[2];
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        fd_waiters w = {.fd = sv[0]};
+        ox_task_handle h[WAITERS];
+        for (int i = 0; i < WAITERS; i++)
+            h[i] = spawn_in(rt, wait_readable, &w);
+        while (atomic_load(&w.entered) < WAITERS / 2 + round % (WAITERS / 2))
+            ox_thread_yield();
+        CHECK_EQ(write(sv[1], "x", 1), 1);
+        for (int i = 0; i < WAITERS; i++)
+            CHECK_EQ(ox_task_join(&h[i], NULL, NULL), 0);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    ox_runtime_shutdown(rt);
+}
+
+typedef struct shared_reader {
+    ox_socket *s;
+    atomic_long bytes;
+} shared_reader;
+
+static void *read_until_eof(void *arg)
+{
+    shared_reader *r = arg;
+    char buf[7];
+    size_t n;
+    while (ox_socket_read(r->s, buf, sizeof buf, &n) == 0 && n > 0)
+        atomic_fetch_add(&r->bytes, (long)n);
+    return NULL;
+}
+
+OX_TEST(io_break_two_tasks_read_one_socket_every_byte_once)
+{
+    enum { TOTAL = 20000 };
+    ox_runtime *rt = runtime_of(2);
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    shared_reader r = {0};
+    CHECK_EQ(ox_socket_from_fd(sv[0], &r.s), 0);
+    ox_task_handle a = spawn_in(rt, read_until_eof, &r), b = spawn_in(rt, read_until_eof, &r);
+    for (int i = 0; i < TOTAL; i++)
+        CHECK_EQ(write(sv[1], "y", 1), 1);
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    CHECK_EQ(ox_task_join(&a, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&b, NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&r.bytes), (long)TOTAL);
+    ox_socket_close(r.s);
+    close(sv[1]);
+    ox_runtime_shutdown(rt);
 }
