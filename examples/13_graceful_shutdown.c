@@ -87,7 +87,12 @@ static void *run(void *unused)
     if (ox_tcp_connect(&server_addr, &idle) != 0 || ox_socket_write_all(idle, "?", 1) != 0 ||
         ox_socket_read_exact(idle, &echo, 1) != 0) /* the server has a task for it */
         ox_panic("the idle client cannot connect");
-    kill(getpid(), SIGINT); /* what Ctrl-C does */
+    /* What Ctrl-C does, but sent to this thread (raise) rather than to the
+     * process (kill), which hands it to the main thread: under
+     * ThreadSanitizer a signal that lands on a thread asleep in an oxide
+     * wait is held until that thread calls into the C library again, and
+     * the main thread sleeps until run() returns (oxide/signal.h). */
+    raise(SIGINT);
 
     int sig;
     if (ox_receiver_recv(signals, &sig) != 0)

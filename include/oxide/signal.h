@@ -41,6 +41,14 @@
  *
  * After fork() the child keeps the handlers but not the dispatcher thread:
  * signals sent to the child reach no listener there.
+ *
+ * Under ThreadSanitizer, TSan holds a signal that arrives while its thread
+ * runs (or sleeps in a raw system call, as oxide's waits do) until that
+ * thread next calls into the C library. A process-directed signal (kill,
+ * Ctrl-C) goes to the main thread first; if that thread sleeps in an oxide
+ * wait until the signal's listener is done, the handler never runs. Tests
+ * built with TSan send the signal to a running thread with raise() or
+ * pthread_kill() instead.
  */
 #ifndef OXIDE_SIGNAL_H
 #define OXIDE_SIGNAL_H
