@@ -372,15 +372,22 @@ static bool yield_or_give_up(void)
 static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, bool load_aware)
 {
     OX__CHAOS_POINT();
+    bool in_task = ox__park_unit_get() != NULL;
+    if (in_task && (load_aware || b->step >= spin_steps)) {
+        /* A task does not spin long or yield its worker's CPU to wait:
+         * the task it waits for is most often queued behind it on this
+         * very worker (the channel spin of 127 pauses made a two-task
+         * ping-pong over a bounded channel cost 9 us a switch). The caller
+         * parks, which runs it; one that cannot park (a slot being
+         * written) comes back here, one pause a time. A lock keeps its
+         * short spin: its holder may be running on another worker. */
+        ox__cpu_relax();
+        b->step = OX__BACKOFF_YIELD_LIMIT + 1;
+        return;
+    }
     if (b->step < spin_steps) {
         for (unsigned i = 0; i < (first_spin << b->step); i++)
             ox__cpu_relax();
-    } else if (ox__park_unit_get() != NULL) {
-        /* A task does not yield its worker's CPU to wait: the tasks it
-         * could be waiting for may be queued behind it on this worker.
-         * Done spinning: the caller parks, which runs them. */
-        b->step = OX__BACKOFF_YIELD_LIMIT + 1;
-        return;
     } else if (load_aware && b->step <= OX__BACKOFF_YIELD_LIMIT) {
         /* Only while the caller may still stop and park: a caller that
          * snoozes on past completion (a spin lock, a slot being written)
