@@ -298,3 +298,41 @@ OX_TEST(io_break_two_tasks_read_one_socket_every_byte_once)
     close(sv[1]);
     ox_runtime_shutdown(rt);
 }
+
+typedef struct abort_read {
+    ox_socket *s;
+    atomic_int started;
+} abort_read;
+
+static void *read_after_abort(void *arg)
+{
+    abort_read *j = arg;
+    atomic_store(&j->started, 1);
+    while (ox_task_sleep(OX_SECS(60)) != OX_ECANCELED)
+        ;
+    char b[2];
+    size_t n;
+    CHECK_EQ(ox_socket_read(j->s, b, 2, &n), 0); /* data waits: completes */
+    CHECK_EQ(n, 2u);
+    CHECK_EQ(ox_socket_wait(j->s, OX_IO_READABLE | OX_IO_WRITABLE, OX_INSTANT_NEVER), 0);
+    CHECK_EQ(ox_socket_read(j->s, b, 2, &n), OX_ECANCELED); /* would wait */
+    return NULL;
+}
+
+OX_TEST(io_break_aborted_task_read_completes_when_data_waits)
+{
+    ox_runtime *rt = runtime_of(1);
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    abort_read j = {0};
+    CHECK_EQ(ox_socket_from_fd(sv[0], &j.s), 0);
+    CHECK_EQ(write(sv[1], "ab", 2), 2);
+    ox_task_handle h = spawn_in(rt, read_after_abort, &j);
+    while (!atomic_load(&j.started))
+        ox_thread_yield();
+    ox_task_abort(&h);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_socket_close(j.s);
+    close(sv[1]);
+    ox_runtime_shutdown(rt);
+}
