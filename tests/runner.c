@@ -68,16 +68,41 @@ int64_t ox_test_bound(int64_t ns)
     return scaled >= (double)INT64_MAX ? INT64_MAX : (int64_t)scaled;
 }
 
-const char *ox_test_examples_dir(void)
-{
-    return OX_EXAMPLES_DIR;
-}
-
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+ox_test_budget ox_test_budget_start_s(long min, long max, double seconds)
+{
+    if (min > max)
+        min = max;
+    double budget = seconds * env_double("OX_TEST_TIMEOUT_SCALE", 1.0);
+    return (ox_test_budget){.deadline = now_s() + budget, .min = min, .max = max};
+}
+
+ox_test_budget ox_test_budget_start(long min, long max)
+{
+    return ox_test_budget_start_s(min, max, env_double("OX_TEST_BUDGET_S", 2.0));
+}
+
+bool ox_test_budget_spent(const ox_test_budget *b)
+{
+    return now_s() >= b->deadline;
+}
+
+bool ox_test_budget_more(const ox_test_budget *b, long done)
+{
+    if (done < b->min)
+        return true;
+    return done < b->max && !ox_test_budget_spent(b);
+}
+
+const char *ox_test_examples_dir(void)
+{
+    return OX_EXAMPLES_DIR;
 }
 
 /* A growing buffer filled from a pipe. */

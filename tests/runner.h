@@ -75,6 +75,34 @@ long ox_test_scaled(long n);
  * that sanitizers, qemu and a loaded machine stretch both alike. */
 int64_t ox_test_bound(int64_t ns);
 
+/* A stress test's length on a time budget, so that a loaded machine
+ * shortens it instead of timing it out:
+ *
+ *   ox_test_budget b = ox_test_budget_start(500, ox_test_scaled(20000));
+ *   for (long r = 0; ox_test_budget_more(&b, r); r++) ...
+ *
+ * More rounds while fewer than min are done (the least that still
+ * interleaves enough for the test to prove its claim: pick it so that it
+ * fails under its bug even then), never past max, and in between only
+ * until the budget is used: OX_TEST_BUDGET_S seconds (default 2) times
+ * OX_TEST_TIMEOUT_SCALE, well inside the runner's 30 s timeout scaled
+ * alike. On an idle machine every test reaches its max, as before. */
+typedef struct ox_test_budget {
+    double deadline; /* CLOCK_MONOTONIC seconds */
+    long min, max;
+} ox_test_budget;
+
+ox_test_budget ox_test_budget_start(long min, long max);
+/* The same with a budget of its own: seconds times OX_TEST_TIMEOUT_SCALE,
+ * for a test whose rounds take long even on an idle machine (a runner
+ * timeout_s of its own goes with it). */
+ox_test_budget ox_test_budget_start_s(long min, long max, double seconds);
+/* Whether to start round done + 1 (done rounds are over). Any thread may
+ * ask. */
+bool ox_test_budget_more(const ox_test_budget *b, long done);
+/* Whether the time budget is used (min and max aside). */
+bool ox_test_budget_spent(const ox_test_budget *b);
+
 /* Runs a program (argv[0] is a path) with a timeout; stdout and stderr are
  * captured into malloc'd strings (free them). Returns the wait status, or
  * -1 if it timed out (it is killed). */

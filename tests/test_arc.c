@@ -157,9 +157,9 @@ static void *upgrader(void *arg)
 
 OX_TEST(arc_drop_runs_once_under_concurrent_clone_drop)
 {
-    long rounds = ox_test_scaled(200);
+    ox_test_budget budget = ox_test_budget_start(20, ox_test_scaled(200));
     long iters = ox_test_scaled(2000);
-    for (long r = 0; r < rounds; r++) {
+    for (long r = 0; ox_test_budget_more(&budget, r); r++) {
         payload *p = ox_arc_new(sizeof *p, count_drop);
         p->expect = r + 1;
         churn_arg args[THREADS];
@@ -182,21 +182,29 @@ OX_TEST(arc_drop_runs_once_under_concurrent_clone_drop)
  * opens the round, so both reach the race window together (spawning a pair
  * of threads per round takes far longer than the window). */
 typedef struct race_pair {
-    _Atomic long round; /* opened by main: r + 1 for round r */
-    _Atomic long done;  /* each thread adds 1 when its step of the round is done */
-    long rounds;
+    _Atomic long round;     /* opened by main: r + 1 for round r */
+    _Atomic long done;      /* each thread adds 1 when its step of the round is done */
     ox_thread *main_thread; /* parks while the two race, unparked by the second */
     void *arc;              /* this round's strong reference, for one side */
     ox_weak *w;             /* this round's Weak, for the other side */
     _Atomic long upgraded, missed;
 } race_pair;
 
-static void wait_round(race_pair *rp, long r)
+/* Main ends the race on a time budget (see ox_test_budget) by opening
+ * this round instead of the next. */
+#define RACE_OVER (-1L)
+
+/* Waits until main opens round r; false when main ends the race instead. */
+static bool wait_round(race_pair *rp, long r)
 {
     /* Acquire: pairs with main's release store, which published arc and w. */
-    for (int spins = 0; atomic_load_explicit(&rp->round, memory_order_acquire) != r + 1; spins++)
+    for (int spins = 0;; spins++) {
+        long open = atomic_load_explicit(&rp->round, memory_order_acquire);
+        if (open == r + 1 || open == RACE_OVER)
+            return open == r + 1;
         if (spins > 1000)
             ox_thread_yield();
+    }
 }
 
 /* Round r delays one side by a few busy steps: over the rounds the offset
@@ -229,8 +237,7 @@ static void step_done(race_pair *rp, long n)
 static void *drop_side(void *arg)
 {
     race_pair *rp = arg;
-    for (long r = 0; r < rp->rounds; r++) {
-        wait_round(rp, r);
+    for (long r = 0; wait_round(rp, r); r++) {
         stagger(r, true);
         ox_arc_drop(rp->arc);
         step_done(rp, 1);
@@ -241,8 +248,7 @@ static void *drop_side(void *arg)
 static void *upgrade_side(void *arg)
 {
     race_pair *rp = arg;
-    for (long r = 0; r < rp->rounds; r++) {
-        wait_round(rp, r);
+    for (long r = 0; wait_round(rp, r); r++) {
         stagger(r, false);
         payload *p = ox_weak_upgrade(rp->w);
         if (p != NULL) {
@@ -262,21 +268,27 @@ static void *upgrade_side(void *arg)
 OX_TEST(arc_upgrade_races_last_drop)
 {
     static race_pair rp;
-    rp.rounds = ox_test_scaled(20000);
     rp.main_thread = ox_thread_current();
     ox_join_handle a = ox_thread_spawn(upgrade_side, &rp);
     ox_join_handle b = ox_thread_spawn(drop_side, &rp);
-    for (long r = 0; r < rp.rounds; r++) {
+    /* At least two sweeps of the stagger (512 offsets each), and on until
+     * both outcomes were seen if the budget runs out first. */
+    ox_test_budget budget = ox_test_budget_start(512, ox_test_scaled(20000));
+    long r = 0;
+    for (; ox_test_budget_more(&budget, r) ||
+           (r < budget.max && (atomic_load(&rp.upgraded) == 0 || atomic_load(&rp.missed) == 0));
+         r++) {
         payload *p = ox_arc_new(sizeof *p, count_drop);
         rp.w = ox_arc_downgrade(p);
         rp.arc = p;
         open_round(&rp, r);
         CHECK_EQ(atomic_load(&drops), r + 1);
     }
+    atomic_store_explicit(&rp.round, RACE_OVER, memory_order_release);
     CHECK_EQ(ox_thread_join(&a, NULL, NULL), 0);
     CHECK_EQ(ox_thread_join(&b, NULL, NULL), 0);
     CHECK_EQ(atomic_load(&drop_errors), 0);
-    printf("upgrade won %ld of %ld rounds\n", atomic_load(&rp.upgraded), rp.rounds);
+    printf("upgrade won %ld of %ld rounds\n", atomic_load(&rp.upgraded), r);
     /* The stagger sweeps the offset both ways, so both outcomes occur:
      * else the race was never run. */
     CHECK(atomic_load(&rp.upgraded) > 0);
@@ -294,8 +306,7 @@ typedef struct gm_state {
 static void *downgrade_then_drop(void *arg)
 {
     gm_state *s = arg;
-    for (long r = 0; r < s->rp.rounds; r++) {
-        wait_round(&s->rp, r);
+    for (long r = 0; wait_round(&s->rp, r); r++) {
         ox_weak *w = ox_arc_downgrade(s->rp.arc);
         ox_arc_drop(s->rp.arc);
         ox_thread_yield();
@@ -309,11 +320,11 @@ static void *downgrade_then_drop(void *arg)
 OX_TEST(arc_get_mut_races_downgrade)
 {
     static gm_state s;
-    s.rp.rounds = ox_test_scaled(5000);
     s.rp.main_thread = ox_thread_current();
     long bad = 0;
     ox_join_handle h = ox_thread_spawn(downgrade_then_drop, &s);
-    for (long r = 0; r < s.rp.rounds; r++) {
+    ox_test_budget budget = ox_test_budget_start(100, ox_test_scaled(5000));
+    for (long r = 0; ox_test_budget_more(&budget, r); r++) {
         long *p = ox_arc_new(sizeof *p, NULL);
         s.rp.arc = ox_arc_clone(p);
         atomic_store(&s.weak_dropped, 0);
@@ -329,6 +340,7 @@ OX_TEST(arc_get_mut_races_downgrade)
             ox_thread_park();
         ox_arc_drop(p);
     }
+    atomic_store_explicit(&s.rp.round, RACE_OVER, memory_order_release);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
     CHECK_EQ(bad, 0);
 }
@@ -491,8 +503,8 @@ static void *race_into_inner(void *arg)
  * they race; drop_fn never runs. */
 OX_TEST(arc_into_inner_gives_the_value_to_exactly_one_owner)
 {
-    long rounds = ox_test_scaled(INTO_INNER_ROUNDS);
-    for (long i = 0; i < rounds; i++) {
+    ox_test_budget budget = ox_test_budget_start(50, ox_test_scaled(INTO_INNER_ROUNDS));
+    for (long i = 0; ox_test_budget_more(&budget, i); i++) {
         ox_barrier start = OX_BARRIER_INIT(THREADS);
         struct into_inner_race r = {.start = &start};
         r.value = ox_arc_new(sizeof(long), count_unwrap_drop);

@@ -6,6 +6,7 @@
 
 #include "chan/chan_internal.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -194,14 +195,16 @@ OX_TEST(chan_zero_size_panicking_destructor_still_frees_the_channel)
 typedef struct signal_ctx {
     ox_sender *tx;
     ox_receiver *rx;
-    long n;
+    ox_test_budget budget;
+    long n; /* what it sent, for after the join */
     long payload[PAYLOADS];
 } signal_ctx;
 
 static void *signal_producer(void *arg)
 {
     signal_ctx *s = arg;
-    for (long i = 0; i < s->n; i++) {
+    long i = 0;
+    for (; ox_test_budget_more(&s->budget, i); i++) {
         s->payload[i % PAYLOADS] = i + 1;
         if (ox_sender_send(s->tx, NULL) != 0)
             abort();
@@ -210,12 +213,15 @@ static void *signal_producer(void *arg)
         if (i % (PAYLOADS / 2) == PAYLOADS / 2 - 1 && ox_receiver_recv(s->rx, NULL) != 0)
             abort();
     }
+    s->n = i;
     ox_sender_drop(s->tx);
     return NULL;
 }
 
 OX_TEST(chan_zero_size_send_happens_before_recv)
 {
+    /* One budget for every capacity: each gets its minimum. */
+    ox_test_budget budget = ox_test_budget_start(200, ox_test_scaled(40000));
     for (size_t c = 0; c < NCAPS; c++) {
         signal_ctx *s = calloc(1, sizeof *s);
         CHECK(s != NULL);
@@ -223,7 +229,7 @@ OX_TEST(chan_zero_size_send_happens_before_recv)
         ox_receiver *rx;
         CHECK_EQ(ox_channel(0, caps[c], &s->tx, &rx), 0);
         CHECK_EQ(ox_channel(0, OX_UNBOUNDED, &ack_tx, &s->rx), 0);
-        s->n = ox_test_scaled(40000);
+        s->budget = budget;
         ox_join_handle h = ox_thread_spawn(signal_producer, s);
         long got = 0;
         while (ox_receiver_recv(rx, NULL) == 0) {
@@ -232,8 +238,8 @@ OX_TEST(chan_zero_size_send_happens_before_recv)
             if (got % (PAYLOADS / 2) == 0)
                 CHECK_EQ(ox_sender_send(ack_tx, NULL), 0);
         }
-        CHECK_EQ(got, s->n);
         CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        CHECK_EQ(got, s->n);
         ox_receiver_drop(rx);
         ox_sender_drop(ack_tx);
         ox_receiver_drop(s->rx);
@@ -246,8 +252,8 @@ OX_TEST(chan_zero_size_send_happens_before_recv)
 typedef struct mpmc_zs {
     ox_sender *tx[4];
     ox_receiver *rx[4];
-    long per_producer;
-    _Atomic long received;
+    ox_test_budget budget; /* per producer */
+    _Atomic long received, sent;
     _Atomic int slot;
 } mpmc_zs;
 
@@ -255,7 +261,8 @@ static void *zs_producer(void *arg)
 {
     mpmc_zs *m = arg;
     int i = atomic_fetch_add(&m->slot, 1);
-    for (long k = 0; k < m->per_producer; k++) {
+    long k = 0;
+    for (; ox_test_budget_more(&m->budget, k); k++) {
         /* Mix blocking, try and timed sends. */
         int rc;
         if (k % 3 == 0)
@@ -269,6 +276,7 @@ static void *zs_producer(void *arg)
         if (rc != 0)
             abort();
     }
+    atomic_fetch_add(&m->sent, k);
     ox_sender_drop(m->tx[i]);
     return NULL;
 }
@@ -296,8 +304,11 @@ static void *zs_consumer(void *arg)
 
 OX_TEST(chan_zero_size_mpmc_counts_conserved)
 {
+    /* One deadline for every capacity: each gets its minimum. */
+    ox_test_budget budget = ox_test_budget_start(100, LONG_MAX);
     for (size_t c = 0; c < NCAPS; c++) {
-        mpmc_zs m = {.per_producer = ox_test_scaled(caps[c] == 0 ? 5000 : 30000)};
+        mpmc_zs m = {.budget = budget};
+        m.budget.max = ox_test_scaled(caps[c] == 0 ? 5000 : 30000);
         ox_sender *tx;
         ox_receiver *rx;
         CHECK_EQ(ox_channel(0, caps[c], &tx, &rx), 0);
@@ -314,7 +325,8 @@ OX_TEST(chan_zero_size_mpmc_counts_conserved)
             h[i] = ox_thread_spawn(zs_consumer, &m);
         for (int i = 0; i < 8; i++)
             CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-        CHECK_EQ(atomic_load(&m.received), 4 * m.per_producer);
+        CHECK_EQ(atomic_load(&m.received), atomic_load(&m.sent));
+        CHECK(atomic_load(&m.sent) >= 4 * m.budget.min);
     }
 }
 
@@ -369,17 +381,26 @@ OX_TEST(chan_zero_size_disconnect_wakes_blocked)
 /* ---- select ---- */
 
 typedef struct zs_feeder {
-    ox_sender *tx;   /* sends n signals, then drops tx */
-    ox_receiver *rx; /* or receives n, then drops rx */
-    long n;
+    ox_sender *tx;   /* sends signals while the budget lasts, then drops tx */
+    ox_receiver *rx; /* or receives until disconnected, then drops rx */
+    const ox_test_budget *budget;
+    long n; /* what it sent or received, for after the join */
 } zs_feeder;
 
 static void *zs_feed(void *arg)
 {
     zs_feeder *f = arg;
-    for (long i = 0; i < f->n; i++)
-        if ((f->tx ? ox_sender_send(f->tx, NULL) : ox_receiver_recv(f->rx, NULL)) != 0)
-            abort();
+    long i = 0;
+    if (f->tx) {
+        for (; ox_test_budget_more(f->budget, i); i++)
+            if (ox_sender_send(f->tx, NULL) != 0)
+                abort();
+    } else {
+        for (int rc; (rc = ox_receiver_recv(f->rx, NULL)) != OX_EDISCONNECTED; i++)
+            if (rc != 0)
+                abort();
+    }
+    f->n = i;
     if (f->tx)
         ox_sender_drop(f->tx);
     else
@@ -392,7 +413,7 @@ static void *zs_feed(void *arg)
  * once its channel reports disconnection: every signal arrives once. */
 OX_TEST(chan_zero_size_select_receives_every_flavor)
 {
-    long n = ox_test_scaled(20000);
+    ox_test_budget budget = ox_test_budget_start(200, ox_test_scaled(20000));
     ox_receiver *rx[NCAPS];
     zs_feeder f[NCAPS];
     ox_join_handle h[NCAPS];
@@ -400,7 +421,7 @@ OX_TEST(chan_zero_size_select_receives_every_flavor)
     for (size_t i = 0; i < NCAPS; i++) {
         ox_sender *tx;
         CHECK_EQ(ox_channel(0, caps[i], &tx, &rx[i]), 0);
-        f[i] = (zs_feeder){.tx = tx, .n = n};
+        f[i] = (zs_feeder){.tx = tx, .budget = &budget};
         h[i] = ox_thread_spawn(zs_feed, &f[i]);
         ops[i] = OX_SELECT_RECV(rx[i], NULL);
     }
@@ -421,8 +442,8 @@ OX_TEST(chan_zero_size_select_receives_every_flavor)
         got[idx]++;
     }
     for (size_t i = 0; i < NCAPS; i++) {
-        CHECK_EQ(got[i], n);
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+        CHECK_EQ(got[i], f[i].n);
         ox_receiver_drop(rx[i]);
     }
 }
@@ -432,7 +453,7 @@ OX_TEST(chan_zero_size_select_receives_every_flavor)
 OX_TEST(chan_zero_size_select_sends_every_flavor)
 {
     const size_t scaps[] = {0, 1, 16, OX_UNBOUNDED};
-    long n = ox_test_scaled(20000);
+    ox_test_budget budget = ox_test_budget_start(200, ox_test_scaled(20000));
     ox_sender *tx[4];
     zs_feeder f[4];
     ox_join_handle h[4];
@@ -440,25 +461,27 @@ OX_TEST(chan_zero_size_select_sends_every_flavor)
     for (int i = 0; i < 4; i++) {
         ox_receiver *rx;
         CHECK_EQ(ox_channel(0, scaps[i], &tx[i], &rx), 0);
-        f[i] = (zs_feeder){.rx = rx, .n = n};
+        f[i] = (zs_feeder){.rx = rx};
         h[i] = ox_thread_spawn(zs_feed, &f[i]);
         ops[i] = OX_SELECT_SEND(tx[i], NULL);
     }
     long sent[4] = {0};
-    for (long total = 0; total < 4 * n; total++) {
+    for (int live = 4; live > 0;) {
         size_t idx;
         CHECK_EQ(ox_select(ops, 4, &idx), 0);
         CHECK(idx < 4 && ops[idx].tx != NULL);
-        if (++sent[idx] == n)
+        if (!ox_test_budget_more(&budget, ++sent[idx])) {
             ops[idx] = OX_SELECT_NEVER; /* done with it: switch it off */
+            live--;
+        }
     }
     size_t idx = 99;
     CHECK_EQ(ox_select_try(ops, 4, &idx), OX_EBUSY); /* all off */
     CHECK_EQ(idx, 99);
     for (int i = 0; i < 4; i++) {
-        CHECK_EQ(sent[i], n);
+        ox_sender_drop(tx[i]); /* the receiver's end: it has them all */
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-        ox_sender_drop(tx[i]);
+        CHECK_EQ(sent[i], f[i].n);
     }
 }
 

@@ -327,15 +327,17 @@ OX_TEST(mutex_scope_unlocks_on_every_exit)
 
 struct stress {
     ox_mutex m;
-    long counter;       /* plain: a missing happens-before is a race TSan sees */
-    _Atomic int inside; /* relaxed: the compiler may not fold it away */
-    long iterations;
+    long counter;          /* plain: a missing happens-before is a race TSan sees */
+    _Atomic int inside;    /* relaxed: the compiler may not fold it away */
+    ox_test_budget budget; /* iterations per thread */
+    _Atomic long done;     /* iterations, summed over the threads */
 };
 
 static void *stress_worker(void *arg)
 {
     struct stress *s = arg;
-    for (long i = 0; i < s->iterations; i++) {
+    long i = 0;
+    for (; ox_test_budget_more(&s->budget, i); i++) {
         if (i % 64 == 0) {
             if (ox_mutex_lock_timeout(&s->m, ox_test_bound(OX_SECS(10))) != 0)
                 ox_panic("lock_timeout failed");
@@ -356,18 +358,20 @@ static void *stress_worker(void *arg)
         atomic_fetch_sub_explicit(&s->inside, 1, memory_order_relaxed);
         ox_mutex_unlock(&s->m);
     }
+    atomic_fetch_add(&s->done, i);
     return NULL;
 }
 
 OX_TEST(mutex_stress_counter_4_threads)
 {
-    struct stress s = {OX_MUTEX_INIT, 0, 0, ox_test_scaled(1000000)};
+    struct stress s = {OX_MUTEX_INIT, 0, 0, ox_test_budget_start(20000, ox_test_scaled(1000000)),
+                       0};
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
         h[i] = ox_thread_spawn(stress_worker, &s);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    CHECK_EQ(s.counter, 4 * s.iterations);
+    CHECK_EQ(s.counter, atomic_load(&s.done));
     ox_mutex_destroy(&s.m);
 }
 
@@ -379,13 +383,15 @@ struct mtimeouts {
     int inside;
     long counter;
     _Atomic long timed_out;
-    long iterations;
+    ox_test_budget budget; /* iterations per thread */
+    _Atomic long done;     /* iterations, summed over the threads */
 };
 
 static void *mutex_timeout_worker(void *arg)
 {
     struct mtimeouts *t = arg;
-    for (long i = 0; i < t->iterations; i++) {
+    long i = 0;
+    for (; ox_test_budget_more(&t->budget, i); i++) {
         int rc = (i & 1) ? ox_mutex_lock_timeout(&t->m, OX_MICROS(i % 100)) : ox_mutex_lock(&t->m);
         if (rc == OX_ETIMEDOUT) {
             atomic_fetch_add(&t->timed_out, 1);
@@ -399,6 +405,7 @@ static void *mutex_timeout_worker(void *arg)
         t->inside--;
         ox_mutex_unlock(&t->m);
     }
+    atomic_fetch_add(&t->done, i);
     return NULL;
 }
 
@@ -406,13 +413,13 @@ OX_TEST(mutex_stress_short_timeouts)
 {
     static struct mtimeouts t;
     memset(&t, 0, sizeof t);
-    t.iterations = ox_test_scaled(100000);
+    t.budget = ox_test_budget_start(2000, ox_test_scaled(100000));
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
         h[i] = ox_thread_spawn(mutex_timeout_worker, &t);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    CHECK_EQ(t.counter + atomic_load(&t.timed_out), 4 * t.iterations);
+    CHECK_EQ(t.counter + atomic_load(&t.timed_out), atomic_load(&t.done));
     CHECK_EQ(ox_mutex_try_lock(&t.m), 0);
     ox_mutex_unlock(&t.m);
 }

@@ -97,10 +97,10 @@ OX_TEST(notify_waiters_wakes_every_current_waiter)
  * (a waiter leaving just as it is picked) run too. */
 static struct {
     ox_notify ping, pong;
-    long rounds;
-    long turn; /* plain: handed over by the notifies */
+    _Atomic long last; /* the last round, stored before main's ping of it */
+    long turn;         /* plain: handed over by the notifies */
     _Atomic long bad;
-} pp;
+} pp = {.last = -1};
 
 static void wait_retrying(ox_notify *n, long i)
 {
@@ -114,21 +114,27 @@ static void wait_retrying(ox_notify *n, long i)
 static void *ponger(void *arg)
 {
     (void)arg;
-    for (long i = 0; i < pp.rounds; i++) {
+    for (long i = 0;; i++) {
         wait_retrying(&pp.ping, i);
         if (pp.turn != 2 * i + 1)
             atomic_fetch_add(&pp.bad, 1);
         pp.turn++;
         ox_notify_one(&pp.pong);
+        if (atomic_load(&pp.last) == i)
+            return NULL;
     }
-    return NULL;
 }
 
 OX_TEST(notify_one_never_lost_in_ping_pong)
 {
-    pp.rounds = ox_test_scaled(3000);
+    ox_test_budget budget = ox_test_budget_start(300, ox_test_scaled(3000));
     ox_join_handle h = ox_thread_spawn(ponger, NULL);
-    for (long i = 0; i < pp.rounds; i++) {
+    long rounds = 0;
+    for (bool more = true; more; rounds++) {
+        long i = rounds;
+        more = ox_test_budget_more(&budget, i + 1);
+        if (!more)
+            atomic_store(&pp.last, i); /* the ponger reads it after this ping */
         if (pp.turn != 2 * i)
             atomic_fetch_add(&pp.bad, 1);
         pp.turn++;
@@ -137,7 +143,7 @@ OX_TEST(notify_one_never_lost_in_ping_pong)
     }
     ox_test_join(&h);
     CHECK_EQ(atomic_load(&pp.bad), 0);
-    CHECK_EQ(pp.turn, 2 * pp.rounds);
+    CHECK_EQ(pp.turn, 2 * rounds);
 }
 
 /* Many producers, one consumer, counted work: notify_one after each
@@ -145,13 +151,23 @@ OX_TEST(notify_one_never_lost_in_ping_pong)
 static struct {
     ox_notify n;
     _Atomic long pending;
-    long per_producer;
+    ox_test_budget budget;  /* increments per producer */
+    _Atomic long announced; /* increments, summed over the finished producers */
+    _Atomic int finished;   /* producers that announced their count */
 } mp;
 
 static void *producer(void *arg)
 {
     (void)arg;
-    for (long i = 0; i < mp.per_producer; i++) {
+    bool more = true;
+    for (long i = 0; more; i++) {
+        more = ox_test_budget_more(&mp.budget, i + 1);
+        if (!more) {
+            /* The last: its count is announced before its increment, and
+             * no notify is added to the one that follows it. */
+            atomic_fetch_add(&mp.announced, i + 1);
+            atomic_fetch_add(&mp.finished, 1);
+        }
         atomic_fetch_add(&mp.pending, 1);
         ox_notify_one(&mp.n);
         if (i % 16 == 0)
@@ -163,21 +179,23 @@ static void *producer(void *arg)
 OX_TEST(notify_one_never_lost_with_many_producers)
 {
     enum { P = 3 };
-    mp.per_producer = ox_test_scaled(30000);
+    mp.budget = ox_test_budget_start(3000, ox_test_scaled(30000));
     ox_join_handle h[P];
     for (int i = 0; i < P; i++)
         h[i] = ox_thread_spawn(producer, NULL);
     long got = 0;
-    while (got < P * mp.per_producer) {
+    for (;;) {
         long now = atomic_exchange(&mp.pending, 0);
-        if (now > 0)
-            got += now;
-        else
+        got += now;
+        if (atomic_load(&mp.finished) == P && got == atomic_load(&mp.announced))
+            break;
+        if (now == 0)
             CHECK_EQ(ox_notify_wait(&mp.n), 0);
     }
     for (int i = 0; i < P; i++)
         ox_test_join(&h[i]);
-    CHECK_EQ(got, P * mp.per_producer);
+    CHECK_EQ(got, atomic_load(&mp.announced));
+    CHECK(got >= P * mp.budget.min);
 }
 
 /* Rounds announced with notify_waiters: waiters take a ticket before they

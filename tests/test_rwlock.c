@@ -368,8 +368,8 @@ struct witness {
     ox_rwlock l;
     _Atomic int readers;
     _Atomic int writers;
-    uint64_t a, b; /* plain data: a == b whenever no writer is inside */
-    long iterations;
+    uint64_t a, b;         /* plain data: a == b whenever no writer is inside */
+    ox_test_budget budget; /* iterations per thread */
     _Atomic long reads, writes;
 };
 
@@ -377,7 +377,7 @@ static void *witness_worker(void *arg)
 {
     struct witness *w = arg;
     uint64_t seed = (uint64_t)(uintptr_t)&seed;
-    for (long i = 0; i < w->iterations; i++) {
+    for (long i = 0; ox_test_budget_more(&w->budget, i); i++) {
         seed = seed * 6364136223846793005u + 1442695040888963407u;
         unsigned pick = (unsigned)(seed >> 33) % 16;
         if (pick == 0 || pick == 1) {
@@ -430,13 +430,13 @@ OX_TEST(rwlock_stress_witness_4_threads)
 {
     static struct witness w;
     memset(&w, 0, sizeof w);
-    w.iterations = ox_test_scaled(300000);
+    w.budget = ox_test_budget_start(5000, ox_test_scaled(300000));
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
         h[i] = ox_thread_spawn(witness_worker, &w);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    /* (reads + writes == 4 * iterations holds by construction: every
+    /* (reads + writes == the iterations holds by construction: every
      * iteration counts one or panics.) Both modes ran, and every write is
      * in the data: */
     CHECK(atomic_load(&w.reads) > 0 && atomic_load(&w.writes) > 0);
@@ -452,14 +452,14 @@ struct timeouts {
     ox_rwlock l;
     _Atomic int readers, writers;
     _Atomic long ok, timed_out;
-    long iterations;
+    ox_test_budget budget; /* iterations per thread */
 };
 
 static void *timeout_worker(void *arg)
 {
     struct timeouts *t = arg;
     uint64_t seed = (uint64_t)(uintptr_t)&seed;
-    for (long i = 0; i < t->iterations; i++) {
+    for (long i = 0; ox_test_budget_more(&t->budget, i); i++) {
         seed = seed * 6364136223846793005u + 1442695040888963407u;
         bool write = (seed >> 40) % 3 == 0;
         ox_nanos timeout = OX_MICROS((long)((seed >> 20) % 200));
@@ -495,13 +495,13 @@ OX_TEST(rwlock_stress_short_timeouts)
 {
     static struct timeouts t;
     memset(&t, 0, sizeof t);
-    t.iterations = ox_test_scaled(100000);
+    t.budget = ox_test_budget_start(2000, ox_test_scaled(100000));
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
         h[i] = ox_thread_spawn(timeout_worker, &t);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    /* (ok + timed_out == 4 * iterations holds by construction.) Some
+    /* (ok + timed_out == the iterations holds by construction.) Some
      * attempts got in: timeouts did not shut the lock for good. */
     CHECK(atomic_load(&t.ok) > 0);
     /* Nothing left behind: both modes are free at once. */

@@ -56,7 +56,7 @@ OX_TEST_OPTS(semaphore_release_of_a_huge_count_aborts, .expect_signal = SIGABRT,
 
 static struct {
     ox_semaphore sem;
-    long rounds;
+    ox_test_budget budget; /* rounds per worker */
     _Atomic long in_use;   /* permits held right now, by everyone */
     _Atomic long over;     /* times in_use exceeded TOTAL */
     _Atomic long acquired; /* successful acquires, for the record */
@@ -65,7 +65,7 @@ static struct {
 static void *conserve_worker(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + 1;
-    for (long i = 0; i < cons.rounds; i++) {
+    for (long i = 0; ox_test_budget_more(&cons.budget, i); i++) {
         seed = seed * 1103515245u + 12345u;
         size_t n = 1 + (seed >> 16) % TOTAL; /* 1..TOTAL: big ones must get through */
         int rc;
@@ -98,7 +98,7 @@ static void *conserve_worker(void *arg)
 
 OX_TEST(semaphore_permits_conserved_under_contention)
 {
-    cons.rounds = ox_test_scaled(20000);
+    cons.budget = ox_test_budget_start(1000, ox_test_scaled(20000));
     ox_join_handle h[WORKERS];
     for (int t = 0; t < WORKERS; t++)
         h[t] = ox_thread_spawn(conserve_worker, (void *)(uintptr_t)t);

@@ -232,16 +232,32 @@ OX_TEST(thread_park_token_semantics)
 
 struct pingpong {
     ox_thread *main_thread;
-    _Atomic long turn; /* odd: the worker's turn; even: main's */
-    long rounds;
+    _Atomic long turn; /* odd: the worker's turn; even: main's; or PINGPONG_OVER */
 };
+
+/* Main ends a ping-pong on a time budget (see ox_test_budget). */
+#define PINGPONG_OVER (-1L)
+
+/* Waits (parking or yielding) for the worker's turn of round i; false when
+ * main ends the game instead. */
+static bool worker_turn(struct pingpong *pp, long i, bool park)
+{
+    for (;;) {
+        /* Acquire: pairs with main's release store of the turn. */
+        long t = atomic_load_explicit(&pp->turn, memory_order_acquire);
+        if (t == 2 * i + 1 || t == PINGPONG_OVER)
+            return t == 2 * i + 1;
+        if (park)
+            ox_thread_park();
+        else
+            ox_thread_yield();
+    }
+}
 
 static void *pong(void *arg)
 {
     struct pingpong *pp = arg;
-    for (long i = 0; i < pp->rounds; i++) {
-        while (atomic_load_explicit(&pp->turn, memory_order_acquire) != 2 * i + 1)
-            ox_thread_park();
+    for (long i = 0; worker_turn(pp, i, true); i++) {
         atomic_store_explicit(&pp->turn, 2 * i + 2, memory_order_release);
         ox_thread_unpark(pp->main_thread);
     }
@@ -253,9 +269,7 @@ static void *pong(void *arg)
 static void *park_after_unpark(void *arg)
 {
     struct pingpong *pp = arg;
-    for (long i = 0; i < pp->rounds; i++) {
-        while (atomic_load_explicit(&pp->turn, memory_order_acquire) != 2 * i + 1)
-            ox_thread_yield();
+    for (long i = 0; worker_turn(pp, i, false); i++) {
         ox_thread_park(); /* consumes the token of this round's unpark */
         atomic_store_explicit(&pp->turn, 2 * i + 2, memory_order_release);
     }
@@ -264,28 +278,33 @@ static void *park_after_unpark(void *arg)
 
 OX_TEST(thread_park_unpark_handoffs_are_never_lost)
 {
-    struct pingpong pp = {.main_thread = ox_thread_current(), .rounds = ox_test_scaled(20000)};
+    struct pingpong pp = {.main_thread = ox_thread_current()};
     ox_join_handle h = ox_thread_spawn(pong, &pp);
     ox_thread *worker = ox_join_handle_thread(&h);
-    for (long i = 0; i < pp.rounds; i++) {
+    ox_test_budget budget = ox_test_budget_start(1000, ox_test_scaled(20000));
+    for (long i = 0; ox_test_budget_more(&budget, i); i++) {
         atomic_store_explicit(&pp.turn, 2 * i + 1, memory_order_release);
         ox_thread_unpark(worker);
         while (atomic_load_explicit(&pp.turn, memory_order_acquire) != 2 * i + 2)
             ox_thread_park();
     }
+    atomic_store_explicit(&pp.turn, PINGPONG_OVER, memory_order_release);
+    ox_thread_unpark(worker);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
 
     /* An unpark that finds the thread not parked must leave it a token: a
      * lost one leaves the worker parked for ever (the runner's timeout). */
-    struct pingpong early = {.rounds = ox_test_scaled(2000)};
+    struct pingpong early = {0};
     h = ox_thread_spawn(park_after_unpark, &early);
     worker = ox_join_handle_thread(&h);
-    for (long i = 0; i < early.rounds; i++) {
+    budget = ox_test_budget_start(100, ox_test_scaled(2000));
+    for (long i = 0; ox_test_budget_more(&budget, i); i++) {
         ox_thread_unpark(worker); /* before the worker may park */
         atomic_store_explicit(&early.turn, 2 * i + 1, memory_order_release);
         while (atomic_load_explicit(&early.turn, memory_order_acquire) != 2 * i + 2)
             ox_thread_yield();
     }
+    atomic_store_explicit(&early.turn, PINGPONG_OVER, memory_order_release);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
 }
 

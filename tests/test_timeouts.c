@@ -242,7 +242,8 @@ static void *send_then_drop(void *arg)
 OX_TEST(timeouts_timed_recv_races_last_sender_drop)
 {
     static const size_t caps[] = {OX_UNBOUNDED, 0, 1, 16};
-    for (long r = 0; r < ox_test_scaled(200); r++) {
+    ox_test_budget budget = ox_test_budget_start(40, ox_test_scaled(200));
+    for (long r = 0; ox_test_budget_more(&budget, r); r++) {
         size_t cap = caps[r % 4];
         ox_receiver *rx;
         last_sender l = {.round = r};

@@ -15,14 +15,14 @@
 
 static struct {
     ox_semaphore sem;
-    long rounds;
+    ox_test_budget budget; /* rounds per task or thread */
     _Atomic long in_use, over;
 } ms = {.sem = OX_SEMAPHORE_INIT(PERMITS)};
 
 static void *use_permits(void *arg)
 {
     size_t n = 1 + (size_t)(uintptr_t)arg % PERMITS;
-    for (long i = 0; i < ms.rounds; i++) {
+    for (long i = 0; ox_test_budget_more(&ms.budget, i); i++) {
         CHECK_EQ(ox_semaphore_acquire(&ms.sem, n), 0);
         if (atomic_fetch_add(&ms.in_use, (long)n) + (long)n > PERMITS)
             atomic_fetch_add(&ms.over, 1);
@@ -41,7 +41,7 @@ static void *use_permits(void *arg)
 OX_TEST(tokio_sync_semaphore_tasks_and_threads_conserve_permits)
 {
     ox_runtime *rt = ox_test_runtime(2);
-    ms.rounds = ox_test_scaled(5000);
+    ms.budget = ox_test_budget_start(200, ox_test_scaled(5000));
     enum { TASKS = 12, THREADS = 2 };
     ox_test_run_tasks_and_threads(rt, TASKS, THREADS, use_permits);
     CHECK_EQ(atomic_load(&ms.over), 0);

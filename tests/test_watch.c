@@ -206,7 +206,7 @@ static void *watch_reader(void *arg)
 
 OX_TEST(watch_readers_see_latest_untorn_then_last_value)
 {
-    wr.sends = ox_test_scaled(100000);
+    ox_test_budget budget = ox_test_budget_start(5000, ox_test_scaled(100000));
     pair p = {0, 0};
     ox_watch_receiver *first;
     CHECK_EQ(ox_watch(sizeof p, &p, &wr.tx, &first), 0);
@@ -216,7 +216,8 @@ OX_TEST(watch_readers_see_latest_untorn_then_last_value)
         jobs[i] = (reader_job){.rx = i == 0 ? first : ox_watch_subscribe(wr.tx)};
         h[i] = ox_thread_spawn(watch_reader, &jobs[i]);
     }
-    for (long i = 1; i <= wr.sends; i++) {
+    for (long i = 1; ox_test_budget_more(&budget, i - 1); i++) {
+        wr.sends = i;
         p = (pair){i, 3 * i};
         CHECK_EQ(ox_watch_send(wr.tx, &p), 0);
         if (i % 128 == 0)
