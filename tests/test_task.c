@@ -210,6 +210,69 @@ OX_TEST(task_yield_lets_others_run)
     ox_runtime_shutdown(rt);
 }
 
+/* ---- the LIFO slot: hand-offs between two tasks cannot starve the queue ----
+ * A wake puts the woken task in its worker's LIFO slot, which runs next.
+ * Two tasks that wake each other in turn would keep the slot full for
+ * ever; after a few runs in a row the slot's task goes to the back of the
+ * queue instead, so a task queued behind them runs. */
+
+static struct {
+    ox_notify to_a, to_b;
+    _Atomic int stop;
+    long handoffs; /* written by A and B in turn: the notifies order it */
+} lifo;
+
+static void *stop_the_handoffs(void *arg)
+{
+    (void)arg;
+    atomic_store(&lifo.stop, 1);
+    return NULL;
+}
+
+static void *handoff_b(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        CHECK_EQ(ox_notify_wait(&lifo.to_b), 0);
+        bool stop = atomic_load(&lifo.stop);
+        lifo.handoffs++;
+        ox_notify_one(&lifo.to_a); /* A into this worker's LIFO slot */
+        if (stop)
+            return NULL;
+    }
+}
+
+static void *handoff_a(void *arg)
+{
+    (void)arg;
+    /* Both queued on this worker, behind this task: B, then the stopper. */
+    ox_task_handle b = ox_task_spawn(handoff_b, NULL);
+    ox_task_handle stopper = ox_task_spawn(stop_the_handoffs, NULL);
+    for (;;) {
+        bool stop = atomic_load(&lifo.stop);
+        ox_notify_one(&lifo.to_b); /* B into the LIFO slot (or a permit) */
+        if (stop)
+            break;
+        CHECK_EQ(ox_notify_wait(&lifo.to_a), 0);
+    }
+    CHECK_EQ(ox_task_join(&b, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&stopper, NULL, NULL), 0);
+    return NULL;
+}
+
+OX_TEST(task_lifo_handoffs_cannot_starve_the_queue)
+{
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 1; /* no other worker to steal the stopper */
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
+    ox_task_handle a = spawn_on(rt, handoff_a, NULL);
+    /* A starving stopper never runs: the runner's timeout fails the test. */
+    CHECK_EQ(ox_task_join(&a, NULL, NULL), 0);
+    CHECK(lifo.handoffs >= 1);
+    ox_runtime_shutdown(rt);
+}
+
 /* ---- sleep and abort ---- */
 
 static void *sleep_long(void *arg)
