@@ -467,7 +467,7 @@ static void *select_forever(void *arg)
 /* Polls the blocked-thread dump until it contains needle. */
 static char *dump_until(const char *needle)
 {
-    ox_instant give_up = ox_instant_after(OX_SECS(20));
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(20)));
     for (;;) {
         char *text = NULL;
         size_t len = 0;

@@ -430,7 +430,7 @@ OX_TEST(chan_zero_size_select_receives_every_flavor)
     while (live > 0) {
         size_t idx;
         int rc = live % 2 ? ox_select(ops, NCAPS, &idx)
-                          : ox_select_timeout(ops, NCAPS, OX_SECS(60), &idx);
+                          : ox_select_timeout(ops, NCAPS, ox_test_bound(OX_SECS(60)), &idx);
         CHECK(idx < NCAPS);
         CHECK(ops[idx].rx != NULL); /* a disabled case is never chosen */
         if (rc == OX_EDISCONNECTED) {

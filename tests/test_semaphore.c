@@ -98,7 +98,7 @@ static void *conserve_worker(void *arg)
 
 OX_TEST(semaphore_permits_conserved_under_contention)
 {
-    cons.budget = ox_test_budget_start(1000, ox_test_scaled(20000));
+    cons.budget = ox_test_budget_start(300, ox_test_scaled(20000));
     ox_join_handle h[WORKERS];
     for (int t = 0; t < WORKERS; t++)
         h[t] = ox_thread_spawn(conserve_worker, (void *)(uintptr_t)t);
@@ -187,7 +187,9 @@ OX_TEST(semaphore_big_acquire_not_starved)
 OX_TEST(semaphore_timeout_hands_collected_permits_on)
 {
     static ox_semaphore s;
-    acq_job first = {.sem = &s, .n = 5, .timeout = OX_MILLIS(100)};
+    /* The first must still wait when the release comes (else the permits
+     * go to the second): a bound that load stretches like the rest. */
+    acq_job first = {.sem = &s, .n = 5, .timeout = ox_test_bound(OX_SECS(1))};
     acq_job second = {.sem = &s, .n = 2, .timeout = -1};
     ox_join_handle h1 = ox_thread_spawn(acquirer, &first);
     ox_test_wait_blocked_on(&s, 1);
