@@ -495,7 +495,7 @@ OX_TEST(rwlock_stress_short_timeouts)
 {
     static struct timeouts t;
     memset(&t, 0, sizeof t);
-    t.budget = ox_test_budget_start(2000, ox_test_scaled(100000));
+    t.budget = ox_test_budget_start(300, ox_test_scaled(100000));
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
         h[i] = ox_thread_spawn(timeout_worker, &t);
