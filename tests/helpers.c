@@ -178,3 +178,21 @@ void *ox_test_park_until_done(void *done)
         ox_thread_park();
     return NULL;
 }
+
+static void count_tasks_at(const ox__lot_waiter *w, void *arg)
+{
+    struct blocked_count *c = arg;
+    if (strcmp(w->site->what, c->site) == 0)
+        c->n++;
+}
+
+void ox_test_wait_tasks_blocked_at(const char *site, int count)
+{
+    for (;;) {
+        struct blocked_count c = {.site = site};
+        ox__park_lot_visit(count_tasks_at, &c); /* skips a busy bucket: look again */
+        if (c.n >= count)
+            return;
+        ox_thread_yield();
+    }
+}

@@ -57,6 +57,13 @@ int ox_test_wait_blocked(const void *object, int n, const _Atomic int *give_up);
  * object a test cannot name). */
 void ox_test_wait_thread_blocked(ox_thread *t, const _Atomic int *give_up);
 
+/* The same for tasks, which the blocked-thread registry does not list:
+ * waits until at least count tasks wait at a site of that name ("task
+ * sleep", "socket read"...), their wait records linked in the parking lot.
+ * A task aborted before it ever runs never runs: a test that wants it
+ * aborted inside a wait waits for that first. */
+void ox_test_wait_tasks_blocked_at(const char *site, int count);
+
 /* ox_test_wait_blocked(object, count, NULL): waits until at least count
  * threads are queued on object. */
 void ox_test_wait_blocked_on(const void *object, int count);

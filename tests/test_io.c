@@ -4,6 +4,7 @@
  * read, descriptor exhaustion, and the reactor's own wake-ups (a timer
  * and a new task while the only worker sleeps in the poller). */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <errno.h>
@@ -535,7 +536,9 @@ OX_TEST(io_abort_ends_a_blocked_read_with_ecanceled)
     connected_pair(&c, &s);
     read_job j = {.s = s};
     ox_task_handle h = spawn_in(rt, read_twice_after_abort, &j);
-    ox_thread_sleep(OX_MILLIS(5));
+    /* Not a sleep: a task aborted before it runs never runs (its join
+     * would say OX_ECANCELED, as seen under load). */
+    ox_test_wait_tasks_blocked_at("socket read", 1);
     ox_task_abort(&h);
     join_ok(&h, NULL);
     CHECK_EQ(j.rc, OX_ECANCELED);

@@ -3,6 +3,7 @@
  * condvar and channel (the one parking interface). */
 #include "helpers.h"
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 #include "task/task_internal.h" /* white box: which stack a task got */
 
@@ -285,31 +286,12 @@ static void *sleep_long(void *arg)
     return (void *)(intptr_t)rc;
 }
 
-static void count_task_sleeps(const ox__lot_waiter *w, void *count)
-{
-    if (strcmp(w->site->what, "task sleep") == 0)
-        ++*(int *)count;
-}
-
-/* The handshake for "the task sleeps now": its wait record is linked in
- * the parking lot (the blocked-thread registry has only threads). */
-static void wait_for_a_task_sleep(void)
-{
-    for (;;) {
-        int n = 0;
-        ox__park_lot_visit(count_task_sleeps, &n);
-        if (n > 0)
-            return;
-        ox_thread_yield();
-    }
-}
-
 OX_TEST(task_abort_ends_a_sleep_with_ecanceled)
 {
     ox_task_handle h = ox_task_spawn(sleep_long, NULL);
     /* A handshake, not a sleep: aborted before it runs, the task would
      * never run (and its join would say OX_ECANCELED). */
-    wait_for_a_task_sleep();
+    ox_test_wait_tasks_blocked_at("task sleep", 1);
     CHECK(!ox_task_is_finished(&h));
     ox_task_abort(&h);
     void *r = NULL;
