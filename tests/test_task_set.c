@@ -53,6 +53,57 @@ OX_TEST(join_set_returns_tasks_in_completion_order)
     ox_join_set_drop(set);
 }
 
+/* Several finished before the owner looks: join_next still gives them in
+ * the order they finished (a queue, not a stack). One worker, so a task's
+ * finish (retire) is over before the next task runs. */
+static ox_receiver *later_gates[8];
+static _Atomic int returning[8]; /* task i is about to return */
+
+static void *wait_for_later_gate(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    long v;
+    CHECK_EQ(ox_receiver_recv(later_gates[i], &v), 0);
+    atomic_store(&returning[i], 1);
+    return (void *)(i * 10);
+}
+
+OX_TEST(join_set_queues_tasks_finished_before_join_next_in_order)
+{
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 1;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
+    ox_join_set *set;
+    CHECK_EQ(ox_join_set_new(&set), 0);
+    ox_sender *open[8];
+    for (intptr_t i = 0; i < 8; i++) {
+        CHECK_EQ(ox_channel(sizeof(long), 1, &open[i], &later_gates[i]), 0);
+        ox_task_builder b = OX_TASK_BUILDER_INIT;
+        b.runtime = rt;
+        CHECK_EQ(ox_join_set_spawn_with(set, &b, wait_for_later_gate, (void *)i, NULL), 0);
+    }
+    static const int order[8] = {3, 6, 0, 5, 1, 7, 4, 2};
+    for (int k = 0; k < 8; k++) {
+        long v = 1;
+        CHECK_EQ(ox_sender_send(open[order[k]], &v), 0);
+        while (!atomic_load(&returning[order[k]])) /* then it retires before the next runs */
+            ox_thread_yield();
+    }
+    for (int k = 0; k < 8; k++) {
+        void *r = NULL;
+        CHECK_EQ(ox_join_set_join_next(set, &r, NULL, NULL), 0);
+        CHECK_EQ((intptr_t)r, order[k] * 10);
+    }
+    CHECK_EQ(ox_join_set_join_next(set, NULL, NULL, NULL), OX_EEMPTY);
+    for (int i = 0; i < 8; i++) {
+        ox_sender_drop(open[i]);
+        ox_receiver_drop(later_gates[i]);
+    }
+    ox_join_set_drop(set);
+    ox_runtime_shutdown(rt);
+}
+
 OX_TEST(join_set_abort_all_ends_every_waiting_task)
 {
     ox_join_set *set;

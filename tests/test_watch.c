@@ -106,11 +106,14 @@ typedef struct {
     int rc1, rc2, value;
 } changed_job;
 
+static _Atomic int woken_by_send;
+
 static void *wait_changes(void *arg)
 {
     changed_job *j = arg;
     j->rc1 = ox_watch_changed(j->rx);
     ox_watch_borrow(j->rx, &j->value);
+    atomic_fetch_add(&woken_by_send, 1);
     j->rc2 = ox_watch_changed(j->rx);
     return NULL;
 }
@@ -128,7 +131,12 @@ OX_TEST(watch_blocked_receivers_woken_by_send_and_by_drop)
     ox_test_wait_blocked_at("watch changed", 2);
     v = 5;
     CHECK_EQ(ox_watch_send(tx, &v), 0);
-    ox_test_wait_blocked_at("watch changed", 2); /* both wait again */
+    /* Both wait again: each has left its first wait (else the registry
+     * could still show that one, and a drop before the second wait would
+     * need no wake-up), then entered its second. */
+    while (atomic_load(&woken_by_send) < 2)
+        ox_thread_yield();
+    ox_test_wait_blocked_at("watch changed", 2);
     ox_watch_sender_drop(tx);
     for (int i = 0; i < 2; i++) {
         ox_test_join(&h[i]);
