@@ -1,7 +1,6 @@
 /* Tasks: spawn and join, panics, yield fairness, sleep, abort at the
  * cancellation points, and tasks and threads mixed on the same mutex,
  * condvar and channel (the one parking interface). */
-#include "helpers.h"
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
@@ -267,7 +266,7 @@ OX_TEST(task_lifo_handoffs_cannot_starve_the_queue)
     rb.workers = 1; /* no other worker to steal the stopper */
     ox_runtime *rt;
     CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
-    ox_task_handle a = spawn_on(rt, handoff_a, NULL);
+    ox_task_handle a = ox_test_spawn_on(rt, handoff_a, NULL);
     /* A starving stopper never runs: the runner's timeout fails the test. */
     CHECK_EQ(ox_task_join(&a, NULL, NULL), 0);
     CHECK(lifo.handoffs >= 1);
