@@ -103,7 +103,7 @@ void *ox_test_abort_at_its_wait(ox_task_handle *h, const _Atomic int *arrived)
 struct blocked_count {
     const void *object; /* count the threads blocked on this, */
     const char *site;   /* or (object NULL) at a wait site of this name, */
-    uint64_t id;        /* or (both NULL) the thread with this id */
+    uint64_t id;        /* or (both NULL) the thread with this id (tasks count by object or site) */
     int n;
 };
 
@@ -112,7 +112,7 @@ static void count_blocked(const ox__blocked_info *info, void *arg)
     struct blocked_count *c = arg;
     if (c->object != NULL ? info->object == c->object
         : c->site != NULL ? strcmp(info->site->what, c->site) == 0
-                          : info->id == c->id)
+                          : !info->task && info->id == c->id)
         c->n++;
 }
 
@@ -120,7 +120,7 @@ static int wait_blocked(struct blocked_count want, int n, const _Atomic int *giv
 {
     for (;;) {
         struct blocked_count c = want;
-        ox__park_visit_blocked(count_blocked, &c);
+        ox__park_visit_blocked(count_blocked, &c, NULL);
         if (c.n >= n || (give_up != NULL && atomic_load(give_up) != 0))
             return c.n;
         ox_thread_yield();

@@ -284,3 +284,253 @@ OX_TEST(blocked_dump_shows_a_receivers_call_site_and_live_senders)
         ox_receiver_drop(rx);
     }
 }
+
+/* ---- issue 13: blocked tasks are in the dump ----
+ * Three tasks on two workers: 'holder' holds task_outer while it waits on
+ * a condvar (with task_inner), 'waiter' waits for task_outer, 'rx' waits on
+ * a channel. Each is listed as a task, with its name and id, its wait site
+ * and call site, and the locks it holds. */
+static ox_mutex task_outer = OX_MUTEX_INIT, task_inner = OX_MUTEX_INIT;
+static ox_condvar task_cv = OX_CONDVAR_INIT;
+static bool task_go; /* under task_inner */
+static int holder_line, waiter_line, task_recv_line, cv_line;
+
+static void *hold_outer_then_wait(void *arg)
+{
+    (void)arg;
+    holder_line = __LINE__ + 1;
+    CHECK_EQ(ox_mutex_lock(&task_outer), 0);
+    CHECK_EQ(ox_mutex_lock(&task_inner), 0);
+    while (!task_go) {
+        cv_line = __LINE__ + 1;
+        CHECK_EQ(ox_condvar_wait(&task_cv, &task_inner), 0);
+    }
+    ox_mutex_unlock(&task_inner);
+    ox_mutex_unlock(&task_outer);
+    return NULL;
+}
+
+static void *wait_for_outer(void *arg)
+{
+    (void)arg;
+    waiter_line = __LINE__ + 1;
+    CHECK_EQ(ox_mutex_lock(&task_outer), 0);
+    ox_mutex_unlock(&task_outer);
+    return NULL;
+}
+
+static void *task_receive_one(void *rx)
+{
+    uint64_t v;
+    task_recv_line = __LINE__ + 1;
+    CHECK_EQ(ox_receiver_recv(rx, &v), 0);
+    CHECK_EQ(v, 9);
+    return NULL;
+}
+
+static ox_task_handle spawn_task_named(ox_runtime *rt, const char *name, void *(*fn)(void *),
+                                       void *arg)
+{
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.runtime = rt;
+    b.name = name;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
+    return h;
+}
+
+/* The same dump through the fd variant (what a signal handler uses). */
+static char *dump_fd_text(int *count)
+{
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    *count = ox_dump_blocked_threads_fd(fileno(f));
+    long n = lseek(fileno(f), 0, SEEK_END);
+    CHECK(n > 0);
+    char *text = calloc((size_t)n + 1, 1);
+    CHECK(text != NULL);
+    CHECK_EQ(pread(fileno(f), text, (size_t)n, 0), n);
+    fclose(f);
+    return text;
+}
+
+static void check_task_lines(const char *text, ox_task_handle *hs)
+{
+    char expect[512];
+    snprintf(expect, sizeof expect,
+             "  task 'holder' (id %llu) blocked on condvar %p\n"
+             "    holding mutex %p, locked at %s:%d\n",
+             (unsigned long long)ox_task_id(hs[0].task), (void *)&task_cv, (void *)&task_outer,
+             __FILE__, holder_line);
+    CHECK_CONTAINS(text, expect);
+    snprintf(
+        expect, sizeof expect, "  task 'waiter' (id %llu) blocked on mutex %p, called at %s:%d\n",
+        (unsigned long long)ox_task_id(hs[1].task), (void *)&task_outer, __FILE__, waiter_line);
+    CHECK_CONTAINS(text, expect);
+    snprintf(expect, sizeof expect, "  task 'rx' (id %llu) blocked on channel recv ",
+             (unsigned long long)ox_task_id(hs[2].task));
+    CHECK_CONTAINS(text, expect);
+    snprintf(expect, sizeof expect, ", called at %s:%d (1 sender still alive)\n", __FILE__,
+             task_recv_line);
+    CHECK_CONTAINS(strstr(text, "  task 'rx'"), expect);
+}
+
+OX_TEST_OPTS(blocked_dump_lists_tasks_with_site_and_held_locks, .timeout_s = 60)
+{
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 2;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(uint64_t), 4, &tx, &rx), 0);
+    ox_task_handle hs[3];
+    hs[0] = spawn_task_named(rt, "holder", hold_outer_then_wait, NULL);
+    ox_test_wait_blocked_on(&task_cv, 1); /* holds task_outer from here on */
+    hs[1] = spawn_task_named(rt, "waiter", wait_for_outer, NULL);
+    hs[2] = spawn_task_named(rt, "rx", task_receive_one, rx);
+    ox_test_wait_blocked_on(&task_outer, 1);
+    ox_test_wait_blocked_at("channel recv", 1);
+
+    int count;
+    char *text = dump_text(&count);
+    CHECK(count >= 3); /* and the idle workers, as threads */
+    check_task_lines(text, hs);
+    free(text);
+    text = dump_fd_text(&count);
+    CHECK(count >= 3);
+    check_task_lines(text, hs);
+    free(text);
+
+    CHECK_EQ(ox_mutex_lock(&task_inner), 0);
+    task_go = true;
+    ox_condvar_notify_all(&task_cv);
+    ox_mutex_unlock(&task_inner);
+    uint64_t v = 9;
+    CHECK_EQ(ox_sender_send(tx, &v), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    text = dump_text(&count);
+    CHECK(strstr(text, "  task '") == NULL); /* none is left blocked */
+    free(text);
+    ox_sender_drop(tx);
+    ox_receiver_drop(rx);
+    ox_runtime_shutdown(rt);
+}
+
+/* Tasks that keep taking nested mutexes (contended: they suspend and are
+ * woken all the time, and move between the two workers) while this thread
+ * dumps in a loop: every task line and every lock it names must be one of
+ * ours at one of our lines, as for threads above. ThreadSanitizer checks
+ * that reading a blocked task's record is synchronised with the task. */
+static _Atomic long task_holding_seen;
+
+static void check_task_dump(char *text)
+{
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        void *p;
+        char file[256];
+        int at;
+        if (sscanf(line, "    holding mutex %p, locked at %255[^:]:%d", &p, file, &at) == 3) {
+            if (!is_ours(p) || strcmp(file, CHURN_FILE) != 0 || (at != 1 && at != 2))
+                ox_test_fail(__FILE__, __LINE__, "a torn entry: \"%s\"", line);
+            atomic_fetch_add_explicit(&task_holding_seen, 1, memory_order_relaxed);
+        } else if (strstr(line, "holding") != NULL) {
+            ox_test_fail(__FILE__, __LINE__, "a torn entry: \"%s\"", line);
+        } else if (strncmp(line, "  task ", 7) == 0) {
+            if (sscanf(line, "  task 'churn' (id %*u) blocked on mutex %p, called at %255[^:]:%d",
+                       &p, file, &at) != 3 ||
+                !is_ours(p) || strcmp(file, CHURN_FILE) != 0 || (at != 1 && at != 2))
+                ox_test_fail(__FILE__, __LINE__, "a torn task wait: \"%s\"", line);
+        }
+    }
+}
+
+static void *lock_nested_task(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    while (atomic_load_explicit(&churning, memory_order_acquire)) {
+        seed = seed * 1103515245u + 12345u;
+        int first = (int)(seed >> 16) % 3;
+        CHECK_EQ(ox_mutex_lock_at(&nested[first], CHURN_FILE, 1), 0);
+        for (int k = first + 1; k < 4; k++)
+            CHECK_EQ(ox_mutex_lock_at(&nested[k], CHURN_FILE, 2), 0);
+        ox_task_yield(); /* let another task queue behind us, maybe on the other worker */
+        for (int k = 3; k >= first; k--)
+            ox_mutex_unlock(&nested[k]);
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(blocked_dump_reads_a_consistent_snapshot_of_locking_tasks, .timeout_s = 120)
+{
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 2;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
+    atomic_store_explicit(&churning, 1, memory_order_release);
+    ox_task_handle t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = spawn_task_named(rt, "churn", lock_nested_task, (void *)(uintptr_t)(i + 1));
+    long dumps = ox_test_scaled(3000), tasks_seen = 0;
+    for (long i = 0; i < dumps; i++) {
+        int count;
+        char *text = dump_text(&count);
+        CHECK(count >= 0);
+        if (strstr(text, "  task 'churn'") != NULL)
+            tasks_seen++;
+        check_task_dump(text);
+        free(text);
+    }
+    atomic_store_explicit(&churning, 0, memory_order_release);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(ox_task_join(&t[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    printf("%ld dumps showed a blocked task, %ld held locks seen\n", tasks_seen,
+           atomic_load(&task_holding_seen));
+    CHECK(tasks_seen > 0);
+}
+
+/* The timer signal's handler dumps on whichever thread it lands: the
+ * workers too, maybe while they hold a wait queue's bucket (in the middle
+ * of a task's wait, wake or switch). A bucket the interrupted thread holds
+ * is skipped after a short wait, never waited for forever. */
+static _Atomic long any_thread_dumps;
+
+static void dump_on_any_thread(int signo)
+{
+    (void)signo;
+    if (ox_dump_blocked_threads_fd(handler_fd) >= 0)
+        atomic_fetch_add_explicit(&any_thread_dumps, 1, memory_order_relaxed);
+}
+
+OX_TEST_OPTS(blocked_dump_from_a_timer_signal_on_workers_running_tasks, .timeout_s = 120)
+{
+    handler_fd = open("/dev/null", O_WRONLY);
+    CHECK(handler_fd >= 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = dump_on_any_thread;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 2;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
+    atomic_store_explicit(&churning, 1, memory_order_release);
+    ox_task_handle t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = spawn_task_named(rt, "churn", lock_nested_task, (void *)(uintptr_t)(i + 1));
+    struct itimerval every = {{0, 500}, {0, 500}}, off = {{0, 0}, {0, 0}};
+    CHECK_EQ(setitimer(ITIMER_REAL, &every, NULL), 0);
+    long want = ox_test_scaled(2000);
+    while (atomic_load_explicit(&any_thread_dumps, memory_order_relaxed) < want)
+        ox_thread_sleep(OX_MILLIS(1));
+    CHECK_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
+    atomic_store_explicit(&churning, 0, memory_order_release);
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(ox_task_join(&t[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    close(handler_fd);
+}

@@ -110,7 +110,8 @@ void ox_lock_class_forget(const void *lock);
     } while (0)
 
 /* ---- Blocked-thread diagnosis ----
- * Prints every thread that is blocked in oxide right now: its name and id,
+ * Prints every thread that is blocked in oxide right now, then every task
+ * (lines that start with "task" instead of "thread"): its name and id,
  * what it waits for (mutex, condvar, channel recv, park, ...) and the
  * object's address, where it was called from (the file:line of the lock
  * call or of the channel receive), for a receiver how many senders of its
@@ -135,7 +136,13 @@ void ox_lock_class_forget(const void *lock);
  * call it from a handler only if nothing the handler can interrupt uses
  * out; when it skips, it writes nothing to out.
  *
- * Both return the number of blocked threads printed, or -1 if skipped. */
+ * The tasks are read from the parking lot's wait queues, each with its
+ * queue locked (so a task's lines are one snapshot too); a queue that
+ * stays busy for a moment (its holder may be the thread a handler
+ * interrupted) is left out, and a line says how many were.
+ *
+ * Both return the number of blocked threads and tasks printed, or -1 if
+ * skipped. */
 int ox_dump_blocked_threads(FILE *out);
 /* The same dump written to fd with write(2): async-signal-safe (above). */
 int ox_dump_blocked_threads_fd(int fd);

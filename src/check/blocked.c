@@ -1,5 +1,6 @@
 /* blocked.c - the blocked-thread diagnosis (ox_dump_blocked_threads and
- * the opt-in signal handler); the registry it walks is in park.c.
+ * the opt-in signal handler): the threads in the registry of park.c, then
+ * the tasks in the parking lot of park_lot.c.
  *
  * Lines are formatted with snprintf into a stack buffer, then written with
  * fputs (a call) or write(2) (the signal handler, where stdio's locks could
@@ -55,8 +56,8 @@ static void emit_line(const sink *out, const char *line, int n)
 static void print_one(const ox__blocked_info *b, void *ctx)
 {
     const sink *out = ctx;
-    EMIT(out, "  thread '%s' (id %llu) blocked on %s %p", b->name ? b->name : "<unnamed>",
-         (unsigned long long)b->id, b->site->what, b->object);
+    EMIT(out, "  %s '%s' (id %llu) blocked on %s %p", b->task ? "task" : "thread",
+         b->name ? b->name : "<unnamed>", (unsigned long long)b->id, b->site->what, b->object);
     if (b->file != NULL)
         EMIT(out, ", called at %s:%d", b->file, b->line);
     if (b->detail[0] != '\0')
@@ -87,15 +88,21 @@ static void print_blocked(const ox__blocked_info *b, void *ctx)
 
 static int dump(sink *out)
 {
-    int n = ox__park_visit_blocked(print_blocked, out);
+    int busy = 0;
+    int n = ox__park_visit_blocked(print_blocked, out, &busy);
     if (n < 0 && out->file != NULL)
         return n; /* a handler on a thread that may be inside stdio: write nothing */
     print_header(out);
     if (n < 0)
         EMIT(out, "  (skipped: this thread is inside the thread registry: a signal handler "
                   "interrupted its own dump, start or exit)\n");
-    else if (n == 0)
+    else if (n == 0 && busy == 0)
         EMIT(out, "  (none)\n");
+    if (busy > 0)
+        EMIT(out,
+             "  (%d of the tasks' wait queues stayed busy: tasks waiting there are not "
+             "shown)\n",
+             busy);
     return n;
 }
 

@@ -160,10 +160,31 @@ __attribute__((constructor(101))) static void registry_fork_handlers(void)
 
 void ox__park_note_lock_site(const void *lock, const char *file, int line)
 {
+    ox__lot_waiter *unit = ox__park_unit_get();
+    if (unit != NULL) { /* a task: its waiter, not its worker's record */
+        unit->lock = lock;
+        unit->file = file;
+        unit->line = line;
+        return;
+    }
     wait_record *r = &my_record;
     r->lock = lock;
     r->file = file;
     r->line = line;
+}
+
+/* The newest OX__BLOCKED_HELD_MAX locks of s, counting the rest. */
+static void copy_held(const ox__unwind_state *s, ox__blocked_info *info)
+{
+    for (uint32_t i = s->depth; i-- > 0;) {
+        const ox__unwind_entry *e = &s->entries[i];
+        if (!ox__entry_is_lock(e))
+            continue;
+        if (info->held_count < OX__BLOCKED_HELD_MAX)
+            info->held[info->held_count] =
+                (ox__blocked_lock){e->object, e->u.lock_ops->kind, e->file, e->line};
+        info->held_count++;
+    }
 }
 
 /* Copies r into info if its thread is blocked; false if it is not. */
@@ -185,16 +206,7 @@ static bool snapshot(wait_record *r, ox__blocked_info *info)
         };
         if (site->describe != NULL)
             site->describe(object, info->detail, sizeof info->detail);
-        const ox__unwind_state *s = r->held;
-        for (uint32_t i = s->depth; i-- > 0;) {
-            const ox__unwind_entry *e = &s->entries[i];
-            if (!ox__entry_is_lock(e))
-                continue;
-            if (info->held_count < OX__BLOCKED_HELD_MAX)
-                info->held[info->held_count] =
-                    (ox__blocked_lock){e->object, e->u.lock_ops->kind, e->file, e->line};
-            info->held_count++;
-        }
+        copy_held(r->held, info);
     }
     /* Release: our reads above happen-before the owner's acquire load of
      * pins that lets it leave ox__park_wait. */
@@ -202,7 +214,38 @@ static bool snapshot(wait_record *r, ox__blocked_info *info)
     return site != NULL;
 }
 
-int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *ctx)
+struct task_visit {
+    void (*fn)(const ox__blocked_info *, void *);
+    void *ctx;
+    ox__blocked_info info;
+};
+
+/* A task linked in the lot, its bucket locked by ox__park_lot_visit: it
+ * cannot be unlinked, so it cannot run, and every field below (and the
+ * object it waits on) stays as it was when it linked. Its held-lock
+ * record was saved into w->held before the bucket was unlocked. */
+static void visit_task(const ox__lot_waiter *w, void *arg)
+{
+    struct task_visit *v = arg;
+    ox__blocked_info *info = &v->info;
+    *info = (ox__blocked_info){
+        .task = true,
+        .name = w->name,
+        .id = w->id,
+        .site = w->site,
+        .object = w->object,
+        .file = w->lock == w->object ? w->file : NULL, /* a stale site is not shown */
+        .line = w->line,
+    };
+    if (w->site->describe != NULL)
+        w->site->describe(w->object, info->detail, sizeof info->detail);
+    if (w->held != NULL)
+        copy_held(w->held, info);
+    v->fn(info, v->ctx);
+}
+
+int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *ctx,
+                           int *busy_buckets)
 {
     if (in_registry)
         return -1; /* we interrupted this very thread inside the registry */
@@ -216,6 +259,14 @@ int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *c
         count++;
     }
     registry_unlock();
+    /* Tasks after the registry is let go: a bucket is never waited for
+     * with the registry held (a forking thread holds every bucket while it
+     * waits for the registry). */
+    struct task_visit v = {.fn = fn, .ctx = ctx};
+    int busy = 0;
+    count += ox__park_lot_visit(visit_task, &v, &busy);
+    if (busy_buckets != NULL)
+        *busy_buckets = busy;
     return count;
 }
 

@@ -63,10 +63,11 @@ typedef struct ox__blocked_lock {
     int line;
 } ox__blocked_lock;
 
-/* One blocked thread, copied while it could not leave ox__park_wait (so
- * every field is from one moment; nothing points into its record). */
+/* One blocked thread or task, copied while it could not leave its wait
+ * (so every field is from one moment; nothing points into its record). */
 typedef struct ox__blocked_info {
-    const char *name; /* NULL: unnamed (lives as long as the registry entry) */
+    bool task;        /* a task (id and name are the task's), else a thread */
+    const char *name; /* NULL: unnamed (lives as long as the thread or task waits) */
     uint64_t id;
     const ox__wait_site *site;
     const void *object;
@@ -77,17 +78,22 @@ typedef struct ox__blocked_info {
     ox__blocked_lock held[OX__BLOCKED_HELD_MAX];
 } ox__blocked_info;
 
-/* Calls fn for every thread blocked right now, with the registry locked (fn
- * must not block on other threads). Waits for the registry while another
- * thread holds it (briefly: a few pointer writes, or a dump); returns -1 at
- * once without calling fn if the calling thread itself is inside the
- * registry (a signal handler that interrupted its dump, or its thread
- * start or exit bookkeeping). Else returns the number of threads visited.
+/* Calls fn for every thread blocked right now, with the registry locked,
+ * then for every task blocked right now, with its wait queue's bucket
+ * locked (fn must not block on other threads or tasks). Waits for the
+ * registry while another thread holds it (briefly: a few pointer writes,
+ * or a dump); returns -1 at once without calling fn if the calling thread
+ * itself is inside the registry (a signal handler that interrupted its
+ * dump, or its thread start or exit bookkeeping). A bucket still busy
+ * after a short wait (held by the thread a signal handler interrupted, or
+ * by a descheduled thread) is left out, and counted in *busy_buckets if
+ * not NULL. Else returns the number of threads and tasks visited.
  * Async-signal-safe. */
-int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *ctx);
+int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *ctx,
+                           int *busy_buckets);
 
-/* The calling thread is about to block on object (a lock, a channel),
- * called at file:line (file may be NULL). */
+/* The calling thread or task is about to block on object (a lock, a
+ * channel), called at file:line (file may be NULL). */
 void ox__park_note_lock_site(const void *lock, const char *file, int line);
 
 /* The calling thread is exiting: unlinks its record for good. */
@@ -131,10 +137,23 @@ typedef struct ox__unit_ops {
 } ox__unit_ops;
 
 /* One per task, reused by each of its waits (a task waits for one thing at
- * a time). Fields are the lot's; the runtime sets ops and unit. */
+ * a time). Fields are the lot's; the runtime sets ops, unit, name, id and
+ * held before the task first runs. */
 struct ox__lot_waiter {
     const ox__unit_ops *ops;
-    void *unit;                       /* the task */
+    void *unit;       /* the task */
+    const char *name; /* the task's, or NULL: for diagnostics */
+    uint64_t id;
+    /* The task's held-lock record while it is not running: the dump reads
+     * it under the bucket lock of a wait the task is linked in, which the
+     * scheduler releases only after it saved the record there. */
+    const struct ox__unwind_state *held;
+    /* From ox__park_note_lock_site: what the task is about to block on and
+     * the call's site. Written by the task before it links (under the
+     * bucket lock the dump takes). */
+    const void *lock;
+    const char *file;
+    int line;
     _Atomic(_Atomic uint32_t *) word; /* the word of the current or last wait */
     ox__lot_waiter *next, *prev;      /* in the bucket, while linked */
     const ox__wait_site *site;
@@ -187,8 +206,13 @@ int ox__park_lot_wake(_Atomic uint32_t *word, int n);
  * does not exist there. Called by park.c's, in the order it documents. */
 void ox__park_lot_fork_handlers(void);
 
-/* Calls fn for every task blocked right now (for the blocked dump). */
-int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx);
+/* Calls fn for every task blocked right now (for the blocked dump), with
+ * the task's bucket locked: the waiter, its object and its saved record
+ * stay as they are until fn returns. A bucket that stays busy for a short
+ * while is skipped (a signal handler may have interrupted its holder) and
+ * counted in *busy. Returns the number of tasks visited.
+ * Async-signal-safe. */
+int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, int *busy);
 
 /* A thread's park token (Rust's thread::park semantics). */
 typedef struct ox__parker {

@@ -201,12 +201,32 @@ int ox__park_lot_wake(_Atomic uint32_t *word, int n)
     return count;
 }
 
-int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx)
+/* The bucket lock, unless it stays busy: its holder may be the thread a
+ * signal handler running the dump interrupted, which would never let go.
+ * Other holders keep it for a few pointer writes (or a task's switch). */
+static bool lock_for_visit(bucket *b)
+{
+    for (unsigned i = 0; i < 64; i++) {
+        if (ox__spin_try_lock(&b->lock))
+            return true;
+        ox__cpu_relax();
+    }
+    for (unsigned i = 0; i < 50; i++) {
+        if (ox__spin_try_lock(&b->lock))
+            return true;
+        ox__sys_yield();
+    }
+    return false;
+}
+
+int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, int *busy)
 {
     int count = 0;
     for (int i = 0; i < LOT_BUCKETS; i++) {
-        if (!ox__spin_try_lock(&lot[i].lock))
-            continue; /* busy: a dump may run in a signal handler */
+        if (!lock_for_visit(&lot[i])) {
+            (*busy)++;
+            continue;
+        }
         for (const ox__lot_waiter *w = lot[i].head; w != NULL; w = w->next, count++)
             fn(w, ctx);
         ox__spin_unlock(&lot[i].lock);
