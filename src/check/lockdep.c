@@ -210,6 +210,7 @@ typedef struct edge {
     const char *from_file, *to_file; /* where from was taken; where to was taken */
     int from_line, to_line;
     bool waited; /* seen before blocking (the thread waited for to) */
+    bool task;   /* the edge was seen in a task: thread_id and thread are its */
     uint64_t thread_id;
     char thread[THREAD_NAME_KEPT];
 } edge;
@@ -339,6 +340,24 @@ static bool reaches(graph *g, uint32_t from, uint32_t to)
 
 /* ---- the report ---- */
 
+/* Who is acquiring: the running task, not the worker thread that runs it
+ * (a task moves between workers; its name and id are what the user
+ * knows), else the thread. */
+typedef struct unit_name {
+    bool task;
+    uint64_t id;
+    const char *name;
+} unit_name;
+
+static unit_name current_unit(void)
+{
+    const ox__lot_waiter *task = ox__park_unit_get();
+    if (task != NULL)
+        return (unit_name){true, task->id, task->name ? task->name : "<unnamed>"};
+    return (unit_name){false, ox_thread_id(ox_thread_current()),
+                       ox__thread_current_name_or_unnamed()};
+}
+
 static void describe_lock(FILE *out, const graph *g, uint32_t n, const void *lock, const char *kind)
 {
     const node *nd = &g->nodes[n];
@@ -349,7 +368,7 @@ static void describe_lock(FILE *out, const graph *g, uint32_t n, const void *loc
 
 static void print_edge(FILE *out, const graph *g, const edge *e, int index)
 {
-    fprintf(out, "  #%d thread '%s' (id %llu) %s ", index, e->thread,
+    fprintf(out, "  #%d %s '%s' (id %llu) %s ", index, e->task ? "task" : "thread", e->thread,
             (unsigned long long)e->thread_id, e->waited ? "waited for" : "acquired");
     describe_lock(out, g, e->to, e->to_lock, e->to_kind);
     fprintf(out, "\n       at %s:%d\n     while holding ", e->to_file ? e->to_file : "?",
@@ -416,9 +435,11 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
                 .from_line = held->line,
                 .to_file = file,
                 .to_line = line,
-                .waited = waited,
-                .thread_id = ox_thread_id(ox_thread_current())};
-    snprintf(e->thread, sizeof e->thread, "%s", ox__thread_current_name_or_unnamed());
+                .waited = waited};
+    unit_name who = current_unit();
+    e->task = who.task;
+    e->thread_id = who.id;
+    snprintf(e->thread, sizeof e->thread, "%s", who.name);
     if (e->next_out != NO_EDGE)
         g->edges[e->next_out].prev_out = i;
     g->nodes[from].first_out = i;
@@ -452,20 +473,32 @@ typedef struct pair_entry {
 static _Atomic uint64_t class_generation = 1;
 static _Thread_local pair_entry pair_cache[PAIR_CACHE];
 
-static pair_entry *pair_slot(const void *held, const void *lock)
+/* This thread's cache, its address computed afresh: add_edges may wait
+ * for the graph lock between two uses, and a task that waits may resume
+ * on another worker, where an address the compiler kept from before the
+ * wait is the old worker's cache (park.h: ox__park_unit_get says why). */
+__attribute__((noinline)) static pair_entry *pair_cache_get(void)
+{
+    pair_entry *cache = pair_cache;
+    __asm__ volatile("" ::: "memory");
+    return cache;
+}
+
+static pair_entry *pair_slot(pair_entry *cache, const void *held, const void *lock)
 {
     size_t h = hash64((uint64_t)(uintptr_t)held * 31 + (uint64_t)(uintptr_t)lock);
-    return &pair_cache[h & (PAIR_CACHE - 1)];
+    return &cache[h & (PAIR_CACHE - 1)];
 }
 
 static bool pairs_all_cached(const ox__unwind_entry *held, uint32_t depth, const void *lock,
                              uint64_t generation)
 {
+    pair_entry *cache = pair_cache_get();
     for (uint32_t i = 0; i < depth; i++) {
         const ox__unwind_entry *h = &held[i];
         if (!ox__entry_is_lock(h) || h->object == lock)
             continue;
-        const pair_entry *e = pair_slot(h->object, lock);
+        const pair_entry *e = pair_slot(cache, h->object, lock);
         if (e->held != h->object || e->lock != lock || e->generation != generation)
             return false;
     }
@@ -495,6 +528,12 @@ static void add_edges(const void *lock, const ox__lock_ops *ops, const char *fil
         graph_unlock(); /* another thread reported while we came here */
         return;
     }
+    /* A task that waited for the graph lock may have resumed on another
+     * worker: the record read above was the old worker's live record (the
+     * entries of whatever runs there now). Read ours again; its contents
+     * are what they were (nothing was pushed while we waited). */
+    held = ox__held_entries(&depth);
+    pair_entry *cache = pair_cache_get();
     const ox_lock_class *cls = class_lookup(lock);
     const void *key = cls ? (const void *)cls : lock;
     uint32_t to = node_get(&class_graph, key, cls);
@@ -514,7 +553,7 @@ static void add_edges(const void *lock, const ox__lock_ops *ops, const char *fil
             cycle = add_edge(&class_graph, from, to, h, lock, ops, file, line, waited);
         }
         if (!cycle)
-            *pair_slot(h->object, lock) = (pair_entry){h->object, lock, generation};
+            *pair_slot(cache, h->object, lock) = (pair_entry){h->object, lock, generation};
     }
     int mode = atomic_load_explicit(&lockdep_mode, memory_order_relaxed);
     if (cycle) {
@@ -551,9 +590,9 @@ void ox__lockdep_blocks_forever(const char *what, const void *object)
     uint32_t depth;
     const ox__unwind_entry *held = ox__held_entries(&depth);
     fflush(stdout);
-    fprintf(stderr, "oxide lockdep: thread '%s' (id %llu) blocks forever: %s %p\n",
-            ox__thread_current_name_or_unnamed(),
-            (unsigned long long)ox_thread_id(ox_thread_current()), what, object);
+    unit_name who = current_unit();
+    fprintf(stderr, "oxide lockdep: %s '%s' (id %llu) blocks forever: %s %p\n",
+            who.task ? "task" : "thread", who.name, (unsigned long long)who.id, what, object);
     for (uint32_t i = depth; i-- > 0;)
         if (ox__entry_is_lock(&held[i]))
             fprintf(stderr, "     while holding %s %p\n       acquired at %s:%d\n",
