@@ -145,6 +145,10 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
         return NULL;
     atomic_fetch_add_explicit(&guarded, 1, memory_order_relaxed);
     ox_task *t = (ox_task *)((char *)base + total - rec);
+    /* A fresh mapping may sit where an unmapped stack was (a named task's,
+     * which is not cached): AddressSanitizer's shadow still has the
+     * redzones of that task's frames that never returned. */
+    ox__san_stack_reuse(base, (size_t)((char *)t - (char *)base));
     memset(t, 0, sizeof *t);
     t->stack_base = base;
     t->stack_total = total;
