@@ -1,0 +1,329 @@
+/* Thread-locals and tasks that move between workers in the middle of a
+ * function (issue 13 item 6).
+ *
+ * A compiler treats the thread pointer as constant within a function: it
+ * may compute a thread-local's address once (aarch64: one mrs) and keep it
+ * in a register across calls, and hoist it out of a loop. A task that
+ * suspends inside such a call can resume on another worker thread, and the
+ * kept address is then the old worker's variable. oxide's per-task state
+ * (the held-lock and unwind record, the catch frames, the panic flag, the
+ * current task) lives in worker thread-locals that the scheduler swaps at
+ * every switch, so every read of it must compute the address afresh.
+ *
+ * These tests run the shapes that invite the caching, at the suite's -O2,
+ * in loops the compiler can see whole (the helpers are always_inline, and
+ * the lock fast paths inline into this file): many tasks on two workers
+ * suspend again and again (yield, a contended mutex, a channel), and after
+ * each suspension check that what oxide reads is the task's own state, and
+ * that the inline accessor agrees with the out-of-line one. Each test also
+ * counts the suspensions after which the task really was on another
+ * worker, and fails if there were none (it would have proved nothing).
+ * The suites run them on x86-64 and, under qemu, on aarch64. */
+#include "oxide.h"
+#include "runner.h"
+
+#include "panic/unwind.h"
+#include "task/task_internal.h" /* white box: the worker a task runs on */
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TASKS  16
+#define INLINE static inline __attribute__((always_inline))
+
+static ox_runtime *two_workers(void)
+{
+    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
+    b.workers = 2;
+    ox_runtime *rt;
+    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
+    return rt;
+}
+
+static ox_task_handle spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
+{
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.runtime = rt;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
+    return h;
+}
+
+static _Atomic long moves; /* suspensions after which the task was elsewhere */
+
+/* The worker running the calling task, read afresh (an out-of-line call). */
+static const void *worker_now(void)
+{
+    return ox__worker_current();
+}
+
+/* Everything oxide reads about the calling task agrees with the task:
+ * the inline record accessor with the out-of-line one, the unit with the
+ * task, the record's top entry with the lock it holds. Inlined into the
+ * loops below so that the compiler sees the thread-locals before and after
+ * the suspension in one function. */
+INLINE void check_own_state(ox_task *self, const ox_mutex *holding, int line)
+{
+    ox__unwind_state *inline_view = ox__unwind_current();
+    if (inline_view != ox__unwind_current_slow())
+        ox_test_fail(__FILE__, line, "the inline record accessor gave another thread's record");
+    if (ox__park_unit_get() != &self->waiter || ox_task_current() != self)
+        ox_test_fail(__FILE__, line, "the current task is another task");
+    if (holding != NULL) {
+        if (inline_view->depth != 1 || inline_view->entries[0].object != holding)
+            ox_test_fail(__FILE__, line, "the held-lock record is not the task's: depth %u",
+                         inline_view->depth);
+        if (ox__held_find(holding) == NULL)
+            ox_test_fail(__FILE__, line, "the task's lock is not in its record");
+    } else if (inline_view->depth != 0) {
+        ox_test_fail(__FILE__, line, "a task holding nothing sees %u held entries",
+                     inline_view->depth);
+    }
+    if (ox_thread_panicking())
+        ox_test_fail(__FILE__, line, "a task that is not panicking sees the panic flag set");
+}
+
+INLINE void count_move(const void *before)
+{
+    if (worker_now() != before)
+        atomic_fetch_add_explicit(&moves, 1, memory_order_relaxed);
+}
+
+/* ---- the held-lock record ---- */
+
+static ox_mutex own[TASKS];
+static ox_mutex shared = OX_MUTEX_INIT;
+
+/* Holds its own mutex across a yield and across a wait for the shared
+ * one (the lock's slow path suspends the task), in one loop. */
+static void *hold_across_suspensions(void *arg)
+{
+    ox_mutex *mine = arg;
+    ox_task *self = ox_task_current();
+    long rounds = ox_test_scaled(2000);
+    for (long r = 0; r < rounds; r++) {
+        CHECK_EQ(ox_mutex_lock(mine), 0); /* the inline fast path pushes the record */
+        const void *before = worker_now();
+        ox_task_yield();
+        count_move(before);
+        check_own_state(self, mine, __LINE__);
+        before = worker_now();
+        CHECK_EQ(ox_mutex_lock(&shared), 0); /* contended: suspends */
+        count_move(before);
+        ox__unwind_state *s = ox__unwind_current();
+        CHECK_EQ(s->depth, 2u);
+        CHECK(s->entries[0].object == mine && s->entries[1].object == &shared);
+        ox_mutex_unlock(&shared);
+        check_own_state(self, mine, __LINE__);
+        before = worker_now();
+        CHECK_EQ(ox_task_sleep(OX_MICROS(1)), 0); /* resumes where its timer fired */
+        count_move(before);
+        check_own_state(self, mine, __LINE__);
+        ox_mutex_unlock(mine); /* aborts if the record stayed on the old worker */
+        check_own_state(self, NULL, __LINE__);
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(task_tls_held_record_follows_a_task_moved_mid_function, .timeout_s = 120)
+{
+    atomic_store(&moves, 0);
+    ox_runtime *rt = two_workers();
+    ox_task_handle hs[TASKS];
+    for (int i = 0; i < TASKS; i++) {
+        own[i] = (ox_mutex)OX_MUTEX_INIT;
+        hs[i] = spawn_on(rt, hold_across_suspensions, &own[i]);
+    }
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
+    CHECK(atomic_load(&moves) > 0);
+}
+
+/* ---- catch frames, the panic flag and the landing payload ----
+ * Each task catches its own panics: inside the catch it locks a mutex,
+ * suspends (maybe moving), then panics; its cleanup suspends again while
+ * unwinding and must see the panic flag set (and the other tasks, which
+ * share the workers, must never see it). The payload handed to the catch
+ * must be the task's own. */
+static ox_mutex panic_locks[TASKS];
+
+struct panic_job {
+    int index;
+    long round;
+    bool cleanup_ran;
+};
+
+static void cleanup_that_suspends(void *arg)
+{
+    struct panic_job *job = arg;
+    ox_task *self = ox_task_current();
+    CHECK(ox_thread_panicking());
+    const void *before = worker_now();
+    ox_task_yield();
+    CHECK_EQ(ox_task_sleep(OX_MICROS(1)), 0);
+    count_move(before);
+    CHECK(ox_task_current() == self);
+    CHECK(ox_thread_panicking()); /* still this task's unwind, wherever it runs */
+    CHECK(ox__unwind_current() == ox__unwind_current_slow());
+    job->cleanup_ran = true;
+}
+
+static void *lock_suspend_panic(void *arg)
+{
+    struct panic_job *job = arg;
+    ox_cleanup_push(cleanup_that_suspends, job);
+    CHECK_EQ(ox_mutex_lock(&panic_locks[job->index]), 0);
+    const void *before = worker_now();
+    CHECK_EQ(ox_task_sleep(OX_MICROS(1)), 0); /* resumes where its timer fired */
+    count_move(before);
+    ox_panic("task %d round %ld", job->index, job->round);
+}
+
+static void *catch_panics(void *arg)
+{
+    int index = (int)(intptr_t)arg;
+    ox_task *self = ox_task_current();
+    /* The task's own entry point catches too: compare with that. */
+    uint16_t level = ox__unwind_current()->level;
+    const ox__catch_frame *top = ox__unwind_current()->catch_top;
+    long rounds = ox_test_scaled(500);
+    for (long r = 0; r < rounds; r++) {
+        struct panic_job job = {.index = index, .round = r};
+        ox_panic_payload *p = NULL;
+        int rc = ox_catch_unwind(lock_suspend_panic, &job, NULL, &p);
+        CHECK_EQ(rc, OX_EPANICKED);
+        CHECK(p != NULL && p->message != NULL);
+        char want[64];
+        snprintf(want, sizeof want, "task %d round %ld", index, r);
+        if (strcmp(p->message, want) != 0)
+            ox_test_fail(__FILE__, __LINE__, "task %d caught \"%s\"", index, p->message);
+        ox_panic_payload_free(p);
+        CHECK(job.cleanup_ran);
+        check_own_state(self, NULL, __LINE__); /* the lock was released; not panicking */
+        CHECK_EQ(ox__unwind_current()->level, level);
+        CHECK(ox__unwind_current()->catch_top == top);
+        /* The unwind poisoned the mutex: clear it for the next round. */
+        CHECK(ox_mutex_is_poisoned(&panic_locks[index]));
+        ox_mutex_clear_poison(&panic_locks[index]);
+    }
+    return NULL;
+}
+
+/* Never panics; runs beside the panicking tasks on the same workers. */
+static void *stay_calm(void *arg)
+{
+    (void)arg;
+    ox_task *self = ox_task_current();
+    long rounds = ox_test_scaled(2000);
+    for (long r = 0; r < rounds; r++) {
+        const void *before = worker_now();
+        if (r % 2 == 0)
+            ox_task_yield();
+        else
+            CHECK_EQ(ox_task_sleep(OX_MICROS(1)), 0);
+        count_move(before);
+        check_own_state(self, NULL, __LINE__);
+    }
+    return NULL;
+}
+
+static void quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
+OX_TEST_OPTS(task_tls_panic_state_follows_a_task_moved_mid_function, .timeout_s = 120)
+{
+    atomic_store(&moves, 0);
+    ox_panic_set_hook(quiet_hook);
+    ox_runtime *rt = two_workers();
+    ox_task_handle hs[TASKS];
+    for (int i = 0; i < TASKS; i++) {
+        panic_locks[i] = (ox_mutex)OX_MUTEX_INIT;
+        hs[i] = spawn_on(rt, i % 4 == 3 ? stay_calm : catch_panics, (void *)(intptr_t)i);
+    }
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
+    CHECK(atomic_load(&moves) > 0);
+}
+
+/* ---- the current task, read in a receive loop ----
+ * ox__park_cancelled (inline in every cancellable wait) and the channel
+ * code read the current task's waiter in loops around the suspension.
+ * Pairs of tasks ping-pong over rendezvous channels; one of each pair is
+ * aborted mid-run and must see OX_ECANCELED (its own flag, not its
+ * worker's previous task's), while the others never do. */
+struct pinger {
+    ox_sender *tx;
+    ox_receiver *rx;
+    _Atomic long received;
+};
+
+static void *ping_until_cancelled(void *arg)
+{
+    struct pinger *p = arg;
+    ox_task *self = ox_task_current();
+    for (long v = 0;; v++) {
+        const void *before = worker_now();
+        int rc = ox_sender_send(p->tx, &v);
+        count_move(before);
+        if (rc == OX_ECANCELED || rc == OX_EDISCONNECTED)
+            return (void *)(intptr_t)rc;
+        CHECK_EQ(rc, 0);
+        check_own_state(self, NULL, __LINE__);
+    }
+}
+
+static void *pong_until_disconnected(void *arg)
+{
+    struct pinger *p = arg;
+    ox_task *self = ox_task_current();
+    for (;;) {
+        long v;
+        const void *before = worker_now();
+        int rc = ox_receiver_recv(p->rx, &v);
+        count_move(before);
+        if (rc == OX_EDISCONNECTED)
+            return NULL;
+        CHECK_EQ(rc, 0); /* never cancelled: only the pingers are aborted */
+        atomic_fetch_add_explicit(&p->received, 1, memory_order_relaxed);
+        check_own_state(self, NULL, __LINE__);
+    }
+}
+
+OX_TEST_OPTS(task_tls_cancellation_follows_a_task_moved_mid_function, .timeout_s = 120)
+{
+    atomic_store(&moves, 0);
+    ox_runtime *rt = two_workers();
+    enum { PAIRS = 6 };
+    struct pinger pairs[PAIRS];
+    ox_task_handle ping[PAIRS], pong[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        CHECK_EQ(ox_channel(sizeof(long), 0, &pairs[i].tx, &pairs[i].rx), 0);
+        atomic_init(&pairs[i].received, 0);
+        ping[i] = spawn_on(rt, ping_until_cancelled, &pairs[i]);
+        pong[i] = spawn_on(rt, pong_until_disconnected, &pairs[i]);
+    }
+    long want = ox_test_scaled(2000);
+    for (int i = 0; i < PAIRS; i++) {
+        while (atomic_load_explicit(&pairs[i].received, memory_order_relaxed) < want)
+            ox_thread_yield();
+        ox_task_abort(&ping[i]);
+        void *r;
+        CHECK_EQ(ox_task_join(&ping[i], &r, NULL), 0);
+        CHECK_EQ((int)(intptr_t)r, OX_ECANCELED);
+        ox_sender_drop(pairs[i].tx); /* its pong sees the disconnection */
+        CHECK_EQ(ox_task_join(&pong[i], NULL, NULL), 0);
+        ox_receiver_drop(pairs[i].rx);
+    }
+    ox_runtime_shutdown(rt);
+    printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
+    CHECK(atomic_load(&moves) > 0);
+}
