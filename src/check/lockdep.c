@@ -30,8 +30,9 @@
 #include "oxide/check.h"
 
 #include "../panic/unwind.h"
+#include "../sys/sys.h"
 #include "../thread/park.h"
-#include "../thread/thread_internal.h"
+#include "../unit/unit.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -342,21 +343,7 @@ static bool reaches(graph *g, uint32_t from, uint32_t to)
 
 /* Who is acquiring: the running task, not the worker thread that runs it
  * (a task moves between workers; its name and id are what the user
- * knows), else the thread. */
-typedef struct unit_name {
-    bool task;
-    uint64_t id;
-    const char *name;
-} unit_name;
-
-static unit_name current_unit(void)
-{
-    const ox__lot_waiter *task = ox__park_unit_get();
-    if (task != NULL)
-        return (unit_name){true, task->id, task->name ? task->name : "<unnamed>"};
-    return (unit_name){false, ox_thread_id(ox_thread_current()),
-                       ox__thread_current_name_or_unnamed()};
-}
+ * knows), else the thread: ox__unit_current(). */
 
 static void describe_lock(FILE *out, const graph *g, uint32_t n, const void *lock, const char *kind)
 {
@@ -436,7 +423,7 @@ static bool add_edge(graph *g, uint32_t from, uint32_t to, const ox__unwind_entr
                 .to_file = file,
                 .to_line = line,
                 .waited = waited};
-    unit_name who = current_unit();
+    ox__unit_who who = ox__unit_current();
     e->task = who.task;
     e->thread_id = who.id;
     snprintf(e->thread, sizeof e->thread, "%s", who.name);
@@ -590,7 +577,7 @@ void ox__lockdep_blocks_forever(const char *what, const void *object)
     uint32_t depth;
     const ox__unwind_entry *held = ox__held_entries(&depth);
     fflush(stdout);
-    unit_name who = current_unit();
+    ox__unit_who who = ox__unit_current();
     fprintf(stderr, "oxide lockdep: %s '%s' (id %llu) blocks forever: %s %p\n",
             who.task ? "task" : "thread", who.name, (unsigned long long)who.id, what, object);
     for (uint32_t i = depth; i-- > 0;)

@@ -6,7 +6,7 @@
 #include "unwind.h"
 
 #include "../sys/sys.h"
-#include "../thread/thread_internal.h"
+#include "../unit/unit.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -134,7 +134,7 @@ static _Noreturn void raise_panic(ox_panic_payload *p, const char *file, int lin
     p->file = file;
     p->line = line;
     p->column = column;
-    p->thread_name = copy_string(ox__thread_current_name());
+    p->thread_name = copy_string(ox__unit_thread_name());
     p->os_tid = ox__sys_thread_os_id();
     if (ox__unwind_current()->panicking)
         abort_double_panic(p);

@@ -112,8 +112,8 @@ void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char
         ox_abort(ops->kind,
                  "thread '%s' would deadlock: it waits at %s:%d for %s %p, which it already "
                  "holds (locked at %s:%d)",
-                 ox__thread_current_name_or_unnamed(), file ? file : "?", line,
-                 held->u.lock_ops->kind, lock, held->file ? held->file : "?", held->line);
+                 ox__unit_thread_name_or_unnamed(), file ? file : "?", line, held->u.lock_ops->kind,
+                 lock, held->file ? held->file : "?", held->line);
     ox__park_note_lock_site(lock, file, line);
     if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
         ox__lockdep_before_block(lock, ops, file, line);
@@ -268,7 +268,7 @@ void ox__unwind_thread_exit(bool check_locks)
             ox_abort("thread exit",
                      "thread '%s' exits holding %s %p (locked at %s:%d): it would stay locked "
                      "forever",
-                     ox__thread_current_name_or_unnamed(), e->u.lock_ops->kind, e->object,
+                     ox__unit_thread_name_or_unnamed(), e->u.lock_ops->kind, e->object,
                      e->file ? e->file : "?", e->line);
     }
     /* Cleanups still pushed at exit are simply forgotten, like

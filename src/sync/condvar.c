@@ -127,7 +127,7 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
     ox__held_place place;
     if (OX_UNLIKELY(!ox__held_take(m, &place)))
         ox_abort(function, "waiting on condvar %p with mutex %p, which thread '%s' does not hold",
-                 (void *)cv, (void *)m, ox__thread_current_name_or_unnamed());
+                 (void *)cv, (void *)m, ox__unit_thread_name_or_unnamed());
     /* The sequence was read while m was held: a notify that follows a
      * change of the condition made under m changes it. */
     uint32_t seq = futex_value(s);

@@ -188,7 +188,7 @@ void ox__mutex_unlock_not_held(const ox_mutex *m)
 {
     ox_abort("ox_mutex_unlock",
              "unlocking a mutex not held by this thread (mutex %p, thread '%s'%s)", (void *)m,
-             ox__thread_current_name_or_unnamed(),
+             ox__unit_thread_name_or_unnamed(),
              atomic_load_explicit(&m->state, memory_order_relaxed) == OX__MUTEX_UNLOCKED
                  ? ", and nobody holds it"
                  : "");

@@ -459,10 +459,10 @@ OX_COLD _Noreturn static void not_held(const char *function, const ox_rwlock *l,
 {
     if (have == NULL)
         ox_abort(function, "unlocking an rwlock not held by this thread (rwlock %p, thread '%s')",
-                 (const void *)l, ox__thread_current_name_or_unnamed());
+                 (const void *)l, ox__unit_thread_name_or_unnamed());
     ox_abort(function, "rwlock %p is held %s by thread '%s', not %s", (const void *)l,
              have == &ox__rwlock_read_ops ? "for reading" : "for writing",
-             ox__thread_current_name_or_unnamed(),
+             ox__unit_thread_name_or_unnamed(),
              want == &ox__rwlock_read_ops ? "for reading" : "for writing");
 }
 
@@ -501,7 +501,7 @@ void ox_rwlock_downgrade(ox_rwlock *l)
     const ox__unwind_entry *e = ox__held_find(l);
     if (e == NULL || e->u.lock_ops != &ox__rwlock_write_ops)
         ox_abort("ox_rwlock_downgrade", "rwlock %p is not held for writing by thread '%s'",
-                 (void *)l, ox__thread_current_name_or_unnamed());
+                 (void *)l, ox__unit_thread_name_or_unnamed());
     /* The entry stays where it is (the acquisition order is unchanged); only
      * its mode changes. The record is this thread's own, so writing through
      * the pointer is safe. */

@@ -242,7 +242,7 @@ static void run(ox__worker *w, ox_task *t)
 {
     w->current = t;
     t->worker = w;
-    ox__park_unit = &t->waiter;
+    ox__park_unit_set(&t->waiter);
     ox__unwind_switch(&w->saved_unwind, &t->unwind);
     w->after = OX__AFTER_NONE;
     ox__san_fiber_switch(t->san_fiber);
@@ -256,7 +256,7 @@ static void run(ox__worker *w, ox_task *t)
                  "task '%s' has overflowed its stack (an unguarded stack: seen at its switch)",
                  t->name ? t->name : "<unnamed>");
     ox__unwind_switch(&t->unwind, &w->saved_unwind);
-    ox__park_unit = NULL;
+    ox__park_unit_set(NULL);
     w->current = NULL;
     switch (w->after) {
     case OX__AFTER_YIELD:

@@ -73,9 +73,8 @@ int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox
     t->arg = arg;
     /* Relaxed: ids need only be unique. */
     t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
-    t->waiter.name = t->name; /* what the blocked dump and the checker print */
-    t->waiter.id = t->id;
-    t->waiter.held = &t->unwind;
+    /* Who it is, for the layers below (the dump, the checker, panics). */
+    t->waiter.task = (ox__unit_task){.name = t->name, .id = t->id, .held = &t->unwind};
     atomic_init(&t->refs, 2); /* the handle's and the runtime's */
     t->san_fiber = ox__san_fiber_create();
     ox__ctx_make(&t->ctx, (char *)t->stack_base + t->guard_size, t, task_entry, t);

@@ -230,8 +230,8 @@ static void visit_task(const ox__lot_waiter *w, void *arg)
     ox__blocked_info *info = &v->info;
     *info = (ox__blocked_info){
         .task = true,
-        .name = w->name,
-        .id = w->id,
+        .name = w->task.name,
+        .id = w->task.id,
         .site = w->site,
         .object = w->object,
         .file = w->lock == w->object ? w->file : NULL, /* a stale site is not shown */
@@ -239,8 +239,8 @@ static void visit_task(const ox__lot_waiter *w, void *arg)
     };
     if (w->site->describe != NULL)
         w->site->describe(w->object, info->detail, sizeof info->detail);
-    if (w->held != NULL)
-        copy_held(w->held, info);
+    if (w->task.held != NULL)
+        copy_held(w->task.held, info);
     v->fn(info, v->ctx);
 }
 

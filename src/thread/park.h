@@ -14,6 +14,8 @@
 
 #include "oxide/base.h"
 
+#include "../unit/unit.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,7 +113,7 @@ int ox__park_requeue(_Atomic uint32_t *from, uint32_t expected, _Atomic uint32_t
 
 /* ---- suspendable units: tasks ----
  * A thread blocks on the futex. A task must not: its worker has other
- * tasks to run. While a worker runs a task, ox__park_unit names that
+ * tasks to run. While a worker runs a task, ox__park_unit_get() names that
  * task's waiter record, and ox__park_wait queues the record in the
  * parking lot (park_lot.c), a table of wait queues keyed by the word's
  * address, as parking_lot's and Go's semaphore table are, and suspends the
@@ -137,17 +139,16 @@ typedef struct ox__unit_ops {
 } ox__unit_ops;
 
 /* One per task, reused by each of its waits (a task waits for one thing at
- * a time). Fields are the lot's; the runtime sets ops, unit, name, id and
- * held before the task first runs. */
+ * a time). Fields are the lot's; the runtime sets task, ops and unit
+ * before the task first runs. */
 struct ox__lot_waiter {
+    /* First: the unit layer's view of the task (unit.h), which is what
+     * ox__unit_task_running points to. Its held record is what the dump
+     * reads under the bucket lock of a wait the task is linked in: the
+     * scheduler releases that lock only after it saved the record. */
+    ox__unit_task task;
     const ox__unit_ops *ops;
-    void *unit;       /* the task */
-    const char *name; /* the task's, or NULL: for diagnostics */
-    uint64_t id;
-    /* The task's held-lock record while it is not running: the dump reads
-     * it under the bucket lock of a wait the task is linked in, which the
-     * scheduler releases only after it saved the record there. */
-    const struct ox__unwind_state *held;
+    void *unit; /* the task */
     /* From ox__park_note_lock_site: what the task is about to block on and
      * the call's site. Written by the task before it links (under the
      * bucket lock the dump takes). */
@@ -167,19 +168,21 @@ struct ox__lot_waiter {
     atomic_bool cancelled; /* the unit was aborted: cancellable waits end */
 };
 
-/* The running task's waiter record; NULL in a plain thread. Set by the
- * runtime's workers around each task they run. Read it only through
- * ox__park_unit_get(): see there. */
-extern _Thread_local ox__lot_waiter *ox__park_unit;
+/* The running task's waiter record; NULL in a plain thread. The unit
+ * layer keeps which task runs (set by the runtime's workers around each
+ * task they run): its ox__unit_task is the waiter's first member. Read
+ * through the unit's out-of-line getter, afresh at every call (unit.h
+ * says why a task must never reuse a thread-local's address). */
+static inline ox__lot_waiter *ox__park_unit_get(void)
+{
+    return (ox__lot_waiter *)(void *)ox__unit_task_get();
+}
 
-/* ox__park_unit, read afresh. A task that blocks may resume on another
- * worker thread, and a compiler may compute a thread-local's address once
- * per function (aarch64 reads the thread pointer with mrs and keeps it) and
- * reuse it after the call in which the task moved: it would read the old
- * worker's value. An out-of-line call that is never merged with another
- * computes the address in the thread that runs it. (The hot held-lock
- * record uses a volatile asm instead: ox__unwind_current.) */
-ox__lot_waiter *ox__park_unit_get(void) __attribute__((noinline));
+/* Makes w (NULL: none) the running task's waiter: the runtime's workers. */
+static inline void ox__park_unit_set(ox__lot_waiter *w)
+{
+    ox__unit_task_running = w != NULL ? &w->task : NULL;
+}
 
 /* Ends w's wait early with reason OX_ETIMEDOUT (its timer fired) or
  * OX_ECANCELED (its unit was aborted: only a cancellable wait ends, and

@@ -23,16 +23,6 @@
 
 #include <stdint.h>
 
-_Thread_local ox__lot_waiter *ox__park_unit;
-
-ox__lot_waiter *ox__park_unit_get(void)
-{
-    ox__lot_waiter *unit = ox__park_unit;
-    /* Not a pure function: two calls are never merged into one. */
-    __asm__ volatile("" ::: "memory");
-    return unit;
-}
-
 /* A power of two. Each bucket's list is walked by every wake on it, and
  * each entry is another task's record: a cache miss. With ten thousand
  * tasks parked on their sockets, 256 buckets made that walk 40 entries and

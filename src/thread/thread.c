@@ -20,11 +20,9 @@ static _Thread_local ox_thread *current OX__TLS_FAST;
  * (thread_main cleans up itself). */
 static _Thread_local unsigned char exit_armed;
 
-/* Ids are only unique, never ordering anything: relaxed. The main thread is
+/* Ids come from the unit layer (src/unit/unit.h): the main thread is
  * always 1, as in Rust, whether or not it asked for its record before
  * other threads were started; the others count from 2. */
-#define MAIN_THREAD_ID 1
-static _Atomic uint64_t next_thread_id = MAIN_THREAD_ID + 1;
 static atomic_bool process_exiting;
 
 static const ox__wait_site park_site = {.what = "thread park"};
@@ -65,7 +63,7 @@ static void record_retire(ox_thread *t)
     records_lock_give();
 }
 
-static ox_thread *record_new(const char *name, size_t name_len, bool is_main)
+static ox_thread *record_new(const char *name, size_t name_len, uint64_t id)
 {
     char *name_copy = NULL;
     if (name) {
@@ -89,8 +87,7 @@ static ox_thread *record_new(const char *name, size_t name_len, bool is_main)
     }
     atomic_init(&t->generation, generation);
     atomic_init(&t->refs, 1);
-    t->id = is_main ? MAIN_THREAD_ID
-                    : atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
+    t->id = id;
     t->name = name_copy;
     return t;
 }
@@ -129,6 +126,7 @@ static void release_thread_state(bool check_locks)
     ox__unwind_thread_exit(check_locks);
     ox_thread *t = current;
     current = NULL;
+    ox__unit_thread_publish(NULL, 0); /* the name goes with the record */
     ox_thread_drop(t);
 }
 
@@ -181,25 +179,14 @@ ox_thread *ox_thread_current(void)
     if (OX_LIKELY(t != NULL))
         return t;
     bool is_main = ox__sys_is_main_thread();
-    t = record_new(is_main ? "main" : NULL, is_main ? 4 : 0, is_main);
+    /* The id the unit layer may already have given this thread. */
+    t = record_new(is_main ? "main" : NULL, is_main ? 4 : 0, ox__unit_thread_id());
     if (t == NULL)
         ox_abort("ox_thread_current", "out of memory");
     current = t;
+    ox__unit_thread_publish(t->name, t->id);
     ox__thread_exit_arm();
     return t;
-}
-
-const char *ox__thread_current_name(void)
-{
-    if (current != NULL)
-        return current->name;
-    return ox__sys_is_main_thread() ? "main" : NULL;
-}
-
-const char *ox__thread_current_name_or_unnamed(void)
-{
-    const char *name = ox__thread_current_name();
-    return name ? name : "<unnamed>";
 }
 
 uint64_t ox_thread_id(const ox_thread *t)
@@ -229,6 +216,7 @@ static void *thread_main(void *arg)
 {
     ox_thread *t = arg;
     current = t;
+    ox__unit_thread_publish(t->name, t->id);
     exit_armed = 2;
     if (t->name)
         ox__sys_thread_set_os_name(t->name);
@@ -241,6 +229,7 @@ static void *thread_main(void *arg)
     ox__tls_run_destructors();
     ox__unwind_thread_exit(true);
     current = NULL;
+    ox__unit_thread_publish(NULL, 0); /* the name goes with the record */
     /* A pthread key destructor of some other library runs after we return
      * and may still touch a thread-local: from now on this is a foreign
      * thread, cleaned up by the key (foreign_thread_exit). */
@@ -283,7 +272,7 @@ int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
         if (name_len > OX_THREAD_NAME_MAX)
             return OX_ENAMETOOLONG;
     }
-    ox_thread *t = record_new(b->name, name_len, false);
+    ox_thread *t = record_new(b->name, name_len, ox__unit_new_thread_id());
     if (t == NULL)
         return ENOMEM;
     t->fn = fn;

@@ -6,6 +6,7 @@
 #include "oxide/thread.h"
 
 #include "../sys/sys.h"
+#include "../unit/unit.h" /* the calling thread's name: ox__unit_thread_name */
 #include "park.h"
 
 #include <stdatomic.h>
@@ -62,11 +63,6 @@ bool ox__thread_handle_is_stale(ox_thread *t, uint32_t generation);
 
 /* Waits for t's OS thread and collects its outcome: as ox_thread_join. */
 int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload);
-
-/* The calling thread's name without creating its record: NULL if unnamed
- * (never NULL in the main thread, which is "main"). */
-const char *ox__thread_current_name(void);
-const char *ox__thread_current_name_or_unnamed(void);
 
 /* True once the process has begun exit() and oxide's exit handler ran. */
 bool ox__thread_is_exiting(void);

@@ -60,7 +60,7 @@ void ox__tls_access_failed(const ox__tls_key *key)
     ox_abort("OX_TLS_GET",
              "thread-local '%s' accessed during or after its destruction in "
              "thread '%s'",
-             key->name, ox__thread_current_name_or_unnamed());
+             key->name, ox__unit_thread_name_or_unnamed());
 }
 
 static void *run_destructor(void *p)
