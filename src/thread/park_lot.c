@@ -35,6 +35,10 @@
 typedef struct bucket {
     _Alignas(64) ox__spin lock;
     ox__lot_waiter *head, *tail;
+    /* How many are linked: written only under the lock (a load and a store,
+     * no read-modify-write), read without it by the blocked dump to skip
+     * empty buckets without taking thousands of locks. */
+    _Atomic uint32_t linked;
 } bucket;
 
 static bucket lot[LOT_BUCKETS];
@@ -44,6 +48,14 @@ static bucket *bucket_of(const _Atomic uint32_t *word)
     /* Fibonacci hashing: words are 4-byte aligned and often in arrays. */
     uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
     return &lot[h >> (64 - LOT_BITS)];
+}
+
+static void count_linked(bucket *b, int32_t delta)
+{
+    /* Relaxed: under the bucket lock; the dump's unlocked read is a hint
+     * (a task linked after it is not shown: the dump is not one instant). */
+    uint32_t n = atomic_load_explicit(&b->linked, memory_order_relaxed);
+    atomic_store_explicit(&b->linked, n + (uint32_t)delta, memory_order_relaxed);
 }
 
 static void link_waiter(bucket *b, ox__lot_waiter *w)
@@ -59,6 +71,7 @@ static void link_waiter(bucket *b, ox__lot_waiter *w)
      * hold another bucket's lock: one that sees this wait linked also sees
      * the word it stored before linking. */
     atomic_store_explicit(&w->linked, true, memory_order_release);
+    count_linked(b, 1);
 }
 
 static void unlink_waiter(bucket *b, ox__lot_waiter *w)
@@ -73,6 +86,7 @@ static void unlink_waiter(bucket *b, ox__lot_waiter *w)
         b->tail = w->prev;
     /* Relaxed: read under this bucket's lock, which orders it. */
     atomic_store_explicit(&w->linked, false, memory_order_relaxed);
+    count_linked(b, -1);
 }
 
 static bool is_cancelled(ox__lot_waiter *w)
@@ -213,6 +227,9 @@ int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, in
 {
     int count = 0;
     for (int i = 0; i < LOT_BUCKETS; i++) {
+        /* Relaxed: see count_linked. */
+        if (atomic_load_explicit(&lot[i].linked, memory_order_relaxed) == 0)
+            continue;
         if (!lock_for_visit(&lot[i])) {
             (*busy)++;
             continue;
@@ -244,6 +261,7 @@ static void lot_after_fork_child(void)
      * here: forget them. */
     for (int i = LOT_BUCKETS; i-- > 0;) {
         lot[i].head = lot[i].tail = NULL;
+        atomic_store_explicit(&lot[i].linked, 0, memory_order_relaxed);
         ox__spin_unlock(&lot[i].lock);
     }
 }
