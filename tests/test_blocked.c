@@ -393,7 +393,7 @@ OX_TEST_OPTS(blocked_dump_lists_tasks_with_site_and_held_locks, .timeout_s = 60)
     ox_test_wait_blocked_at("channel recv", 1);
 
     int count;
-    char *text = dump_text(&count);
+    char *text = ox_test_dump_blocked(&count);
     CHECK(count >= 3); /* and the idle workers, as threads */
     check_task_lines(text, hs);
     free(text);
@@ -410,7 +410,7 @@ OX_TEST_OPTS(blocked_dump_lists_tasks_with_site_and_held_locks, .timeout_s = 60)
     CHECK_EQ(ox_sender_send(tx, &v), 0);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
-    text = dump_text(&count);
+    text = ox_test_dump_blocked(&count);
     CHECK(strstr(text, "  task '") == NULL); /* none is left blocked */
     free(text);
     ox_sender_drop(tx);
@@ -475,7 +475,7 @@ OX_TEST_OPTS(blocked_dump_reads_a_consistent_snapshot_of_locking_tasks, .timeout
     long dumps = ox_test_scaled(3000), tasks_seen = 0;
     for (long i = 0; i < dumps; i++) {
         int count;
-        char *text = dump_text(&count);
+        char *text = ox_test_dump_blocked(&count);
         CHECK(count >= 0);
         if (strstr(text, "  task 'churn'") != NULL)
             tasks_seen++;
