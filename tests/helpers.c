@@ -190,7 +190,8 @@ void ox_test_wait_tasks_blocked_at(const char *site, int count)
 {
     for (;;) {
         struct blocked_count c = {.site = site};
-        ox__park_lot_visit(count_tasks_at, &c); /* skips a busy bucket: look again */
+        int busy = 0;
+        ox__park_lot_visit(count_tasks_at, &c, &busy); /* skips a busy bucket: look again */
         if (c.n >= count)
             return;
         ox_thread_yield();
