@@ -155,8 +155,11 @@ static bool work_visible(ox_runtime *rt)
 
 void ox__task_schedule(ox_task *t, bool lifo)
 {
+    /* Read before t is queued: from then on another worker may run it to
+     * its end and free it (TSan saw the wake below read a freed record). */
+    ox_runtime *rt = t->rt;
     ox__worker *w = ox__worker_current();
-    if (w != NULL && w->rt == t->rt) {
+    if (w != NULL && w->rt == rt) {
         if (lifo) {
             ox_task *previous = w->lifo;
             w->lifo = t;
@@ -166,9 +169,9 @@ void ox__task_schedule(ox_task *t, bool lifo)
         }
         ox__queue_push(w, t);
     } else {
-        ox__injector_push(&t->rt->injector, t, t, 1);
+        ox__injector_push(&rt->injector, t, t, 1);
     }
-    ox__runtime_wake_idle(t->rt);
+    ox__runtime_wake_idle(rt);
 }
 
 static ox_task *steal(ox__worker *w)
