@@ -27,6 +27,10 @@ static inline int ox__io_errno(void)
     return e != 0 ? e : EIO;
 }
 
+/* A new non-blocking socket of type (SOCK_STREAM, SOCK_DGRAM) for addr's
+ * family, in a record; OX_EINVAL for an address that is not IPv4 or IPv6. */
+int ox__socket_open(const ox_sockaddr *addr, int type, ox_socket **out);
+
 /* A record for fd (taken over), from the pool; ENOMEM if none. */
 int ox__socket_new(int fd, bool is_socket, ox_socket **out);
 

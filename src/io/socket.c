@@ -73,6 +73,20 @@ int ox__socket_new(int fd, bool is_socket, ox_socket **out)
     return 0;
 }
 
+int ox__socket_open(const ox_sockaddr *addr, int type, ox_socket **out)
+{
+    if (addr == NULL || addr->len < sizeof(sa_family_t) || addr->len > sizeof addr->storage ||
+        (addr->storage.ss_family != AF_INET && addr->storage.ss_family != AF_INET6))
+        return OX_EINVAL;
+    int fd = socket(addr->storage.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return ox__io_errno();
+    int rc = ox__socket_new(fd, true, out);
+    if (rc != 0)
+        close(fd);
+    return rc;
+}
+
 static void socket_free(ox_socket *s)
 {
     ox__spin_lock(&pool_lock);

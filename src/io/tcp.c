@@ -8,33 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int check_addr(const ox_sockaddr *addr)
-{
-    if (addr == NULL || addr->len < sizeof(sa_family_t) || addr->len > sizeof addr->storage)
-        return OX_EINVAL;
-    sa_family_t family = addr->storage.ss_family;
-    return family == AF_INET || family == AF_INET6 ? 0 : OX_EINVAL;
-}
-
-/* A new non-blocking socket of type for addr's family, in a record. */
-static int open_socket(const ox_sockaddr *addr, int type, ox_socket **out)
-{
-    int rc = check_addr(addr);
-    if (rc != 0)
-        return rc;
-    int fd = socket(addr->storage.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return ox__io_errno();
-    rc = ox__socket_new(fd, true, out);
-    if (rc != 0)
-        close(fd);
-    return rc;
-}
-
 int ox_tcp_listen(const ox_sockaddr *addr, int backlog, ox_socket **out)
 {
     ox_socket *s;
-    int rc = open_socket(addr, SOCK_STREAM, &s);
+    int rc = ox__socket_open(addr, SOCK_STREAM, &s);
     if (rc != 0)
         return rc;
     int one = 1;
@@ -110,7 +87,7 @@ static int finish_connect(ox_socket *s, ox_instant deadline)
 int ox_tcp_connect_deadline(const ox_sockaddr *addr, ox_socket **out, ox_instant deadline)
 {
     ox_socket *s;
-    int rc = open_socket(addr, SOCK_STREAM, &s);
+    int rc = ox__socket_open(addr, SOCK_STREAM, &s);
     if (rc != 0)
         return rc;
     if (connect(s->fd, (const struct sockaddr *)&addr->storage, addr->len) != 0) {

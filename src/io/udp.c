@@ -8,21 +8,17 @@
 
 int ox_udp_bind(const ox_sockaddr *addr, ox_socket **out)
 {
-    if (addr == NULL || addr->len > sizeof addr->storage ||
-        (addr->storage.ss_family != AF_INET && addr->storage.ss_family != AF_INET6))
-        return OX_EINVAL;
-    int fd = socket(addr->storage.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return ox__io_errno();
-    if (bind(fd, (const struct sockaddr *)&addr->storage, addr->len) != 0) {
-        int err = ox__io_errno();
-        close(fd);
-        return err;
-    }
-    int rc = ox__socket_new(fd, true, out);
+    ox_socket *s;
+    int rc = ox__socket_open(addr, SOCK_DGRAM, &s);
     if (rc != 0)
-        close(fd);
-    return rc;
+        return rc;
+    if (bind(s->fd, (const struct sockaddr *)&addr->storage, addr->len) != 0) {
+        rc = ox__io_errno();
+        ox_socket_close(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
 }
 
 typedef struct datagram {

@@ -82,7 +82,9 @@ typedef struct ox__sys_event {
     unsigned ready;
 } ox__sys_event;
 
-/* A poller and the waker that interrupts its wait. Returns 0 or errno. */
+/* A poller and the waker that interrupts its wait: an event flag
+ * (ox__sys_event_set makes the poller's current or next wait return).
+ * Returns 0 or errno. */
 int ox__sys_poller_open(int *poller, int *waker);
 void ox__sys_poller_close(int poller, int waker);
 /* Watches fd for both directions, edge-triggered: an event each time fd
@@ -96,8 +98,6 @@ void ox__sys_poller_del(int poller, int fd);
  * before now: does not wait). Returns how many events were stored in out
  * (the waker's are consumed, not returned). */
 int ox__sys_poller_wait(int poller, int waker, ox__sys_event *out, int max, int64_t deadline_ns);
-/* Makes the poller's current or next wait return. Async-signal-safe. */
-void ox__sys_poller_wake(int waker);
 /* Blocks the calling thread until fd is ready for events or the deadline
  * passes: returns 0 (ready), OX_ETIMEDOUT, or poll's errno (ENOMEM).
  * Signals are retried. */

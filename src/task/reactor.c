@@ -54,24 +54,28 @@ static int open_reactor(ox_runtime *rt)
     return rc;
 }
 
-int ox__reactor_watch(ox_runtime *rt, int fd, ox__io_words *words)
+/* rt's poller, opened by the first watch. */
+static int opened_poller(ox_runtime *rt, int *poller)
 {
     if (poller_of(rt) < 0) {
         int rc = open_reactor(rt);
         if (rc != 0)
             return rc;
     }
-    return ox__sys_poller_add(poller_of(rt), fd, words);
+    *poller = poller_of(rt);
+    return 0;
+}
+
+int ox__reactor_watch(ox_runtime *rt, int fd, ox__io_words *words)
+{
+    int poller, rc = opened_poller(rt, &poller);
+    return rc != 0 ? rc : ox__sys_poller_add(poller, fd, words);
 }
 
 int ox__reactor_watch_once(ox_runtime *rt, int fd, unsigned events, ox__io_words *words)
 {
-    if (poller_of(rt) < 0) {
-        int rc = open_reactor(rt);
-        if (rc != 0)
-            return rc;
-    }
-    return ox__sys_poller_add_once(poller_of(rt), fd, events, words);
+    int poller, rc = opened_poller(rt, &poller);
+    return rc != 0 ? rc : ox__sys_poller_add_once(poller, fd, events, words);
 }
 
 void ox__reactor_unwatch(ox_runtime *rt, int fd)
@@ -83,8 +87,8 @@ void ox__reactor_unwatch(ox_runtime *rt, int fd)
 
 ox_runtime *ox__runtime_current(void)
 {
-    ox__worker *w = ox__worker_current();
-    return w != NULL && w->current != NULL ? w->rt : NULL;
+    ox_task *t = ox_task_current();
+    return t != NULL ? t->rt : NULL;
 }
 
 /* A task loads a word and parks on it only between ox__io_words_enter
@@ -95,18 +99,17 @@ ox_runtime *ox__runtime_current(void)
  * on the old value). */
 static void dispatch_one(ox__io_words *words, unsigned ready)
 {
+    static const unsigned ready_for[2] = {
+        [OX__IO_READ] = OX__SYS_READABLE, [OX__IO_WRITE] = OX__SYS_WRITABLE};
     /* Relaxed: ordered by the fence below. */
-    if (ready & OX__SYS_READABLE)
-        atomic_fetch_add_explicit(&words->seq[OX__IO_READ], 1, memory_order_relaxed);
-    if (ready & OX__SYS_WRITABLE)
-        atomic_fetch_add_explicit(&words->seq[OX__IO_WRITE], 1, memory_order_relaxed);
+    for (int dir = OX__IO_READ; dir <= OX__IO_WRITE; dir++)
+        if (ready & ready_for[dir])
+            atomic_fetch_add_explicit(&words->seq[dir], 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    if ((ready & OX__SYS_READABLE) &&
-        atomic_load_explicit(&words->waiters[OX__IO_READ], memory_order_relaxed) != 0)
-        ox__park_lot_wake(&words->seq[OX__IO_READ], INT_MAX);
-    if ((ready & OX__SYS_WRITABLE) &&
-        atomic_load_explicit(&words->waiters[OX__IO_WRITE], memory_order_relaxed) != 0)
-        ox__park_lot_wake(&words->seq[OX__IO_WRITE], INT_MAX);
+    for (int dir = OX__IO_READ; dir <= OX__IO_WRITE; dir++)
+        if ((ready & ready_for[dir]) &&
+            atomic_load_explicit(&words->waiters[dir], memory_order_relaxed) != 0)
+            ox__park_lot_wake(&words->seq[dir], INT_MAX);
     /* Either direction: bumped only for a waiter (the lot orders this bump
      * against its park, as for any word). */
     if (atomic_load_explicit(&words->waiters[OX__IO_ANY], memory_order_relaxed) != 0) {
@@ -170,7 +173,10 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
     atomic_store_explicit(&w->polling, true, memory_order_seq_cst);
     if (atomic_load_explicit(&w->sleep_word, memory_order_seq_cst) == 0)
         n = ox__sys_poller_wait(poller, rt->io_waker, events, EVENTS_MAX, deadline);
-    atomic_store_explicit(&w->polling, false, memory_order_relaxed);
+    /* Seq_cst: once a waker sees false it wakes the futex instead, so this
+     * store and a later futex wait's check of sleep_word are the worker's
+     * half of the same pair. */
+    atomic_store_explicit(&w->polling, false, memory_order_seq_cst);
     unclaim(rt);
     /* Off the idle list before waking tasks, so that their wake-ups go to
      * the other idle workers, not to this one. */
@@ -179,11 +185,13 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
     return true;
 }
 
-void ox__reactor_wake_worker(ox__worker *w)
+bool ox__reactor_wake_worker(ox__worker *w)
 {
     /* Seq_cst: see the top of the file (the caller stored sleep_word). */
-    if (atomic_load_explicit(&w->polling, memory_order_seq_cst))
-        ox__sys_poller_wake(w->rt->io_waker);
+    if (!atomic_load_explicit(&w->polling, memory_order_seq_cst))
+        return false;
+    ox__sys_event_set(w->rt->io_waker);
+    return true;
 }
 
 void ox__reactor_close(ox_runtime *rt)

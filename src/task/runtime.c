@@ -11,7 +11,8 @@
  *      runs next, on the same CPU, while its data is in cache), at most
  *      OX__LIFO_MAX times in a row so that two tasks ping-ponging cannot
  *      starve the queue;
- *   3. its own queue, then the injector, then due timers;
+ *   3. its own queue, then the injector, then due timers, then ready
+ *      descriptors (reactor.c);
  *   4. half of another worker's queue.
  * With nothing found it goes idle: it links itself on the idle stack,
  * looks once more, and sleeps until woken or until the earliest timer.
@@ -64,10 +65,11 @@ __attribute__((noinline)) ox__worker *ox__worker_current(void)
 static void wake_worker(ox__worker *w)
 {
     /* Seq_cst: pairs with the worker's acquire load after it wakes, and is
-     * the waker's store of the Dekker pair in reactor.c. */
+     * the waker's store of the Dekker pair in reactor.c. Only one of the two
+     * wake-ups: the futex's is a system call. */
     atomic_store_explicit(&w->sleep_word, 1, memory_order_seq_cst);
-    ox__park_wake_one(&w->sleep_word);
-    ox__reactor_wake_worker(w);
+    if (!ox__reactor_wake_worker(w))
+        ox__park_wake_one(&w->sleep_word);
 }
 
 void ox__runtime_wake_idle(ox_runtime *rt)
@@ -194,6 +196,17 @@ static ox_task *steal(ox__worker *w)
     return NULL;
 }
 
+/* The LIFO slot, else the local queue. */
+static ox_task *take_local(ox__worker *w)
+{
+    ox_task *t = w->lifo;
+    if (t != NULL) {
+        w->lifo = NULL;
+        return t;
+    }
+    return ox__queue_pop(w);
+}
+
 static ox_task *find_work(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
@@ -220,22 +233,13 @@ static ox_task *find_work(ox__worker *w)
         return t;
     if ((t = ox__injector_pop(&rt->injector)) != NULL)
         return t;
+    /* Due timers and ready descriptors wake their tasks onto our slot and
+     * queue. */
     ox__timers_fire(rt);
-    if (w->lifo != NULL) { /* a timer woke a task onto our slot */
-        t = w->lifo;
-        w->lifo = NULL;
+    if ((t = take_local(w)) != NULL)
         return t;
-    }
-    if ((t = ox__queue_pop(w)) != NULL)
+    if (ox__reactor_poll_now(w) && (t = take_local(w)) != NULL)
         return t;
-    if (ox__reactor_poll_now(w)) { /* ready descriptors' tasks: slot and queue */
-        if ((t = w->lifo) != NULL) {
-            w->lifo = NULL;
-            return t;
-        }
-        if ((t = ox__queue_pop(w)) != NULL)
-            return t;
-    }
     return steal(w);
 }
 
@@ -362,7 +366,7 @@ static void sleep_until_work(ox__worker *w)
         ox__park_wait(&w->sleep_word, 0, (ox_instant){next}, &idle_site, w);
         idle_unregister(w); /* if we woke by ourselves (timer, spurious) */
     }
-    /* Acquire: pairs with the release store in ox__runtime_wake_idle. */
+    /* Acquire: pairs with the seq_cst store in wake_worker. */
     (void)atomic_load_explicit(&w->sleep_word, memory_order_acquire);
     atomic_store_explicit(&w->sleep_word, 0, memory_order_relaxed);
 }

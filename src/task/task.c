@@ -122,8 +122,9 @@ static ox_task *handle_task(const ox_task_handle *h, const char *function)
 void ox__task_mark_finished(ox_task *t)
 {
     /* Release: the outcome is visible to whoever sees FINISHED with
-     * acquire (ox__task_has_finished, the wait below). */
-    uint32_t was = atomic_exchange_explicit(&t->finished, OX__TASK_FINISHED, memory_order_acq_rel);
+     * acquire (ox__task_has_finished, the wait below). Nothing is read
+     * through a joiner's WATCHED (its CAS is relaxed): no acquire. */
+    uint32_t was = atomic_exchange_explicit(&t->finished, OX__TASK_FINISHED, memory_order_release);
     if (was == OX__TASK_RUNNING_WATCHED)
         ox__park_wake_all(&t->finished); /* tasks, and the threads on the futex */
     else

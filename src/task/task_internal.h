@@ -220,8 +220,10 @@ bool ox__reactor_poll_now(ox__worker *w);
  * idle_leave(w) and waking the ready tasks; returns false at once if the
  * poller is not open or another worker holds it. */
 bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__worker *));
-/* Wakes w if it sleeps in the poller (after w->sleep_word was set). */
-void ox__reactor_wake_worker(ox__worker *w);
+/* After w->sleep_word was set: wakes w if it sleeps in the poller and
+ * returns true; false if it does not (it sleeps on its futex, or will see
+ * sleep_word before it sleeps). */
+bool ox__reactor_wake_worker(ox__worker *w);
 void ox__reactor_close(ox_runtime *rt);
 
 /* ---- spawning (task.c) ---- */
