@@ -197,3 +197,50 @@ void ox_test_wait_tasks_blocked_at(const char *site, int count)
         ox_thread_yield();
     }
 }
+
+/* ---- racing feeders (helpers.h) ---- */
+
+static void *feed_fn(void *arg)
+{
+    struct ox_test_feed *f = arg;
+    unsigned seed = (unsigned)f->id * 2654435761u + 1;
+    for (long i = 0; i < f->count; i++) {
+        uint64_t v = f->id << 32 | (uint64_t)i;
+        CHECK_EQ(ox_sender_send(f->tx, &v), 0);
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 4 == 0) /* the receiver often drains to empty */
+            ox_thread_yield();
+    }
+    ox_sender_drop(f->tx);
+    return NULL;
+}
+
+void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long per)
+{
+    for (int i = 0; i < OX_TEST_FEEDERS; i++)
+        f->feed[i] =
+            (struct ox_test_feed){.tx = ox_sender_clone(tx), .id = (uint64_t)i, .count = per};
+    ox_sender_drop(tx);
+    f->rt = ox_test_runtime(1);
+    for (int i = 0; i < 2; i++) {
+        f->threads[i] = ox_thread_spawn(feed_fn, &f->feed[i]);
+        f->tasks[i] = ox_test_spawn_on(f->rt, feed_fn, &f->feed[2 + i]);
+    }
+}
+
+void ox_test_feeders_join(ox_test_feeders *f)
+{
+    for (int i = 0; i < 2; i++) {
+        ox_test_join(&f->threads[i]);
+        CHECK_EQ(ox_task_join(&f->tasks[i], NULL, NULL), 0);
+    }
+    ox_runtime_shutdown(f->rt);
+}
+
+void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v)
+{
+    uint64_t id = v >> 32;
+    CHECK(id < OX_TEST_FEEDERS);
+    CHECK_EQ((long)(v & 0xffffffffu), next[id]);
+    next[id]++;
+}

@@ -83,4 +83,24 @@ void ox_test_wait_any_blocked(int n);
  * then unpark the thread). */
 void *ox_test_park_until_done(void *done);
 
+/* Four senders racing into one channel of uint64_t: two threads and two
+ * tasks on a one-worker runtime, sender i sending i << 32 | k for k in
+ * 0..per-1 in bursts with yields between, then dropping its clone of tx
+ * (tx itself is dropped at start). ox_test_feed_check checks a received
+ * message against next[], each sender's next k. */
+enum { OX_TEST_FEEDERS = 4 };
+typedef struct ox_test_feeders {
+    struct ox_test_feed {
+        ox_sender *tx;
+        uint64_t id;
+        long count;
+    } feed[OX_TEST_FEEDERS];
+    ox_runtime *rt;
+    ox_task_handle tasks[2];
+    ox_join_handle threads[2];
+} ox_test_feeders;
+void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long per);
+void ox_test_feeders_join(ox_test_feeders *f);
+void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v);
+
 #endif

@@ -5,6 +5,7 @@
  * each sender's order, with no wake-up lost (a lost one leaves the loop
  * asleep in epoll_wait: the runner's timeout fails the test by name). */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <fcntl.h>
@@ -137,32 +138,6 @@ OX_TEST(chan_event_fd_of_a_rendezvous_is_a_waiting_sender)
 
 /* ---- an epoll loop woken by racing senders ---- */
 
-enum { SENDERS = 4 };
-
-typedef struct feed {
-    ox_sender *tx;
-    uint64_t id;
-    long count;
-} feed;
-
-/* Sends id << 32 | i for i in 0..count-1, in bursts of varying length
- * with yields between, so that the loop often drains to empty (and
- * clears the fd) while a send is on its way. */
-static void *sender_fn(void *arg)
-{
-    feed *f = arg;
-    unsigned seed = (unsigned)f->id * 2654435761u + 1;
-    for (long i = 0; i < f->count; i++) {
-        uint64_t v = f->id << 32 | (uint64_t)i;
-        CHECK_EQ(ox_sender_send(f->tx, &v), 0);
-        seed = seed * 1103515245u + 12345u;
-        if ((seed >> 16) % 4 == 0)
-            ox_thread_yield();
-    }
-    ox_sender_drop(f->tx);
-    return NULL;
-}
-
 /* The loop: epoll_wait (no timeout), then try_recv until OX_EEMPTY.
  * Checks each sender's messages arrive complete and in order. */
 static void run_epoll_loop(ox_receiver *rx, long per_sender)
@@ -173,7 +148,7 @@ static void run_epoll_loop(ox_receiver *rx, long per_sender)
     CHECK(ep >= 0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
     CHECK_EQ(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
-    long next[SENDERS] = {0};
+    long next[OX_TEST_FEEDERS] = {0};
     long wakes = 0;
     for (;;) {
         struct epoll_event got;
@@ -184,25 +159,16 @@ static void run_epoll_loop(ox_receiver *rx, long per_sender)
         wakes++;
         uint64_t v;
         int rc;
-        while ((rc = ox_receiver_try_recv(rx, &v)) == 0) {
-            uint64_t id = v >> 32;
-            CHECK(id < SENDERS);
-            CHECK_EQ((long)(v & 0xffffffffu), next[id]);
-            next[id]++;
-        }
+        while ((rc = ox_receiver_try_recv(rx, &v)) == 0)
+            ox_test_feed_check(next, v);
         if (rc == OX_EDISCONNECTED)
             break;
         CHECK_EQ(rc, OX_EEMPTY);
     }
-    for (int i = 0; i < SENDERS; i++)
+    for (int i = 0; i < OX_TEST_FEEDERS; i++)
         CHECK_EQ(next[i], per_sender);
     CHECK(wakes > 0);
     close(ep);
-}
-
-static void *task_sender(void *arg)
-{
-    return sender_fn(arg);
 }
 
 static void epoll_loop_with(size_t cap)
@@ -211,29 +177,10 @@ static void epoll_loop_with(size_t cap)
     ox_receiver *rx;
     CHECK_EQ(ox_channel(8, cap, &tx, &rx), 0);
     long per = ox_test_scaled(cap == 0 ? 5000 : 50000);
-    feed f[SENDERS];
-    for (int i = 0; i < SENDERS; i++)
-        f[i] = (feed){.tx = ox_sender_clone(tx), .id = (uint64_t)i, .count = per};
-    ox_sender_drop(tx);
-    /* Two threads and two tasks feed the loop. */
-    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
-    rb.workers = 1;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
-    ox_task_builder tb = OX_TASK_BUILDER_INIT;
-    tb.runtime = rt;
-    ox_task_handle th[2];
-    ox_join_handle h[2];
-    for (int i = 0; i < 2; i++) {
-        h[i] = ox_thread_spawn(sender_fn, &f[i]);
-        CHECK_EQ(ox_task_builder_spawn(&tb, task_sender, &f[2 + i], &th[i]), 0);
-    }
+    ox_test_feeders feeders; /* two threads and two tasks feed the loop */
+    ox_test_feeders_start(&feeders, tx, per);
     run_epoll_loop(rx, per);
-    for (int i = 0; i < 2; i++) {
-        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-        CHECK_EQ(ox_task_join(&th[i], NULL, NULL), 0);
-    }
-    ox_runtime_shutdown(rt);
+    ox_test_feeders_join(&feeders);
     ox_receiver_drop(rx);
 }
 

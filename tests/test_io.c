@@ -19,24 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static ox_runtime *runtime_of(size_t workers)
-{
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = workers;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    return rt;
-}
-
-static ox_task_handle spawn_in(ox_runtime *rt, void *(*fn)(void *), void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
-
 static void join_ok(ox_task_handle *h, void **result)
 {
     CHECK_EQ(ox_task_join(h, result, NULL), 0);
@@ -81,7 +63,7 @@ static void *echo_server(void *arg)
     int rc;
     while ((rc = ox_tcp_accept(s->listener, &c, NULL)) == 0) {
         s->accepted++;
-        ox_task_handle h = spawn_in(s->rt, echo_conn, c);
+        ox_task_handle h = ox_test_spawn_on(s->rt, echo_conn, c);
         ox_task_handle_drop(&h);
     }
     CHECK_EQ(rc, OX_ECANCELED);
@@ -118,10 +100,10 @@ static void *echo_client(void *arg)
 
 static void run_echo(const char *listen_text, size_t task_clients, size_t thread_clients)
 {
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     ox_sockaddr addr;
     server srv = {.listener = listen_on(listen_text, &addr), .rt = rt};
-    ox_task_handle accept_task = spawn_in(rt, echo_server, &srv);
+    ox_task_handle accept_task = ox_test_spawn_on(rt, echo_server, &srv);
     long rounds = ox_test_scaled(200);
     client_job jobs[64];
     ox_task_handle tasks[64];
@@ -130,7 +112,7 @@ static void run_echo(const char *listen_text, size_t task_clients, size_t thread
     for (size_t i = 0; i < task_clients + thread_clients; i++)
         jobs[i] = (client_job){&addr, (unsigned)i * 7919u + 1u, rounds};
     for (size_t i = 0; i < task_clients; i++)
-        tasks[i] = spawn_in(rt, echo_client, &jobs[i]);
+        tasks[i] = ox_test_spawn_on(rt, echo_client, &jobs[i]);
     for (size_t i = 0; i < thread_clients; i++)
         threads[i] = ox_thread_spawn(echo_client, &jobs[task_clients + i]);
     for (size_t i = 0; i < task_clients; i++)
@@ -203,14 +185,14 @@ static void *udp_receive_all(void *arg)
 
 static void udp_round(const char *text)
 {
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     udp_pair p = {.count = 200};
     ox_sockaddr any;
     CHECK_EQ(ox_sockaddr_parse(text, &any), 0);
     CHECK_EQ(ox_udp_bind(&any, &p.a), 0);
     CHECK_EQ(ox_udp_bind(&any, &p.b), 0);
     CHECK_EQ(ox_socket_local_addr(p.b, &p.b_addr), 0);
-    ox_task_handle rx = spawn_in(rt, udp_receive_all, &p);
+    ox_task_handle rx = ox_test_spawn_on(rt, udp_receive_all, &p);
     for (long i = 0; i < p.count; i++) {
         unsigned char msg[2] = {(unsigned char)(i ^ 0x5a), (unsigned char)i};
         CHECK_EQ(ox_udp_send_to(p.a, msg, 2, &p.b_addr), 0);
@@ -246,6 +228,21 @@ static void connected_pair(ox_socket **client, ox_socket **server_side)
     ox_socket_close(l);
 }
 
+/* A runtime of that many workers and a connected pair (see above). */
+static ox_runtime *pair_on_runtime(size_t workers, ox_socket **client, ox_socket **server_side)
+{
+    ox_runtime *rt = ox_test_runtime(workers);
+    connected_pair(client, server_side);
+    return rt;
+}
+
+static void pair_done(ox_runtime *rt, ox_socket *client, ox_socket *server_side)
+{
+    ox_socket_close(client);
+    ox_socket_close(server_side);
+    ox_runtime_shutdown(rt);
+}
+
 typedef struct read_job {
     ox_socket *s;
     int rc;
@@ -262,11 +259,10 @@ static void *read_once(void *arg)
 
 OX_TEST(io_peer_reset_is_reported_as_econnreset)
 {
-    ox_runtime *rt = runtime_of(2);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(2, &c, &s);
     read_job j = {.s = s};
-    ox_task_handle h = spawn_in(rt, read_once, &j);
+    ox_task_handle h = ox_test_spawn_on(rt, read_once, &j);
     /* SO_LINGER 0: close sends a reset instead of a FIN. */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
@@ -300,10 +296,9 @@ static void *half_close_server(void *arg)
 
 OX_TEST(io_half_closed_stream_still_carries_the_answer)
 {
-    ox_runtime *rt = runtime_of(2);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
-    ox_task_handle h = spawn_in(rt, half_close_server, s);
+    ox_runtime *rt = pair_on_runtime(2, &c, &s);
+    ox_task_handle h = ox_test_spawn_on(rt, half_close_server, s);
     char block[1000];
     memset(block, 'q', sizeof block);
     for (int i = 0; i < 50; i++)
@@ -374,31 +369,28 @@ static void *bulk_read_slowly(void *arg)
 
 OX_TEST(io_a_full_socket_buffer_suspends_the_writer_and_loses_nothing)
 {
-    ox_runtime *rt = runtime_of(2);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(2, &c, &s);
     /* Small buffers, so they fill many times over (much smaller ones make
      * loopback TCP crawl on zero-window probes). */
     int small = 64 * 1024;
     CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
     CHECK_EQ(setsockopt(ox_socket_fd(s), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
     bulk w = {.s = c, .len = (size_t)ox_test_scaled(16) << 20}, r = {.s = s};
-    ox_task_handle hw = spawn_in(rt, bulk_write, &w), hr = spawn_in(rt, bulk_read_slowly, &r);
+    ox_task_handle hw = ox_test_spawn_on(rt, bulk_write, &w),
+                   hr = ox_test_spawn_on(rt, bulk_read_slowly, &r);
     join_ok(&hw, NULL);
     join_ok(&hr, NULL);
     CHECK_EQ(r.len, w.len);
     CHECK_EQ(r.sum, w.sum);
     CHECK(w.partial > 0); /* the writer did meet a full buffer */
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }
 
 OX_TEST(io_write_deadline_expires_when_the_peer_never_reads)
 {
-    ox_runtime *rt = runtime_of(1);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(1, &c, &s);
     static char block[65536];
     size_t n, total = 0;
     int rc;
@@ -418,9 +410,7 @@ OX_TEST(io_write_deadline_expires_when_the_peer_never_reads)
     CHECK_EQ(ox_socket_read_deadline(s, block, 1, &n, ox_instant_after(OX_MILLIS(20))),
              OX_ETIMEDOUT);
     CHECK_EQ(got, total);
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }
 
 /* ---- deadlines and aborts racing the data ---- */
@@ -453,11 +443,10 @@ static void *read_with_short_deadlines(void *arg)
 
 OX_TEST(io_read_deadlines_racing_arrivals_lose_no_byte)
 {
-    ox_runtime *rt = runtime_of(2);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(2, &c, &s);
     trickle t = {.s = s, .messages = ox_test_scaled(3000)};
-    ox_task_handle h = spawn_in(rt, read_with_short_deadlines, &t);
+    ox_task_handle h = ox_test_spawn_on(rt, read_with_short_deadlines, &t);
     for (long i = 0; i < t.messages; i++) {
         unsigned char b = (unsigned char)i;
         CHECK_EQ(ox_socket_write_all(c, &b, 1), 0);
@@ -466,9 +455,7 @@ OX_TEST(io_read_deadlines_racing_arrivals_lose_no_byte)
     }
     join_ok(&h, NULL);
     CHECK_EQ(t.received, t.messages);
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }
 
 typedef struct accept_job {
@@ -486,13 +473,13 @@ static void *accept_once(void *arg)
 
 OX_TEST(io_abort_racing_accept_loses_no_connection)
 {
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     ox_sockaddr addr;
     ox_socket *l = listen_on("127.0.0.1:0", &addr);
     long rounds = ox_test_scaled(300), cancelled = 0, accepted = 0;
     for (long i = 0; i < rounds; i++) {
         accept_job j = {.listener = l, .rc = OX_ECANCELED};
-        ox_task_handle h = spawn_in(rt, accept_once, &j);
+        ox_task_handle h = ox_test_spawn_on(rt, accept_once, &j);
         ox_socket *c;
         CHECK_EQ(ox_tcp_connect(&addr, &c), 0);
         if (i % 2 == 0)
@@ -531,20 +518,17 @@ static void *read_twice_after_abort(void *arg)
 
 OX_TEST(io_abort_ends_a_blocked_read_with_ecanceled)
 {
-    ox_runtime *rt = runtime_of(2);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(2, &c, &s);
     read_job j = {.s = s};
-    ox_task_handle h = spawn_in(rt, read_twice_after_abort, &j);
+    ox_task_handle h = ox_test_spawn_on(rt, read_twice_after_abort, &j);
     /* Not a sleep: a task aborted before it runs never runs (its join
      * would say OX_ECANCELED, as seen under load). */
     ox_test_wait_tasks_blocked_at("socket read", 1);
     ox_task_abort(&h);
     join_ok(&h, NULL);
     CHECK_EQ(j.rc, OX_ECANCELED);
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }
 
 /* ---- descriptor exhaustion ---- */
@@ -576,7 +560,7 @@ static void *accept_until_emfile(void *arg)
 
 OX_TEST(io_descriptor_exhaustion_reports_emfile_and_the_server_survives)
 {
-    ox_runtime *rt = runtime_of(1);
+    ox_runtime *rt = ox_test_runtime(1);
     ox_sockaddr addr;
     ox_socket *l = listen_on("127.0.0.1:0", &addr);
     /* Clients first (their descriptors count too), then a limit a few
@@ -589,7 +573,7 @@ OX_TEST(io_descriptor_exhaustion_reports_emfile_and_the_server_survives)
     struct rlimit lim = {.rlim_cur = (rlim_t)highest + 8, .rlim_max = (rlim_t)highest + 8};
     CHECK_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
     exhaust e = {.listener = l, .addr = &addr};
-    ox_task_handle h = spawn_in(rt, accept_until_emfile, &e);
+    ox_task_handle h = ox_test_spawn_on(rt, accept_until_emfile, &e);
     join_ok(&h, NULL);
     CHECK_EQ(e.emfile, 1);
     for (int i = 0; i < 24; i++)
@@ -611,19 +595,16 @@ OX_TEST(io_a_timer_fires_while_the_only_worker_polls)
 {
     /* One worker: the reader parks, the worker sleeps in the poller, and
      * only the poll's deadline (the sleeper's timer) can wake it. */
-    ox_runtime *rt = runtime_of(1);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(1, &c, &s);
     read_job j = {.s = s};
-    ox_task_handle reader = spawn_in(rt, read_once, &j);
-    ox_task_handle writer = spawn_in(rt, sleep_then_write, c);
+    ox_task_handle reader = ox_test_spawn_on(rt, read_once, &j);
+    ox_task_handle writer = ox_test_spawn_on(rt, sleep_then_write, c);
     join_ok(&writer, NULL);
     join_ok(&reader, NULL);
     CHECK_EQ(j.rc, 0);
     CHECK_EQ(j.n, 4u);
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }
 
 static void *write_wake(void *arg)
@@ -634,22 +615,19 @@ static void *write_wake(void *arg)
 
 OX_TEST(io_a_task_spawned_from_a_thread_wakes_the_polling_worker)
 {
-    ox_runtime *rt = runtime_of(1);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(1, &c, &s);
     for (int round = 0; round < 50; round++) {
         read_job j = {.s = s};
-        ox_task_handle reader = spawn_in(rt, read_once, &j);
+        ox_task_handle reader = ox_test_spawn_on(rt, read_once, &j);
         ox_thread_sleep(OX_MICROS(300)); /* often: the worker is in the poller */
-        ox_task_handle writer = spawn_in(rt, write_wake, c);
+        ox_task_handle writer = ox_test_spawn_on(rt, write_wake, c);
         join_ok(&writer, NULL);
         join_ok(&reader, NULL);
         CHECK_EQ(j.rc, 0);
         CHECK_EQ(j.n, 1u);
     }
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }
 
 /* ---- any descriptor ---- */
@@ -672,14 +650,14 @@ static void *wait_on_pipe(void *arg)
 
 OX_TEST(io_fd_wait_and_socket_wait_work_on_a_pipe)
 {
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     int fds[2], other[2];
     CHECK_EQ(pipe(fds), 0);
     CHECK_EQ(pipe(other), 0);
     ox_socket *wrapped;
     CHECK_EQ(ox_socket_from_fd(other[0], &wrapped), 0);
     pipe_job p = {.rd = fds[0], .wrapped = wrapped};
-    ox_task_handle h = spawn_in(rt, wait_on_pipe, &p);
+    ox_task_handle h = ox_test_spawn_on(rt, wait_on_pipe, &p);
     ox_thread_sleep(OX_MILLIS(2));
     CHECK_EQ(write(fds[1], "a", 1), 1);
     ox_thread_sleep(OX_MILLIS(2));
@@ -733,8 +711,8 @@ static void *resolve_in_task(void *arg)
 
 OX_TEST(io_resolve_runs_from_tasks_and_threads)
 {
-    ox_runtime *rt = runtime_of(1);
-    ox_task_handle h = spawn_in(rt, resolve_in_task, NULL);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, resolve_in_task, NULL);
     join_ok(&h, NULL);
     resolve_in_task(NULL);
     ox_runtime_shutdown(rt);
@@ -791,10 +769,10 @@ static int temp_file(void)
 
 OX_TEST(io_file_reads_and_writes_from_tasks_and_threads)
 {
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     file_job in_task = {.fd = temp_file(), .blocks = 64},
              in_thread = {.fd = temp_file(), .blocks = 64};
-    ox_task_handle h = spawn_in(rt, file_round_trip, &in_task);
+    ox_task_handle h = ox_test_spawn_on(rt, file_round_trip, &in_task);
     file_round_trip(&in_thread);
     join_ok(&h, NULL);
     size_t n;
@@ -821,11 +799,11 @@ static void *file_read_after_abort(void *arg)
 
 OX_TEST(io_file_call_in_an_aborted_task_returns_ecanceled_untouched)
 {
-    ox_runtime *rt = runtime_of(1);
+    ox_runtime *rt = ox_test_runtime(1);
     file_job j = {.fd = temp_file()};
     size_t n;
     CHECK_EQ(ox_file_write_at(j.fd, "abcdefgh", 8, 0, &n), 0);
-    ox_task_handle h = spawn_in(rt, file_read_after_abort, &j);
+    ox_task_handle h = ox_test_spawn_on(rt, file_read_after_abort, &j);
     while (!atomic_load(&j.started)) /* it runs, so its checks run */
         ox_thread_yield();
     ox_task_abort(&h);
@@ -866,23 +844,20 @@ static void *spin_until_reader_done(void *arg)
 
 OX_TEST(io_an_idle_worker_polls_while_the_other_runs_a_long_task)
 {
-    ox_runtime *rt = runtime_of(2);
     ox_socket *c, *s;
-    connected_pair(&c, &s);
+    ox_runtime *rt = pair_on_runtime(2, &c, &s);
     read_job j = {.s = s};
-    ox_task_handle reader = spawn_in(rt, read_and_flag, &j);
+    ox_task_handle reader = ox_test_spawn_on(rt, read_and_flag, &j);
     while (!atomic_load(&the_hog.reader_started))
         ox_thread_yield();
     ox_thread_sleep(OX_MILLIS(5)); /* usually parked by now; either way it must finish */
     the_hog.give_up_ns = ox_instant_after(ox_test_bound(OX_SECS(5))).ns;
-    ox_task_handle spinner = spawn_in(rt, spin_until_reader_done, NULL);
+    ox_task_handle spinner = ox_test_spawn_on(rt, spin_until_reader_done, NULL);
     ox_thread_sleep(OX_MILLIS(5));
     CHECK_EQ(ox_socket_write_all(c, "x", 1), 0);
     join_ok(&spinner, NULL);
     join_ok(&reader, NULL);
     CHECK(the_hog.saw_reader); /* the read completed while the spinner held its worker */
     CHECK_EQ(j.rc, 0);
-    ox_socket_close(c);
-    ox_socket_close(s);
-    ox_runtime_shutdown(rt);
+    pair_done(rt, c, s);
 }

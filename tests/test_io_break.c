@@ -1,6 +1,7 @@
 /* Attempts to break the reactor and sockets: each test here reproduced a
  * bug before its fix (see the comment on each). */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <errno.h>
@@ -11,24 +12,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static ox_runtime *runtime_of(size_t workers)
-{
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = workers;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    return rt;
-}
-
-static ox_task_handle spawn_in(ox_runtime *rt, void *(*fn)(void *), void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
 
 /* ---- a pipe whose reader has gone: EPIPE, not SIGPIPE ---- */
 
@@ -58,8 +41,8 @@ OX_TEST(io_break_pipe_write_after_reader_closed_is_epipe_in_a_thread)
 
 OX_TEST(io_break_pipe_write_after_reader_closed_is_epipe_in_a_task)
 {
-    ox_runtime *rt = runtime_of(1);
-    ox_task_handle h = spawn_in(rt, write_to_closed_pipe, NULL);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, write_to_closed_pipe, NULL);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
 }
@@ -84,12 +67,12 @@ static void *fd_wait_after_abort(void *arg)
 
 OX_TEST(io_break_fd_wait_in_an_aborted_task_completes_when_ready)
 {
-    ox_runtime *rt = runtime_of(1);
+    ox_runtime *rt = ox_test_runtime(1);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     CHECK_EQ(write(sv[1], "x", 1), 1);
     ready_job j = {.fd = sv[0]};
-    ox_task_handle h = spawn_in(rt, fd_wait_after_abort, &j);
+    ox_task_handle h = ox_test_spawn_on(rt, fd_wait_after_abort, &j);
     while (!atomic_load(&j.started))
         ox_thread_yield();
     ox_task_abort(&h);
@@ -121,8 +104,8 @@ OX_TEST(io_break_dev_null_in_a_thread)
 
 OX_TEST(io_break_dev_null_in_a_task)
 {
-    ox_runtime *rt = runtime_of(1);
-    ox_task_handle h = spawn_in(rt, write_dev_null, NULL);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, write_dev_null, NULL);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
 }
@@ -144,8 +127,8 @@ OX_TEST(io_break_socket_closed_after_its_runtime_shut_down)
     ox_socket *l;
     CHECK_EQ(ox_tcp_listen(&any, 16, &l), 0);
     CHECK_EQ(ox_socket_local_addr(l, &addr), 0);
-    ox_runtime *rt = runtime_of(1);
-    ox_task_handle h = spawn_in(rt, accept_briefly, l);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, accept_briefly, l);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
     ox_socket_close(l);
@@ -173,13 +156,13 @@ OX_TEST_OPTS(io_break_socket_used_by_a_second_runtime_after_the_first, .timeout_
     accept_job j;
     CHECK_EQ(ox_tcp_listen(&any, 16, &j.l), 0);
     CHECK_EQ(ox_socket_local_addr(j.l, &j.addr), 0);
-    ox_runtime *rt = runtime_of(1);
-    ox_task_handle h = spawn_in(rt, accept_briefly, j.l);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, accept_briefly, j.l);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
 
-    rt = runtime_of(1);
-    h = spawn_in(rt, accept_one, &j);
+    rt = ox_test_runtime(1);
+    h = ox_test_spawn_on(rt, accept_one, &j);
     ox_thread_sleep(OX_MILLIS(20)); /* let it park (not needed to fail) */
     ox_socket *c;
     CHECK_EQ(ox_tcp_connect(&j.addr, &c), 0);
@@ -245,14 +228,14 @@ static void *wait_readable(void *arg)
 
 OX_TEST(io_break_many_tasks_fd_wait_on_one_fd_all_wake)
 {
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     for (int round = 0; round < ROUNDS; round++) {
         int sv[2];
         CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
         fd_waiters w = {.fd = sv[0]};
         ox_task_handle h[WAITERS];
         for (int i = 0; i < WAITERS; i++)
-            h[i] = spawn_in(rt, wait_readable, &w);
+            h[i] = ox_test_spawn_on(rt, wait_readable, &w);
         while (atomic_load(&w.entered) < WAITERS / 2 + round % (WAITERS / 2))
             ox_thread_yield();
         CHECK_EQ(write(sv[1], "x", 1), 1);
@@ -282,12 +265,13 @@ static void *read_until_eof(void *arg)
 OX_TEST(io_break_two_tasks_read_one_socket_every_byte_once)
 {
     enum { TOTAL = 20000 };
-    ox_runtime *rt = runtime_of(2);
+    ox_runtime *rt = ox_test_runtime(2);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     shared_reader r = {0};
     CHECK_EQ(ox_socket_from_fd(sv[0], &r.s), 0);
-    ox_task_handle a = spawn_in(rt, read_until_eof, &r), b = spawn_in(rt, read_until_eof, &r);
+    ox_task_handle a = ox_test_spawn_on(rt, read_until_eof, &r),
+                   b = ox_test_spawn_on(rt, read_until_eof, &r);
     for (int i = 0; i < TOTAL; i++)
         CHECK_EQ(write(sv[1], "y", 1), 1);
     CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
@@ -321,13 +305,13 @@ static void *read_after_abort(void *arg)
 
 OX_TEST(io_break_aborted_task_read_completes_when_data_waits)
 {
-    ox_runtime *rt = runtime_of(1);
+    ox_runtime *rt = ox_test_runtime(1);
     int sv[2];
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     abort_read j = {0};
     CHECK_EQ(ox_socket_from_fd(sv[0], &j.s), 0);
     CHECK_EQ(write(sv[1], "ab", 2), 2);
-    ox_task_handle h = spawn_in(rt, read_after_abort, &j);
+    ox_task_handle h = ox_test_spawn_on(rt, read_after_abort, &j);
     while (!atomic_load(&j.started))
         ox_thread_yield();
     ox_task_abort(&h);

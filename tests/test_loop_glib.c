@@ -6,6 +6,7 @@
  *     that try_sends) and a task and a thread receive every value.
  * Built only where the compiler finds GLib (the Makefile's HAVE_GLIB). */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #ifdef OX_HAVE_GLIB
@@ -13,12 +14,10 @@
 #include <glib.h>
 #include <stdint.h>
 
-enum { SENDERS = 4 };
-
 typedef struct loop_state {
     GMainLoop *loop;
     ox_receiver *rx;
-    long next[SENDERS];
+    long next[OX_TEST_FEEDERS];
     long wakes;
 } loop_state;
 
@@ -31,12 +30,8 @@ static gboolean on_readable(gint fd, GIOCondition cond, gpointer data)
     s->wakes++;
     uint64_t v;
     int rc;
-    while ((rc = ox_receiver_try_recv(s->rx, &v)) == 0) {
-        uint64_t id = v >> 32;
-        CHECK(id < SENDERS);
-        CHECK_EQ((long)(v & 0xffffffffu), s->next[id]);
-        s->next[id]++;
-    }
+    while ((rc = ox_receiver_try_recv(s->rx, &v)) == 0)
+        ox_test_feed_check(s->next, v);
     if (rc == OX_EDISCONNECTED) {
         g_main_loop_quit(s->loop);
         return G_SOURCE_REMOVE;
@@ -45,35 +40,12 @@ static gboolean on_readable(gint fd, GIOCondition cond, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-typedef struct feed {
-    ox_sender *tx;
-    uint64_t id;
-    long count;
-} feed;
-
-static void *sender_fn(void *arg)
-{
-    feed *f = arg;
-    for (long i = 0; i < f->count; i++) {
-        uint64_t v = f->id << 32 | (uint64_t)i;
-        CHECK_EQ(ox_sender_send(f->tx, &v), 0);
-        if (i % 7 == 0)
-            ox_thread_yield();
-    }
-    ox_sender_drop(f->tx);
-    return NULL;
-}
-
 static void glib_loop_woken_by(size_t cap)
 {
     ox_sender *tx;
     ox_receiver *rx;
     CHECK_EQ(ox_channel(8, cap, &tx, &rx), 0);
     long per = ox_test_scaled(cap == 0 ? 3000 : 30000);
-    feed f[SENDERS];
-    for (int i = 0; i < SENDERS; i++)
-        f[i] = (feed){.tx = ox_sender_clone(tx), .id = (uint64_t)i, .count = per};
-    ox_sender_drop(tx);
     GMainContext *ctx = g_main_context_new();
     loop_state s = {.loop = g_main_loop_new(ctx, FALSE), .rx = rx};
     int fd;
@@ -81,27 +53,13 @@ static void glib_loop_woken_by(size_t cap)
     GSource *src = g_unix_fd_source_new(fd, G_IO_IN);
     g_source_set_callback(src, G_SOURCE_FUNC(on_readable), &s, NULL);
     g_source_attach(src, ctx);
-    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
-    rb.workers = 1;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
-    ox_task_builder tb = OX_TASK_BUILDER_INIT;
-    tb.runtime = rt;
-    ox_task_handle th[2];
-    ox_join_handle h[2];
-    for (int i = 0; i < 2; i++) {
-        h[i] = ox_thread_spawn(sender_fn, &f[i]);
-        CHECK_EQ(ox_task_builder_spawn(&tb, sender_fn, &f[2 + i], &th[i]), 0);
-    }
+    ox_test_feeders feeders;
+    ox_test_feeders_start(&feeders, tx, per);
     g_main_loop_run(s.loop); /* until on_readable sees the disconnect */
-    for (int i = 0; i < SENDERS; i++)
+    for (int i = 0; i < OX_TEST_FEEDERS; i++)
         CHECK_EQ(s.next[i], per);
     CHECK(s.wakes > 0);
-    for (int i = 0; i < 2; i++) {
-        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-        CHECK_EQ(ox_task_join(&th[i], NULL, NULL), 0);
-    }
-    ox_runtime_shutdown(rt);
+    ox_test_feeders_join(&feeders);
     g_source_destroy(src);
     g_source_unref(src);
     g_main_loop_unref(s.loop);
@@ -165,14 +123,8 @@ OX_TEST(glib_loop_callbacks_feed_a_task_and_a_thread)
     ox_receiver *trx, *hrx;
     CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &ttx, &trx), 0);
     CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &htx, &hrx), 0);
-    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
-    rb.workers = 1;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&rb, &rt), 0);
-    ox_task_builder tb = OX_TASK_BUILDER_INIT;
-    tb.runtime = rt;
-    ox_task_handle task;
-    CHECK_EQ(ox_task_builder_spawn(&tb, receive_all, trx, &task), 0);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle task = ox_test_spawn_on(rt, receive_all, trx);
     ox_join_handle thread = ox_thread_spawn(receive_all, hrx);
     GMainContext *ctx = g_main_context_new();
     ticker t = {.loop = g_main_loop_new(ctx, FALSE),
