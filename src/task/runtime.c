@@ -170,10 +170,19 @@ void ox__task_schedule(ox_task *t, bool lifo)
             t = previous;
         }
         ox__queue_push(w, t);
-    } else {
-        ox__injector_push(&rt->injector, t, t, 1);
+        ox__runtime_wake_idle(rt);
+        return;
     }
+    /* From outside rt (a thread, another runtime's worker): once pushed,
+     * t may run to its end, be joined and rt shut down before the wake
+     * below reads rt. Relaxed increment: it comes before the push, whose
+     * lock leads through t's run and retire to shutdown's acquire load of
+     * live_count, and so to its load of outside_wakers. */
+    atomic_fetch_add_explicit(&rt->outside_wakers, 1, memory_order_relaxed);
+    ox__injector_push(&rt->injector, t, t, 1);
     ox__runtime_wake_idle(rt);
+    /* Release: our reads of rt happen-before shutdown frees it. */
+    atomic_fetch_sub_explicit(&rt->outside_wakers, 1, memory_order_release);
 }
 
 static ox_task *steal(ox__worker *w)
@@ -481,6 +490,9 @@ void ox_runtime_shutdown(ox_runtime *rt)
         if (rc != 0) /* a panic in the scheduler itself: a bug in oxide */
             ox_abort("ox_runtime_shutdown", "worker %zu ended with %s", i, ox_strerror(rc));
     }
+    /* Acquire: pairs with the release decrement in ox__task_schedule. */
+    while (atomic_load_explicit(&rt->outside_wakers, memory_order_acquire) != 0)
+        ox__sys_yield(); /* a waker between its push and its wake: brief */
     ox__io_forget_runtime(rt); /* sockets outlive it (io/socket.c) */
     ox__reactor_close(rt);
     free(rt->timers);

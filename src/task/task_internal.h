@@ -124,6 +124,10 @@ struct ox_runtime {
     bool closing; /* shutdown has begun: a new task starts aborted (under live_lock) */
     _Atomic size_t live_count;
     _Atomic uint32_t live_word; /* bumped when live_count reaches 0 */
+    /* Threads outside the runtime between making a task runnable and
+     * waking a worker for it: the task may meanwhile end, and the runtime
+     * be shut down; shutdown waits for them before it frees (runtime.c). */
+    _Atomic uint32_t outside_wakers;
     _Atomic bool shutting_down;
     /* Timers (timer.c): a binary min-heap of tasks by deadline. */
     ox__spin timer_lock;
