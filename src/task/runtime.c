@@ -492,7 +492,7 @@ void ox_runtime_shutdown(ox_runtime *rt)
     }
     /* Acquire: pairs with the release decrement in ox__task_schedule. */
     while (atomic_load_explicit(&rt->outside_wakers, memory_order_acquire) != 0)
-        ox__sys_yield(); /* a waker between its push and its wake: brief */
+        ox__sys_yield();       /* a waker between its push and its wake: brief */
     ox__io_forget_runtime(rt); /* sockets outlive it (io/socket.c) */
     ox__reactor_close(rt);
     free(rt->timers);
