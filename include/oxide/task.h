@@ -164,7 +164,9 @@ OX_MUST_USE int ox_task_sleep_until(ox_instant deadline);
  * (file I/O, a database client, sleep(3)): a task must not make them
  * itself. Join the handle as a task's (from a task or a thread); abort
  * does nothing to it. Threads are started on demand (up to 512) and leave
- * after 10 s without work. Returns 0, OX_EINVAL (NULL fn) or ENOMEM. */
+ * after 10 s without work: up to 512 jobs run at once, so jobs that wait
+ * for each other (a reader and its writer) do not wait forever. Returns 0, OX_EINVAL (NULL fn) or
+ * ENOMEM. */
 OX_MUST_USE int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out);
 
 /* ---- JoinSet ---- */

@@ -22,6 +22,11 @@ static struct {
     ox_condvar work; /* a job was queued */
     ox_task *head, *tail;
     size_t threads, idle;
+    /* Wakes sent to idle threads and not yet taken by one: an idle thread
+     * that was woken is on its way to a job already, and may not be
+     * counted for the next one (jobs that wait for each other would then
+     * share a thread: one waits forever). */
+    size_t woken;
 } pool = {.lock = OX_MUTEX_INIT};
 
 static void run_job(ox_task *t)
@@ -45,6 +50,8 @@ static void *pool_thread(void *unused)
             pool.idle++;
             int rc = ox_condvar_wait_timeout(&pool.work, &pool.lock, OX__BLOCKING_KEEP_ALIVE);
             pool.idle--;
+            if (pool.woken > 0)
+                pool.woken--; /* ours, or one whose thread finds no job left */
             if (rc == OX_ETIMEDOUT && pool.head == NULL)
                 break;
             continue;
@@ -81,7 +88,12 @@ int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out)
     else
         pool.head = t;
     pool.tail = t;
-    bool start = pool.idle == 0 && pool.threads < OX__BLOCKING_MAX;
+    /* An idle thread not yet woken for another job takes it, else a new
+     * thread (at the maximum, the job waits for a busy thread). */
+    bool wake = pool.idle > pool.woken;
+    bool start = !wake && pool.threads < OX__BLOCKING_MAX;
+    if (wake)
+        pool.woken++;
     if (start)
         pool.threads++;
     ox_mutex_unlock(&pool.lock);
@@ -101,7 +113,7 @@ int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out)
             if (none)
                 ox_abort("ox_task_spawn_blocking", "cannot start a blocking-pool thread");
         }
-    } else {
+    } else if (wake) {
         ox_condvar_notify_one(&pool.work);
     }
     out->task = t;
