@@ -121,9 +121,9 @@ static void *wait_fd_briefly(void *arg)
 /* The only worker sleeps in the poller (a task waits on a pipe): every
  * task a thread spawns must wake it through the poller's eventfd, and
  * an earlier timer too. */
-OX_TEST_OPTS(spawns_from_a_thread_wake_the_only_worker_in_the_poller, .timeout_s = 60)
+static void spawns_into_a_polling_runtime(size_t workers)
 {
-    ox_runtime *rt = ox_test_runtime(1);
+    ox_runtime *rt = ox_test_runtime(workers);
     int p[2];
     CHECK_EQ(pipe(p), 0);
     ox_task_handle waiter = ox_test_spawn_on(rt, wait_fd_forever, (void *)(intptr_t)p[0]);
@@ -145,6 +145,18 @@ OX_TEST_OPTS(spawns_from_a_thread_wake_the_only_worker_in_the_poller, .timeout_s
     ox_runtime_shutdown(rt);
     close(p[0]);
     close(p[1]);
+}
+
+OX_TEST_OPTS(spawns_from_a_thread_wake_the_only_worker_in_the_poller, .timeout_s = 60)
+{
+    spawns_into_a_polling_runtime(1);
+}
+
+/* The same with one worker in the poller and one on its futex: each wake
+ * must reach the one it picked, by the poller's event or the futex. */
+OX_TEST_OPTS(spawns_from_a_thread_wake_workers_in_the_poller_or_on_the_futex, .timeout_s = 60)
+{
+    spawns_into_a_polling_runtime(2);
 }
 
 /* A runtime shut down while its workers sleep in the poller (or on their
