@@ -100,7 +100,7 @@ OX_TEST_OPTS(task_joins_of_every_kind_race_the_finish, .timeout_s = 60)
         h = ox_test_spawn_on(rt, scope_in_task, &sr);
         CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     }
-    CHECK(r >= 300);
+    CHECK(r >= b.min); /* the least that proves the claim, or max if smaller */
     ox_runtime_shutdown(rt);
 }
 
@@ -136,7 +136,7 @@ static void spawns_into_a_polling_runtime(size_t workers)
         CHECK_EQ(ox_task_join(&h, &res, NULL), 0);
         CHECK(res == ((r & 1) ? (void *)(intptr_t)p[0] : (void *)(intptr_t)OX_ETIMEDOUT));
     }
-    CHECK(r >= 300);
+    CHECK(r >= b.min); /* the least that proves the claim, or max if smaller */
     CHECK(!ox_task_is_finished(&waiter));
     CHECK_EQ(write(p[1], "x", 1), 1);
     void *res = NULL;
@@ -179,7 +179,7 @@ OX_TEST_OPTS(shutdown_while_workers_sleep_in_the_poller, .timeout_s = 60)
         }
         ox_runtime_shutdown(rt);
     }
-    CHECK(r >= 50);
+    CHECK(r >= b.min);
     close(p[0]);
     close(p[1]);
 }
@@ -287,7 +287,7 @@ OX_TEST_OPTS(blocked_dump_while_tasks_link_and_unlink, .timeout_s = 60)
     CHECK_EQ(ox_mutex_lock(&dp.m), 0);
     CHECK(dp.count <= laps);
     ox_mutex_unlock(&dp.m);
-    CHECK(r >= 50);
+    CHECK(r >= b.min);
     CHECK(seen_tasks > 0); /* the dump did list parked tasks */
     ox_runtime_shutdown(rt);
 }
