@@ -54,6 +54,15 @@ static ox_task_handle spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
 
 static _Atomic long moves; /* suspensions after which the task was elsewhere */
 
+/* Rounds per task: scaled, but never so few that no task is likely to
+ * move (the chaos build scales by 0.05, and a move is what each test
+ * needs to prove its claim). */
+static long rounds_scaled(long n)
+{
+    long r = ox_test_scaled(n);
+    return r < 500 ? 500 : r;
+}
+
 /* The worker running the calling task, read afresh (an out-of-line call). */
 static const void *worker_now(void)
 {
@@ -103,7 +112,7 @@ static void *hold_across_suspensions(void *arg)
 {
     ox_mutex *mine = arg;
     ox_task *self = ox_task_current();
-    long rounds = ox_test_scaled(2000);
+    long rounds = rounds_scaled(2000);
     for (long r = 0; r < rounds; r++) {
         CHECK_EQ(ox_mutex_lock(mine), 0); /* the inline fast path pushes the record */
         const void *before = worker_now();
@@ -191,7 +200,7 @@ static void *catch_panics(void *arg)
     /* The task's own entry point catches too: compare with that. */
     uint16_t level = ox__unwind_current()->level;
     const ox__catch_frame *top = ox__unwind_current()->catch_top;
-    long rounds = ox_test_scaled(500);
+    long rounds = rounds_scaled(500);
     for (long r = 0; r < rounds; r++) {
         struct panic_job job = {.index = index, .round = r};
         ox_panic_payload *p = NULL;
@@ -219,7 +228,7 @@ static void *stay_calm(void *arg)
 {
     (void)arg;
     ox_task *self = ox_task_current();
-    long rounds = ox_test_scaled(2000);
+    long rounds = rounds_scaled(2000);
     for (long r = 0; r < rounds; r++) {
         const void *before = worker_now();
         if (r % 2 == 0)
@@ -311,7 +320,7 @@ OX_TEST_OPTS(task_tls_cancellation_follows_a_task_moved_mid_function, .timeout_s
         ping[i] = spawn_on(rt, ping_until_cancelled, &pairs[i]);
         pong[i] = spawn_on(rt, pong_until_disconnected, &pairs[i]);
     }
-    long want = ox_test_scaled(2000);
+    long want = rounds_scaled(2000);
     for (int i = 0; i < PAIRS; i++) {
         while (atomic_load_explicit(&pairs[i].received, memory_order_relaxed) < want)
             ox_thread_yield();

@@ -217,6 +217,14 @@ void ox__park_lot_fork_handlers(void);
  * Async-signal-safe. */
 int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, int *busy);
 
+/* For tests. The buckets of the lot's table right now (it grows with the
+ * waiters). And a new table of 2^bits buckets (at most 2^20) made current
+ * now, with every waiter moved into it, as a growth does: returns 0,
+ * OX_EINVAL or ENOMEM. The old table's memory is kept for the process's
+ * life, so call it a bounded number of times. */
+size_t ox__park_lot_buckets(void);
+int ox__park_lot_rehash(unsigned bits);
+
 /* A thread's park token (Rust's thread::park semantics). */
 typedef struct ox__parker {
     _Atomic uint32_t state; /* OX__PARK_EMPTY / _NOTIFIED / _PARKED */

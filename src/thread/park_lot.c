@@ -21,16 +21,29 @@
 
 #include "../sys/sys.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 
-/* A power of two. Each bucket's list is walked by every wake on it, and
- * each entry is another task's record: a cache miss. With ten thousand
- * tasks parked on their sockets, 256 buckets made that walk 40 entries and
- * a quarter of the echo server's CPU time; 4096 make it two or three (256
- * KiB of buckets, in zero pages until used). A table of per-address queues
- * that grows with the waiters, as parking_lot's, would do better still. */
-#define LOT_BITS    12
-#define LOT_BUCKETS (1 << LOT_BITS)
+/* The table of buckets grows with the waiters, as parking_lot's does: each
+ * bucket's list is walked by every wake on it, and each entry is another
+ * task's record, a cache miss. A million tasks blocked in joins (the
+ * skynet tree) made the first table's walks a sixth of all the CPU time.
+ *
+ * It starts with 4096 buckets (256 KiB, zero pages until used) and grows
+ * fourfold when a list gets long with waits on different words (a long
+ * list of waits on one word, a busy condvar, gains nothing from more
+ * buckets). The grower holds every bucket lock of the old table while it
+ * moves the waiters, then publishes the new table; a locker that took an
+ * old bucket's lock checks the table is still current and else retries.
+ * Old tables are never freed (a locker may still be spinning on one of
+ * their locks) and stay reachable through `older`. Growth stops at
+ * MAX_BITS: 85 MiB of address space for all the tables a process can
+ * make, touched only where buckets were used (and once by each growth's
+ * locking of the old table). */
+#define FIRST_BITS 12
+#define MAX_BITS   20
+#define LONG_LIST  8 /* a list this long (and 16, 32...) is looked at */
 
 typedef struct bucket {
     _Alignas(64) ox__spin lock;
@@ -41,13 +54,51 @@ typedef struct bucket {
     _Atomic uint32_t linked;
 } bucket;
 
-static bucket lot[LOT_BUCKETS];
+typedef struct lot_table {
+    bucket *buckets;
+    unsigned bits;
+    struct lot_table *older; /* the table this one replaced */
+} lot_table;
 
-static bucket *bucket_of(const _Atomic uint32_t *word)
+static bucket first_buckets[1u << FIRST_BITS];
+static lot_table first_table = {first_buckets, FIRST_BITS, NULL};
+static _Atomic(lot_table *) current_table = &first_table;
+/* Set (to the table that should grow) by a wait that linked into a long
+ * list of different words; acted on by the next wait or wake that holds
+ * no bucket lock. */
+static _Atomic(lot_table *) grow_wanted;
+/* Held by the grower, the dump's visit and fork: one table change at a
+ * time, and none while they walk every bucket. */
+static ox__spin grow_lock;
+
+static size_t table_size(const lot_table *t)
+{
+    return (size_t)1 << t->bits;
+}
+
+static bucket *bucket_in(const lot_table *t, const _Atomic uint32_t *word)
 {
     /* Fibonacci hashing: words are 4-byte aligned and often in arrays. */
     uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
-    return &lot[h >> (64 - LOT_BITS)];
+    return &t->buckets[h >> (64 - t->bits)];
+}
+
+/* Locks and returns word's bucket in the current table. */
+static bucket *lock_bucket(const _Atomic uint32_t *word)
+{
+    for (;;) {
+        /* Acquire: pairs with the release in move_to, so a new table's
+         * buckets, filled before it was published, are seen filled. */
+        lot_table *t = atomic_load_explicit(&current_table, memory_order_acquire);
+        bucket *b = bucket_in(t, word);
+        ox__spin_lock(&b->lock);
+        /* Relaxed: a grower publishes the new table while it holds every
+         * old bucket lock, and our acquire of b's lock came after its
+         * release of it: then this load sees the new table. */
+        if (atomic_load_explicit(&current_table, memory_order_relaxed) == t)
+            return b;
+        ox__spin_unlock(&b->lock);
+    }
 }
 
 static void count_linked(bucket *b, int32_t delta)
@@ -58,7 +109,7 @@ static void count_linked(bucket *b, int32_t delta)
     atomic_store_explicit(&b->linked, n + (uint32_t)delta, memory_order_relaxed);
 }
 
-static void link_waiter(bucket *b, ox__lot_waiter *w)
+static void append(bucket *b, ox__lot_waiter *w)
 {
     w->next = NULL;
     w->prev = b->tail;
@@ -67,11 +118,16 @@ static void link_waiter(bucket *b, ox__lot_waiter *w)
     else
         b->head = w;
     b->tail = w;
+    count_linked(b, 1);
+}
+
+static void link_waiter(bucket *b, ox__lot_waiter *w)
+{
+    append(b, w);
     /* Release: pairs with the acquire in ox__park_lot_expire, which may
      * hold another bucket's lock: one that sees this wait linked also sees
      * the word it stored before linking. */
     atomic_store_explicit(&w->linked, true, memory_order_release);
-    count_linked(b, 1);
 }
 
 static void unlink_waiter(bucket *b, ox__lot_waiter *w)
@@ -87,6 +143,113 @@ static void unlink_waiter(bucket *b, ox__lot_waiter *w)
     /* Relaxed: read under this bucket's lock, which orders it. */
     atomic_store_explicit(&w->linked, false, memory_order_relaxed);
     count_linked(b, -1);
+}
+
+/* ---- growing the table ---- */
+
+/* Called with b locked, just after w linked into it: whether b's list is
+ * long with waits on other words than w's, so that more buckets would
+ * shorten it. Looked at only when the length reaches LONG_LIST, twice
+ * that, and so on, so the walk costs O(1) per wait on average. */
+static bool crowded(const bucket *b, const ox__lot_waiter *w)
+{
+    /* Relaxed: under the lock (see count_linked). */
+    uint32_t n = atomic_load_explicit(&b->linked, memory_order_relaxed);
+    if (n < LONG_LIST || (n & (n - 1)) != 0)
+        return false;
+    /* Relaxed: word is stable while linked, written before linking. */
+    _Atomic uint32_t *word = atomic_load_explicit(&w->word, memory_order_relaxed);
+    uint32_t same = 0;
+    for (const ox__lot_waiter *v = b->head; v != NULL; v = v->next)
+        same += atomic_load_explicit(&v->word, memory_order_relaxed) == word;
+    return same <= n / 2;
+}
+
+static lot_table *table_new(unsigned bits)
+{
+    size_t n = (size_t)1 << bits;
+    /* calloc: a large block comes from fresh zero pages, touched only where
+     * a bucket is used. Over-allocated to align the buckets to 64. */
+    unsigned char *raw = calloc(1, sizeof(lot_table) + 64 + n * sizeof(bucket));
+    if (raw == NULL)
+        return NULL;
+    uintptr_t at = ((uintptr_t)(raw + sizeof(lot_table)) + 63) & ~(uintptr_t)63;
+    lot_table *t = (lot_table *)(void *)raw;
+    t->buckets = (bucket *)at;
+    t->bits = bits;
+    return t;
+}
+
+/* Moves every waiter of old, the current table, into t and makes t
+ * current. The caller holds grow_lock and no bucket lock. */
+static void move_to(lot_table *old, lot_table *t)
+{
+    t->older = old;
+    size_t n = table_size(old);
+    for (size_t i = 0; i < n; i++)
+        ox__spin_lock(&old->buckets[i].lock);
+    /* Nobody is inside an old bucket now, and nobody sees t yet. Each list
+     * is moved in order, so waits on one word keep theirs. */
+    for (size_t i = 0; i < n; i++) {
+        bucket *b = &old->buckets[i];
+        for (ox__lot_waiter *w = b->head, *next; w != NULL; w = next) {
+            next = w->next;
+            /* Relaxed: stable while linked. */
+            append(bucket_in(t, atomic_load_explicit(&w->word, memory_order_relaxed)), w);
+        }
+        b->head = b->tail = NULL;
+        atomic_store_explicit(&b->linked, 0, memory_order_relaxed);
+    }
+    /* Release: pairs with the acquire in lock_bucket (t's lists are seen
+     * as filled above); our unlocks below order it before any later holder
+     * of an old bucket lock, which then retries on t. */
+    atomic_store_explicit(&current_table, t, memory_order_release);
+    for (size_t i = n; i-- > 0;)
+        ox__spin_unlock(&old->buckets[i].lock);
+}
+
+/* Replaces old by a table four times its size (unless it is no longer
+ * current, or another thread is changing it, or it is at MAX_BITS, or
+ * memory is short: the old table keeps working). The caller holds no
+ * bucket lock. */
+OX_COLD static void grow(lot_table *old)
+{
+    if (!ox__spin_try_lock(&grow_lock))
+        return;
+    /* Relaxed: only this thread publishes while it holds grow_lock. */
+    if (atomic_load_explicit(&current_table, memory_order_relaxed) == old && old->bits < MAX_BITS) {
+        lot_table *t = table_new(old->bits + 2 > MAX_BITS ? MAX_BITS : old->bits + 2);
+        if (t != NULL)
+            move_to(old, t);
+    }
+    /* Relaxed: a hint. Cleared only if it still names old: a request for
+     * the new table stands. */
+    atomic_compare_exchange_strong_explicit(&grow_wanted, &old, NULL, memory_order_relaxed,
+                                            memory_order_relaxed);
+    ox__spin_unlock(&grow_lock);
+}
+
+int ox__park_lot_rehash(unsigned bits)
+{
+    if (bits < 1 || bits > MAX_BITS)
+        return OX_EINVAL;
+    lot_table *t = table_new(bits);
+    if (t == NULL)
+        return ENOMEM;
+    ox__spin_lock(&grow_lock);
+    /* Relaxed: only this thread publishes while it holds grow_lock. */
+    move_to(atomic_load_explicit(&current_table, memory_order_relaxed), t);
+    ox__spin_unlock(&grow_lock);
+    return 0;
+}
+
+/* Grows the table if a wait asked for it. The caller holds no bucket lock. */
+static inline void grow_if_wanted(void)
+{
+    /* Relaxed: a hint (see grow_wanted); grow takes its own locks. */
+    lot_table *t = atomic_load_explicit(&grow_wanted, memory_order_relaxed);
+    if (OX_UNLIKELY(t != NULL))
+        grow(t);
 }
 
 static bool is_cancelled(ox__lot_waiter *w)
@@ -116,8 +279,8 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
     if (timed)
         w->ops->timer_arm(w, deadline);
 
-    bucket *b = bucket_of(word);
-    ox__spin_lock(&b->lock);
+    grow_if_wanted();
+    bucket *b = lock_bucket(word);
     int rc;
     /* Relaxed: the bucket lock orders us against the waker (see the top). */
     if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
@@ -129,6 +292,11 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
     } else {
         w->wake_reason = 0;
         link_waiter(b, w);
+        if (OX_UNLIKELY(crowded(b, w)))
+            /* Relaxed: a hint (see grow_wanted). */
+            atomic_store_explicit(&grow_wanted,
+                                  atomic_load_explicit(&current_table, memory_order_relaxed),
+                                  memory_order_relaxed);
         w->ops->suspend(w, &b->lock); /* the scheduler unlocks b */
         /* Whoever resumed us unlinked us and set the reason. */
         rc = w->wake_reason;
@@ -150,8 +318,7 @@ void ox__park_lot_expire(ox__lot_waiter *w, int reason)
     _Atomic uint32_t *word = atomic_load_explicit(&w->word, memory_order_seq_cst);
     if (word == NULL)
         return; /* never waited: its first cancellable wait sees the flag */
-    bucket *b = bucket_of(word);
-    ox__spin_lock(&b->lock);
+    bucket *b = lock_bucket(word);
     /* Relaxed: a change of word is a new wait, whose own checks under its
      * bucket lock see the flag; a timer is disarmed before its wait ends. */
     if (atomic_load_explicit(&w->word, memory_order_relaxed) != word) {
@@ -180,10 +347,10 @@ void ox__park_lot_expire(ox__lot_waiter *w, int reason)
 
 int ox__park_lot_wake(_Atomic uint32_t *word, int n)
 {
-    bucket *b = bucket_of(word);
+    grow_if_wanted();
+    bucket *b = lock_bucket(word);
     ox__lot_waiter *woken = NULL, **tail = &woken;
     int count = 0;
-    ox__spin_lock(&b->lock);
     for (ox__lot_waiter *w = b->head, *next; w != NULL && count < n; w = next) {
         next = w->next;
         /* Relaxed: stable while linked, written before linking. */
@@ -205,18 +372,19 @@ int ox__park_lot_wake(_Atomic uint32_t *word, int n)
     return count;
 }
 
-/* The bucket lock, unless it stays busy: its holder may be the thread a
- * signal handler running the dump interrupted, which would never let go.
- * Other holders keep it for a few pointer writes (or a task's switch). */
-static bool lock_for_visit(bucket *b)
+/* The lock, unless it stays busy: its holder may be the thread a signal
+ * handler running the dump interrupted, which would never let go. Other
+ * holders keep a bucket's lock for a few pointer writes (or a task's
+ * switch), the grow lock for one growth. */
+static bool lock_for_visit(ox__spin *lock)
 {
     for (unsigned i = 0; i < 64; i++) {
-        if (ox__spin_try_lock(&b->lock))
+        if (ox__spin_try_lock(lock))
             return true;
         ox__cpu_relax();
     }
     for (unsigned i = 0; i < 50; i++) {
-        if (ox__spin_try_lock(&b->lock))
+        if (ox__spin_try_lock(lock))
             return true;
         ox__sys_yield();
     }
@@ -225,45 +393,74 @@ static bool lock_for_visit(bucket *b)
 
 int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, int *busy)
 {
+    /* The grow lock keeps the table from changing under the walk. */
+    bool steady = lock_for_visit(&grow_lock);
+    /* Acquire: see lock_bucket. */
+    const lot_table *t = atomic_load_explicit(&current_table, memory_order_acquire);
     int count = 0;
-    for (int i = 0; i < LOT_BUCKETS; i++) {
+    for (size_t i = 0; i < table_size(t); i++) {
+        bucket *b = &t->buckets[i];
         /* Relaxed: see count_linked. */
-        if (atomic_load_explicit(&lot[i].linked, memory_order_relaxed) == 0)
+        if (atomic_load_explicit(&b->linked, memory_order_relaxed) == 0)
             continue;
-        if (!lock_for_visit(&lot[i])) {
+        if (!steady || !lock_for_visit(&b->lock)) {
             (*busy)++;
             continue;
         }
-        for (const ox__lot_waiter *w = lot[i].head; w != NULL; w = w->next, count++)
+        for (const ox__lot_waiter *w = b->head; w != NULL; w = w->next, count++)
             fn(w, ctx);
-        ox__spin_unlock(&lot[i].lock);
+        ox__spin_unlock(&b->lock);
     }
+    if (steady)
+        ox__spin_unlock(&grow_lock);
     return count;
+}
+
+size_t ox__park_lot_buckets(void)
+{
+    /* Acquire: see lock_bucket. */
+    return table_size(atomic_load_explicit(&current_table, memory_order_acquire));
 }
 
 /* ---- fork ---- */
 
+/* The table, which grow_lock keeps current from before the fork to after. */
+static lot_table *forking_table(void)
+{
+    /* Relaxed: read under grow_lock, which the last grower released. */
+    return atomic_load_explicit(&current_table, memory_order_relaxed);
+}
+
 static void lot_before_fork(void)
 {
-    for (int i = 0; i < LOT_BUCKETS; i++)
-        ox__spin_lock(&lot[i].lock);
+    ox__spin_lock(&grow_lock);
+    lot_table *t = forking_table();
+    for (size_t i = 0; i < table_size(t); i++)
+        ox__spin_lock(&t->buckets[i].lock);
 }
 
 static void lot_after_fork_parent(void)
 {
-    for (int i = LOT_BUCKETS; i-- > 0;)
-        ox__spin_unlock(&lot[i].lock);
+    lot_table *t = forking_table();
+    for (size_t i = table_size(t); i-- > 0;)
+        ox__spin_unlock(&t->buckets[i].lock);
+    ox__spin_unlock(&grow_lock);
 }
 
 static void lot_after_fork_child(void)
 {
     /* The waiters were tasks of the parent's workers, which do not exist
      * here: forget them. */
-    for (int i = LOT_BUCKETS; i-- > 0;) {
-        lot[i].head = lot[i].tail = NULL;
-        atomic_store_explicit(&lot[i].linked, 0, memory_order_relaxed);
-        ox__spin_unlock(&lot[i].lock);
+    lot_table *t = forking_table();
+    for (size_t i = table_size(t); i-- > 0;) {
+        bucket *b = &t->buckets[i];
+        b->head = b->tail = NULL;
+        atomic_store_explicit(&b->linked, 0, memory_order_relaxed);
+        ox__spin_unlock(&b->lock);
     }
+    /* Relaxed: no other thread exists in the child yet. */
+    atomic_store_explicit(&grow_wanted, NULL, memory_order_relaxed);
+    ox__spin_unlock(&grow_lock);
 }
 
 void ox__park_lot_fork_handlers(void)
