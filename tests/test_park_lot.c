@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct waiter_args {
@@ -88,14 +89,33 @@ typedef struct churn {
     long rehashes, dumps;
 } churn;
 
-/* Replaces the table over and over (sizes 2^9 to 2^13), as growths do. */
+/* Replaces the table over and over, as growths do, while the waits and
+ * wakes run. Small tables (2^6 to 2^9 buckets): each old one is kept, and
+ * 3000 of them are about 45 MiB. */
 static void *rehash_until_stopped(void *arg)
 {
     churn *c = arg;
-    while (!atomic_load(&c->stop) && c->rehashes < 60) {
-        CHECK_EQ(ox__park_lot_rehash(9 + (unsigned)(c->rehashes % 5)), 0);
+    while (!atomic_load(&c->stop) && c->rehashes < 3000) {
+        CHECK_EQ(ox__park_lot_rehash(6 + (unsigned)(c->rehashes % 4)), 0);
         c->rehashes++;
-        ox_thread_sleep(OX_MILLIS(1));
+        ox_thread_yield();
+    }
+    return NULL;
+}
+
+/* Two tasks hand a turn back and forth through two semaphores: a stream
+ * of waits and wakes on two words, each a lost wake away from a hang. */
+typedef struct volley {
+    ox_semaphore *mine, *theirs;
+    long rounds;
+} volley;
+
+static void *volley_side(void *arg)
+{
+    volley *v = arg;
+    for (long r = 0; r < v->rounds; r++) {
+        CHECK_EQ(ox_semaphore_acquire(v->mine, 1), 0);
+        ox_semaphore_release(v->theirs, 1);
     }
     return NULL;
 }
@@ -125,13 +145,29 @@ OX_TEST_OPTS(park_lot_table_changes_while_tasks_wait_wake_time_out_and_abort, .t
     churn c = {0};
     ox_join_handle rehasher = ox_thread_spawn(rehash_until_stopped, &c);
     ox_join_handle dumper = ox_thread_spawn(dump_until_stopped, &c);
+    enum { VOLLEYS = 4 };
+    static ox_semaphore sems[VOLLEYS][2];
+    volley v[VOLLEYS][2];
+    ox_task_handle vh[VOLLEYS][2];
+    for (int i = 0; i < VOLLEYS; i++) {
+        for (int side = 0; side < 2; side++) /* side 0 serves first */
+            CHECK_EQ(ox_semaphore_init(&sems[i][side], side == 0 ? 1 : 0), 0);
+        for (int side = 0; side < 2; side++) {
+            v[i][side] = (volley){&sems[i][side], &sems[i][!side], ox_test_scaled(20000)};
+            vh[i][side] = ox_test_spawn_on(rt, volley_side, &v[i][side]);
+        }
+    }
     waiters ws = spawn_waiters(rt, n, false);
     /* Ended while the workers are still starting many of the waits. */
     for (size_t i = 0; i < n; i++)
         end_wait(&ws, i);
     join_waiters(&ws);
+    for (int i = 0; i < VOLLEYS; i++)
+        for (int side = 0; side < 2; side++)
+            CHECK_EQ(ox_task_join(&vh[i][side], NULL, NULL), 0);
     atomic_store(&c.stop, 1);
     CHECK_EQ(ox_thread_join(&rehasher, NULL, NULL), 0);
+    printf("%ld table changes, %ld dumps\n", c.rehashes, c.dumps);
     CHECK_EQ(ox_thread_join(&dumper, NULL, NULL), 0);
     CHECK(c.rehashes > 0 && c.dumps > 0);
     ox_runtime_shutdown(rt);
