@@ -125,7 +125,8 @@ OX_MUST_USE int ox_watch_changed_deadline(ox_watch_receiver *rx, ox_instant dead
 
 /* Without waiting or marking: *changed tells whether the value is one rx
  * has not seen. Returns 0, or OX_EDISCONNECTED (and *changed false) if the
- * sender is gone and rx has seen the last value. */
+ * sender is gone and rx has seen the last value; OX_EINVAL if changed is
+ * NULL. */
 OX_MUST_USE int ox_watch_has_changed(ox_watch_receiver *rx, bool *changed);
 
 /* Blocks until every receiver is gone (Tokio's Sender::closed). Returns 0,

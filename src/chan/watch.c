@@ -305,6 +305,8 @@ void ox_watch_sender_borrow(ox_watch_sender *tx, void *out)
 int ox_watch_has_changed(ox_watch_receiver *rx, bool *changed)
 {
     watch *c = receiver_chan(rx, __func__);
+    if (changed == NULL)
+        return OX_EINVAL;
     ox__wait_list_lock(&c->lock);
     bool unseen = rx->h.seen != c->version;
     bool gone = !c->sender_alive;
