@@ -17,12 +17,14 @@ _Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
 struct ox__catch_frame {
     jmp_buf env;
     ox__catch_frame *prev;
+    /* The payload handed from a panic to this frame. In the frame, which
+     * lives on the catching stack and so travels with a task that moves
+     * to another worker between the setjmp and the panic; a thread-local
+     * would be read through an address the compiler may have computed
+     * before the setjmp, on the old worker. Volatile: it changes between
+     * setjmp and longjmp, and is read after. */
+    ox_panic_payload *volatile landing;
 };
-
-/* The payload handed from a panic to the frame it lands in. Kept in
- * thread-local storage rather than in the frame: locals changed between
- * setjmp and longjmp are indeterminate unless volatile. */
-static _Thread_local ox_panic_payload *landing_payload;
 
 ox__unwind_state *ox__unwind_current_slow(void)
 {
@@ -163,8 +165,7 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
     if (setjmp(frame.env) != 0) {
         /* Landed: ox__unwind_and_land already released this region's
          * entries and popped the frame. */
-        ox_panic_payload *p = landing_payload;
-        landing_payload = NULL;
+        ox_panic_payload *p = frame.landing;
         if (payload != NULL)
             *payload = p;
         else
@@ -214,7 +215,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
     }
     s->catch_top = frame->prev;
     s->level--;
-    landing_payload = payload;
+    frame->landing = payload;
     longjmp(frame->env, 1);
 }
 
