@@ -17,7 +17,7 @@ OX_TEST(watch_versions_borrow_and_changed)
     CHECK_EQ(ox_watch(sizeof v, &v, &tx, &rx), 0);
     bool changed = true;
     CHECK_EQ(ox_watch_has_changed(rx, &changed), 0);
-    CHECK(!changed); /* the initial value counts as seen */
+    CHECK(!changed);                                     /* the initial value counts as seen */
     CHECK_EQ(ox_watch_has_changed(rx, NULL), OX_EINVAL); /* not a crash */
     CHECK_EQ(ox_watch_changed_timeout(rx, OX_MILLIS(1)), OX_ETIMEDOUT);
     CHECK_EQ(ox_watch_changed_timeout(rx, -1), OX_EINVAL);

@@ -173,9 +173,10 @@ static lot_table *table_new(unsigned bits)
     unsigned char *raw = calloc(1, sizeof(lot_table) + 64 + n * sizeof(bucket));
     if (raw == NULL)
         return NULL;
-    uintptr_t at = ((uintptr_t)(raw + sizeof(lot_table)) + 63) & ~(uintptr_t)63;
+    unsigned char *at = raw + sizeof(lot_table);
+    at += (64 - ((uintptr_t)at & 63)) & 63;
     lot_table *t = (lot_table *)(void *)raw;
-    t->buckets = (bucket *)at;
+    t->buckets = (bucket *)(void *)at;
     t->bits = bits;
     return t;
 }
