@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
-
 struct ox__catch_frame {
     jmp_buf env;
     ox__catch_frame *prev;
@@ -25,14 +23,6 @@ struct ox__catch_frame {
      * setjmp and longjmp, and is read after. */
     ox_panic_payload *volatile landing;
 };
-
-ox__unwind_state *ox__unwind_current_slow(void)
-{
-    ox__unwind_state *s = &ox__unwind;
-    /* Not a pure function: two calls are never merged into one. */
-    __asm__ volatile("" ::: "memory");
-    return s;
-}
 
 void ox__unwind_grow(void)
 {

@@ -11,8 +11,9 @@
  */
 #include "park.h"
 
+#include "oxide/unwind_record.h"
+
 #include "../check/chaos.h"
-#include "../panic/unwind.h"
 #include "../sys/sys.h"
 #include "thread_internal.h"
 

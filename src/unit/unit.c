@@ -1,9 +1,24 @@
 /* unit.c - the current unit of execution (see unit.h). */
 #include "unit.h"
 
+#include "oxide/unwind_record.h"
+
 #include "../sys/sys.h"
 
 #include <stdatomic.h>
+
+/* The running unit's held-lock and unwind record (unit.h): here, below
+ * the panic layer that fills it and the parking layer that reads it for
+ * the blocked dump. */
+_Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
+
+ox__unwind_state *ox__unwind_current_slow(void)
+{
+    ox__unwind_state *s = &ox__unwind;
+    /* Not a pure function: two calls are never merged into one. */
+    __asm__ volatile("" ::: "memory");
+    return s;
+}
 
 _Thread_local ox__unit_task *ox__unit_task_running;
 

@@ -8,8 +8,8 @@
  *
  * The held-lock and unwind record, which follows the unit too, is
  * declared in oxide/unwind_record.h (its fast paths inline into programs)
- * and stored by the panic layer; a task's copy is reachable from here
- * (ox__unit_task.held) for the diagnostics.
+ * and defined in unit.c; the panic layer fills it, and a task's copy is
+ * reachable from here (ox__unit_task.held) for the diagnostics.
  */
 #ifndef OX_UNIT_H
 #define OX_UNIT_H
