@@ -12,7 +12,8 @@
 #                                                   cpu_ns_per_req,p99_ns}
 #
 # Servers: oxide (OX_IO_OXIDE, default $B/bench/oxide-io-server, run as
-# `oxide-io-server echo|http PORT`, when it exists), epoll, libuv,
+# `oxide-io-server echo|http PORT`, when it exists), epoll, uring,
+# uring-poll (pkg-config, liburing-dev, a kernel that allows io_uring), libuv,
 # libuv-2loops (cc, libuv1-dev), tokio (cargo and Debian's tokio sources),
 # go (go), nginx (http only). Each run starts a fresh server on its own
 # port; it must print a line "ready" on stdout within 10 s (nginx: accept
@@ -117,6 +118,24 @@ else
     fi
 fi
 
+# io_uring: the floor again on io_uring (completions, and readiness with
+# system calls), to learn whether it would pay for oxide's reactor. The
+# probe asks the kernel for a ring with a buffer ring: io_uring may be
+# missing or refused (kernel.io_uring_disabled, a seccomp filter).
+if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists liburing; then
+    skip "uring, uring-poll" "liburing not found by pkg-config (apt-get install pkg-config liburing-dev)"
+else
+    # shellcheck disable=SC2046,SC2086 # word lists
+    if ! $CC $cflags "$here/echo_uring.c" $(pkg-config --cflags --libs liburing) \
+        -o "$out/echo-uring" >"$out/uring.log" 2>&1; then
+        fail uring "build failed ($out/uring.log)" "$out/uring.log"
+    elif ! "$out/echo-uring" probe >"$out/uring.log" 2>&1; then
+        skip "uring, uring-poll" "the kernel refuses io_uring ($(tail -n 1 "$out/uring.log"))"
+    else
+        impls="$impls uring uring-poll"
+    fi
+fi
+
 # Tokio: as bench/peers/run-peers.sh builds the Rust peers, offline from
 # Debian's crate sources, in a crate of its own (bench/peers/rust-io).
 registry=/usr/share/cargo/registry
@@ -218,6 +237,8 @@ start() {
     case $1 in
     oxide) "$oxide" "$2" "$port" >"$log" 2>&1 & ;;
     epoll) "$out/echo-epoll" "$port" >"$log" 2>&1 & ;;
+    uring) "$out/echo-uring" "$port" >"$log" 2>&1 & ;;
+    uring-poll) "$out/echo-uring" "$port" poll >"$log" 2>&1 & ;;
     libuv) "$out/echo-uv" "$port" 1 >"$log" 2>&1 & ;;
     libuv-2loops) "$out/echo-uv" "$port" 2 >"$log" 2>&1 & ;;
     tokio) "$B/bench/peers/rust-io/release/oxide-io-peers" "$2" "$port" >"$log" 2>&1 & ;;
