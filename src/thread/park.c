@@ -392,30 +392,23 @@ void ox__parker_unpark(ox__parker *p)
  * to someone who did not help us, and each further yield costs as much.
  * Then parking is the better wait: the waker's futex wake puts us back on
  * a CPU as soon as the answer exists, instead of after the others' slices.
- * So a slow yield completes the backoff (the caller parks), and for
- * LOADED_WINDOW_NS afterwards this thread's waits skip the yields
- * altogether (spin, then park); the first wait after the window probes
- * with a yield again. The hand-off workloads under load are where this
- * shows (docs/bench.md). Lock waits (snooze_lock) keep plain yields: a
- * lock's holder is mid-critical-section, and its waiters would park on
- * every contended acquisition. */
-#define SLOW_YIELD_NS    50000   /* 50 us: far above a bare sched_yield */
-#define LOADED_WINDOW_NS 5000000 /* 5 ms: a few time slices */
-static _Thread_local int64_t slow_yield_at = INT64_MIN / 2;
+ * So a slow yield completes the backoff (the caller parks). The next wait
+ * probes with a yield again: an earlier version then skipped the yields
+ * for 5 ms, which paid under load but misfired when the program's own
+ * threads outnumber the CPUs (a slow yield that ran a partner): quiet
+ * chan_mpsc_bounded0 and _bounded1 took 1.5x as long (docs/bench.md).
+ * Lock waits (snooze_lock) keep plain yields: a lock's holder is
+ * mid-critical-section, and its waiters would park on every contended
+ * acquisition. */
+#define SLOW_YIELD_NS 50000 /* 50 us: far above a bare sched_yield */
 
-/* One yield of a waiting backoff b that may end it early (see above):
+/* One yield of a waiting backoff that may end it early (see above):
  * returns true when the backoff should complete instead. */
 static bool yield_or_give_up(void)
 {
     int64_t t0 = ox_instant_now().ns;
-    if (t0 - slow_yield_at < LOADED_WINDOW_NS)
-        return true;
     ox__sys_yield();
-    int64_t t1 = ox_instant_now().ns;
-    if (t1 - t0 <= SLOW_YIELD_NS)
-        return false;
-    slow_yield_at = t1;
-    return true;
+    return ox_instant_now().ns - t0 > SLOW_YIELD_NS;
 }
 
 /* One backoff step: in the first spin_steps steps, busy-waits
