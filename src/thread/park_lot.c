@@ -61,12 +61,18 @@ typedef struct lot_table {
 } lot_table;
 
 static bucket first_buckets[1u << FIRST_BITS];
-static lot_table first_table = {first_buckets, FIRST_BITS, NULL};
-static _Atomic(lot_table *) current_table = &first_table;
-/* Set (to the table that should grow) by a wait that linked into a long
- * list of different words; acted on by the next wait or wake that holds
- * no bucket lock. */
-static _Atomic(lot_table *) grow_wanted;
+
+/* Read by every wait and wake, written only when the table grows: on a
+ * cache line of its own. Among other globals, a neighbour's writes (a
+ * task id counter shared the line) made task_spawn_join 12% slower. */
+static struct {
+    _Alignas(64) _Atomic(lot_table *) current_table;
+    /* Set (to the table that should grow) by a wait that linked into a
+     * long list of different words; acted on by the next wait or wake
+     * that holds no bucket lock. */
+    _Atomic(lot_table *) grow_wanted;
+    lot_table first_table;
+} lot = {&lot.first_table, NULL, {first_buckets, FIRST_BITS, NULL}};
 /* Held by the grower, the dump's visit and fork: one table change at a
  * time, and none while they walk every bucket. */
 static ox__spin grow_lock;
@@ -89,13 +95,13 @@ static bucket *lock_bucket(const _Atomic uint32_t *word)
     for (;;) {
         /* Acquire: pairs with the release in move_to, so a new table's
          * buckets, filled before it was published, are seen filled. */
-        lot_table *t = atomic_load_explicit(&current_table, memory_order_acquire);
+        lot_table *t = atomic_load_explicit(&lot.current_table, memory_order_acquire);
         bucket *b = bucket_in(t, word);
         ox__spin_lock(&b->lock);
         /* Relaxed: a grower publishes the new table while it holds every
          * old bucket lock, and our acquire of b's lock came after its
          * release of it: then this load sees the new table. */
-        if (atomic_load_explicit(&current_table, memory_order_relaxed) == t)
+        if (atomic_load_explicit(&lot.current_table, memory_order_relaxed) == t)
             return b;
         ox__spin_unlock(&b->lock);
     }
@@ -204,7 +210,7 @@ static void move_to(lot_table *old, lot_table *t)
     /* Release: pairs with the acquire in lock_bucket (t's lists are seen
      * as filled above); our unlocks below order it before any later holder
      * of an old bucket lock, which then retries on t. */
-    atomic_store_explicit(&current_table, t, memory_order_release);
+    atomic_store_explicit(&lot.current_table, t, memory_order_release);
     for (size_t i = n; i-- > 0;)
         ox__spin_unlock(&old->buckets[i].lock);
 }
@@ -218,14 +224,15 @@ OX_COLD static void grow(lot_table *old)
     if (!ox__spin_try_lock(&grow_lock))
         return;
     /* Relaxed: only this thread publishes while it holds grow_lock. */
-    if (atomic_load_explicit(&current_table, memory_order_relaxed) == old && old->bits < MAX_BITS) {
+    if (atomic_load_explicit(&lot.current_table, memory_order_relaxed) == old &&
+        old->bits < MAX_BITS) {
         lot_table *t = table_new(old->bits + 2 > MAX_BITS ? MAX_BITS : old->bits + 2);
         if (t != NULL)
             move_to(old, t);
     }
     /* Relaxed: a hint. Cleared only if it still names old: a request for
      * the new table stands. */
-    atomic_compare_exchange_strong_explicit(&grow_wanted, &old, NULL, memory_order_relaxed,
+    atomic_compare_exchange_strong_explicit(&lot.grow_wanted, &old, NULL, memory_order_relaxed,
                                             memory_order_relaxed);
     ox__spin_unlock(&grow_lock);
 }
@@ -239,7 +246,7 @@ int ox__park_lot_rehash(unsigned bits)
         return ENOMEM;
     ox__spin_lock(&grow_lock);
     /* Relaxed: only this thread publishes while it holds grow_lock. */
-    move_to(atomic_load_explicit(&current_table, memory_order_relaxed), t);
+    move_to(atomic_load_explicit(&lot.current_table, memory_order_relaxed), t);
     ox__spin_unlock(&grow_lock);
     return 0;
 }
@@ -247,8 +254,8 @@ int ox__park_lot_rehash(unsigned bits)
 /* Grows the table if a wait asked for it. The caller holds no bucket lock. */
 static inline void grow_if_wanted(void)
 {
-    /* Relaxed: a hint (see grow_wanted); grow takes its own locks. */
-    lot_table *t = atomic_load_explicit(&grow_wanted, memory_order_relaxed);
+    /* Relaxed: a hint (see lot.grow_wanted); grow takes its own locks. */
+    lot_table *t = atomic_load_explicit(&lot.grow_wanted, memory_order_relaxed);
     if (OX_UNLIKELY(t != NULL))
         grow(t);
 }
@@ -294,9 +301,9 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
         w->wake_reason = 0;
         link_waiter(b, w);
         if (OX_UNLIKELY(crowded(b, w)))
-            /* Relaxed: a hint (see grow_wanted). */
-            atomic_store_explicit(&grow_wanted,
-                                  atomic_load_explicit(&current_table, memory_order_relaxed),
+            /* Relaxed: a hint (see lot.grow_wanted). */
+            atomic_store_explicit(&lot.grow_wanted,
+                                  atomic_load_explicit(&lot.current_table, memory_order_relaxed),
                                   memory_order_relaxed);
         w->ops->suspend(w, &b->lock); /* the scheduler unlocks b */
         /* Whoever resumed us unlinked us and set the reason. */
@@ -397,7 +404,7 @@ int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, in
     /* The grow lock keeps the table from changing under the walk. */
     bool steady = lock_for_visit(&grow_lock);
     /* Acquire: see lock_bucket. */
-    const lot_table *t = atomic_load_explicit(&current_table, memory_order_acquire);
+    const lot_table *t = atomic_load_explicit(&lot.current_table, memory_order_acquire);
     int count = 0;
     for (size_t i = 0; i < table_size(t); i++) {
         bucket *b = &t->buckets[i];
@@ -420,7 +427,7 @@ int ox__park_lot_visit(void (*fn)(const ox__lot_waiter *, void *), void *ctx, in
 size_t ox__park_lot_buckets(void)
 {
     /* Acquire: see lock_bucket. */
-    return table_size(atomic_load_explicit(&current_table, memory_order_acquire));
+    return table_size(atomic_load_explicit(&lot.current_table, memory_order_acquire));
 }
 
 /* ---- fork ---- */
@@ -429,7 +436,7 @@ size_t ox__park_lot_buckets(void)
 static lot_table *forking_table(void)
 {
     /* Relaxed: read under grow_lock, which the last grower released. */
-    return atomic_load_explicit(&current_table, memory_order_relaxed);
+    return atomic_load_explicit(&lot.current_table, memory_order_relaxed);
 }
 
 static void lot_before_fork(void)
@@ -460,7 +467,7 @@ static void lot_after_fork_child(void)
         ox__spin_unlock(&b->lock);
     }
     /* Relaxed: no other thread exists in the child yet. */
-    atomic_store_explicit(&grow_wanted, NULL, memory_order_relaxed);
+    atomic_store_explicit(&lot.grow_wanted, NULL, memory_order_relaxed);
     ox__spin_unlock(&grow_lock);
 }
 
