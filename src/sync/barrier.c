@@ -11,9 +11,17 @@
  * one round: the n-th arrival does not increment the count but replaces
  * the word with (generation + 1, arrived 0, no sleepers) in the same step,
  * and becomes the leader. A waiter waits for the generation to move away
- * from the one it arrived in. 8 bits of generation are plenty: a round
- * cannot end without every thread that arrived in it, so a waiter can never
- * miss 256 rounds.
+ * from the one it arrived in, or for the arrived count of that generation
+ * to fall below its own arrival (arrivals only grow within a round, so
+ * that means a later round with the same 8-bit generation). 8 bits alone
+ * are not enough: with more threads than n, rounds go on without a waiter
+ * whose round has ended, and one that was descheduled while 256 rounds
+ * passed found its generation again and waited for a round it was not in.
+ * When the last round was such a one it waited for ever (seen as a rare
+ * timeout of barrier_more_threads_than_n, 6 threads on a barrier of 2).
+ * The arrival check ends that wait at once when the word shows fewer
+ * arrivals than it saw; if a later round with the same generation already
+ * has as many, the waiter waits for that round to end instead.
  *
  * Happens-before: each arrival is a release RMW; the leader's CAS (acq_rel)
  * reads the end of that chain of RMWs, so it acquires every arrival; the
@@ -62,13 +70,20 @@ int ox_barrier_init(ox_barrier *b, uint32_t n)
     return 0;
 }
 
-static void barrier_sleep(ox_barrier *b, uint32_t my_generation)
+/* Whether the round of a waiter that arrived as arrival number mine of
+ * generation my_generation has ended, as far as state shows (see the top). */
+static inline bool round_ended(uint32_t state, uint32_t my_generation, uint32_t mine)
+{
+    return generation_of(state) != my_generation || arrived_of(state) < mine;
+}
+
+static void barrier_sleep(ox_barrier *b, uint32_t my_generation, uint32_t mine)
 {
     ox__backoff backoff = {0};
     for (;;) {
         /* Acquire: pairs with the leader's release CAS (see the top). */
         uint32_t state = atomic_load_explicit(&b->state, memory_order_acquire);
-        if (generation_of(state) != my_generation)
+        if (round_ended(state, my_generation, mine))
             return;
         /* The others may be a few instructions behind: spin a little
          * before paying for a sleep and a wake. */
@@ -115,6 +130,6 @@ bool ox_barrier_wait(ox_barrier *b)
             ox__park_wake_all(&b->state);
         return true;
     }
-    barrier_sleep(b, generation_of(state));
+    barrier_sleep(b, generation_of(state), arrived_of(state) + 1);
     return false;
 }
