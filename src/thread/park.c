@@ -417,8 +417,9 @@ static bool yield_or_give_up(void)
 static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, bool load_aware)
 {
     OX__CHAOS_POINT();
-    bool in_task = ox__park_unit_get() != NULL;
-    if (in_task && (load_aware || b->step >= spin_steps)) {
+    /* The unit is asked only where the answer matters: not in a lock's
+     * spin steps, which a thread takes on every contended acquisition. */
+    if ((load_aware || b->step >= spin_steps) && ox__park_unit_get() != NULL) {
         /* A task does not spin long or yield its worker's CPU to wait:
          * the task it waits for is most often queued behind it on this
          * very worker (the channel spin of 127 pauses made a two-task
