@@ -64,8 +64,15 @@ ox_runtime *ox_test_runtime(size_t workers)
 
 ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
 {
+    return ox_test_spawn_named_on(rt, NULL, fn, arg);
+}
+
+ox_task_handle ox_test_spawn_named_on(ox_runtime *rt, const char *name, void *(*fn)(void *),
+                                      void *arg)
+{
     ox_task_builder b = OX_TASK_BUILDER_INIT;
     b.runtime = rt;
+    b.name = name;
     ox_task_handle h;
     CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
     return h;

@@ -32,6 +32,10 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg);
  * down), and fn(arg) spawned as a task on it; both check they succeeded. */
 ox_runtime *ox_test_runtime(size_t workers);
 ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg);
+/* The same for a task named name (for the blocked dump and the checker's
+ * reports). */
+ox_task_handle ox_test_spawn_named_on(ox_runtime *rt, const char *name, void *(*fn)(void *),
+                                      void *arg);
 
 /* Runs fn in `tasks` tasks on rt and in `threads` threads at the same time,
  * the i-th task and the i-th thread each given (void *)(intptr_t)i, and

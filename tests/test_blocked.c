@@ -328,17 +328,6 @@ static void *task_receive_one(void *rx)
     return NULL;
 }
 
-static ox_task_handle spawn_task_named(ox_runtime *rt, const char *name, void *(*fn)(void *),
-                                       void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    b.name = name;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
-
 /* The same dump through the fd variant (what a signal handler uses). */
 static char *dump_fd_text(int *count)
 {
@@ -385,10 +374,10 @@ OX_TEST_OPTS(blocked_dump_lists_tasks_with_site_and_held_locks, .timeout_s = 60)
     ox_receiver *rx;
     CHECK_EQ(ox_channel(sizeof(uint64_t), 4, &tx, &rx), 0);
     ox_task_handle hs[3];
-    hs[0] = spawn_task_named(rt, "holder", hold_outer_then_wait, NULL);
+    hs[0] = ox_test_spawn_named_on(rt, "holder", hold_outer_then_wait, NULL);
     ox_test_wait_blocked_on(&task_cv, 1); /* holds task_outer from here on */
-    hs[1] = spawn_task_named(rt, "waiter", wait_for_outer, NULL);
-    hs[2] = spawn_task_named(rt, "rx", task_receive_one, rx);
+    hs[1] = ox_test_spawn_named_on(rt, "waiter", wait_for_outer, NULL);
+    hs[2] = ox_test_spawn_named_on(rt, "rx", task_receive_one, rx);
     ox_test_wait_blocked_on(&task_outer, 1);
     ox_test_wait_blocked_at("channel recv", 1);
 
@@ -471,7 +460,7 @@ OX_TEST_OPTS(blocked_dump_reads_a_consistent_snapshot_of_locking_tasks, .timeout
     atomic_store_explicit(&churning, 1, memory_order_release);
     ox_task_handle t[6];
     for (int i = 0; i < 6; i++)
-        t[i] = spawn_task_named(rt, "churn", lock_nested_task, (void *)(uintptr_t)(i + 1));
+        t[i] = ox_test_spawn_named_on(rt, "churn", lock_nested_task, (void *)(uintptr_t)(i + 1));
     long dumps = ox_test_scaled(3000), tasks_seen = 0;
     /* At least that many, and until a dump showed a blocked task: a scaled
      * count (CHAOS=1 runs 150) can end before the first task blocks. A
@@ -524,7 +513,7 @@ OX_TEST_OPTS(blocked_dump_from_a_timer_signal_on_workers_running_tasks, .timeout
     atomic_store_explicit(&churning, 1, memory_order_release);
     ox_task_handle t[6];
     for (int i = 0; i < 6; i++)
-        t[i] = spawn_task_named(rt, "churn", lock_nested_task, (void *)(uintptr_t)(i + 1));
+        t[i] = ox_test_spawn_named_on(rt, "churn", lock_nested_task, (void *)(uintptr_t)(i + 1));
     struct itimerval every = {{0, 500}, {0, 500}}, off = {{0, 0}, {0, 0}};
     CHECK_EQ(setitimer(ITIMER_REAL, &every, NULL), 0);
     long want = ox_test_scaled(2000);

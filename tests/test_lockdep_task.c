@@ -16,25 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static ox_runtime *two_workers(void)
-{
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = 2;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    return rt;
-}
-
-static ox_task_handle spawn_named(ox_runtime *rt, const char *name, void *(*fn)(void *), void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    b.name = name;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
-
 static ox_mutex m1 = OX_MUTEX_INIT, m2 = OX_MUTEX_INIT;
 static int line_a1, line_a2, line_b1, line_b2;
 
@@ -74,14 +55,14 @@ static void check_site(const char *text, int line)
  * task with its id, and no worker thread. */
 OX_TEST(lockdep_abba_between_tasks_names_the_tasks)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_task_handle a = spawn_named(rt, "task A", take_1_then_2, NULL);
+    ox_task_handle a = ox_test_spawn_named_on(rt, "task A", take_1_then_2, NULL);
     uint64_t id_a = ox_task_id(a.task);
     CHECK_EQ(ox_task_join(&a, NULL, NULL), 0);
     CHECK_EQ(ox_lockdep_reports(), 0u);
-    ox_task_handle b = spawn_named(rt, "task B", take_2_then_1, NULL);
+    ox_task_handle b = ox_test_spawn_named_on(rt, "task B", take_2_then_1, NULL);
     uint64_t id_b = ox_task_id(b.task);
     CHECK_EQ(ox_task_join(&b, NULL, NULL), 0);
     CHECK_EQ(ox_lockdep_reports(), 1u);
@@ -134,11 +115,11 @@ static void *task_holds_2_wants_1(void *arg)
 
 OX_TEST(lockdep_deadlock_between_a_thread_and_a_task_is_reported)
 {
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     ox_join_handle t = ox_test_spawn_named("thread T", thread_holds_1_wants_2, NULL);
-    ox_task_handle k = spawn_named(rt, "task K", task_holds_2_wants_1, NULL);
+    ox_task_handle k = ox_test_spawn_named_on(rt, "task K", task_holds_2_wants_1, NULL);
     uint64_t id_k = ox_task_id(k.task);
     ox_test_wait_blocked_on(&m1, 1); /* the task */
     ox_test_wait_blocked_on(&m2, 1); /* the thread */
@@ -233,13 +214,13 @@ OX_TEST_OPTS(lockdep_task_resumed_on_another_worker_inside_the_checker, .timeout
 {
     for (int i = 0; i < SHARED; i++)
         shared[i] = (ox_mutex)OX_MUTEX_INIT;
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
     ox_task_handle hs[8];
     for (int i = 0; i < 8; i++)
-        hs[i] = spawn_named(rt, "pairs", take_ordered_pairs, (void *)(uintptr_t)(i + 1));
+        hs[i] = ox_test_spawn_named_on(rt, "pairs", take_ordered_pairs, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < 8; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
     atomic_store_explicit(&stirring, 0, memory_order_release);

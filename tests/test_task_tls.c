@@ -19,6 +19,7 @@
  * counts the suspensions after which the task really was on another
  * worker, and fails if there were none (it would have proved nothing).
  * The suites run them on x86-64 and, under qemu, on aarch64. */
+#include "helpers.h"
 #include "oxide.h"
 #include "runner.h"
 
@@ -33,24 +34,6 @@
 
 #define TASKS  16
 #define INLINE static inline __attribute__((always_inline))
-
-static ox_runtime *two_workers(void)
-{
-    ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;
-    b.workers = 2;
-    ox_runtime *rt;
-    CHECK_EQ(ox_runtime_new(&b, &rt), 0);
-    return rt;
-}
-
-static ox_task_handle spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
-{
-    ox_task_builder b = OX_TASK_BUILDER_INIT;
-    b.runtime = rt;
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, fn, arg, &h), 0);
-    return h;
-}
 
 static _Atomic long moves; /* suspensions after which the task was elsewhere */
 
@@ -140,11 +123,11 @@ static void *hold_across_suspensions(void *arg)
 OX_TEST_OPTS(task_tls_held_record_follows_a_task_moved_mid_function, .timeout_s = 120)
 {
     atomic_store(&moves, 0);
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle hs[TASKS];
     for (int i = 0; i < TASKS; i++) {
         own[i] = (ox_mutex)OX_MUTEX_INIT;
-        hs[i] = spawn_on(rt, hold_across_suspensions, &own[i]);
+        hs[i] = ox_test_spawn_on(rt, hold_across_suspensions, &own[i]);
     }
     for (int i = 0; i < TASKS; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
@@ -250,11 +233,11 @@ OX_TEST_OPTS(task_tls_panic_state_follows_a_task_moved_mid_function, .timeout_s 
 {
     atomic_store(&moves, 0);
     ox_panic_set_hook(quiet_hook);
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle hs[TASKS];
     for (int i = 0; i < TASKS; i++) {
         panic_locks[i] = (ox_mutex)OX_MUTEX_INIT;
-        hs[i] = spawn_on(rt, i % 4 == 3 ? stay_calm : catch_panics, (void *)(intptr_t)i);
+        hs[i] = ox_test_spawn_on(rt, i % 4 == 3 ? stay_calm : catch_panics, (void *)(intptr_t)i);
     }
     for (int i = 0; i < TASKS; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
@@ -310,15 +293,15 @@ static void *pong_until_disconnected(void *arg)
 OX_TEST_OPTS(task_tls_cancellation_follows_a_task_moved_mid_function, .timeout_s = 120)
 {
     atomic_store(&moves, 0);
-    ox_runtime *rt = two_workers();
+    ox_runtime *rt = ox_test_runtime(2);
     enum { PAIRS = 6 };
     struct pinger pairs[PAIRS];
     ox_task_handle ping[PAIRS], pong[PAIRS];
     for (int i = 0; i < PAIRS; i++) {
         CHECK_EQ(ox_channel(sizeof(long), 0, &pairs[i].tx, &pairs[i].rx), 0);
         atomic_init(&pairs[i].received, 0);
-        ping[i] = spawn_on(rt, ping_until_cancelled, &pairs[i]);
-        pong[i] = spawn_on(rt, pong_until_disconnected, &pairs[i]);
+        ping[i] = ox_test_spawn_on(rt, ping_until_cancelled, &pairs[i]);
+        pong[i] = ox_test_spawn_on(rt, pong_until_disconnected, &pairs[i]);
     }
     long want = rounds_scaled(2000);
     for (int i = 0; i < PAIRS; i++) {
