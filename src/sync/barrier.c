@@ -81,7 +81,9 @@ static void barrier_sleep(ox_barrier *b, uint32_t my_generation, uint32_t mine)
 {
     ox__backoff backoff = {0};
     for (;;) {
-        /* Acquire: pairs with the leader's release CAS (see the top). */
+        /* Acquire: pairs with the leader's release CAS (see the top). A
+         * value from a later round does too: every later write of the word
+         * is a read-modify-write, which continues that release sequence. */
         uint32_t state = atomic_load_explicit(&b->state, memory_order_acquire);
         if (round_ended(state, my_generation, mine))
             return;
