@@ -65,6 +65,14 @@ static _Noreturn void die(const char *what, int err)
 static struct io_uring ring;
 static const char *setup_name;
 
+/* Submits what is queued and waits for at least one completion. */
+static void submit_and_wait(void)
+{
+    int r = io_uring_submit_and_wait(&ring, 1);
+    if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+        die("io_uring_submit_and_wait", -r);
+}
+
 /* The first setup the kernel accepts, from the cheapest down. */
 static int ring_init(void)
 {
@@ -338,9 +346,7 @@ static void serve_uring(int lfd)
                 if (conns[starved[i]].recv == RECV_STARVED)
                     arm_recv(starved[i]);
         }
-        r = io_uring_submit_and_wait(&ring, 1);
-        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
-            die("io_uring_submit_and_wait", -r);
+        submit_and_wait();
         unsigned head, seen = 0;
         struct io_uring_cqe *cqe;
         io_uring_for_each_cqe(&ring, head, cqe)
@@ -473,9 +479,7 @@ static void serve_poll(int lfd)
     printf("ready\n");
     fflush(stdout);
     for (;;) {
-        int r = io_uring_submit_and_wait(&ring, 1);
-        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
-            die("io_uring_submit_and_wait", -r);
+        submit_and_wait();
         unsigned head, seen = 0;
         struct io_uring_cqe *cqe;
         io_uring_for_each_cqe(&ring, head, cqe)
