@@ -8,11 +8,20 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
+#include "thread/park.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define MAX_THREADS 9
+
+static void count_none(const ox__lot_waiter *w, void *ctx)
+{
+    (void)w;
+    (void)ctx;
+}
 
 static struct {
     ox_barrier barrier;
@@ -69,4 +78,64 @@ OX_TEST_OPTS(break6_barrier_crowd_never_passes_a_short_round, .timeout_s = 60)
     crowd_run(2, 5);
     crowd_run(3, 7);
     crowd_run(4, 9);
+}
+
+/* fork while another thread replaces the parking lot's table and tasks wait
+ * in it: the child finds the grow lock free and a table it can replace,
+ * walk and use (a lock held across the fork, or a half-moved table, hangs
+ * or crashes the child). */
+static _Atomic int fork_churn_stop;
+
+static void *fork_rehash_loop(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load(&fork_churn_stop) && i < 2000; i++) {
+        CHECK_EQ(ox__park_lot_rehash(6 + i % 4), 0);
+        ox_thread_yield();
+    }
+    return NULL;
+}
+
+static void *fork_task_wait(void *arg)
+{
+    CHECK_EQ(ox_semaphore_acquire(arg, 1), 0);
+    return NULL;
+}
+
+OX_TEST_OPTS(break6_fork_while_the_park_lot_table_changes, .timeout_s = 60)
+{
+    enum { TASKS = 64 };
+    static ox_semaphore sems[TASKS];
+    ox_runtime *rt = ox_test_runtime(2);
+    ox_task_handle tasks[TASKS];
+    for (int i = 0; i < TASKS; i++) {
+        CHECK_EQ(ox_semaphore_init(&sems[i], 0), 0);
+        tasks[i] = ox_test_spawn_on(rt, fork_task_wait, &sems[i]);
+    }
+    atomic_store(&fork_churn_stop, 0);
+    ox_join_handle churner = ox_thread_spawn(fork_rehash_loop, NULL);
+    long forks = ox_test_scaled(100);
+    for (long i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            /* The parent's waiters are forgotten: the walk finds none. */
+            int busy = 0;
+            int seen = ox__park_lot_visit(count_none, NULL, &busy);
+            if (ox__park_lot_rehash(8) != 0 || ox__park_lot_buckets() != 256 || seen != 0 ||
+                busy != 0)
+                _exit(3);
+            _exit(7);
+        }
+        int status;
+        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    }
+    atomic_store(&fork_churn_stop, 1);
+    CHECK_EQ(ox_thread_join(&churner, NULL, NULL), 0);
+    for (int i = 0; i < TASKS; i++)
+        ox_semaphore_release(&sems[i], 1);
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&tasks[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
 }
