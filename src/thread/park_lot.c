@@ -205,6 +205,7 @@ static void move_to(lot_table *old, lot_table *t)
             append(bucket_in(t, atomic_load_explicit(&w->word, memory_order_relaxed)), w);
         }
         b->head = b->tail = NULL;
+        /* Relaxed: under the lock (see count_linked). */
         atomic_store_explicit(&b->linked, 0, memory_order_relaxed);
     }
     /* Release: pairs with the acquire in lock_bucket (t's lists are seen
@@ -463,6 +464,7 @@ static void lot_after_fork_child(void)
     for (size_t i = table_size(t); i-- > 0;) {
         bucket *b = &t->buckets[i];
         b->head = b->tail = NULL;
+        /* Relaxed: the child has no other thread yet. */
         atomic_store_explicit(&b->linked, 0, memory_order_relaxed);
         ox__spin_unlock(&b->lock);
     }
