@@ -22,6 +22,7 @@
  */
 #include "chan_internal.h"
 
+#include "../common/dekker.h"
 #include "../sys/sys.h"
 
 /* Whether a receiver has something to take now: a message, a disconnect,
@@ -56,7 +57,7 @@ void ox__chan_event_rearm(ox__chan *c)
 {
     ox__sys_event_clear(c->event_fd);
     /* SeqCst: see the top of the file. */
-    atomic_store_explicit(&c->event_set, 0, memory_order_seq_cst);
+    OX__DEKKER_STORE(&c->event_set, 0);
     if (can_take(c))
         ox__chan_event_signal(c);
 }
@@ -95,7 +96,7 @@ int ox_receiver_event_fd(ox_receiver *rx, int *fd)
         /* SeqCst: publishes event_fd (a release) to senders and to
          * ox__chan_observed; and orders it before our re-check below
          * against the senders' claim-then-load (ox__chan_notify_receivers). */
-        atomic_store_explicit(&w->is_empty, v | OX__WAKER_OBSERVED, memory_order_seq_cst);
+        OX__DEKKER_STORE(&w->is_empty, v | OX__WAKER_OBSERVED);
     }
     ox__spin_unlock(&w->lock);
     if (!first) {

@@ -9,6 +9,8 @@
  * them has finished. */
 #include "task_internal.h"
 
+#include "../common/dekker.h"
+
 #include <errno.h>
 #include <stdlib.h>
 
@@ -161,7 +163,7 @@ void ox_join_set_abort_all(ox_join_set *set)
     ox__spin_lock(&set->lock);
     for (ox_task *t = set->running; t != NULL; t = t->set_next) {
         /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
-        atomic_store_explicit(&t->waiter.cancelled, true, memory_order_seq_cst);
+        OX__DEKKER_STORE(&t->waiter.cancelled, true);
         ox__park_lot_expire(&t->waiter, OX_ECANCELED);
     }
     ox__spin_unlock(&set->lock);

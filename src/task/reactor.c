@@ -20,10 +20,12 @@
  * Waking the sleeping poller (new tasks, an earlier timer, shutdown): the
  * waker sets the worker's sleep_word and then reads its polling flag; the
  * poller sets polling and then reads sleep_word before it waits. Both
- * pairs are seq_cst, so at least one side sees the other: either the
- * poller does not wait, or the waker writes the eventfd. */
+ * pairs are seq_cst (each store an exchange: dekker.h), so at least one
+ * side sees the other: either the poller does not wait, or the waker
+ * writes the eventfd. */
 #include "task_internal.h"
 
+#include "../common/dekker.h"
 #include "../sys/sys.h"
 
 #include <limits.h>
@@ -170,13 +172,13 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
     ox__sys_event events[EVENTS_MAX];
     int n = 0;
     /* Seq_cst, both: see the top of the file. */
-    atomic_store_explicit(&w->polling, true, memory_order_seq_cst);
+    OX__DEKKER_STORE(&w->polling, true);
     if (atomic_load_explicit(&w->sleep_word, memory_order_seq_cst) == 0)
         n = ox__sys_poller_wait(poller, rt->io_waker, events, EVENTS_MAX, deadline);
     /* Seq_cst: once a waker sees false it wakes the futex instead, so this
      * store and a later futex wait's check of sleep_word are the worker's
      * half of the same pair. */
-    atomic_store_explicit(&w->polling, false, memory_order_seq_cst);
+    OX__DEKKER_STORE(&w->polling, false);
     unclaim(rt);
     /* Off the idle list before waking tasks, so that their wake-ups go to
      * the other idle workers, not to this one. */

@@ -33,6 +33,8 @@
 #include "sanitizer.h"
 #include "task_internal.h"
 
+#include "../common/dekker.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +69,7 @@ static void wake_worker(ox__worker *w)
     /* Seq_cst: pairs with the worker's acquire load after it wakes, and is
      * the waker's store of the Dekker pair in reactor.c. Only one of the two
      * wake-ups: the futex's is a system call. */
-    atomic_store_explicit(&w->sleep_word, 1, memory_order_seq_cst);
+    OX__DEKKER_STORE(&w->sleep_word, 1);
     if (!ox__reactor_wake_worker(w))
         ox__park_wake_one(&w->sleep_word);
 }
@@ -471,7 +473,7 @@ void ox_runtime_shutdown(ox_runtime *rt)
     rt->closing = true;
     for (ox_task *t = rt->live_head; t != NULL; t = t->live_next) {
         /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
-        atomic_store_explicit(&t->waiter.cancelled, true, memory_order_seq_cst);
+        OX__DEKKER_STORE(&t->waiter.cancelled, true);
         ox__park_lot_expire(&t->waiter, OX_ECANCELED);
     }
     ox__spin_unlock(&rt->live_lock);

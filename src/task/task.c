@@ -3,6 +3,8 @@
 #include "sanitizer.h"
 #include "task_internal.h"
 
+#include "../common/dekker.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -210,7 +212,7 @@ void ox_task_abort(const ox_task_handle *h)
 {
     ox_task *t = handle_task(h, "ox_task_abort");
     /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
-    atomic_store_explicit(&t->waiter.cancelled, true, memory_order_seq_cst);
+    OX__DEKKER_STORE(&t->waiter.cancelled, true);
     /* The handle keeps the record alive; a finished task's last wait
      * record no longer matters (expire finds it unlinked). */
     ox__park_lot_expire(&t->waiter, OX_ECANCELED);

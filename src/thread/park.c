@@ -14,6 +14,7 @@
 #include "oxide/unwind_record.h"
 
 #include "../check/chaos.h"
+#include "../common/dekker.h"
 #include "../sys/sys.h"
 #include "thread_internal.h"
 
@@ -298,7 +299,7 @@ static wait_record *wait_enter(const ox__wait_site *site, const void *object)
 static void wait_leave(wait_record *r)
 {
     /* SeqCst, both: see "Reading another thread's record" above. */
-    atomic_store_explicit(&r->site, NULL, memory_order_seq_cst);
+    OX__DEKKER_STORE(&r->site, NULL);
     if (OX_UNLIKELY(atomic_load_explicit(&r->pins, memory_order_seq_cst) != 0))
         wait_unpinned(r);
     OX__CHAOS_POINT();

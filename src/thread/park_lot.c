@@ -19,6 +19,7 @@
 #include "park.h"
 #include "spin.h"
 
+#include "../common/dekker.h"
 #include "../sys/sys.h"
 
 #include <errno.h>
@@ -284,7 +285,7 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
      * unlink, for an aborter that reads it (ox__park_lot_expire). Stored
      * before the timer is armed: an expiry that comes before we link must
      * find this wait's bucket to leave its mark (expired). */
-    atomic_store_explicit(&w->word, word, memory_order_seq_cst);
+    OX__DEKKER_STORE(&w->word, word);
     if (timed)
         w->ops->timer_arm(w, deadline);
 
