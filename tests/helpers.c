@@ -211,22 +211,25 @@ static void *feed_fn(void *arg)
 {
     struct ox_test_feed *f = arg;
     unsigned seed = (unsigned)f->id * 2654435761u + 1;
-    for (long i = 0; i < f->count; i++) {
+    long i;
+    for (i = 0; ox_test_budget_more(f->budget, i); i++) {
         uint64_t v = f->id << 32 | (uint64_t)i;
         CHECK_EQ(ox_sender_send(f->tx, &v), 0);
         seed = seed * 1103515245u + 12345u;
         if ((seed >> 16) % 4 == 0) /* the receiver often drains to empty */
             ox_thread_yield();
     }
+    f->sent = i; /* read after the join */
     ox_sender_drop(f->tx);
     return NULL;
 }
 
-void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long per)
+void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long min, long max)
 {
+    f->budget = ox_test_budget_start(min, max);
     for (int i = 0; i < OX_TEST_FEEDERS; i++)
-        f->feed[i] =
-            (struct ox_test_feed){.tx = ox_sender_clone(tx), .id = (uint64_t)i, .count = per};
+        f->feed[i] = (struct ox_test_feed){
+            .tx = ox_sender_clone(tx), .id = (uint64_t)i, .budget = &f->budget};
     ox_sender_drop(tx);
     f->rt = ox_test_runtime(1);
     for (int i = 0; i < 2; i++) {
@@ -235,13 +238,17 @@ void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long per)
     }
 }
 
-void ox_test_feeders_join(ox_test_feeders *f)
+void ox_test_feeders_join(ox_test_feeders *f, const long next[OX_TEST_FEEDERS])
 {
     for (int i = 0; i < 2; i++) {
         ox_test_join(&f->threads[i]);
         CHECK_EQ(ox_task_join(&f->tasks[i], NULL, NULL), 0);
     }
     ox_runtime_shutdown(f->rt);
+    for (int i = 0; i < OX_TEST_FEEDERS; i++) {
+        CHECK(f->feed[i].sent >= f->budget.min);
+        CHECK_EQ(next[i], f->feed[i].sent); /* every message, none twice */
+    }
 }
 
 void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v)

@@ -88,23 +88,27 @@ void ox_test_wait_any_blocked(int n);
 void *ox_test_park_until_done(void *done);
 
 /* Four senders racing into one channel of uint64_t: two threads and two
- * tasks on a one-worker runtime, sender i sending i << 32 | k for k in
- * 0..per-1 in bursts with yields between, then dropping its clone of tx
- * (tx itself is dropped at start). ox_test_feed_check checks a received
- * message against next[], each sender's next k. */
+ * tasks on a one-worker runtime, sender i sending i << 32 | k for k = 0,
+ * 1, ... in bursts with yields between, on one time budget shared by all
+ * (at least min messages each, at most max: ox_test_budget), then dropping
+ * its clone of tx (tx itself is dropped at start). ox_test_feed_check
+ * checks a received message against next[], each sender's next k;
+ * ox_test_feeders_join checks that next[] ends at what each one sent. */
 enum { OX_TEST_FEEDERS = 4 };
 typedef struct ox_test_feeders {
     struct ox_test_feed {
         ox_sender *tx;
         uint64_t id;
-        long count;
+        const ox_test_budget *budget;
+        long sent;
     } feed[OX_TEST_FEEDERS];
+    ox_test_budget budget;
     ox_runtime *rt;
     ox_task_handle tasks[2];
     ox_join_handle threads[2];
 } ox_test_feeders;
-void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long per);
-void ox_test_feeders_join(ox_test_feeders *f);
+void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long min, long max);
+void ox_test_feeders_join(ox_test_feeders *f, const long next[OX_TEST_FEEDERS]);
 void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v);
 
 #endif
