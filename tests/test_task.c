@@ -575,6 +575,52 @@ OX_TEST_OPTS(task_a_million_blocked_at_once_all_finish, .timeout_s = 240)
     ox_receiver_drop(million_rx);
 }
 
+/* ---- stacks from the cache, warm and cold ---- */
+
+#define BURST_STACK ((size_t)32 * 1024)
+
+static ox_receiver *burst_rx;
+
+/* Waits until its whole burst is alive, then fills part of its stack with
+ * a pattern of its own and reads it back across a switch. */
+static void *fill_own_stack(void *arg)
+{
+    long v;
+    CHECK_EQ(ox_receiver_recv(burst_rx, &v), OX_EDISCONNECTED);
+    volatile unsigned char buf[BURST_STACK];
+    unsigned char seed = (unsigned char)(uintptr_t)arg;
+    for (size_t i = 0; i < BURST_STACK; i++)
+        buf[i] = (unsigned char)(seed + i);
+    ox_task_yield();
+    for (size_t i = 0; i < BURST_STACK; i++)
+        if (buf[i] != (unsigned char)(seed + i))
+            return (void *)(uintptr_t)1;
+    return NULL;
+}
+
+/* Two bursts larger than the cache's warm part: the second runs on stacks
+ * whose pages the cache gave back after the first (src/task/stack.c). */
+OX_TEST(task_stacks_from_the_cold_cache_run_tasks_again)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    enum { BURST = 3000 };
+    static ox_task_handle hs[BURST];
+    for (int round = 0; round < 2; round++) {
+        ox_sender *tx;
+        CHECK_EQ(ox_channel(sizeof(long), 0, &tx, &burst_rx), 0);
+        for (uintptr_t i = 0; i < BURST; i++)
+            hs[i] = ox_test_spawn_on(rt, fill_own_stack, (void *)i);
+        ox_sender_drop(tx);
+        for (int i = 0; i < BURST; i++) {
+            void *r = (void *)(uintptr_t)2;
+            CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+            CHECK(r == NULL);
+        }
+        ox_receiver_drop(burst_rx);
+    }
+    ox_runtime_shutdown(rt);
+}
+
 static const char *slab_bottom;
 
 /* Recurses until its frame is within 4 KiB of the stack's bottom (inside

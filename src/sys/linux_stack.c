@@ -50,6 +50,15 @@ void ox__sys_stack_unmap(void *base, size_t total)
     munmap(base, total);
 }
 
+void ox__sys_stack_release(void *lo, size_t len)
+{
+    /* MADV_FREE: the kernel takes the pages only when it needs memory, and
+     * a page written before that is simply kept. Linux before 4.5 lacks it
+     * (EINVAL): drop the pages at once instead. */
+    if (len != 0 && madvise(lo, len, MADV_FREE) != 0)
+        (void)madvise(lo, len, MADV_DONTNEED);
+}
+
 /* ---- the guard-page fault handler ---- */
 
 #define ALT_STACK_SIZE ((size_t)64 * 1024)

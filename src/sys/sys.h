@@ -63,6 +63,10 @@ size_t ox__sys_page_size(void);
  * committed on first touch. Returns 0 or an errno value. */
 int ox__sys_stack_map(size_t usable, void **base, size_t *total);
 void ox__sys_stack_unmap(void *base, size_t total);
+/* Gives the pages of [lo, lo + len) (page-aligned, in a stack mapping)
+ * back to the system but keeps the mapping: a later touch finds each page
+ * as it was or zeroed. */
+void ox__sys_stack_release(void *lo, size_t len);
 /* Installs the SIGSEGV/SIGBUS handler that reports a stack overflow:
  * owner(addr) names the task whose guard page addr is in, or NULL (then
  * the fault goes to the previous handler). Call once. */

@@ -42,6 +42,7 @@
 
 #define OX__LIFO_MAX     3
 #define OX__GLOBAL_EVERY 61
+#define OX__TRIM_BATCH   32 /* cached stacks given back per idle visit */
 
 static _Thread_local ox__worker *current_worker;
 
@@ -363,6 +364,10 @@ static void sleep_until_work(ox__worker *w)
     ox_runtime *rt = w->rt;
     ox__timers_fire(rt);
     if (w->lifo != NULL || !ox__queue_is_empty(w))
+        return;
+    /* Idle time pays for giving back the last burst's stack pages
+     * (stack.c), a batch at a time: new work waits for one batch at most. */
+    if (ox__stack_cache_trim(OX__TRIM_BATCH))
         return;
     idle_register(w);
     if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire)) {

@@ -4,9 +4,16 @@
  *   base                 base+guard                          base+total
  *   | guard (PROT_NONE) | stack, growing down ...  | ox_task | name |
  *
- * A recycled stack keeps the pages its last task touched, so the cache is
- * bounded (STACK_CACHE): spawning in a loop maps nothing, and a burst of a
- * million tasks does not keep a million stacks afterwards.
+ * Freed stacks of the default size are cached, so that spawning maps
+ * nothing: up to STACK_CACHE of them, all the guarded stacks there can be,
+ * so that a burst of thousands of live tasks (a spawn tree) costs no
+ * munmap, mmap and mprotect per task when it ends and the next begins
+ * (in skynet that was a quarter of the time). A cached stack keeps the
+ * pages its last task touched (warm) until a worker is about to sleep:
+ * then all but STACK_WARM give their pages back (MADV_FREE) and stay
+ * mapped (cold). Giving back at each free instead costs a TLB shootdown
+ * per task in the middle of the burst. Go frees its stacks' memory at a
+ * collection, for the same reason.
  *
  * A guarded stack costs two kernel mappings (the guard splits the region),
  * and vm.max_map_count is 65 530 by default: a million guarded stacks
@@ -21,19 +28,23 @@
 #include "sanitizer.h"
 #include "task_internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define STACK_CACHE  1024
 #define GUARDED_MAX  16384 /* 32 768 mappings: half the default vm.max_map_count */
+#define STACK_CACHE  GUARDED_MAX
+#define STACK_WARM   1024 /* cached stacks that keep their pages while idle */
 #define SLAB_STACKS  64
 #define SLAB_NAME    63                 /* longest name a slab record holds */
 #define SLAB_REDZONE ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
 
+/* Cached records, all of default size, in two lists linked through next. */
 static struct {
     ox__spin lock;
-    ox_task *head; /* cached records, linked through next; all of default size */
-    size_t count;
+    ox_task *warm, *cold;
+    size_t cold_count;
+    _Atomic size_t warm_count; /* written under lock, read outside it as a hint */
 } cache;
 
 static struct {
@@ -121,10 +132,14 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
 {
     if (stack_size == OX_TASK_DEFAULT_STACK && name_len == 0) {
         ox__spin_lock(&cache.lock);
-        ox_task *t = cache.head;
+        ox_task *t = cache.warm;
         if (t != NULL) {
-            cache.head = t->next;
-            cache.count--;
+            cache.warm = t->next;
+            /* Relaxed: under the lock (see cache). */
+            atomic_fetch_sub_explicit(&cache.warm_count, 1, memory_order_relaxed);
+        } else if ((t = cache.cold) != NULL) {
+            cache.cold = t->next;
+            cache.cold_count--;
         }
         ox__spin_unlock(&cache.lock);
         if (t != NULL) {
@@ -156,6 +171,54 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
     return t;
 }
 
+/* Gives back the pages of t's stack, but for the record's own page (the
+ * next task touches it first). */
+static void release_pages(ox_task *t)
+{
+    char *lo = (char *)t->stack_base + t->guard_size;
+    char *top = (char *)((uintptr_t)t & ~(uintptr_t)(ox__sys_page_size() - 1));
+    ox__sys_stack_release(lo, (size_t)(top - lo));
+}
+
+static void push_cold(ox_task *t)
+{
+    t->next = cache.cold;
+    cache.cold = t;
+    cache.cold_count++;
+}
+
+/* Caches a default-size stack; false if the cache is full. Freed on a
+ * worker it stays warm until the worker idles (ox__stack_cache_trim).
+ * Freed by a thread (a join) past STACK_WARM it goes cold at once: the
+ * workers may already sleep, and would keep its pages for ever. */
+static bool cache_put(ox_task *t)
+{
+    void *base = t->stack_base;
+    size_t total = t->stack_total, guard = t->guard_size;
+    memset(t, 0, sizeof *t);
+    t->stack_base = base;
+    t->stack_total = total;
+    t->guard_size = guard;
+    /* Relaxed: a hint, so that the system call is made outside the lock. */
+    bool cold = ox__worker_current() == NULL &&
+                atomic_load_explicit(&cache.warm_count, memory_order_relaxed) >= STACK_WARM;
+    if (cold)
+        release_pages(t);
+    ox__spin_lock(&cache.lock);
+    /* Relaxed: under the lock (see cache). */
+    size_t warm = atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
+    bool kept = warm + cache.cold_count < STACK_CACHE;
+    if (kept && cold) {
+        push_cold(t);
+    } else if (kept) {
+        t->next = cache.warm;
+        cache.warm = t;
+        atomic_store_explicit(&cache.warm_count, warm + 1, memory_order_relaxed);
+    }
+    ox__spin_unlock(&cache.lock);
+    return kept;
+}
+
 void ox__task_free(ox_task *t)
 {
     /* A panic nobody joined goes with the record. Relaxed: we are the last
@@ -176,26 +239,35 @@ void ox__task_free(ox_task *t)
     size_t usable = t->stack_total - t->guard_size - record_size(0);
     bool plain = t->name == NULL && usable >= OX_TASK_DEFAULT_STACK &&
                  usable < OX_TASK_DEFAULT_STACK + ox__sys_page_size();
-    if (plain) {
-        void *base = t->stack_base;
-        size_t total = t->stack_total, guard = t->guard_size;
-        memset(t, 0, sizeof *t);
-        t->stack_base = base;
-        t->stack_total = total;
-        t->guard_size = guard;
-        ox__spin_lock(&cache.lock);
-        bool kept = cache.count < STACK_CACHE;
-        if (kept) {
-            t->next = cache.head;
-            cache.head = t;
-            cache.count++;
-        }
-        ox__spin_unlock(&cache.lock);
-        if (kept)
-            return;
-    }
+    if (plain && cache_put(t))
+        return;
     ox__sys_stack_unmap(t->stack_base, t->stack_total);
     atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
+}
+
+bool ox__stack_cache_trim(size_t most)
+{
+    /* Relaxed: a hint; the count is checked again under the lock. */
+    if (atomic_load_explicit(&cache.warm_count, memory_order_relaxed) <= STACK_WARM)
+        return false;
+    for (size_t i = 0; i < most; i++) {
+        ox__spin_lock(&cache.lock);
+        /* Relaxed: under the lock (see cache). */
+        size_t warm = atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
+        ox_task *t = warm > STACK_WARM ? cache.warm : NULL;
+        if (t != NULL) {
+            cache.warm = t->next;
+            atomic_store_explicit(&cache.warm_count, warm - 1, memory_order_relaxed);
+        }
+        ox__spin_unlock(&cache.lock);
+        if (t == NULL)
+            return false;
+        release_pages(t); /* out of the lists meanwhile: nobody can take it */
+        ox__spin_lock(&cache.lock);
+        push_cold(t);
+        ox__spin_unlock(&cache.lock);
+    }
+    return true;
 }
 
 /* Called in the fault handler: is addr in the guard page of the task this

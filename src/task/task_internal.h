@@ -264,6 +264,9 @@ void ox__task_locals_destroy(ox_task *t);
 /* A task record on a fresh (or recycled) stack of at least size bytes. */
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len);
 void ox__task_free(ox_task *t);
+/* Gives back the pages of up to `most` cached stacks beyond those kept
+ * warm; false if none is left to give back. For a worker about to sleep. */
+bool ox__stack_cache_trim(size_t most);
 void ox__stack_guard_install(void);
 /* A slab stack's task that switched away with its stack pointer in the
  * red zone or below: it has overflowed (stack.c says when this is seen). */
