@@ -195,13 +195,19 @@ GLIB_LIBS = $(shell pkg-config --libs glib-2.0 2>/dev/null)
 HAVE_GLIB = $(eval HAVE_GLIB := $$(shell printf '\043include <glib.h>\nint main(void) { return g_main_depth(); }\n' | \
               $$(CC) -x c - $$(GLIB_CFLAGS) $$(GLIB_LIBS) -o /dev/null 2>/dev/null && echo 1))$(HAVE_GLIB)
 $(B)/obj/tests/test_loop_glib.o: CPPFLAGS += $(if $(HAVE_GLIB),-DOX_HAVE_GLIB $(GLIB_CFLAGS))
+# libuv, for the same test against its loop (tests/test_loop_uv.c), alike.
+UV_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags libuv 2>/dev/null))
+UV_LIBS = $(shell pkg-config --libs libuv 2>/dev/null)
+HAVE_UV = $(eval HAVE_UV := $$(shell printf '\043include <uv.h>\nint main(void) { return (int)uv_version(); }\n' | \
+              $$(CC) -x c - $$(UV_CFLAGS) $$(UV_LIBS) -o /dev/null 2>/dev/null && echo 1))$(HAVE_UV)
+$(B)/obj/tests/test_loop_uv.o: CPPFLAGS += $(if $(HAVE_UV),-DOX_HAVE_UV $(UV_CFLAGS))
 
 # The tests find the examples of the same build to check their output.
 $(B)/obj/tests/%.o: CPPFLAGS += -DOX_EXAMPLES_DIR='"$(abspath $(B)/examples)"' -Isrc \
                                 -DOX_REPLAY_CORPUS='"$(abspath tests/fuzz/replay_corpus)"'
 $(TESTS): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ -lm $(if $(HAVE_GLIB),$(GLIB_LIBS))
+	$(CC) $(LDFLAGS) -o $@ $^ -lm $(if $(HAVE_GLIB),$(GLIB_LIBS)) $(if $(HAVE_UV),$(UV_LIBS))
 
 $(B)/obj/bench/%.o: CPPFLAGS += -Isrc
 # Loop heads on a cache line of their own, here and in the C peers

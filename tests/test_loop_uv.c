@@ -1,0 +1,141 @@
+/* A libuv loop and oxide channels, both directions (issue 14, item 3), as
+ * tests/test_loop_glib.c does for GLib:
+ * (a) the loop is woken by a channel (its receiver's event fd, watched
+ *     with a uv_poll_t) and drains it with try_recv: every message from
+ *     racing thread and task senders arrives, in each sender's order;
+ * (b) the loop feeds channels from its own callbacks (a uv_idle_t that
+ *     try_sends) and a task and a thread receive every value.
+ * Built only where the compiler finds libuv (the Makefile's HAVE_UV). */
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+
+#ifdef OX_HAVE_UV
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct loop_state {
+    uv_poll_t poll;
+    ox_receiver *rx;
+    long next[OX_TEST_FEEDERS];
+    long wakes;
+} loop_state;
+
+/* The fd watch: drain until empty (that clears the fd) or disconnected. */
+static void on_readable(uv_poll_t *poll, int status, int events)
+{
+    CHECK_EQ(status, 0);
+    CHECK(events & UV_READABLE);
+    loop_state *s = poll->data;
+    s->wakes++;
+    uint64_t v;
+    int rc;
+    while ((rc = ox_receiver_try_recv(s->rx, &v)) == 0)
+        ox_test_feed_check(s->next, v);
+    if (rc == OX_EDISCONNECTED) {
+        CHECK_EQ(uv_poll_stop(poll), 0); /* the loop has nothing left: it returns */
+        uv_close((uv_handle_t *)poll, NULL);
+        return;
+    }
+    CHECK_EQ(rc, OX_EEMPTY);
+}
+
+static void uv_loop_woken_by(size_t cap)
+{
+    ox_sender *tx;
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(8, cap, &tx, &rx), 0);
+    uv_loop_t loop;
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    loop_state s = {.rx = rx};
+    int fd;
+    CHECK_EQ(ox_receiver_event_fd(rx, &fd), 0);
+    CHECK_EQ(uv_poll_init(&loop, &s.poll, fd), 0);
+    s.poll.data = &s;
+    CHECK_EQ(uv_poll_start(&s.poll, UV_READABLE, on_readable), 0);
+    ox_test_feeders feeders;
+    ox_test_feeders_start(&feeders, tx, cap == 0 ? 200 : 2000,
+                          ox_test_scaled(cap == 0 ? 3000 : 30000));
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0); /* until on_readable sees the disconnect */
+    CHECK(s.wakes > 0);
+    ox_test_feeders_join(&feeders, s.next);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+    ox_receiver_drop(rx);
+}
+
+OX_TEST(uv_loop_woken_by_a_channel_drains_it_unbounded)
+{
+    uv_loop_woken_by(OX_UNBOUNDED);
+}
+
+OX_TEST(uv_loop_woken_by_a_channel_drains_it_bounded)
+{
+    uv_loop_woken_by(2);
+}
+
+OX_TEST(uv_loop_woken_by_a_channel_drains_it_rendezvous)
+{
+    uv_loop_woken_by(0);
+}
+
+/* ---- (b) the loop's callbacks feed channels ---- */
+
+typedef struct ticker {
+    uv_idle_t idle;
+    ox_sender *to_task, *to_thread;
+    long sent, total;
+} ticker;
+
+/* Runs once per loop iteration: try_send never blocks the loop (unbounded
+ * channels). */
+static void on_idle(uv_idle_t *idle)
+{
+    ticker *t = idle->data;
+    for (int burst = 0; burst < 50 && t->sent < t->total; burst++, t->sent++) {
+        CHECK_EQ(ox_sender_try_send(t->to_task, &t->sent), 0);
+        CHECK_EQ(ox_sender_try_send(t->to_thread, &t->sent), 0);
+    }
+    if (t->sent < t->total)
+        return;
+    ox_sender_drop(t->to_task); /* the receivers see the end */
+    ox_sender_drop(t->to_thread);
+    CHECK_EQ(uv_idle_stop(idle), 0);
+    uv_close((uv_handle_t *)idle, NULL);
+}
+
+/* Receives until disconnected; checks the values are 0, 1, 2, ... */
+static void *receive_all(void *arg)
+{
+    ox_receiver *rx = arg;
+    long v, expect = 0;
+    while (ox_receiver_recv(rx, &v) == 0)
+        CHECK_EQ(v, expect++);
+    ox_receiver_drop(rx);
+    return (void *)(intptr_t)expect;
+}
+
+OX_TEST(uv_loop_callbacks_feed_a_task_and_a_thread)
+{
+    ox_sender *ttx, *htx;
+    ox_receiver *trx, *hrx;
+    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &ttx, &trx), 0);
+    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &htx, &hrx), 0);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle task = ox_test_spawn_on(rt, receive_all, trx);
+    ox_join_handle thread = ox_thread_spawn(receive_all, hrx);
+    uv_loop_t loop;
+    CHECK_EQ(uv_loop_init(&loop), 0);
+    ticker t = {.to_task = ttx, .to_thread = htx, .total = ox_test_scaled(5000)};
+    CHECK_EQ(uv_idle_init(&loop, &t.idle), 0);
+    t.idle.data = &t;
+    CHECK_EQ(uv_idle_start(&t.idle, on_idle), 0);
+    CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    void *got;
+    CHECK_EQ(ox_task_join(&task, &got, NULL), 0);
+    CHECK_EQ((intptr_t)got, t.total);
+    CHECK_EQ(ox_thread_join(&thread, &got, NULL), 0);
+    CHECK_EQ((intptr_t)got, t.total);
+    ox_runtime_shutdown(rt);
+    CHECK_EQ(uv_loop_close(&loop), 0);
+}
+#endif
