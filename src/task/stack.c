@@ -28,7 +28,6 @@
 #include "sanitizer.h"
 #include "task_internal.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,9 +174,9 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
  * next task touches it first). */
 static void release_pages(ox_task *t)
 {
-    char *lo = (char *)t->stack_base + t->guard_size;
-    char *top = (char *)((uintptr_t)t & ~(uintptr_t)(ox__sys_page_size() - 1));
-    ox__sys_stack_release(lo, (size_t)(top - lo));
+    char *lo = (char *)t->stack_base + t->guard_size; /* page-aligned */
+    size_t below = (size_t)((char *)t - lo);
+    ox__sys_stack_release(lo, below - below % ox__sys_page_size());
 }
 
 static void push_cold(ox_task *t)
