@@ -246,7 +246,14 @@ void ox__unwind_free(ox__unwind_state *s)
 {
     if (s->entries != s->inline_entries)
         free(s->entries);
-    *s = (ox__unwind_state){0};
+    /* The header only: entries are read below depth alone, and clearing
+     * the inline ones cost a task spawn and join 8% of its time. */
+    s->entries = NULL;
+    s->depth = 0;
+    s->capacity = 0;
+    s->level = 0;
+    s->panicking = 0;
+    s->catch_top = NULL;
 }
 
 void ox__unwind_thread_exit(bool check_locks)

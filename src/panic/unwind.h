@@ -72,7 +72,8 @@ void ox__unwind_thread_exit(bool check_locks);
  * record out to save_live_to and the task's in from load_from when it
  * starts running a task, and the other way round when the task stops. */
 void ox__unwind_switch(ox__unwind_state *save_live_to, ox__unwind_state *load_from);
-/* Frees what a saved record allocated (a finished task's). */
+/* Frees what a saved record allocated (a finished task's) and empties it;
+ * the inline entries keep their old bytes (never read at depth 0). */
 void ox__unwind_free(ox__unwind_state *s);
 
 /* ---- used by panic.c ---- */

@@ -28,6 +28,7 @@
 #include "sanitizer.h"
 #include "task_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,28 @@ static size_t record_size(size_t name_len)
 }
 
 /* A default-size stack from a slab, or NULL if no slab can be mapped. */
+/* Readies a recycled record (its stack fields kept) for its next task:
+ * every field zero, as a fresh mapping's, except the unwind record's
+ * inline entries, which are read only below its depth (0 after
+ * ox__unwind_free) and are most of the record (clearing them cost a spawn
+ * and join 5%). */
+static void reset_record(ox_task *t)
+{
+    _Static_assert(offsetof(ox_task, unwind) + sizeof(ox__unwind_state) == sizeof(ox_task) &&
+                       offsetof(ox__unwind_state, inline_entries) +
+                               sizeof(((ox__unwind_state *)0)->inline_entries) ==
+                           sizeof(ox__unwind_state),
+                   "the inline entries end the record");
+    void *base = t->stack_base;
+    size_t total = t->stack_total, guard = t->guard_size;
+    bool slab = t->slab;
+    memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
+    t->stack_base = base;
+    t->stack_total = total;
+    t->guard_size = guard;
+    t->slab = slab;
+}
+
 static ox_task *slab_alloc(void)
 {
     size_t rec = record_size(SLAB_NAME);
@@ -112,12 +135,8 @@ static ox_task *slab_alloc(void)
         }
         ox__spin_unlock(&slabs.lock);
     }
-    void *base = t->stack_base;
-    size_t total = t->stack_total;
-    ox__san_stack_reuse(base, (size_t)((char *)t - (char *)base));
-    memset(t, 0, sizeof *t);
-    t->stack_base = base;
-    t->stack_total = total;
+    ox__san_stack_reuse(t->stack_base, (size_t)((char *)t - (char *)t->stack_base));
+    reset_record(t);
     t->slab = true; /* guard_size 0: no guard page */
     return t;
 }
@@ -192,12 +211,7 @@ static void push_cold(ox_task *t)
  * workers may already sleep, and would keep its pages for ever. */
 static bool cache_put(ox_task *t)
 {
-    void *base = t->stack_base;
-    size_t total = t->stack_total, guard = t->guard_size;
-    memset(t, 0, sizeof *t);
-    t->stack_base = base;
-    t->stack_total = total;
-    t->guard_size = guard;
+    reset_record(t);
     /* Relaxed: a hint, so that the system call is made outside the lock. */
     bool cold = ox__worker_current() == NULL &&
                 atomic_load_explicit(&cache.warm_count, memory_order_relaxed) >= STACK_WARM;
