@@ -81,8 +81,7 @@ static size_t record_size(size_t name_len)
 /* Readies a recycled record (its stack fields kept) for its next task:
  * every field zero, as a fresh mapping's, except the unwind record's
  * inline entries, which are read only below its depth (0 after
- * ox__unwind_free) and are most of the record (clearing them cost a spawn
- * and join 5%). */
+ * ox__unwind_free) and are most of the record. */
 static void reset_record(ox_task *t)
 {
     _Static_assert(offsetof(ox_task, unwind) + sizeof(ox__unwind_state) == sizeof(ox_task) &&
