@@ -408,6 +408,11 @@ static void *worker_main(void *arg)
             break;
         sleep_until_work(w);
     }
+    /* No idle visit comes after this one to give back the pages of the
+     * stacks our last tasks left warm (stack.c): the process keeps them
+     * for ever otherwise, up to the whole cache. */
+    while (ox__stack_cache_trim(OX__TRIM_BATCH))
+        continue;
     if (w->alt_stack != NULL)
         ox__sys_alt_stack_disable(w->alt_stack);
     current_worker = NULL;

@@ -9,8 +9,8 @@
  * so that a burst of thousands of live tasks (a spawn tree) costs no
  * munmap, mmap and mprotect per task when it ends and the next begins
  * (in skynet that was a quarter of the time). A cached stack keeps the
- * pages its last task touched (warm) until a worker is about to sleep:
- * then all but STACK_WARM give their pages back (MADV_FREE) and stay
+ * pages its last task touched (warm) until a worker is about to sleep or
+ * stops: then all but STACK_WARM give their pages back (MADV_FREE) and stay
  * mapped (cold). Giving back at each free instead costs a TLB shootdown
  * per task in the middle of the burst. Go frees its stacks' memory at a
  * collection, for the same reason.
@@ -205,9 +205,10 @@ static void push_cold(ox_task *t)
 }
 
 /* Caches a default-size stack; false if the cache is full. Freed on a
- * worker it stays warm until the worker idles (ox__stack_cache_trim).
- * Freed by a thread (a join) past STACK_WARM it goes cold at once: the
- * workers may already sleep, and would keep its pages for ever. */
+ * worker it stays warm until a worker idles or stops (the callers of
+ * ox__stack_cache_trim). Freed by a thread (a join) past STACK_WARM it
+ * goes cold at once: the workers may already sleep, and would keep its
+ * pages for ever. */
 static bool cache_put(ox_task *t)
 {
     reset_record(t);

@@ -265,7 +265,8 @@ void ox__task_locals_destroy(ox_task *t);
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len);
 void ox__task_free(ox_task *t);
 /* Gives back the pages of up to `most` cached stacks beyond those kept
- * warm; false if none is left to give back. For a worker about to sleep. */
+ * warm; false if none is left to give back. For a worker about to sleep,
+ * and one that stops (no idle visit follows to give them back). */
 bool ox__stack_cache_trim(size_t most);
 void ox__stack_guard_install(void);
 /* A slab stack's task that switched away with its stack pointer in the
