@@ -167,7 +167,9 @@ OX_TEST_OPTS(break7_a_burst_before_shutdown_gives_its_stack_pages_back, .timeout
     long keeping = stacks_keeping_pages();
     if (!smaps_sees_pages_given_back())
         return; /* qemu-user: nothing to measure with */
-    /* Slack: MADV_FREE marks pages lazily free in per-CPU batches, which
-     * smaps may read before they drain. */
-    CHECK(keeping <= STACK_WARM + 64);
+    /* Slack, half the stacks past STACK_WARM: MADV_FREE marks pages lazily
+     * free in per-CPU batches, which smaps may read before they drain (2
+     * stacks over on this 2-CPU machine; more CPUs, more batches). Without
+     * the fix all BURST keep their pages. */
+    CHECK(keeping <= STACK_WARM + (BURST - STACK_WARM) / 2);
 }
