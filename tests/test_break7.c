@@ -1,10 +1,13 @@
-/* Breaking 5047429 (the task stack cache gives pages back when a worker
- * idles): a burst's stacks freed on a worker that then stops kept their
- * pages for ever. */
+/* Breaking 5047429 (the task stack cache holds every guarded stack and
+ * gives pages back when a worker idles): a burst's stacks freed on a
+ * worker that then stops kept their pages for ever; and with the cache
+ * holding the whole guarded budget, a named task got an unguarded stack
+ * with a single task alive. */
 #define _GNU_SOURCE /* MAP_ANONYMOUS, MADV_FREE */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
+#include "task/task_internal.h" /* white box: which stack a task got */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -172,4 +175,53 @@ OX_TEST_OPTS(break7_a_burst_before_shutdown_gives_its_stack_pages_back, .timeout
      * stacks over on this 2-CPU machine; more CPUs, more batches). Without
      * the fix all BURST keep their pages. */
     CHECK(keeping <= STACK_WARM + (BURST - STACK_WARM) / 2);
+}
+
+/* ---- the guarded budget after a burst ---- */
+
+#define BUDGET 1100 /* guarded stacks: a little more than STACK_WARM */
+
+static void *wait_for_the_burst(void *arg)
+{
+    (void)arg;
+    long v;
+    CHECK_EQ(ox_receiver_recv(burst_rx, &v), OX_EDISCONNECTED);
+    return NULL;
+}
+
+static void *on_a_slab(void *arg)
+{
+    (void)arg;
+    return (void *)(uintptr_t)ox_task_current()->slab;
+}
+
+/* docs/tasks.md: the first OX_TASK_GUARDED_STACKS live stacks have a
+ * guard page. After a burst of BUDGET unnamed tasks the cache held all
+ * BUDGET guarded stacks, and a named task (which cannot take a cached
+ * stack: its name sits above its record) got a slab stack, without a
+ * guard, though it was the only task alive. */
+OX_TEST_OPTS(break7_a_named_task_after_a_burst_has_a_guard_page, .timeout_s = 60)
+{
+    char budget[16];
+    (void)snprintf(budget, sizeof budget, "%d", BUDGET);
+    CHECK_EQ(setenv("OX_TASK_GUARDED_STACKS", budget, 1), 0); /* this process only */
+    ox_runtime *rt = ox_test_runtime(2);
+    static ox_task_handle hs[BUDGET];
+    ox_sender *tx;
+    CHECK_EQ(ox_channel(sizeof(long), 0, &tx, &burst_rx), 0);
+    for (int i = 0; i < BUDGET; i++)
+        hs[i] = ox_test_spawn_on(rt, wait_for_the_burst, NULL);
+    ox_sender_drop(tx);
+    for (int i = 0; i < BUDGET; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    ox_receiver_drop(burst_rx);
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.name = "after-the-burst";
+    b.runtime = rt;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, on_a_slab, NULL, &h), 0);
+    void *slab = (void *)1;
+    CHECK_EQ(ox_task_join(&h, &slab, NULL), 0);
+    CHECK(slab == NULL);
+    ox_runtime_shutdown(rt);
 }

@@ -17,9 +17,10 @@
  *
  * A guarded stack costs two kernel mappings (the guard splits the region),
  * and vm.max_map_count is 65 530 by default: a million guarded stacks
- * cannot exist. So only the first GUARDED_MAX stacks are guarded; past
- * that, default-size stacks are carved from slabs of SLAB_STACKS, one
- * mapping each, without guard pages. Such a stack's overflow is caught
+ * cannot exist. So only the first GUARDED_MAX live stacks are guarded
+ * (cached ones make way: evict_cached); past that, default-size stacks are
+ * carved from slabs of SLAB_STACKS, one mapping each, without guard
+ * pages. Such a stack's overflow is caught
  * when the task next switches (its stack pointer is found within
  * SLAB_REDZONE of the bottom, or below), not at the faulting access: a
  * deep call that returns before it switches can overwrite the stack below
@@ -145,6 +146,31 @@ bool ox__stack_overflowed(const ox_task *t)
     return t->slab && (const char *)t->ctx.sp < (const char *)t->stack_base + SLAB_REDZONE;
 }
 
+/* Unmaps a cached stack, cold first; false if none is cached. The
+ * guarded budget is for live stacks: a cached one makes way for a task
+ * that cannot take it (a named one, another size), which would otherwise
+ * get a slab stack without a guard once a burst has filled the cache. */
+static bool evict_cached(void)
+{
+    ox__spin_lock(&cache.lock);
+    ox_task *t = cache.cold;
+    if (t != NULL) {
+        cache.cold = t->next;
+        cache.cold_count--;
+    } else if ((t = cache.warm) != NULL) {
+        cache.warm = t->next;
+        /* Relaxed: under the lock (see cache). */
+        atomic_fetch_sub_explicit(&cache.warm_count, 1, memory_order_relaxed);
+    }
+    ox__spin_unlock(&cache.lock);
+    if (t == NULL)
+        return false;
+    ox__sys_stack_unmap(t->stack_base, t->stack_total);
+    /* Relaxed: as in ox__task_free. */
+    atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
+    return true;
+}
+
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
 {
     if (stack_size == OX_TASK_DEFAULT_STACK && name_len == 0) {
@@ -167,7 +193,7 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
     }
     /* Relaxed: a budget, not a synchronisation; overshooting it by a few
      * racing spawns is harmless. */
-    if (atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max() &&
+    if (atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max() && !evict_cached() &&
         stack_size == OX_TASK_DEFAULT_STACK && name_len <= SLAB_NAME)
         return slab_alloc();
     size_t rec = record_size(name_len);
