@@ -3,6 +3,7 @@
  * full socket buffer, deadlines racing data, aborts racing accept and
  * read, descriptor exhaustion, and the reactor's own wake-ups (a timer
  * and a new task while the only worker sleeps in the poller). */
+#define _GNU_SOURCE /* struct tcp_info */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -257,25 +259,67 @@ static void *read_once(void *arg)
     return NULL;
 }
 
+typedef struct reset_job {
+    ox_socket *s;
+    ox_instant deadline;
+    int rc;
+} reset_job;
+
+static void *read_until(void *arg)
+{
+    reset_job *j = arg;
+    char buf[64];
+    size_t n;
+    j->rc = ox_socket_read_deadline(j->s, buf, sizeof buf, &n, j->deadline);
+    return NULL;
+}
+
+/* The kernel's state of s's connection (TCP_ESTABLISHED, TCP_CLOSE...). */
+static int tcp_state(ox_socket *s)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    CHECK_EQ(getsockopt(ox_socket_fd(s), IPPROTO_TCP, TCP_INFO, &info, &len), 0);
+    return info.tcpi_state;
+}
+
+/* A reset is one packet that TCP never sends again, and the loopback drops
+ * packets when a CPU's backlog is full (a loaded machine: the second column
+ * of /proc/net/softnet_stat counts them). So the read has a deadline, and
+ * if it passes the kernel's own view decides: a connection still
+ * established never got its reset (a new pair is tried); one that is
+ * closed got it, and the reactor lost the wake-up (a failure). */
 OX_TEST(io_peer_reset_is_reported_as_econnreset)
 {
-    ox_socket *c, *s;
-    ox_runtime *rt = pair_on_runtime(2, &c, &s);
-    read_job j = {.s = s};
-    ox_task_handle h = ox_test_spawn_on(rt, read_once, &j);
-    /* SO_LINGER 0: close sends a reset instead of a FIN. */
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-    ox_socket_close(c);
-    join_ok(&h, NULL);
-    CHECK_EQ(j.rc, ECONNRESET);
-    /* And writing to a reset connection is EPIPE, not SIGPIPE. */
-    int rc;
-    size_t n;
-    while ((rc = ox_socket_write(s, "x", 1, &n)) == 0)
-        ;
-    CHECK(rc == EPIPE || rc == ECONNRESET);
-    ox_socket_close(s);
+    ox_runtime *rt = ox_test_runtime(2);
+    int attempt;
+    for (attempt = 0; attempt < 5; attempt++) {
+        ox_socket *c, *s;
+        connected_pair(&c, &s);
+        reset_job j = {.s = s, .deadline = ox_instant_after(ox_test_bound(OX_MILLIS(3000)))};
+        ox_task_handle h = ox_test_spawn_on(rt, read_until, &j);
+        /* SO_LINGER 0: close sends a reset instead of a FIN. */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        ox_socket_close(c);
+        join_ok(&h, NULL);
+        if (j.rc == OX_ETIMEDOUT) {
+            CHECK_EQ(tcp_state(s), TCP_ESTABLISHED); /* else the wake-up was lost */
+            printf("attempt %d: the reset was lost on the way\n", attempt);
+            ox_socket_close(s);
+            continue;
+        }
+        CHECK_EQ(j.rc, ECONNRESET);
+        /* And writing to a reset connection is EPIPE, not SIGPIPE. */
+        int rc;
+        size_t n;
+        while ((rc = ox_socket_write(s, "x", 1, &n)) == 0)
+            ;
+        CHECK(rc == EPIPE || rc == ECONNRESET);
+        ox_socket_close(s);
+        break;
+    }
+    CHECK(attempt < 5);
     ox_runtime_shutdown(rt);
 }
 
