@@ -323,6 +323,57 @@ OX_TEST(io_peer_reset_is_reported_as_econnreset)
     ox_runtime_shutdown(rt);
 }
 
+static _Atomic int io_spinner_state; /* 1: spinning; 2: told to stop */
+
+static void *spin_until_told(void *arg)
+{
+    (void)arg;
+    atomic_store(&io_spinner_state, 1);
+    while (atomic_load(&io_spinner_state) != 2) {
+    } /* never parks: it holds its worker */
+    return NULL;
+}
+
+/* A task that parks in a read may resume on another worker, in the middle
+ * of the function that reads errno (the hazard of thread-locals in tasks).
+ * The reader parks; a spinner then holds one worker, so the reset wakes the
+ * reader on whichever worker is free: in about half the rounds not the one
+ * it parked on. Its read must report the reset. clang computed errno's
+ * address once, before the loop that parks: the second worker's
+ * ECONNRESET was read as the first worker's stale EAGAIN, the reader
+ * parked again for an event that had come, and waited out its deadline. */
+OX_TEST_OPTS(io_error_after_a_task_moved_workers_is_its_own, .timeout_s = 60)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    ox_test_budget b = ox_test_budget_start(20, ox_test_scaled(200));
+    long r, lost = 0;
+    for (r = 0; ox_test_budget_more(&b, r); r++) {
+        ox_socket *c, *s;
+        connected_pair(&c, &s);
+        reset_job j = {.s = s, .deadline = ox_instant_after(ox_test_bound(OX_MILLIS(2000)))};
+        ox_task_handle reader = ox_test_spawn_on(rt, read_until, &j);
+        ox_thread_sleep(OX_MILLIS(1)); /* the reader parks (if not, the round proves less) */
+        atomic_store(&io_spinner_state, 0);
+        ox_task_handle spinner = ox_test_spawn_on(rt, spin_until_told, NULL);
+        while (atomic_load(&io_spinner_state) != 1)
+            ox_thread_yield();
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        ox_socket_close(c);
+        join_ok(&reader, NULL);
+        atomic_store(&io_spinner_state, 2);
+        join_ok(&spinner, NULL);
+        if (j.rc == OX_ETIMEDOUT && tcp_state(s) == TCP_ESTABLISHED)
+            lost++; /* the reset itself was lost (see above) */
+        else
+            CHECK_EQ(j.rc, ECONNRESET);
+        ox_socket_close(s);
+    }
+    CHECK(r >= b.min);
+    CHECK(lost < r);
+    ox_runtime_shutdown(rt);
+}
+
 static void *half_close_server(void *arg)
 {
     ox_socket *s = arg;

@@ -20,12 +20,14 @@ struct ox_socket {
     ox_socket *free_next; /* in the pool's free list, while unused */
 };
 
-/* errno after a failed system call (never 0, which would read as success). */
-static inline int ox__io_errno(void)
-{
-    int e = errno;
-    return e != 0 ? e : EIO;
-}
+/* errno after a failed system call (never 0, which would read as success).
+ * Out of line and never merged, as ox__unit_task_get (unit.h says why):
+ * errno is a thread-local, and a function that parks a task between two
+ * system calls may resume on another worker thread. clang computed
+ * errno's address once before ox__io_run's loop and read the first
+ * worker's errno after a read on the second: a peer's ECONNRESET read as
+ * that worker's stale EAGAIN, and the task waited for ever. */
+int ox__io_errno(void) __attribute__((noinline));
 
 /* A new non-blocking socket of type (SOCK_STREAM, SOCK_DGRAM) for addr's
  * family, in a record; OX_EINVAL for an address that is not IPv4 or IPv6. */

@@ -142,6 +142,13 @@ static int watch(ox_socket *s, ox_runtime *rt)
     return rc;
 }
 
+__attribute__((noinline)) int ox__io_errno(void)
+{
+    int e = errno;
+    __asm__ volatile("" ::: "memory");
+    return e != 0 ? e : EIO;
+}
+
 int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attempt, void *ctx,
                ssize_t *result)
 {
@@ -165,7 +172,7 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
             rc = 0;
             break;
         }
-        int err = errno;
+        int err = ox__io_errno(); /* not errno: see ox__io_errno */
         if (err == EINTR)
             continue;
         if (err != EAGAIN && err != EWOULDBLOCK) {
