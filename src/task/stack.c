@@ -23,8 +23,9 @@
  * pages. Such a stack's overflow is caught when the task next switches
  * (its stack pointer is found within SLAB_REDZONE of the bottom, or
  * below), not at the faulting access: a deep call that returns before it
- * switches can overwrite the stack below it unseen. Pages are committed only when touched, so an idle task costs
- * its record and the page or two its frames use, slab or not. */
+ * switches can overwrite the stack below it unseen. Pages are committed
+ * only when touched, so an idle task costs its record and the page or two
+ * its frames use, slab or not. */
 #include "sanitizer.h"
 #include "task_internal.h"
 
