@@ -1,6 +1,8 @@
 /* waker.c - waiter lists and the wait/claim protocol; see waker.h. */
 #include "waker.h"
 
+#include "../common/dekker.h"
+
 #include <stddef.h>
 
 static _Thread_local char self_anchor;
@@ -177,10 +179,9 @@ static inline void update_is_empty(ox__sync_waker *w)
     /* Relaxed: the word is only written under the lock we hold. */
     uint32_t observed =
         atomic_load_explicit(&w->is_empty, memory_order_relaxed) & OX__WAKER_OBSERVED;
-    /* SeqCst: see ox__sync_waker_notify. */
-    atomic_store_explicit(&w->is_empty,
-                          (w->waker.head == NULL ? OX__WAKER_NO_WAITER : 0u) | observed,
-                          memory_order_seq_cst);
+    /* SeqCst, the store half of a store-then-load pair (dekker.h): see
+     * ox__sync_waker_notify. */
+    OX__DEKKER_STORE(&w->is_empty, (w->waker.head == NULL ? OX__WAKER_NO_WAITER : 0u) | observed);
 }
 
 void ox__sync_waker_register(ox__sync_waker *w, ox__waiter *e, ox__ctx *cx)
