@@ -3,6 +3,7 @@
 
 #include "thread/park.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -257,4 +258,48 @@ void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v)
     CHECK(id < OX_TEST_FEEDERS);
     CHECK_EQ((long)(v & 0xffffffffu), next[id]);
     next[id]++;
+}
+
+/* Receives until disconnected; checks the values are 0, 1, 2, ... */
+static void *receive_in_order(void *arg)
+{
+    ox_receiver *rx = arg;
+    long v, expect = 0;
+    while (ox_receiver_recv(rx, &v) == 0)
+        CHECK_EQ(v, expect++);
+    ox_receiver_drop(rx);
+    return (void *)(intptr_t)expect;
+}
+
+void ox_test_fed_pair_start(ox_test_fed_pair *p, long total)
+{
+    ox_receiver *trx, *hrx;
+    *p = (ox_test_fed_pair){.total = total, .rt = ox_test_runtime(1)};
+    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &p->to_task, &trx), 0);
+    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &p->to_thread, &hrx), 0);
+    p->task = ox_test_spawn_on(p->rt, receive_in_order, trx);
+    p->thread = ox_thread_spawn(receive_in_order, hrx);
+}
+
+bool ox_test_fed_pair_feed(ox_test_fed_pair *p)
+{
+    for (int burst = 0; burst < 50 && p->sent < p->total; burst++, p->sent++) {
+        CHECK_EQ(ox_sender_try_send(p->to_task, &p->sent), 0);
+        CHECK_EQ(ox_sender_try_send(p->to_thread, &p->sent), 0);
+    }
+    if (p->sent < p->total)
+        return false;
+    ox_sender_drop(p->to_task); /* the receivers see the end */
+    ox_sender_drop(p->to_thread);
+    return true;
+}
+
+void ox_test_fed_pair_join(ox_test_fed_pair *p)
+{
+    void *got;
+    CHECK_EQ(ox_task_join(&p->task, &got, NULL), 0);
+    CHECK_EQ((intptr_t)got, p->total);
+    CHECK_EQ(ox_thread_join(&p->thread, &got, NULL), 0);
+    CHECK_EQ((intptr_t)got, p->total);
+    ox_runtime_shutdown(p->rt);
 }

@@ -111,4 +111,22 @@ void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long min, long max
 void ox_test_feeders_join(ox_test_feeders *f, const long next[OX_TEST_FEEDERS]);
 void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v);
 
+/* The other direction: a foreign loop's callbacks feed a task (on a
+ * one-worker runtime) and a thread, each receiving longs from an unbounded
+ * channel of its own until it is disconnected and checking they come 0, 1,
+ * 2, ... (tests/test_loop_*.c). */
+typedef struct ox_test_fed_pair {
+    ox_sender *to_task, *to_thread;
+    long sent, total;
+    ox_runtime *rt;
+    ox_task_handle task;
+    ox_join_handle thread;
+} ox_test_fed_pair;
+void ox_test_fed_pair_start(ox_test_fed_pair *p, long total);
+/* For a loop callback: try_sends the next burst to both (never blocking
+ * the loop); once total are sent, drops both senders and returns true. */
+bool ox_test_fed_pair_feed(ox_test_fed_pair *p);
+/* Joins both receivers, checks each got all total, shuts the runtime down. */
+void ox_test_fed_pair_join(ox_test_fed_pair *p);
+
 #endif

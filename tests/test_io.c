@@ -274,6 +274,15 @@ static void *read_until(void *arg)
     return NULL;
 }
 
+/* Closes c so that its peer sees a reset: SO_LINGER 0 sends one instead
+ * of a FIN. */
+static void close_with_reset(ox_socket *c)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    ox_socket_close(c);
+}
+
 /* The kernel's state of s's connection (TCP_ESTABLISHED, TCP_CLOSE...). */
 static int tcp_state(ox_socket *s)
 {
@@ -298,10 +307,7 @@ OX_TEST(io_peer_reset_is_reported_as_econnreset)
         connected_pair(&c, &s);
         reset_job j = {.s = s, .deadline = ox_instant_after(ox_test_bound(OX_MILLIS(3000)))};
         ox_task_handle h = ox_test_spawn_on(rt, read_until, &j);
-        /* SO_LINGER 0: close sends a reset instead of a FIN. */
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-        ox_socket_close(c);
+        close_with_reset(c);
         join_ok(&h, NULL);
         if (j.rc == OX_ETIMEDOUT) {
             CHECK_EQ(tcp_state(s), TCP_ESTABLISHED); /* else the wake-up was lost */
@@ -357,9 +363,7 @@ OX_TEST_OPTS(io_error_after_a_task_moved_workers_is_its_own, .timeout_s = 60)
         ox_task_handle spinner = ox_test_spawn_on(rt, spin_until_told, NULL);
         while (atomic_load(&io_spinner_state) != 1)
             ox_thread_yield();
-        struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        CHECK_EQ(setsockopt(ox_socket_fd(c), SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-        ox_socket_close(c);
+        close_with_reset(c);
         join_ok(&reader, NULL);
         atomic_store(&io_spinner_state, 2);
         join_ok(&spinner, NULL);

@@ -84,61 +84,29 @@ OX_TEST(glib_loop_woken_by_a_channel_drains_it_rendezvous)
 
 typedef struct ticker {
     GMainLoop *loop;
-    ox_sender *to_task, *to_thread;
-    long sent, total;
+    ox_test_fed_pair pair;
 } ticker;
 
-/* A GLib timeout: try_send never blocks the loop (unbounded channels). */
+/* A GLib timeout. */
 static gboolean on_tick(gpointer data)
 {
     ticker *t = data;
-    for (int burst = 0; burst < 50 && t->sent < t->total; burst++, t->sent++) {
-        CHECK_EQ(ox_sender_try_send(t->to_task, &t->sent), 0);
-        CHECK_EQ(ox_sender_try_send(t->to_thread, &t->sent), 0);
-    }
-    if (t->sent < t->total)
+    if (!ox_test_fed_pair_feed(&t->pair))
         return G_SOURCE_CONTINUE;
-    ox_sender_drop(t->to_task); /* the receivers see the end */
-    ox_sender_drop(t->to_thread);
     g_main_loop_quit(t->loop);
     return G_SOURCE_REMOVE;
 }
 
-/* Receives until disconnected; checks the values are 0, 1, 2, ... */
-static void *receive_all(void *arg)
-{
-    ox_receiver *rx = arg;
-    long v, expect = 0;
-    while (ox_receiver_recv(rx, &v) == 0)
-        CHECK_EQ(v, expect++);
-    ox_receiver_drop(rx);
-    return (void *)(intptr_t)expect;
-}
-
 OX_TEST(glib_loop_callbacks_feed_a_task_and_a_thread)
 {
-    ox_sender *ttx, *htx;
-    ox_receiver *trx, *hrx;
-    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &ttx, &trx), 0);
-    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &htx, &hrx), 0);
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle task = ox_test_spawn_on(rt, receive_all, trx);
-    ox_join_handle thread = ox_thread_spawn(receive_all, hrx);
     GMainContext *ctx = g_main_context_new();
-    ticker t = {.loop = g_main_loop_new(ctx, FALSE),
-                .to_task = ttx,
-                .to_thread = htx,
-                .total = ox_test_scaled(5000)};
+    ticker t = {.loop = g_main_loop_new(ctx, FALSE)};
+    ox_test_fed_pair_start(&t.pair, ox_test_scaled(5000));
     GSource *src = g_timeout_source_new(0);
     g_source_set_callback(src, on_tick, &t, NULL);
     g_source_attach(src, ctx);
     g_main_loop_run(t.loop);
-    void *got;
-    CHECK_EQ(ox_task_join(&task, &got, NULL), 0);
-    CHECK_EQ((intptr_t)got, t.total);
-    CHECK_EQ(ox_thread_join(&thread, &got, NULL), 0);
-    CHECK_EQ((intptr_t)got, t.total);
-    ox_runtime_shutdown(rt);
+    ox_test_fed_pair_join(&t.pair);
     g_source_unref(src);
     g_main_loop_unref(t.loop);
     g_main_context_unref(ctx);

@@ -82,60 +82,30 @@ OX_TEST(uv_loop_woken_by_a_channel_drains_it_rendezvous)
 
 typedef struct ticker {
     uv_idle_t idle;
-    ox_sender *to_task, *to_thread;
-    long sent, total;
+    ox_test_fed_pair pair;
 } ticker;
 
-/* Runs once per loop iteration: try_send never blocks the loop (unbounded
- * channels). */
+/* Runs once per loop iteration. */
 static void on_idle(uv_idle_t *idle)
 {
     ticker *t = idle->data;
-    for (int burst = 0; burst < 50 && t->sent < t->total; burst++, t->sent++) {
-        CHECK_EQ(ox_sender_try_send(t->to_task, &t->sent), 0);
-        CHECK_EQ(ox_sender_try_send(t->to_thread, &t->sent), 0);
-    }
-    if (t->sent < t->total)
+    if (!ox_test_fed_pair_feed(&t->pair))
         return;
-    ox_sender_drop(t->to_task); /* the receivers see the end */
-    ox_sender_drop(t->to_thread);
     CHECK_EQ(uv_idle_stop(idle), 0);
     uv_close((uv_handle_t *)idle, NULL);
 }
 
-/* Receives until disconnected; checks the values are 0, 1, 2, ... */
-static void *receive_all(void *arg)
-{
-    ox_receiver *rx = arg;
-    long v, expect = 0;
-    while (ox_receiver_recv(rx, &v) == 0)
-        CHECK_EQ(v, expect++);
-    ox_receiver_drop(rx);
-    return (void *)(intptr_t)expect;
-}
-
 OX_TEST(uv_loop_callbacks_feed_a_task_and_a_thread)
 {
-    ox_sender *ttx, *htx;
-    ox_receiver *trx, *hrx;
-    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &ttx, &trx), 0);
-    CHECK_EQ(ox_channel(sizeof(long), OX_UNBOUNDED, &htx, &hrx), 0);
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle task = ox_test_spawn_on(rt, receive_all, trx);
-    ox_join_handle thread = ox_thread_spawn(receive_all, hrx);
     uv_loop_t loop;
     CHECK_EQ(uv_loop_init(&loop), 0);
-    ticker t = {.to_task = ttx, .to_thread = htx, .total = ox_test_scaled(5000)};
+    ticker t;
+    ox_test_fed_pair_start(&t.pair, ox_test_scaled(5000));
     CHECK_EQ(uv_idle_init(&loop, &t.idle), 0);
     t.idle.data = &t;
     CHECK_EQ(uv_idle_start(&t.idle, on_idle), 0);
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    void *got;
-    CHECK_EQ(ox_task_join(&task, &got, NULL), 0);
-    CHECK_EQ((intptr_t)got, t.total);
-    CHECK_EQ(ox_thread_join(&thread, &got, NULL), 0);
-    CHECK_EQ((intptr_t)got, t.total);
-    ox_runtime_shutdown(rt);
+    ox_test_fed_pair_join(&t.pair);
     CHECK_EQ(uv_loop_close(&loop), 0);
 }
 #endif

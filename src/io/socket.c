@@ -145,6 +145,8 @@ static int watch(ox_socket *s, ox_runtime *rt)
 __attribute__((noinline)) int ox__io_errno(void)
 {
     int e = errno;
+    /* So that the compiler cannot find the function pure and merge two
+     * calls on either side of a park (io_internal.h says why it matters). */
     __asm__ volatile("" ::: "memory");
     return e != 0 ? e : EIO;
 }

@@ -48,6 +48,53 @@ static struct {
     _Atomic size_t warm_count; /* written under lock, read outside it as a hint */
 } cache;
 
+/* The cache's lists; the caller holds cache.lock. warm_count is read and
+ * written relaxed: the lock orders its writes, and readers outside the
+ * lock take it as a hint (a plain load and store, no locked RMW). */
+static size_t warm_count(void)
+{
+    return atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
+}
+
+static void set_warm_count(size_t n)
+{
+    atomic_store_explicit(&cache.warm_count, n, memory_order_relaxed);
+}
+
+static ox_task *pop_warm(void)
+{
+    ox_task *t = cache.warm;
+    if (t != NULL) {
+        cache.warm = t->next;
+        set_warm_count(warm_count() - 1);
+    }
+    return t;
+}
+
+static ox_task *pop_cold(void)
+{
+    ox_task *t = cache.cold;
+    if (t != NULL) {
+        cache.cold = t->next;
+        cache.cold_count--;
+    }
+    return t;
+}
+
+static void push_warm(ox_task *t)
+{
+    t->next = cache.warm;
+    cache.warm = t;
+    set_warm_count(warm_count() + 1);
+}
+
+static void push_cold(ox_task *t)
+{
+    t->next = cache.cold;
+    cache.cold = t;
+    cache.cold_count++;
+}
+
 static struct {
     ox__spin lock;
     ox_task *free; /* slab records, linked through next */
@@ -78,7 +125,6 @@ static size_t record_size(size_t name_len)
     return (sizeof(ox_task) + name_len + 1 + 63) & ~(size_t)63;
 }
 
-/* A default-size stack from a slab, or NULL if no slab can be mapped. */
 /* Readies a recycled record (its stack fields kept) for its next task:
  * every field zero, as a fresh mapping's, except the unwind record's
  * inline entries, which are read only below its depth (0 after
@@ -100,6 +146,7 @@ static void reset_record(ox_task *t)
     t->slab = slab;
 }
 
+/* A default-size stack from a slab, or NULL if no slab can be mapped. */
 static ox_task *slab_alloc(void)
 {
     size_t rec = record_size(SLAB_NAME);
@@ -146,6 +193,14 @@ bool ox__stack_overflowed(const ox_task *t)
     return t->slab && (const char *)t->ctx.sp < (const char *)t->stack_base + SLAB_REDZONE;
 }
 
+/* Unmaps a guarded stack. Relaxed: guarded is a budget, not a
+ * synchronisation (see ox__task_alloc). */
+static void unmap_guarded(ox_task *t)
+{
+    ox__sys_stack_unmap(t->stack_base, t->stack_total);
+    atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
+}
+
 /* Unmaps a cached stack, cold first; false if none is cached. The
  * guarded budget is for live stacks: a cached one makes way for a task
  * that cannot take it (a named one, another size), which would otherwise
@@ -153,21 +208,13 @@ bool ox__stack_overflowed(const ox_task *t)
 static bool evict_cached(void)
 {
     ox__spin_lock(&cache.lock);
-    ox_task *t = cache.cold;
-    if (t != NULL) {
-        cache.cold = t->next;
-        cache.cold_count--;
-    } else if ((t = cache.warm) != NULL) {
-        cache.warm = t->next;
-        /* Relaxed: under the lock (see cache). */
-        atomic_fetch_sub_explicit(&cache.warm_count, 1, memory_order_relaxed);
-    }
+    ox_task *t = pop_cold();
+    if (t == NULL)
+        t = pop_warm();
     ox__spin_unlock(&cache.lock);
     if (t == NULL)
         return false;
-    ox__sys_stack_unmap(t->stack_base, t->stack_total);
-    /* Relaxed: as in ox__task_free. */
-    atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
+    unmap_guarded(t);
     return true;
 }
 
@@ -175,15 +222,9 @@ ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
 {
     if (stack_size == OX_TASK_DEFAULT_STACK && name_len == 0) {
         ox__spin_lock(&cache.lock);
-        ox_task *t = cache.warm;
-        if (t != NULL) {
-            cache.warm = t->next;
-            /* Relaxed: under the lock (see cache). */
-            atomic_fetch_sub_explicit(&cache.warm_count, 1, memory_order_relaxed);
-        } else if ((t = cache.cold) != NULL) {
-            cache.cold = t->next;
-            cache.cold_count--;
-        }
+        ox_task *t = pop_warm();
+        if (t == NULL)
+            t = pop_cold();
         ox__spin_unlock(&cache.lock);
         if (t != NULL) {
             char *lo = (char *)t->stack_base + t->guard_size;
@@ -223,13 +264,6 @@ static void release_pages(ox_task *t)
     ox__sys_stack_release(lo, below - below % ox__sys_page_size());
 }
 
-static void push_cold(ox_task *t)
-{
-    t->next = cache.cold;
-    cache.cold = t;
-    cache.cold_count++;
-}
-
 /* Caches a default-size stack; false if the cache is full. Freed on a
  * worker it stays warm until a worker idles or stops (the callers of
  * ox__stack_cache_trim). Freed by a thread (a join) past STACK_WARM it
@@ -238,22 +272,16 @@ static void push_cold(ox_task *t)
 static bool cache_put(ox_task *t)
 {
     reset_record(t);
-    /* Relaxed: a hint, so that the system call is made outside the lock. */
-    bool cold = ox__worker_current() == NULL &&
-                atomic_load_explicit(&cache.warm_count, memory_order_relaxed) >= STACK_WARM;
+    /* A hint, so that the system call is made outside the lock. */
+    bool cold = warm_count() >= STACK_WARM && ox__worker_current() == NULL;
     if (cold)
         release_pages(t);
     ox__spin_lock(&cache.lock);
-    /* Relaxed: under the lock (see cache). */
-    size_t warm = atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
-    bool kept = warm + cache.cold_count < STACK_CACHE;
-    if (kept && cold) {
+    bool kept = warm_count() + cache.cold_count < STACK_CACHE;
+    if (kept && cold)
         push_cold(t);
-    } else if (kept) {
-        t->next = cache.warm;
-        cache.warm = t;
-        atomic_store_explicit(&cache.warm_count, warm + 1, memory_order_relaxed);
-    }
+    else if (kept)
+        push_warm(t);
     ox__spin_unlock(&cache.lock);
     return kept;
 }
@@ -280,24 +308,16 @@ void ox__task_free(ox_task *t)
                  usable < OX_TASK_DEFAULT_STACK + ox__sys_page_size();
     if (plain && cache_put(t))
         return;
-    ox__sys_stack_unmap(t->stack_base, t->stack_total);
-    atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
+    unmap_guarded(t);
 }
 
 bool ox__stack_cache_trim(size_t most)
 {
-    /* Relaxed: a hint; the count is checked again under the lock. */
-    if (atomic_load_explicit(&cache.warm_count, memory_order_relaxed) <= STACK_WARM)
+    if (warm_count() <= STACK_WARM) /* a hint; checked again under the lock */
         return false;
     for (size_t i = 0; i < most; i++) {
         ox__spin_lock(&cache.lock);
-        /* Relaxed: under the lock (see cache). */
-        size_t warm = atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
-        ox_task *t = warm > STACK_WARM ? cache.warm : NULL;
-        if (t != NULL) {
-            cache.warm = t->next;
-            atomic_store_explicit(&cache.warm_count, warm - 1, memory_order_relaxed);
-        }
+        ox_task *t = warm_count() > STACK_WARM ? pop_warm() : NULL;
         ox__spin_unlock(&cache.lock);
         if (t == NULL)
             return false;
