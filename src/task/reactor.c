@@ -165,8 +165,14 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
      * wait it out rather than sleep on the futex with nobody polling
      * (that worker may then run a long task). Relaxed: claim() orders. */
     while (!claim(rt, OX__POLL_SLEEPING)) {
-        if (atomic_load_explicit(&rt->io_claimed, memory_order_relaxed) == OX__POLL_SLEEPING)
-            return false; /* another idle worker polls */
+        /* Another idle worker polls: we sleep on the futex. It may leave
+         * to run a task that never parks (one its own poll woke: that
+         * wakes nobody), so it must wake one of us then, to take over the
+         * poller. Seq_cst, both: a Dekker pair with the poller's release
+         * of the claim and its exchange of io_wanted (below). */
+        OX__DEKKER_STORE(&rt->io_wanted, true);
+        if (atomic_load_explicit(&rt->io_claimed, memory_order_seq_cst) == OX__POLL_SLEEPING)
+            return false;
         ox__sys_yield();
     }
     ox__sys_event events[EVENTS_MAX];
@@ -179,10 +185,18 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
      * store and a later futex wait's check of sleep_word are the worker's
      * half of the same pair. */
     OX__DEKKER_STORE(&w->polling, false);
-    unclaim(rt);
+    /* Seq_cst: our half of the io_wanted pair (see the claim loop). */
+    OX__DEKKER_STORE(&rt->io_claimed, OX__POLL_FREE);
     /* Off the idle list before waking tasks, so that their wake-ups go to
      * the other idle workers, not to this one. */
     idle_leave(w);
+    /* A worker that went to its futex because we polled takes over: we
+     * may now run a task that never parks. Unless we were woken to search:
+     * then we poll again if we find nothing, or, finding work, wake an
+     * idle worker (runtime.c's found_work), and this wake would be lost on
+     * our own search (ox__runtime_wake_idle wakes nobody while one does). */
+    if (!w->searching && atomic_exchange_explicit(&rt->io_wanted, false, memory_order_seq_cst))
+        ox__runtime_wake_idle(rt);
     dispatch(events, n);
     return true;
 }

@@ -140,6 +140,7 @@ struct ox_runtime {
     _Atomic int io_poller; /* -1 until open */
     int io_waker;
     _Atomic uint32_t io_claimed; /* OX__POLL_FREE, _LOOKING or _SLEEPING */
+    _Atomic bool io_wanted;      /* an idle worker found the poller taken (reactor.c) */
     char name[];
 };
 
