@@ -15,7 +15,9 @@
  * polls at a time (io_claimed); a busy worker takes a quick look (no
  * wait) when its own queues run dry and every 61 scheduler ticks, as Go's
  * findrunnable and Tokio's event_interval do, so a runtime whose workers
- * never idle still sees its descriptors.
+ * never idle still sees its descriptors. An idle worker that finds the
+ * poller taken sleeps on its futex and sets io_wanted; the poller, leaving
+ * to run a task, wakes one such worker to take its place.
  *
  * Waking the sleeping poller (new tasks, an earlier timer, shutdown): the
  * waker sets the worker's sleep_word and then reads its polling flag; the
