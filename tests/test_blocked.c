@@ -526,3 +526,42 @@ OX_TEST_OPTS(blocked_dump_from_a_timer_signal_on_workers_running_tasks, .timeout
     ox_runtime_shutdown(rt);
     close(handler_fd);
 }
+
+/* ---- a thread oxide did not start leaves the registry at its end ----
+ * Its record is a thread-local, linked into the registry when it first
+ * blocks; the unit layer's exit key must unlink it (the registry's part of
+ * a thread's end, src/unit/unit.h), though the thread never asked for an
+ * oxide thread record. Left linked, the next thread that glibc gives the
+ * same stack links the same record again: the list loops, and a dump
+ * hangs or counts threads that are gone. */
+static ox_mutex foreign_gate = OX_MUTEX_INIT;
+
+static void *foreign_block_once(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(ox_mutex_lock(&foreign_gate), 0);
+    ox_mutex_unlock(&foreign_gate);
+    return NULL;
+}
+
+OX_TEST_OPTS(blocked_registry_forgets_foreign_threads_that_exit, .timeout_s = 60)
+{
+    for (int round = 0; round < 20; round++) {
+        CHECK_EQ(ox_mutex_lock(&foreign_gate), 0);
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++)
+            CHECK_EQ(pthread_create(&t[i], NULL, foreign_block_once, NULL), 0);
+        ox_test_wait_any_blocked(3); /* all three wait for the gate */
+        int count;
+        char *text = ox_test_dump_blocked(&count);
+        CHECK_EQ(count, 3);
+        CHECK(strstr(text, "<unnamed>") != NULL);
+        free(text);
+        ox_mutex_unlock(&foreign_gate);
+        for (int i = 0; i < 3; i++)
+            CHECK_EQ(pthread_join(t[i], NULL), 0);
+        text = ox_test_dump_blocked(&count);
+        CHECK_EQ(count, 0); /* gone, and the list still ends */
+        free(text);
+    }
+}

@@ -12,6 +12,7 @@
 
 #include "panic/unwind.h"
 #include "thread/park.h"
+#include "check/lockdep.h"
 
 #include <signal.h>
 #include <stdatomic.h>

@@ -554,7 +554,9 @@ static void add_edges(const void *lock, const ox__lock_ops *ops, const char *fil
         ox_abort("lockdep", "aborting at the first lock-order cycle (OX_LOCKDEP=abort)");
 }
 
-void ox__lockdep_acquired(const void *lock, const ox__lock_ops *ops, const char *file, int line)
+/* The checker's entry points, which the unit layer calls through
+ * (ox__lock_checker in unit.h): registered before main. */
+static void acquired(const void *lock, const ox__lock_ops *ops, const char *file, int line)
 {
     uint32_t depth;
     ox__held_entries(&depth);
@@ -563,7 +565,7 @@ void ox__lockdep_acquired(const void *lock, const ox__lock_ops *ops, const char 
     add_edges(lock, ops, file, line, false);
 }
 
-void ox__lockdep_before_block(const void *lock, const ox__lock_ops *ops, const char *file, int line)
+static void before_block(const void *lock, const ox__lock_ops *ops, const char *file, int line)
 {
     uint32_t depth;
     ox__held_entries(&depth);
@@ -571,6 +573,8 @@ void ox__lockdep_before_block(const void *lock, const ox__lock_ops *ops, const c
         return;
     add_edges(lock, ops, file, line, true);
 }
+
+static const ox__lock_checker checker = {.acquired = acquired, .before_block = before_block};
 
 void ox__lockdep_blocks_forever(const char *what, const void *object)
 {
@@ -689,6 +693,7 @@ static void dump_signal_from_env(void)
  * After park.c's (101): see registry_fork_handlers there for the order. */
 __attribute__((constructor(102))) static void check_from_env(void)
 {
+    ox__unit_lock_checker_set(&checker);
     ox__sys_atfork(graph_before_fork, graph_after_fork_parent, graph_after_fork_child);
     dump_signal_from_env();
     const char *v = getenv("OX_LOCKDEP");

@@ -1,12 +1,13 @@
-/* lockdep.h - the lock-order checker's hooks (the checker is described in
- * include/oxide/check.h).
+/* lockdep.h - the lock-order checker's internal interface (the checker is
+ * described in include/oxide/check.h).
  *
- * The held-lock record (src/panic/unwind.h) calls in here: ox__held_push()
- * after every acquisition and ox__lock_before_block() before a lock's slow
- * path blocks. Both test ox__lockdep_on first, so a run with the checker off
- * pays one predictable branch on a global that is never written after
- * startup. This header includes nothing from the layers above it: the
- * panic layer may include it.
+ * The held-lock record (src/panic/unwind.h) reaches the checker through
+ * the hooks it registers with the unit layer (ox__lock_checker in
+ * src/unit/unit.h): ox__held_push() after every acquisition and
+ * ox__lock_before_block() before a lock's slow path blocks. Both test
+ * ox__lockdep_on first, so a run with the checker off pays one predictable
+ * branch on a global that is never written after startup. The layers
+ * above (sync, chan) include this header for the rest.
  */
 #ifndef OX_LOCKDEP_H
 #define OX_LOCKDEP_H
@@ -20,18 +21,16 @@
 
 /* Declared in oxide/unwind_record.h, because ox__held_push inlines into
  * programs:
- *   ox__lockdep_on - true while the checker is on. Read relaxed: switching
+ *   ox__lockdep_on - true while the checker is on; defined here, so that
+ *     every program whose locks read it links the checker (and its
+ *     OX_LOCKDEP constructor), also statically. Read relaxed: switching
  *     the checker on while locks are held elsewhere only means those
  *     acquisitions were not seen, which the checker tolerates (an unseen
  *     edge is a missed report, never a false one).
- *   ox__lockdep_acquired(lock, ops, file, line) - the calling thread has
- *     just acquired lock (already on top of its held record): records an
- *     edge from every other lock it holds. */
-
-/* The calling thread is about to block waiting for lock: records the same
- * edges now, so a cycle is reported before the threads deadlock. */
-OX_COLD void ox__lockdep_before_block(const void *lock, const struct ox__lock_ops *ops,
-                                      const char *file, int line);
+ *   ox__lockdep_acquired(lock, ops, file, line) - the unit layer's
+ *     trampoline to the registered checker: the calling unit has just
+ *     acquired lock (already on top of its held record), and the checker
+ *     records an edge from every other lock it holds. */
 
 /* An oxide lock is being destroyed (ox_mutex_destroy, ox_rwlock_destroy):
  * with the checker on, its address is forgotten as by

@@ -5,7 +5,8 @@
 #include "oxide/panic.h"
 
 #include "../sys/sys.h"
-#include "../thread/thread_internal.h"
+#include "../thread/park.h"
+#include "../unit/unit.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ void ox__unwind_grow(void)
         s->capacity = OX__UNWIND_INLINE;
         return;
     }
-    ox__thread_exit_arm(); /* so a thread oxide did not start frees it too */
+    ox__unit_exit_arm(); /* so a thread oxide did not start frees it too */
     uint32_t capacity = s->capacity * 2;
     ox__unwind_entry *grown = malloc(capacity * sizeof *grown);
     if (grown == NULL)
@@ -107,8 +108,9 @@ void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char
                  ox__unit_thread_name_or_unnamed(), file ? file : "?", line, held->u.lock_ops->kind,
                  lock, held->file ? held->file : "?", held->line);
     ox__park_note_lock_site(lock, file, line);
+    /* Relaxed: see ox__lockdep_on in src/check/lockdep.h. */
     if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
-        ox__lockdep_before_block(lock, ops, file, line);
+        ox__unit_lock_before_block(lock, ops, file, line);
 }
 
 const ox__unwind_entry *ox__held_entries(uint32_t *count)
@@ -194,7 +196,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
     ox__catch_frame *frame = s->catch_top;
     if (frame == NULL) {
         ox_panic_payload_free(payload);
-        if (ox__sys_is_main_thread() && !ox__thread_is_exiting()) {
+        if (ox__sys_is_main_thread() && !ox__unit_process_exiting()) {
             fflush(NULL);
             exit(101);
         }
@@ -257,10 +259,13 @@ void ox__unwind_free(ox__unwind_state *s)
     empty_header(s);
 }
 
-void ox__unwind_thread_exit(bool check_locks)
+/* The held record's part of a thread's end (unit.h): frees what the
+ * record allocated. With check_locks, first aborts if the thread still
+ * holds an oxide lock (it would stay locked forever); not at process exit,
+ * where exiting with a lock held is legal. */
+static void release_record(bool check_locks)
 {
     ox__unwind_state *s = ox__unwind_current();
-    ox__park_thread_exit(); /* the thread's wait record is about to go away */
     for (uint32_t i = 0; check_locks && i < s->depth; i++) {
         const ox__unwind_entry *e = &s->entries[i];
         if (ox__entry_is_lock(e))
@@ -277,4 +282,10 @@ void ox__unwind_thread_exit(bool check_locks)
     s->entries = NULL;
     s->depth = 0;
     s->capacity = 0;
+}
+
+/* Before main, as every part's registration (unit.h). */
+__attribute__((constructor(101))) static void register_release_record(void)
+{
+    ox__unit_exit_register(OX__UNIT_EXIT_RECORD, release_record);
 }

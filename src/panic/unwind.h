@@ -26,8 +26,6 @@
  * the lock-order checker's hook is declared there too. */
 #include "oxide/unwind_record.h"
 
-#include "../check/lockdep.h"
-
 /* The entry for lock if the calling thread holds it, else NULL. O(depth):
  * for slow paths (self-deadlock detection) and diagnostics. */
 const ox__unwind_entry *ox__held_find(const void *lock);
@@ -61,11 +59,6 @@ void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char
 /* The calling thread's held entries, bottom first (for the lock-order
  * checker and diagnostics). */
 const ox__unwind_entry *ox__held_entries(uint32_t *count);
-
-/* Frees what the exiting thread's record allocated. With check_locks,
- * first aborts if the thread still holds an oxide lock (it would stay locked
- * forever); not at process exit, where exiting with a lock held is legal. */
-void ox__unwind_thread_exit(bool check_locks);
 
 /* ---- used by the task runtime ----
  * A task's record is its own: a worker moves the live (thread-local)

@@ -27,6 +27,7 @@
 #include "mutex_internal.h"
 
 #include "../check/chaos.h"
+#include "../check/lockdep.h"
 #include "../thread/thread_internal.h"
 
 /* Rounds of spinning (each a pause instruction) for a condvar waiter

@@ -53,6 +53,7 @@
 #include "../panic/unwind.h"
 #include "../thread/park.h"
 #include "../check/chaos.h"
+#include "../check/lockdep.h"
 #include "../thread/thread_internal.h"
 
 /* The bits are defined in oxide/rwlock.h, for the inline fast paths. */

@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,12 +235,16 @@ void ox__sys_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(v
 
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
-static void (*exit_fn)(void);
+/* Always the same function (the unit layer's), stored by every thread
+ * that arms before it sets its key, and read by that thread's key
+ * destructor: relaxed, as each thread reads its own store or the same
+ * value stored by another. */
+static _Atomic(void (*)(void)) exit_fn;
 
 static void exit_key_destructor(void *unused)
 {
     (void)unused;
-    exit_fn();
+    atomic_load_explicit(&exit_fn, memory_order_relaxed)();
 }
 
 static void exit_key_create(void)
@@ -251,6 +256,6 @@ static void exit_key_create(void)
 void ox__sys_thread_exit_arm(void (*fn)(void))
 {
     pthread_once(&exit_key_once, exit_key_create);
-    exit_fn = fn; /* always the same function; written before the key is set */
+    atomic_store_explicit(&exit_fn, fn, memory_order_relaxed);
     pthread_setspecific(exit_key, (void *)1);
 }

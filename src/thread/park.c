@@ -16,14 +16,14 @@
 #include "../check/chaos.h"
 #include "../common/dekker.h"
 #include "../sys/sys.h"
-#include "thread_internal.h"
+#include "../unit/unit.h"
 
 #include <signal.h>
 
 /* ---- the registry of blocked threads ----
  * Each thread's record is thread-local; it is linked into the list the
  * first time the thread blocks (a blocking call is slow anyway) and
- * unlinked by ox__park_thread_exit before the thread's storage goes away.
+ * unlinked at the thread's end (registry_thread_exit) before its storage goes away.
  * The list is guarded by a spinlock, not a futex lock: a signal handler
  * must be able to take it, and it is held only for a few pointer writes or
  * one dump.
@@ -88,9 +88,11 @@ static void registry_unlock(void)
 
 OX_COLD static void registry_link(wait_record *r)
 {
-    ox_thread *t = ox_thread_current(); /* also arms the exit hook */
-    r->name = t->name;
-    r->id = t->id;
+    ox__unit_exit_arm(); /* a thread oxide did not start unlinks at its end too */
+    /* The name stays valid while we are linked: the thread record that
+     * holds it is released after the registry (unit.h). */
+    r->name = ox__unit_thread_name();
+    r->id = ox__unit_thread_id();
     r->held = ox__unwind_current();
     registry_lock();
     r->prev = NULL;
@@ -102,8 +104,11 @@ OX_COLD static void registry_link(wait_record *r)
     registry_unlock();
 }
 
-void ox__park_thread_exit(void)
+/* The registry's part of a thread's end (unit.h): unlinks the thread's
+ * record before its storage goes away. */
+static void registry_thread_exit(bool check_locks)
 {
+    (void)check_locks;
     wait_record *r = &my_record;
     r->retired = true;
     if (!r->linked)
@@ -117,6 +122,12 @@ void ox__park_thread_exit(void)
         r->next->prev = r->prev;
     r->linked = false;
     registry_unlock();
+}
+
+/* Before main, as every part's registration (unit.h). */
+__attribute__((constructor(101))) static void register_registry_thread_exit(void)
+{
+    ox__unit_exit_register(OX__UNIT_EXIT_PARK, registry_thread_exit);
 }
 
 /* ---- fork ----

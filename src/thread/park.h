@@ -98,9 +98,6 @@ int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *c
  * channel), called at file:line (file may be NULL). */
 void ox__park_note_lock_site(const void *lock, const char *file, int line);
 
-/* The calling thread is exiting: unlinks its record for good. */
-void ox__park_thread_exit(void);
-
 /* Wakes one / all threads waiting on word. Returns how many were woken
  * (where the platform can tell). */
 int ox__park_wake_one(_Atomic uint32_t *word);

@@ -1,11 +1,13 @@
 /* thread.c - spawning, joining, the current thread, parking, sleeping.
  *
  * A thread started by oxide runs thread_main(): it catches the function's
- * panic into its record, marks itself finished (Rust's is_finished), destroys
- * its thread-locals, checks it holds no lock and drops its reference. A
+ * panic into its record, marks itself finished (Rust's is_finished), then
+ * has the unit layer release what it holds (its thread-locals, its held
+ * record, which must hold no lock, and our reference to its record). A
  * thread oxide did not start gets a record on first use of
- * ox_thread_current(), and the same end-of-thread work runs from a pthread key destructor (or, for
- * the main thread, from an atexit handler).
+ * ox_thread_current(), and the same end-of-thread work runs from the unit
+ * layer's pthread key destructor (or, for the main thread, from an atexit
+ * handler).
  */
 #include "thread_internal.h"
 
@@ -16,14 +18,10 @@
 #include <string.h>
 
 static _Thread_local ox_thread *current OX__TLS_FAST;
-/* 0: nothing to clean up at exit yet; 1: armed; 2: started by oxide
- * (thread_main cleans up itself). */
-static _Thread_local unsigned char exit_armed;
 
 /* Ids come from the unit layer (src/unit/unit.h): the main thread is
  * always 1, as in Rust, whether or not it asked for its record before
  * other threads were started; the others count from 2. */
-static atomic_bool process_exiting;
 
 static const ox__wait_site park_site = {.what = "thread park"};
 
@@ -120,55 +118,24 @@ void ox_thread_drop(ox_thread *t)
 
 /* ---- end of a thread ---- */
 
-static void release_thread_state(bool check_locks)
+/* The thread record's part of a thread's end (the unit layer runs it
+ * after the thread-locals' destructors and the held record's release,
+ * which may still ask for the name). */
+static void release_record(bool check_locks)
 {
-    ox__tls_run_destructors();
-    ox__unwind_thread_exit(check_locks);
+    (void)check_locks;
     ox_thread *t = current;
+    if (t == NULL)
+        return; /* a thread with thread-locals or locks but no record */
     current = NULL;
     ox__unit_thread_publish(NULL, 0); /* the name goes with the record */
     ox_thread_drop(t);
 }
 
-/* Runs from oxide's pthread key destructor. Another key's destructor may
- * run after it (glibc runs them in key order, in up to
- * PTHREAD_DESTRUCTOR_ITERATIONS rounds) and touch a thread-local or
- * ox_thread_current() again: disarmed, that use arms the key anew and the
- * next round cleans up after it, as Rust's TLS does. */
-static void foreign_thread_exit(void)
+/* Before main; after the unit layer's own state, which is static. */
+__attribute__((constructor(101))) static void register_release_record(void)
 {
-    release_thread_state(true);
-    exit_armed = 0;
-}
-
-static void process_exit(void)
-{
-    /* Runs in whichever thread called exit() (normally main, returning). The
-     * other threads are still running: their state is left alone. */
-    /* Relaxed: the flag orders nothing; it is read by a panic in a later
-     * exit handler of this same thread, to abort instead of exiting twice. */
-    atomic_store_explicit(&process_exiting, true, memory_order_relaxed);
-    if (exit_armed != 0)
-        release_thread_state(false); /* exiting while holding a lock is legal */
-}
-
-bool ox__thread_is_exiting(void)
-{
-    return atomic_load_explicit(&process_exiting, memory_order_relaxed);
-}
-
-void ox__thread_exit_arm(void)
-{
-    if (OX_LIKELY(exit_armed != 0))
-        return;
-    exit_armed = 1;
-    if (ox__sys_is_main_thread()) {
-        static atomic_flag registered = ATOMIC_FLAG_INIT;
-        if (!atomic_flag_test_and_set_explicit(&registered, memory_order_relaxed))
-            atexit(process_exit);
-    } else {
-        ox__sys_thread_exit_arm(foreign_thread_exit);
-    }
+    ox__unit_exit_register(OX__UNIT_EXIT_THREAD, release_record);
 }
 
 /* ---- the current thread ---- */
@@ -185,7 +152,7 @@ ox_thread *ox_thread_current(void)
         ox_abort("ox_thread_current", "out of memory");
     current = t;
     ox__unit_thread_publish(t->name, t->id);
-    ox__thread_exit_arm();
+    ox__unit_exit_arm();
     return t;
 }
 
@@ -217,7 +184,7 @@ static void *thread_main(void *arg)
     ox_thread *t = arg;
     current = t;
     ox__unit_thread_publish(t->name, t->id);
-    exit_armed = 2;
+    ox__unit_exit_own();
     if (t->name)
         ox__sys_thread_set_os_name(t->name);
     t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &t->panic);
@@ -226,15 +193,11 @@ static void *thread_main(void *arg)
      * Release: is_finished() readers that see 1 (acquire) also see the
      * outcome. Joiners are ordered by the OS join instead. */
     atomic_store_explicit(&t->finished, 1, memory_order_release);
-    ox__tls_run_destructors();
-    ox__unwind_thread_exit(true);
-    current = NULL;
-    ox__unit_thread_publish(NULL, 0); /* the name goes with the record */
-    /* A pthread key destructor of some other library runs after we return
+    /* Thread-locals, the held record, then our reference to the record.
+     * A pthread key destructor of some other library runs after we return
      * and may still touch a thread-local: from now on this is a foreign
-     * thread, cleaned up by the key (foreign_thread_exit). */
-    exit_armed = 0;
-    ox_thread_drop(t);
+     * thread, released by the key. */
+    ox__unit_exit_now(true);
     return NULL;
 }
 

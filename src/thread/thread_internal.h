@@ -64,14 +64,4 @@ bool ox__thread_handle_is_stale(ox_thread *t, uint32_t generation);
 /* Waits for t's OS thread and collects its outcome: as ox_thread_join. */
 int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload);
 
-/* True once the process has begun exit() and oxide's exit handler ran. */
-bool ox__thread_is_exiting(void);
-
-/* Makes sure the calling thread's per-thread state is released when it
- * exits, also if oxide did not start it. Cheap after the first call. */
-void ox__thread_exit_arm(void);
-
-/* tls.c: destroys the calling thread's thread-locals, newest first. */
-void ox__tls_run_destructors(void);
-
 #endif

@@ -36,7 +36,7 @@ int ox__tls_access(const ox__tls_key *key, unsigned char *state, void *value, ox
         *out = value;
         return 0;
     case OX__TLS_UNINIT:
-        ox__thread_exit_arm();
+        ox__unit_exit_arm();
         *state = OX__TLS_INITIALISING;
         struct init_call call = {key, state, value};
         ox_cleanup_push(init_panicked, &call);
@@ -70,8 +70,10 @@ static void *run_destructor(void *p)
     return NULL;
 }
 
-void ox__tls_run_destructors(void)
+/* The thread-locals' part of a thread's end (unit.h). */
+static void run_destructors(bool check_locks)
 {
+    (void)check_locks;
     /* A destructor may initialise further thread-locals; they are pushed on
      * `live` and destroyed by this same loop. */
     while (live) {
@@ -86,4 +88,10 @@ void ox__tls_run_destructors(void)
         }
         *node->state = OX__TLS_DESTROYED;
     }
+}
+
+/* Before main, as every part's registration (unit.h). */
+__attribute__((constructor(101))) static void register_run_destructors(void)
+{
+    ox__unit_exit_register(OX__UNIT_EXIT_TLS, run_destructors);
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 struct ox__unwind_state;
+struct ox__lock_ops;
 
 /* What every layer below the runtime knows of a task. The runtime fills
  * it at spawn, before the task first runs; it is the first member of the
@@ -84,5 +85,69 @@ typedef struct ox__unit_who {
  * thread. For messages: "%s '%s' (id %llu)", who.task ? "task" :
  * "thread", who.name, who.id. */
 ox__unit_who ox__unit_current(void);
+
+/* ---- hooks: what this layer's callers need from the layers above ----
+ * A lower layer reaches a higher one only through a function the higher
+ * one registered, never by name (docs/layers.md). */
+
+/* The lock-order checker (src/check/lockdep.c) registers its two entry
+ * points at startup. The held-lock record's paths call them through the
+ * trampolines below, and only while ox__lockdep_on (unwind_record.h: the
+ * switch is the checker's own, and that reference is what links the
+ * checker, and its OX_LOCKDEP constructor, into a static program). */
+typedef struct ox__lock_checker {
+    /* The calling unit has just acquired lock (on top of its record). */
+    void (*acquired)(const void *lock, const struct ox__lock_ops *ops, const char *file, int line);
+    /* The calling unit is about to block waiting for lock. */
+    void (*before_block)(const void *lock, const struct ox__lock_ops *ops, const char *file,
+                         int line);
+} ox__lock_checker;
+
+void ox__unit_lock_checker_set(const ox__lock_checker *checker);
+/* Calls the registered checker's before_block, if one is registered (the
+ * acquisition's trampoline is ox__lockdep_acquired, named in
+ * unwind_record.h because programs inline its call). */
+void ox__unit_lock_before_block(const void *lock, const struct ox__lock_ops *ops, const char *file,
+                                int line);
+
+/* The end of a thread. What a thread holds belongs to four layers and is
+ * released in this order: its thread-locals (whose destructors may still
+ * block, take locks and ask the thread's name), its entry in the blocked
+ * registry, its held-lock record, and its thread record. Each layer
+ * registers how it releases its part at startup (a constructor); this
+ * layer makes sure the parts are released when a thread ends: oxide's own
+ * threads release them before their start routine returns, and a thread
+ * oxide did not start (or the main thread) once it has something to
+ * release (ox__unit_exit_arm), from a pthread key (or atexit). check_locks
+ * is false when the process is exiting, where holding a lock is legal. */
+typedef enum ox__unit_exit_part {
+    OX__UNIT_EXIT_TLS,
+    OX__UNIT_EXIT_PARK,
+    OX__UNIT_EXIT_RECORD,
+    OX__UNIT_EXIT_THREAD,
+    OX__UNIT_EXIT_PARTS
+} ox__unit_exit_part;
+
+typedef void ox__unit_exit_fn(bool check_locks);
+
+void ox__unit_exit_register(ox__unit_exit_part part, ox__unit_exit_fn *release);
+
+/* The calling thread now holds something to release at its end. Cheap
+ * after the thread's first call. */
+void ox__unit_exit_arm(void);
+
+/* The calling thread is oxide's: its start routine calls
+ * ox__unit_exit_now itself, and arming is a no-op until then. */
+void ox__unit_exit_own(void);
+
+/* Releases every part now, in order. From then on the thread counts as
+ * one oxide did not start: a part given to it later (by another library's
+ * key destructor that touches a thread-local) arms the key anew. */
+void ox__unit_exit_now(bool check_locks);
+
+/* True once the process has begun exit() and the main thread's parts were
+ * released: a panic in a later exit handler aborts instead of exiting
+ * twice. */
+bool ox__unit_process_exiting(void);
 
 #endif

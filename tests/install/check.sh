@@ -2,7 +2,8 @@
 # The install suite of make test: make install into a fresh prefix with a
 # multiarch LIBDIR (lib/x86_64-linux-gnu, as Debian's), then build
 # tests/install/hello.c against it every way a user would: pkg-config
-# (shared and static), CMake's find_package(oxide CONFIG) (oxide::oxide and
+# (shared and static; with tests/install/lock_order.c, that OX_LOCKDEP
+# alone switches the checker on in both), CMake's find_package(oxide CONFIG) (oxide::oxide and
 # oxide::oxide_static) and CMake's pkg_check_modules. Also checks the
 # SONAME links, the version pkg-config reports, a DESTDIR staging install
 # and that make uninstall removes every file. Prints "ok   install:<name>"
@@ -67,6 +68,12 @@ for how in shared static; do
     $CC -std=c11 -Wall -Werror tests/install/hello.c $flags -o "$tmp/hello-$how" &&
         runs "$tmp/hello-$how" "$libdir"
     result pkg-config-$how $?
+    # The checker is switched on by OX_LOCKDEP alone, in a program that
+    # calls none of its functions: linked in also statically.
+    $CC -std=c11 -Wall -Werror tests/install/lock_order.c $flags -o "$tmp/lock-order-$how" &&
+        LD_LIBRARY_PATH=$libdir OX_LOCKDEP=1 "$tmp/lock-order-$how" >"$tmp/out" 2>&1 &&
+        grep -q "oxide lockdep: possible deadlock" "$tmp/out"
+    result lockdep-from-env-$how $? "$(cat "$tmp/out" 2>/dev/null)"
 done
 
 # CMake: the package config; the build tree's RPATH finds the library.
