@@ -7,7 +7,8 @@
 #include "helpers.h"
 #include "runner.h"
 
-#include "check/lockdep.h" /* white box: ox__lockdep_bytes takes the checker's lock */
+#include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
+#include "task/task_internal.h" /* white box: the worker a task runs on */
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -230,4 +231,79 @@ OX_TEST_OPTS(lockdep_task_resumed_on_another_worker_inside_the_checker, .timeout
         ox_test_fail(__FILE__, __LINE__, "a false report:\n%s", text);
     free(text);
     ox_runtime_shutdown(rt);
+}
+
+/* ---- the pair cache of a task that resumed on another worker ----
+ * When add_edges has recorded (a, b), the cache of the thread that runs it
+ * holds the pair. It used to keep the cache's address from before its wait
+ * for the checker's lock (clang computed it once: aarch64 kept the thread
+ * pointer, x86-64's shared library the __tls_get_addr result): a task
+ * that resumed on another worker wrote the old worker's cache, racing with
+ * the task running there. Each round makes every cached pair stale first
+ * (a class registration bumps the generation), so only an entry that this
+ * round's add_edges wrote, in the thread the task now runs on, passes. */
+typedef struct own_pair {
+    ox_mutex a, b;
+} own_pair;
+
+static _Atomic long moved_inside;
+#define ENOUGH_MOVES 100
+
+static void *record_own_pair(void *arg)
+{
+    static const ox_lock_class cls = {"unrelated", __FILE__, __LINE__};
+    static int unrelated;
+    own_pair *p = arg;
+    /* Until enough moves inside the checker were seen, or the time budget
+     * is used. */
+    ox_test_budget b = ox_test_budget_start(1000, ox_test_scaled(2000000));
+    for (long r = 0; ox_test_budget_more(&b, r) &&
+                     atomic_load_explicit(&moved_inside, memory_order_relaxed) < ENOUGH_MOVES;
+         r++) {
+        ox_lock_class_register(&unrelated, &cls);
+        uint64_t since = ox__lockdep_generation();
+        CHECK_EQ(ox_mutex_lock(&p->a), 0);
+        const void *before = ox__worker_current();
+        /* b is this task's own: the lock cannot wait, only the checker's
+         * lock can, so a move here happened inside the checker. */
+        CHECK_EQ(ox_mutex_lock(&p->b), 0);
+        if (ox__worker_current() != before)
+            atomic_fetch_add_explicit(&moved_inside, 1, memory_order_relaxed);
+        CHECK(ox__lockdep_pair_cached(&p->a, &p->b) >= since);
+        ox_mutex_unlock(&p->b);
+        ox_mutex_unlock(&p->a);
+        if (r % 8 == 0)
+            ox_task_yield(); /* spreads the tasks over both workers */
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(lockdep_task_that_moved_inside_the_checker_fills_its_own_cache, .timeout_s = 120)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    atomic_store_explicit(&stirring, 1, memory_order_relaxed);
+    ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
+    enum { N = 8 };
+    own_pair pairs[N];
+    ox_task_handle hs[N];
+    for (int i = 0; i < N; i++) {
+        pairs[i] = (own_pair){OX_MUTEX_INIT, OX_MUTEX_INIT};
+        hs[i] = ox_test_spawn_on(rt, record_own_pair, &pairs[i]);
+    }
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    atomic_store_explicit(&stirring, 0, memory_order_release);
+    ox_test_join(&stirrer);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    ox_runtime_shutdown(rt);
+    /* Tasks move only when a worker runs dry or steals: one run in ten
+     * under qemu saw no move in its budget. Then the check above is proven
+     * only for tasks that stayed put: said, not failed (as
+     * task_tls_cancellation_follows_a_task_moved_mid_function does). */
+    long moved = atomic_load_explicit(&moved_inside, memory_order_relaxed);
+    if (moved == 0)
+        printf("no task resumed on another worker inside the checker: unproven in this run\n");
+    else
+        printf("tasks that resumed on another worker inside the checker: %ld\n", moved);
 }

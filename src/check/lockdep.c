@@ -463,11 +463,16 @@ static _Thread_local pair_entry pair_cache[PAIR_CACHE];
 /* This thread's cache, its address computed afresh: add_edges may wait
  * for the graph lock between two uses, and a task that waits may resume
  * on another worker, where an address the compiler kept from before the
- * wait is the old worker's cache (park.h: ox__park_unit_get says why). */
+ * wait is the old worker's cache (unit.h: ox__unit_task_get says why).
+ * Out of line is not enough: clang sees that the function returns the
+ * constant &pair_cache and computes it in the caller, once, before the
+ * wait (aarch64: one mrs; x86-64 position-independent code, as in
+ * liboxide.so: one __tls_get_addr). The asm hides what the pointer is,
+ * so the caller must use the value returned. */
 __attribute__((noinline)) static pair_entry *pair_cache_get(void)
 {
     pair_entry *cache = pair_cache;
-    __asm__ volatile("" ::: "memory");
+    __asm__ volatile("" : "+r"(cache) : : "memory");
     return cache;
 }
 
@@ -490,6 +495,17 @@ static bool pairs_all_cached(const ox__unwind_entry *held, uint32_t depth, const
             return false;
     }
     return true;
+}
+
+uint64_t ox__lockdep_generation(void)
+{
+    return atomic_load_explicit(&class_generation, memory_order_relaxed);
+}
+
+uint64_t ox__lockdep_pair_cached(const void *held, const void *lock)
+{
+    const pair_entry *e = pair_slot(pair_cache_get(), held, lock);
+    return e->held == held && e->lock == lock ? e->generation : 0;
 }
 
 static const ox_lock_class *class_lookup(const void *lock)

@@ -15,6 +15,7 @@
 #include "oxide/base.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "oxide/check.h"
 #include "oxide/unwind_record.h"
@@ -46,6 +47,12 @@ static inline void ox__lockdep_retire(const void *lock)
 
 /* For tests: the bytes the checker's graphs and maps hold allocated. */
 size_t ox__lockdep_bytes(void);
+
+/* For tests: the class generation now (bumped by every register and
+ * forget), and the generation under which the calling thread's cache of
+ * recorded pairs holds (held, lock), 0 if it does not. */
+uint64_t ox__lockdep_generation(void);
+uint64_t ox__lockdep_pair_cached(const void *held, const void *lock);
 
 /* The calling thread is about to block on something nothing can ever end
  * (what: e.g. "select with no live cases"): reports it, with the locks the

@@ -16,8 +16,11 @@ _Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
 ox__unwind_state *ox__unwind_current_slow(void)
 {
     ox__unwind_state *s = &ox__unwind;
-    /* Not a pure function: two calls are never merged into one. */
-    __asm__ volatile("" ::: "memory");
+    /* Not a pure function: two calls are never merged into one. And the
+     * "+r" hides that it returns &ox__unwind, which a compiler that sees
+     * this body (clang in this file, or with LTO) would otherwise compute
+     * in the caller once, before a wait (lockdep.c: pair_cache_get). */
+    __asm__ volatile("" : "+r"(s) : : "memory");
     return s;
 }
 
