@@ -3,6 +3,7 @@
 
 #include "thread/park.h"
 
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,64 @@ void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v)
     CHECK(id < OX_TEST_FEEDERS);
     CHECK_EQ((long)(v & 0xffffffffu), next[id]);
     next[id]++;
+}
+
+/* ---- a loop woken by a channel (helpers.h) ---- */
+
+#define LOOP_PRIMER UINT64_MAX /* no feeder's value: feeder ids are small */
+
+static void loop_feed_start_feeders(ox_test_loop_feed *f)
+{
+    f->started = true;
+    ox_test_feeders_start(&f->feeders, f->tx, f->min, f->max); /* takes tx */
+    f->tx = NULL;
+}
+
+void ox_test_loop_feed_start(ox_test_loop_feed *f, size_t cap, long min, long max)
+{
+    *f = (ox_test_loop_feed){.min = min, .max = max};
+    CHECK_EQ(ox_channel(sizeof(uint64_t), cap, &f->tx, &f->rx), 0);
+    if (cap != 0) {
+        uint64_t primer = LOOP_PRIMER;
+        CHECK_EQ(ox_sender_try_send(f->tx, &primer), 0); /* before the fd exists */
+    }
+    CHECK_EQ(ox_receiver_event_fd(f->rx, &f->fd), 0);
+    if (cap == 0)
+        loop_feed_start_feeders(f); /* a rendezvous buffers nothing */
+}
+
+int ox_test_loop_feed_drain(ox_test_loop_feed *f)
+{
+    f->wakes++;
+    uint64_t v;
+    int rc;
+    bool primer = false;
+    while ((rc = ox_receiver_try_recv(f->rx, &v)) == 0) {
+        if (v == LOOP_PRIMER) {
+            CHECK(!f->started);
+            primer = true;
+        } else {
+            ox_test_feed_check(f->next, v);
+        }
+    }
+    if (rc != OX_EDISCONNECTED)
+        CHECK_EQ(rc, OX_EEMPTY);
+    if (primer) {
+        /* Nobody sends yet: the empty try_recv cleared the fd for good. */
+        CHECK_EQ(rc, OX_EEMPTY);
+        struct pollfd p = {.fd = f->fd, .events = POLLIN};
+        CHECK_EQ(poll(&p, 1, 0), 0);
+        loop_feed_start_feeders(f);
+    }
+    return rc;
+}
+
+void ox_test_loop_feed_finish(ox_test_loop_feed *f)
+{
+    CHECK(f->started);
+    CHECK(f->wakes > 0);
+    ox_test_feeders_join(&f->feeders, f->next);
+    ox_receiver_drop(f->rx);
 }
 
 /* Receives until disconnected; checks the values are 0, 1, 2, ... */

@@ -111,6 +111,32 @@ void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long min, long max
 void ox_test_feeders_join(ox_test_feeders *f, const long next[OX_TEST_FEEDERS]);
 void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v);
 
+/* A foreign loop woken by a channel's event fd and draining it with
+ * try_recv (tests/test_loop_*.c): a channel of uint64_t (capacity cap)
+ * fed by ox_test_feeders (min, max). A buffered channel gets one message
+ * before the fd is asked for, and the feeders start only once the loop
+ * has drained it: a loop not woken by what was buffered before it asked
+ * would sleep for ever (the runner's timeout names the test). That first
+ * drain, with no sender yet, also checks that the empty try_recv left the
+ * fd unreadable (else the loop would spin). */
+typedef struct ox_test_loop_feed {
+    ox_receiver *rx;
+    ox_sender *tx; /* until the feeders take it */
+    int fd;        /* the receiver's event fd: watch it for reading */
+    long min, max;
+    bool started;
+    ox_test_feeders feeders;
+    long next[OX_TEST_FEEDERS];
+    long wakes;
+} ox_test_loop_feed;
+void ox_test_loop_feed_start(ox_test_loop_feed *f, size_t cap, long min, long max);
+/* The loop's callback for a readable fd: receives everything there is.
+ * Returns OX_EDISCONNECTED once every sender is gone (stop watching),
+ * else OX_EEMPTY. */
+int ox_test_loop_feed_drain(ox_test_loop_feed *f);
+/* After the loop: every message arrived, in each sender's order. */
+void ox_test_loop_feed_finish(ox_test_loop_feed *f);
+
 /* The other direction: a foreign loop's callbacks feed a task (on a
  * one-worker runtime) and a thread, each receiving longs from an unbounded
  * channel of its own until it is disconnected and checking they come 0, 1,

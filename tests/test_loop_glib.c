@@ -16,9 +16,7 @@
 
 typedef struct loop_state {
     GMainLoop *loop;
-    ox_receiver *rx;
-    long next[OX_TEST_FEEDERS];
-    long wakes;
+    ox_test_loop_feed feed;
 } loop_state;
 
 /* The fd watch: drain until empty (that clears the fd) or disconnected. */
@@ -27,42 +25,28 @@ static gboolean on_readable(gint fd, GIOCondition cond, gpointer data)
     (void)fd;
     (void)cond;
     loop_state *s = data;
-    s->wakes++;
-    uint64_t v;
-    int rc;
-    while ((rc = ox_receiver_try_recv(s->rx, &v)) == 0)
-        ox_test_feed_check(s->next, v);
-    if (rc == OX_EDISCONNECTED) {
+    if (ox_test_loop_feed_drain(&s->feed) == OX_EDISCONNECTED) {
         g_main_loop_quit(s->loop);
         return G_SOURCE_REMOVE;
     }
-    CHECK_EQ(rc, OX_EEMPTY);
     return G_SOURCE_CONTINUE;
 }
 
 static void glib_loop_woken_by(size_t cap)
 {
-    ox_sender *tx;
-    ox_receiver *rx;
-    CHECK_EQ(ox_channel(8, cap, &tx, &rx), 0);
     GMainContext *ctx = g_main_context_new();
-    loop_state s = {.loop = g_main_loop_new(ctx, FALSE), .rx = rx};
-    int fd;
-    CHECK_EQ(ox_receiver_event_fd(rx, &fd), 0);
-    GSource *src = g_unix_fd_source_new(fd, G_IO_IN);
+    loop_state s = {.loop = g_main_loop_new(ctx, FALSE)};
+    ox_test_loop_feed_start(&s.feed, cap, cap == 0 ? 200 : 2000,
+                            ox_test_scaled(cap == 0 ? 3000 : 30000));
+    GSource *src = g_unix_fd_source_new(s.feed.fd, G_IO_IN);
     g_source_set_callback(src, G_SOURCE_FUNC(on_readable), &s, NULL);
     g_source_attach(src, ctx);
-    ox_test_feeders feeders;
-    ox_test_feeders_start(&feeders, tx, cap == 0 ? 200 : 2000,
-                          ox_test_scaled(cap == 0 ? 3000 : 30000));
     g_main_loop_run(s.loop); /* until on_readable sees the disconnect */
-    CHECK(s.wakes > 0);
-    ox_test_feeders_join(&feeders, s.next);
+    ox_test_loop_feed_finish(&s.feed);
     g_source_destroy(src);
     g_source_unref(src);
     g_main_loop_unref(s.loop);
     g_main_context_unref(ctx);
-    ox_receiver_drop(rx);
 }
 
 OX_TEST(glib_loop_woken_by_a_channel_drains_it_unbounded)

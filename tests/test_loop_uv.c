@@ -16,9 +16,7 @@
 
 typedef struct loop_state {
     uv_poll_t poll;
-    ox_receiver *rx;
-    long next[OX_TEST_FEEDERS];
-    long wakes;
+    ox_test_loop_feed feed;
 } loop_state;
 
 /* The fd watch: drain until empty (that clears the fd) or disconnected. */
@@ -27,40 +25,25 @@ static void on_readable(uv_poll_t *poll, int status, int events)
     CHECK_EQ(status, 0);
     CHECK(events & UV_READABLE);
     loop_state *s = poll->data;
-    s->wakes++;
-    uint64_t v;
-    int rc;
-    while ((rc = ox_receiver_try_recv(s->rx, &v)) == 0)
-        ox_test_feed_check(s->next, v);
-    if (rc == OX_EDISCONNECTED) {
+    if (ox_test_loop_feed_drain(&s->feed) == OX_EDISCONNECTED) {
         CHECK_EQ(uv_poll_stop(poll), 0); /* the loop has nothing left: it returns */
         uv_close((uv_handle_t *)poll, NULL);
-        return;
     }
-    CHECK_EQ(rc, OX_EEMPTY);
 }
 
 static void uv_loop_woken_by(size_t cap)
 {
-    ox_sender *tx;
-    ox_receiver *rx;
-    CHECK_EQ(ox_channel(8, cap, &tx, &rx), 0);
     uv_loop_t loop;
     CHECK_EQ(uv_loop_init(&loop), 0);
-    loop_state s = {.rx = rx};
-    int fd;
-    CHECK_EQ(ox_receiver_event_fd(rx, &fd), 0);
-    CHECK_EQ(uv_poll_init(&loop, &s.poll, fd), 0);
+    loop_state s;
+    ox_test_loop_feed_start(&s.feed, cap, cap == 0 ? 200 : 2000,
+                            ox_test_scaled(cap == 0 ? 3000 : 30000));
+    CHECK_EQ(uv_poll_init(&loop, &s.poll, s.feed.fd), 0);
     s.poll.data = &s;
     CHECK_EQ(uv_poll_start(&s.poll, UV_READABLE, on_readable), 0);
-    ox_test_feeders feeders;
-    ox_test_feeders_start(&feeders, tx, cap == 0 ? 200 : 2000,
-                          ox_test_scaled(cap == 0 ? 3000 : 30000));
     CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0); /* until on_readable sees the disconnect */
-    CHECK(s.wakes > 0);
-    ox_test_feeders_join(&feeders, s.next);
+    ox_test_loop_feed_finish(&s.feed);
     CHECK_EQ(uv_loop_close(&loop), 0);
-    ox_receiver_drop(rx);
 }
 
 OX_TEST(uv_loop_woken_by_a_channel_drains_it_unbounded)
