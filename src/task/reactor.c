@@ -17,7 +17,9 @@
  * findrunnable and Tokio's event_interval do, so a runtime whose workers
  * never idle still sees its descriptors. An idle worker that finds the
  * poller taken sleeps on its futex and sets io_wanted; the poller, leaving
- * to run a task, wakes one such worker to take its place.
+ * to run a task, wakes one such worker to take its place. One that found
+ * no poller at all (none is opened before the first watch) is woken when
+ * the poller opens (open_reactor).
  *
  * Waking the sleeping poller (new tasks, an earlier timer, shutdown): the
  * waker sets the worker's sleep_word and then reads its polling flag; the
@@ -44,6 +46,7 @@ static int poller_of(ox_runtime *rt)
 static int open_reactor(ox_runtime *rt)
 {
     int rc = 0;
+    bool opened = false;
     ox__spin_lock(&rt->io_open_lock);
     /* Relaxed: written only under io_open_lock, which we hold. */
     if (atomic_load_explicit(&rt->io_poller, memory_order_relaxed) < 0) {
@@ -52,9 +55,17 @@ static int open_reactor(ox_runtime *rt)
         if (rc == 0) {
             rt->io_waker = waker;
             atomic_store_explicit(&rt->io_poller, poller, memory_order_release);
+            opened = true;
         }
     }
     ox__spin_unlock(&rt->io_open_lock);
+    /* The idle workers went to their futexes with no poller to take, and
+     * without asking for it (io_wanted): wake one to take it now, or a task
+     * that never parks on our worker leaves nobody polling. The wake's
+     * seq_cst store of sleep_word, after our release store of io_poller,
+     * is what the woken worker acquires before it looks again. */
+    if (opened)
+        ox__runtime_wake_idle(rt);
     return rc;
 }
 
