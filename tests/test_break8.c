@@ -10,6 +10,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* ---- the first wait for a descriptor (src/task/reactor.c) ----
@@ -85,4 +88,108 @@ OX_TEST_OPTS(break8_first_descriptor_waited_for_is_polled_beside_a_long_task, .t
     ox_runtime_shutdown(rt);
     close(p[0]);
     close(p[1]);
+}
+
+/* ---- a recycled task record (44e635c: its inline unwind entries stay) ----
+ * A task panics holding many locks with cleanups pushed (its entries stay
+ * in the record's inline array, below nothing: depth is 0 after the
+ * unwind), or returns with cleanups still pushed (depth 5 at its end);
+ * the next task, on the same record, holds one lock and blocks
+ * on another, then panics. The blocked dump shows it holding one lock,
+ * its unwind releases its two locks only (the first task's, which main
+ * holds by then, stay locked and unpoisoned), no stale cleanup runs, and
+ * the lock-order checker records no edge from the first task's locks (main
+ * takes them after y: such an edge would close a cycle). */
+#define STALE 12
+static ox_mutex stale_locks[STALE];
+static ox_mutex held_x, held_y;
+static _Atomic int stale_cleanups;
+static const void *record_first, *record_next;
+
+static void count_stale_cleanup(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&stale_cleanups, 1);
+}
+
+static void *panic_holding_many(void *arg)
+{
+    (void)arg;
+    record_first = ox_task_current();
+    for (int i = 0; i < STALE; i++) {
+        CHECK_EQ(ox_mutex_lock(&stale_locks[i]), 0);
+        if (i % 4 == 0)
+            ox_cleanup_push(count_stale_cleanup, NULL);
+    }
+    ox_panic("first task");
+}
+
+/* The other way to leave entries behind: return with cleanups pushed
+ * (they are forgotten, as a thread's are), depth 5 at the end. */
+static void *return_with_cleanups_pushed(void *arg)
+{
+    (void)arg;
+    record_first = ox_task_current();
+    for (int i = 0; i < 5; i++)
+        ox_cleanup_push(count_stale_cleanup, NULL);
+    return NULL;
+}
+
+static void *hold_x_block_on_y_panic(void *arg)
+{
+    (void)arg;
+    record_next = ox_task_current();
+    CHECK_EQ(ox_mutex_lock(&held_x), 0);
+    CHECK_EQ(ox_mutex_lock(&held_y), 0); /* main holds y: blocks */
+    ox_panic("next task");
+}
+
+OX_TEST_OPTS(break8_recycled_task_record_shows_no_stale_entries, .timeout_s = 60)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_test_capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    int rounds = (int)ox_test_scaled(100), reused = 0;
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < STALE; i++)
+            stale_locks[i] = (ox_mutex)OX_MUTEX_INIT;
+        held_x = (ox_mutex)OX_MUTEX_INIT;
+        held_y = (ox_mutex)OX_MUTEX_INIT;
+        atomic_store(&stale_cleanups, 0);
+        int cleanups = r % 2 ? (STALE + 3) / 4 : 0;
+        ox_task_handle first =
+            ox_test_spawn_on(rt, r % 2 ? panic_holding_many : return_with_cleanups_pushed, NULL);
+        CHECK_EQ(ox_task_join(&first, NULL, NULL), r % 2 ? OX_EPANICKED : 0);
+        CHECK_EQ(atomic_load(&stale_cleanups), cleanups);
+        CHECK_EQ(ox_mutex_lock(&held_y), 0);
+        for (int i = 0; i < STALE; i++) {
+            ox_mutex_clear_poison(&stale_locks[i]);
+            CHECK_EQ(ox_mutex_lock(&stale_locks[i]), 0);
+        }
+        ox_task_handle next = ox_test_spawn_on(rt, hold_x_block_on_y_panic, NULL);
+        ox_test_wait_blocked_on(&held_y, 1);
+        int count;
+        char *dump = ox_test_dump_blocked(&count);
+        const char *task = strstr(dump, "  task ");
+        CHECK(task != NULL);
+        int holding = 0;
+        for (const char *p = task; (p = strstr(p, "    holding ")) != NULL; p++)
+            holding++;
+        if (holding != 1)
+            ox_test_fail(__FILE__, __LINE__, "the next task holds %d locks:\n%s", holding, dump);
+        free(dump);
+        ox_mutex_unlock(&held_y);
+        CHECK_EQ(ox_task_join(&next, NULL, NULL), OX_EPANICKED);
+        reused += record_first == record_next;
+        CHECK_EQ(atomic_load(&stale_cleanups), cleanups); /* no stale one ran */
+        CHECK(ox_mutex_is_poisoned(&held_x) && ox_mutex_is_poisoned(&held_y));
+        for (int i = STALE; i-- > 0;) {
+            CHECK(!ox_mutex_is_poisoned(&stale_locks[i]));
+            ox_mutex_unlock(&stale_locks[i]); /* aborts if an unwind had released it */
+        }
+        CHECK_EQ(ox_lockdep_reports(), 0u);
+    }
+    printf("the next task reused the first one's record in %d of %d rounds\n", reused, rounds);
+    CHECK(reused > 0); /* else it proved nothing */
+    ox_runtime_shutdown(rt);
 }
