@@ -134,3 +134,63 @@ OX_TEST(task_abort_races_next_wait_in_another_bucket)
         CHECK_EQ(ar.count[k], (intptr_t)laps + (intptr_t)held); /* mutual exclusion held */
     }
 }
+
+/* ---- a searcher that finds work only on its last look ----
+ * A woken worker searches; while it does, a push sees it searching and
+ * wakes nobody, as one searcher is enough. If its search found nothing
+ * and the push lands just before it registers idle, it finds the work on
+ * its last look, and must still wake an idle worker when it takes it:
+ * otherwise a second task pushed meanwhile waits behind a first that
+ * never parks, while the other worker sleeps. (Seen first through the
+ * reactor: the poller that left to search never handed it over, and a
+ * read waited out its deadline. idle_unregister_to_search.) */
+static _Atomic int searcher_spin_stop, searcher_second_ran;
+
+static void *return_at_once(void *arg)
+{
+    return arg;
+}
+
+static void *spin_until_stopped(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&searcher_spin_stop)) {
+    } /* never parks: holds its worker */
+    return NULL;
+}
+
+static void *mark_second_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&searcher_second_ran, 1);
+    return NULL;
+}
+
+OX_TEST_OPTS(task_pushed_while_a_worker_stops_searching_is_run, .timeout_s = 120)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    /* The window is a few instructions wide: about one round in a few
+     * thousand hit it in the chaos build (the CHAOS_POINT in runtime.c's
+     * sleep_until_work), so min is what fails without the fix there. */
+    ox_test_budget b = ox_test_budget_start(3000, 3000 + ox_test_scaled(8000));
+    long r;
+    for (r = 0; ox_test_budget_more(&b, r); r++) {
+        atomic_store(&searcher_spin_stop, 0);
+        atomic_store(&searcher_second_ran, 0);
+        /* The first wakes a worker, which wakes the other to search
+         * (found_work); that one finds nothing as the next two land. */
+        ox_task_handle first = ox_test_spawn_on(rt, return_at_once, NULL);
+        ox_task_handle spinner = ox_test_spawn_on(rt, spin_until_stopped, NULL);
+        ox_task_handle second = ox_test_spawn_on(rt, mark_second_ran, NULL);
+        ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(5)));
+        while (!atomic_load(&searcher_second_ran) && ox_instant_now().ns < give_up.ns)
+            ox_thread_sleep(OX_MICROS(50));
+        CHECK(atomic_load(&searcher_second_ran)); /* else: nobody woken for it */
+        atomic_store(&searcher_spin_stop, 1);
+        CHECK_EQ(ox_task_join(&first, NULL, NULL), 0);
+        CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
+        CHECK_EQ(ox_task_join(&second, NULL, NULL), 0);
+    }
+    CHECK(r >= b.min);
+    ox_runtime_shutdown(rt);
+}

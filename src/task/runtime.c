@@ -33,6 +33,7 @@
 #include "sanitizer.h"
 #include "task_internal.h"
 
+#include "../check/chaos.h"
 #include "../common/dekker.h"
 
 #include <errno.h>
@@ -141,6 +142,33 @@ static void idle_unregister(ox__worker *w)
         w->idle = false;
         atomic_fetch_sub_explicit(&rt->sched, IDLE_ONE, memory_order_relaxed);
     }
+    ox__spin_unlock(&rt->idle_lock);
+}
+
+/* idle_register's last look found work: off the idle list again, and a
+ * searcher again if we were one. Go's findrunnable does the same when a
+ * spinning M finds work after it stopped spinning: a push that came
+ * while we searched woke nobody (one searcher is enough), so we still owe
+ * the wake-up found_work gives when we take the work: to the next idle
+ * worker, for the rest of a burst, or to take over a poller we left (a
+ * worker that found the poller taken sleeps on its futex: reactor.c). */
+static void idle_unregister_to_search(ox__worker *w, bool was_searching)
+{
+    ox_runtime *rt = w->rt;
+    ox__spin_lock(&rt->idle_lock);
+    if (w->idle) {
+        ox__worker **p = &rt->idle_head;
+        while (*p != w)
+            p = &(*p)->idle_next;
+        *p = w->idle_next;
+        w->idle = false;
+        w->searching = was_searching;
+        /* Relaxed: as in idle_unregister; found_work's acq_rel RMW is what
+         * a waker's check of the count pairs with. */
+        atomic_fetch_add_explicit(&rt->sched, (was_searching ? SEARCHING_ONE : 0) - IDLE_ONE,
+                                  memory_order_relaxed);
+    }
+    /* Else a waker took us off the list and made us a searcher already. */
     ox__spin_unlock(&rt->idle_lock);
 }
 
@@ -369,9 +397,13 @@ static void sleep_until_work(ox__worker *w)
      * (stack.c), a batch at a time: new work waits for one batch at most. */
     if (ox__stack_cache_trim(OX__TRIM_BATCH))
         return;
+    /* Another thread may push work here, see us searching, and wake
+     * nobody: the look after registering finds it. */
+    OX__CHAOS_POINT();
+    bool was_searching = w->searching;
     idle_register(w);
     if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire)) {
-        idle_unregister(w);
+        idle_unregister_to_search(w, was_searching);
         return;
     }
     /* Read after registering: a timer armed before our registration is
