@@ -1,6 +1,7 @@
 /* Thread-locals: lazy init per thread, destructors in reverse order at
  * thread exit (also for threads oxide did not start, and for the main thread
  * at exit), access after destruction reported, current() in destructors. */
+#define _GNU_SOURCE /* syscall() */
 #include "oxide.h"
 #include "runner.h"
 
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static _Atomic int inits, destroys;
 static char order[32];
@@ -419,4 +422,71 @@ OX_TEST_OPTS(tls_destructor_that_panics_aborts, .expect_signal = SIGABRT,
 {
     ox_join_handle h = ox_thread_spawn(touch_panicky_dtor, NULL);
     (void)!ox_thread_join(&h, NULL, NULL);
+}
+
+/* ---- the last reference to a thread's record, dropped at its end ----
+ * A thread whose handle was dropped (detached) and which panicked with a
+ * typed payload frees that payload itself, with its record, as the last
+ * part of its end (src/unit/unit.h). The payload's drop is the user's
+ * code and may touch a thread-local, or ask for the current thread, at a
+ * moment when the thread's own release has already run: as for another
+ * library's key destructor, that must arm the exit key anew, or the
+ * thread-local is never destroyed (and the fresh thread record leaks). */
+static _Atomic int payload_tls_destroys, payload_dropped;
+static _Atomic int payload_drop_tid;
+
+static void payload_local_init(int *v)
+{
+    *v = 1;
+}
+static void payload_local_destroy(int *v)
+{
+    CHECK_EQ(*v, 1);
+    atomic_fetch_add(&payload_tls_destroys, 1);
+}
+OX_THREAD_LOCAL(payload_local, int, payload_local_init, payload_local_destroy);
+
+struct tls_payload {
+    int unused;
+};
+
+static void tls_payload_drop(void *value)
+{
+    free(value);
+    atomic_store(&payload_drop_tid, (int)syscall(SYS_gettid));
+    CHECK(OX_TLS_GET(payload_local) != NULL);
+    CHECK(ox_thread_current() != NULL);
+    /* Release: the test reads the tid after seeing the flag. */
+    atomic_store_explicit(&payload_dropped, 1, memory_order_release);
+}
+
+static ox_notify payload_go = OX_NOTIFY_INIT;
+
+static void *panic_with_tls_payload(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(ox_notify_wait(&payload_go), 0); /* until the handle is dropped */
+    struct tls_payload *p = calloc(1, sizeof *p);
+    CHECK(p != NULL);
+    ox_panic_any(struct tls_payload, p, tls_payload_drop);
+}
+
+OX_TEST(tls_touched_by_a_detached_threads_payload_drop_is_destroyed)
+{
+    enum { ROUNDS = 20 };
+    for (int i = 0; i < ROUNDS; i++) {
+        atomic_store(&payload_dropped, 0);
+        ox_join_handle h = ox_thread_spawn(panic_with_tls_payload, NULL);
+        ox_join_handle_drop(&h); /* the thread's own reference is the last */
+        ox_notify_one(&payload_go);
+        while (!atomic_load_explicit(&payload_dropped, memory_order_acquire))
+            ox_thread_sleep(OX_MILLIS(1));
+        /* Every key destructor of a thread has run once the kernel has
+         * removed it from the process. */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d", atomic_load(&payload_drop_tid));
+        while (access(path, F_OK) == 0)
+            ox_thread_sleep(OX_MILLIS(1));
+        CHECK_EQ(atomic_load(&payload_tls_destroys), i + 1);
+    }
 }

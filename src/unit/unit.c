@@ -129,12 +129,19 @@ void ox__unit_exit_register(ox__unit_exit_part part, ox__unit_exit_fn *release)
 
 void ox__unit_exit_now(bool check_locks)
 {
+    /* Disarmed first: a part runs the user's code (a thread-local's
+     * destructor; the last drop of the thread record frees a detached
+     * thread's panic payload, whose drop may touch a thread-local or ask
+     * for the current thread), and what that code gives the thread after
+     * its own part was released must arm the key anew. A part given to
+     * the thread before its release (a destructor that blocks) is
+     * released in this same pass; the key's round then finds nothing. */
+    exit_armed = 0;
     for (int part = 0; part < OX__UNIT_EXIT_PARTS; part++) {
         ox__unit_exit_fn *release = atomic_load_explicit(&exit_release[part], memory_order_relaxed);
         if (release != NULL)
             release(check_locks);
     }
-    exit_armed = 0;
 }
 
 /* From the pthread key's destructor. Another key's destructor may run

@@ -140,9 +140,11 @@ void ox__unit_exit_arm(void);
  * ox__unit_exit_now itself, and arming is a no-op until then. */
 void ox__unit_exit_own(void);
 
-/* Releases every part now, in order. From then on the thread counts as
- * one oxide did not start: a part given to it later (by another library's
- * key destructor that touches a thread-local) arms the key anew. */
+/* Releases every part now, in order. From the start of the call the
+ * thread counts as one oxide did not start: a part given to it while its
+ * parts are released (by a detached thread's panic payload, whose drop
+ * runs when the thread record goes) or later (by another library's key
+ * destructor that touches a thread-local) arms the key anew. */
 void ox__unit_exit_now(bool check_locks);
 
 /* True once the process has begun exit() and the main thread's parts were
