@@ -20,8 +20,9 @@
  * Waking (Go's spinning Ms): new work wakes an idle worker only if no
  * other woken worker is still searching; the woken worker searches, and if
  * it was the last searcher when it finds work it wakes another, since more
- * may be queued. So a burst of spawns from a thread costs one or two
- * wake-ups, not one per task.
+ * may be queued (also when it finds the work only on its last look before
+ * sleeping: idle_unregister_to_search). So a burst of spawns from a thread
+ * costs one or two wake-ups, not one per task.
  *
  * Making work visible and then checking `sched`, against changing `sched`
  * (becoming idle, or no longer searching) and then looking for work, is a
