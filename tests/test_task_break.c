@@ -2,9 +2,12 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
+#include "task/task_internal.h" /* white box: the runtime's idle counts */
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
 
 /* ---- shutdown and a task spawned while it runs ---- */
 
@@ -192,5 +195,99 @@ OX_TEST_OPTS(task_pushed_while_a_worker_stops_searching_is_run, .timeout_s = 120
         CHECK_EQ(ox_task_join(&second, NULL, NULL), 0);
     }
     CHECK(r >= b.min);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- the idle and searching counts of a quiet runtime ----
+ * runtime.c's sched word counts searching workers (low half) and idle
+ * ones (high half); a worker decides from it whether to wake another. A
+ * path that counts a worker twice, or forgets to uncount it (a waker
+ * takes it off the idle list while its last look finds work, a poller
+ * woken to search, idle_unregister_to_search), leaves the count wrong for
+ * good: too many searchers and no push wakes anybody again; too few idle
+ * and a worker sleeps unasked. Bursts of tasks that yield, sleep on a
+ * timer and wait for a pipe; after each, once quiet, every worker must be
+ * idle and on the list, and none searching. */
+#define QUIET_SEARCHING(s) ((s)&0xffffu) /* runtime.c's layout */
+#define QUIET_IDLE(s)      ((s) >> 16)
+
+static void *yield_a_few(void *arg)
+{
+    for (intptr_t i = 0; i < (intptr_t)arg; i++)
+        ox_task_yield();
+    return NULL;
+}
+
+static void *sleep_briefly(void *arg)
+{
+    CHECK_EQ(ox_task_sleep(OX_MICROS((intptr_t)arg)), 0);
+    return NULL;
+}
+
+static void *read_a_byte(void *arg)
+{
+    int fd = *(const int *)arg;
+    CHECK_EQ(ox_fd_wait(fd, OX_IO_READABLE, OX_INSTANT_NEVER), 0);
+    char c;
+    CHECK_EQ(read(fd, &c, 1), 1);
+    return NULL;
+}
+
+static void *burst(void *arg)
+{
+    intptr_t r = (intptr_t)arg;
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    ox_task_handle h[4];
+    h[0] = ox_task_spawn(yield_a_few, (void *)(r % 5));
+    h[1] = ox_task_spawn(sleep_briefly, (void *)(r % 200));
+    h[2] = ox_task_spawn(read_a_byte, &fds[0]);
+    h[3] = ox_task_spawn(yield_a_few, (void *)1);
+    ox_task_yield();
+    CHECK_EQ(write(fds[1], "x", 1), 1);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_task_join(&h[i], NULL, NULL), 0);
+    close(fds[0]);
+    close(fds[1]);
+    return NULL;
+}
+
+static void check_quiet(ox_runtime *rt)
+{
+    /* Until every worker has gone to sleep (a worker counted idle too
+     * few times never gets there: the count is checked when we give up). */
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_SECS(10)));
+    uint32_t s;
+    /* Relaxed: a snapshot; the lock below orders what is checked. */
+    while (QUIET_IDLE(s = atomic_load_explicit(&rt->sched, memory_order_relaxed)) < rt->nworkers &&
+           ox_instant_now().ns < give_up.ns)
+        ox_thread_sleep(OX_MICROS(100));
+    ox__spin_lock(&rt->idle_lock);
+    s = atomic_load_explicit(&rt->sched, memory_order_relaxed);
+    size_t listed = 0;
+    for (ox__worker *w = rt->idle_head; w != NULL; w = w->idle_next)
+        listed++;
+    ox__spin_unlock(&rt->idle_lock);
+    CHECK_EQ(QUIET_IDLE(s), rt->nworkers);
+    CHECK_EQ(QUIET_SEARCHING(s), 0u);
+    CHECK_EQ(listed, rt->nworkers);
+}
+
+OX_TEST_OPTS(task_quiet_runtime_counts_every_worker_idle_and_none_searching, .timeout_s = 120)
+{
+    ox_runtime *rt = ox_test_runtime(3);
+    ox_test_budget b = ox_test_budget_start(50, 50 + ox_test_scaled(400));
+    long r;
+    for (r = 0; ox_test_budget_more(&b, r); r++) {
+        ox_task_handle h[3];
+        for (int i = 0; i < 3; i++)
+            h[i] = ox_test_spawn_on(rt, burst, (void *)(intptr_t)(r + i));
+        for (int i = 0; i < 3; i++)
+            CHECK_EQ(ox_task_join(&h[i], NULL, NULL), 0);
+        if (r % 10 == 0)
+            check_quiet(rt);
+    }
+    CHECK(r >= b.min);
+    check_quiet(rt);
     ox_runtime_shutdown(rt);
 }
