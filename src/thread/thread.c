@@ -11,6 +11,7 @@
  */
 #include "thread_internal.h"
 
+#include "../check/chaos.h"
 #include "../panic/unwind.h"
 
 #include <errno.h>
@@ -43,11 +44,26 @@ static void records_lock_take(void)
      * instructions, on spawn and thread exit only. */
     while (atomic_flag_test_and_set_explicit(&records_lock, memory_order_acquire))
         ox__sys_yield();
+    OX__CHAOS_POINT(); /* a fork may come while we hold it */
 }
 
 static void records_lock_give(void)
 {
     atomic_flag_clear_explicit(&records_lock, memory_order_release);
+}
+
+/* fork: the lock is never held across it (docs/threads.md), or a child
+ * that spawns, or ends its main thread by exit(), waits for it forever.
+ * It is a leaf (nothing is taken while it is held), so its place among
+ * the other fork handlers does not matter. */
+static void records_before_fork(void)
+{
+    records_lock_take();
+}
+
+static void records_after_fork(void)
+{
+    records_lock_give();
 }
 
 static void record_retire(ox_thread *t)
@@ -132,10 +148,12 @@ static void release_record(bool check_locks)
     ox_thread_drop(t);
 }
 
-/* Before main; after the unit layer's own state, which is static. */
+/* Before main; after the unit layer's own state, which is static. The
+ * records lock's fork handlers too. */
 __attribute__((constructor(101))) static void register_release_record(void)
 {
     ox__unit_exit_register(OX__UNIT_EXIT_THREAD, release_record);
+    ox__sys_atfork(records_before_fork, records_after_fork, records_after_fork);
 }
 
 /* ---- the current thread ---- */
