@@ -146,7 +146,7 @@ OX_TEST(task_abort_races_next_wait_in_another_bucket)
  * otherwise a second task pushed meanwhile waits behind a first that
  * never parks, while the other worker sleeps. (Seen first through the
  * reactor: the poller that left to search never handed it over, and a
- * read waited out its deadline. idle_unregister_to_search.) */
+ * read waited out its deadline. leave_idle_list.) */
 static _Atomic int searcher_spin_stop, searcher_second_ran;
 
 static void *return_at_once(void *arg)
@@ -203,7 +203,7 @@ OX_TEST_OPTS(task_pushed_while_a_worker_stops_searching_is_run, .timeout_s = 120
  * ones (high half); a worker decides from it whether to wake another. A
  * path that counts a worker twice, or forgets to uncount it (a waker
  * takes it off the idle list while its last look finds work, a poller
- * woken to search, idle_unregister_to_search), leaves the count wrong for
+ * woken to search, leave_idle_list), leaves the count wrong for
  * good: too many searchers and no push wakes anybody again; too few idle
  * and a worker sleeps unasked. Bursts of tasks that yield, sleep on a
  * timer and wait for a pipe; after each, once quiet, every worker must be

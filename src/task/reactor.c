@@ -207,7 +207,7 @@ bool ox__reactor_sleep(ox__worker *w, int64_t deadline, void (*idle_leave)(ox__w
      * may now run a task that never parks. Unless we were woken to search:
      * then we poll again if we find nothing, or, finding work, wake an
      * idle worker (runtime.c's found_work, also for work found only on the
-     * last look before sleeping: idle_unregister_to_search), and this wake
+     * last look before sleeping: runtime.c's leave_idle_list), and this wake
      * would be lost on our own search (ox__runtime_wake_idle wakes nobody
      * while one does). */
     if (!w->searching && atomic_exchange_explicit(&rt->io_wanted, false, memory_order_seq_cst))

@@ -21,7 +21,7 @@
  * other woken worker is still searching; the woken worker searches, and if
  * it was the last searcher when it finds work it wakes another, since more
  * may be queued (also when it finds the work only on its last look before
- * sleeping: idle_unregister_to_search). So a burst of spawns from a thread
+ * sleeping: leave_idle_list). So a burst of spawns from a thread
  * costs one or two wake-ups, not one per task.
  *
  * Making work visible and then checking `sched`, against changing `sched`
@@ -131,7 +131,16 @@ static void idle_register(ox__worker *w)
     ox__spin_unlock(&rt->idle_lock);
 }
 
-static void idle_unregister(ox__worker *w)
+/* Takes w off the idle list if it is still on it. search: w was a
+ * searcher before it registered, and its last look found work
+ * (sleep_until_work): a searcher again. Go's findrunnable does the same
+ * when a spinning M finds work after it stopped spinning: a push that
+ * came while we searched woke nobody (one searcher is enough), so we still
+ * owe the wake-up found_work gives when we take the work: to the next
+ * idle worker, for the rest of a burst, or to take over a poller we left
+ * (a worker that found the poller taken sleeps on its futex: reactor.c).
+ * Else a waker took w off the list already, and made it a searcher. */
+static void leave_idle_list(ox__worker *w, bool search)
 {
     ox_runtime *rt = w->rt;
     ox__spin_lock(&rt->idle_lock);
@@ -141,36 +150,19 @@ static void idle_unregister(ox__worker *w)
             p = &(*p)->idle_next;
         *p = w->idle_next;
         w->idle = false;
-        atomic_fetch_sub_explicit(&rt->sched, IDLE_ONE, memory_order_relaxed);
+        w->searching = search; /* false while idle: idle_register cleared it */
+        /* Relaxed: the list and the idle half change together under the
+         * lock; found_work's acq_rel RMW is what a waker's check of the
+         * searching half pairs with. */
+        atomic_fetch_add_explicit(&rt->sched, (search ? SEARCHING_ONE : 0) - IDLE_ONE,
+                                  memory_order_relaxed);
     }
     ox__spin_unlock(&rt->idle_lock);
 }
 
-/* idle_register's last look found work: off the idle list again, and a
- * searcher again if we were one. Go's findrunnable does the same when a
- * spinning M finds work after it stopped spinning: a push that came
- * while we searched woke nobody (one searcher is enough), so we still owe
- * the wake-up found_work gives when we take the work: to the next idle
- * worker, for the rest of a burst, or to take over a poller we left (a
- * worker that found the poller taken sleeps on its futex: reactor.c). */
-static void idle_unregister_to_search(ox__worker *w, bool was_searching)
+static void idle_unregister(ox__worker *w)
 {
-    ox_runtime *rt = w->rt;
-    ox__spin_lock(&rt->idle_lock);
-    if (w->idle) {
-        ox__worker **p = &rt->idle_head;
-        while (*p != w)
-            p = &(*p)->idle_next;
-        *p = w->idle_next;
-        w->idle = false;
-        w->searching = was_searching;
-        /* Relaxed: as in idle_unregister; found_work's acq_rel RMW is what
-         * a waker's check of the count pairs with. */
-        atomic_fetch_add_explicit(&rt->sched, (was_searching ? SEARCHING_ONE : 0) - IDLE_ONE,
-                                  memory_order_relaxed);
-    }
-    /* Else a waker took us off the list and made us a searcher already. */
-    ox__spin_unlock(&rt->idle_lock);
+    leave_idle_list(w, false);
 }
 
 static bool work_visible(ox_runtime *rt)
@@ -404,7 +396,7 @@ static void sleep_until_work(ox__worker *w)
     bool was_searching = w->searching;
     idle_register(w);
     if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire)) {
-        idle_unregister_to_search(w, was_searching);
+        leave_idle_list(w, was_searching);
         return;
     }
     /* Read after registering: a timer armed before our registration is
