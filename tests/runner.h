@@ -118,4 +118,14 @@ const char *ox_test_examples_dir(void);
 void ox_test_check_example(const char *name, int expect_status, bool any_order,
                            const char *const expected[]);
 
+/* OX_TEST_BUILT_WITH_TSAN: this file was compiled with ThreadSanitizer
+ * (the tsan suite), whose runtime changes what some tests may do. */
+#if defined(__SANITIZE_THREAD__)
+#define OX_TEST_BUILT_WITH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define OX_TEST_BUILT_WITH_TSAN 1
+#endif
+#endif
+
 #endif

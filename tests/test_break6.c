@@ -122,9 +122,19 @@ OX_TEST_OPTS(break6_fork_while_the_park_lot_table_changes, .timeout_s = 60)
             /* The parent's waiters are forgotten: the walk finds none. */
             int busy = 0;
             int seen = ox__park_lot_visit(count_none, NULL, &busy);
-            if (ox__park_lot_rehash(8) != 0 || ox__park_lot_buckets() != 256 || seen != 0 ||
-                busy != 0)
+            if (seen != 0 || busy != 0)
                 _exit(3);
+#ifndef OX_TEST_BUILT_WITH_TSAN
+            /* The grow lock is free and the table can be replaced. Not
+             * under TSan: clang 14's runtime does not hold its allocator
+             * across fork, and a child whose parent's churner was inside
+             * calloc at the fork waited in calloc forever (gdb: FutexWait <
+             * SizeClassAllocator64::GetFromAllocator < user_calloc <
+             * table_new), 1 run in 123 under load. glibc's malloc is
+             * fork-safe; POSIX promises neither after a threaded fork. */
+            if (ox__park_lot_rehash(8) != 0 || ox__park_lot_buckets() != 256)
+                _exit(3);
+#endif
             _exit(7);
         }
         int status;

@@ -63,14 +63,6 @@ OX_TEST(example_04_send_sync)
     ox_test_check_example("04_send_sync", 0, false, lines);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define BUILT_WITH_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define BUILT_WITH_TSAN 1
-#endif
-#endif
-
 /* --racy breaks the rule on purpose. Built with ThreadSanitizer (the tsan
  * suite, where the example is built as the tests are), the run must be
  * reported as a data race in add_racy and exit with TSan's status 66;
@@ -84,7 +76,7 @@ OX_TEST(example_04_send_sync_racy)
     int status = ox_test_run_program(argv, 60, &out, &err);
     CHECK(status != -1 && WIFEXITED(status));
     CHECK(strncmp(out, "Racy: 4 threads add to a plain long with no lock", 48) == 0);
-#ifdef BUILT_WITH_TSAN
+#ifdef OX_TEST_BUILT_WITH_TSAN
     CHECK_EQ(WEXITSTATUS(status), 66);
     CHECK(strstr(err, "WARNING: ThreadSanitizer: data race") != NULL);
     CHECK(strstr(err, "add_racy") != NULL);
