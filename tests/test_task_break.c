@@ -296,3 +296,63 @@ OX_TEST_OPTS(task_quiet_runtime_counts_every_worker_idle_and_none_searching, .ti
     check_quiet(rt);
     ox_runtime_shutdown(rt);
 }
+
+/* ---- a task and a thread wait for the same task's end ----
+ * A waiter marks the task's `finished` word with its kind before it
+ * sleeps: a task's mark asks for a wake in the parking lot, a thread's
+ * for the futex's system call. With both marks, the end must make both
+ * wake-ups; testing the marks as one value, not as bits, woke only the
+ * lot, and the thread (here the scope's end) slept for ever. */
+typedef struct two_kinds {
+    ox_semaphore go, target_spawned;
+    ox_task_handle target;
+    ox_join_handle releaser;
+} two_kinds;
+
+static void *wait_for_go(void *arg)
+{
+    CHECK_EQ(ox_semaphore_acquire(arg, 1), 0);
+    return NULL;
+}
+
+static void *join_target(void *arg)
+{
+    two_kinds *k = arg;
+    CHECK_EQ(ox_semaphore_acquire(&k->target_spawned, 1), 0);
+    CHECK_EQ(ox_task_join(&k->target, NULL, NULL), 0);
+    return NULL;
+}
+
+/* Lets the target end once a task and a thread both wait for it. */
+static void *release_when_both_wait(void *arg)
+{
+    two_kinds *k = arg;
+    const uint32_t both = OX__TASK_TASK_WATCHES | OX__TASK_THREAD_WATCHES;
+    while (atomic_load(&k->target.task->finished) != both)
+        ox_thread_sleep(OX_MICROS(50));
+    ox_semaphore_release(&k->go, 1);
+    return NULL;
+}
+
+/* The scope's end waits for its newest task first: the target, while the
+ * joiner, spawned before it, waits for it too. */
+static void target_and_its_task_joiner(ox_task_scope *scope, void *arg)
+{
+    two_kinds *k = arg;
+    ox_task_handle joiner = ox_task_scope_spawn(scope, join_target, k);
+    (void)joiner; /* joined by the scope's end */
+    k->target = ox_task_scope_spawn(scope, wait_for_go, &k->go);
+    ox_semaphore_release(&k->target_spawned, 1);
+    k->releaser = ox_thread_spawn(release_when_both_wait, k);
+}
+
+OX_TEST_OPTS(task_end_wakes_a_task_and_a_thread_that_both_wait, .timeout_s = 20)
+{
+    for (int r = 0; r < 20; r++) {
+        two_kinds k;
+        CHECK_EQ(ox_semaphore_init(&k.go, 0), 0);
+        CHECK_EQ(ox_semaphore_init(&k.target_spawned, 0), 0);
+        ox_task_scope_run(target_and_its_task_joiner, &k);
+        ox_test_join(&k.releaser);
+    }
+}

@@ -125,11 +125,11 @@ void ox__task_mark_finished(ox_task *t)
 {
     /* Release: the outcome is visible to whoever sees FINISHED with
      * acquire (ox__task_has_finished, the wait below). Nothing is read
-     * through a joiner's WATCHED (its CAS is relaxed): no acquire. */
+     * through a waiter's mark (its CAS is relaxed): no acquire. */
     uint32_t was = atomic_exchange_explicit(&t->finished, OX__TASK_FINISHED, memory_order_release);
-    if (was == OX__TASK_RUNNING_WATCHED)
+    if (was & OX__TASK_THREAD_WATCHES)
         ox__park_wake_all(&t->finished); /* tasks, and the threads on the futex */
-    else
+    else if (was & OX__TASK_TASK_WATCHES)
         ox__park_lot_wake(&t->finished, INT_MAX); /* tasks only: no system call */
 }
 
@@ -140,24 +140,24 @@ bool ox__task_has_finished(ox_task *t)
 
 int ox__task_wait_finished(ox_task *t, const ox__wait_site *site)
 {
-    bool in_task = ox__park_unit_get() != NULL;
+    uint32_t mark = ox__park_unit_get() != NULL ? OX__TASK_TASK_WATCHES : OX__TASK_THREAD_WATCHES;
     for (;;) {
         /* Acquire: pairs with the exchange in ox__task_mark_finished. */
         uint32_t seen = atomic_load_explicit(&t->finished, memory_order_acquire);
         if (seen == OX__TASK_FINISHED)
             return 0;
-        /* A thread says it will sleep on the futex before it does.
-         * Relaxed: nothing is published through it. The exchange in
-         * ox__task_mark_finished is an RMW on the same word, so either it
-         * reads WATCHED (and makes the system call) or this CAS fails and
-         * the next load sees FINISHED. */
-        if (!in_task && seen == OX__TASK_RUNNING) {
+        /* Say we wait before we do. Relaxed: nothing is published through
+         * the mark. The exchange in ox__task_mark_finished is an RMW on the
+         * same word, so either it reads our mark (and wakes our kind of
+         * waiter) or this CAS fails and the next load sees FINISHED. */
+        if (!(seen & mark)) {
             if (!atomic_compare_exchange_strong_explicit(
-                    &t->finished, &seen, OX__TASK_RUNNING_WATCHED, memory_order_relaxed,
-                    memory_order_relaxed))
+                    &t->finished, &seen, seen | mark, memory_order_relaxed, memory_order_relaxed))
                 continue;
-            seen = OX__TASK_RUNNING_WATCHED;
+            seen |= mark;
         }
+        /* Another waiter's mark may change the word before we sleep: the
+         * wait then returns at once, and we look again. */
         if (ox__park_wait(&t->finished, seen, OX_INSTANT_NEVER, site, t) == OX_ECANCELED)
             return OX_ECANCELED;
     }

@@ -237,12 +237,20 @@ void ox__reactor_close(ox_runtime *rt);
 int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out);
 /* Makes a created task runnable. */
 void ox__task_start(ox_task *t);
-/* t->finished. A thread that waits for a task sleeps on the futex, which
- * only a wake-up system call ends; a task waits in the parking lot, which
- * a wake in user space ends. A waiting thread marks the word WATCHED, so
- * that a task nobody or only tasks wait for finishes without the system
- * call (one per task otherwise, most of what a spawn and join cost). */
-enum { OX__TASK_RUNNING, OX__TASK_FINISHED, OX__TASK_RUNNING_WATCHED };
+/* t->finished: RUNNING, or FINISHED, or RUNNING with the bits of who waits.
+ * A thread that waits for a task sleeps on the futex, which only a wake-up
+ * system call ends; a task waits in the parking lot, which a wake in user
+ * space ends. Each marks the word before it waits, so that a task that
+ * nobody waits for finishes without touching either (most tasks, when
+ * joins come after their ends: the lot's bucket lock and hashing were a
+ * tenth of a spawn and join), and one that only tasks wait for without
+ * the system call. */
+enum {
+    OX__TASK_RUNNING = 0,
+    OX__TASK_FINISHED = 1,
+    OX__TASK_TASK_WATCHES = 2,   /* a task waits in the lot */
+    OX__TASK_THREAD_WATCHES = 4, /* a thread waits on the futex */
+};
 /* Publishes t's outcome and wakes whoever waits for it. */
 void ox__task_mark_finished(ox_task *t);
 /* Whether t has finished; acquire: its outcome is then visible. */
