@@ -55,6 +55,49 @@ OX_TEST_OPTS(runtime_shutdown_aborts_tasks_spawned_while_it_waits, .timeout_s = 
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
 }
 
+/* ---- shutdown ends every cancellable wait, now and later ----
+ * Shutdown sets its runtime's closing flag, which every task's waits read,
+ * and then walks the parking lot for the waits under way. A task blocked
+ * before it is found by the walk; a task still running when the walk
+ * passes finds the flag at its next wait; and both find it at every wait
+ * after that, as after an abort. */
+enum { SD_TASKS = 64 };
+static _Atomic int sd_started, sd_ended_twice;
+
+static void *wait_twice_once_shut_down(void *arg)
+{
+    atomic_fetch_add(&sd_started, 1);
+    if ((intptr_t)arg & 1) /* busy until the shutdown: the walk misses it */
+        while (!ox_task_is_cancelled())
+            ox_task_yield();
+    CHECK_EQ(ox_task_sleep(OX_SECS(3600)), OX_ECANCELED);
+    CHECK(ox_task_is_cancelled());
+    ox_semaphore never;
+    CHECK_EQ(ox_semaphore_init(&never, 0), 0);
+    CHECK_EQ(ox_semaphore_acquire(&never, 1), OX_ECANCELED);
+    atomic_fetch_add(&sd_ended_twice, 1);
+    return NULL;
+}
+
+OX_TEST_OPTS(runtime_shutdown_ends_waits_under_way_and_later_ones, .timeout_s = 20)
+{
+    for (int round = 0; round < 5; round++) {
+        ox_runtime *rt = ox_test_runtime(2);
+        atomic_store(&sd_started, 0);
+        atomic_store(&sd_ended_twice, 0);
+        ox_task_handle h[SD_TASKS];
+        for (intptr_t i = 0; i < SD_TASKS; i++)
+            h[i] = ox_test_spawn_on(rt, wait_twice_once_shut_down, (void *)i);
+        while (atomic_load(&sd_started) < SD_TASKS)
+            ox_thread_sleep(OX_MICROS(100));
+        ox_thread_sleep(OX_MILLIS(1)); /* most sleepers are in the lot by now */
+        ox_runtime_shutdown(rt);
+        CHECK_EQ(atomic_load(&sd_ended_twice), SD_TASKS);
+        for (int i = 0; i < SD_TASKS; i++)
+            CHECK_EQ(ox_task_join(&h[i], NULL, NULL), 0);
+    }
+}
+
 /* ---- an abort racing a task's next, uncancellable wait ---- */
 
 static struct {

@@ -153,7 +153,11 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
     ox__unwind_state *s = ox__unwind_current();
     if (s->level == UINT16_MAX)
         ox_abort("ox_catch_unwind", "more than %u nested catch frames", UINT16_MAX);
-    ox__catch_frame frame = {.prev = s->catch_top};
+    /* Not zeroed as a whole: the jmp_buf is most of it, and setjmp fills
+     * it (zeroing it was a third of a task spawn's catch). */
+    ox__catch_frame frame;
+    frame.prev = s->catch_top;
+    frame.landing = NULL;
     if (setjmp(frame.env) != 0) {
         /* Landed: ox__unwind_and_land already released this region's
          * entries and popped the frame. */

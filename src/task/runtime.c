@@ -200,8 +200,9 @@ void ox__task_schedule(ox_task *t, bool lifo)
     /* From outside rt (a thread, another runtime's worker): once pushed,
      * t may run to its end, be joined and rt shut down before the wake
      * below reads rt. Relaxed increment: it comes before the push, whose
-     * lock leads through t's run and retire to shutdown's acquire load of
-     * live_count, and so to its load of outside_wakers. */
+     * lock leads through t's run and retire to shutdown's load of the
+     * retired counts (unfinished_tasks), and so to its load of
+     * outside_wakers. */
     atomic_fetch_add_explicit(&rt->outside_wakers, 1, memory_order_relaxed);
     ox__injector_push(&rt->injector, t, t, 1);
     ox__runtime_wake_idle(rt);
@@ -276,7 +277,7 @@ static ox_task *find_work(ox__worker *w)
     return steal(w);
 }
 
-static void retire(ox_task *t);
+static void retire(ox__worker *w, ox_task *t);
 
 static void run(ox__worker *w, ox_task *t)
 {
@@ -307,7 +308,7 @@ static void run(ox__worker *w, ox_task *t)
         ox__spin_unlock(w->after_unlock);
         break;
     case OX__AFTER_EXIT:
-        retire(t);
+        retire(w, t);
         break;
     default:
         ox_abort("ox_task", "a task switched back without saying why");
@@ -328,7 +329,51 @@ void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
                          &t->worker->sched_stack_size);
 }
 
-static void retire(ox_task *t)
+/* ---- counting unfinished tasks ----
+ * Shutdown waits until every task has retired. A shared count, or a list
+ * of live tasks under a lock, costs each spawn and each retire a cache
+ * line that the other workers write too (a spawn on one worker, its
+ * retire on another): a third of task_spawn_join's time. So each worker
+ * counts the tasks it started and retired, on its own line, and shutdown
+ * sums them: retired first, then started. A retire's count comes after
+ * the starts of every task its task spawned, and the release store and
+ * acquire load carry that over, so a sum that reads a retire also reads
+ * those starts; and a task's start is read if its parent's retire is, or
+ * it was spawned before the shutdown began. So the difference is never
+ * negative, and it is zero only when every such task has retired. */
+
+/* Adds one to a count only its owner writes: a load and a store, no
+ * read-modify-write. Release: what came before is seen by whoever reads
+ * the new value (shutdown's sum). */
+static void count_one(_Atomic uint64_t *count)
+{
+    atomic_store_explicit(count, atomic_load_explicit(count, memory_order_relaxed) + 1,
+                          memory_order_release);
+}
+
+static uint64_t unfinished_tasks(ox_runtime *rt)
+{
+    uint64_t retired = 0, started = 0;
+    /* Seq_cst: the load half of the pair with retire's store (below). */
+    for (size_t i = 0; i < rt->nworkers; i++)
+        retired += atomic_load_explicit(&rt->workers[i].retired, memory_order_seq_cst);
+    for (size_t i = 0; i < rt->nworkers; i++)
+        started += atomic_load_explicit(&rt->workers[i].started, memory_order_acquire);
+    started += atomic_load_explicit(&rt->outside_started, memory_order_acquire);
+    return started - retired;
+}
+
+void ox__runtime_task_started(ox_runtime *rt, ox_task *t)
+{
+    (void)t;
+    ox__worker *w = ox__worker_current();
+    if (w != NULL && w->rt == rt)
+        count_one(&w->started);
+    else /* Release: as count_one. */
+        atomic_fetch_add_explicit(&rt->outside_started, 1, memory_order_release);
+}
+
+static void retire(ox__worker *w, ox_task *t)
 {
     for (uint32_t i = 0; i < t->unwind.depth; i++) {
         const ox__unwind_entry *e = &t->unwind.entries[i];
@@ -342,40 +387,18 @@ static void retire(ox_task *t)
     ox__san_fiber_destroy(t->san_fiber);
     t->san_fiber = NULL;
     ox_runtime *rt = t->rt;
-    ox__spin_lock(&rt->live_lock);
-    if (t->live_prev != NULL)
-        t->live_prev->live_next = t->live_next;
-    else
-        rt->live_head = t->live_next;
-    if (t->live_next != NULL)
-        t->live_next->live_prev = t->live_prev;
-    ox__spin_unlock(&rt->live_lock);
     ox__task_mark_finished(t);
     if (t->set != NULL)
         ox__join_set_task_done(t->set, t);
-    /* Acq_rel: the last task's exit and the shutdown that waits for it. */
-    if (atomic_fetch_sub_explicit(&rt->live_count, 1, memory_order_acq_rel) == 1) {
+    /* Seq_cst store, then seq_cst load of closing: a Dekker pair with
+     * shutdown's store of closing and its sum. Either it sees this retire
+     * in its sum, or we see closing and wake it to sum again. */
+    OX__DEKKER_STORE(&w->retired, atomic_load_explicit(&w->retired, memory_order_relaxed) + 1);
+    if (atomic_load_explicit(&rt->closing, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&rt->live_word, 1, memory_order_release);
         ox__park_wake_all(&rt->live_word);
     }
     ox__task_release(t); /* the runtime's reference */
-}
-
-void ox__runtime_task_started(ox_runtime *rt, ox_task *t)
-{
-    ox__spin_lock(&rt->live_lock);
-    /* Spawned while the runtime shuts down (by a task reacting to its own
-     * abort, say): it starts aborted, as Tokio's spawn on a closing
-     * runtime, or shutdown would wait for it forever. */
-    if (rt->closing)
-        atomic_store_explicit(&t->waiter.cancelled, true, memory_order_relaxed);
-    t->live_prev = NULL;
-    t->live_next = rt->live_head;
-    if (rt->live_head != NULL)
-        rt->live_head->live_prev = t;
-    rt->live_head = t;
-    ox__spin_unlock(&rt->live_lock);
-    atomic_fetch_add_explicit(&rt->live_count, 1, memory_order_relaxed);
 }
 
 /* ---- the worker loop ---- */
@@ -427,9 +450,9 @@ static void *worker_main(void *arg)
             run(w, t);
             continue;
         }
-        /* Acquire: pairs with the release store in ox_runtime_shutdown. */
-        if (atomic_load_explicit(&rt->shutting_down, memory_order_acquire) &&
-            atomic_load_explicit(&rt->live_count, memory_order_acquire) == 0)
+        /* Acquire: pairs with the release store in ox_runtime_shutdown,
+         * which comes after every task has retired. */
+        if (atomic_load_explicit(&rt->shutting_down, memory_order_acquire))
             break;
         sleep_until_work(w);
     }
@@ -501,20 +524,14 @@ void ox_runtime_shutdown(ox_runtime *rt)
 {
     if (ox_task_current() != NULL && ox_task_current()->rt == rt)
         ox_abort("ox_runtime_shutdown", "called from one of the runtime's own tasks");
-    /* Abort what runs, then wait for every task to return. A task in the
-     * list has not retired (retire unlinks it under live_lock first), so
-     * its record is alive while we hold the lock. */
-    ox__spin_lock(&rt->live_lock);
-    rt->closing = true;
-    for (ox_task *t = rt->live_head; t != NULL; t = t->live_next) {
-        /* Seq_cst: the flag's half of the Dekker pair in park_lot.c. */
-        OX__DEKKER_STORE(&t->waiter.cancelled, true);
-        ox__park_lot_expire(&t->waiter, OX_ECANCELED);
-    }
-    ox__spin_unlock(&rt->live_lock);
+    /* Abort every task (each task's waits read closing, and the walk ends
+     * those under way), then wait for every one to return. Seq_cst: the
+     * store half of the pairs with a wait (park_lot.c) and with retire. */
+    OX__DEKKER_STORE(&rt->closing, true);
+    ox__park_lot_cancel_group(&rt->closing);
     for (;;) {
         uint32_t seen = atomic_load_explicit(&rt->live_word, memory_order_acquire);
-        if (atomic_load_explicit(&rt->live_count, memory_order_acquire) == 0)
+        if (unfinished_tasks(rt) == 0)
             break;
         ox__park_wait(&rt->live_word, seen, OX_INSTANT_NEVER, &idle_site, rt);
     }

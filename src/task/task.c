@@ -28,10 +28,9 @@ static void task_entry(void *arg)
 {
     ox_task *t = arg;
     ox__san_stack_arrive(NULL, &t->worker->sched_stack_bottom, &t->worker->sched_stack_size);
-    /* Relaxed: the flag is only ever set, and any later cancellable wait
-     * reads it again with seq_cst (park_lot.c). */
-    if (atomic_load_explicit(&t->waiter.cancelled, memory_order_relaxed)) {
-        t->outcome = OX_ECANCELED; /* aborted before it ever ran */
+    if (ox__park_unit_cancelled(&t->waiter)) {
+        /* Aborted, or its runtime shut down, before it ever ran. */
+        t->outcome = OX_ECANCELED;
     } else {
         ox_panic_payload *p = NULL;
         t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &p);
@@ -69,6 +68,7 @@ int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox
         t->name = name;
     }
     t->waiter.ops = &ox__task_unit_ops;
+    t->waiter.group_cancelled = &rt->closing; /* shutdown aborts every task */
     t->waiter.unit = t;
     t->rt = rt;
     t->fn = fn;
@@ -244,9 +244,7 @@ const char *ox_task_name(const ox_task *t)
 
 bool ox_task_is_cancelled(void)
 {
-    ox_task *t = ox_task_current();
-    /* Relaxed: a flag that is only ever set; nothing else is read by it. */
-    return t != NULL && atomic_load_explicit(&t->waiter.cancelled, memory_order_relaxed);
+    return ox__park_cancelled();
 }
 
 void ox_task_yield(void)

@@ -40,9 +40,8 @@ struct ox_task {
     bool scoped;                   /* its handle borrows its scope's reference */
     bool slab;                     /* its stack is in a slab, unguarded (stack.c) */
     uint64_t id;
-    const char *name;               /* NULL or in the record */
-    ox_task *next;                  /* in a run queue list (injector) */
-    ox_task *live_prev, *live_next; /* the runtime's list of unfinished tasks */
+    const char *name; /* NULL or in the record */
+    ox_task *next;    /* in a run queue list (injector) */
     /* The timer of the current timed wait (timer.c). */
     int64_t timer_deadline;
     size_t timer_slot; /* index in the heap + 1; 0: not armed */
@@ -85,6 +84,9 @@ typedef struct ox__worker {
     ox_task *lifo;      /* the task woken last by this worker: runs next */
     unsigned lifo_runs; /* how often in a row the LIFO slot ran */
     unsigned ticks;
+    /* Tasks this worker started (spawned from its tasks) and retired: only
+     * it writes them, shutdown sums them (runtime.c). */
+    _Atomic uint64_t started, retired;
     uint32_t rng;
     size_t index;
     ox__ctx sched_ctx;
@@ -118,12 +120,14 @@ struct ox_runtime {
     ox__spin idle_lock;
     ox__worker *idle_head;
     _Atomic uint32_t sched;
-    /* Unfinished tasks (for shutdown). */
-    ox__spin live_lock;
-    ox_task *live_head;
-    bool closing; /* shutdown has begun: a new task starts aborted (under live_lock) */
-    _Atomic size_t live_count;
-    _Atomic uint32_t live_word; /* bumped when live_count reaches 0 */
+    /* Shutdown has begun: every task's cancellable waits end, and a new
+     * task starts aborted (its waiter's group_cancelled). Read by every
+     * spawn and retire, written once: on a line of its own. */
+    _Alignas(64) atomic_bool closing;
+    /* Tasks started from outside the workers (threads, other runtimes);
+     * with the workers' counts, how many are unfinished (runtime.c). */
+    _Alignas(64) _Atomic uint64_t outside_started;
+    _Atomic uint32_t live_word; /* bumped by each retire once closing */
     /* Threads outside the runtime between making a task runnable and
      * waking a worker for it: the task may meanwhile end, and the runtime
      * be shut down; shutdown waits for them before it frees (runtime.c). */

@@ -163,7 +163,21 @@ struct ox__lot_waiter {
     atomic_bool linked;
     bool expired;          /* this wait's deadline passed, maybe before linking */
     atomic_bool cancelled; /* the unit was aborted: cancellable waits end */
+    /* NULL, or the flag of the unit's group (its runtime): once set, the
+     * unit's cancellable waits end as if it had been aborted, and
+     * ox__park_lot_cancel_group ends those under way. */
+    const atomic_bool *group_cancelled;
 };
+
+/* Whether w's unit was aborted, or its group. Relaxed: flags that are only
+ * ever set; a wait reads them again with seq_cst under its bucket lock
+ * (park_lot.c). */
+static inline bool ox__park_unit_cancelled(const ox__lot_waiter *w)
+{
+    return atomic_load_explicit(&w->cancelled, memory_order_relaxed) ||
+           (w->group_cancelled != NULL &&
+            atomic_load_explicit(w->group_cancelled, memory_order_relaxed));
+}
 
 /* The running task's waiter record; NULL in a plain thread. The unit
  * layer keeps which task runs (set by the runtime's workers around each
@@ -186,13 +200,18 @@ static inline void ox__park_unit_set(ox__lot_waiter *w)
  * every later cancellable wait returns at once). Any thread. */
 void ox__park_lot_expire(ox__lot_waiter *w, int reason);
 
-/* True in a task that has been aborted: its cancellation points return
- * OX_ECANCELED instead of waiting. Relaxed: a flag that is only ever set;
- * a wait re-reads it with seq_cst under its bucket lock (park_lot.c). */
+/* Ends the cancellable wait of every unit of group (see group_cancelled),
+ * as ox__park_lot_expire(w, OX_ECANCELED) ends one. The caller has set
+ * *group, with a seq_cst store: a wait that this walk does not find sees
+ * the flag. Any thread. */
+void ox__park_lot_cancel_group(const atomic_bool *group);
+
+/* True in a task that has been aborted (or its runtime shut down): its
+ * cancellation points return OX_ECANCELED instead of waiting. */
 static inline bool ox__park_cancelled(void)
 {
     const ox__lot_waiter *unit = ox__park_unit_get();
-    return unit != NULL && atomic_load_explicit(&unit->cancelled, memory_order_relaxed);
+    return unit != NULL && ox__park_unit_cancelled(unit);
 }
 
 /* ox__park_wait and ox__park_wake_* for tasks (park.c dispatches). */

@@ -266,8 +266,11 @@ static bool is_cancelled(ox__lot_waiter *w)
 {
     /* Seq_cst: with the seq_cst store of w->word below and in
      * ox__park_lot_expire, either the aborter sees the word we wait on, or
-     * we see its flag (the two-sided store-then-load of a Dekker pair). */
-    return atomic_load_explicit(&w->cancelled, memory_order_seq_cst);
+     * we see its flag (the two-sided store-then-load of a Dekker pair).
+     * The group's flag: see ox__park_lot_cancel_group. */
+    return atomic_load_explicit(&w->cancelled, memory_order_seq_cst) ||
+           (w->group_cancelled != NULL &&
+            atomic_load_explicit(w->group_cancelled, memory_order_seq_cst));
 }
 
 int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expected,
@@ -380,6 +383,40 @@ int ox__park_lot_wake(_Atomic uint32_t *word, int n)
         w->ops->resume(w);
     }
     return count;
+}
+
+/* Every bucket is locked in turn, even an empty-looking one: a waiter
+ * that read the group's flag unset (it was set after that read) links
+ * under its bucket's lock. Either we lock that bucket before it, and our
+ * unlock orders the flag's store before its read, or after it, and we find
+ * it linked. The grow lock keeps the table from changing under the walk. */
+void ox__park_lot_cancel_group(const atomic_bool *group)
+{
+    ox__lot_waiter *ended = NULL;
+    ox__spin_lock(&grow_lock);
+    /* Acquire: see lock_bucket. */
+    const lot_table *t = atomic_load_explicit(&lot.current_table, memory_order_acquire);
+    for (size_t i = 0; i < table_size(t); i++) {
+        bucket *b = &t->buckets[i];
+        ox__spin_lock(&b->lock);
+        for (ox__lot_waiter *w = b->head, *next; w != NULL; w = next) {
+            next = w->next;
+            if (w->group_cancelled != group || !w->site->cancellable)
+                continue;
+            unlink_waiter(b, w);
+            w->wake_reason = OX_ECANCELED;
+            w->next = ended;
+            ended = w;
+        }
+        ox__spin_unlock(&b->lock);
+    }
+    ox__spin_unlock(&grow_lock);
+    /* Resumed outside the locks, as by ox__park_lot_wake: each is ours
+     * alone until it runs again. */
+    for (ox__lot_waiter *w = ended, *next; w != NULL; w = next) {
+        next = w->next;
+        w->ops->resume(w);
+    }
 }
 
 /* The lock, unless it stays busy: its holder may be the thread a signal
