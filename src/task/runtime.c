@@ -458,7 +458,9 @@ static void *worker_main(void *arg)
     }
     /* No idle visit comes after this one to give back the pages of the
      * stacks our last tasks left warm (stack.c): the process keeps them
-     * for ever otherwise, up to the whole cache. */
+     * for ever otherwise, up to the whole cache. Our own cached stacks
+     * first join the shared cache, which outlives us. */
+    ox__stack_cache_flush(w);
     while (ox__stack_cache_trim(OX__TRIM_BATCH))
         continue;
     if (w->alt_stack != NULL)

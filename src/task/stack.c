@@ -33,12 +33,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GUARDED_MAX  16384 /* 32 768 mappings: half the default vm.max_map_count */
-#define STACK_CACHE  GUARDED_MAX
-#define STACK_WARM   1024 /* cached stacks that keep their pages while idle */
-#define SLAB_STACKS  64
-#define SLAB_NAME    63                 /* longest name a slab record holds */
-#define SLAB_REDZONE ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
+#define GUARDED_MAX   16384 /* 32 768 mappings: half the default vm.max_map_count */
+#define STACK_CACHE   GUARDED_MAX
+#define STACK_WARM    1024 /* cached stacks that keep their pages while idle */
+#define WORKER_STACKS 64   /* cached by each worker for its own spawns */
+#define SLAB_STACKS   64
+#define SLAB_NAME     63                 /* longest name a slab record holds */
+#define SLAB_REDZONE  ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
 
 /* Cached records, all of default size, in two lists linked through next. */
 static struct {
@@ -218,14 +219,36 @@ static bool evict_cached(void)
     return true;
 }
 
+/* ---- each worker's own cache ----
+ * A worker reuses the stacks its own tasks' ends gave back, without the
+ * shared cache's lock, and they are still in its CPU's cache: taking one
+ * that another worker freed cost a spawn a cache miss on the record, and
+ * the shared lock moved between the workers at every spawn and free. A
+ * full worker cache gives half of itself to the shared one (a worker that
+ * frees more than it spawns), an empty one takes from it one at a time. */
+
+static ox_task *worker_cache_pop(ox__worker *w)
+{
+    ox_task *t = w->stacks;
+    if (t != NULL) {
+        w->stacks = t->next;
+        w->nstacks--;
+    }
+    return t;
+}
+
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
 {
     if (stack_size == OX_TASK_DEFAULT_STACK && name_len == 0) {
-        ox__spin_lock(&cache.lock);
-        ox_task *t = pop_warm();
-        if (t == NULL)
-            t = pop_cold();
-        ox__spin_unlock(&cache.lock);
+        ox__worker *w = ox__worker_current();
+        ox_task *t = w != NULL ? worker_cache_pop(w) : NULL;
+        if (t == NULL) {
+            ox__spin_lock(&cache.lock);
+            t = pop_warm();
+            if (t == NULL)
+                t = pop_cold();
+            ox__spin_unlock(&cache.lock);
+        }
         if (t != NULL) {
             char *lo = (char *)t->stack_base + t->guard_size;
             ox__san_stack_reuse(lo, (size_t)((char *)t - lo));
@@ -264,16 +287,15 @@ static void release_pages(ox_task *t)
     ox__sys_stack_release(lo, below - below % ox__sys_page_size());
 }
 
-/* Caches a default-size stack; false if the cache is full. Freed on a
- * worker it stays warm until a worker idles or stops (the callers of
- * ox__stack_cache_trim). Freed by a thread (a join) past STACK_WARM it
- * goes cold at once: the workers may already sleep, and would keep its
- * pages for ever. */
-static bool cache_put(ox_task *t)
+/* Puts a default-size stack, reset, in the shared cache; false if it is
+ * full. Freed on a worker it stays warm until a worker idles or stops (the
+ * callers of ox__stack_cache_trim). Freed by a thread (a join) past
+ * STACK_WARM it goes cold at once: the workers may already sleep, and
+ * would keep its pages for ever. */
+static bool shared_put(ox_task *t, bool from_worker)
 {
-    reset_record(t);
     /* A hint, so that the system call is made outside the lock. */
-    bool cold = warm_count() >= STACK_WARM && ox__worker_current() == NULL;
+    bool cold = warm_count() >= STACK_WARM && !from_worker;
     if (cold)
         release_pages(t);
     ox__spin_lock(&cache.lock);
@@ -284,6 +306,36 @@ static bool cache_put(ox_task *t)
         push_warm(t);
     ox__spin_unlock(&cache.lock);
     return kept;
+}
+
+/* Moves n of w's cached stacks to the shared cache (or unmaps them if it
+ * is full). */
+static void worker_cache_give(ox__worker *w, unsigned n)
+{
+    for (ox_task *t; n > 0 && (t = worker_cache_pop(w)) != NULL; n--)
+        if (!shared_put(t, true))
+            unmap_guarded(t);
+}
+
+void ox__stack_cache_flush(ox__worker *w)
+{
+    worker_cache_give(w, w->nstacks);
+}
+
+/* Caches a default-size stack, on the calling worker if there is one;
+ * false if the cache is full. */
+static bool cache_put(ox_task *t)
+{
+    reset_record(t);
+    ox__worker *w = ox__worker_current();
+    if (w == NULL)
+        return shared_put(t, false);
+    if (w->nstacks == WORKER_STACKS)
+        worker_cache_give(w, WORKER_STACKS / 2);
+    t->next = w->stacks;
+    w->stacks = t;
+    w->nstacks++;
+    return true;
 }
 
 void ox__task_free(ox_task *t)

@@ -87,6 +87,9 @@ typedef struct ox__worker {
     /* Tasks this worker started (spawned from its tasks) and retired: only
      * it writes them, shutdown sums them (runtime.c). */
     _Atomic uint64_t started, retired;
+    /* Default-size stacks freed here, reused here first (stack.c). */
+    ox_task *stacks;
+    unsigned nstacks;
     uint32_t rng;
     size_t index;
     ox__ctx sched_ctx;
@@ -281,6 +284,8 @@ void ox__task_free(ox_task *t);
  * warm; false if none is left to give back. For a worker about to sleep,
  * and one that stops (no idle visit follows to give them back). */
 bool ox__stack_cache_trim(size_t most);
+/* Hands w's own cached stacks to the shared cache: w stops. */
+void ox__stack_cache_flush(ox__worker *w);
 void ox__stack_guard_install(void);
 /* A slab stack's task that switched away with its stack pointer in the
  * red zone or below: it has overflowed (stack.c says when this is seen). */
