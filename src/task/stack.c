@@ -45,13 +45,13 @@
 static struct {
     ox__spin lock;
     ox_task *warm, *cold;
-    size_t cold_count;
-    _Atomic size_t warm_count; /* written under lock, read outside it as a hint */
+    /* Written under lock, read outside it as hints. */
+    _Atomic size_t warm_count, cold_count;
 } cache;
 
-/* The cache's lists; the caller holds cache.lock. warm_count is read and
- * written relaxed: the lock orders its writes, and readers outside the
- * lock take it as a hint (a plain load and store, no locked RMW). */
+/* The cache's lists; the caller holds cache.lock. The counts are read and
+ * written relaxed: the lock orders their writes, and readers outside the
+ * lock take them as hints (a plain load and store, no locked RMW). */
 static size_t warm_count(void)
 {
     return atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
@@ -60,6 +60,23 @@ static size_t warm_count(void)
 static void set_warm_count(size_t n)
 {
     atomic_store_explicit(&cache.warm_count, n, memory_order_relaxed);
+}
+
+static size_t cold_count(void)
+{
+    return atomic_load_explicit(&cache.cold_count, memory_order_relaxed);
+}
+
+static void set_cold_count(size_t n)
+{
+    atomic_store_explicit(&cache.cold_count, n, memory_order_relaxed);
+}
+
+/* Whether the cache looks empty (a hint: its lock is then not worth
+ * taking; a stack put there meanwhile is found next time). */
+static bool cache_looks_empty(void)
+{
+    return warm_count() == 0 && cold_count() == 0;
 }
 
 static ox_task *pop_warm(void)
@@ -77,7 +94,7 @@ static ox_task *pop_cold(void)
     ox_task *t = cache.cold;
     if (t != NULL) {
         cache.cold = t->next;
-        cache.cold_count--;
+        set_cold_count(cold_count() - 1);
     }
     return t;
 }
@@ -93,7 +110,7 @@ static void push_cold(ox_task *t)
 {
     t->next = cache.cold;
     cache.cold = t;
-    cache.cold_count++;
+    set_cold_count(cold_count() + 1);
 }
 
 static struct {
@@ -147,16 +164,72 @@ static void reset_record(ox_task *t)
     t->slab = slab;
 }
 
+/* ---- each worker's own stashes ----
+ * A worker reuses the records its own tasks' ends gave back, without the
+ * shared cache's or the slabs' lock, and they are still in its CPU's
+ * cache: taking one that another worker freed cost a spawn a cache miss
+ * on the record, and the shared lock moved between the workers at every
+ * spawn and free. A full stash gives half of itself back to the shared
+ * list (a worker that frees more than it spawns); an empty one takes from
+ * it one at a time. */
+
+static ox_task *stash_pop(ox__stash *s)
+{
+    ox_task *t = s->head;
+    if (t != NULL) {
+        s->head = t->next;
+        s->count--;
+    }
+    return t;
+}
+
+static void stash_push(ox__stash *s, ox_task *t)
+{
+    t->next = s->head;
+    s->head = t;
+    s->count++;
+}
+
+/* Gives n of the calling worker's slab records back to the slabs. */
+static void slab_stash_give(ox__stash *s, unsigned n)
+{
+    ox__spin_lock(&slabs.lock);
+    for (ox_task *t; n > 0 && (t = stash_pop(s)) != NULL; n--) {
+        t->next = slabs.free;
+        slabs.free = t;
+    }
+    ox__spin_unlock(&slabs.lock);
+}
+
+static void slab_free(ox_task *t)
+{
+    ox__worker *w = ox__worker_current();
+    if (w == NULL) {
+        ox__spin_lock(&slabs.lock);
+        t->next = slabs.free;
+        slabs.free = t;
+        ox__spin_unlock(&slabs.lock);
+        return;
+    }
+    if (w->slab_stacks.count == WORKER_STACKS)
+        slab_stash_give(&w->slab_stacks, WORKER_STACKS / 2);
+    stash_push(&w->slab_stacks, t);
+}
+
 /* A default-size stack from a slab, or NULL if no slab can be mapped. */
 static ox_task *slab_alloc(void)
 {
     size_t rec = record_size(SLAB_NAME);
     size_t slot = (OX_TASK_DEFAULT_STACK + rec + 4095) & ~(size_t)4095;
-    ox__spin_lock(&slabs.lock);
-    ox_task *t = slabs.free;
-    if (t != NULL)
-        slabs.free = t->next;
-    ox__spin_unlock(&slabs.lock);
+    ox__worker *w = ox__worker_current();
+    ox_task *t = w != NULL ? stash_pop(&w->slab_stacks) : NULL;
+    if (t == NULL) {
+        ox__spin_lock(&slabs.lock);
+        t = slabs.free;
+        if (t != NULL)
+            slabs.free = t->next;
+        ox__spin_unlock(&slabs.lock);
+    }
     if (t == NULL) {
         void *base;
         size_t total;
@@ -208,6 +281,8 @@ static void unmap_guarded(ox_task *t)
  * get a slab stack without a guard once a burst has filled the cache. */
 static bool evict_cached(void)
 {
+    if (cache_looks_empty())
+        return false;
     ox__spin_lock(&cache.lock);
     ox_task *t = pop_cold();
     if (t == NULL)
@@ -219,30 +294,12 @@ static bool evict_cached(void)
     return true;
 }
 
-/* ---- each worker's own cache ----
- * A worker reuses the stacks its own tasks' ends gave back, without the
- * shared cache's lock, and they are still in its CPU's cache: taking one
- * that another worker freed cost a spawn a cache miss on the record, and
- * the shared lock moved between the workers at every spawn and free. A
- * full worker cache gives half of itself to the shared one (a worker that
- * frees more than it spawns), an empty one takes from it one at a time. */
-
-static ox_task *worker_cache_pop(ox__worker *w)
-{
-    ox_task *t = w->stacks;
-    if (t != NULL) {
-        w->stacks = t->next;
-        w->nstacks--;
-    }
-    return t;
-}
-
 ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
 {
     if (stack_size == OX_TASK_DEFAULT_STACK && name_len == 0) {
         ox__worker *w = ox__worker_current();
-        ox_task *t = w != NULL ? worker_cache_pop(w) : NULL;
-        if (t == NULL) {
+        ox_task *t = w != NULL ? stash_pop(&w->stacks) : NULL;
+        if (t == NULL && !cache_looks_empty()) {
             ox__spin_lock(&cache.lock);
             t = pop_warm();
             if (t == NULL)
@@ -299,7 +356,7 @@ static bool shared_put(ox_task *t, bool from_worker)
     if (cold)
         release_pages(t);
     ox__spin_lock(&cache.lock);
-    bool kept = warm_count() + cache.cold_count < STACK_CACHE;
+    bool kept = warm_count() + cold_count() < STACK_CACHE;
     if (kept && cold)
         push_cold(t);
     else if (kept)
@@ -308,18 +365,19 @@ static bool shared_put(ox_task *t, bool from_worker)
     return kept;
 }
 
-/* Moves n of w's cached stacks to the shared cache (or unmaps them if it
- * is full). */
-static void worker_cache_give(ox__worker *w, unsigned n)
+/* Moves n of a worker's stashed stacks to the shared cache (or unmaps
+ * them if it is full). */
+static void stash_give(ox__stash *s, unsigned n)
 {
-    for (ox_task *t; n > 0 && (t = worker_cache_pop(w)) != NULL; n--)
+    for (ox_task *t; n > 0 && (t = stash_pop(s)) != NULL; n--)
         if (!shared_put(t, true))
             unmap_guarded(t);
 }
 
 void ox__stack_cache_flush(ox__worker *w)
 {
-    worker_cache_give(w, w->nstacks);
+    stash_give(&w->stacks, w->stacks.count);
+    slab_stash_give(&w->slab_stacks, w->slab_stacks.count);
 }
 
 /* Caches a default-size stack, on the calling worker if there is one;
@@ -330,11 +388,9 @@ static bool cache_put(ox_task *t)
     ox__worker *w = ox__worker_current();
     if (w == NULL)
         return shared_put(t, false);
-    if (w->nstacks == WORKER_STACKS)
-        worker_cache_give(w, WORKER_STACKS / 2);
-    t->next = w->stacks;
-    w->stacks = t;
-    w->nstacks++;
+    if (w->stacks.count == WORKER_STACKS)
+        stash_give(&w->stacks, WORKER_STACKS / 2);
+    stash_push(&w->stacks, t);
     return true;
 }
 
@@ -349,10 +405,7 @@ void ox__task_free(ox_task *t)
     }
     ox__unwind_free(&t->unwind);
     if (t->slab) {
-        ox__spin_lock(&slabs.lock);
-        t->next = slabs.free;
-        slabs.free = t;
-        ox__spin_unlock(&slabs.lock);
+        slab_free(t);
         return;
     }
     size_t usable = t->stack_total - t->guard_size - record_size(0);

@@ -78,6 +78,12 @@ typedef struct ox__injector {
     _Atomic size_t len; /* read without the lock as a hint */
 } ox__injector;
 
+/* A worker's own list of free task records, linked through next. */
+typedef struct ox__stash {
+    ox_task *head;
+    unsigned count;
+} ox__stash;
+
 typedef struct ox__worker {
     ox__local_queue queue;
     ox_runtime *rt;
@@ -87,9 +93,9 @@ typedef struct ox__worker {
     /* Tasks this worker started (spawned from its tasks) and retired: only
      * it writes them, shutdown sums them (runtime.c). */
     _Atomic uint64_t started, retired;
-    /* Default-size stacks freed here, reused here first (stack.c). */
-    ox_task *stacks;
-    unsigned nstacks;
+    /* Default-size stacks (guarded, and from slabs) freed here, reused
+     * here first (stack.c). */
+    ox__stash stacks, slab_stacks;
     uint32_t rng;
     size_t index;
     ox__ctx sched_ctx;
