@@ -145,6 +145,14 @@ static void make_pipe(int fds[2])
     }
 }
 
+bool ox_test_forks_hang_here(void)
+{
+    if (getenv("OX_TEST_WRAPPER") == NULL)
+        return false;
+    printf("skipped under an emulator (OX_TEST_WRAPPER): its forks of a threaded guest hang\n");
+    return true;
+}
+
 /* Execs argv, through the command in OX_TEST_WRAPPER if set (words split on
  * spaces): a cross build's tests run under an emulator that way, e.g.
  * OX_TEST_WRAPPER="qemu-aarch64 -L /usr/aarch64-linux-gnu" where the kernel

@@ -108,6 +108,13 @@ bool ox_test_budget_spent(const ox_test_budget *b);
  * -1 if it timed out (it is killed). */
 int ox_test_run_program(char *const argv[], double timeout_s, char **out, char **err);
 
+/* True (and says so on stdout) when the tests run under an emulator
+ * (OX_TEST_WRAPPER: qemu-user in the aarch64 suites), whose own locks are
+ * not fork-safe: a forked child of a threaded guest hangs in the emulator
+ * now and then (test_fork.c has the evidence). Tests that fork while
+ * threads run skip themselves there. */
+bool ox_test_forks_hang_here(void);
+
 /* The directory holding this build's example programs. */
 const char *ox_test_examples_dir(void);
 
