@@ -112,11 +112,11 @@ OX_COLD _Noreturn void ox__bad_handle(const ox__handle *h, const char *function,
 
 static ox__handle *new_handle(ox__chan *c, uint32_t magic, const char *function)
 {
-    ox__spin_lock(&c->graveyard_lock);
+    ox__list_lock(&c->graveyard_lock);
     ox__handle *h = c->graveyard;
     if (h)
         c->graveyard = h->next_dead;
-    ox__spin_unlock(&c->graveyard_lock);
+    ox__list_unlock(&c->graveyard_lock);
     if (!h)
         h = malloc(sizeof *h);
     if (!h)
@@ -172,10 +172,10 @@ static void bury(ox__chan *c, ox__handle *h)
     h->magic = OX__DEAD_MAGIC;
     if (h == &c->tx0.h || h == &c->rx0.h)
         return;
-    ox__spin_lock(&c->graveyard_lock);
+    ox__list_lock(&c->graveyard_lock);
     h->next_dead = c->graveyard;
     c->graveyard = h;
-    ox__spin_unlock(&c->graveyard_lock);
+    ox__list_unlock(&c->graveyard_lock);
 }
 
 static void side_finished(ox__chan *c)

@@ -86,7 +86,7 @@ int ox_receiver_event_fd(ox_receiver *rx, int *fd)
     int rc = ox__sys_event_open(&e);
     if (rc != 0)
         return rc;
-    ox__spin_lock(&w->lock); /* the rendezvous flavor's channel lock too */
+    ox__list_lock(&w->lock); /* the rendezvous flavor's channel lock too */
     /* Relaxed: the word is only written under this lock. */
     uint32_t v = atomic_load_explicit(&w->is_empty, memory_order_relaxed);
     bool first = !(v & OX__WAKER_OBSERVED);
@@ -98,7 +98,7 @@ int ox_receiver_event_fd(ox_receiver *rx, int *fd)
          * against the senders' claim-then-load (ox__chan_notify_receivers). */
         OX__DEKKER_STORE(&w->is_empty, v | OX__WAKER_OBSERVED);
     }
-    ox__spin_unlock(&w->lock);
+    ox__list_unlock(&w->lock);
     if (!first) {
         ox__sys_event_close(e);
         *fd = c->event_fd;

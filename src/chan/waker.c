@@ -15,10 +15,10 @@ const void *ox__self(void)
     return task != NULL ? (const void *)task : &self_anchor;
 }
 
-OX_COLD void ox__spin_lock_slow(_Atomic uint32_t *lock)
+OX_COLD void ox__list_lock_slow(_Atomic uint32_t *lock)
 {
     ox__backoff b = {0};
-    while (!ox__spin_try_lock(lock))
+    while (!ox__list_try_lock(lock))
         ox__backoff_snooze(&b);
 }
 
@@ -186,29 +186,29 @@ static inline void update_is_empty(ox__sync_waker *w)
 
 void ox__sync_waker_register(ox__sync_waker *w, ox__waiter *e, ox__ctx *cx)
 {
-    ox__spin_lock(&w->lock);
+    ox__list_lock(&w->lock);
     ox__waker_register(&w->waker, e, cx, NULL);
     update_is_empty(w);
-    ox__spin_unlock(&w->lock);
+    ox__list_unlock(&w->lock);
 }
 
 void ox__sync_waker_unregister(ox__sync_waker *w, ox__waiter *e)
 {
-    ox__spin_lock(&w->lock);
+    ox__list_lock(&w->lock);
     ox__waker_unregister(&w->waker, e);
     update_is_empty(w);
-    ox__spin_unlock(&w->lock);
+    ox__list_unlock(&w->lock);
 }
 
 void ox__sync_waker_notify_slow(ox__sync_waker *w)
 {
-    ox__spin_lock(&w->lock);
+    ox__list_lock(&w->lock);
     ox__waiter *e = NULL;
     if (w->waker.head) {
         e = ox__waker_try_select(&w->waker);
         update_is_empty(w);
     }
-    ox__spin_unlock(&w->lock);
+    ox__list_unlock(&w->lock);
     /* e is unlinked and claimed by us: its owner waits for this token before
      * its stack frame goes, so e and its context are still valid here. */
     if (e)
@@ -217,8 +217,8 @@ void ox__sync_waker_notify_slow(ox__sync_waker *w)
 
 void ox__sync_waker_disconnect(ox__sync_waker *w)
 {
-    ox__spin_lock(&w->lock);
+    ox__list_lock(&w->lock);
     ox__waker_disconnect(&w->waker);
     update_is_empty(w);
-    ox__spin_unlock(&w->lock);
+    ox__list_unlock(&w->lock);
 }

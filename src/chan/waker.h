@@ -75,21 +75,22 @@ typedef struct ox__sync_waker {
 const void *ox__self(void);
 
 /* A tiny test-and-test-and-set lock for the waiter lists: held for a few
- * pointer updates, never while blocking. */
-static inline bool ox__spin_try_lock(_Atomic uint32_t *lock)
+ * pointer updates, never while blocking. (Not thread/spin.h's ox__spin: a
+ * bare word, which the channels' layouts keep, and a backoff that snoozes.) */
+static inline bool ox__list_try_lock(_Atomic uint32_t *lock)
 {
     /* Acquire: the holder's writes under the lock happen-before ours; pairs
-     * with the release store in ox__spin_unlock. */
+     * with the release store in ox__list_unlock. */
     return atomic_load_explicit(lock, memory_order_relaxed) == 0 &&
            atomic_exchange_explicit(lock, 1, memory_order_acquire) == 0;
 }
-void ox__spin_lock_slow(_Atomic uint32_t *lock);
-static inline void ox__spin_lock(_Atomic uint32_t *lock)
+void ox__list_lock_slow(_Atomic uint32_t *lock);
+static inline void ox__list_lock(_Atomic uint32_t *lock)
 {
-    if (!ox__spin_try_lock(lock))
-        ox__spin_lock_slow(lock);
+    if (!ox__list_try_lock(lock))
+        ox__list_lock_slow(lock);
 }
-static inline void ox__spin_unlock(_Atomic uint32_t *lock)
+static inline void ox__list_unlock(_Atomic uint32_t *lock)
 {
     /* Release: publishes the list updates to the next holder. */
     atomic_store_explicit(lock, 0, memory_order_release);

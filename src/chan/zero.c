@@ -19,12 +19,12 @@
 
 void ox__zero_lock(ox__chan *c)
 {
-    ox__spin_lock(OX__ZERO_LOCK(c));
+    ox__list_lock(OX__ZERO_LOCK(c));
 }
 
 void ox__zero_unlock(ox__chan *c)
 {
-    ox__spin_unlock(OX__ZERO_LOCK(c));
+    ox__list_unlock(OX__ZERO_LOCK(c));
 }
 
 /* memcpy, except that a zero-size message may come with NULL buffers
