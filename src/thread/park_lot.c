@@ -19,6 +19,7 @@
 #include "park.h"
 #include "spin.h"
 
+#include "../check/chaos.h"
 #include "../common/dekker.h"
 #include "../sys/sys.h"
 
@@ -303,6 +304,7 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
     } else if (cancellable && is_cancelled(w)) {
         rc = OX_ECANCELED;
     } else {
+        OX__CHAOS_POINT(); /* checked, not linked yet: an abort or a shutdown may come */
         w->wake_reason = 0;
         link_waiter(b, w);
         if (OX_UNLIKELY(crowded(b, w)))
