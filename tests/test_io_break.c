@@ -320,3 +320,83 @@ OX_TEST(io_break_aborted_task_read_completes_when_data_waits)
     close(sv[1]);
     ox_runtime_shutdown(rt);
 }
+
+/* ---- a short read, then what no new edge announces ----
+ * A task that read less than it asked for from a TCP socket waits for the
+ * next read event instead of reading again into EAGAIN (ox__io_run). That
+ * holds only if the short read took all there was. Two things break it,
+ * each with an event that the reactor may handle before the short read
+ * (here: the reader sleeps first, so the one worker's poller takes it):
+ * a peer's shutdown that came with the data (the next read returns 0 at
+ * once, and no other edge comes), and urgent data, whose mark stops a
+ * read with data still queued behind it. The reactor marks both
+ * (read_end); without the mark, each next read below waited for its
+ * deadline. */
+typedef struct short_read_job {
+    ox_socket *listener;
+    char got[16];
+    size_t total, expect; /* reads until expect bytes, an end or an error */
+    int last_rc;
+} short_read_job;
+
+static void *read_all_after_the_events(void *arg)
+{
+    short_read_job *j = arg;
+    ox_socket *c;
+    CHECK_EQ(ox_tcp_accept(j->listener, &c, NULL), 0);
+    ox_instant deadline = ox_instant_after(OX_SECS(5));
+    /* Watched from here (the data is there: no wait), so that the poller
+     * handles the events while we sleep, before the first read. */
+    CHECK_EQ(ox_socket_wait(c, OX_IO_READABLE, deadline), 0);
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(50)), 0);
+    for (;;) {
+        size_t n = 0;
+        j->last_rc =
+            ox_socket_read_deadline(c, j->got + j->total, sizeof j->got - j->total, &n, deadline);
+        if (j->last_rc != 0 || n == 0)
+            break;
+        j->total += n;
+        if (j->total >= j->expect)
+            break;
+    }
+    ox_socket_close(c);
+    return NULL;
+}
+
+static void short_read_then(bool urgent)
+{
+    ox_sockaddr any, addr;
+    short_read_job j = {.expect = urgent ? 4 : sizeof j.got};
+    CHECK_EQ(ox_sockaddr_parse("127.0.0.1:0", &any), 0);
+    CHECK_EQ(ox_tcp_listen(&any, 4, &j.listener), 0);
+    CHECK_EQ(ox_socket_local_addr(j.listener, &addr), 0);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, read_all_after_the_events, &j);
+    ox_socket *peer;
+    CHECK_EQ(ox_tcp_connect(&addr, &peer), 0);
+    int fd = ox_socket_fd(peer);
+    CHECK_EQ(send(fd, "ab", 2, 0), 2);
+    if (urgent) { /* and no shutdown: its event would mark the socket too */
+        CHECK_EQ(send(fd, "X", 1, MSG_OOB), 1); /* out of band: not in the stream */
+        CHECK_EQ(send(fd, "cd", 2, 0), 2);
+    } else {
+        CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    }
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    CHECK_EQ(j.last_rc, 0); /* was OX_ETIMEDOUT */
+    CHECK_EQ(j.total, urgent ? 4u : 2u);
+    CHECK(memcmp(j.got, urgent ? "abcd" : "ab", j.total) == 0);
+    ox_socket_close(peer);
+    ox_socket_close(j.listener);
+    ox_runtime_shutdown(rt);
+}
+
+OX_TEST_OPTS(io_break_short_read_then_the_peers_shutdown_reads_eof, .timeout_s = 20)
+{
+    short_read_then(false);
+}
+
+OX_TEST_OPTS(io_break_short_read_stopped_by_urgent_data_reads_the_rest, .timeout_s = 20)
+{
+    short_read_then(true);
+}

@@ -14,6 +14,12 @@ struct ox_socket {
     ox__io_words words; /* first: the reactor's key is the record itself */
     int fd;
     bool is_socket; /* send(MSG_NOSIGNAL) works; else write(2) */
+    /* A TCP socket: a read that returns less than it asked for took all
+     * there was (ox__io_run). */
+    bool short_read_drains;
+    /* seq[OX__IO_READ] + 1 as loaded before the last read, if that read
+     * was short on a socket whose short reads drain; else 0. */
+    _Atomic uint32_t drained_at;
     /* The runtime whose reactor watches fd, or NULL: set once, by the
      * first task that waits on it. */
     _Atomic(ox_runtime *) watched_by;
@@ -44,9 +50,10 @@ typedef ssize_t (*ox__io_attempt)(int fd, void *ctx);
  * EAGAIN or EINTR, waiting for s to be ready for dir (OX__IO_READ or
  * _WRITE) in between: as a task through the reactor, as a thread in poll.
  * Returns 0 with the attempt's result in *result, or OX_ETIMEDOUT,
- * OX_ECANCELED or errno. */
+ * OX_ECANCELED or errno. want: for a read of a stream, the bytes it asks
+ * for (a shorter result drains a TCP socket); else 0. */
 int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attempt, void *ctx,
-               ssize_t *result);
+               size_t want, ssize_t *result);
 
 /* Waits once for s to be ready for events (may return 0 spuriously). */
 int ox__io_wait_ready(ox_socket *s, unsigned events, ox_instant deadline);

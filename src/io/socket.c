@@ -66,7 +66,13 @@ int ox__socket_new(int fd, bool is_socket, ox_socket **out)
     }
     s->fd = fd;
     s->is_socket = is_socket;
+    s->short_read_drains = false; /* tcp.c sets it */
     s->free_next = NULL;
+    /* Relaxed: the record is ours alone until it is handed out; a stale
+     * event of its last descriptor may still set read_end, which only
+     * costs the next short read its shortcut. */
+    atomic_store_explicit(&s->drained_at, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->words.read_end, false, memory_order_relaxed);
     /* Relaxed: the record is ours alone until *out is published. */
     atomic_store_explicit(&s->watched_by, NULL, memory_order_relaxed);
     *out = s;
@@ -84,6 +90,8 @@ int ox__socket_open(const ox_sockaddr *addr, int type, ox_socket **out)
     int rc = ox__socket_new(fd, true, out);
     if (rc != 0)
         close(fd);
+    else /* TCP: see short_read_drains */
+        (*out)->short_read_drains = type == SOCK_STREAM;
     return rc;
 }
 
@@ -151,8 +159,27 @@ __attribute__((noinline)) int ox__io_errno(void)
     return e != 0 ? e : EIO;
 }
 
+/* Whether a task may wait for s's next read event without reading first:
+ * the last read was short on a socket whose short reads drain it, and the
+ * read word has not moved since it was loaded before that read. Then the
+ * read would fail with EAGAIN (as Tokio's PollEvented clears readiness
+ * after a short read: one system call in three of an echo round trip).
+ * Data that came after that read sent an edge after it, which moves the
+ * word (so a wait on `seen` returns at once). But data that was already
+ * there and that a short read stops before (urgent data's mark), or an
+ * end of data (a peer's shutdown, an error) that came with the data,
+ * sends no other edge: the reactor marks those (read_end), and the mark
+ * is seen here whenever the bump that reported it is. */
+static bool read_would_block(ox_socket *s, size_t want, uint32_t seen)
+{
+    /* Relaxed: the caller's acquire load of seen orders both. */
+    return want != 0 && s->short_read_drains &&
+           atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seen + 1 &&
+           !atomic_load_explicit(&s->words.read_end, memory_order_relaxed);
+}
+
 int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attempt, void *ctx,
-               ssize_t *result)
+               size_t want, ssize_t *result)
 {
     ox_runtime *rt = ox__runtime_current();
     if (rt != NULL) {
@@ -164,22 +191,30 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
     }
     int rc;
     for (;;) {
-        /* Relaxed: the word is loaded before the attempt; an event after
-         * the attempt's EAGAIN moves it later, and the parking lot orders
-         * that against the park (reactor.c). */
-        uint32_t seen = atomic_load_explicit(&s->words.seq[dir], memory_order_relaxed);
-        ssize_t r = attempt(s->fd, ctx);
-        if (r >= 0) {
-            *result = r;
-            rc = 0;
-            break;
-        }
-        int err = ox__io_errno(); /* not errno: see ox__io_errno */
-        if (err == EINTR)
-            continue;
-        if (err != EAGAIN && err != EWOULDBLOCK) {
-            rc = err;
-            break;
+        /* Acquire: with the reactor's release bump, shows its read_end
+         * (read_would_block). The word is loaded before the attempt; an
+         * event after the attempt's EAGAIN moves it later, and the parking
+         * lot orders that against the park (reactor.c). */
+        uint32_t seen = atomic_load_explicit(&s->words.seq[dir], memory_order_acquire);
+        if (rt == NULL || !read_would_block(s, want, seen)) {
+            ssize_t r = attempt(s->fd, ctx);
+            if (r >= 0) {
+                /* Relaxed: only this socket's readers use it, as a hint
+                 * checked against the word. */
+                if (want != 0 && s->short_read_drains)
+                    atomic_store_explicit(&s->drained_at, r > 0 && (size_t)r < want ? seen + 1 : 0,
+                                          memory_order_relaxed);
+                *result = r;
+                rc = 0;
+                break;
+            }
+            int err = ox__io_errno(); /* not errno: see ox__io_errno */
+            if (err == EINTR)
+                continue;
+            if (err != EAGAIN && err != EWOULDBLOCK) {
+                rc = err;
+                break;
+            }
         }
         if (rt != NULL) {
             /* Entered after the attempt: the reactor bumps this word

@@ -60,7 +60,7 @@ int ox_socket_read_deadline(ox_socket *s, void *buf, size_t len, size_t *n, ox_i
 {
     buffer b = {buf, len};
     ssize_t r = 0;
-    int rc = ox__io_run(s, OX__IO_READ, deadline, attempt_read, &b, &r);
+    int rc = ox__io_run(s, OX__IO_READ, deadline, attempt_read, &b, len, &r);
     *n = rc == 0 ? (size_t)r : 0;
     return rc;
 }
@@ -75,8 +75,8 @@ int ox_socket_write_deadline(ox_socket *s, const void *buf, size_t len, size_t *
 {
     buffer b = {(void *)buf, len};
     ssize_t r = 0;
-    int rc =
-        ox__io_run(s, OX__IO_WRITE, deadline, s->is_socket ? attempt_send : attempt_write, &b, &r);
+    int rc = ox__io_run(s, OX__IO_WRITE, deadline, s->is_socket ? attempt_send : attempt_write, &b,
+                        0, &r);
     *n = rc == 0 ? (size_t)r : 0;
     return rc;
 }

@@ -46,7 +46,7 @@ int ox_tcp_accept_deadline(ox_socket *listener, ox_socket **out, ox_sockaddr *pe
     ssize_t fd;
     int rc;
     do
-        rc = ox__io_run(listener, OX__IO_READ, deadline, attempt_accept, &ctx, &fd);
+        rc = ox__io_run(listener, OX__IO_READ, deadline, attempt_accept, &ctx, 0, &fd);
     /* A connection reset before we took it: take the next one (accept(2)
      * asks for this). */
     while (rc == ECONNABORTED);
@@ -55,6 +55,8 @@ int ox_tcp_accept_deadline(ox_socket *listener, ox_socket **out, ox_sockaddr *pe
     rc = ox__socket_new((int)fd, true, out);
     if (rc != 0)
         close((int)fd);
+    else
+        (*out)->short_read_drains = true; /* TCP (io_internal.h) */
     return rc;
 }
 

@@ -50,7 +50,7 @@ int ox_udp_send_to_deadline(ox_socket *s, const void *buf, size_t len, const ox_
         return OX_EINVAL;
     datagram d = {(void *)buf, len, (ox_sockaddr *)to};
     ssize_t sent;
-    return ox__io_run(s, OX__IO_WRITE, deadline, attempt_send_to, &d, &sent);
+    return ox__io_run(s, OX__IO_WRITE, deadline, attempt_send_to, &d, 0, &sent);
 }
 
 int ox_udp_send_to(ox_socket *s, const void *buf, size_t len, const ox_sockaddr *to)
@@ -63,7 +63,7 @@ int ox_udp_recv_from_deadline(ox_socket *s, void *buf, size_t len, size_t *n, ox
 {
     datagram d = {buf, len, from};
     ssize_t r = 0;
-    int rc = ox__io_run(s, OX__IO_READ, deadline, attempt_recv_from, &d, &r);
+    int rc = ox__io_run(s, OX__IO_READ, deadline, attempt_recv_from, &d, 0, &r);
     *n = rc == 0 ? (size_t)r : 0;
     return rc;
 }

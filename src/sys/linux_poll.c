@@ -47,7 +47,8 @@ void ox__sys_poller_close(int poller, int waker)
 
 int ox__sys_poller_add(int poller, int fd, void *key)
 {
-    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = key};
+    struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
+                            .data.ptr = key};
     return epoll_ctl(poller, EPOLL_CTL_ADD, fd, &e) == 0 ? 0 : errno;
 }
 
@@ -73,7 +74,10 @@ static unsigned ready_of(uint32_t ev)
     /* An error or hang-up is "ready" both ways: the next read or write
      * returns it instead of blocking. */
     unsigned both = (ev & (EPOLLERR | EPOLLHUP)) ? OX__SYS_READABLE | OX__SYS_WRITABLE : 0u;
-    return both | ((ev & (EPOLLIN | EPOLLRDHUP)) ? OX__SYS_READABLE : 0u) |
+    unsigned end = (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP | EPOLLPRI))
+                       ? OX__SYS_READABLE | OX__SYS_READ_END
+                       : 0u;
+    return both | end | ((ev & EPOLLIN) ? OX__SYS_READABLE : 0u) |
            ((ev & EPOLLOUT) ? OX__SYS_WRITABLE : 0u);
 }
 

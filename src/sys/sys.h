@@ -79,6 +79,11 @@ void ox__sys_alt_stack_disable(void *stack);
 /* ---- readiness (linux_poll.c: epoll, eventfd, poll) ---- */
 #define OX__SYS_READABLE 1u /* data, EOF, a peer's shutdown, an error or a hang-up */
 #define OX__SYS_WRITABLE 2u /* room, an error or a hang-up */
+/* With READABLE: an end of the data as it came (a peer's shutdown, an
+ * error, a hang-up) or urgent data, after which a short read no longer
+ * shows that the socket is drained (ox__io_run). Reported by the poller
+ * only, never asked for. */
+#define OX__SYS_READ_END 4u
 
 /* One readiness event: key as registered, ready a mask of the above. */
 typedef struct ox__sys_event {

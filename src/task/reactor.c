@@ -116,10 +116,15 @@ static void dispatch_one(ox__io_words *words, unsigned ready)
 {
     static const unsigned ready_for[2] = {
         [OX__IO_READ] = OX__SYS_READABLE, [OX__IO_WRITE] = OX__SYS_WRITABLE};
-    /* Relaxed: ordered by the fence below. */
+    /* Relaxed: a task reads it after an acquire load of seq[READ] that
+     * sees the bump below (ox__io_run). */
+    if (ready & OX__SYS_READ_END)
+        atomic_store_explicit(&words->read_end, true, memory_order_relaxed);
+    /* Release: the read_end store above comes with the read bump. The
+     * wake is ordered by the fence below. */
     for (int dir = OX__IO_READ; dir <= OX__IO_WRITE; dir++)
         if (ready & ready_for[dir])
-            atomic_fetch_add_explicit(&words->seq[dir], 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&words->seq[dir], 1, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     for (int dir = OX__IO_READ; dir <= OX__IO_WRITE; dir++)
         if ((ready & ready_for[dir]) &&

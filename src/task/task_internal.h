@@ -200,6 +200,10 @@ typedef struct ox__io_words {
      * other tasks' records: most of the reactor's cost with ten thousand
      * connections), and bumps seq[OX__IO_ANY] only then. */
     _Atomic uint32_t waiters[3];
+    /* The poller reported OX__SYS_READ_END: set before the bump of
+     * seq[OX__IO_READ] that reports it (release), never cleared while the
+     * descriptor lives (ox__io_run). */
+    atomic_bool read_end;
 } ox__io_words;
 
 /* A task is about to load seq[dir] and then maybe park on it / is done
