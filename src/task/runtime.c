@@ -363,9 +363,8 @@ static uint64_t unfinished_tasks(ox_runtime *rt)
     return started - retired;
 }
 
-void ox__runtime_task_started(ox_runtime *rt, ox_task *t)
+void ox__runtime_task_started(ox_runtime *rt)
 {
-    (void)t;
     ox__worker *w = ox__worker_current();
     if (w != NULL && w->rt == rt)
         count_one(&w->started);

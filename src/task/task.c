@@ -86,7 +86,7 @@ int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox
 
 void ox__task_start(ox_task *t)
 {
-    ox__runtime_task_started(t->rt, t);
+    ox__runtime_task_started(t->rt);
     ox__task_schedule(t, false);
 }
 

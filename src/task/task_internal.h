@@ -174,8 +174,9 @@ void ox__task_schedule(ox_task *t, bool lifo);
 void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock);
 /* Wakes one idle worker of rt, if any sleeps. */
 void ox__runtime_wake_idle(ox_runtime *rt);
-/* The runtime's bookkeeping of a task that starts / has finished. */
-void ox__runtime_task_started(ox_runtime *rt, ox_task *t);
+/* Counts a task that starts on rt (shutdown waits for it: runtime.c). */
+void ox__runtime_task_started(ox_runtime *rt);
+/* Drops a reference to t; the last frees it. */
 void ox__task_release(ox_task *t);
 extern const ox__unit_ops ox__task_unit_ops;
 
