@@ -190,7 +190,7 @@ static void stash_push(ox__stash *s, ox_task *t)
     s->count++;
 }
 
-/* Gives n of the calling worker's slab records back to the slabs. */
+/* Gives n of s's slab records back to the slabs. */
 static void slab_stash_give(ox__stash *s, unsigned n)
 {
     ox__spin_lock(&slabs.lock);
@@ -204,11 +204,10 @@ static void slab_stash_give(ox__stash *s, unsigned n)
 static void slab_free(ox_task *t)
 {
     ox__worker *w = ox__worker_current();
-    if (w == NULL) {
-        ox__spin_lock(&slabs.lock);
-        t->next = slabs.free;
-        slabs.free = t;
-        ox__spin_unlock(&slabs.lock);
+    if (w == NULL) { /* a thread's join: straight back to the slabs */
+        ox__stash one = {NULL, 0};
+        stash_push(&one, t);
+        slab_stash_give(&one, 1);
         return;
     }
     if (w->slab_stacks.count == WORKER_STACKS)
