@@ -99,7 +99,12 @@ static bucket *lock_bucket(const _Atomic uint32_t *word)
          * buckets, filled before it was published, are seen filled. */
         lot_table *t = atomic_load_explicit(&lot.current_table, memory_order_acquire);
         bucket *b = bucket_in(t, word);
-        ox__spin_lock(&b->lock);
+        /* Seq_cst, not only acquire: ox__park_lot_cancel_group passes a
+         * bucket whose lock it reads free (a seq_cst load, after its
+         * group's flag was set); a wait that locks after that read then
+         * checks the flag after it in the single order, and sees it. The
+         * same instruction as acquire on x86-64. */
+        ox__spin_lock_ordered(&b->lock, memory_order_seq_cst);
         /* Relaxed: a grower publishes the new table while it holds every
          * old bucket lock, and our acquire of b's lock came after its
          * release of it: then this load sees the new table. */
@@ -387,11 +392,18 @@ int ox__park_lot_wake(_Atomic uint32_t *word, int n)
     return count;
 }
 
-/* Every bucket is locked in turn, even an empty-looking one: a waiter
- * that read the group's flag unset (it was set after that read) links
- * under its bucket's lock. Either we lock that bucket before it, and our
- * unlock orders the flag's store before its read, or after it, and we find
- * it linked. The grow lock keeps the table from changing under the walk. */
+/* A waiter that read the group's flag unset (it was set after that read)
+ * links under its bucket's lock. The walk passes a bucket without writing
+ * to it (the table may have a million buckets, and no shutdown should
+ * touch them all) only if a seq_cst load, after the flag's seq_cst store,
+ * finds its lock free and then nobody linked. A waiter whose seq_cst
+ * exchange takes the lock after that load comes after the flag's store in
+ * the single order, so its check under the lock sees the flag; one that
+ * took it before has released it, and the load, an acquire too, reads
+ * that release or a later one, so it sees the waiter's count. (Skipping
+ * on the count alone missed a waiter between its check and its link: the
+ * chaos point there catches that.) The grow lock keeps the table from
+ * changing under the walk. */
 void ox__park_lot_cancel_group(const atomic_bool *group)
 {
     ox__lot_waiter *ended = NULL;
@@ -400,6 +412,10 @@ void ox__park_lot_cancel_group(const atomic_bool *group)
     const lot_table *t = atomic_load_explicit(&lot.current_table, memory_order_acquire);
     for (size_t i = 0; i < table_size(t); i++) {
         bucket *b = &t->buckets[i];
+        /* Relaxed count: read after the acquire (and seq_cst) load. */
+        if (!atomic_load_explicit(&b->lock.held, memory_order_seq_cst) &&
+            atomic_load_explicit(&b->linked, memory_order_relaxed) == 0)
+            continue;
         ox__spin_lock(&b->lock);
         for (ox__lot_waiter *w = b->head, *next; w != NULL; w = next) {
             next = w->next;

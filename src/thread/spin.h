@@ -16,17 +16,25 @@ typedef struct ox__spin {
     atomic_bool held;
 } ox__spin;
 
-static inline bool ox__spin_try_lock(ox__spin *s)
+/* order: acquire, or seq_cst where the lock's exchange must also take its
+ * place in the single order of seq_cst operations (the parking lot's
+ * buckets: park_lot.c's ox__park_lot_cancel_group says why). */
+static inline bool ox__spin_try_lock_ordered(ox__spin *s, memory_order order)
 {
-    /* Acquire: pairs with the release in ox__spin_unlock, so the previous
-     * holder's writes are visible to us. */
-    return !atomic_exchange_explicit(&s->held, true, memory_order_acquire);
+    /* Acquire (at least): pairs with the release in ox__spin_unlock, so
+     * the previous holder's writes are visible to us. */
+    return !atomic_exchange_explicit(&s->held, true, order);
 }
 
-static inline void ox__spin_lock(ox__spin *s)
+static inline bool ox__spin_try_lock(ox__spin *s)
+{
+    return ox__spin_try_lock_ordered(s, memory_order_acquire);
+}
+
+static inline void ox__spin_lock_ordered(ox__spin *s, memory_order order)
 {
     unsigned spins = 0;
-    while (!ox__spin_try_lock(s)) {
+    while (!ox__spin_try_lock_ordered(s, order)) {
         /* Relaxed: only waits for the word to look free before retrying
          * the exchange, which is what orders. */
         while (atomic_load_explicit(&s->held, memory_order_relaxed)) {
@@ -36,6 +44,11 @@ static inline void ox__spin_lock(ox__spin *s)
                 ox__sys_yield();
         }
     }
+}
+
+static inline void ox__spin_lock(ox__spin *s)
+{
+    ox__spin_lock_ordered(s, memory_order_acquire);
 }
 
 static inline void ox__spin_unlock(ox__spin *s)
