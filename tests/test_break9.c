@@ -254,7 +254,11 @@ static void *sk_task(void *arg)
         ox_join_set *set;
         CHECK_EQ(ox_join_set_new(&set), 0);
         CHECK_EQ(ox_join_set_spawn(set, sleep_until_aborted, NULL), 0);
-        CHECK_EQ(ox_join_set_join_next(set, NULL, NULL, NULL), OX_ECANCELED);
+        /* Shutdown aborts the member too: if its end comes first, the
+         * member is there to take, and a call that need not wait returns
+         * it rather than OX_ECANCELED (once in ~40 loaded tsan runs). */
+        int rc = ox_join_set_join_next(set, NULL, NULL, NULL);
+        CHECK(rc == OX_ECANCELED || rc == 0);
         ox_join_set_drop(set);
         break;
     }
