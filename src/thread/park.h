@@ -169,14 +169,18 @@ struct ox__lot_waiter {
     const atomic_bool *group_cancelled;
 };
 
-/* Whether w's unit was aborted, or its group. Relaxed: flags that are only
- * ever set; a wait reads them again with seq_cst under its bucket lock
- * (park_lot.c). */
+/* Whether w's unit was aborted, or its group, read with order: relaxed
+ * for a look (flags that are only ever set), seq_cst for a wait's check
+ * under its bucket lock (park_lot.c says which pairs that closes). */
+static inline bool ox__park_unit_cancelled_as(const ox__lot_waiter *w, memory_order order)
+{
+    return atomic_load_explicit(&w->cancelled, order) ||
+           (w->group_cancelled != NULL && atomic_load_explicit(w->group_cancelled, order));
+}
+
 static inline bool ox__park_unit_cancelled(const ox__lot_waiter *w)
 {
-    return atomic_load_explicit(&w->cancelled, memory_order_relaxed) ||
-           (w->group_cancelled != NULL &&
-            atomic_load_explicit(w->group_cancelled, memory_order_relaxed));
+    return ox__park_unit_cancelled_as(w, memory_order_relaxed);
 }
 
 /* The running task's waiter record; NULL in a plain thread. The unit

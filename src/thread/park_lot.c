@@ -92,19 +92,22 @@ static bucket *bucket_in(const lot_table *t, const _Atomic uint32_t *word)
 }
 
 /* Locks and returns word's bucket in the current table. */
-static bucket *lock_bucket(const _Atomic uint32_t *word)
+/* order: acquire, or seq_cst for a wait, which checks its unit's abort
+ * flags under the lock (see the exchange below). */
+static bucket *lock_bucket(const _Atomic uint32_t *word, memory_order order)
 {
     for (;;) {
         /* Acquire: pairs with the release in move_to, so a new table's
          * buckets, filled before it was published, are seen filled. */
         lot_table *t = atomic_load_explicit(&lot.current_table, memory_order_acquire);
         bucket *b = bucket_in(t, word);
-        /* Seq_cst, not only acquire: ox__park_lot_cancel_group passes a
-         * bucket whose lock it reads free (a seq_cst load, after its
-         * group's flag was set); a wait that locks after that read then
-         * checks the flag after it in the single order, and sees it. The
-         * same instruction as acquire on x86-64. */
-        ox__spin_lock_ordered(&b->lock, memory_order_seq_cst);
+        /* A wait's seq_cst, not only acquire: ox__park_lot_cancel_group
+         * passes a bucket whose lock it reads free (a seq_cst load, after
+         * its group's flag was set); a wait that locks after that read then
+         * checks the flag after it in the single order, and sees it. Wakes
+         * and expiries check no flag: acquire. (The same instruction on
+         * x86-64; a stronger one on aarch64.) */
+        ox__spin_lock_ordered(&b->lock, order);
         /* Relaxed: a grower publishes the new table while it holds every
          * old bucket lock, and our acquire of b's lock came after its
          * release of it: then this load sees the new table. */
@@ -274,9 +277,7 @@ static bool is_cancelled(ox__lot_waiter *w)
      * ox__park_lot_expire, either the aborter sees the word we wait on, or
      * we see its flag (the two-sided store-then-load of a Dekker pair).
      * The group's flag: see ox__park_lot_cancel_group. */
-    return atomic_load_explicit(&w->cancelled, memory_order_seq_cst) ||
-           (w->group_cancelled != NULL &&
-            atomic_load_explicit(w->group_cancelled, memory_order_seq_cst));
+    return ox__park_unit_cancelled_as(w, memory_order_seq_cst);
 }
 
 int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expected,
@@ -299,7 +300,7 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
         w->ops->timer_arm(w, deadline);
 
     grow_if_wanted();
-    bucket *b = lock_bucket(word);
+    bucket *b = lock_bucket(word, memory_order_seq_cst);
     int rc;
     /* Relaxed: the bucket lock orders us against the waker (see the top). */
     if (atomic_load_explicit(word, memory_order_relaxed) != expected) {
@@ -338,7 +339,7 @@ void ox__park_lot_expire(ox__lot_waiter *w, int reason)
     _Atomic uint32_t *word = atomic_load_explicit(&w->word, memory_order_seq_cst);
     if (word == NULL)
         return; /* never waited: its first cancellable wait sees the flag */
-    bucket *b = lock_bucket(word);
+    bucket *b = lock_bucket(word, memory_order_acquire);
     /* Relaxed: a change of word is a new wait, whose own checks under its
      * bucket lock see the flag; a timer is disarmed before its wait ends. */
     if (atomic_load_explicit(&w->word, memory_order_relaxed) != word) {
@@ -368,7 +369,7 @@ void ox__park_lot_expire(ox__lot_waiter *w, int reason)
 int ox__park_lot_wake(_Atomic uint32_t *word, int n)
 {
     grow_if_wanted();
-    bucket *b = lock_bucket(word);
+    bucket *b = lock_bucket(word, memory_order_acquire);
     ox__lot_waiter *woken = NULL, **tail = &woken;
     int count = 0;
     for (ox__lot_waiter *w = b->head, *next; w != NULL && count < n; w = next) {
