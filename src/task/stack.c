@@ -190,14 +190,19 @@ static void stash_push(ox__stash *s, ox_task *t)
     s->count++;
 }
 
+/* The caller holds slabs.lock. */
+static void slabs_put(ox_task *t)
+{
+    t->next = slabs.free;
+    slabs.free = t;
+}
+
 /* Gives n of s's slab records back to the slabs. */
 static void slab_stash_give(ox__stash *s, unsigned n)
 {
     ox__spin_lock(&slabs.lock);
-    for (ox_task *t; n > 0 && (t = stash_pop(s)) != NULL; n--) {
-        t->next = slabs.free;
-        slabs.free = t;
-    }
+    for (ox_task *t; n > 0 && (t = stash_pop(s)) != NULL; n--)
+        slabs_put(t);
     ox__spin_unlock(&slabs.lock);
 }
 
@@ -205,9 +210,9 @@ static void slab_free(ox_task *t)
 {
     ox__worker *w = ox__worker_current();
     if (w == NULL) { /* a thread's join: straight back to the slabs */
-        ox__stash one = {NULL, 0};
-        stash_push(&one, t);
-        slab_stash_give(&one, 1);
+        ox__spin_lock(&slabs.lock);
+        slabs_put(t);
+        ox__spin_unlock(&slabs.lock);
         return;
     }
     if (w->slab_stacks.count == WORKER_STACKS)
