@@ -170,10 +170,10 @@ __attribute__((noinline)) int ox__io_errno(void)
  * end of data (a peer's shutdown, an error) that came with the data,
  * sends no other edge: the reactor marks those (read_end), and the mark
  * is seen here whenever the bump that reported it is. */
-static bool read_would_block(ox_socket *s, size_t want, uint32_t seen)
+static bool read_would_block(ox_socket *s, size_t drain_want, uint32_t seen)
 {
     /* Relaxed: the caller's acquire load of seen orders both. */
-    return want != 0 && s->short_read_drains &&
+    return drain_want != 0 &&
            atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seen + 1 &&
            !atomic_load_explicit(&s->words.read_end, memory_order_relaxed);
 }
@@ -189,6 +189,8 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
         else if (rc != 0)
             return rc;
     }
+    /* The read's size where a short read drains s (TCP), else 0. */
+    size_t drain_want = s->short_read_drains ? want : 0;
     int rc;
     for (;;) {
         /* Acquire: with the reactor's release bump, shows its read_end
@@ -196,13 +198,14 @@ int ox__io_run(ox_socket *s, int dir, ox_instant deadline, ox__io_attempt attemp
          * event after the attempt's EAGAIN moves it later, and the parking
          * lot orders that against the park (reactor.c). */
         uint32_t seen = atomic_load_explicit(&s->words.seq[dir], memory_order_acquire);
-        if (rt == NULL || !read_would_block(s, want, seen)) {
+        if (rt == NULL || !read_would_block(s, drain_want, seen)) {
             ssize_t r = attempt(s->fd, ctx);
             if (r >= 0) {
                 /* Relaxed: only this socket's readers use it, as a hint
                  * checked against the word. */
-                if (want != 0 && s->short_read_drains)
-                    atomic_store_explicit(&s->drained_at, r > 0 && (size_t)r < want ? seen + 1 : 0,
+                if (drain_want != 0)
+                    atomic_store_explicit(&s->drained_at,
+                                          r > 0 && (size_t)r < drain_want ? seen + 1 : 0,
                                           memory_order_relaxed);
                 *result = r;
                 rc = 0;
