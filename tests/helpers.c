@@ -55,6 +55,17 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg)
     ox_test_join(&h);
 }
 
+ox_socket *ox_test_listen(const char *text, ox_sockaddr *addr)
+{
+    ox_sockaddr any;
+    CHECK_EQ(ox_sockaddr_parse(text, &any), 0);
+    ox_socket *l;
+    CHECK_EQ(ox_tcp_listen(&any, 1024, &l), 0);
+    CHECK_EQ(ox_socket_local_addr(l, addr), 0);
+    CHECK(ox_sockaddr_port(addr) != 0);
+    return l;
+}
+
 ox_runtime *ox_test_runtime(size_t workers)
 {
     ox_runtime_builder b = OX_RUNTIME_BUILDER_INIT;

@@ -25,6 +25,9 @@ char *ox_test_stderr_text(void);
  * returned normally. */
 ox_join_handle ox_test_spawn_named(const char *name, void *(*fn)(void *), void *arg);
 void ox_test_join(ox_join_handle *h);
+/* A TCP listener on text's address (port 0: any free one); its address,
+ * with the port it got, in *addr. */
+ox_socket *ox_test_listen(const char *text, ox_sockaddr *addr);
 /* Both: runs fn(arg) in a thread called name, to its end. */
 void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg);
 

@@ -27,17 +27,6 @@ static void join_ok(ox_task_handle *h, void **result)
 }
 
 /* A listener on a free loopback port; *addr is where to connect. */
-static ox_socket *listen_on(const char *text, ox_sockaddr *addr)
-{
-    ox_sockaddr any;
-    CHECK_EQ(ox_sockaddr_parse(text, &any), 0);
-    ox_socket *l;
-    CHECK_EQ(ox_tcp_listen(&any, 1024, &l), 0);
-    CHECK_EQ(ox_socket_local_addr(l, addr), 0);
-    CHECK(ox_sockaddr_port(addr) != 0);
-    return l;
-}
-
 /* ---- echo: tasks serve, tasks and threads are clients ---- */
 
 static void *echo_conn(void *arg)
@@ -104,7 +93,7 @@ static void run_echo(const char *listen_text, size_t task_clients, size_t thread
 {
     ox_runtime *rt = ox_test_runtime(2);
     ox_sockaddr addr;
-    server srv = {.listener = listen_on(listen_text, &addr), .rt = rt};
+    server srv = {.listener = ox_test_listen(listen_text, &addr), .rt = rt};
     ox_task_handle accept_task = ox_test_spawn_on(rt, echo_server, &srv);
     long rounds = ox_test_scaled(200);
     client_job jobs[64];
@@ -224,7 +213,7 @@ OX_TEST(io_udp_datagrams_arrive_once_each)
 static void connected_pair(ox_socket **client, ox_socket **server_side)
 {
     ox_sockaddr addr;
-    ox_socket *l = listen_on("127.0.0.1:0", &addr);
+    ox_socket *l = ox_test_listen("127.0.0.1:0", &addr);
     CHECK_EQ(ox_tcp_connect(&addr, client), 0);
     CHECK_EQ(ox_tcp_accept(l, server_side, NULL), 0);
     ox_socket_close(l);
@@ -577,7 +566,7 @@ OX_TEST(io_abort_racing_accept_loses_no_connection)
 {
     ox_runtime *rt = ox_test_runtime(2);
     ox_sockaddr addr;
-    ox_socket *l = listen_on("127.0.0.1:0", &addr);
+    ox_socket *l = ox_test_listen("127.0.0.1:0", &addr);
     long rounds = ox_test_scaled(300), cancelled = 0, accepted = 0;
     for (long i = 0; i < rounds; i++) {
         accept_job j = {.listener = l, .rc = OX_ECANCELED};
@@ -664,7 +653,7 @@ OX_TEST(io_descriptor_exhaustion_reports_emfile_and_the_server_survives)
 {
     ox_runtime *rt = ox_test_runtime(1);
     ox_sockaddr addr;
-    ox_socket *l = listen_on("127.0.0.1:0", &addr);
+    ox_socket *l = ox_test_listen("127.0.0.1:0", &addr);
     /* Clients first (their descriptors count too), then a limit a few
      * descriptors above what is open now. */
     ox_socket *clients[24];
@@ -823,7 +812,7 @@ OX_TEST(io_resolve_runs_from_tasks_and_threads)
 OX_TEST(io_connect_to_a_closed_port_is_refused)
 {
     ox_sockaddr addr;
-    ox_socket *l = listen_on("127.0.0.1:0", &addr);
+    ox_socket *l = ox_test_listen("127.0.0.1:0", &addr);
     ox_socket_close(l); /* nobody listens there now */
     ox_socket *s;
     CHECK_EQ(ox_tcp_connect(&addr, &s), ECONNREFUSED);

@@ -122,11 +122,8 @@ static void *accept_briefly(void *arg)
 
 OX_TEST(io_break_socket_closed_after_its_runtime_shut_down)
 {
-    ox_sockaddr any, addr;
-    CHECK_EQ(ox_sockaddr_parse("127.0.0.1:0", &any), 0);
-    ox_socket *l;
-    CHECK_EQ(ox_tcp_listen(&any, 16, &l), 0);
-    CHECK_EQ(ox_socket_local_addr(l, &addr), 0);
+    ox_sockaddr addr;
+    ox_socket *l = ox_test_listen("127.0.0.1:0", &addr);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, accept_briefly, l);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
@@ -151,11 +148,8 @@ static void *accept_one(void *arg)
 
 OX_TEST_OPTS(io_break_socket_used_by_a_second_runtime_after_the_first, .timeout_s = 10)
 {
-    ox_sockaddr any;
-    CHECK_EQ(ox_sockaddr_parse("127.0.0.1:0", &any), 0);
     accept_job j;
-    CHECK_EQ(ox_tcp_listen(&any, 16, &j.l), 0);
-    CHECK_EQ(ox_socket_local_addr(j.l, &j.addr), 0);
+    j.l = ox_test_listen("127.0.0.1:0", &j.addr);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, accept_briefly, j.l);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
@@ -365,11 +359,9 @@ static void *read_all_after_the_events(void *arg)
 
 static void short_read_then(bool urgent)
 {
-    ox_sockaddr any, addr;
+    ox_sockaddr addr;
     short_read_job j = {.expect = urgent ? 4 : sizeof j.got};
-    CHECK_EQ(ox_sockaddr_parse("127.0.0.1:0", &any), 0);
-    CHECK_EQ(ox_tcp_listen(&any, 4, &j.listener), 0);
-    CHECK_EQ(ox_socket_local_addr(j.listener, &addr), 0);
+    j.listener = ox_test_listen("127.0.0.1:0", &addr);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, read_all_after_the_events, &j);
     ox_socket *peer;
