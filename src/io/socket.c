@@ -172,8 +172,9 @@ __attribute__((noinline)) int ox__io_errno(void)
  * is seen here whenever the bump that reported it is. */
 static bool read_would_block(ox_socket *s, size_t drain_want, uint32_t seen)
 {
-    /* Relaxed: the caller's acquire load of seen orders both. */
-    return drain_want != 0 &&
+    /* Relaxed: the caller's acquire load of seen orders both. A word at
+     * UINT32_MAX would match drained_at's 0 ("no short read"): read then. */
+    return drain_want != 0 && seen != UINT32_MAX &&
            atomic_load_explicit(&s->drained_at, memory_order_relaxed) == seen + 1 &&
            !atomic_load_explicit(&s->words.read_end, memory_order_relaxed);
 }
