@@ -390,8 +390,11 @@ static bool cache_put(ox_task *t)
 {
     reset_record(t);
     ox__worker *w = ox__worker_current();
-    if (w == NULL)
-        return shared_put(t, false);
+    /* With the guarded budget used up, it goes where evict_cached finds it
+     * for a task that cannot reuse it (a named one): no worker's stash.
+     * Relaxed: a budget, as in ox__task_alloc. */
+    if (w == NULL || atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max())
+        return shared_put(t, w != NULL);
     if (w->stacks.count == WORKER_STACKS)
         stash_give(&w->stacks, WORKER_STACKS / 2);
     stash_push(&w->stacks, t);
