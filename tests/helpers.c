@@ -55,6 +55,17 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg)
     ox_test_join(&h);
 }
 
+void ox_test_wait_count(_Atomic long *count, long n)
+{
+    /* Acquire: what the counted tasks did before they counted is seen. */
+    while (atomic_load_explicit(count, memory_order_acquire) < n) {
+        if (ox_task_current() != NULL)
+            CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
+        else
+            ox_thread_sleep(OX_MILLIS(1));
+    }
+}
+
 ox_socket *ox_test_listen(const char *text, ox_sockaddr *addr)
 {
     ox_sockaddr any;

@@ -114,6 +114,11 @@ void ox_test_feeders_start(ox_test_feeders *f, ox_sender *tx, long min, long max
 void ox_test_feeders_join(ox_test_feeders *f, const long next[OX_TEST_FEEDERS]);
 void ox_test_feed_check(long next[OX_TEST_FEEDERS], uint64_t v);
 
+/* Waits (sleeping a task, or a thread) until *count reaches n: for a
+ * burst of tasks that must all have started, and so each hold a stack of
+ * its own (a task takes its stack when it first runs). */
+void ox_test_wait_count(_Atomic long *count, long n);
+
 /* A foreign loop woken by a channel's event fd and draining it with
  * try_recv (tests/test_loop_*.c): a channel of uint64_t (capacity cap)
  * fed by ox_test_feeders (min, max). A buffered channel gets one message

@@ -76,18 +76,21 @@ OX_TEST_OPTS(break10_read_after_the_read_word_wraps_takes_waiting_data, .timeout
 
 /* ---- the guarded budget and the workers' stashes ----
  * docs/tasks.md: cached stacks hold guarded mappings of the budget only
- * until a task that cannot reuse one (a named task) needs one; evict_cached
- * unmaps one for it. It looks in the shared cache only: stacks that ended
- * on a worker sit in that worker's stash, and with the budget used up by
- * a burst that ended there, a named task, though only it and its spawner
- * were alive, got a slab stack without a guard page. */
+ * until a task that cannot reuse one (of another size) needs one;
+ * evict_cached unmaps one for it. It looks in the shared cache only:
+ * stacks that ended on a worker sat in that worker's stash, and with the
+ * budget used up by a burst that ended there, such a task, though only it
+ * and its spawner were alive, got a slab stack without a guard page. */
 enum { STASH_BUDGET = 16 };
 
 static ox_receiver *stash_burst_rx;
 
+static _Atomic long stash_burst_started;
+
 static void *wait_for_the_stash_burst(void *arg)
 {
     (void)arg;
+    atomic_fetch_add(&stash_burst_started, 1);
     long v;
     return (void *)(intptr_t)ox_receiver_recv(stash_burst_rx, &v);
 }
@@ -95,7 +98,7 @@ static void *wait_for_the_stash_burst(void *arg)
 static void *report_slab(void *arg)
 {
     (void)arg;
-    return (void *)(uintptr_t)ox_task_current()->slab; /* white box */
+    return (void *)(uintptr_t)(ox_task_current()->stack->guard_size == 0); /* white box */
 }
 
 static void *burst_then_named(void *arg)
@@ -106,6 +109,7 @@ static void *burst_then_named(void *arg)
     CHECK_EQ(ox_channel(sizeof(long), 0, &tx, &stash_burst_rx), 0);
     for (int i = 0; i < STASH_BUDGET - 1; i++)
         hs[i] = ox_task_spawn(wait_for_the_stash_burst, NULL);
+    ox_test_wait_count(&stash_burst_started, STASH_BUDGET - 1); /* each holds a stack */
     ox_sender_drop(tx);
     for (int i = 0; i < STASH_BUDGET - 1; i++) /* on a worker: their stacks stay on ours */
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
@@ -117,6 +121,7 @@ static void *burst_then_named(void *arg)
         CHECK_EQ(ox_task_sleep(OX_MILLIS(10)), 0);
         ox_task_builder b = OX_TASK_BUILDER_INIT;
         b.name = "after-the-stash";
+        b.stack_size = 2 * OX_TASK_DEFAULT_STACK;
         ox_task_handle h;
         CHECK_EQ(ox_task_builder_spawn(&b, report_slab, NULL, &h), 0);
         CHECK_EQ(ox_task_join(&h, &slab, NULL), 0);
@@ -124,7 +129,8 @@ static void *burst_then_named(void *arg)
     return slab;
 }
 
-OX_TEST_OPTS(break10_a_named_task_after_a_burst_on_a_worker_has_a_guard_page, .timeout_s = 60)
+OX_TEST_OPTS(break10_a_task_of_another_size_after_a_burst_on_a_worker_has_a_guard_page,
+             .timeout_s = 60)
 {
     char budget[16];
     (void)snprintf(budget, sizeof budget, "%d", STASH_BUDGET);
@@ -317,7 +323,7 @@ static void cross_leave(void *base)
 static void *cross_member(void *arg)
 {
     ox_receiver *rx = arg;
-    void *base = ox_task_current()->stack_base; /* white box */
+    void *base = ox_task_current()->stack->base; /* white box */
     cross_enter(base);
     volatile uintptr_t canary[32];
     uintptr_t me = (uintptr_t)&canary[0];

@@ -144,6 +144,29 @@ static void *hold_x_block_on_y_panic(void *arg)
     ox_panic("next task");
 }
 
+/* Records are reused by the worker that freed them (record.c): the first
+ * task is spawned and joined, and the next spawned, by a task on the
+ * runtime's one worker, between main's steps. */
+typedef struct record_pair {
+    void *(*first)(void *);
+    ox_sender *to_main;   /* the first task's outcome, then "next spawned" */
+    ox_receiver *go_next; /* main has taken its locks */
+    ox_task_handle next;
+} record_pair;
+
+static void *spawn_first_then_next(void *arg)
+{
+    record_pair *p = arg;
+    ox_task_handle first = ox_task_spawn(p->first, NULL);
+    long rc = ox_task_join(&first, NULL, NULL);
+    CHECK_EQ(ox_sender_send(p->to_main, &rc), 0);
+    long signal;
+    CHECK_EQ(ox_receiver_recv(p->go_next, &signal), 0);
+    p->next = ox_task_spawn(hold_x_block_on_y_panic, NULL);
+    CHECK_EQ(ox_sender_send(p->to_main, &signal), 0);
+    return NULL;
+}
+
 OX_TEST_OPTS(break8_recycled_task_record_shows_no_stale_entries, .timeout_s = 60)
 {
     ox_runtime *rt = ox_test_runtime(1);
@@ -157,16 +180,29 @@ OX_TEST_OPTS(break8_recycled_task_record_shows_no_stale_entries, .timeout_s = 60
         held_y = (ox_mutex)OX_MUTEX_INIT;
         atomic_store(&stale_cleanups, 0);
         int cleanups = r % 2 ? (STALE + 3) / 4 : 0;
-        ox_task_handle first =
-            ox_test_spawn_on(rt, r % 2 ? panic_holding_many : return_with_cleanups_pushed, NULL);
-        CHECK_EQ(ox_task_join(&first, NULL, NULL), r % 2 ? OX_EPANICKED : 0);
+        record_pair pair = {.first = r % 2 ? panic_holding_many : return_with_cleanups_pushed};
+        ox_receiver *from_pair;
+        ox_sender *go_tx;
+        CHECK_EQ(ox_channel(sizeof(long), 0, &pair.to_main, &from_pair), 0);
+        CHECK_EQ(ox_channel(sizeof(long), 0, &go_tx, &pair.go_next), 0);
+        ox_task_handle spawner = ox_test_spawn_on(rt, spawn_first_then_next, &pair);
+        long first_rc, signal = 1;
+        CHECK_EQ(ox_receiver_recv(from_pair, &first_rc), 0);
+        CHECK_EQ(first_rc, r % 2 ? OX_EPANICKED : 0);
         CHECK_EQ(atomic_load(&stale_cleanups), cleanups);
         CHECK_EQ(ox_mutex_lock(&held_y), 0);
         for (int i = 0; i < STALE; i++) {
             ox_mutex_clear_poison(&stale_locks[i]);
             CHECK_EQ(ox_mutex_lock(&stale_locks[i]), 0);
         }
-        ox_task_handle next = ox_test_spawn_on(rt, hold_x_block_on_y_panic, NULL);
+        CHECK_EQ(ox_sender_send(go_tx, &signal), 0);
+        CHECK_EQ(ox_receiver_recv(from_pair, &signal), 0); /* next is spawned */
+        CHECK_EQ(ox_task_join(&spawner, NULL, NULL), 0);
+        ox_task_handle next = pair.next;
+        ox_sender_drop(pair.to_main);
+        ox_receiver_drop(from_pair);
+        ox_sender_drop(go_tx);
+        ox_receiver_drop(pair.go_next);
         ox_test_wait_blocked_on(&held_y, 1);
         int count;
         char *dump = ox_test_dump_blocked(&count);

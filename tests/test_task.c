@@ -6,6 +6,7 @@
 #include "runner.h"
 #include "task/task_internal.h" /* white box: which stack a task got */
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -529,6 +530,25 @@ OX_TEST(task_aborted_before_it_runs_never_runs)
     ox_runtime_shutdown(rt);
 }
 
+/* A task takes its stack when it first runs: one whose stack cannot be
+ * mapped never runs, and its join says ENOMEM; the worker goes on. */
+OX_TEST(task_whose_stack_cannot_be_mapped_never_runs_and_joins_with_enomem)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.runtime = rt;
+    b.stack_size = (size_t)1 << 62; /* past any address space */
+    _Atomic int ran = 0;
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, never_runs, (void *)&ran, &h), 0);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), ENOMEM);
+    CHECK_EQ(atomic_load(&ran), 0);
+    ox_task_handle next = ox_test_spawn_on(rt, never_runs, (void *)&ran);
+    CHECK_EQ(ox_task_join(&next, NULL, NULL), 0);
+    CHECK_EQ(atomic_load(&ran), 1);
+    ox_runtime_shutdown(rt);
+}
+
 /* ---- many blocked tasks: past the guarded-stack budget into slabs ---- */
 
 static ox_receiver *million_rx;
@@ -583,8 +603,11 @@ static ox_receiver *burst_rx;
 
 /* Waits until its whole burst is alive, then fills part of its stack with
  * a pattern of its own and reads it back across a switch. */
+static _Atomic long burst_started;
+
 static void *fill_own_stack(void *arg)
 {
+    atomic_fetch_add(&burst_started, 1);
     long v;
     CHECK_EQ(ox_receiver_recv(burst_rx, &v), OX_EDISCONNECTED);
     volatile unsigned char buf[BURST_STACK];
@@ -608,8 +631,10 @@ OX_TEST(task_stacks_from_the_cold_cache_run_tasks_again)
     for (int round = 0; round < 2; round++) {
         ox_sender *tx;
         CHECK_EQ(ox_channel(sizeof(long), 0, &tx, &burst_rx), 0);
+        atomic_store(&burst_started, 0);
         for (uintptr_t i = 0; i < BURST; i++)
             hs[i] = ox_test_spawn_on(rt, fill_own_stack, (void *)i);
+        ox_test_wait_count(&burst_started, BURST); /* each holds a stack */
         ox_sender_drop(tx);
         for (int i = 0; i < BURST; i++) {
             void *r = (void *)(uintptr_t)2;
@@ -640,14 +665,17 @@ static void *overflow_unguarded(void *arg)
 {
     (void)arg;
     const ox_task *self = ox_task_current();
-    CHECK(self->slab); /* white box: the guarded budget is used up */
-    slab_bottom = self->stack_base;
+    CHECK(self->stack->guard_size == 0); /* white box: the guarded budget is used up */
+    slab_bottom = self->stack->base;
     return recurse_then_yield((void *)(intptr_t)0);
 }
+
+static _Atomic long budget_filled;
 
 static void *fill_guarded_budget(void *arg)
 {
     (void)arg;
+    atomic_fetch_add(&budget_filled, 1);
     long v;
     return (void *)(intptr_t)ox_receiver_recv(million_rx, &v);
 }
@@ -663,6 +691,7 @@ OX_TEST_OPTS(task_overflow_of_an_unguarded_stack_is_reported, .expect_signal = S
         ox_task_handle h = ox_task_spawn(fill_guarded_budget, NULL);
         ox_task_handle_drop(&h);
     }
+    ox_test_wait_count(&budget_filled, 16 + 64); /* each holds a stack */
     ox_task_builder b = OX_TASK_BUILDER_INIT;
     b.name = "deep-slab";
     ox_task_handle h;

@@ -2,6 +2,7 @@
 #include "oxide.h"
 #include "runner.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -247,6 +248,64 @@ OX_TEST(task_scope_does_not_report_a_panic_joined_by_hand)
 {
     ox_panic_set_hook(NULL);
     ox_task_scope_run(scope_joining_by_hand, NULL); /* must not panic */
+}
+
+/* A scoped task whose stack cannot be mapped never runs: the work the
+ * body lent it was not done, so the scope says so, as for a panic; unless
+ * the body joined it by hand and so saw ENOMEM itself. */
+static _Atomic int unmappable_ran;
+
+static void *note_it_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&unmappable_ran, 1);
+    return NULL;
+}
+
+static ox_task_handle spawn_unmappable(ox_task_scope *scope)
+{
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.stack_size = (size_t)1 << 62; /* past any address space */
+    ox_task_handle h;
+    CHECK_EQ(ox_task_scope_builder_spawn(scope, &b, note_it_ran, NULL, &h), 0);
+    return h;
+}
+
+static void scope_with_unmappable(ox_task_scope *scope, void *arg)
+{
+    (void)arg;
+    (void)spawn_unmappable(scope);
+}
+
+static void *run_unmappable_scope(void *arg)
+{
+    (void)arg;
+    ox_task_scope_run(scope_with_unmappable, NULL);
+    return NULL;
+}
+
+OX_TEST(task_scope_reports_a_task_that_got_no_stack)
+{
+    ox_panic_set_hook(NULL);
+    ox_panic_payload *p = NULL;
+    CHECK_EQ(ox_catch_unwind(run_unmappable_scope, NULL, NULL, &p), OX_EPANICKED);
+    CHECK_STR(p->message, "a scoped task got no stack and never ran");
+    ox_panic_payload_free(p);
+    CHECK_EQ(atomic_load(&unmappable_ran), 0);
+}
+
+static void scope_joining_unmappable_by_hand(ox_task_scope *scope, void *arg)
+{
+    (void)arg;
+    ox_task_handle h = spawn_unmappable(scope);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), ENOMEM);
+}
+
+OX_TEST(task_scope_does_not_report_a_task_without_stack_joined_by_hand)
+{
+    ox_panic_set_hook(NULL);
+    ox_task_scope_run(scope_joining_unmappable_by_hand, NULL); /* must not panic */
+    CHECK_EQ(atomic_load(&unmappable_ran), 0);
 }
 
 /* ---- task-locals ---- */

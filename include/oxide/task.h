@@ -26,14 +26,17 @@
  * ox_once_call, ox_barrier_wait) are not, and a task that never reaches a
  * cancellation point cannot be aborted: it runs until it returns.
  *
- * Stacks: each task has its own, reserved at its full size and committed
- * page by page as it is touched. The first 16 384 live stacks have a guard
+ * Stacks: each task has its own from its first run until it returns
+ * (queued and finished tasks hold none), reserved at its full size and
+ * committed page by page as it is touched. The first 16 384 live stacks have a guard
  * page, and an overflow is reported at the faulting access with the
  * task's name. Each guard costs two of the kernel's vm.max_map_count
  * mappings (65 530 by default), so further default-size stacks come from
  * slabs without guards, and their overflow is reported when the task next
  * switches, which may be after it has overwritten memory below its stack.
- * OX_TASK_GUARDED_STACKS=N in the environment sets the 16 384.
+ * OX_TASK_GUARDED_STACKS=N in the environment sets the 16 384. A task
+ * whose stack cannot be mapped when it is to start never runs: its join
+ * returns ENOMEM.
  *
  * Thread-locals (OX_THREAD_LOCAL, _Thread_local) in a task are those of
  * the worker running it at that moment, which can change at every blocking
@@ -96,7 +99,9 @@ ox_runtime *ox_runtime_default(void);
 /* ---- spawning and joining ---- */
 
 /* Starts fn(arg) as a task: on the current task's runtime inside a task,
- * else on the default runtime. Aborts on failure (NULL fn, no memory). */
+ * else on the default runtime. Aborts on failure (NULL fn, no memory for
+ * its record; a stack that cannot be mapped when it starts shows at its
+ * join, see the top of this file). */
 ox_task_handle ox_task_spawn(void *(*fn)(void *), void *arg);
 
 /* How a task is spawned. Start from OX_TASK_BUILDER_INIT. */
@@ -109,14 +114,17 @@ typedef struct ox_task_builder {
 #define OX_TASK_BUILDER_INIT ((ox_task_builder){0})
 
 /* As ox_task_spawn, reporting failure: OX_EINVAL (NULL fn), OX_ENAMETOOLONG
- * (a name longer than OX_THREAD_NAME_MAX), ENOMEM. *out set on success. */
+ * (a name longer than OX_THREAD_NAME_MAX), ENOMEM (no memory for the
+ * task's record; its stack is mapped when it first runs, see the top of
+ * this file). *out set on success. */
 OX_MUST_USE int ox_task_builder_spawn(const ox_task_builder *builder, void *(*fn)(void *),
                                       void *arg, ox_task_handle *out);
 
 /* Waits until the task has returned (suspending a task, blocking a
  * thread). Returns 0 and fn's result in *result (if not NULL); or
  * OX_EPANICKED, handing the payload to *payload (freed if NULL); or
- * OX_ECANCELED if the task was aborted before it ever ran. These consume
+ * OX_ECANCELED if the task was aborted before it ever ran; or ENOMEM if
+ * no stack could be mapped for it, so it never ran. These consume
  * the handle. In a task that is itself aborted, returns OX_ECANCELED
  * without waiting and the handle stays valid. OX_EDEADLK: a task joining
  * itself. Joining a consumed handle aborts. */
@@ -183,10 +191,9 @@ OX_MUST_USE int ox_join_set_spawn(ox_join_set *set, void *(*fn)(void *), void *a
 OX_MUST_USE int ox_join_set_spawn_with(ox_join_set *set, const ox_task_builder *builder,
                                        void *(*fn)(void *), void *arg, uint64_t *id);
 /* Waits for the next task of the set to finish and hands over its outcome
- * as ox_task_join does (0, OX_EPANICKED, or OX_ECANCELED for a task
- * aborted before it ran); *id (if not NULL) names it. OX_EEMPTY: the set
- * has no tasks left. A cancellation point: OX_ECANCELED in an aborted
- * task. */
+ * as ox_task_join does (0, OX_EPANICKED, OX_ECANCELED for a task
+ * aborted before it ran, or ENOMEM for one that got no stack); *id (if not NULL) names it.
+ * OX_EEMPTY: the set has no tasks left. A cancellation point: OX_ECANCELED in an aborted task. */
 OX_MUST_USE int ox_join_set_join_next(ox_join_set *set, void **result, ox_panic_payload **payload,
                                       uint64_t *id);
 /* As ox_join_set_join_next, giving up at deadline with OX_ETIMEDOUT (the
@@ -207,7 +214,9 @@ void ox_join_set_drop(ox_join_set *set);
  * the scope may borrow anything that outlives the call. All are joined
  * before it returns, also when body panics. Then: if body panicked, its
  * panic continues; else if a task that was not joined by hand panicked,
- * ox_task_scope_run panics with "a scoped task panicked". Scoped handles
+ * ox_task_scope_run panics with "a scoped task panicked", or if one got
+ * no stack and so never ran, with "a scoped task got no stack and never
+ * ran". Scoped handles
  * are valid until ox_task_scope_run returns (join them early with
  * ox_task_join, or leave them: nothing needs dropping). The wait at the
  * end is not a cancellation point: the borrows forbid leaving early. */

@@ -2,7 +2,7 @@
  * the thread (file I/O, a database client, sleep(3)), so that they do not
  * stop a worker. Tokio's spawn_blocking, Go's extra Ms for syscalls.
  *
- * A job is a task record without a stack, joined with ox_task_join like
+ * A job is a task record that never gets a stack, joined with ox_task_join like
  * any task. Threads are started on demand, up to OX__BLOCKING_MAX, and
  * leave after OX__BLOCKING_KEEP_ALIVE without work. */
 #include "task_internal.h"
@@ -73,10 +73,9 @@ int ox_task_spawn_blocking(void *(*fn)(void *), void *arg, ox_task_handle *out)
 {
     if (fn == NULL)
         return OX_EINVAL;
-    ox_task *t = calloc(1, sizeof *t);
+    ox_task *t = ox__task_alloc();
     if (t == NULL)
         return ENOMEM;
-    t->blocking = true;
     t->fn = fn;
     t->arg = arg;
     atomic_init(&t->refs, 2); /* the handle's and the pool's */

@@ -242,7 +242,7 @@ void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg)
     bool body_panicked = ox_catch_unwind(run_body, &call, NULL, &body_panic) == OX_EPANICKED;
     /* Every task is joined before we return: they may borrow our caller's
      * stack. Not a cancellation point: the borrow forbids leaving early. */
-    bool task_panicked = false;
+    bool task_panicked = false, task_never_ran = false;
     for (;;) {
         ox__spin_lock(&scope.set->lock);
         ox_task *t = scope.set->running;
@@ -260,10 +260,13 @@ void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg)
             task_panicked = true;
             ox_panic_payload_free(p);
         }
+        task_never_ran |= rc == ENOMEM; /* the borrowed work was not done */
     }
     ox_join_set_drop(scope.set);
     if (body_panicked)
         ox_panic_resume(body_panic);
     if (task_panicked)
         ox_panic("a scoped task panicked");
+    if (task_never_ran)
+        ox_panic("a scoped task got no stack and never ran");
 }

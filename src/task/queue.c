@@ -12,6 +12,15 @@ bool ox__queue_is_empty(const ox__worker *w)
            atomic_load_explicit(&w->queue.tail, memory_order_acquire);
 }
 
+size_t ox__queue_room(const ox__worker *w)
+{
+    /* Relaxed: the owner's tail; a head that moves on meanwhile (a steal)
+     * only leaves more room than we say. */
+    uint32_t tail = atomic_load_explicit(&w->queue.tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&w->queue.head, memory_order_relaxed);
+    return OX__LOCAL_QUEUE - (tail - head);
+}
+
 /* Moves half of a full queue, and t, to the injector: the queue stays
  * cheap to push to, and other workers find the overflow there. */
 static void overflow(ox__worker *w, ox_task *t, uint32_t head)

@@ -11,7 +11,7 @@
  *      runs next, on the same CPU, while its data is in cache), at most
  *      OX__LIFO_MAX times in a row so that two tasks ping-ponging cannot
  *      starve the queue;
- *   3. its own queue, then the injector, then due timers, then ready
+ *   3. its own queue, then due timers, then the injector, then ready
  *      descriptors (reactor.c);
  *   4. half of another worker's queue.
  * With nothing found it goes idle: it links itself on the idle stack,
@@ -246,7 +246,7 @@ static ox_task *find_work(ox__worker *w)
     ox_runtime *rt = w->rt;
     ox_task *t;
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
-        ox__timers_fire(rt);
+        ox__timers_fire(w);
         ox__reactor_poll_now(w);
         if ((t = ox__injector_pop(&rt->injector)) != NULL)
             return t;
@@ -265,12 +265,13 @@ static ox_task *find_work(ox__worker *w)
     w->lifo_runs = 0;
     if ((t = ox__queue_pop(w)) != NULL)
         return t;
-    if ((t = ox__injector_pop(&rt->injector)) != NULL)
-        return t;
     /* Due timers and ready descriptors wake their tasks onto our slot and
-     * queue. */
-    ox__timers_fire(rt);
+     * queue. Timers before the injector: behind a burst of spawns there, a
+     * due sleep would wait for OX__GLOBAL_EVERY task starts. */
+    ox__timers_fire(w);
     if ((t = take_local(w)) != NULL)
+        return t;
+    if ((t = ox__injector_pop(&rt->injector)) != NULL)
         return t;
     if (ox__reactor_poll_now(w) && (t = take_local(w)) != NULL)
         return t;
@@ -281,18 +282,22 @@ static void retire(ox__worker *w, ox_task *t);
 
 static void run(ox__worker *w, ox_task *t)
 {
+    if (t->stack == NULL && !ox__task_prepare(t)) {
+        retire(w, t); /* it never runs */
+        return;
+    }
     w->current = t;
     t->worker = w;
     ox__park_unit_set(&t->waiter);
     ox__unwind_switch(&w->saved_unwind, &t->unwind);
     w->after = OX__AFTER_NONE;
     ox__san_fiber_switch(t->san_fiber);
-    ox__san_stack_leave(&w->san_fake_stack, (char *)t->stack_base + t->guard_size,
-                        (size_t)((char *)t - (char *)t->stack_base) - t->guard_size);
+    ox__san_stack_leave(&w->san_fake_stack, ox__stack_lo(t->stack),
+                        (size_t)((char *)t->stack - ox__stack_lo(t->stack)));
     ox__ctx_switch(&w->sched_ctx, &t->ctx);
     ox__san_stack_arrive(w->san_fake_stack, NULL, NULL);
     /* Back on the scheduler's stack; t is stopped and still ours. */
-    if (OX_UNLIKELY(ox__stack_overflowed(t)))
+    if (OX_UNLIKELY(ox__stack_overflowed(t->stack, t->ctx.sp)))
         ox_abort("ox_task",
                  "task '%s' has overflowed its stack (an unguarded stack: seen at its switch)",
                  t->name ? t->name : "<unnamed>");
@@ -383,8 +388,12 @@ static void retire(ox__worker *w, ox_task *t)
                 t->name ? t->name : "<unnamed>", e->u.lock_ops->kind, e->object,
                 e->file ? e->file : "?", e->line);
     }
-    ox__san_fiber_destroy(t->san_fiber);
-    t->san_fiber = NULL;
+    if (t->stack != NULL) { /* it ran, and has returned: its stack is free */
+        ox__stack_put(t->stack);
+        t->stack = NULL;
+        ox__san_fiber_destroy(t->san_fiber);
+        t->san_fiber = NULL;
+    }
     ox_runtime *rt = t->rt;
     ox__task_mark_finished(t);
     if (t->set != NULL)
@@ -405,7 +414,7 @@ static void retire(ox__worker *w, ox_task *t)
 static void sleep_until_work(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
-    ox__timers_fire(rt);
+    ox__timers_fire(w);
     if (w->lifo != NULL || !ox__queue_is_empty(w))
         return;
     /* Idle time pays for giving back the last burst's stack pages
@@ -460,6 +469,7 @@ static void *worker_main(void *arg)
      * for ever otherwise, up to the whole cache. Our own cached stacks
      * first join the shared cache, which outlives us. */
     ox__stack_cache_flush(w);
+    ox__task_records_flush(w);
     while (ox__stack_cache_trim(OX__TRIM_BATCH))
         continue;
     if (w->alt_stack != NULL)

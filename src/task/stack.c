@@ -1,8 +1,7 @@
-/* stack.c - task stacks: a guarded mapping per task, with the task record
- * at its top, recycled through a small cache; and the overflow report.
- *
- *   base                 base+guard                          base+total
- *   | guard (PROT_NONE) | stack, growing down ...  | ox_task | name |
+/* stack.c - task stacks: a guarded mapping per task, with its ox__stack
+ * header at its top (task_internal.h), recycled through a small cache; and
+ * the overflow report. A task holds one only from its first run until it
+ * returns.
  *
  * Freed stacks of the default size are cached, so that spawning maps
  * nothing: up to STACK_CACHE of them, all the guarded stacks there can be,
@@ -35,16 +34,17 @@
 
 #define GUARDED_MAX   16384 /* 32 768 mappings: half the default vm.max_map_count */
 #define STACK_CACHE   GUARDED_MAX
-#define STACK_WARM    1024 /* cached stacks that keep their pages while idle */
-#define WORKER_STACKS 64   /* cached by each worker for its own spawns */
+#define STACK_WARM    1024                /* cached stacks that keep their pages while idle */
+#define WORKER_STACKS 128                 /* cached by each worker for its own tasks */
+#define STASH_BATCH   (WORKER_STACKS / 2) /* moved at once to or from the shared cache */
 #define SLAB_STACKS   64
-#define SLAB_NAME     63                 /* longest name a slab record holds */
 #define SLAB_REDZONE  ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
+#define HEADER_SIZE   ((sizeof(ox__stack) + 63) & ~(size_t)63)
 
-/* Cached records, all of default size, in two lists linked through next. */
+/* Cached stacks, all of default size, in two lists linked through next. */
 static struct {
     ox__spin lock;
-    ox_task *warm, *cold;
+    ox__stack *warm, *cold;
     /* Written under lock, read outside it as hints. */
     _Atomic size_t warm_count, cold_count;
 } cache;
@@ -79,43 +79,43 @@ static bool cache_looks_empty(void)
     return warm_count() == 0 && cold_count() == 0;
 }
 
-static ox_task *pop_warm(void)
+static ox__stack *pop_warm(void)
 {
-    ox_task *t = cache.warm;
-    if (t != NULL) {
-        cache.warm = t->next;
+    ox__stack *s = cache.warm;
+    if (s != NULL) {
+        cache.warm = s->next;
         set_warm_count(warm_count() - 1);
     }
-    return t;
+    return s;
 }
 
-static ox_task *pop_cold(void)
+static ox__stack *pop_cold(void)
 {
-    ox_task *t = cache.cold;
-    if (t != NULL) {
-        cache.cold = t->next;
+    ox__stack *s = cache.cold;
+    if (s != NULL) {
+        cache.cold = s->next;
         set_cold_count(cold_count() - 1);
     }
-    return t;
+    return s;
 }
 
-static void push_warm(ox_task *t)
+static void push_warm(ox__stack *s)
 {
-    t->next = cache.warm;
-    cache.warm = t;
+    s->next = cache.warm;
+    cache.warm = s;
     set_warm_count(warm_count() + 1);
 }
 
-static void push_cold(ox_task *t)
+static void push_cold(ox__stack *s)
 {
-    t->next = cache.cold;
-    cache.cold = t;
+    s->next = cache.cold;
+    cache.cold = s;
     set_cold_count(cold_count() + 1);
 }
 
 static struct {
     ox__spin lock;
-    ox_task *free; /* slab records, linked through next */
+    ox__stack *free; /* slab stacks, linked through next */
 } slabs;
 
 /* Guarded mappings that exist (running or cached). */
@@ -138,244 +138,205 @@ static size_t guarded_max(void)
     return m - 1;
 }
 
-static size_t record_size(size_t name_len)
+/* Relaxed: a budget, not a synchronisation; overshooting it by a few
+ * racing spawns is harmless. */
+static bool guarded_budget_used(void)
 {
-    return (sizeof(ox_task) + name_len + 1 + 63) & ~(size_t)63;
+    return atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max();
 }
 
-/* Readies a recycled record (its stack fields kept) for its next task:
- * every field zero, as a fresh mapping's, except the unwind record's
- * inline entries, which are read only below its depth (0 after
- * ox__unwind_free) and are most of the record. */
-static void reset_record(ox_task *t)
+/* The size below a stack's header, for the sanitizer. */
+static size_t usable_size(const ox__stack *s)
 {
-    _Static_assert(offsetof(ox_task, unwind) + sizeof(ox__unwind_state) == sizeof(ox_task) &&
-                       offsetof(ox__unwind_state, inline_entries) +
-                               sizeof(((ox__unwind_state *)0)->inline_entries) ==
-                           sizeof(ox__unwind_state),
-                   "the inline entries end the record");
-    void *base = t->stack_base;
-    size_t total = t->stack_total, guard = t->guard_size;
-    bool slab = t->slab;
-    memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
-    t->stack_base = base;
-    t->stack_total = total;
-    t->guard_size = guard;
-    t->slab = slab;
+    return (size_t)((const char *)s - ox__stack_lo(s));
 }
 
-/* ---- each worker's own stashes ----
- * A worker reuses the records its own tasks' ends gave back, without the
- * shared cache's or the slabs' lock, and they are still in its CPU's
- * cache: taking one that another worker freed cost a spawn a cache miss
- * on the record, and the shared lock moved between the workers at every
- * spawn and free. A full stash gives half of itself back to the shared
- * list (a worker that frees more than it spawns); an empty one takes from
- * it one at a time. */
+/* ---- slabs ----
+ * A worker's own stash of slab stacks works as its stash of guarded ones
+ * (below): a full one gives STASH_BATCH back to the slabs' list, an empty
+ * one takes up to STASH_BATCH. */
 
-static ox_task *stash_pop(ox__stash *s)
-{
-    ox_task *t = s->head;
-    if (t != NULL) {
-        s->head = t->next;
-        s->count--;
-    }
-    return t;
-}
-
-static void stash_push(ox__stash *s, ox_task *t)
-{
-    t->next = s->head;
-    s->head = t;
-    s->count++;
-}
-
-/* The caller holds slabs.lock. */
-static void slabs_put(ox_task *t)
-{
-    t->next = slabs.free;
-    slabs.free = t;
-}
-
-/* Gives n of s's slab records back to the slabs. */
-static void slab_stash_give(ox__stash *s, unsigned n)
+/* Gives n of the stash's slab stacks back to the slabs. */
+static void slab_stash_give(ox__stash *stash, unsigned n)
 {
     ox__spin_lock(&slabs.lock);
-    for (ox_task *t; n > 0 && (t = stash_pop(s)) != NULL; n--)
-        slabs_put(t);
+    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--) {
+        s->next = slabs.free;
+        slabs.free = s;
+    }
     ox__spin_unlock(&slabs.lock);
 }
 
-static void slab_free(ox_task *t)
+static void slab_put(ox__worker *w, ox__stack *s)
 {
-    ox__worker *w = ox__worker_current();
-    if (w == NULL) { /* a thread's join: straight back to the slabs */
-        ox__spin_lock(&slabs.lock);
-        slabs_put(t);
-        ox__spin_unlock(&slabs.lock);
-        return;
-    }
     if (w->slab_stacks.count == WORKER_STACKS)
-        slab_stash_give(&w->slab_stacks, WORKER_STACKS / 2);
-    stash_push(&w->slab_stacks, t);
+        slab_stash_give(&w->slab_stacks, STASH_BATCH);
+    ox__stash_push(&w->slab_stacks, s);
+}
+
+/* Maps a slab: keeps its first stack, puts the others on the free list. */
+static ox__stack *slab_map(void)
+{
+    size_t slot = (OX_TASK_DEFAULT_STACK + HEADER_SIZE + 4095) & ~(size_t)4095;
+    void *base;
+    size_t total;
+    /* One mapping; its first page is a guard only for the first slot. */
+    if (ox__sys_stack_map(slot * SLAB_STACKS, &base, &total) != 0)
+        return NULL;
+    char *first = (char *)base + total - slot * SLAB_STACKS;
+    ox__stack *chain = NULL, *last = NULL;
+    for (size_t i = 0; i < SLAB_STACKS; i++) {
+        ox__stack *s = (ox__stack *)(void *)(first + (i + 1) * slot - HEADER_SIZE);
+        s->base = first + i * slot;
+        s->total = slot;
+        s->guard_size = 0; /* no guard page */
+        s->next = chain;
+        chain = s;
+        if (last == NULL)
+            last = s;
+    }
+    ox__spin_lock(&slabs.lock);
+    last->next = slabs.free;
+    slabs.free = chain->next;
+    ox__spin_unlock(&slabs.lock);
+    return chain;
 }
 
 /* A default-size stack from a slab, or NULL if no slab can be mapped. */
-static ox_task *slab_alloc(void)
+static ox__stack *slab_get(ox__worker *w)
 {
-    size_t rec = record_size(SLAB_NAME);
-    size_t slot = (OX_TASK_DEFAULT_STACK + rec + 4095) & ~(size_t)4095;
-    ox__worker *w = ox__worker_current();
-    ox_task *t = w != NULL ? stash_pop(&w->slab_stacks) : NULL;
-    if (t == NULL) {
+    if (w->slab_stacks.count == 0) { /* a batch from the slabs, under one lock */
         ox__spin_lock(&slabs.lock);
-        t = slabs.free;
-        if (t != NULL)
-            slabs.free = t->next;
-        ox__spin_unlock(&slabs.lock);
-    }
-    if (t == NULL) {
-        void *base;
-        size_t total;
-        /* One mapping; its first page is a guard only for the first slot. */
-        if (ox__sys_stack_map(slot * SLAB_STACKS, &base, &total) != 0)
-            return NULL;
-        char *first = (char *)base + total - slot * SLAB_STACKS;
-        ox_task *chain = NULL;
-        for (size_t i = 0; i < SLAB_STACKS; i++) {
-            ox_task *x = (ox_task *)(first + (i + 1) * slot - rec);
-            x->stack_base = first + i * slot;
-            x->stack_total = slot;
-            x->next = chain;
-            chain = x;
-        }
-        t = chain;
-        ox__spin_lock(&slabs.lock);
-        ox_task *last = t->next;
-        while (last != NULL && last->next != NULL)
-            last = last->next;
-        if (last != NULL) {
-            last->next = slabs.free;
-            slabs.free = t->next;
+        for (unsigned i = 0; i < STASH_BATCH && slabs.free != NULL; i++) {
+            ox__stack *s = slabs.free;
+            slabs.free = s->next;
+            ox__stash_push(&w->slab_stacks, s);
         }
         ox__spin_unlock(&slabs.lock);
     }
-    ox__san_stack_reuse(t->stack_base, (size_t)((char *)t - (char *)t->stack_base));
-    reset_record(t);
-    t->slab = true; /* guard_size 0: no guard page */
-    return t;
+    ox__stack *s = ox__stash_pop(&w->slab_stacks);
+    return s != NULL ? s : slab_map();
 }
 
-bool ox__stack_overflowed(const ox_task *t)
+bool ox__stack_overflowed(const ox__stack *s, const void *sp)
 {
-    return t->slab && (const char *)t->ctx.sp < (const char *)t->stack_base + SLAB_REDZONE;
+    return s->guard_size == 0 && (const char *)sp < (const char *)s->base + SLAB_REDZONE;
 }
 
-/* Unmaps a guarded stack. Relaxed: guarded is a budget, not a
- * synchronisation (see ox__task_alloc). */
-static void unmap_guarded(ox_task *t)
+/* ---- guarded stacks ---- */
+
+/* Unmaps a guarded stack. Relaxed: guarded is a budget (guarded_budget_used). */
+static void unmap_guarded(ox__stack *s)
 {
-    ox__sys_stack_unmap(t->stack_base, t->stack_total);
+    ox__sys_stack_unmap(s->base, s->total);
     atomic_fetch_sub_explicit(&guarded, 1, memory_order_relaxed);
 }
 
 /* Unmaps a cached stack, cold first; false if none is cached. The
  * guarded budget is for live stacks: a cached one makes way for a task
- * that cannot take it (a named one, another size), which would otherwise
- * get a slab stack without a guard once a burst has filled the cache. */
+ * that cannot take it (another size), which would otherwise get a slab
+ * stack without a guard once a burst has filled the cache. */
 static bool evict_cached(void)
 {
     if (cache_looks_empty())
         return false;
     ox__spin_lock(&cache.lock);
-    ox_task *t = pop_cold();
-    if (t == NULL)
-        t = pop_warm();
+    ox__stack *s = pop_cold();
+    if (s == NULL)
+        s = pop_warm();
     ox__spin_unlock(&cache.lock);
-    if (t == NULL)
+    if (s == NULL)
         return false;
-    unmap_guarded(t);
+    unmap_guarded(s);
     return true;
 }
 
-ox_task *ox__task_alloc(size_t stack_size, size_t name_len)
+static ox__stack *map_guarded(size_t size)
 {
-    if (stack_size == OX_TASK_DEFAULT_STACK && name_len == 0) {
-        ox__worker *w = ox__worker_current();
-        ox_task *t = w != NULL ? stash_pop(&w->stacks) : NULL;
-        if (t == NULL && !cache_looks_empty()) {
-            ox__spin_lock(&cache.lock);
-            t = pop_warm();
-            if (t == NULL)
-                t = pop_cold();
-            ox__spin_unlock(&cache.lock);
-        }
-        if (t != NULL) {
-            char *lo = (char *)t->stack_base + t->guard_size;
-            ox__san_stack_reuse(lo, (size_t)((char *)t - lo));
-            return t;
-        }
-    }
-    /* Relaxed: a budget, not a synchronisation; overshooting it by a few
-     * racing spawns is harmless. */
-    if (atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max() && !evict_cached() &&
-        stack_size == OX_TASK_DEFAULT_STACK && name_len <= SLAB_NAME)
-        return slab_alloc();
-    size_t rec = record_size(name_len);
     void *base;
     size_t total;
-    if (ox__sys_stack_map(stack_size + rec, &base, &total) != 0)
+    if (ox__sys_stack_map(size + HEADER_SIZE, &base, &total) != 0)
         return NULL;
     atomic_fetch_add_explicit(&guarded, 1, memory_order_relaxed);
-    ox_task *t = (ox_task *)((char *)base + total - rec);
-    /* A fresh mapping may sit where an unmapped stack was (a named task's,
-     * which is not cached): AddressSanitizer's shadow still has the
-     * redzones of that task's frames that never returned. */
-    ox__san_stack_reuse(base, (size_t)((char *)t - (char *)base));
-    memset(t, 0, sizeof *t);
-    t->stack_base = base;
-    t->stack_total = total;
-    t->guard_size = ox__sys_page_size();
-    return t;
+    ox__stack *s = (ox__stack *)(void *)((char *)base + total - HEADER_SIZE);
+    s->base = base;
+    s->total = total;
+    s->guard_size = ox__sys_page_size();
+    return s;
 }
 
-/* Gives back the pages of t's stack, but for the record's own page (the
- * next task touches it first). */
-static void release_pages(ox_task *t)
+/* A cached default-size stack, or NULL. An empty stash takes a batch
+ * from the shared cache, under one lock. */
+static ox__stack *cached_get(ox__worker *w)
 {
-    char *lo = (char *)t->stack_base + t->guard_size; /* page-aligned */
-    size_t below = (size_t)((char *)t - lo);
-    ox__sys_stack_release(lo, below - below % ox__sys_page_size());
+    if (w->stacks.count == 0 && !cache_looks_empty()) {
+        ox__spin_lock(&cache.lock);
+        for (unsigned i = 0; i < STASH_BATCH; i++) {
+            ox__stack *s = pop_warm();
+            if (s == NULL && (s = pop_cold()) == NULL)
+                break;
+            ox__stash_push(&w->stacks, s);
+        }
+        ox__spin_unlock(&cache.lock);
+    }
+    return ox__stash_pop(&w->stacks);
 }
 
-/* Puts a default-size stack, reset, in the shared cache; false if it is
- * full. Freed on a worker it stays warm until a worker idles or stops (the
- * callers of ox__stack_cache_trim). Freed by a thread (a join) past
- * STACK_WARM it goes cold at once: the workers may already sleep, and
- * would keep its pages for ever. */
-static bool shared_put(ox_task *t, bool from_worker)
+ox__stack *ox__stack_get(size_t size)
 {
-    /* A hint, so that the system call is made outside the lock. */
-    bool cold = warm_count() >= STACK_WARM && !from_worker;
-    if (cold)
-        release_pages(t);
+    ox__worker *w = ox__worker_current();
+    bool plain = size == OX_TASK_DEFAULT_STACK;
+    ox__stack *s = plain ? cached_get(w) : NULL;
+    if (s == NULL) {
+        if (guarded_budget_used() && !evict_cached() && plain)
+            s = slab_get(w);
+        else
+            s = map_guarded(size);
+    }
+    /* A recycled stack, or a fresh mapping where an unmapped one was:
+     * AddressSanitizer's shadow still has the redzones of the frames that
+     * its last task left behind (it never returned through them). */
+    if (s != NULL)
+        ox__san_stack_reuse(ox__stack_lo(s), usable_size(s));
+    return s;
+}
+
+/* Gives back the pages of s, but for its header's own page (the next task
+ * touches it first). */
+static void release_pages(ox__stack *s)
+{
+    size_t below = usable_size(s);
+    ox__sys_stack_release(ox__stack_lo(s), below - below % ox__sys_page_size());
+}
+
+/* Puts a default-size stack in the shared cache, warm; false if it is
+ * full. It stays warm until a worker idles or stops (the callers of
+ * ox__stack_cache_trim). */
+static bool shared_put(ox__stack *s)
+{
     ox__spin_lock(&cache.lock);
     bool kept = warm_count() + cold_count() < STACK_CACHE;
-    if (kept && cold)
-        push_cold(t);
-    else if (kept)
-        push_warm(t);
+    if (kept)
+        push_warm(s);
     ox__spin_unlock(&cache.lock);
     return kept;
 }
 
-/* Moves n of a worker's stashed stacks to the shared cache (or unmaps
- * them if it is full). */
-static void stash_give(ox__stash *s, unsigned n)
+/* Moves n of a worker's stashed stacks to the shared cache under one
+ * lock, and unmaps those it has no room for. */
+static void stash_give(ox__stash *stash, unsigned n)
 {
-    for (ox_task *t; n > 0 && (t = stash_pop(s)) != NULL; n--)
-        if (!shared_put(t, true))
-            unmap_guarded(t);
+    ox__stash unkept = {0};
+    ox__spin_lock(&cache.lock);
+    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--) {
+        if (warm_count() + cold_count() < STACK_CACHE)
+            push_warm(s);
+        else
+            ox__stash_push(&unkept, s);
+    }
+    ox__spin_unlock(&cache.lock);
+    for (ox__stack *s; (s = ox__stash_pop(&unkept)) != NULL;)
+        unmap_guarded(s);
 }
 
 void ox__stack_cache_flush(ox__worker *w)
@@ -384,43 +345,28 @@ void ox__stack_cache_flush(ox__worker *w)
     slab_stash_give(&w->slab_stacks, w->slab_stacks.count);
 }
 
-/* Caches a default-size stack, on the calling worker if there is one;
- * false if the cache is full. */
-static bool cache_put(ox_task *t)
+void ox__stack_put(ox__stack *s)
 {
-    reset_record(t);
     ox__worker *w = ox__worker_current();
+    if (s->guard_size == 0) {
+        slab_put(w, s);
+        return;
+    }
+    size_t usable = usable_size(s);
+    if (usable < OX_TASK_DEFAULT_STACK || usable >= OX_TASK_DEFAULT_STACK + ox__sys_page_size()) {
+        unmap_guarded(s); /* another size: not cached */
+        return;
+    }
     /* With the guarded budget used up, it goes where evict_cached finds it
-     * for a task that cannot reuse it (a named one): no worker's stash.
-     * Relaxed: a budget, as in ox__task_alloc. */
-    if (w == NULL || atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max())
-        return shared_put(t, w != NULL);
+     * for a task that cannot reuse it (another size): no worker's stash. */
+    if (guarded_budget_used()) {
+        if (!shared_put(s))
+            unmap_guarded(s);
+        return;
+    }
     if (w->stacks.count == WORKER_STACKS)
-        stash_give(&w->stacks, WORKER_STACKS / 2);
-    stash_push(&w->stacks, t);
-    return true;
-}
-
-void ox__task_free(ox_task *t)
-{
-    /* A panic nobody joined goes with the record. Relaxed: we are the last
-     * owner (ox__task_release's acquire). */
-    ox_panic_payload_free(atomic_exchange_explicit(&t->panic, NULL, memory_order_relaxed));
-    if (t->blocking) {
-        free(t); /* blocking.c: a record without a stack */
-        return;
-    }
-    ox__unwind_free(&t->unwind);
-    if (t->slab) {
-        slab_free(t);
-        return;
-    }
-    size_t usable = t->stack_total - t->guard_size - record_size(0);
-    bool plain = t->name == NULL && usable >= OX_TASK_DEFAULT_STACK &&
-                 usable < OX_TASK_DEFAULT_STACK + ox__sys_page_size();
-    if (plain && cache_put(t))
-        return;
-    unmap_guarded(t);
+        stash_give(&w->stacks, STASH_BATCH);
+    ox__stash_push(&w->stacks, s);
 }
 
 bool ox__stack_cache_trim(size_t most)
@@ -429,13 +375,13 @@ bool ox__stack_cache_trim(size_t most)
         return false;
     for (size_t i = 0; i < most; i++) {
         ox__spin_lock(&cache.lock);
-        ox_task *t = warm_count() > STACK_WARM ? pop_warm() : NULL;
+        ox__stack *s = warm_count() > STACK_WARM ? pop_warm() : NULL;
         ox__spin_unlock(&cache.lock);
-        if (t == NULL)
+        if (s == NULL)
             return false;
-        release_pages(t); /* out of the lists meanwhile: nobody can take it */
+        release_pages(s); /* out of the lists meanwhile: nobody can take it */
         ox__spin_lock(&cache.lock);
-        push_cold(t);
+        push_cold(s);
         ox__spin_unlock(&cache.lock);
     }
     return true;
@@ -446,12 +392,13 @@ bool ox__stack_cache_trim(size_t most)
 static const char *guard_owner(const void *addr)
 {
     ox__worker *w = ox__worker_current();
-    if (w == NULL || w->current == NULL)
+    if (w == NULL || w->current == NULL || w->current->stack == NULL)
         return NULL;
     const ox_task *t = w->current;
-    const char *lo = t->stack_base;
+    const char *lo = t->stack->base;
     /* A frame may skip a little past the guard page's bottom edge too. */
-    if ((const char *)addr >= lo - (ptrdiff_t)64 * 1024 && (const char *)addr < lo + t->guard_size)
+    if ((const char *)addr >= lo - (ptrdiff_t)64 * 1024 &&
+        (const char *)addr < lo + t->stack->guard_size)
         return t->name ? t->name : "<unnamed>";
     return NULL;
 }

@@ -28,18 +28,30 @@ static void task_entry(void *arg)
 {
     ox_task *t = arg;
     ox__san_stack_arrive(NULL, &t->worker->sched_stack_bottom, &t->worker->sched_stack_size);
-    if (ox__park_unit_cancelled(&t->waiter)) {
-        /* Aborted, or its runtime shut down, before it ever ran. */
-        t->outcome = OX_ECANCELED;
-    } else {
-        ox_panic_payload *p = NULL;
-        t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &p);
-        /* Relaxed: published by the release store of finished (retire). */
-        atomic_store_explicit(&t->panic, p, memory_order_relaxed);
-    }
+    ox_panic_payload *p = NULL;
+    t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &p);
+    /* Relaxed: published by the release store of finished (retire). */
+    atomic_store_explicit(&t->panic, p, memory_order_relaxed);
     ox__task_locals_destroy(t);
     ox__task_switch_out(t, OX__AFTER_EXIT, NULL);
     ox_abort("ox_task", "a finished task was resumed");
+}
+
+bool ox__task_prepare(ox_task *t)
+{
+    if (ox__park_unit_cancelled(&t->waiter)) {
+        /* Aborted, or its runtime shut down, before it ever ran. */
+        t->outcome = OX_ECANCELED;
+        return false;
+    }
+    t->stack = ox__stack_get(t->stack_size);
+    if (t->stack == NULL) {
+        t->outcome = ENOMEM;
+        return false;
+    }
+    t->san_fiber = ox__san_fiber_create();
+    ox__ctx_make(&t->ctx, ox__stack_lo(t->stack), t->stack, task_entry, t);
+    return true;
 }
 
 int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out)
@@ -57,16 +69,15 @@ int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox
         ox_task *self = ox_task_current();
         rt = self != NULL ? self->rt : ox_runtime_default();
     }
-    size_t stack = b->stack_size ? b->stack_size : rt->stack_size;
-    ox_task *t = ox__task_alloc(stack, name_len);
+    ox_task *t = ox__task_alloc();
     if (t == NULL)
         return ENOMEM;
-    if (b->name != NULL) {
-        char *name = (char *)(t + 1);
-        memcpy(name, b->name, name_len);
-        name[name_len] = '\0';
-        t->name = name;
+    if (b->name != NULL && (t->name = strdup(b->name)) == NULL) {
+        ox__task_free(t);
+        return ENOMEM;
     }
+    /* Its stack is taken when it first runs (ox__task_prepare). */
+    t->stack_size = b->stack_size ? b->stack_size : rt->stack_size;
     t->waiter.ops = &ox__task_unit_ops;
     t->waiter.group_cancelled = &rt->closing; /* shutdown aborts every task */
     t->waiter.unit = t;
@@ -78,8 +89,6 @@ int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox
     /* Who it is, for the layers below (the dump, the checker, panics). */
     t->waiter.task = (ox__unit_task){.name = t->name, .id = t->id, .held = &t->unwind};
     atomic_init(&t->refs, 2); /* the handle's and the runtime's */
-    t->san_fiber = ox__san_fiber_create();
-    ox__ctx_make(&t->ctx, (char *)t->stack_base + t->guard_size, t, task_entry, t);
     *out = t;
     return 0;
 }
@@ -166,6 +175,11 @@ int ox__task_wait_finished(ox_task *t, const ox__wait_site *site)
 int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload)
 {
     int outcome = t->outcome;
+    /* Relaxed: only who takes it first matters. A scope's end sees 0 for a
+     * task that never ran if a hand join has reported it already. */
+    if (outcome == ENOMEM &&
+        atomic_exchange_explicit(&t->no_stack_taken, true, memory_order_relaxed))
+        return 0;
     if (outcome == 0 && result != NULL)
         *result = t->result;
     if (outcome == OX_EPANICKED) {

@@ -15,10 +15,24 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* One per task, at the top of the task's own stack mapping (one
- * allocation, and the page the task's first frames touch anyway). Shared
- * by the task, its handle and the runtime; freed with the stack when the
- * last reference goes. */
+/* A task's stack: this header sits at the top of its mapping, and the
+ * stack grows down from just below it (stack.c).
+ *
+ *   base                 base+guard                     base+total
+ *   | guard (PROT_NONE) | stack, growing down ...  | ox__stack |
+ *
+ * A task takes one when it first runs and gives it back when it returns,
+ * so that spawned tasks still queued, and finished tasks not yet joined,
+ * hold no stack: a spawn tree keeps far fewer stacks alive than tasks. */
+typedef struct ox__stack {
+    struct ox__stack *next; /* first: in a free list (ox__stash) */
+    void *base;
+    size_t total;
+    size_t guard_size; /* 0: in a slab, unguarded */
+} ox__stack;
+
+/* One per task, its own allocation (record.c). Shared by the task, its
+ * handle and the runtime; freed when the last reference goes. */
 struct ox_task {
     ox__lot_waiter waiter; /* first: the lot hands it back to resume() */
     ox__ctx ctx;
@@ -32,23 +46,22 @@ struct ox_task {
     void *result;
     /* Taken by exchange: a scope's end and a hand join may race for it. */
     _Atomic(ox_panic_payload *) panic;
-    int outcome;             /* 0, OX_EPANICKED or OX_ECANCELED */
+    int outcome; /* 0, OX_EPANICKED, OX_ECANCELED or ENOMEM */
+    /* An ENOMEM outcome was handed over: a scope's end and a hand join may
+     * race for it, as for the panic (ox__task_collect). */
+    atomic_bool no_stack_taken;
     struct ox_join_set *set; /* the JoinSet (or scope) it was spawned into, or NULL */
     ox_task *set_prev, *set_next;
     struct ox__task_local *locals; /* task-locals touched, newest first (local.c) */
-    bool blocking;                 /* runs on the blocking pool (blocking.c), has no stack */
     bool scoped;                   /* its handle borrows its scope's reference */
-    bool slab;                     /* its stack is in a slab, unguarded (stack.c) */
     uint64_t id;
-    const char *name; /* NULL or in the record */
-    ox_task *next;    /* in a run queue list (injector) */
+    char *name;    /* NULL or its own allocation */
+    ox_task *next; /* in a run queue list (injector) */
     /* The timer of the current timed wait (timer.c). */
     int64_t timer_deadline;
     size_t timer_slot; /* index in the heap + 1; 0: not armed */
-    /* The stack mapping this record lives in. */
-    void *stack_base;
-    size_t stack_total;
-    size_t guard_size;
+    size_t stack_size;
+    ox__stack *stack;        /* from its first run until it returns, else NULL */
     void *san_fiber;         /* ThreadSanitizer's fiber (sanitizer.h) */
     void *san_fake_stack;    /* AddressSanitizer's, while switched out */
     ox__unwind_state unwind; /* held locks and catch frames, while not running */
@@ -78,11 +91,14 @@ typedef struct ox__injector {
     _Atomic size_t len; /* read without the lock as a hint */
 } ox__injector;
 
-/* A worker's own list of free task records, linked through next. */
+/* A worker's own list of free records or stacks, linked through their
+ * first word (record.c, stack.c). */
 typedef struct ox__stash {
-    ox_task *head;
+    void *head;
     unsigned count;
 } ox__stash;
+void ox__stash_push(ox__stash *s, void *item);
+void *ox__stash_pop(ox__stash *s);
 
 typedef struct ox__worker {
     ox__local_queue queue;
@@ -93,9 +109,9 @@ typedef struct ox__worker {
     /* Tasks this worker started (spawned from its tasks) and retired: only
      * it writes them, shutdown sums them (runtime.c). */
     _Atomic uint64_t started, retired;
-    /* Default-size stacks (guarded, and from slabs) freed here, reused
-     * here first (stack.c). */
-    ox__stash stacks, slab_stacks;
+    /* Task records, and default-size stacks (guarded, and from slabs),
+     * freed here and reused here first (record.c, stack.c). */
+    ox__stash records, stacks, slab_stacks;
     uint32_t rng;
     size_t index;
     ox__ctx sched_ctx;
@@ -161,6 +177,8 @@ void ox__queue_push(ox__worker *w, ox_task *t); /* owner only */
 ox_task *ox__queue_pop(ox__worker *w);          /* owner only */
 ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim);
 bool ox__queue_is_empty(const ox__worker *w);
+/* How many more tasks w's queue takes before it overflows (owner only). */
+size_t ox__queue_room(const ox__worker *w);
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n);
 ox_task *ox__injector_pop(ox__injector *q);
 
@@ -183,8 +201,10 @@ extern const ox__unit_ops ox__task_unit_ops;
 /* ---- timers (timer.c) ---- */
 void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline);
 void ox__timer_disarm(ox__lot_waiter *w);
-/* Expires the due timers; returns the next deadline (INT64_MAX: none). */
-int64_t ox__timers_fire(ox_runtime *rt);
+/* Expires w's runtime's due timers, as many as w's LIFO slot and queue
+ * take without overflowing (the rest stay due, for the next call); returns
+ * the next deadline (INT64_MAX: none; a past one if some stayed due). */
+int64_t ox__timers_fire(ox__worker *w);
 
 /* ---- the reactor (reactor.c) ---- */
 enum { OX__POLL_FREE, OX__POLL_LOOKING, OX__POLL_SLEEPING };
@@ -255,6 +275,10 @@ void ox__reactor_close(ox_runtime *rt);
 int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out);
 /* Makes a created task runnable. */
 void ox__task_start(ox_task *t);
+/* Readies t for its first run, on a worker: gives it a stack. True, or
+ * false with t->outcome set (aborted before it ran: OX_ECANCELED; no stack
+ * could be mapped: ENOMEM), and t still to retire. */
+bool ox__task_prepare(ox_task *t);
 /* t->finished: RUNNING, or FINISHED, or RUNNING with the bits of who waits.
  * A thread that waits for a task sleeps on the futex, which only a wake-up
  * system call ends; a task waits in the parking lot, which a wake in user
@@ -276,7 +300,9 @@ bool ox__task_has_finished(ox_task *t);
 /* Waits for t to finish, at site; returns 0, or OX_ECANCELED if site is
  * cancellable and the calling task was aborted. */
 int ox__task_wait_finished(ox_task *t, const ox__wait_site *site);
-/* Hands over t's outcome as ox_task_join does (the caller releases). */
+/* Hands over t's outcome as ox_task_join does (the caller releases). A
+ * panic's payload, and an ENOMEM, go to the first caller only: a later
+ * one gets a NULL payload, and 0 for the ENOMEM. */
 int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload);
 
 /* ---- sets (join_set.c) ---- */
@@ -287,10 +313,24 @@ void ox__join_set_task_done(struct ox_join_set *set, ox_task *t);
 /* Destroys the calling task's task-locals, newest first. */
 void ox__task_locals_destroy(ox_task *t);
 
-/* ---- stacks (stack.c) ---- */
-/* A task record on a fresh (or recycled) stack of at least size bytes. */
-ox_task *ox__task_alloc(size_t stack_size, size_t name_len);
+/* ---- task records (record.c) ---- */
+/* A zeroed record, or NULL if out of memory. */
+ox_task *ox__task_alloc(void);
 void ox__task_free(ox_task *t);
+/* w stops: frees the records it kept. */
+void ox__task_records_flush(ox__worker *w);
+
+/* ---- stacks (stack.c) ---- */
+/* A stack of at least size bytes, fresh or recycled; NULL if none can be
+ * mapped. Called on a worker. */
+ox__stack *ox__stack_get(size_t size);
+/* Gives back a stack whose task has returned. Called on a worker. */
+void ox__stack_put(ox__stack *s);
+/* The lowest usable address of s; its top is s itself. */
+static inline char *ox__stack_lo(const ox__stack *s)
+{
+    return (char *)s->base + s->guard_size;
+}
 /* Gives back the pages of up to `most` cached stacks beyond those kept
  * warm; false if none is left to give back. For a worker about to sleep,
  * and one that stops (no idle visit follows to give them back). */
@@ -298,8 +338,8 @@ bool ox__stack_cache_trim(size_t most);
 /* Hands w's own cached stacks to the shared cache: w stops. */
 void ox__stack_cache_flush(ox__worker *w);
 void ox__stack_guard_install(void);
-/* A slab stack's task that switched away with its stack pointer in the
+/* A slab stack whose task switched away with its stack pointer sp in the
  * red zone or below: it has overflowed (stack.c says when this is seen). */
-bool ox__stack_overflowed(const ox_task *t);
+bool ox__stack_overflowed(const ox__stack *s, const void *sp);
 
 #endif

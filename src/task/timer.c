@@ -105,8 +105,9 @@ void ox__timer_disarm(ox__lot_waiter *w)
     ox__spin_unlock(&rt->timer_lock);
 }
 
-int64_t ox__timers_fire(ox_runtime *rt)
+int64_t ox__timers_fire(ox__worker *w)
 {
+    ox_runtime *rt = w->rt;
     /* Relaxed: a hint; the heap itself is read under the lock. */
     int64_t next = atomic_load_explicit(&rt->next_deadline, memory_order_relaxed);
     if (next == INT64_MAX)
@@ -114,8 +115,14 @@ int64_t ox__timers_fire(ox_runtime *rt)
     int64_t now = ox_instant_now().ns;
     if (next > now)
         return next;
+    /* A woken task goes to w's LIFO slot, the one there to w's queue. Not
+     * past the queue's room: an overflow goes to the injector, behind
+     * every task queued there (a burst of spawns), and would wait for all
+     * of them to start. Those left here stay due and are fired at the
+     * next call, at most OX__GLOBAL_EVERY runs away (runtime.c). */
+    size_t room = ox__queue_room(w);
     ox__spin_lock(&rt->timer_lock);
-    while (rt->ntimers > 0 && rt->timers[0]->timer_deadline <= now) {
+    for (; room > 0 && rt->ntimers > 0 && rt->timers[0]->timer_deadline <= now; room--) {
         ox_task *t = rt->timers[0];
         remove_at(rt, 0);
         ox__park_lot_expire(&t->waiter, OX_ETIMEDOUT);

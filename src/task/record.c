@@ -1,0 +1,152 @@
+/* record.c - task records: one small allocation per task, apart from its
+ * stack, and reused by the worker that freed it.
+ *
+ * The record outlives the task's stack at both ends: a spawned task waits
+ * in a queue, and a finished one waits for its join, with a record and no
+ * stack (stack.c). In a spawn tree most live tasks are one or the other,
+ * and a record is a seventh of the page a stack's first frames touch.
+ *
+ * Each worker keeps the records freed on it (by a join in one of its
+ * tasks, or its retire of a detached task) for its next spawns: they are
+ * in its CPU's cache, and reusing them takes no lock. Past 2 * CHAIN it
+ * hands CHAIN of them, as one chain, to a shared pool, where a worker
+ * whose own are used up takes a whole chain: one lock per CHAIN records
+ * either way, for a worker that frees more than it spawns (its tasks join
+ * what another worker's spawned). The allocator was a third of a spawn
+ * and join: a record freed on another thread than its own arena's makes
+ * glibc lock that arena and consolidate. Past POOL_CHAINS chains, and on
+ * threads, the allocator has them. */
+#include "task_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHAIN       64
+#define POOL_CHAINS 64 /* 4096 records, 3.5 MiB: the most kept past a burst */
+/* Records start on a cache line of their own: two workers write
+ * neighbouring tasks' records. */
+#define RECORD_ALIGN 64
+#define RECORD_SIZE  ((sizeof(ox_task) + RECORD_ALIGN - 1) & ~(size_t)(RECORD_ALIGN - 1))
+
+void ox__stash_push(ox__stash *s, void *item)
+{
+    *(void **)item = s->head;
+    s->head = item;
+    s->count++;
+}
+
+void *ox__stash_pop(ox__stash *s)
+{
+    void *item = s->head;
+    if (item != NULL) {
+        s->head = *(void **)item;
+        s->count--;
+    }
+    return item;
+}
+
+/* Every field zero, but for the unwind record's inline entries, which
+ * are read only below its depth (0 after ox__unwind_free) and are most of
+ * the record. */
+static void reset(ox_task *t)
+{
+    _Static_assert(offsetof(ox_task, unwind) + sizeof(ox__unwind_state) == sizeof(ox_task) &&
+                       offsetof(ox__unwind_state, inline_entries) +
+                               sizeof(((ox__unwind_state *)0)->inline_entries) ==
+                           sizeof(ox__unwind_state),
+                   "the inline entries end the record");
+    memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
+}
+
+/* A free record's first word links it in its chain (ox__stash), its
+ * second links a chain's head to the next chain in the pool. */
+typedef struct free_record {
+    struct free_record *next, *next_chain;
+} free_record;
+
+static struct {
+    ox__spin lock;
+    free_record *chains;
+    size_t count;
+} pool;
+
+/* Fills w's empty stash with a chain from the pool, if it has one. */
+static void take_chain(ox__worker *w)
+{
+    ox__spin_lock(&pool.lock);
+    free_record *chain = pool.chains;
+    if (chain != NULL) {
+        pool.chains = chain->next_chain;
+        pool.count--;
+    }
+    ox__spin_unlock(&pool.lock);
+    if (chain != NULL) {
+        w->records.head = chain;
+        w->records.count = CHAIN;
+    }
+}
+
+/* Moves CHAIN of w's records to the pool, or to the allocator if it is
+ * full. */
+static void give_chain(ox__worker *w)
+{
+    free_record *chain = w->records.head, *last = chain;
+    for (unsigned i = 1; i < CHAIN; i++)
+        last = last->next;
+    w->records.head = last->next;
+    w->records.count -= CHAIN;
+    last->next = NULL;
+    ox__spin_lock(&pool.lock);
+    bool kept = pool.count < POOL_CHAINS;
+    if (kept) {
+        chain->next_chain = pool.chains;
+        pool.chains = chain;
+        pool.count++;
+    }
+    ox__spin_unlock(&pool.lock);
+    while (!kept && chain != NULL) {
+        free_record *next = chain->next;
+        free(chain);
+        chain = next;
+    }
+}
+
+ox_task *ox__task_alloc(void)
+{
+    _Static_assert(sizeof(free_record) <= sizeof(ox_task), "a free record fits in a record");
+    ox__worker *w = ox__worker_current();
+    ox_task *t = NULL;
+    if (w != NULL) {
+        if (w->records.count == 0)
+            take_chain(w);
+        t = ox__stash_pop(&w->records);
+    }
+    if (t == NULL)
+        t = aligned_alloc(RECORD_ALIGN, RECORD_SIZE);
+    if (t != NULL)
+        reset(t);
+    return t;
+}
+
+void ox__task_free(ox_task *t)
+{
+    /* A panic nobody joined goes with the record. Relaxed: we are the last
+     * owner (ox__task_release's acquire). */
+    ox_panic_payload_free(atomic_exchange_explicit(&t->panic, NULL, memory_order_relaxed));
+    ox__unwind_free(&t->unwind);
+    free(t->name);
+    ox__worker *w = ox__worker_current();
+    if (w == NULL) {
+        free(t);
+        return;
+    }
+    ox__stash_push(&w->records, t);
+    if (w->records.count == 2 * CHAIN)
+        give_chain(w);
+}
+
+void ox__task_records_flush(ox__worker *w)
+{
+    for (void *t; (t = ox__stash_pop(&w->records)) != NULL;)
+        free(t);
+}
