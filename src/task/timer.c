@@ -119,8 +119,12 @@ int64_t ox__timers_fire(ox__worker *w)
      * past the queue's room: an overflow goes to the injector, behind
      * every task queued there (a burst of spawns), and would wait for all
      * of them to start. Those left here stay due and are fired at the
-     * next call, at most OX__GLOBAL_EVERY runs away (runtime.c). */
+     * next call, at most OX__GLOBAL_EVERY runs away (runtime.c). But one
+     * at least: a queue that is full at each of those calls (each task
+     * run spawns one more) would hold them back for ever. */
     size_t room = ox__queue_room(w);
+    if (room == 0)
+        room = 1;
     ox__spin_lock(&rt->timer_lock);
     for (; room > 0 && rt->ntimers > 0 && rt->timers[0]->timer_deadline <= now; room--) {
         ox_task *t = rt->timers[0];

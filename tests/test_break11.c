@@ -1,0 +1,66 @@
+/* Reproducers from trying to break task records apart from their stacks
+ * (record.c; a task takes its stack at its first run) and the limit on
+ * due timers fired at once (timer.c: no more than the worker's queue has
+ * room for). */
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+
+#include <stdatomic.h>
+
+/* ---- a due timer behind a queue that stays full ----
+ * Timers fire only as many at a time as the worker's queue has room for.
+ * A worker whose queue is never drained fires them only at its every-61st
+ * look, and with a queue that is full then too, fired none at all: the
+ * sleeper below, on a runtime of one worker, slept until the 256 tasks that
+ * each spawn their successor gave up, however long its deadline had
+ * passed. Each link checks whether the sleeper woke; they give up after
+ * GIVE_UP spawns, hundreds of milliseconds past the sleeper's 1 ms even
+ * at a fast spawn, so the test ends either way. */
+#define CHAINS  256 /* OX__LOCAL_QUEUE: every slot of the worker's queue */
+#define GIVE_UP 1000000
+
+static _Atomic int sleeper_woke;
+static _Atomic long links_spawned, spawned_at_wake;
+
+static void *chain_link(void *arg)
+{
+    (void)arg;
+    /* Relaxed: a count and a flag read as hints; the test's assertion
+     * reads them after the joins and the shutdown. */
+    if (atomic_load_explicit(&sleeper_woke, memory_order_relaxed) == 0 &&
+        atomic_fetch_add_explicit(&links_spawned, 1, memory_order_relaxed) < GIVE_UP) {
+        ox_task_handle h = ox_task_spawn(chain_link, NULL);
+        ox_task_handle_drop(&h);
+    }
+    return NULL;
+}
+
+static void *sleep_behind_full_queue(void *arg)
+{
+    (void)arg;
+    /* The queue is empty (this task came from the injector) and takes all
+     * CHAINS without overflowing; each link run then leaves it full. */
+    for (int i = 0; i < CHAINS; i++) {
+        ox_task_handle h = ox_task_spawn(chain_link, NULL);
+        ox_task_handle_drop(&h);
+    }
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
+    atomic_store_explicit(&spawned_at_wake,
+                          atomic_load_explicit(&links_spawned, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&sleeper_woke, 1, memory_order_relaxed);
+    return NULL;
+}
+
+OX_TEST_OPTS(break11_due_timer_fires_while_the_queue_stays_full, .timeout_s = 60)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, sleep_behind_full_queue, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    long at = atomic_load_explicit(&spawned_at_wake, memory_order_relaxed);
+    if (at >= GIVE_UP)
+        ox_test_fail(__FILE__, __LINE__,
+                     "the sleeper woke only after the %d links gave up (%ld spawns)", CHAINS, at);
+}
