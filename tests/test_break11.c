@@ -6,7 +6,9 @@
 #include "helpers.h"
 #include "runner.h"
 
+#include <errno.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 /* ---- a due timer behind a queue that stays full ----
  * Timers fire only as many at a time as the worker's queue has room for.
@@ -63,4 +65,33 @@ OX_TEST_OPTS(break11_due_timer_fires_while_the_queue_stays_full, .timeout_s = 60
     if (at >= GIVE_UP)
         ox_test_fail(__FILE__, __LINE__,
                      "the sleeper woke only after the %d links gave up (%ld spawns)", CHAINS, at);
+}
+
+/* ---- a stack size that wraps ----
+ * A stack size past the address space never gets a stack, and its join
+ * says ENOMEM (test_task.c tries 2^62). One within a page of SIZE_MAX
+ * wrapped when the stack's header and the rounding to pages were added
+ * to it: a mapping of the guard page alone, with the header written into
+ * it, and the worker died of SIGSEGV at the task's first run. */
+static void *must_not_run(void *arg)
+{
+    atomic_store_explicit((_Atomic int *)arg, 1, memory_order_relaxed);
+    return NULL;
+}
+
+OX_TEST(break11_stack_size_near_size_max_joins_with_enomem)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    _Atomic int ran = 0;
+    const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 4000, SIZE_MAX - 64};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        ox_task_builder b = OX_TASK_BUILDER_INIT;
+        b.runtime = rt;
+        b.stack_size = sizes[i];
+        ox_task_handle h;
+        CHECK_EQ(ox_task_builder_spawn(&b, must_not_run, (void *)&ran, &h), 0);
+        CHECK_EQ(ox_task_join(&h, NULL, NULL), ENOMEM);
+    }
+    CHECK_EQ(atomic_load(&ran), 0);
+    ox_runtime_shutdown(rt);
 }

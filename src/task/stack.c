@@ -29,6 +29,7 @@
 #include "task_internal.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,6 +254,10 @@ static bool evict_cached(void)
 
 static ox__stack *map_guarded(size_t size)
 {
+    /* No address space has half of SIZE_MAX, and near SIZE_MAX the header
+     * and the rounding to pages would wrap to a stack of a page or none. */
+    if (size > SIZE_MAX / 2)
+        return NULL;
     void *base;
     size_t total;
     if (ox__sys_stack_map(size + HEADER_SIZE, &base, &total) != 0)
