@@ -5,8 +5,10 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
+#include "task/task_internal.h" /* white box: which stack a task got */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -208,4 +210,42 @@ OX_TEST(break11_shutdown_with_stackless_and_queued_tasks_leaks_nothing)
         CHECK(ran >= LEFT_TASKS / 10);
         CHECK(ran <= LEFT_TASKS / 10 + LEFT_TASKS - LEFT_TASKS / 3);
     }
+}
+
+/* ---- an overflow on a recycled stack ----
+ * The guard-page report names the task from w->current->stack: a named
+ * task whose stack another named task used first (names left the stack's
+ * top, so named tasks take cached stacks now) is reported by its own
+ * name. One worker, so the second takes the stack the first gave back. */
+static ox__stack *first_stack;
+
+static void *note_own_stack(void *arg)
+{
+    (void)arg;
+    first_stack = ox_task_current()->stack; /* white box */
+    return NULL;
+}
+
+static volatile int recycled_depth = 1 << 30; /* volatile: the recursion looks finite */
+
+static void *recurse_on_recycled(void *arg)
+{
+    if ((intptr_t)arg == 0)
+        CHECK(ox_task_current()->stack == first_stack); /* the stack is a recycled one */
+    volatile char buf[1024];
+    buf[0] = (char)(intptr_t)arg;
+    if ((intptr_t)arg < recycled_depth)
+        recurse_on_recycled((void *)((intptr_t)arg + 1));
+    return (void *)(intptr_t)buf[0];
+}
+
+OX_TEST_OPTS(break11_overflow_on_a_recycled_stack_names_its_own_task, .expect_signal = SIGABRT,
+             .expect_stderr = "task 'deep-second' has overflowed its stack")
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_named_on(rt, "first-user", note_own_stack, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    CHECK(first_stack != NULL);
+    h = ox_test_spawn_named_on(rt, "deep-second", recurse_on_recycled, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0); /* never returns: the overflow aborts */
 }
