@@ -530,6 +530,75 @@ OX_TEST(task_aborted_before_it_runs_never_runs)
     ox_runtime_shutdown(rt);
 }
 
+/* ---- direct hand-offs (runtime.c) ----
+ * On one worker, two tasks trade messages over rendezvous channels: each
+ * send wakes the other into the LIFO slot, and the sender's next receive
+ * hands the worker straight to it. Each holds a mutex of its own across
+ * every hand-off, and one panics at the end: its unwind must release and
+ * poison its own mutex, not the other's (the held-lock record follows the
+ * task through a direct switch), and every message arrives in order. */
+typedef struct handoff_side {
+    ox_mutex lock;
+    ox_sender *tx;
+    ox_receiver *rx;
+    bool sends_first, panics;
+    long traded;
+} handoff_side;
+
+static void *trade_holding_a_lock(void *arg)
+{
+    handoff_side *s = arg;
+    long rounds = ox_test_scaled(20000);
+    CHECK_EQ(ox_mutex_lock(&s->lock), 0);
+    for (long i = 0; i < rounds; i++) {
+        long v = i;
+        if (s->sends_first) {
+            CHECK_EQ(ox_sender_send(s->tx, &v), 0);
+            CHECK_EQ(ox_receiver_recv(s->rx, &v), 0);
+        } else {
+            CHECK_EQ(ox_receiver_recv(s->rx, &v), 0);
+            CHECK_EQ(v, i);
+            CHECK_EQ(ox_sender_send(s->tx, &v), 0);
+        }
+        CHECK_EQ(v, i);
+        s->traded++;
+    }
+    if (s->panics)
+        ox_panic("a trading task panics holding its lock");
+    ox_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+OX_TEST(task_direct_hand_offs_keep_each_task_its_own_held_locks)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    handoff_side a = {.lock = OX_MUTEX_INIT, .sends_first = true, .panics = true};
+    handoff_side b = {.lock = OX_MUTEX_INIT};
+    CHECK_EQ(ox_channel(sizeof(long), 0, &a.tx, &b.rx), 0);
+    CHECK_EQ(ox_channel(sizeof(long), 0, &b.tx, &a.rx), 0);
+    ox_panic_hook old = ox_panic_set_hook(NULL);
+    ox_task_handle ha = ox_test_spawn_on(rt, trade_holding_a_lock, &a);
+    ox_task_handle hb = ox_test_spawn_on(rt, trade_holding_a_lock, &b);
+    CHECK_EQ(ox_task_join(&hb, NULL, NULL), 0);
+    ox_panic_payload *p = NULL;
+    CHECK_EQ(ox_task_join(&ha, NULL, &p), OX_EPANICKED);
+    CHECK_STR(p->message, "a trading task panics holding its lock");
+    ox_panic_payload_free(p);
+    (void)ox_panic_set_hook(old);
+    CHECK_EQ(a.traded, b.traded);
+    CHECK_EQ(a.traded, ox_test_scaled(20000));
+    CHECK_EQ(ox_mutex_try_lock(&a.lock), OX_EPOISONED); /* released by its unwind */
+    ox_mutex_clear_poison(&a.lock);
+    ox_mutex_unlock(&a.lock);
+    CHECK_EQ(ox_mutex_try_lock(&b.lock), 0); /* unlocked by b, never poisoned */
+    ox_mutex_unlock(&b.lock);
+    ox_sender_drop(a.tx);
+    ox_sender_drop(b.tx);
+    ox_receiver_drop(a.rx);
+    ox_receiver_drop(b.rx);
+    ox_runtime_shutdown(rt);
+}
+
 /* A task takes its stack when it first runs: one whose stack cannot be
  * mapped never runs, and its join says ENOMEM; the worker goes on. */
 OX_TEST(task_whose_stack_cannot_be_mapped_never_runs_and_joins_with_enomem)

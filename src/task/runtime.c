@@ -1,9 +1,11 @@
 /* runtime.c - workers and scheduling.
  *
  * Each worker is an oxide thread running a scheduler loop on its own
- * stack; tasks run on theirs and always switch back to the scheduler
- * (never task to task), which then does what the task asked: requeue it
- * (yield), release the lot's bucket lock (a suspend), or retire it (exit).
+ * stack; tasks run on theirs and switch back to the scheduler, which then
+ * does what the task asked: requeue it (yield), release the lot's bucket
+ * lock (a suspend), or retire it (exit). One exception: a task that
+ * suspends right after waking another may switch straight to it (direct
+ * hand-offs, below).
  *
  * Where a worker finds work, in order (Tokio's and Go's shape):
  *   1. every 61st time, the injector first, so that it cannot starve;
@@ -280,6 +282,15 @@ static ox_task *find_work(ox__worker *w)
 
 static void retire(ox__worker *w, ox_task *t);
 
+/* t has switched away: its saved stack pointer says if it overflowed. */
+static void check_stack(const ox_task *t)
+{
+    if (OX_UNLIKELY(ox__stack_overflowed(t->stack, t->ctx.sp)))
+        ox_abort("ox_task",
+                 "task '%s' has overflowed its stack (an unguarded stack: seen at its switch)",
+                 t->name ? t->name : "<unnamed>");
+}
+
 static void run(ox__worker *w, ox_task *t)
 {
     if (t->stack == NULL && !ox__task_prepare(t)) {
@@ -296,11 +307,11 @@ static void run(ox__worker *w, ox_task *t)
                         (size_t)((char *)t->stack - ox__stack_lo(t->stack)));
     ox__ctx_switch(&w->sched_ctx, &t->ctx);
     ox__san_stack_arrive(w->san_fake_stack, NULL, NULL);
-    /* Back on the scheduler's stack; t is stopped and still ours. */
-    if (OX_UNLIKELY(ox__stack_overflowed(t->stack, t->ctx.sp)))
-        ox_abort("ox_task",
-                 "task '%s' has overflowed its stack (an unguarded stack: seen at its switch)",
-                 t->name ? t->name : "<unnamed>");
+    /* Back on the scheduler's stack, from the task that ran last: t, or
+     * one that t (or one after it) handed the worker to directly. It is
+     * stopped and still ours. */
+    t = w->current;
+    check_stack(t);
     ox__unwind_switch(&t->unwind, &w->saved_unwind);
     ox__park_unit_set(NULL);
     w->current = NULL;
@@ -320,18 +331,71 @@ static void run(ox__worker *w, ox_task *t)
     }
 }
 
+/* ---- direct hand-offs ----
+ * A task that suspends right after waking another (a message hand-off:
+ * the woken one is in the LIFO slot) switches straight to it, without the
+ * scheduler's pass between: the pass is two context switches for one.
+ * The rules of the LIFO slot hold as if the scheduler had taken it: at
+ * most OX__LIFO_MAX runs in a row, and every OX__GLOBAL_EVERY-th run goes
+ * through the scheduler, which looks at the injector, timers and poller.
+ * What the scheduler does after a suspend's switch, unlocking the lot's
+ * bucket, the task switched to does as it lands (landed): before that
+ * the suspended task's stack is still in use, and a waker that took the
+ * lock could resume it elsewhere. */
+
+/* The task to hand w to, or NULL: the scheduler's turn. */
+static ox_task *direct_successor(ox__worker *w)
+{
+    ox_task *n = w->lifo;
+    if (n == NULL || n->stack == NULL || w->lifo_runs >= OX__LIFO_MAX ||
+        (w->ticks + 1) % OX__GLOBAL_EVERY == 0)
+        return NULL;
+    w->lifo = NULL;
+    w->lifo_runs++;
+    w->ticks++;
+    return n;
+}
+
+/* First thing in a task after a switch lands: t runs again, on t->worker. */
+static void landed(ox_task *t)
+{
+    ox__worker *w = t->worker;
+    ox_task *from = w->handed_from;
+    if (from == NULL) { /* from the scheduler */
+        ox__san_stack_arrive(t->san_fake_stack, &w->sched_stack_bottom, &w->sched_stack_size);
+        return;
+    }
+    ox__san_stack_arrive(t->san_fake_stack, NULL, NULL);
+    w->handed_from = NULL;
+    check_stack(from);
+    /* From here on a waker may resume from, on any worker. */
+    ox__spin_unlock(w->after_unlock);
+}
+
 void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
 {
     ox__worker *w = t->worker;
-    w->after = after;
+    ox_task *n = after == OX__AFTER_SUSPEND ? direct_successor(w) : NULL;
     w->after_unlock = unlock;
-    ox__san_fiber_switch(w->san_fiber);
-    ox__san_stack_leave(after == OX__AFTER_EXIT ? NULL : &t->san_fake_stack, w->sched_stack_bottom,
-                        w->sched_stack_size);
-    ox__ctx_switch(&t->ctx, &w->sched_ctx);
+    if (n != NULL) {
+        w->current = n;
+        n->worker = w;
+        w->handed_from = t;
+        ox__park_unit_set(&n->waiter);
+        ox__unwind_switch(&t->unwind, &n->unwind);
+        ox__san_fiber_switch(n->san_fiber);
+        ox__san_stack_leave(&t->san_fake_stack, ox__stack_lo(n->stack),
+                            (size_t)((char *)n->stack - ox__stack_lo(n->stack)));
+        ox__ctx_switch(&t->ctx, &n->ctx);
+    } else {
+        w->after = after;
+        ox__san_fiber_switch(w->san_fiber);
+        ox__san_stack_leave(after == OX__AFTER_EXIT ? NULL : &t->san_fake_stack,
+                            w->sched_stack_bottom, w->sched_stack_size);
+        ox__ctx_switch(&t->ctx, &w->sched_ctx);
+    }
     /* Resumed, maybe by another worker: t->worker is that one now. */
-    ox__san_stack_arrive(t->san_fake_stack, &t->worker->sched_stack_bottom,
-                         &t->worker->sched_stack_size);
+    landed(t);
 }
 
 /* ---- counting unfinished tasks ----

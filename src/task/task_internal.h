@@ -119,6 +119,10 @@ typedef struct ox__worker {
     /* What the task that just switched back asked the scheduler to do. */
     enum { OX__AFTER_NONE, OX__AFTER_YIELD, OX__AFTER_SUSPEND, OX__AFTER_EXIT } after;
     ox__spin *after_unlock;
+    /* The task that handed this worker straight to the current one, whose
+     * bucket lock (after_unlock) the current one releases as it lands
+     * (runtime.c). */
+    ox_task *handed_from;
     ox__unwind_state saved_unwind; /* the worker thread's own record, while a task runs */
     _Atomic uint32_t sleep_word;   /* 1: told to wake up */
     /* Sleeping in the reactor's poller rather than on sleep_word: a waker
@@ -202,7 +206,8 @@ extern const ox__unit_ops ox__task_unit_ops;
 void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline);
 void ox__timer_disarm(ox__lot_waiter *w);
 /* Expires w's runtime's due timers, as many as w's LIFO slot and queue
- * take without overflowing (the rest stay due, for the next call); returns
+ * take without overflowing but at least one (the rest stay due, for the
+ * next call); returns
  * the next deadline (INT64_MAX: none; a past one if some stayed due). */
 int64_t ox__timers_fire(ox__worker *w);
 
