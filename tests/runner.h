@@ -135,4 +135,13 @@ void ox_test_check_example(const char *name, int expect_status, bool any_order,
 #endif
 #endif
 
+/* OX_TEST_BUILT_WITH_ASAN: compiled with AddressSanitizer (the asan suite). */
+#if defined(__SANITIZE_ADDRESS__)
+#define OX_TEST_BUILT_WITH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OX_TEST_BUILT_WITH_ASAN 1
+#endif
+#endif
+
 #endif

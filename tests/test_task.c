@@ -5,9 +5,13 @@
 #include "helpers.h"
 #include "runner.h"
 #include "task/task_internal.h" /* white box: which stack a task got */
+#ifdef OX_TEST_BUILT_WITH_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -527,6 +531,39 @@ OX_TEST(task_aborted_before_it_runs_never_runs)
     CHECK_EQ(ox_task_join(&h, NULL, NULL), OX_ECANCELED);
     CHECK_EQ(atomic_load(&ran), 0);
     CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- records kept for reuse (record.c) ----
+ * A worker keeps the records freed on it and hands them to its next
+ * spawns. While kept, a record is out of bounds for AddressSanitizer, so
+ * that a use after free of a task record is still reported. */
+static void *report_own_record(void *arg)
+{
+    (void)arg;
+    return ox_task_current();
+}
+
+static void *spawn_twice_on_one_worker(void *arg)
+{
+    (void)arg;
+    void *first = NULL, *second = NULL;
+    ox_task_handle h = ox_task_spawn(report_own_record, NULL);
+    CHECK_EQ(ox_task_join(&h, &first, NULL), 0); /* freed here, on our worker */
+#ifdef OX_TEST_BUILT_WITH_ASAN
+    CHECK(__asan_address_is_poisoned((char *)first + offsetof(ox_task, id)));
+#endif
+    h = ox_task_spawn(report_own_record, NULL); /* runs on its record: reused */
+    CHECK_EQ(ox_task_join(&h, &second, NULL), 0);
+    CHECK(first == second);
+    return NULL;
+}
+
+OX_TEST(task_records_are_reused_by_their_worker_and_poisoned_while_kept)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, spawn_twice_on_one_worker, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
 }
 

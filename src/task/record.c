@@ -4,7 +4,7 @@
  * The record outlives the task's stack at both ends: a spawned task waits
  * in a queue, and a finished one waits for its join, with a record and no
  * stack (stack.c). In a spawn tree most live tasks are one or the other,
- * and a record is a seventh of the page a stack's first frames touch.
+ * and a record is a fifth of the page a stack's first frames touch.
  *
  * Each worker keeps the records freed on it (by a join in one of its
  * tasks, or its retire of a detached task) for its next spawns: they are
@@ -16,6 +16,7 @@
  * and join: a record freed on another thread than its own arena's makes
  * glibc lock that arena and consolidate. Past POOL_CHAINS chains, and on
  * threads, the allocator has them. */
+#include "sanitizer.h"
 #include "task_internal.h"
 
 #include <stdlib.h>
@@ -70,6 +71,19 @@ static struct {
     size_t count;
 } pool;
 
+/* A record kept for reuse: all but its links are out of bounds for
+ * AddressSanitizer until it is reused (ox__task_alloc). */
+static void keep(ox_task *t)
+{
+    ox__san_kept((char *)t + sizeof(free_record), RECORD_SIZE - sizeof(free_record));
+}
+
+static void release(void *t)
+{
+    ox__san_reused(t, RECORD_SIZE);
+    free(t);
+}
+
 /* Fills w's empty stash with a chain from the pool, if it has one. */
 static void take_chain(ox__worker *w)
 {
@@ -106,7 +120,7 @@ static void give_chain(ox__worker *w)
     ox__spin_unlock(&pool.lock);
     while (!kept && chain != NULL) {
         free_record *next = chain->next;
-        free(chain);
+        release(chain);
         chain = next;
     }
 }
@@ -121,7 +135,9 @@ ox_task *ox__task_alloc(void)
             take_chain(w);
         t = ox__stash_pop(&w->records);
     }
-    if (t == NULL)
+    if (t != NULL)
+        ox__san_reused(t, RECORD_SIZE);
+    else
         t = aligned_alloc(RECORD_ALIGN, RECORD_SIZE);
     if (t != NULL)
         reset(t);
@@ -141,6 +157,7 @@ void ox__task_free(ox_task *t)
         return;
     }
     ox__stash_push(&w->records, t);
+    keep(t);
     if (w->records.count == 2 * CHAIN)
         give_chain(w);
 }
@@ -148,5 +165,5 @@ void ox__task_free(ox_task *t)
 void ox__task_records_flush(ox__worker *w)
 {
     for (void *t; (t = ox__stash_pop(&w->records)) != NULL;)
-        free(t);
+        release(t);
 }

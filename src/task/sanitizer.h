@@ -64,7 +64,18 @@ static inline void ox__san_fiber_switch(void *f)
 #endif
 
 #ifdef OX__TASK_ASAN
+void __asan_poison_memory_region(const volatile void *addr, size_t size);
 void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
+/* Memory oxide keeps for reuse rather than free (task records): an access
+ * to it while kept is reported as a use after free would be. */
+static inline void ox__san_kept(void *p, size_t size)
+{
+    __asan_poison_memory_region(p, size);
+}
+static inline void ox__san_reused(void *p, size_t size)
+{
+    __asan_unpoison_memory_region(p, size);
+}
 /* A recycled stack: the frames its last task left behind (it never
  * returned through them) keep their redzones poisoned until told. */
 static inline void ox__san_stack_reuse(void *lo, size_t size)
@@ -86,6 +97,14 @@ static inline void ox__san_stack_arrive(void *save, const void **from_bottom, si
     __sanitizer_finish_switch_fiber(save, from_bottom, from_size);
 }
 #else
+static inline void ox__san_kept(void *p, size_t size)
+{
+    (void)p, (void)size;
+}
+static inline void ox__san_reused(void *p, size_t size)
+{
+    (void)p, (void)size;
+}
 static inline void ox__san_stack_reuse(void *lo, size_t size)
 {
     (void)lo, (void)size;
