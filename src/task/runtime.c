@@ -366,6 +366,9 @@ static void landed(ox_task *t)
         return;
     }
     ox__san_stack_arrive(t->san_fake_stack, NULL, NULL);
+    /* Only now: the guard-page handler names w->current's overflow, and
+     * until the switch from's last frames were pushed on from's stack. */
+    w->current = t;
     w->handed_from = NULL;
     check_stack(from);
     /* From here on a waker may resume from, on any worker. */
@@ -378,8 +381,7 @@ void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
     ox_task *n = after == OX__AFTER_SUSPEND ? direct_successor(w) : NULL;
     w->after_unlock = unlock;
     if (n != NULL) {
-        w->current = n;
-        n->worker = w;
+        n->worker = w; /* n sets w->current as it lands */
         w->handed_from = t;
         ox__park_unit_set(&n->waiter);
         ox__unwind_switch(&t->unwind, &n->unwind);

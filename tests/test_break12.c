@@ -1,0 +1,154 @@
+/* Reproducers from trying to break direct hand-offs (runtime.c: a task
+ * that suspends right after waking another switches straight to it). */
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+
+#include <alloca.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- an overflow while switching straight to another task ----
+ * The guard-page handler names the overflowing task from w->current. The
+ * direct switch set w->current to the task switched to before the one
+ * switching away had pushed its last frames (ox__ctx_switch's saved
+ * registers): an overflow there was a bare SIGSEGV, the task unnamed.
+ * Side a wakes side b (into the LIFO slot), then waits on a stack used
+ * up to `pad` bytes: its wait switches straight to b. Each pad runs in a
+ * forked child; every one that dies must die naming side a. */
+#define SIDE_STACK ((size_t)64 * 1024)
+
+static ox_sender *to_b, *to_a;
+static ox_receiver *b_rx, *a_rx;
+static size_t side_pad;
+
+static int wait_deep(size_t pad)
+{
+    volatile char *buf = alloca(pad + 1);
+    /* Touched from the top down, a page at most apart: a pad past the
+     * stack's end stops in its guard page, not beyond. */
+    for (size_t off = pad + 1; off > 0; off -= off > 1024 ? 1024 : off)
+        buf[off - 1] = 1;
+    buf[0] = 1;
+    long v;
+    int rc = ox_receiver_recv(a_rx, &v);
+    return rc + buf[0] - 1; /* buf kept alive across the wait */
+}
+
+static void *side_a(void *arg)
+{
+    (void)arg;
+    long v = 1;
+    if (ox_sender_send(to_b, &v) != 0) /* b waits in its recv: woken into the slot */
+        return (void *)1;
+    return (void *)(intptr_t)wait_deep(side_pad);
+}
+
+static void *side_b(void *arg)
+{
+    (void)arg;
+    long v;
+    if (ox_receiver_recv(b_rx, &v) != 0)
+        return (void *)1;
+    v = 2;
+    return (void *)(intptr_t)ox_sender_send(to_a, &v);
+}
+
+/* The child: b first (it parks in its recv), then a, on one worker. */
+static _Noreturn void run_sides(size_t pad)
+{
+    side_pad = pad;
+    ox_runtime_builder rb = OX_RUNTIME_BUILDER_INIT;
+    rb.workers = 1;
+    rb.stack_size = SIDE_STACK;
+    ox_runtime *rt;
+    if (ox_runtime_new(&rb, &rt) != 0 || ox_channel(sizeof(long), 0, &to_b, &b_rx) != 0 ||
+        ox_channel(sizeof(long), 0, &to_a, &a_rx) != 0)
+        _exit(3);
+    ox_task_builder tb = OX_TASK_BUILDER_INIT;
+    tb.runtime = rt;
+    ox_task_handle hb, ha;
+    tb.name = "side-b";
+    if (ox_task_builder_spawn(&tb, side_b, NULL, &hb) != 0)
+        _exit(3);
+    tb.name = "side-a";
+    if (ox_task_builder_spawn(&tb, side_a, NULL, &ha) != 0)
+        _exit(3);
+    void *ra = NULL, *rb_ = NULL;
+    if (ox_task_join(&ha, &ra, NULL) != 0 || ox_task_join(&hb, &rb_, NULL) != 0 || ra != NULL ||
+        rb_ != NULL)
+        _exit(3);
+    ox_sender_drop(to_a);
+    ox_sender_drop(to_b);
+    ox_receiver_drop(a_rx);
+    ox_receiver_drop(b_rx);
+    ox_runtime_shutdown(rt);
+    _exit(0);
+}
+
+typedef enum { SIDES_RAN, SIDES_OVERFLOWED_NAMED, SIDES_DIED_OTHERWISE } sides_end;
+
+static sides_end run_sides_forked(size_t pad)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (dup2(fds[1], STDERR_FILENO) < 0)
+            _exit(3);
+        run_sides(pad);
+    }
+    close(fds[1]);
+    char err[4096];
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fds[0], err + len, sizeof err - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == sizeof err - 1)
+            len = 0; /* keep reading to EOF; the line we look for is short */
+    }
+    err[len] = '\0';
+    close(fds[0]);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status)) {
+        if (WEXITSTATUS(status) != 0) /* 3: the scenario itself failed */
+            ox_test_fail(__FILE__, __LINE__, "pad %zu: the sides failed: \"%s\"", pad, err);
+        return SIDES_RAN;
+    }
+    if (strstr(err, "task 'side-a' has overflowed its stack") != NULL)
+        return SIDES_OVERFLOWED_NAMED;
+    ox_test_fail(__FILE__, __LINE__, "pad %zu: side a died by signal %d, unnamed: \"%s\"", pad,
+                 WIFSIGNALED(status) ? WTERMSIG(status) : -1, err);
+    return SIDES_DIED_OTHERWISE;
+}
+
+OX_TEST_OPTS(break12_overflow_while_switching_straight_to_another_task_names_it, .timeout_s = 180)
+{
+    if (ox_test_forks_hang_here())
+        return;
+    /* The smallest pad that dies: the deepest frame of a's wait then just
+     * reaches the guard page. Below it nothing dies; from it on, each pad
+     * dies at an earlier deepest-yet frame of the wait, the direct switch's
+     * among them. */
+    size_t lo = 0, hi = 4 * SIDE_STACK;
+    CHECK(run_sides_forked(lo) == SIDES_RAN);
+    CHECK(run_sides_forked(hi) == SIDES_OVERFLOWED_NAMED);
+    while (hi - lo > 8) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (run_sides_forked(mid) == SIDES_RAN)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    for (size_t pad = hi; pad < hi + 1024; pad += 8)
+        CHECK(run_sides_forked(pad) == SIDES_OVERFLOWED_NAMED);
+}
