@@ -6,6 +6,7 @@
 
 #include <alloca.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,13 +136,24 @@ OX_TEST_OPTS(break12_overflow_while_switching_straight_to_another_task_names_it,
 {
     if (ox_test_forks_hang_here())
         return;
+#ifdef OX_TEST_BUILT_WITH_TSAN
+    /* A child forked here that starts a runtime's thread hangs in TSan's
+     * runtime (seen: the first child never ended). */
+    printf("skipped under ThreadSanitizer: its forked children hang\n");
+    return;
+#endif
     /* The smallest pad that dies: the deepest frame of a's wait then just
      * reaches the guard page. Below it nothing dies; from it on, each pad
      * dies at an earlier deepest-yet frame of the wait, the direct switch's
-     * among them. */
-    size_t lo = 0, hi = 4 * SIDE_STACK;
+     * among them. Steps under a page, so the first death is in the guard
+     * page (a frame far past it is no task's: a sanitizer reports it). */
+    size_t lo = 0, hi = 2048;
     CHECK(run_sides_forked(lo) == SIDES_RAN);
-    CHECK(run_sides_forked(hi) == SIDES_OVERFLOWED_NAMED);
+    while (run_sides_forked(hi) == SIDES_RAN) {
+        lo = hi;
+        hi += 2048;
+        CHECK(hi < 64 * SIDE_STACK); /* it overflows somewhere */
+    }
     while (hi - lo > 8) {
         size_t mid = lo + (hi - lo) / 2;
         if (run_sides_forked(mid) == SIDES_RAN)
