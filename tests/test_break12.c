@@ -164,3 +164,91 @@ OX_TEST_OPTS(break12_overflow_while_switching_straight_to_another_task_names_it,
     for (size_t pad = hi; pad < hi + 1024; pad += 8)
         CHECK(run_sides_forked(pad) == SIDES_OVERFLOWED_NAMED);
 }
+
+/* ---- two tasks trading by direct hand-offs leave the others a turn ----
+ * Each trade wakes the other side into the LIFO slot and then waits: a
+ * direct hand-off every time, were it not for the slot's limits (at most
+ * OX__LIFO_MAX in a row; every OX__GLOBAL_EVERY-th run through the
+ * scheduler). On one worker, while they trade, a task in the worker's
+ * queue, a sleeper's timer and a task in the injector must each get their
+ * turn: the traders stop only once all three have run, so starving any
+ * one is a hang that the runner's timeout names. */
+static ox_sender *trade_tx[2];
+static ox_receiver *trade_rx[2];
+static _Atomic int queued_ran, sleeper_ran, injected_ran;
+static _Atomic long trades;
+static ox_runtime *trade_rt;
+
+static void *set_flag(void *arg)
+{
+    atomic_store((_Atomic int *)arg, 1);
+    return NULL;
+}
+
+static void *sleep_then_set_flag(void *arg)
+{
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
+    atomic_store((_Atomic int *)arg, 1);
+    return NULL;
+}
+
+static bool others_all_ran(void)
+{
+    return atomic_load(&queued_ran) && atomic_load(&sleeper_ran) && atomic_load(&injected_ran);
+}
+
+/* Side 0 sends first; a value of -1 ends the trade. */
+static void *trade_until_others_ran(void *arg)
+{
+    int side = (int)(intptr_t)arg;
+    ox_task_handle queued = {0}, sleeper = {0};
+    long v = 0;
+    for (long round = 0;; round++) {
+        if (side == 0) {
+            if (round == 100) { /* trading by now: these wait behind it */
+                queued = ox_test_spawn_on(trade_rt, set_flag, (void *)&queued_ran);
+                sleeper = ox_test_spawn_on(trade_rt, sleep_then_set_flag, (void *)&sleeper_ran);
+            }
+            v = round >= 100 && others_all_ran() ? -1 : round;
+            CHECK_EQ(ox_sender_send(trade_tx[0], &v), 0);
+            if (v == -1)
+                break;
+            CHECK_EQ(ox_receiver_recv(trade_rx[0], &v), 0);
+            CHECK_EQ(v, round);
+        } else {
+            CHECK_EQ(ox_receiver_recv(trade_rx[1], &v), 0);
+            if (v == -1)
+                break;
+            CHECK_EQ(ox_sender_send(trade_tx[1], &v), 0);
+        }
+        atomic_fetch_add(&trades, 1);
+    }
+    if (side == 0) {
+        CHECK_EQ(ox_task_join(&queued, NULL, NULL), 0);
+        CHECK_EQ(ox_task_join(&sleeper, NULL, NULL), 0);
+    }
+    return NULL;
+}
+
+OX_TEST(break12_trading_by_direct_hand_offs_leaves_others_their_turn)
+{
+    ox_runtime *rt = trade_rt = ox_test_runtime(1);
+    /* 0 sends on trade_tx[0] to 1's trade_rx[1], and back. */
+    CHECK_EQ(ox_channel(sizeof(long), 0, &trade_tx[0], &trade_rx[1]), 0);
+    CHECK_EQ(ox_channel(sizeof(long), 0, &trade_tx[1], &trade_rx[0]), 0);
+    ox_task_handle b = ox_test_spawn_on(rt, trade_until_others_ran, (void *)1);
+    ox_task_handle a = ox_test_spawn_on(rt, trade_until_others_ran, (void *)0);
+    while (atomic_load(&trades) < 200)
+        ox_thread_yield();
+    /* From outside the runtime: through the injector. */
+    ox_task_handle injected = ox_test_spawn_on(rt, set_flag, (void *)&injected_ran);
+    CHECK_EQ(ox_task_join(&a, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&b, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&injected, NULL, NULL), 0);
+    CHECK(others_all_ran());
+    for (int i = 0; i < 2; i++) {
+        ox_sender_drop(trade_tx[i]);
+        ox_receiver_drop(trade_rx[i]);
+    }
+    ox_runtime_shutdown(rt);
+}
