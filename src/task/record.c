@@ -29,23 +29,6 @@
 #define RECORD_ALIGN 64
 #define RECORD_SIZE  ((sizeof(ox_task) + RECORD_ALIGN - 1) & ~(size_t)(RECORD_ALIGN - 1))
 
-void ox__stash_push(ox__stash *s, void *item)
-{
-    *(void **)item = s->head;
-    s->head = item;
-    s->count++;
-}
-
-void *ox__stash_pop(ox__stash *s)
-{
-    void *item = s->head;
-    if (item != NULL) {
-        s->head = *(void **)item;
-        s->count--;
-    }
-    return item;
-}
-
 /* Every field zero, but for the unwind record's inline entries, which
  * are read only below its depth (0 after ox__unwind_free) and are most of
  * the record. */

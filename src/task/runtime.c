@@ -293,7 +293,7 @@ static void check_stack(const ox_task *t)
 
 static void run(ox__worker *w, ox_task *t)
 {
-    if (t->stack == NULL && !ox__task_prepare(t)) {
+    if (t->stack == NULL && !ox__task_prepare(w, t)) {
         retire(w, t); /* it never runs */
         return;
     }
@@ -303,8 +303,7 @@ static void run(ox__worker *w, ox_task *t)
     ox__unwind_switch(&w->saved_unwind, &t->unwind);
     w->after = OX__AFTER_NONE;
     ox__san_fiber_switch(t->san_fiber);
-    ox__san_stack_leave(&w->san_fake_stack, ox__stack_lo(t->stack),
-                        (size_t)((char *)t->stack - ox__stack_lo(t->stack)));
+    ox__san_stack_leave(&w->san_fake_stack, ox__stack_lo(t->stack), ox__stack_size(t->stack));
     ox__ctx_switch(&w->sched_ctx, &t->ctx);
     ox__san_stack_arrive(w->san_fake_stack, NULL, NULL);
     /* Back on the scheduler's stack, from the task that ran last: t, or
@@ -366,9 +365,12 @@ static void landed(ox_task *t)
         return;
     }
     ox__san_stack_arrive(t->san_fake_stack, NULL, NULL);
-    /* Only now: the guard-page handler names w->current's overflow, and
-     * until the switch from's last frames were pushed on from's stack. */
+    /* Only now that from is off its stack does t take the worker over:
+     * until the switch, from's last frames ran there, and the guard-page
+     * handler, a dump and the checker must see from as the one running. */
     w->current = t;
+    ox__park_unit_set(&t->waiter);
+    ox__unwind_switch(&from->unwind, &t->unwind);
     w->handed_from = NULL;
     check_stack(from);
     /* From here on a waker may resume from, on any worker. */
@@ -381,13 +383,10 @@ void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
     ox_task *n = after == OX__AFTER_SUSPEND ? direct_successor(w) : NULL;
     w->after_unlock = unlock;
     if (n != NULL) {
-        n->worker = w; /* n sets w->current as it lands */
+        n->worker = w; /* n takes the rest of w over as it lands */
         w->handed_from = t;
-        ox__park_unit_set(&n->waiter);
-        ox__unwind_switch(&t->unwind, &n->unwind);
         ox__san_fiber_switch(n->san_fiber);
-        ox__san_stack_leave(&t->san_fake_stack, ox__stack_lo(n->stack),
-                            (size_t)((char *)n->stack - ox__stack_lo(n->stack)));
+        ox__san_stack_leave(&t->san_fake_stack, ox__stack_lo(n->stack), ox__stack_size(n->stack));
         ox__ctx_switch(&t->ctx, &n->ctx);
     } else {
         w->after = after;
@@ -455,7 +454,7 @@ static void retire(ox__worker *w, ox_task *t)
                 e->file ? e->file : "?", e->line);
     }
     if (t->stack != NULL) { /* it ran, and has returned: its stack is free */
-        ox__stack_put(t->stack);
+        ox__stack_put(w, t->stack);
         t->stack = NULL;
         ox__san_fiber_destroy(t->san_fiber);
         t->san_fiber = NULL;

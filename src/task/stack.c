@@ -42,81 +42,70 @@
 #define SLAB_REDZONE  ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
 #define HEADER_SIZE   ((sizeof(ox__stack) + 63) & ~(size_t)63)
 
-/* Cached stacks, all of default size, in two lists linked through next. */
+/* A list of cached stacks, linked through next, under cache.lock. Its
+ * count is read and written relaxed: the lock orders its writes, and
+ * readers outside the lock take it as a hint (a plain load and store, no
+ * locked RMW). */
+typedef struct stack_list {
+    ox__stack *head;
+    _Atomic size_t count;
+} stack_list;
+
+static size_t list_count(const stack_list *l)
+{
+    return atomic_load_explicit(&l->count, memory_order_relaxed);
+}
+
+static ox__stack *list_pop(stack_list *l)
+{
+    ox__stack *s = l->head;
+    if (s != NULL) {
+        l->head = s->next;
+        atomic_store_explicit(&l->count, list_count(l) - 1, memory_order_relaxed);
+    }
+    return s;
+}
+
+static void list_push(stack_list *l, ox__stack *s)
+{
+    s->next = l->head;
+    l->head = s;
+    atomic_store_explicit(&l->count, list_count(l) + 1, memory_order_relaxed);
+}
+
+/* Cached stacks, all of default size: warm ones keep their pages, cold
+ * ones gave them back. */
 static struct {
     ox__spin lock;
-    ox__stack *warm, *cold;
-    /* Written under lock, read outside it as hints. */
-    _Atomic size_t warm_count, cold_count;
+    stack_list warm, cold;
 } cache;
-
-/* The cache's lists; the caller holds cache.lock. The counts are read and
- * written relaxed: the lock orders their writes, and readers outside the
- * lock take them as hints (a plain load and store, no locked RMW). */
-static size_t warm_count(void)
-{
-    return atomic_load_explicit(&cache.warm_count, memory_order_relaxed);
-}
-
-static void set_warm_count(size_t n)
-{
-    atomic_store_explicit(&cache.warm_count, n, memory_order_relaxed);
-}
-
-static size_t cold_count(void)
-{
-    return atomic_load_explicit(&cache.cold_count, memory_order_relaxed);
-}
-
-static void set_cold_count(size_t n)
-{
-    atomic_store_explicit(&cache.cold_count, n, memory_order_relaxed);
-}
 
 /* Whether the cache looks empty (a hint: its lock is then not worth
  * taking; a stack put there meanwhile is found next time). */
 static bool cache_looks_empty(void)
 {
-    return warm_count() == 0 && cold_count() == 0;
+    return list_count(&cache.warm) == 0 && list_count(&cache.cold) == 0;
 }
 
-static ox__stack *pop_warm(void)
+/* A cached stack, warm first; the caller holds cache.lock. */
+static ox__stack *cache_pop(void)
 {
-    ox__stack *s = cache.warm;
-    if (s != NULL) {
-        cache.warm = s->next;
-        set_warm_count(warm_count() - 1);
-    }
-    return s;
+    ox__stack *s = list_pop(&cache.warm);
+    return s != NULL ? s : list_pop(&cache.cold);
 }
 
-static ox__stack *pop_cold(void)
+/* Caches s warm if the cache has room; the caller holds cache.lock. */
+static bool cache_push_if_room(ox__stack *s)
 {
-    ox__stack *s = cache.cold;
-    if (s != NULL) {
-        cache.cold = s->next;
-        set_cold_count(cold_count() - 1);
-    }
-    return s;
-}
-
-static void push_warm(ox__stack *s)
-{
-    s->next = cache.warm;
-    cache.warm = s;
-    set_warm_count(warm_count() + 1);
-}
-
-static void push_cold(ox__stack *s)
-{
-    s->next = cache.cold;
-    cache.cold = s;
-    set_cold_count(cold_count() + 1);
+    bool room = list_count(&cache.warm) + list_count(&cache.cold) < STACK_CACHE;
+    if (room)
+        list_push(&cache.warm, s);
+    return room;
 }
 
 static struct {
     ox__spin lock;
-    ox__stack *free; /* slab stacks, linked through next */
+    ox__stash free; /* slab stacks */
 } slabs;
 
 /* Guarded mappings that exist (running or cached). */
@@ -146,12 +135,6 @@ static bool guarded_budget_used(void)
     return atomic_load_explicit(&guarded, memory_order_relaxed) >= guarded_max();
 }
 
-/* The size below a stack's header, for the sanitizer. */
-static size_t usable_size(const ox__stack *s)
-{
-    return (size_t)((const char *)s - ox__stack_lo(s));
-}
-
 /* ---- slabs ----
  * A worker's own stash of slab stacks works as its stash of guarded ones
  * (below): a full one gives STASH_BATCH back to the slabs' list, an empty
@@ -161,10 +144,8 @@ static size_t usable_size(const ox__stack *s)
 static void slab_stash_give(ox__stash *stash, unsigned n)
 {
     ox__spin_lock(&slabs.lock);
-    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--) {
-        s->next = slabs.free;
-        slabs.free = s;
-    }
+    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--)
+        ox__stash_push(&slabs.free, s);
     ox__spin_unlock(&slabs.lock);
 }
 
@@ -185,22 +166,20 @@ static ox__stack *slab_map(void)
     if (ox__sys_stack_map(slot * SLAB_STACKS, &base, &total) != 0)
         return NULL;
     char *first = (char *)base + total - slot * SLAB_STACKS;
-    ox__stack *chain = NULL, *last = NULL;
+    ox__stack *kept = NULL;
+    ox__spin_lock(&slabs.lock);
     for (size_t i = 0; i < SLAB_STACKS; i++) {
         ox__stack *s = (ox__stack *)(void *)(first + (i + 1) * slot - HEADER_SIZE);
         s->base = first + i * slot;
         s->total = slot;
         s->guard_size = 0; /* no guard page */
-        s->next = chain;
-        chain = s;
-        if (last == NULL)
-            last = s;
+        if (kept == NULL)
+            kept = s;
+        else
+            ox__stash_push(&slabs.free, s);
     }
-    ox__spin_lock(&slabs.lock);
-    last->next = slabs.free;
-    slabs.free = chain->next;
     ox__spin_unlock(&slabs.lock);
-    return chain;
+    return kept;
 }
 
 /* A default-size stack from a slab, or NULL if no slab can be mapped. */
@@ -208,11 +187,9 @@ static ox__stack *slab_get(ox__worker *w)
 {
     if (w->slab_stacks.count == 0) { /* a batch from the slabs, under one lock */
         ox__spin_lock(&slabs.lock);
-        for (unsigned i = 0; i < STASH_BATCH && slabs.free != NULL; i++) {
-            ox__stack *s = slabs.free;
-            slabs.free = s->next;
+        ox__stack *s;
+        for (unsigned i = 0; i < STASH_BATCH && (s = ox__stash_pop(&slabs.free)) != NULL; i++)
             ox__stash_push(&w->slab_stacks, s);
-        }
         ox__spin_unlock(&slabs.lock);
     }
     ox__stack *s = ox__stash_pop(&w->slab_stacks);
@@ -242,9 +219,9 @@ static bool evict_cached(void)
     if (cache_looks_empty())
         return false;
     ox__spin_lock(&cache.lock);
-    ox__stack *s = pop_cold();
+    ox__stack *s = list_pop(&cache.cold);
     if (s == NULL)
-        s = pop_warm();
+        s = list_pop(&cache.warm);
     ox__spin_unlock(&cache.lock);
     if (s == NULL)
         return false;
@@ -276,20 +253,16 @@ static ox__stack *cached_get(ox__worker *w)
 {
     if (w->stacks.count == 0 && !cache_looks_empty()) {
         ox__spin_lock(&cache.lock);
-        for (unsigned i = 0; i < STASH_BATCH; i++) {
-            ox__stack *s = pop_warm();
-            if (s == NULL && (s = pop_cold()) == NULL)
-                break;
+        ox__stack *s;
+        for (unsigned i = 0; i < STASH_BATCH && (s = cache_pop()) != NULL; i++)
             ox__stash_push(&w->stacks, s);
-        }
         ox__spin_unlock(&cache.lock);
     }
     return ox__stash_pop(&w->stacks);
 }
 
-ox__stack *ox__stack_get(size_t size)
+ox__stack *ox__stack_get(ox__worker *w, size_t size)
 {
-    ox__worker *w = ox__worker_current();
     bool plain = size == OX_TASK_DEFAULT_STACK;
     ox__stack *s = plain ? cached_get(w) : NULL;
     if (s == NULL) {
@@ -302,7 +275,7 @@ ox__stack *ox__stack_get(size_t size)
      * AddressSanitizer's shadow still has the redzones of the frames that
      * its last task left behind (it never returned through them). */
     if (s != NULL)
-        ox__san_stack_reuse(ox__stack_lo(s), usable_size(s));
+        ox__san_stack_reuse(ox__stack_lo(s), ox__stack_size(s));
     return s;
 }
 
@@ -310,7 +283,7 @@ ox__stack *ox__stack_get(size_t size)
  * touches it first). */
 static void release_pages(ox__stack *s)
 {
-    size_t below = usable_size(s);
+    size_t below = ox__stack_size(s);
     ox__sys_stack_release(ox__stack_lo(s), below - below % ox__sys_page_size());
 }
 
@@ -320,9 +293,7 @@ static void release_pages(ox__stack *s)
 static bool shared_put(ox__stack *s)
 {
     ox__spin_lock(&cache.lock);
-    bool kept = warm_count() + cold_count() < STACK_CACHE;
-    if (kept)
-        push_warm(s);
+    bool kept = cache_push_if_room(s);
     ox__spin_unlock(&cache.lock);
     return kept;
 }
@@ -333,12 +304,9 @@ static void stash_give(ox__stash *stash, unsigned n)
 {
     ox__stash unkept = {0};
     ox__spin_lock(&cache.lock);
-    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--) {
-        if (warm_count() + cold_count() < STACK_CACHE)
-            push_warm(s);
-        else
+    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--)
+        if (!cache_push_if_room(s))
             ox__stash_push(&unkept, s);
-    }
     ox__spin_unlock(&cache.lock);
     for (ox__stack *s; (s = ox__stash_pop(&unkept)) != NULL;)
         unmap_guarded(s);
@@ -350,14 +318,13 @@ void ox__stack_cache_flush(ox__worker *w)
     slab_stash_give(&w->slab_stacks, w->slab_stacks.count);
 }
 
-void ox__stack_put(ox__stack *s)
+void ox__stack_put(ox__worker *w, ox__stack *s)
 {
-    ox__worker *w = ox__worker_current();
     if (s->guard_size == 0) {
         slab_put(w, s);
         return;
     }
-    size_t usable = usable_size(s);
+    size_t usable = ox__stack_size(s);
     if (usable < OX_TASK_DEFAULT_STACK || usable >= OX_TASK_DEFAULT_STACK + ox__sys_page_size()) {
         unmap_guarded(s); /* another size: not cached */
         return;
@@ -376,17 +343,17 @@ void ox__stack_put(ox__stack *s)
 
 bool ox__stack_cache_trim(size_t most)
 {
-    if (warm_count() <= STACK_WARM) /* a hint; checked again under the lock */
+    if (list_count(&cache.warm) <= STACK_WARM) /* a hint; checked again under the lock */
         return false;
     for (size_t i = 0; i < most; i++) {
         ox__spin_lock(&cache.lock);
-        ox__stack *s = warm_count() > STACK_WARM ? pop_warm() : NULL;
+        ox__stack *s = list_count(&cache.warm) > STACK_WARM ? list_pop(&cache.warm) : NULL;
         ox__spin_unlock(&cache.lock);
         if (s == NULL)
             return false;
         release_pages(s); /* out of the lists meanwhile: nobody can take it */
         ox__spin_lock(&cache.lock);
-        push_cold(s);
+        list_push(&cache.cold, s);
         ox__spin_unlock(&cache.lock);
     }
     return true;

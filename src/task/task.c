@@ -37,14 +37,14 @@ static void task_entry(void *arg)
     ox_abort("ox_task", "a finished task was resumed");
 }
 
-bool ox__task_prepare(ox_task *t)
+bool ox__task_prepare(ox__worker *w, ox_task *t)
 {
     if (ox__park_unit_cancelled(&t->waiter)) {
         /* Aborted, or its runtime shut down, before it ever ran. */
         t->outcome = OX_ECANCELED;
         return false;
     }
-    t->stack = ox__stack_get(t->stack_size);
+    t->stack = ox__stack_get(w, t->stack_size);
     if (t->stack == NULL) {
         t->outcome = ENOMEM;
         return false;

@@ -91,14 +91,28 @@ typedef struct ox__injector {
     _Atomic size_t len; /* read without the lock as a hint */
 } ox__injector;
 
-/* A worker's own list of free records or stacks, linked through their
- * first word (record.c, stack.c). */
+/* A list of free records or stacks, linked through their first word: a
+ * worker's own, or a shared one under a lock (record.c, stack.c). */
 typedef struct ox__stash {
     void *head;
     unsigned count;
 } ox__stash;
-void ox__stash_push(ox__stash *s, void *item);
-void *ox__stash_pop(ox__stash *s);
+static inline void ox__stash_push(ox__stash *s, void *item)
+{
+    *(void **)item = s->head;
+    s->head = item;
+    s->count++;
+}
+
+static inline void *ox__stash_pop(ox__stash *s)
+{
+    void *item = s->head;
+    if (item != NULL) {
+        s->head = *(void **)item;
+        s->count--;
+    }
+    return item;
+}
 
 typedef struct ox__worker {
     ox__local_queue queue;
@@ -207,8 +221,8 @@ void ox__timer_arm(ox__lot_waiter *w, ox_instant deadline);
 void ox__timer_disarm(ox__lot_waiter *w);
 /* Expires w's runtime's due timers, as many as w's LIFO slot and queue
  * take without overflowing but at least one (the rest stay due, for the
- * next call); returns
- * the next deadline (INT64_MAX: none; a past one if some stayed due). */
+ * next call); returns the next deadline (INT64_MAX: none; a past one if
+ * some stayed due). */
 int64_t ox__timers_fire(ox__worker *w);
 
 /* ---- the reactor (reactor.c) ---- */
@@ -280,10 +294,10 @@ void ox__reactor_close(ox_runtime *rt);
 int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out);
 /* Makes a created task runnable. */
 void ox__task_start(ox_task *t);
-/* Readies t for its first run, on a worker: gives it a stack. True, or
- * false with t->outcome set (aborted before it ran: OX_ECANCELED; no stack
- * could be mapped: ENOMEM), and t still to retire. */
-bool ox__task_prepare(ox_task *t);
+/* Readies t for its first run, on w: gives it a stack. True, or false with
+ * t->outcome set (aborted before it ran: OX_ECANCELED; no stack could be
+ * mapped: ENOMEM), and t still to retire. */
+bool ox__task_prepare(ox__worker *w, ox_task *t);
 /* t->finished: RUNNING, or FINISHED, or RUNNING with the bits of who waits.
  * A thread that waits for a task sleeps on the futex, which only a wake-up
  * system call ends; a task waits in the parking lot, which a wake in user
@@ -327,14 +341,19 @@ void ox__task_records_flush(ox__worker *w);
 
 /* ---- stacks (stack.c) ---- */
 /* A stack of at least size bytes, fresh or recycled; NULL if none can be
- * mapped. Called on a worker. */
-ox__stack *ox__stack_get(size_t size);
-/* Gives back a stack whose task has returned. Called on a worker. */
-void ox__stack_put(ox__stack *s);
+ * mapped. On w, the calling worker. */
+ox__stack *ox__stack_get(ox__worker *w, size_t size);
+/* Gives back a stack whose task has returned, on w, the calling worker. */
+void ox__stack_put(ox__worker *w, ox__stack *s);
 /* The lowest usable address of s; its top is s itself. */
 static inline char *ox__stack_lo(const ox__stack *s)
 {
     return (char *)s->base + s->guard_size;
+}
+/* Its usable size, from ox__stack_lo up to the header. */
+static inline size_t ox__stack_size(const ox__stack *s)
+{
+    return (size_t)((const char *)s - ox__stack_lo(s));
 }
 /* Gives back the pages of up to `most` cached stacks beyond those kept
  * warm; false if none is left to give back. For a worker about to sleep,

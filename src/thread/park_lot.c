@@ -91,9 +91,9 @@ static bucket *bucket_in(const lot_table *t, const _Atomic uint32_t *word)
     return &t->buckets[h >> (64 - t->bits)];
 }
 
-/* Locks and returns word's bucket in the current table. */
-/* order: acquire, or seq_cst for a wait, which checks its unit's abort
- * flags under the lock (see the exchange below). */
+/* Locks and returns word's bucket in the current table. order: acquire,
+ * or seq_cst for a wait, which checks its unit's abort flags under the
+ * lock (see the lock below). */
 static bucket *lock_bucket(const _Atomic uint32_t *word, memory_order order)
 {
     for (;;) {
