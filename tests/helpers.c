@@ -55,6 +55,16 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg)
     ox_test_join(&h);
 }
 
+void *ox_test_run_alone(size_t workers, void *(*fn)(void *), void *arg)
+{
+    ox_runtime *rt = ox_test_runtime(workers);
+    ox_task_handle h = ox_test_spawn_on(rt, fn, arg);
+    void *result = NULL;
+    CHECK_EQ(ox_task_join(&h, &result, NULL), 0);
+    ox_runtime_shutdown(rt);
+    return result;
+}
+
 void ox_test_wait_count(_Atomic long *count, long n)
 {
     /* Acquire: what the counted tasks did before they counted is seen. */

@@ -35,6 +35,9 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg);
  * down), and fn(arg) spawned as a task on it; both check they succeeded. */
 ox_runtime *ox_test_runtime(size_t workers);
 ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg);
+/* Runs fn(arg) as a task on a fresh runtime of `workers` workers, checks
+ * that it returned normally, shuts the runtime down; returns fn's result. */
+void *ox_test_run_alone(size_t workers, void *(*fn)(void *), void *arg);
 /* The same for a task named name (for the blocked dump and the checker's
  * reports). */
 ox_task_handle ox_test_spawn_named_on(ox_runtime *rt, const char *name, void *(*fn)(void *),

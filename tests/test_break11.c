@@ -59,10 +59,7 @@ static void *sleep_behind_full_queue(void *arg)
 
 OX_TEST_OPTS(break11_due_timer_fires_while_the_queue_stays_full, .timeout_s = 60)
 {
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle h = ox_test_spawn_on(rt, sleep_behind_full_queue, NULL);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(1, sleep_behind_full_queue, NULL);
     long at = atomic_load_explicit(&spawned_at_wake, memory_order_relaxed);
     if (at >= GIVE_UP)
         ox_test_fail(__FILE__, __LINE__,
@@ -154,10 +151,7 @@ static void *join_sets_with_stackless_tasks(void *arg)
 
 OX_TEST_OPTS(break11_join_set_hands_each_stackless_task_over_once, .timeout_s = 60)
 {
-    ox_runtime *rt = ox_test_runtime(2);
-    ox_task_handle h = ox_test_spawn_on(rt, join_sets_with_stackless_tasks, NULL);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(2, join_sets_with_stackless_tasks, NULL);
 }
 
 /* ---- shutdown with tasks that never ran ----
@@ -200,10 +194,7 @@ OX_TEST(break11_shutdown_with_stackless_and_queued_tasks_leaks_nothing)
 {
     for (int round = 0; round < 20; round++) {
         atomic_store(&left_ran, 0);
-        ox_runtime *rt = ox_test_runtime(2);
-        ox_task_handle h = ox_test_spawn_on(rt, spawn_and_leave, NULL);
-        CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-        ox_runtime_shutdown(rt);
+        ox_test_run_alone(2, spawn_and_leave, NULL);
         /* The blocking jobs all ran; of the others, at most those with a
          * stack. */
         int ran = atomic_load(&left_ran);

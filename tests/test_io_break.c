@@ -41,10 +41,7 @@ OX_TEST(io_break_pipe_write_after_reader_closed_is_epipe_in_a_thread)
 
 OX_TEST(io_break_pipe_write_after_reader_closed_is_epipe_in_a_task)
 {
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle h = ox_test_spawn_on(rt, write_to_closed_pipe, NULL);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(1, write_to_closed_pipe, NULL);
 }
 
 /* ---- ox_fd_wait in an aborted task, fd ready: completes ---- */
@@ -104,10 +101,7 @@ OX_TEST(io_break_dev_null_in_a_thread)
 
 OX_TEST(io_break_dev_null_in_a_task)
 {
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle h = ox_test_spawn_on(rt, write_dev_null, NULL);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(1, write_dev_null, NULL);
 }
 
 /* ---- a socket that outlives the runtime whose task waited on it ---- */
@@ -124,10 +118,7 @@ OX_TEST(io_break_socket_closed_after_its_runtime_shut_down)
 {
     ox_sockaddr addr;
     ox_socket *l = ox_test_listen("127.0.0.1:0", &addr);
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle h = ox_test_spawn_on(rt, accept_briefly, l);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(1, accept_briefly, l);
     ox_socket_close(l);
 }
 
@@ -150,13 +141,10 @@ OX_TEST_OPTS(io_break_socket_used_by_a_second_runtime_after_the_first, .timeout_
 {
     accept_job j;
     j.l = ox_test_listen("127.0.0.1:0", &j.addr);
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle h = ox_test_spawn_on(rt, accept_briefly, j.l);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(1, accept_briefly, j.l);
 
-    rt = ox_test_runtime(1);
-    h = ox_test_spawn_on(rt, accept_one, &j);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, accept_one, &j);
     ox_thread_sleep(OX_MILLIS(20)); /* let it park (not needed to fail) */
     ox_socket *c;
     CHECK_EQ(ox_tcp_connect(&j.addr, &c), 0);

@@ -561,10 +561,7 @@ static void *spawn_twice_on_one_worker(void *arg)
 
 OX_TEST(task_records_are_reused_by_their_worker_and_poisoned_while_kept)
 {
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_handle h = ox_test_spawn_on(rt, spawn_twice_on_one_worker, NULL);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    ox_test_run_alone(1, spawn_twice_on_one_worker, NULL);
 }
 
 /* ---- direct hand-offs (runtime.c) ----

@@ -218,20 +218,32 @@ static void scope_with_failure(ox_task_scope *scope, void *arg)
     (void)ox_task_scope_spawn(scope, fail_scoped, NULL);
 }
 
-static void *run_failing_scope(void *arg)
+typedef struct scope_call {
+    void (*run)(ox_task_scope *scope, void *arg);
+} scope_call;
+
+static void *run_scope(void *arg)
 {
-    (void)arg;
-    ox_task_scope_run(scope_with_failure, NULL);
+    const scope_call *body = arg;
+    ox_task_scope_run(body->run, NULL);
     return NULL;
+}
+
+/* Runs body in a task scope (from this thread), which must panic with
+ * message. */
+static void check_scope_panics(void (*body)(ox_task_scope *, void *), const char *message)
+{
+    ox_panic_set_hook(NULL);
+    scope_call b = {body};
+    ox_panic_payload *p = NULL;
+    CHECK_EQ(ox_catch_unwind(run_scope, &b, NULL, &p), OX_EPANICKED);
+    CHECK_STR(p->message, message);
+    ox_panic_payload_free(p);
 }
 
 OX_TEST(task_scope_reports_a_task_panic_not_joined_by_hand)
 {
-    ox_panic_set_hook(NULL);
-    ox_panic_payload *p = NULL;
-    CHECK_EQ(ox_catch_unwind(run_failing_scope, NULL, NULL, &p), OX_EPANICKED);
-    CHECK_STR(p->message, "a scoped task panicked");
-    ox_panic_payload_free(p);
+    check_scope_panics(scope_with_failure, "a scoped task panicked");
 }
 
 static void scope_joining_by_hand(ox_task_scope *scope, void *arg)
@@ -277,20 +289,9 @@ static void scope_with_unmappable(ox_task_scope *scope, void *arg)
     (void)spawn_unmappable(scope);
 }
 
-static void *run_unmappable_scope(void *arg)
-{
-    (void)arg;
-    ox_task_scope_run(scope_with_unmappable, NULL);
-    return NULL;
-}
-
 OX_TEST(task_scope_reports_a_task_that_got_no_stack)
 {
-    ox_panic_set_hook(NULL);
-    ox_panic_payload *p = NULL;
-    CHECK_EQ(ox_catch_unwind(run_unmappable_scope, NULL, NULL, &p), OX_EPANICKED);
-    CHECK_STR(p->message, "a scoped task got no stack and never ran");
-    ox_panic_payload_free(p);
+    check_scope_panics(scope_with_unmappable, "a scoped task got no stack and never ran");
     CHECK_EQ(atomic_load(&unmappable_ran), 0);
 }
 
