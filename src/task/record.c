@@ -14,7 +14,7 @@
  * either way, for a worker that frees more than it spawns (its tasks join
  * what another worker's spawned). The allocator was a third of a spawn
  * and join: a record freed on another thread than its own arena's makes
- * glibc lock that arena and consolidate. Past POOL_CHAINS chains, and on
+ * glibc lock that arena and consolidate. Past POOL_RECORDS, and on
  * threads, the allocator has them. */
 #include "sanitizer.h"
 #include "task_internal.h"
@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHAIN       64
-#define POOL_CHAINS 64 /* 4096 records, 3.5 MiB: the most kept past a burst */
+#define CHAIN        64
+#define POOL_RECORDS 4096 /* 3.5 MiB: the most kept past a burst */
 /* Records start on a cache line of their own: two workers write
  * neighbouring tasks' records. */
 #define RECORD_ALIGN 64
@@ -42,23 +42,16 @@ static void reset(ox_task *t)
     memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
 }
 
-/* A free record's first word links it in its chain (ox__stash), its
- * second links a chain's head to the next chain in the pool. */
-typedef struct free_record {
-    struct free_record *next, *next_chain;
-} free_record;
-
 static struct {
     ox__spin lock;
-    free_record *chains;
-    size_t count;
+    ox__chains chains;
 } pool;
 
 /* A record kept for reuse: all but its links are out of bounds for
  * AddressSanitizer until it is reused (ox__task_alloc). */
 static void keep(ox_task *t)
 {
-    ox__san_kept((char *)t + sizeof(free_record), RECORD_SIZE - sizeof(free_record));
+    ox__san_kept((char *)t + sizeof(ox__chain_link), RECORD_SIZE - sizeof(ox__chain_link));
 }
 
 static void release(void *t)
@@ -71,38 +64,23 @@ static void release(void *t)
 static void take_chain(ox__worker *w)
 {
     ox__spin_lock(&pool.lock);
-    free_record *chain = pool.chains;
-    if (chain != NULL) {
-        pool.chains = chain->next_chain;
-        pool.count--;
-    }
+    ox__chain_link *chain = ox__chains_pop(&pool.chains);
     ox__spin_unlock(&pool.lock);
-    if (chain != NULL) {
-        w->records.head = chain;
-        w->records.count = CHAIN;
-    }
+    ox__stash_fill(&w->records, chain);
 }
 
 /* Moves CHAIN of w's records to the pool, or to the allocator if it is
  * full. */
 static void give_chain(ox__worker *w)
 {
-    free_record *chain = w->records.head, *last = chain;
-    for (unsigned i = 1; i < CHAIN; i++)
-        last = last->next;
-    w->records.head = last->next;
-    w->records.count -= CHAIN;
-    last->next = NULL;
+    ox__chain_link *chain = ox__stash_cut(&w->records, CHAIN);
     ox__spin_lock(&pool.lock);
-    bool kept = pool.count < POOL_CHAINS;
-    if (kept) {
-        chain->next_chain = pool.chains;
-        pool.chains = chain;
-        pool.count++;
-    }
+    bool kept = ox__chains_count(&pool.chains) < POOL_RECORDS;
+    if (kept)
+        ox__chains_push(&pool.chains, chain);
     ox__spin_unlock(&pool.lock);
     while (!kept && chain != NULL) {
-        free_record *next = chain->next;
+        ox__chain_link *next = chain->next;
         release(chain);
         chain = next;
     }
@@ -110,7 +88,6 @@ static void give_chain(ox__worker *w)
 
 ox_task *ox__task_alloc(void)
 {
-    _Static_assert(sizeof(free_record) <= sizeof(ox_task), "a free record fits in a record");
     ox__worker *w = ox__worker_current();
     ox_task *t = NULL;
     if (w != NULL) {

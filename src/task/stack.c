@@ -33,79 +33,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GUARDED_MAX   16384 /* 32 768 mappings: half the default vm.max_map_count */
-#define STACK_CACHE   GUARDED_MAX
-#define STACK_WARM    1024                /* cached stacks that keep their pages while idle */
-#define WORKER_STACKS 128                 /* cached by each worker for its own tasks */
-#define STASH_BATCH   (WORKER_STACKS / 2) /* moved at once to or from the shared cache */
-#define SLAB_STACKS   64
-#define SLAB_REDZONE  ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
-#define HEADER_SIZE   ((sizeof(ox__stack) + 63) & ~(size_t)63)
+#define GUARDED_MAX       16384 /* 32 768 mappings: half the default vm.max_map_count */
+#define STACK_CACHE       GUARDED_MAX
+#define STACK_WARM        1024                /* cached stacks that keep their pages while idle */
+#define WORKER_STACKS     128                 /* cached by each worker for its own tasks */
+#define STASH_BATCH       (WORKER_STACKS / 2) /* moved at once to or from the shared cache */
+#define OVER_BUDGET_STASH 16 /* a worker's stash, once the guarded budget is used up */
+#define SLAB_STACKS       64
+#define SLAB_REDZONE      ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
+#define HEADER_SIZE       ((sizeof(ox__stack) + 63) & ~(size_t)63)
 
-/* A list of cached stacks, linked through next, under cache.lock. Its
- * count is read and written relaxed: the lock orders its writes, and
- * readers outside the lock take it as a hint (a plain load and store, no
- * locked RMW). */
-typedef struct stack_list {
-    ox__stack *head;
-    _Atomic size_t count;
-} stack_list;
-
-static size_t list_count(const stack_list *l)
-{
-    return atomic_load_explicit(&l->count, memory_order_relaxed);
-}
-
-static ox__stack *list_pop(stack_list *l)
-{
-    ox__stack *s = l->head;
-    if (s != NULL) {
-        l->head = s->next;
-        atomic_store_explicit(&l->count, list_count(l) - 1, memory_order_relaxed);
-    }
-    return s;
-}
-
-static void list_push(stack_list *l, ox__stack *s)
-{
-    s->next = l->head;
-    l->head = s;
-    atomic_store_explicit(&l->count, list_count(l) + 1, memory_order_relaxed);
-}
-
-/* Cached stacks, all of default size: warm ones keep their pages, cold
- * ones gave them back. */
+/* Cached stacks, all of default size, in chains (task_internal.h): warm
+ * ones keep their pages, cold ones gave them back. */
 static struct {
     ox__spin lock;
-    stack_list warm, cold;
+    ox__chains warm, cold;
 } cache;
+
+static size_t cache_count(void)
+{
+    return ox__chains_count(&cache.warm) + ox__chains_count(&cache.cold);
+}
 
 /* Whether the cache looks empty (a hint: its lock is then not worth
  * taking; a stack put there meanwhile is found next time). */
 static bool cache_looks_empty(void)
 {
-    return list_count(&cache.warm) == 0 && list_count(&cache.cold) == 0;
+    return cache_count() == 0;
 }
 
-/* A cached stack, warm first; the caller holds cache.lock. */
-static ox__stack *cache_pop(void)
+/* Caches chain warm if the cache has room for all of it; the caller holds
+ * cache.lock. */
+static bool cache_push_if_room(ox__chain_link *chain)
 {
-    ox__stack *s = list_pop(&cache.warm);
-    return s != NULL ? s : list_pop(&cache.cold);
-}
-
-/* Caches s warm if the cache has room; the caller holds cache.lock. */
-static bool cache_push_if_room(ox__stack *s)
-{
-    bool room = list_count(&cache.warm) + list_count(&cache.cold) < STACK_CACHE;
+    bool room = cache_count() + chain->chain_count <= STACK_CACHE;
     if (room)
-        list_push(&cache.warm, s);
+        ox__chains_push(&cache.warm, chain);
     return room;
 }
 
 static struct {
     ox__spin lock;
-    ox__stash free; /* slab stacks */
+    ox__chains free; /* slab stacks */
 } slabs;
 
 /* Guarded mappings that exist (running or cached). */
@@ -143,9 +112,11 @@ static bool guarded_budget_used(void)
 /* Gives n of the stash's slab stacks back to the slabs. */
 static void slab_stash_give(ox__stash *stash, unsigned n)
 {
+    ox__chain_link *chain = ox__stash_cut(stash, n);
+    if (chain == NULL)
+        return;
     ox__spin_lock(&slabs.lock);
-    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--)
-        ox__stash_push(&slabs.free, s);
+    ox__chains_push(&slabs.free, chain);
     ox__spin_unlock(&slabs.lock);
 }
 
@@ -166,31 +137,27 @@ static ox__stack *slab_map(void)
     if (ox__sys_stack_map(slot * SLAB_STACKS, &base, &total) != 0)
         return NULL;
     char *first = (char *)base + total - slot * SLAB_STACKS;
-    ox__stack *kept = NULL;
-    ox__spin_lock(&slabs.lock);
-    for (size_t i = 0; i < SLAB_STACKS; i++) {
+    ox__stash others = {0};
+    for (size_t i = SLAB_STACKS; i-- > 0;) {
         ox__stack *s = (ox__stack *)(void *)(first + (i + 1) * slot - HEADER_SIZE);
         s->base = first + i * slot;
         s->total = slot;
         s->guard_size = 0; /* no guard page */
-        if (kept == NULL)
-            kept = s;
-        else
-            ox__stash_push(&slabs.free, s);
+        ox__stash_push(&others, s);
     }
-    ox__spin_unlock(&slabs.lock);
+    ox__stack *kept = ox__stash_pop(&others);
+    slab_stash_give(&others, SLAB_STACKS);
     return kept;
 }
 
 /* A default-size stack from a slab, or NULL if no slab can be mapped. */
 static ox__stack *slab_get(ox__worker *w)
 {
-    if (w->slab_stacks.count == 0) { /* a batch from the slabs, under one lock */
+    if (w->slab_stacks.count == 0) { /* a chain from the slabs, under one lock */
         ox__spin_lock(&slabs.lock);
-        ox__stack *s;
-        for (unsigned i = 0; i < STASH_BATCH && (s = ox__stash_pop(&slabs.free)) != NULL; i++)
-            ox__stash_push(&w->slab_stacks, s);
+        ox__chain_link *chain = ox__chains_pop(&slabs.free);
         ox__spin_unlock(&slabs.lock);
+        ox__stash_fill(&w->slab_stacks, chain);
     }
     ox__stack *s = ox__stash_pop(&w->slab_stacks);
     return s != NULL ? s : slab_map();
@@ -219,13 +186,21 @@ static bool evict_cached(void)
     if (cache_looks_empty())
         return false;
     ox__spin_lock(&cache.lock);
-    ox__stack *s = list_pop(&cache.cold);
-    if (s == NULL)
-        s = list_pop(&cache.warm);
+    ox__chain_link *chain = ox__chains_pop(&cache.cold);
+    ox__chains *from = &cache.cold;
+    if (chain == NULL) {
+        chain = ox__chains_pop(&cache.warm);
+        from = &cache.warm;
+    }
+    if (chain != NULL && chain->next != NULL) { /* the rest stays cached */
+        ox__chain_link *rest = chain->next;
+        rest->chain_count = chain->chain_count - 1;
+        ox__chains_push(from, rest);
+    }
     ox__spin_unlock(&cache.lock);
-    if (s == NULL)
+    if (chain == NULL)
         return false;
-    unmap_guarded(s);
+    unmap_guarded((ox__stack *)(void *)chain);
     return true;
 }
 
@@ -247,16 +222,17 @@ static ox__stack *map_guarded(size_t size)
     return s;
 }
 
-/* A cached default-size stack, or NULL. An empty stash takes a batch
+/* A cached default-size stack, or NULL. An empty stash takes a chain
  * from the shared cache, under one lock. */
 static ox__stack *cached_get(ox__worker *w)
 {
     if (w->stacks.count == 0 && !cache_looks_empty()) {
         ox__spin_lock(&cache.lock);
-        ox__stack *s;
-        for (unsigned i = 0; i < STASH_BATCH && (s = cache_pop()) != NULL; i++)
-            ox__stash_push(&w->stacks, s);
+        ox__chain_link *chain = ox__chains_pop(&cache.warm);
+        if (chain == NULL)
+            chain = ox__chains_pop(&cache.cold);
         ox__spin_unlock(&cache.lock);
+        ox__stash_fill(&w->stacks, chain);
     }
     return ox__stash_pop(&w->stacks);
 }
@@ -287,29 +263,21 @@ static void release_pages(ox__stack *s)
     ox__sys_stack_release(ox__stack_lo(s), below - below % ox__sys_page_size());
 }
 
-/* Puts a default-size stack in the shared cache, warm; false if it is
- * full. It stays warm until a worker idles or stops (the callers of
- * ox__stack_cache_trim). */
-static bool shared_put(ox__stack *s)
-{
-    ox__spin_lock(&cache.lock);
-    bool kept = cache_push_if_room(s);
-    ox__spin_unlock(&cache.lock);
-    return kept;
-}
-
-/* Moves n of a worker's stashed stacks to the shared cache under one
- * lock, and unmaps those it has no room for. */
+/* Moves n of a worker's stashed stacks to the shared cache as one chain,
+ * or unmaps them if it has no room for them. */
 static void stash_give(ox__stash *stash, unsigned n)
 {
-    ox__stash unkept = {0};
+    ox__chain_link *chain = ox__stash_cut(stash, n);
+    if (chain == NULL)
+        return;
     ox__spin_lock(&cache.lock);
-    for (ox__stack *s; n > 0 && (s = ox__stash_pop(stash)) != NULL; n--)
-        if (!cache_push_if_room(s))
-            ox__stash_push(&unkept, s);
+    bool kept = cache_push_if_room(chain);
     ox__spin_unlock(&cache.lock);
-    for (ox__stack *s; (s = ox__stash_pop(&unkept)) != NULL;)
-        unmap_guarded(s);
+    while (!kept && chain != NULL) {
+        ox__chain_link *next = chain->next;
+        unmap_guarded((ox__stack *)(void *)chain);
+        chain = next;
+    }
 }
 
 void ox__stack_cache_flush(ox__worker *w)
@@ -329,31 +297,32 @@ void ox__stack_put(ox__worker *w, ox__stack *s)
         unmap_guarded(s); /* another size: not cached */
         return;
     }
-    /* With the guarded budget used up, it goes where evict_cached finds it
-     * for a task that cannot reuse it (another size): no worker's stash. */
-    if (guarded_budget_used()) {
-        if (!shared_put(s))
-            unmap_guarded(s);
-        return;
-    }
-    if (w->stacks.count == WORKER_STACKS)
+    /* With the guarded budget used up, a worker's stash keeps only a few:
+     * the others go where any worker finds them (cached_get), and
+     * evict_cached for a task that cannot reuse them (another size). */
+    if (guarded_budget_used() && w->stacks.count >= OVER_BUDGET_STASH)
+        stash_give(&w->stacks, w->stacks.count - OVER_BUDGET_STASH / 2);
+    else if (w->stacks.count == WORKER_STACKS)
         stash_give(&w->stacks, STASH_BATCH);
     ox__stash_push(&w->stacks, s);
 }
 
 bool ox__stack_cache_trim(size_t most)
 {
-    if (list_count(&cache.warm) <= STACK_WARM) /* a hint; checked again under the lock */
-        return false;
-    for (size_t i = 0; i < most; i++) {
-        ox__spin_lock(&cache.lock);
-        ox__stack *s = list_count(&cache.warm) > STACK_WARM ? list_pop(&cache.warm) : NULL;
-        ox__spin_unlock(&cache.lock);
-        if (s == NULL)
+    for (size_t trimmed = 0; trimmed < most;) {
+        if (ox__chains_count(&cache.warm) <= STACK_WARM) /* a hint; checked again under the lock */
             return false;
-        release_pages(s); /* out of the lists meanwhile: nobody can take it */
         ox__spin_lock(&cache.lock);
-        list_push(&cache.cold, s);
+        ox__chain_link *chain =
+            ox__chains_count(&cache.warm) > STACK_WARM ? ox__chains_pop(&cache.warm) : NULL;
+        ox__spin_unlock(&cache.lock);
+        if (chain == NULL)
+            return false;
+        /* Out of the lists meanwhile: nobody can take them. */
+        for (ox__chain_link *l = chain; l != NULL; l = l->next, trimmed++)
+            release_pages((ox__stack *)(void *)l);
+        ox__spin_lock(&cache.lock);
+        ox__chains_push(&cache.cold, chain);
         ox__spin_unlock(&cache.lock);
     }
     return true;
