@@ -294,8 +294,17 @@ int ox__park_lot_wait(ox__lot_waiter *w, _Atomic uint32_t *word, uint32_t expect
     /* Seq_cst: see is_cancelled. Also orders after this record's last
      * unlink, for an aborter that reads it (ox__park_lot_expire). Stored
      * before the timer is armed: an expiry that comes before we link must
-     * find this wait's bucket to leave its mark (expired). */
-    OX__DEKKER_STORE(&w->word, word);
+     * find this wait's bucket to leave its mark (expired).
+     * Not stored again when the last wait was on the same word (a task
+     * parking in a loop, with its parker at the same place on its stack):
+     * the check of the flags under the bucket lock, after its seq_cst
+     * exchange, closes the pair then. If that check misses an abort, the
+     * aborter's seq_cst flag store comes after it in the single order, and
+     * so after our earlier seq_cst store of this word: its load of the
+     * word sees it, and it looks in this bucket, after we linked. Only we
+     * write w->word: the relaxed load reads our own last store. */
+    if (atomic_load_explicit(&w->word, memory_order_relaxed) != word)
+        OX__DEKKER_STORE(&w->word, word);
     if (timed)
         w->ops->timer_arm(w, deadline);
 
