@@ -28,17 +28,30 @@ OX_COLD void ox__list_lock_slow(_Atomic uint32_t *lock)
  * cancelled: the claimer is finishing the hand-off right now. */
 static const ox__wait_site token_site = {.what = "channel hand-off"};
 
+/* Whether a task's claimer has woken it (ox__ctx_wake). Acquire: pairs
+ * with the release store there. */
+static bool task_woken(ox__ctx *cx)
+{
+    return atomic_load_explicit(&cx->parker.state, memory_order_acquire) == OX__PARK_NOTIFIED;
+}
+
 void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *object)
 {
     (void)site;
-    /* The claimer unparks right after its CAS (and a memcpy, for a
+    /* The claimer wakes us right after its CAS (and a memcpy, for a
      * rendezvous): spin briefly so that it need not make a futex call. */
     for (int i = 0; i < 200; i++) {
         if (atomic_load_explicit(&cx->parker.state, memory_order_relaxed) == OX__PARK_NOTIFIED)
             break;
         ox__cpu_relax();
     }
-    (void)ox__parker_park(&cx->parker, OX_INSTANT_NEVER, &token_site, object);
+    if (!cx->task) {
+        (void)ox__parker_park(&cx->parker, OX_INSTANT_NEVER, &token_site, object);
+        return;
+    }
+    while (!task_woken(cx))
+        (void)ox__park_wait(&cx->parker.state, OX__PARK_EMPTY, OX_INSTANT_NEVER, &token_site,
+                            object);
 }
 
 /* 2^0 + ... + 2^OX__BACKOFF_SPIN_LIMIT: the pauses of a backoff's spins. */
@@ -87,7 +100,13 @@ park:
                 return sel;
             goto selected;
         }
-        if (ox__parker_park(&cx->parker, deadline, site, object) == 0) {
+        if (cx->task) {
+            /* Woken, timed out, cancelled or woken by another's stale wake
+             * (ox__ctx_wake): the word and the loop tell which. */
+            (void)ox__park_wait(&cx->parker.state, OX__PARK_EMPTY, deadline, site, object);
+            if (task_woken(cx))
+                return atomic_load_explicit(&cx->select, memory_order_acquire);
+        } else if (ox__parker_park(&cx->parker, deadline, site, object) == 0) {
             /* Only a claimer unparks this parker, after its CAS: the token's
              * acquire makes the selection visible. */
             return atomic_load_explicit(&cx->select, memory_order_acquire);
@@ -168,7 +187,7 @@ void ox__waker_disconnect(ox__waker *w)
      * unregister) while we walk on past it. */
     for (ox__waiter *e = w->head; e; e = e->next) {
         if (ox__ctx_try_claim(e->cx, OX__SEL_DISCONNECTED))
-            ox__parker_unpark(&e->cx->parker);
+            ox__ctx_wake(e->cx);
     }
 }
 
@@ -212,7 +231,7 @@ void ox__sync_waker_notify_slow(ox__sync_waker *w)
     /* e is unlinked and claimed by us: its owner waits for this token before
      * its stack frame goes, so e and its context are still valid here. */
     if (e)
-        ox__parker_unpark(&e->cx->parker);
+        ox__ctx_wake(e->cx);
 }
 
 void ox__sync_waker_disconnect(ox__sync_waker *w)

@@ -33,8 +33,16 @@
 
 typedef struct ox__ctx {
     _Atomic uintptr_t select;
+    /* A thread's token (Rust's park/unpark). A task does not take tokens:
+     * it waits in the lot for parker.state to become OX__PARK_NOTIFIED,
+     * which its claimer stores (ox__ctx_wake). The token's exchange on
+     * each side and the consuming CAS would add three atomic
+     * read-modify-writes to every hand-off between tasks; the futex-free
+     * wait that the token saves a thread (no wake call unless PARKED)
+     * means nothing to a task, whose wake is the lot's anyway. */
     ox__parker parker;
     const void *thread; /* ox__self(): a waiter is never selected by itself */
+    bool task;          /* the waiter is a task */
 } ox__ctx;
 
 typedef struct ox__waiter {
@@ -101,6 +109,22 @@ static inline void ox__ctx_init(ox__ctx *cx)
     atomic_init(&cx->select, OX__SEL_WAITING);
     atomic_init(&cx->parker.state, OX__PARK_EMPTY);
     cx->thread = ox__self();
+    cx->task = ox__park_unit_get() != NULL;
+}
+
+/* The claimer's side, once it is done with the waiter's packet: the one
+ * wake it owes (the stack-lifetime rule). After it the waiter may be
+ * gone: the lot's wake uses the word's address only. */
+static inline void ox__ctx_wake(ox__ctx *cx)
+{
+    if (cx->task) {
+        /* Release: our claim and copy happen-before the waiter's acquire
+         * load of the word (ox__ctx_wait_until). */
+        atomic_store_explicit(&cx->parker.state, OX__PARK_NOTIFIED, memory_order_release);
+        ox__park_lot_wake(&cx->parker.state, 1);
+    } else {
+        ox__parker_unpark(&cx->parker);
+    }
 }
 
 /* The waiter's side: tries to set select from WAITING to sel (the waiter
@@ -141,12 +165,12 @@ void ox__waker_register(ox__waker *w, ox__waiter *e, ox__ctx *cx, void *packet);
 /* Removes e if it is still listed. */
 void ox__waker_unregister(ox__waker *w, ox__waiter *e);
 /* Claims the oldest waiter of another thread and unlinks it; returns it (its
- * context must be unparked by the caller once done with the packet), or
+ * context must be woken, ox__ctx_wake, by the caller once done with the packet), or
  * NULL if none could be claimed. */
 ox__waiter *ox__waker_try_select(ox__waker *w);
 /* True if a waiter of another thread is still waiting. */
 bool ox__waker_can_select(const ox__waker *w);
-/* Claims every waiter for OX__SEL_DISCONNECTED and unparks it. Entries stay
+/* Claims every waiter for OX__SEL_DISCONNECTED and wakes it. Entries stay
  * listed; their owners unregister. */
 void ox__waker_disconnect(ox__waker *w);
 

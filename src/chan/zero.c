@@ -92,9 +92,9 @@ int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
     if (r) {
         ox__zero_unlock(c);
         copy_packet(c, r->packet, msg);
-        /* Release (inside unpark): the copy happens-before the receiver
+        /* Release (inside the wake): the copy happens-before the receiver
          * returns with it. */
-        ox__parker_unpark(&r->cx->parker);
+        ox__ctx_wake(r->cx);
         return 0;
     }
     int rc = cannot_wait(c, block, deadline, OX_EFULL);
@@ -124,7 +124,7 @@ int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const
         copy_packet(c, out, s->packet);
         /* Release: our read of the sender's buffer is done before it may
          * reuse it. */
-        ox__parker_unpark(&s->cx->parker);
+        ox__ctx_wake(s->cx);
         return 0;
     }
     int rc = cannot_wait(c, block, deadline, OX_EEMPTY);
