@@ -54,6 +54,26 @@ bool ox__task_prepare(ox__worker *w, ox_task *t)
     return true;
 }
 
+/* A worker takes ids ID_BATCH at a time: a counter all workers add to
+ * was the hottest line of a spawn, bounced between their caches (perf on
+ * skynet: 70% of ox__task_create's samples on the add). Go's goid cache
+ * does the same. */
+#define ID_BATCH 1024
+
+static uint64_t new_task_id(void)
+{
+    ox__worker *w = ox__worker_current();
+    if (w == NULL)
+        /* Relaxed: ids need only be unique. */
+        return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    if (w->next_task_id == w->task_ids_end) {
+        /* Relaxed: as above. */
+        w->next_task_id = atomic_fetch_add_explicit(&next_id, ID_BATCH, memory_order_relaxed);
+        w->task_ids_end = w->next_task_id + ID_BATCH;
+    }
+    return w->next_task_id++;
+}
+
 int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox_task **out)
 {
     if (fn == NULL)
@@ -84,8 +104,7 @@ int ox__task_create(const ox_task_builder *b, void *(*fn)(void *), void *arg, ox
     t->rt = rt;
     t->fn = fn;
     t->arg = arg;
-    /* Relaxed: ids need only be unique. */
-    t->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    t->id = new_task_id();
     /* Who it is, for the layers below (the dump, the checker, panics). */
     t->waiter.task = (ox__unit_task){.name = t->name, .id = t->id, .held = &t->unwind};
     atomic_init(&t->refs, 2); /* the handle's and the runtime's */

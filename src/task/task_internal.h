@@ -214,6 +214,7 @@ typedef struct ox__worker {
     /* Task records, and default-size stacks (guarded, and from slabs),
      * freed here and reused here first (record.c, stack.c). */
     ox__stash records, stacks, slab_stacks;
+    uint64_t next_task_id, task_ids_end; /* ids it may give (task.c) */
     uint32_t rng;
     size_t index;
     ox__ctx sched_ctx;
