@@ -215,10 +215,10 @@ typedef struct ox__worker {
      * freed here and reused here first (record.c, stack.c). */
     ox__stash records, stacks, slab_stacks;
     uint64_t next_task_id, task_ids_end; /* ids it may give (task.c) */
-    uint32_t rng;
     size_t index;
     ox__ctx sched_ctx;
     ox_task *current;
+    uint32_t rng; /* here, beside after: no padding after either */
     /* What the task that just switched back asked the scheduler to do. */
     enum { OX__AFTER_NONE, OX__AFTER_YIELD, OX__AFTER_SUSPEND, OX__AFTER_EXIT } after;
     ox__spin *after_unlock;
