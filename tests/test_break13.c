@@ -96,19 +96,17 @@ OX_TEST(break13_chain_counts_always_match_chain_lengths)
                 ox__stash_fill(s, ox__chains_pop(&c));
             break;
         case 2: { /* evict_cached: one off a chain, the rest stays */
-            ox__chain_link *chain = ox__chains_pop(&c);
-            if (chain != NULL && chain->next != NULL) {
-                ox__chain_link *rest = chain->next;
-                rest->chain_count = chain->chain_count - 1;
-                ox__chains_push(&c, rest);
-            }
-            if (chain != NULL)
-                out[held++] = (item *)(void *)chain;
+            item *one = ox__chains_pop_one(&c);
+            if (one != NULL)
+                out[held++] = one;
             break;
         }
-        case 3: /* one given alone */
-            if (held > 0)
-                ox__chains_push_one(&c, out[--held], 1 + next_rand(&x) % 64);
+        case 3: /* one given alone, as a chain of one */
+            if (held > 0) {
+                ox__stash alone = {0};
+                ox__stash_push(&alone, out[--held]);
+                ox__chains_push(&c, ox__stash_cut(&alone, 1));
+            }
             break;
         case 4: /* a task takes one */
             if (s->count > 0)

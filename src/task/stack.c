@@ -186,21 +186,13 @@ static bool evict_cached(void)
     if (cache_looks_empty())
         return false;
     ox__spin_lock(&cache.lock);
-    ox__chain_link *chain = ox__chains_pop(&cache.cold);
-    ox__chains *from = &cache.cold;
-    if (chain == NULL) {
-        chain = ox__chains_pop(&cache.warm);
-        from = &cache.warm;
-    }
-    if (chain != NULL && chain->next != NULL) { /* the rest stays cached */
-        ox__chain_link *rest = chain->next;
-        rest->chain_count = chain->chain_count - 1;
-        ox__chains_push(from, rest);
-    }
+    ox__stack *s = ox__chains_pop_one(&cache.cold);
+    if (s == NULL)
+        s = ox__chains_pop_one(&cache.warm);
     ox__spin_unlock(&cache.lock);
-    if (chain == NULL)
+    if (s == NULL)
         return false;
-    unmap_guarded((ox__stack *)(void *)chain);
+    unmap_guarded(s);
     return true;
 }
 
@@ -318,7 +310,8 @@ bool ox__stack_cache_trim(size_t most)
         ox__spin_unlock(&cache.lock);
         if (chain == NULL)
             return false;
-        /* Out of the lists meanwhile: nobody can take them. */
+        /* Out of the lists meanwhile: nobody can take them, and the
+         * cache may take in one chain more than STACK_CACHE. */
         for (ox__chain_link *l = chain; l != NULL; l = l->next, trimmed++)
             release_pages((ox__stack *)(void *)l);
         ox__spin_lock(&cache.lock);

@@ -173,24 +173,6 @@ static inline void ox__chains_push(ox__chains *c, ox__chain_link *chain)
                           memory_order_relaxed);
 }
 
-/* Adds one item, to the first chain while it is shorter than batch: items
- * given one at a time are still taken in chains. */
-static inline void ox__chains_push_one(ox__chains *c, void *item, unsigned batch)
-{
-    ox__chain_link *link = item, *first = c->head;
-    if (first != NULL && first->chain_count < batch) {
-        link->next = first;
-        link->next_chain = first->next_chain;
-        link->chain_count = first->chain_count + 1;
-        c->head = link;
-        atomic_store_explicit(&c->count, ox__chains_count(c) + 1, memory_order_relaxed);
-        return;
-    }
-    link->next = NULL;
-    link->chain_count = 1;
-    ox__chains_push(c, link);
-}
-
 static inline ox__chain_link *ox__chains_pop(ox__chains *c)
 {
     ox__chain_link *chain = c->head;
@@ -198,6 +180,19 @@ static inline ox__chain_link *ox__chains_pop(ox__chains *c)
         c->head = chain->next_chain;
         atomic_store_explicit(&c->count, ox__chains_count(c) - chain->chain_count,
                               memory_order_relaxed);
+    }
+    return chain;
+}
+
+/* One item off the first chain, the rest of which stays a chain; NULL if
+ * c is empty. */
+static inline void *ox__chains_pop_one(ox__chains *c)
+{
+    ox__chain_link *chain = ox__chains_pop(c);
+    if (chain != NULL && chain->next != NULL) {
+        ox__chain_link *rest = chain->next;
+        rest->chain_count = chain->chain_count - 1;
+        ox__chains_push(c, rest);
     }
     return chain;
 }
