@@ -44,10 +44,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OX__LIFO_MAX       3
-#define OX__GLOBAL_EVERY   61
-#define OX__TRIM_BATCH     32    /* cached stacks given back per idle visit */
-#define OX__IDLE_SEARCH_NS 20000 /* how long a worker out of work looks before it sleeps */
+#define OX__LIFO_MAX         3
+#define OX__GLOBAL_EVERY     61
+#define OX__TRIM_BATCH       32    /* cached stacks given back per idle visit */
+#define OX__IDLE_SEARCH_NS   10000 /* how long a worker out of work looks before it sleeps */
+#define OX__IDLE_SEARCH_SKIP 8     /* sleeps without a search after one that found nothing */
 
 static _Thread_local ox__worker *current_worker;
 
@@ -484,10 +485,18 @@ static void retire(ox__worker *w, ox_task *t)
  * searcher it spares the spawner those wakes (ox__runtime_wake_idle wakes
  * nobody while one searches). Only one worker becomes a searcher this way
  * at a time. Returns true when work shows up: the caller looks again,
- * still a searcher, and found_work ends that. */
+ * still a searcher, and found_work ends that.
+ * A search that found nothing is not tried again for the next
+ * OX__IDLE_SEARCH_SKIP times: work that comes from the poller is not seen
+ * by it, and in a 100-connection echo server, searching before every
+ * sleep cost 15% more CPU per round trip (20 us searches). */
 static bool search_before_sleep(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
+    if (w->searches_skipped > 0) {
+        w->searches_skipped--;
+        return false;
+    }
     if (!w->searching) {
         /* Relaxed load; acq_rel CAS: the RMW of the pair described at the
          * top of the file, as in idle_register. */
@@ -506,6 +515,7 @@ static bool search_before_sleep(ox__worker *w)
         if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire))
             return true;
     } while (ox_instant_now().ns < until);
+    w->searches_skipped = OX__IDLE_SEARCH_SKIP;
     return false;
 }
 
