@@ -64,7 +64,7 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
     /* A task goes straight to parking: the task that would answer may be
      * queued behind it on this very worker, and parking is a task switch,
      * not a system call. */
-    if (ox__park_unit_get() != NULL)
+    if (cx->task)
         goto park;
     /* Spin, then yield, before sleeping: a futex wake costs the waker
      * microseconds, while the other side usually answers much sooner.

@@ -108,8 +108,9 @@ static inline void ox__ctx_init(ox__ctx *cx)
 {
     atomic_init(&cx->select, OX__SEL_WAITING);
     atomic_init(&cx->parker.state, OX__PARK_EMPTY);
-    cx->thread = ox__self();
-    cx->task = ox__park_unit_get() != NULL;
+    const ox__lot_waiter *unit = ox__park_unit_get();
+    cx->task = unit != NULL;
+    cx->thread = cx->task ? (const void *)unit : ox__self(); /* as ox__self() */
 }
 
 /* The claimer's side, once it is done with the waiter's packet: the one
