@@ -621,17 +621,30 @@ typedef struct sel_feed {
     long id, sent;
 } sel_feed;
 
+/* A timeout of a few microseconds, doubled for each one in a row that
+ * expired (up to about 4 ms): the first tries race the partner's claim,
+ * and the exchange still progresses under qemu, where a rendezvous takes
+ * longer than a few microseconds (with tiny timeouts only, the test ran
+ * past 240 s there). */
+static ox_nanos sel_timeout(long base_us, unsigned expired_in_a_row)
+{
+    return OX_MICROS(base_us) << (expired_in_a_row < 12 ? expired_in_a_row : 12);
+}
+
 static void *sel_send(void *p)
 {
     sel_feed *f = p;
     long v = 0;
+    unsigned expired = 0;
     while (v < SEL_EACH) {
         long msg = f->id << 32 | v;
-        int rc = ox_sender_send_timeout(f->tx, &msg, OX_MICROS(1 + v % 3 * 10));
+        int rc = ox_sender_send_timeout(f->tx, &msg, sel_timeout(1 + v % 3 * 10, expired));
         if (rc == 0) {
             v++;
+            expired = 0;
         } else {
             CHECK_EQ(rc, OX_ETIMEDOUT);
+            expired++;
             ox_task_yield(); /* as in handoff_send */
         }
     }
@@ -649,19 +662,22 @@ static void *sel_recv(void *p)
 {
     sel_job *j = p;
     int open = 3;
+    unsigned expired = 0;
     while (open > 0) {
         long v[3] = {-1, -1, -1};
         ox_select_op ops[3];
         for (int i = 0; i < 3; i++)
             ops[i] = j->rx[i] != NULL ? OX_SELECT_RECV(j->rx[i], &v[i]) : OX_SELECT_NEVER;
         size_t index = 9;
-        int rc = ox_select_timeout(ops, 3, OX_MICROS(1 + j->next[0] % 4 * 5), &index);
+        int rc = ox_select_timeout(ops, 3, sel_timeout(1 + j->next[0] % 4 * 5, expired), &index);
         if (rc == OX_ETIMEDOUT) {
+            expired++;
             /* A task must not spin on a task it woke: that one waits in
              * this worker's LIFO slot, unstolen (docs/tasks.md). */
             ox_task_yield();
             continue;
         }
+        expired = 0;
         CHECK(index < 3);
         if (rc == OX_EDISCONNECTED) {
             ox_receiver_drop(j->rx[index]);
