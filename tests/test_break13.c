@@ -456,6 +456,18 @@ OX_TEST_OPTS(break13_a_shutdown_always_ends_tasks_looping_on_one_word, .timeout_
  * reported. */
 enum { HANDOFFS = 4000 };
 
+/* A timeout of a few microseconds, doubled for each one in a row that
+ * expired (up to about 4 ms): the first tries race the partner's claim,
+ * and the exchange still progresses under qemu. With tiny timeouts only,
+ * both sides could sit at 1 us together (the sender's v and the
+ * receiver's count pick them, and advance only on success), and under
+ * qemu, where a hand-off takes longer than that, they never met: these
+ * tests ran past the aarch64 suites' 240 s. */
+static ox_nanos backoff_timeout(long base_us, unsigned expired_in_a_row)
+{
+    return OX_MICROS(base_us) << (expired_in_a_row < 12 ? expired_in_a_row : 12);
+}
+
 typedef struct handoff {
     ox_sender *tx;
     ox_receiver *rx;
@@ -468,13 +480,17 @@ static void *handoff_send(void *p)
 {
     handoff *h = p;
     long v = 0;
+    unsigned expired = 0;
     while (v < HANDOFFS) {
-        int rc = h->send_times_out ? ox_sender_send_timeout(h->tx, &v, OX_MICROS(1 + v % 7 * 3))
-                                   : ox_sender_send(h->tx, &v);
+        int rc = h->send_times_out
+                     ? ox_sender_send_timeout(h->tx, &v, backoff_timeout(1 + v % 7 * 3, expired))
+                     : ox_sender_send(h->tx, &v);
         if (rc == 0) {
             v++;
+            expired = 0;
         } else {
             CHECK_EQ(rc, OX_ETIMEDOUT);
+            expired++;
             ox_task_yield(); /* a task must not spin on a task it woke (docs/tasks.md) */
         }
     }
@@ -486,17 +502,21 @@ static void *handoff_send(void *p)
 static void *handoff_recv(void *p)
 {
     handoff *h = p;
+    unsigned expired = 0;
     for (;;) {
         long v;
         int rc = h->recv_times_out
-                     ? ox_receiver_recv_timeout(h->rx, &v, OX_MICROS(1 + h->received % 5 * 4))
+                     ? ox_receiver_recv_timeout(h->rx, &v,
+                                                backoff_timeout(1 + h->received % 5 * 4, expired))
                      : ox_receiver_recv(h->rx, &v);
         if (rc == OX_EDISCONNECTED)
             break;
         if (rc == OX_ETIMEDOUT) {
+            expired++;
             ox_task_yield(); /* as above */
             continue;
         }
+        expired = 0;
         CHECK_EQ(rc, 0);
         CHECK_EQ(v, h->received); /* each once, in order */
         h->received++;
@@ -621,16 +641,6 @@ typedef struct sel_feed {
     long id, sent;
 } sel_feed;
 
-/* A timeout of a few microseconds, doubled for each one in a row that
- * expired (up to about 4 ms): the first tries race the partner's claim,
- * and the exchange still progresses under qemu, where a rendezvous takes
- * longer than a few microseconds (with tiny timeouts only, the test ran
- * past 240 s there). */
-static ox_nanos sel_timeout(long base_us, unsigned expired_in_a_row)
-{
-    return OX_MICROS(base_us) << (expired_in_a_row < 12 ? expired_in_a_row : 12);
-}
-
 static void *sel_send(void *p)
 {
     sel_feed *f = p;
@@ -638,7 +648,7 @@ static void *sel_send(void *p)
     unsigned expired = 0;
     while (v < SEL_EACH) {
         long msg = f->id << 32 | v;
-        int rc = ox_sender_send_timeout(f->tx, &msg, sel_timeout(1 + v % 3 * 10, expired));
+        int rc = ox_sender_send_timeout(f->tx, &msg, backoff_timeout(1 + v % 3 * 10, expired));
         if (rc == 0) {
             v++;
             expired = 0;
@@ -669,7 +679,8 @@ static void *sel_recv(void *p)
         for (int i = 0; i < 3; i++)
             ops[i] = j->rx[i] != NULL ? OX_SELECT_RECV(j->rx[i], &v[i]) : OX_SELECT_NEVER;
         size_t index = 9;
-        int rc = ox_select_timeout(ops, 3, sel_timeout(1 + j->next[0] % 4 * 5, expired), &index);
+        int rc =
+            ox_select_timeout(ops, 3, backoff_timeout(1 + j->next[0] % 4 * 5, expired), &index);
         if (rc == OX_ETIMEDOUT) {
             expired++;
             /* A task must not spin on a task it woke: that one waits in
