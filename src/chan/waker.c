@@ -7,12 +7,16 @@
 
 static _Thread_local char self_anchor;
 
-const void *ox__self(void)
+const void *ox__self_of(const ox__lot_waiter *unit)
 {
     /* A task is its own unit: two tasks on one worker thread must be able
      * to rendezvous with each other. */
-    const ox__lot_waiter *task = ox__park_unit_get();
-    return task != NULL ? (const void *)task : &self_anchor;
+    return unit != NULL ? (const void *)unit : &self_anchor;
+}
+
+const void *ox__self(void)
+{
+    return ox__self_of(ox__park_unit_get());
 }
 
 OX_COLD void ox__list_lock_slow(_Atomic uint32_t *lock)
@@ -105,13 +109,15 @@ park:
              * (ox__ctx_wake): the word and the loop tell which. */
             (void)ox__park_wait(&cx->parker.state, OX__PARK_EMPTY, deadline, site, object);
             if (task_woken(cx))
-                return atomic_load_explicit(&cx->select, memory_order_acquire);
+                break;
         } else if (ox__parker_park(&cx->parker, deadline, site, object) == 0) {
-            /* Only a claimer unparks this parker, after its CAS: the token's
-             * acquire makes the selection visible. */
-            return atomic_load_explicit(&cx->select, memory_order_acquire);
+            break;
         }
     }
+    /* Only a claimer wakes us, after its CAS: relaxed, because the wake's
+     * acquire (of the word, or of the token) already made the CAS's value
+     * visible. */
+    return atomic_load_explicit(&cx->select, memory_order_relaxed);
 selected:
     if (sel != OX__SEL_ABORTED)
         ox__ctx_await_token(cx, site, object);

@@ -81,6 +81,8 @@ typedef struct ox__sync_waker {
 
 /* An identity of the calling thread, or task, cheap to get. */
 const void *ox__self(void);
+/* The same, given the caller's unit (ox__park_unit_get()). */
+const void *ox__self_of(const ox__lot_waiter *unit);
 
 /* A tiny test-and-test-and-set lock for the waiter lists: held for a few
  * pointer updates, never while blocking. (Not thread/spin.h's ox__spin: a
@@ -110,7 +112,7 @@ static inline void ox__ctx_init(ox__ctx *cx)
     atomic_init(&cx->parker.state, OX__PARK_EMPTY);
     const ox__lot_waiter *unit = ox__park_unit_get();
     cx->task = unit != NULL;
-    cx->thread = cx->task ? (const void *)unit : ox__self(); /* as ox__self() */
+    cx->thread = ox__self_of(unit);
 }
 
 /* The claimer's side, once it is done with the waiter's packet: the one

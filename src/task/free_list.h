@@ -79,7 +79,7 @@ static inline void ox__stash_fill(ox__stash *s, ox__chain_link *chain)
     s->count = chain != NULL ? chain->chain_count : 0;
 }
 
-/* The caller holds c's lock, for these two. */
+/* The caller holds c's lock, for the pushes and pops below. */
 static inline void ox__chains_push(ox__chains *c, ox__chain_link *chain)
 {
     chain->next_chain = c->head;

@@ -493,17 +493,19 @@ static void retire(ox__worker *w, ox_task *t)
 static bool search_before_sleep(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
-    if (w->searches_skipped > 0) {
-        w->searches_skipped--;
+    if (w->searches_to_skip > 0) {
+        w->searches_to_skip--;
         return false;
     }
     if (!w->searching) {
-        /* Relaxed load; acq_rel CAS: the RMW of the pair described at the
-         * top of the file, as in idle_register. */
+        /* Relaxed, both: being counted a searcher only spares wakers
+         * their wake. The pair at the top of the file is closed by what
+         * every search that finds nothing goes on to: idle_register's RMW
+         * and the look after it. */
         uint32_t s = atomic_load_explicit(&rt->sched, memory_order_relaxed);
         if (SEARCHING(s) != 0 ||
             !atomic_compare_exchange_strong_explicit(&rt->sched, &s, s + SEARCHING_ONE,
-                                                     memory_order_acq_rel, memory_order_relaxed))
+                                                     memory_order_relaxed, memory_order_relaxed))
             return false;
         w->searching = true;
     }
@@ -515,7 +517,7 @@ static bool search_before_sleep(ox__worker *w)
         if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire))
             return true;
     } while (ox_instant_now().ns < until);
-    w->searches_skipped = OX__IDLE_SEARCH_SKIP;
+    w->searches_to_skip = OX__IDLE_SEARCH_SKIP;
     return false;
 }
 

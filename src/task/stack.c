@@ -43,7 +43,7 @@
 #define SLAB_REDZONE      ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
 #define HEADER_SIZE       ((sizeof(ox__stack) + 63) & ~(size_t)63)
 
-/* Cached stacks, all of default size, in chains (task_internal.h): warm
+/* Cached stacks, all of default size, in chains (free_list.h): warm
  * ones keep their pages, cold ones gave them back. */
 static struct {
     ox__spin lock;
@@ -106,8 +106,8 @@ static bool guarded_budget_used(void)
 
 /* ---- slabs ----
  * A worker's own stash of slab stacks works as its stash of guarded ones
- * (below): a full one gives STASH_BATCH back to the slabs' list, an empty
- * one takes up to STASH_BATCH. */
+ * (below): a full one gives STASH_BATCH back to the slabs' list as a chain,
+ * an empty one takes a chain. */
 
 /* Gives n of the stash's slab stacks back to the slabs. */
 static void slab_stash_give(ox__stash *stash, unsigned n)

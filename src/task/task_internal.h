@@ -105,7 +105,7 @@ typedef struct ox__worker {
      * freed here and reused here first (record.c, stack.c). */
     ox__stash records, stacks, slab_stacks;
     uint64_t next_task_id, task_ids_end; /* ids it may give (task.c) */
-    unsigned searches_skipped;           /* before its next search before sleeping */
+    unsigned searches_to_skip;           /* before its next search before sleeping */
     size_t index;
     ox__ctx sched_ctx;
     ox_task *current;
