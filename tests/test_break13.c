@@ -468,6 +468,20 @@ static ox_nanos backoff_timeout(long base_us, unsigned expired_in_a_row)
     return OX_MICROS(base_us) << (expired_in_a_row < 12 ? expired_in_a_row : 12);
 }
 
+/* Sends msg, with a timeout from base_us backing off (or, if !timed,
+ * without one), until the send succeeds. */
+static void send_with_backoff(ox_sender *tx, long msg, bool timed, long base_us)
+{
+    for (unsigned expired = 0;; expired++) {
+        int rc = timed ? ox_sender_send_timeout(tx, &msg, backoff_timeout(base_us, expired))
+                       : ox_sender_send(tx, &msg);
+        if (rc == 0)
+            return;
+        CHECK_EQ(rc, OX_ETIMEDOUT);
+        ox_task_yield(); /* a task must not spin on a task it woke (docs/tasks.md) */
+    }
+}
+
 typedef struct handoff {
     ox_sender *tx;
     ox_receiver *rx;
@@ -479,22 +493,10 @@ typedef struct handoff {
 static void *handoff_send(void *p)
 {
     handoff *h = p;
-    long v = 0;
-    unsigned expired = 0;
-    while (v < HANDOFFS) {
-        int rc = h->send_times_out
-                     ? ox_sender_send_timeout(h->tx, &v, backoff_timeout(1 + v % 7 * 3, expired))
-                     : ox_sender_send(h->tx, &v);
-        if (rc == 0) {
-            v++;
-            expired = 0;
-        } else {
-            CHECK_EQ(rc, OX_ETIMEDOUT);
-            expired++;
-            ox_task_yield(); /* a task must not spin on a task it woke (docs/tasks.md) */
-        }
+    for (long v = 0; v < HANDOFFS; v++) {
+        send_with_backoff(h->tx, v, h->send_times_out, 1 + v % 7 * 3);
+        h->sent_ok++;
     }
-    h->sent_ok = v;
     ox_sender_drop(h->tx);
     return NULL;
 }
@@ -644,21 +646,10 @@ typedef struct sel_feed {
 static void *sel_send(void *p)
 {
     sel_feed *f = p;
-    long v = 0;
-    unsigned expired = 0;
-    while (v < SEL_EACH) {
-        long msg = f->id << 32 | v;
-        int rc = ox_sender_send_timeout(f->tx, &msg, backoff_timeout(1 + v % 3 * 10, expired));
-        if (rc == 0) {
-            v++;
-            expired = 0;
-        } else {
-            CHECK_EQ(rc, OX_ETIMEDOUT);
-            expired++;
-            ox_task_yield(); /* as in handoff_send */
-        }
+    for (long v = 0; v < SEL_EACH; v++) {
+        send_with_backoff(f->tx, f->id << 32 | v, true, 1 + v % 3 * 10);
+        f->sent++;
     }
-    f->sent = v;
     ox_sender_drop(f->tx);
     return NULL;
 }
