@@ -1,0 +1,351 @@
+/* Reproducers from trying to break the search before sleeping (runtime.c
+ * search_before_sleep: a worker out of work polls for 10 us as the
+ * searcher, and while one searches ox__runtime_wake_idle wakes nobody),
+ * and the relaxed load of a channel context's selection after its wake
+ * (waker.c ox__ctx_wait_until). Each test gives work to a runtime at
+ * random moments relative to a worker's search (while it searches, between
+ * the search and its registration as idle, while it sleeps) and checks
+ * that the work runs within a generous bound, and that once everything is
+ * done no worker is still counted as a searcher. */
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+#include "task/task_internal.h" /* white box: rt->sched */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static uint32_t next_rand(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+/* Spins about ns nanoseconds: a delay that lands the next push anywhere in
+ * a worker's 10 us search, or after it. No yield: the spinning worker must
+ * not give the others' work a chance it would not otherwise have. */
+static void spin_ns(int64_t ns)
+{
+    int64_t until = ox_instant_now().ns + ns;
+    while (ox_instant_now().ns < until)
+        continue;
+}
+
+/* Spins (no yield, no park) until *flag is set, failing after the bound:
+ * the work that sets it must run on another worker, or in the runtime
+ * while this thread only watches. */
+static void spin_until_set(const _Atomic int *flag, const char *what, long round)
+{
+    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
+    /* Acquire: pairs with the release store of the work that sets it. */
+    while (atomic_load_explicit(flag, memory_order_acquire) == 0)
+        if (ox_instant_now().ns > give_up)
+            ox_test_fail(__FILE__, __LINE__, "%s of round %ld never ran (a lost wake-up)", what,
+                         round);
+}
+
+/* Once every task is done, every worker goes idle and none stays counted
+ * as a searcher: a searcher that leaked would make ox__runtime_wake_idle
+ * wake nobody for ever after. Polls (the last worker may still be in its
+ * 10 us search) up to a generous bound. */
+static void check_all_idle_no_searcher(ox_runtime *rt)
+{
+    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
+    uint32_t s;
+    for (;;) {
+        /* Relaxed: a snapshot, only compared with the final state. */
+        s = atomic_load_explicit(&rt->sched, memory_order_relaxed);
+        if ((s & 0xffffu) == 0 && (s >> 16) == rt->nworkers)
+            return;
+        if (ox_instant_now().ns > give_up)
+            break;
+        ox_thread_sleep(OX_MILLIS(1));
+    }
+    ox_test_fail(__FILE__, __LINE__, "idle runtime of %zu workers: %u searching, %u idle",
+                 rt->nworkers, s & 0xffffu, s >> 16);
+}
+
+/* ---- a child spawned by a busy task runs on another worker ----
+ * A parent task spins (never letting its worker go) and spawns a child on
+ * its own worker's queue at random moments after the previous child ended,
+ * then spins until the child ran: only another worker can run it, and that
+ * worker is then searching, between its search and its registration, or
+ * asleep. Some children sleep a few microseconds first, so that a timer
+ * comes due during a search, or sets the sleeper's deadline. */
+typedef struct child_round {
+    _Atomic int ran;
+    int64_t sleep_ns;
+} child_round;
+
+static void *child_sets_flag(void *arg)
+{
+    child_round *c = arg;
+    if (c->sleep_ns > 0)
+        CHECK_EQ(ox_task_sleep(c->sleep_ns), 0);
+    /* Release: pairs with spin_until_set's acquire. */
+    atomic_store_explicit(&c->ran, 1, memory_order_release);
+    return NULL;
+}
+
+typedef struct parent_job {
+    ox_runtime *rt;
+    uint32_t seed;
+} parent_job;
+
+static void *parent_spawns_and_spins(void *arg)
+{
+    parent_job *job = arg;
+    ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(20000));
+    uint32_t x = job->seed;
+    for (long r = 0; ox_test_budget_more(&b, r); r++) {
+        child_round c = {.sleep_ns = 0};
+        uint32_t v = next_rand(&x);
+        if (v % 4 == 0)
+            c.sleep_ns = (int64_t)(v >> 8) % 30000;
+        atomic_init(&c.ran, 0);
+        ox_task_handle h = ox_test_spawn_on(job->rt, child_sets_flag, &c);
+        spin_until_set(&c.ran, "a child task", r);
+        CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+        /* Up to 25 us: inside the other worker's search, after it, or
+         * during one of the 8 sleeps without a search. */
+        spin_ns((int64_t)(next_rand(&x) % 25000));
+    }
+    return NULL;
+}
+
+static void busy_parent_round(size_t workers)
+{
+    ox_runtime *rt = ox_test_runtime(workers);
+    parent_job job = {.rt = rt, .seed = 0x9e3779b9u ^ (uint32_t)workers};
+    ox_task_handle h = ox_test_spawn_on(rt, parent_spawns_and_spins, &job);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    check_all_idle_no_searcher(rt);
+    ox_runtime_shutdown(rt);
+}
+
+OX_TEST(break14_busy_task_child_runs_on_the_searching_or_sleeping_worker_2)
+{
+    busy_parent_round(2);
+}
+
+OX_TEST(break14_busy_task_child_runs_on_the_searching_or_sleeping_worker_4)
+{
+    busy_parent_round(4);
+}
+
+/* ---- a thread's spawns reach a runtime whose workers search or sleep ----
+ * A thread spawns one task at a time at random moments after the last one
+ * ran, and waits for it to run: the push goes to the injector while a
+ * worker may be the searcher (the wake is then skipped), between its search
+ * and idle_register, or asleep. One worker: nobody else can run it. */
+static void *task_sets_flag(void *arg)
+{
+    child_round *c = arg;
+    if (c->sleep_ns > 0)
+        CHECK_EQ(ox_task_sleep(c->sleep_ns), 0);
+    /* Release: pairs with spin_until_set's acquire. */
+    atomic_store_explicit(&c->ran, 1, memory_order_release);
+    return NULL;
+}
+
+static void thread_spawns_round(size_t workers)
+{
+    ox_runtime *rt = ox_test_runtime(workers);
+    ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(20000));
+    uint32_t x = 0x2545f491u ^ (uint32_t)workers;
+    for (long r = 0; ox_test_budget_more(&b, r); r++) {
+        child_round c = {.sleep_ns = 0};
+        uint32_t v = next_rand(&x);
+        if (v % 4 == 0)
+            c.sleep_ns = (int64_t)(v >> 8) % 30000;
+        atomic_init(&c.ran, 0);
+        ox_task_handle h = ox_test_spawn_on(rt, task_sets_flag, &c);
+        spin_until_set(&c.ran, "a spawned task", r);
+        ox_task_handle_drop(&h);
+        spin_ns((int64_t)(next_rand(&x) % 25000));
+    }
+    check_all_idle_no_searcher(rt);
+    ox_runtime_shutdown(rt);
+}
+
+OX_TEST(break14_thread_spawn_reaches_a_searching_or_sleeping_worker_1)
+{
+    thread_spawns_round(1);
+}
+
+OX_TEST(break14_thread_spawn_reaches_a_searching_or_sleeping_worker_2)
+{
+    thread_spawns_round(2);
+}
+
+OX_TEST(break14_thread_spawn_reaches_a_searching_or_sleeping_worker_4)
+{
+    thread_spawns_round(4);
+}
+
+/* ---- readiness while one worker searches and another polls ----
+ * A task waits on a pipe (the poller's work, invisible to a search); a
+ * thread writes a byte at random moments and, in the same round, spawns a
+ * short task, so that one worker runs it and then searches while another
+ * sleeps in the poller. The reader must see every byte within the bound. */
+typedef struct pipe_job {
+    int rd;
+    long rounds_read;
+    _Atomic long acked;
+} pipe_job;
+
+static void *pipe_reader(void *arg)
+{
+    pipe_job *p = arg;
+    for (;;) {
+        char byte;
+        ssize_t n = read(p->rd, &byte, 1);
+        if (n == 1) {
+            if (byte == 'q')
+                return NULL;
+            p->rounds_read++;
+            /* Release: pairs with the writer's acquire. */
+            atomic_store_explicit(&p->acked, p->rounds_read, memory_order_release);
+            continue;
+        }
+        CHECK_EQ(n, -1);
+        CHECK(errno == EAGAIN);
+        CHECK_EQ(ox_fd_wait(p->rd, OX_IO_READABLE, ox_instant_after(ox_test_bound(OX_SECS(2)))), 0);
+    }
+}
+
+static void *short_task(void *arg)
+{
+    child_round *c = arg;
+    atomic_store_explicit(&c->ran, 1, memory_order_release);
+    return NULL;
+}
+
+static void pipe_round(size_t workers)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    CHECK_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    ox_runtime *rt = ox_test_runtime(workers);
+    pipe_job p = {.rd = fds[0]};
+    atomic_init(&p.acked, 0);
+    ox_task_handle reader = ox_test_spawn_on(rt, pipe_reader, &p);
+    ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(10000));
+    uint32_t x = 0x68e31da4u ^ (uint32_t)workers;
+    long r;
+    for (r = 0; ox_test_budget_more(&b, r); r++) {
+        child_round c;
+        atomic_init(&c.ran, 0);
+        ox_task_handle h = ox_test_spawn_on(rt, short_task, &c);
+        spin_ns((int64_t)(next_rand(&x) % 15000));
+        CHECK_EQ(write(fds[1], "x", 1), 1);
+        spin_until_set(&c.ran, "a short task", r);
+        ox_task_handle_drop(&h);
+        int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
+        /* Acquire: pairs with the reader's release. */
+        while (atomic_load_explicit(&p.acked, memory_order_acquire) != r + 1)
+            if (ox_instant_now().ns > give_up)
+                ox_test_fail(__FILE__, __LINE__, "byte %ld never read (a lost readiness)", r);
+        spin_ns((int64_t)(next_rand(&x) % 25000));
+    }
+    CHECK_EQ(write(fds[1], "q", 1), 1);
+    CHECK_EQ(ox_task_join(&reader, NULL, NULL), 0);
+    CHECK_EQ(p.rounds_read, r);
+    check_all_idle_no_searcher(rt);
+    ox_runtime_shutdown(rt);
+    close(fds[0]);
+    close(fds[1]);
+}
+
+OX_TEST(break14_pipe_readiness_while_a_worker_searches_2)
+{
+    pipe_round(2);
+}
+
+OX_TEST(break14_pipe_readiness_while_a_worker_searches_3)
+{
+    pipe_round(3);
+}
+
+/* ---- a rendezvous copy is seen by a waiter woken by the claimer ----
+ * ox__ctx_wait_until returns the selection with a relaxed load after the
+ * wake's acquire: the claimer's copy into the waiter's buffer (zero.c)
+ * must still happen-before the waiter's read of it. Tasks receive what
+ * threads send, and threads what tasks send, 64-byte messages whose every
+ * word is checked; TSan reports the copy as a race if the wake did not
+ * order it. */
+enum { MSG_WORDS = 8 };
+typedef struct msg {
+    uint64_t w[MSG_WORDS];
+} msg;
+
+typedef struct rdv_job {
+    ox_sender *tx;
+    ox_receiver *rx;
+    long n;
+    uint64_t id;
+} rdv_job;
+
+static void *rdv_send(void *arg)
+{
+    rdv_job *j = arg;
+    for (long k = 0; k < j->n; k++) {
+        msg m;
+        for (int i = 0; i < MSG_WORDS; i++)
+            m.w[i] = (j->id << 48) ^ ((uint64_t)k << 8) ^ (uint64_t)i;
+        CHECK_EQ(ox_sender_send(j->tx, &m), 0);
+    }
+    ox_sender_drop(j->tx);
+    return NULL;
+}
+
+static void *rdv_recv(void *arg)
+{
+    rdv_job *j = arg;
+    for (long k = 0; k < j->n; k++) {
+        msg m;
+        memset(&m, 0xa5, sizeof m);
+        CHECK_EQ(ox_receiver_recv(j->rx, &m), 0);
+        for (int i = 0; i < MSG_WORDS; i++)
+            CHECK_EQ(m.w[i], (j->id << 48) ^ ((uint64_t)k << 8) ^ (uint64_t)i);
+    }
+    ox_receiver_drop(j->rx);
+    return NULL;
+}
+
+static void rendezvous_round(size_t workers)
+{
+    ox_runtime *rt = ox_test_runtime(workers);
+    long n = ox_test_scaled(20000);
+    rdv_job to_task = {.n = n, .id = 1}, to_thread = {.n = n, .id = 2};
+    CHECK_EQ(ox_channel(sizeof(msg), 0, &to_task.tx, &to_task.rx), 0);
+    CHECK_EQ(ox_channel(sizeof(msg), 0, &to_thread.tx, &to_thread.rx), 0);
+    ox_task_handle receiver = ox_test_spawn_on(rt, rdv_recv, &to_task);
+    ox_task_handle sender = ox_test_spawn_on(rt, rdv_send, &to_thread);
+    ox_join_handle ts = ox_test_spawn_named("rdv-send", rdv_send, &to_task);
+    ox_join_handle tr = ox_test_spawn_named("rdv-recv", rdv_recv, &to_thread);
+    ox_test_join(&ts);
+    ox_test_join(&tr);
+    CHECK_EQ(ox_task_join(&receiver, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&sender, NULL, NULL), 0);
+    check_all_idle_no_searcher(rt);
+    ox_runtime_shutdown(rt);
+}
+
+OX_TEST(break14_rendezvous_copy_is_seen_after_the_wake_1)
+{
+    rendezvous_round(1);
+}
+
+OX_TEST(break14_rendezvous_copy_is_seen_after_the_wake_2)
+{
+    rendezvous_round(2);
+}
