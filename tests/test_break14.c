@@ -191,6 +191,51 @@ OX_TEST(break14_thread_spawn_reaches_a_searching_or_sleeping_worker_4)
     thread_spawns_round(4);
 }
 
+/* ---- a timer armed by a worker that then stays busy ----
+ * A task sleeps a few microseconds (its worker arms the timer, perhaps
+ * while the other worker searches: that arm's wake is then skipped) and a
+ * second task, spawned right behind it, spins until the sleeper is done:
+ * when both land on one worker only the other worker can fire the timer. */
+typedef struct sleeper_round {
+    child_round sleeper;
+    _Atomic int hog_done;
+    long round;
+} sleeper_round;
+
+static void *hog_until_sleeper_done(void *arg)
+{
+    sleeper_round *s = arg;
+    spin_until_set(&s->sleeper.ran, "a due timer", s->round);
+    atomic_store_explicit(&s->hog_done, 1, memory_order_release);
+    return NULL;
+}
+
+static void timer_round(size_t workers)
+{
+    ox_runtime *rt = ox_test_runtime(workers);
+    ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(10000));
+    uint32_t x = 0x1b873593u ^ (uint32_t)workers;
+    for (long r = 0; ox_test_budget_more(&b, r); r++) {
+        sleeper_round s = {.round = r};
+        s.sleeper.sleep_ns = 1 + (int64_t)(next_rand(&x) % 30000);
+        atomic_init(&s.sleeper.ran, 0);
+        atomic_init(&s.hog_done, 0);
+        ox_task_handle t = ox_test_spawn_on(rt, task_sets_flag, &s.sleeper);
+        ox_task_handle h = ox_test_spawn_on(rt, hog_until_sleeper_done, &s);
+        spin_until_set(&s.hog_done, "the hog", r);
+        CHECK_EQ(ox_task_join(&t, NULL, NULL), 0);
+        CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+        spin_ns((int64_t)(next_rand(&x) % 25000));
+    }
+    check_all_idle_no_searcher(rt);
+    ox_runtime_shutdown(rt);
+}
+
+OX_TEST(break14_timer_armed_by_a_worker_that_stays_busy_fires_2)
+{
+    timer_round(2);
+}
+
 /* ---- readiness while one worker searches and another polls ----
  * A task waits on a pipe (the poller's work, invisible to a search); a
  * thread writes a byte at random moments and, in the same round, spawns a

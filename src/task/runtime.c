@@ -8,7 +8,8 @@
  * hand-offs, below).
  *
  * Where a worker finds work, in order (Tokio's and Go's shape):
- *   1. every 61st time, the injector first, so that it cannot starve;
+ *   1. every 61st time, the injector first, so that it cannot starve
+ *      (the LIFO slot's task then goes to the queue: find_work);
  *   2. the LIFO slot: the task this worker woke last (a message hand-off
  *      runs next, on the same CPU, while its data is in cache), at most
  *      OX__LIFO_MAX times in a row so that two tasks ping-ponging cannot
@@ -252,8 +253,18 @@ static ox_task *find_work(ox__worker *w)
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
         ox__timers_fire(w);
         ox__reactor_poll_now(w);
-        if ((t = ox__injector_pop(&rt->injector)) != NULL)
+        if ((t = ox__injector_pop(&rt->injector)) != NULL) {
+            /* The LIFO slot's task (woken by the last task, or just now
+             * by a due timer or a descriptor) would wait behind t, which
+             * may never yield, and no other worker can take it from the
+             * slot: to the queue, where one can steal it, and wake one. */
+            if (w->lifo != NULL) {
+                ox__queue_push(w, w->lifo);
+                w->lifo = NULL;
+                ox__runtime_wake_idle(rt);
+            }
             return t;
+        }
     }
     if (w->lifo != NULL) {
         t = w->lifo;
