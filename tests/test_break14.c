@@ -310,6 +310,13 @@ static void pipe_round(size_t workers)
     close(fds[1]);
 }
 
+/* One worker: while it searches nobody polls, and the search does not see
+ * the descriptor; after it, the worker must sleep in the poller. */
+OX_TEST(break14_pipe_readiness_while_a_worker_searches_1)
+{
+    pipe_round(1);
+}
+
 OX_TEST(break14_pipe_readiness_while_a_worker_searches_2)
 {
     pipe_round(2);
