@@ -278,6 +278,83 @@ OX_TEST(task_lifo_handoffs_cannot_starve_the_queue)
     ox_runtime_shutdown(rt);
 }
 
+/* ---- the LIFO slot's task, moved behind a yielder, is not stranded ----
+ * After OX__LIFO_MAX runs of the slot in a row, the slot's task goes to
+ * the back of the queue. If a task that just yielded is in front of it and
+ * then computes without yielding again, only another worker can run the
+ * moved task: one must be woken for it. Here two tasks pass a ball on one
+ * worker (each wake hands over directly) a random number of times; then
+ * the holder wakes the other into the slot, yields, and spins until the
+ * other has run, while the second worker sleeps. */
+enum { BALL_PASSING, FINAL_WOKEN, FINAL_DONE };
+
+typedef struct ball_side {
+    ox_notify *mine, *other;
+    bool starts;
+} ball_side;
+
+static struct {
+    ox_notify a, b;
+    _Atomic int state, stop;
+    /* Written only by the ball's holder: the notifies hand them over. */
+    long round, rounds, passes_left;
+    uint32_t rng;
+} ball;
+
+static void *pass_the_ball(void *arg)
+{
+    const ball_side *me = arg;
+    if (!me->starts)
+        CHECK_EQ(ox_notify_wait(me->mine), 0);
+    for (;;) {
+        if (atomic_load(&ball.stop))
+            return NULL;
+        if (atomic_load(&ball.state) == FINAL_WOKEN) {
+            /* Release: pairs with the holder's acquire load. */
+            atomic_store_explicit(&ball.state, FINAL_DONE, memory_order_release);
+            CHECK_EQ(ox_notify_wait(me->mine), 0);
+            continue;
+        }
+        if (ball.passes_left > 0) { /* the other into the slot, and over to it */
+            ball.passes_left--;
+            ox_notify_one(me->other);
+            CHECK_EQ(ox_notify_wait(me->mine), 0);
+            continue;
+        }
+        atomic_store(&ball.state, FINAL_WOKEN);
+        ox_notify_one(me->other); /* into the slot */
+        ox_task_yield();          /* to the queue: in front of the other if it is moved */
+        int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
+        /* Acquire: pairs with the other's release store. */
+        while (atomic_load_explicit(&ball.state, memory_order_acquire) != FINAL_DONE)
+            if (ox_instant_now().ns > give_up)
+                ox_test_fail(__FILE__, __LINE__,
+                             "round %ld: the task moved out of the LIFO slot never ran",
+                             ball.round);
+        atomic_store(&ball.state, BALL_PASSING);
+        if (++ball.round == ball.rounds) {
+            atomic_store(&ball.stop, 1);
+            ox_notify_one(me->other);
+            return NULL;
+        }
+        ball.rng ^= ball.rng << 13, ball.rng ^= ball.rng >> 17, ball.rng ^= ball.rng << 5;
+        ball.passes_left = ball.rng % 8;
+    }
+}
+
+OX_TEST(task_lifo_task_moved_behind_a_yielder_is_not_stranded)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    ball.rounds = ox_test_scaled(20000);
+    ball.rng = 0x9e3779b9u;
+    ball_side a = {&ball.a, &ball.b, true}, b = {&ball.b, &ball.a, false};
+    ox_task_handle ha = ox_test_spawn_on(rt, pass_the_ball, &a);
+    ox_task_handle hb = ox_test_spawn_on(rt, pass_the_ball, &b);
+    CHECK_EQ(ox_task_join(&ha, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&hb, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+}
+
 /* ---- sleep and abort ---- */
 
 static void *sleep_long(void *arg)

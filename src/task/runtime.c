@@ -273,9 +273,17 @@ static ox_task *find_work(ox__worker *w)
             w->lifo_runs++;
             return t;
         }
-        /* The slot has run enough in a row: to the back of the queue. */
+        /* The slot has run enough in a row: to the back of the queue. If
+         * that is behind other tasks (one that just yielded, say), the one
+         * we run next may compute for ever without yielding again: then
+         * only another worker can take t, so wake one. A queue that was
+         * empty gives t straight back, and wakes nobody: no cost to a
+         * ping-pong. */
         w->lifo = NULL;
+        bool behind_others = !ox__queue_is_empty(w);
         ox__queue_push(w, t);
+        if (behind_others)
+            ox__runtime_wake_idle(rt);
     }
     w->lifo_runs = 0;
     if ((t = ox__queue_pop(w)) != NULL)
