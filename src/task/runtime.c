@@ -505,10 +505,14 @@ static void retire(ox__worker *w, ox_task *t)
  * nobody while one searches). Only one worker becomes a searcher this way
  * at a time. Returns true when work shows up: the caller looks again,
  * still a searcher, and found_work ends that.
+ * The search also takes quick looks at the poller (when no other worker
+ * holds it): in a 100-connection echo server the next readiness comes
+ * within microseconds, and finding it there spares a sleep and a wake-up,
+ * which cost more CPU than the looks (server CPU per round trip 3 942-
+ * 4 194 ns against 4 403-4 658 without them, the epoll floor 3 583-3 747).
  * A search that found nothing is not tried again for the next
- * OX__IDLE_SEARCH_SKIP times: work that comes from the poller is not seen
- * by it, and in a 100-connection echo server, searching before every
- * sleep cost 15% more CPU per round trip (20 us searches). */
+ * OX__IDLE_SEARCH_SKIP times: before it looked at the poller, searching
+ * before every sleep cost that server 15% more CPU per round trip. */
 static bool search_before_sleep(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
@@ -534,6 +538,9 @@ static bool search_before_sleep(ox__worker *w)
             ox__cpu_relax();
         /* Acquire: as in the worker loop. */
         if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire))
+            return true;
+        /* Tasks its events woke are in our slot and queue now. */
+        if (ox__reactor_poll_now(w))
             return true;
     } while (ox_instant_now().ns < until);
     w->searches_to_skip = OX__IDLE_SEARCH_SKIP;
