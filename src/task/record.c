@@ -39,6 +39,11 @@ static void reset(ox_task *t)
                                sizeof(((ox__unwind_state *)0)->inline_entries) ==
                            sizeof(ox__unwind_state),
                    "the inline entries end the record");
+    _Static_assert((offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries) - 1) /
+                               RECORD_ALIGN -
+                           offsetof(ox_task, ctx) / RECORD_ALIGN <=
+                       1,
+                   "what a switch touches spans two cache lines at most (task_internal.h)");
     memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
 }
 

@@ -306,7 +306,7 @@ static void retire(ox__worker *w, ox_task *t);
 /* t has switched away: its saved stack pointer says if it overflowed. */
 static void check_stack(const ox_task *t)
 {
-    if (OX_UNLIKELY(ox__stack_overflowed(t->stack, t->ctx.sp)))
+    if (OX_UNLIKELY((uintptr_t)t->ctx.sp < t->stack_floor))
         ox_abort("ox_task",
                  "task '%s' has overflowed its stack (an unguarded stack: seen at its switch)",
                  t->name ? t->name : "<unnamed>");

@@ -163,9 +163,9 @@ static ox__stack *slab_get(ox__worker *w)
     return s != NULL ? s : slab_map();
 }
 
-bool ox__stack_overflowed(const ox__stack *s, const void *sp)
+uintptr_t ox__stack_floor(const ox__stack *s)
 {
-    return s->guard_size == 0 && (const char *)sp < (const char *)s->base + SLAB_REDZONE;
+    return s->guard_size == 0 ? (uintptr_t)s->base + SLAB_REDZONE : 0;
 }
 
 /* ---- guarded stacks ---- */

@@ -49,6 +49,7 @@ bool ox__task_prepare(ox__worker *w, ox_task *t)
         t->outcome = ENOMEM;
         return false;
     }
+    t->stack_floor = ox__stack_floor(t->stack);
     t->san_fiber = ox__san_fiber_create();
     ox__ctx_make(&t->ctx, ox__stack_lo(t->stack), t->stack, task_entry, t);
     return true;

@@ -36,12 +36,10 @@ typedef struct ox__stack {
  * handle and the runtime; freed when the last reference goes. */
 struct ox_task {
     ox__lot_waiter waiter; /* first: the lot hands it back to resume() */
-    ox__ctx ctx;
     _Atomic uint32_t refs;
     _Atomic uint32_t finished;   /* OX__TASK_RUNNING...: join waits on it (task.c) */
     _Atomic uint32_t sleep_word; /* never changes: a sleep waits on it until its deadline */
     ox_runtime *rt;
-    struct ox__worker *worker; /* the worker running it, while it runs */
     void *(*fn)(void *);
     void *arg;
     void *result;
@@ -62,10 +60,18 @@ struct ox_task {
     int64_t timer_deadline;
     size_t timer_slot; /* index in the heap + 1; 0: not armed */
     size_t stack_size;
-    ox__stack *stack;        /* from its first run until it returns, else NULL */
-    void *san_fiber;         /* ThreadSanitizer's fiber (sanitizer.h) */
-    void *san_fake_stack;    /* AddressSanitizer's, while switched out */
-    ox__unwind_state unwind; /* held locks and catch frames, while not running */
+    /* What every switch reads and writes, together and beside the unwind
+     * record's header (two cache lines, see record.c's check): with
+     * thousands of runnable tasks, each line a switch touches is a cache
+     * miss. The unwind record ends the task: its inline entries are most
+     * of it, and are not cleared for reuse (record.c). */
+    ox__ctx ctx;
+    struct ox__worker *worker; /* the worker running it, while it runs */
+    ox__stack *stack;          /* from its first run until it returns, else NULL */
+    uintptr_t stack_floor;     /* ox__stack_floor(stack), while it has one */
+    void *san_fiber;           /* ThreadSanitizer's fiber (sanitizer.h) */
+    void *san_fake_stack;      /* AddressSanitizer's, while switched out */
+    ox__unwind_state unwind;   /* held locks and catch frames, while not running */
 };
 
 static inline ox_task *ox__task_of(ox__lot_waiter *w)
@@ -342,8 +348,9 @@ bool ox__stack_cache_trim(size_t most);
 /* Hands w's own cached stacks to the shared cache: w stops. */
 void ox__stack_cache_flush(ox__worker *w);
 void ox__stack_guard_install(void);
-/* A slab stack whose task switched away with its stack pointer sp in the
- * red zone or below: it has overflowed (stack.c says when this is seen). */
-bool ox__stack_overflowed(const ox__stack *s, const void *sp);
+/* The lowest stack pointer a task may switch away with on s: one below it,
+ * in a slab stack's red zone, means it has overflowed (stack.c says when
+ * this is seen). 0 for a guarded stack, whose guard page catches it. */
+uintptr_t ox__stack_floor(const ox__stack *s);
 
 #endif
