@@ -49,6 +49,7 @@
 #define OX__GLOBAL_EVERY     61
 #define OX__TRIM_BATCH       32    /* cached stacks given back per idle visit */
 #define OX__IDLE_SEARCH_NS   10000 /* how long a worker out of work looks before it sleeps */
+#define LINE_BYTES           64    /* the _Alignas of ox_runtime's and ox__worker's lines */
 #define OX__IDLE_SEARCH_SKIP 8     /* sleeps without a search after one that found nothing */
 
 static _Thread_local ox__worker *current_worker;
@@ -624,6 +625,19 @@ static void install_guard(void *unused)
     ox__stack_guard_install();
 }
 
+/* Zeroed memory for n objects of size bytes that ask for whole cache
+ * lines (_Alignas(64) members: calloc aligns to 16 only). */
+static void *calloc_lines(size_t n, size_t size)
+{
+    if (size != 0 && n > (SIZE_MAX - LINE_BYTES) / size)
+        return NULL;
+    size_t bytes = (n * size + LINE_BYTES - 1) & ~(size_t)(LINE_BYTES - 1);
+    void *p = aligned_alloc(LINE_BYTES, bytes);
+    if (p != NULL)
+        memset(p, 0, bytes);
+    return p;
+}
+
 int ox_runtime_new(const ox_runtime_builder *b, ox_runtime **out)
 {
     size_t workers = b->workers ? b->workers : ox_available_parallelism();
@@ -634,10 +648,10 @@ int ox_runtime_new(const ox_runtime_builder *b, ox_runtime **out)
     if (workers > 4096)
         return OX_EINVAL;
     ox_once_call(&guard_once, install_guard, NULL);
-    ox_runtime *rt = calloc(1, sizeof *rt + name_len + 1);
+    ox_runtime *rt = calloc_lines(1, sizeof *rt + name_len + 1);
     if (rt == NULL)
         return ENOMEM;
-    rt->workers = calloc(workers, sizeof *rt->workers);
+    rt->workers = calloc_lines(workers, sizeof *rt->workers);
     if (rt->workers == NULL) {
         free(rt);
         return ENOMEM;
