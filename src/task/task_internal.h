@@ -147,6 +147,11 @@ struct ox_runtime {
     ox__worker *workers;
     size_t nworkers;
     size_t stack_size;
+    /* The reactor (reactor.c), opened by the first task that waits for a
+     * descriptor. One worker at a time polls it (io_claimed, below). */
+    ox__spin io_open_lock;
+    _Atomic int io_poller; /* -1 until open */
+    int io_waker;
     _Alignas(64) ox__injector injector;
     /* Idle workers, a stack under idle_lock. sched counts them (high half)
      * and the workers woken to look for work that have not found any yet
@@ -172,11 +177,7 @@ struct ox_runtime {
     ox_task **timers;
     size_t ntimers, timers_cap;
     _Atomic int64_t next_deadline; /* INT64_MAX: none */
-    /* The reactor (reactor.c), opened by the first task that waits for a
-     * descriptor. One worker at a time polls it (io_claimed). */
-    ox__spin io_open_lock;
-    _Atomic int io_poller; /* -1 until open */
-    int io_waker;
+    /* Who polls the reactor (reactor.c). */
     _Alignas(64) _Atomic uint32_t io_claimed; /* OX__POLL_FREE, _LOOKING or _SLEEPING */
     _Atomic bool io_wanted; /* an idle worker found the poller taken (reactor.c) */
     char name[];
