@@ -1,21 +1,14 @@
-/* Reproducers from trying to break two scheduler changes: the LIFO slot's
- * task, moved behind queued tasks after OX__LIFO_MAX runs, wakes an idle
- * worker (runtime.c find_work), and the search a worker does before it
- * sleeps also takes quick looks at the poller (search_before_sleep). Each
- * test makes work runnable where only another worker, or only the search,
- * can find it, and checks that it runs within a generous bound, and that
+/* Reproducers from trying to break the scheduler changes of 6e9c9ed and
+ * 8981b35 and the lot's skipped word store (8213cd0): work made runnable
+ * where only the right wake finds it must run within a generous bound, and
  * once everything is done no worker is still counted as a searcher. */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
 #include "task/task_internal.h" /* white box: rt->sched */
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <unistd.h>
 
 static uint32_t next_rand(uint32_t *x)
 {
@@ -64,66 +57,6 @@ static void check_all_idle_no_searcher(ox_runtime *rt)
     }
     ox_test_fail(__FILE__, __LINE__, "idle runtime of %zu workers: %u searching, %u idle",
                  rt->nworkers, s & 0xffffu, s >> 16);
-}
-
-/* ---- a task that yields behind the LIFO slot's task is not stranded ----
- * The mirror of task_lifo_task_moved_behind_a_yielder_is_not_stranded: a
- * task wakes another into its worker's slot and yields. The slot's task
- * runs first (it has not run OX__LIFO_MAX times in a row), and spins until
- * the yielder has run on: only another worker can take the yielder from
- * the queue, while that worker sleeps. Each round the woken task then
- * hands the yielder back, so both end up on one worker, and the yielder
- * spins a random while first, so that the other is asleep in most rounds. */
-static struct {
-    ox_notify to_spinner, to_yielder;
-    _Atomic long resumed; /* rounds in which the yielder ran on after its yield */
-    _Atomic int stop;
-    long rounds;
-} yb;
-
-static void *wakes_then_yields(void *arg)
-{
-    (void)arg;
-    uint32_t x = 0x85ebca6bu;
-    for (long r = 0; r < yb.rounds; r++) {
-        /* Up to 30 us: the other worker, out of work, is searching, just
-         * registering, or asleep (most rounds) when the round starts. */
-        spin_ns((int64_t)(next_rand(&x) % 30000));
-        ox_notify_one(&yb.to_spinner); /* into our worker's slot */
-        ox_task_yield();               /* to the queue, behind the slot */
-        /* Release: pairs with the spinner's acquire in spin_until. */
-        atomic_store_explicit(&yb.resumed, r + 1, memory_order_release);
-        CHECK_EQ(ox_notify_wait(&yb.to_yielder), 0);
-    }
-    atomic_store(&yb.stop, 1);
-    ox_notify_one(&yb.to_spinner);
-    return NULL;
-}
-
-static void *spins_until_the_yielder_ran(void *arg)
-{
-    (void)arg;
-    for (long r = 0;; r++) {
-        CHECK_EQ(ox_notify_wait(&yb.to_spinner), 0);
-        if (atomic_load(&yb.stop))
-            return NULL;
-        spin_until(&yb.resumed, r + 1, "the task that yielded behind the LIFO slot", r);
-        ox_notify_one(&yb.to_yielder); /* back to one worker */
-    }
-}
-
-OX_TEST(break15_task_yielding_behind_the_lifo_slot_is_not_stranded)
-{
-    ox_runtime *rt = ox_test_runtime(2);
-    yb.rounds = ox_test_scaled(2000);
-    atomic_store(&yb.resumed, 0);
-    atomic_store(&yb.stop, 0);
-    ox_task_handle s = ox_test_spawn_on(rt, spins_until_the_yielder_ran, NULL);
-    ox_task_handle y = ox_test_spawn_on(rt, wakes_then_yields, NULL);
-    CHECK_EQ(ox_task_join(&y, NULL, NULL), 0);
-    CHECK_EQ(ox_task_join(&s, NULL, NULL), 0);
-    check_all_idle_no_searcher(rt);
-    ox_runtime_shutdown(rt);
 }
 
 /* ---- a task's wait on another word than its last is woken ----

@@ -272,13 +272,6 @@ static ox_task *find_work(ox__worker *w)
         if (w->lifo_runs < OX__LIFO_MAX) {
             w->lifo = NULL;
             w->lifo_runs++;
-            /* t runs before the tasks queued here (one that woke it and
-             * then yielded, say), and may compute for ever (waiting for
-             * that one to go on, say): then only another worker can take
-             * them, so wake one. An empty queue wakes nobody: no cost to a
-             * ping-pong. */
-            if (!ox__queue_is_empty(w))
-                ox__runtime_wake_idle(rt);
             return t;
         }
         /* The slot has run enough in a row: to the back of the queue. If
