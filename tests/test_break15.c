@@ -1,7 +1,7 @@
-/* Reproducers from trying to break the scheduler changes of 6e9c9ed and
- * 8981b35 and the lot's skipped word store (8213cd0): work made runnable
- * where only the right wake finds it must run within a generous bound, and
- * once everything is done no worker is still counted as a searcher. */
+/* A reproducer written while trying to break the lot's skipped word store
+ * (8213cd0), which no fast test caught as a mutation: a task whose waits
+ * alternate between words must be woken by each, within a generous bound,
+ * and once everything is done no worker is still counted as a searcher. */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
