@@ -1,6 +1,7 @@
 /* helpers.c - see helpers.h. */
 #include "helpers.h"
 
+#include "task/task_internal.h" /* white box: rt->sched */
 #include "thread/park.h"
 
 #include <poll.h>
@@ -99,6 +100,23 @@ ox_runtime *ox_test_runtime(size_t workers)
 ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg)
 {
     return ox_test_spawn_named_on(rt, NULL, fn, arg);
+}
+
+void ox_test_check_all_idle_no_searcher(ox_runtime *rt)
+{
+    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
+    uint32_t s;
+    for (;;) {
+        /* Relaxed: a snapshot, only compared with the final state. */
+        s = atomic_load_explicit(&rt->sched, memory_order_relaxed);
+        if ((s & 0xffffu) == 0 && (s >> 16) == rt->nworkers)
+            return;
+        if (ox_instant_now().ns > give_up)
+            break;
+        ox_thread_sleep(OX_MILLIS(1));
+    }
+    ox_test_fail(__FILE__, __LINE__, "idle runtime of %zu workers: %u searching, %u idle",
+                 rt->nworkers, s & 0xffffu, s >> 16);
 }
 
 ox_task_handle ox_test_spawn_named_on(ox_runtime *rt, const char *name, void *(*fn)(void *),
@@ -393,4 +411,19 @@ void ox_test_fed_pair_join(ox_test_fed_pair *p)
     CHECK_EQ(ox_thread_join(&p->thread, &got, NULL), 0);
     CHECK_EQ((intptr_t)got, p->total);
     ox_runtime_shutdown(p->rt);
+}
+
+uint32_t ox_test_rand(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+void ox_test_spin_ns(int64_t ns)
+{
+    int64_t until = ox_instant_now().ns + ns;
+    while (ox_instant_now().ns < until)
+        continue;
 }

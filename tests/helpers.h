@@ -35,6 +35,17 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg);
  * down), and fn(arg) spawned as a task on it; both check they succeeded. */
 ox_runtime *ox_test_runtime(size_t workers);
 ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg);
+/* Once every task of rt is done: waits (up to a generous bound) until every
+ * worker is idle and none is still counted as a searcher, else fails. A
+ * searcher that leaked would make every later wake of an idle worker a
+ * no-op (runtime.c); the last worker may still be in its 10 us search. */
+void ox_test_check_all_idle_no_searcher(ox_runtime *rt);
+/* The next value of a xorshift32 sequence (*x: not 0): cheap randomness for
+ * round counts and delays, the same in every run. */
+uint32_t ox_test_rand(uint32_t *x);
+/* Spins about ns nanoseconds without yielding: a delay that does not give
+ * the other workers a chance they would not otherwise have. */
+void ox_test_spin_ns(int64_t ns);
 /* Runs fn(arg) as a task on a fresh runtime of `workers` workers, checks
  * that it returned normally, shuts the runtime down; returns fn's result. */
 void *ox_test_run_alone(size_t workers, void *(*fn)(void *), void *arg);

@@ -155,14 +155,6 @@ typedef struct share_job {
     _Atomic int ends;
 } share_job;
 
-static uint32_t next_rand(uint32_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 17;
-    *x ^= *x << 5;
-    return *x;
-}
-
 static void *read_a_share(void *arg)
 {
     share_job *j = arg;
@@ -171,7 +163,8 @@ static void *read_a_share(void *arg)
     ox_instant deadline = ox_instant_after(OX_SECS(20));
     for (;;) {
         size_t n = 0;
-        int rc = ox_socket_read_deadline(j->c, buf, 1 + next_rand(&x) % sizeof buf, &n, deadline);
+        int rc =
+            ox_socket_read_deadline(j->c, buf, 1 + ox_test_rand(&x) % sizeof buf, &n, deadline);
         CHECK_EQ(rc, 0); /* OX_ETIMEDOUT: a byte or the end sent no edge */
         if (n == 0)
             break;
@@ -200,11 +193,11 @@ OX_TEST_OPTS(break10_two_readers_of_one_socket_get_every_byte_and_the_end, .time
     uint32_t x = 12345;
     uint64_t sum = 0;
     for (size_t sent = 0; sent < SHARE_BYTES;) {
-        size_t len = 1 + next_rand(&x) % sizeof chunk;
+        size_t len = 1 + ox_test_rand(&x) % sizeof chunk;
         if (len > SHARE_BYTES - sent)
             len = SHARE_BYTES - sent;
         for (size_t i = 0; i < len; i++) {
-            chunk[i] = (unsigned char)next_rand(&x);
+            chunk[i] = (unsigned char)ox_test_rand(&x);
             sum += chunk[i];
         }
         CHECK_EQ(ox_socket_write_all(peer, chunk, len), 0); /* a thread: blocks */

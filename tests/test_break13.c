@@ -14,14 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t next_rand(uint32_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 17;
-    *x ^= *x << 5;
-    return *x;
-}
-
 /* ---- chains: each head's chain_count is its length, the count the sum ----
  * Random cuts, pushes, pops, fills and single pushes over a pool of items,
  * and evict_cached's split (pop a chain, push back its tail with one less).
@@ -83,10 +75,10 @@ OX_TEST(break13_chain_counts_always_match_chain_lengths)
         ox__stash_push(&a, &items[i]);
     uint32_t x = 12345;
     for (int step = 0; step < 20000; step++) {
-        ox__stash *s = next_rand(&x) & 1 ? &a : &b;
-        switch (next_rand(&x) % 7) {
+        ox__stash *s = ox_test_rand(&x) & 1 ? &a : &b;
+        switch (ox_test_rand(&x) % 7) {
         case 0: { /* give a cut of the stash */
-            ox__chain_link *chain = ox__stash_cut(s, next_rand(&x) % 80);
+            ox__chain_link *chain = ox__stash_cut(s, ox_test_rand(&x) % 80);
             if (chain != NULL)
                 ox__chains_push(&c, chain);
             break;
@@ -334,7 +326,7 @@ static void *feed(void *p)
     for (long v = 0;; v++) {
         if (ox_sender_send(f->tx, &v) != 0)
             break;
-        if (next_rand(&f->seed) % 4 == 0)
+        if (ox_test_rand(&f->seed) % 4 == 0)
             ox_task_yield();
     }
     ox_sender_drop(f->tx);
@@ -349,19 +341,19 @@ static void abort_rounds(ox_runtime *rt, bool from_task)
         ox_sender *tx, *tx2;
         CHECK_EQ(ox_channel(sizeof(long), round % 2, &tx, &l.rx), 0);
         CHECK_EQ(ox_channel(sizeof(long), 0, &tx2, &l.rx2), 0);
-        feeder f = {tx, next_rand(&x) | 1};
+        feeder f = {tx, ox_test_rand(&x) | 1};
         ox_task_handle fh = ox_test_spawn_on(rt, feed, &f);
         ox_task_handle h = ox_test_spawn_on(rt, loop_on_one_word, &l);
         /* Some laps first (the looper then re-waits on the same word),
          * then a random pause. Relaxed: a count. */
-        long laps = 1 + next_rand(&x) % 20;
+        long laps = 1 + ox_test_rand(&x) % 20;
         while (atomic_load_explicit(&l.laps, memory_order_relaxed) < laps) {
             if (from_task)
                 ox_task_yield();
             else
                 ox_thread_yield();
         }
-        for (uint32_t spin = next_rand(&x) % 20000; spin > 0; spin--)
+        for (uint32_t spin = ox_test_rand(&x) % 20000; spin > 0; spin--)
             atomic_signal_fence(memory_order_seq_cst);
         ox_task_abort(&h);
         void *r = NULL;
@@ -419,14 +411,14 @@ OX_TEST_OPTS(break13_a_shutdown_always_ends_tasks_looping_on_one_word, .timeout_
             CHECK_EQ(ox_channel(sizeof(long), (size_t)(i % 2), &tx[i], &l[i].rx), 0);
             CHECK_EQ(ox_channel(sizeof(long), 0, &tx2[i], &l[i].rx2), 0);
             keep[i] = ox_sender_clone(tx[i]);
-            f[i] = (feeder){tx[i], next_rand(&x) | 1};
+            f[i] = (feeder){tx[i], ox_test_rand(&x) | 1};
             fh[i] = ox_test_spawn_on(rt, feed, &f[i]);
             h[i] = ox_test_spawn_on(rt, loop_on_one_word, &l[i]);
         }
         /* Relaxed: a count. */
         while (atomic_load_explicit(&l[0].laps, memory_order_relaxed) < 3)
             ox_thread_yield();
-        for (uint32_t spin = next_rand(&x) % 50000; spin > 0; spin--)
+        for (uint32_t spin = ox_test_rand(&x) % 50000; spin > 0; spin--)
             atomic_signal_fence(memory_order_seq_cst);
         ox_runtime_shutdown(rt);
         for (int i = 0; i < LOOPERS; i++) {
@@ -611,7 +603,7 @@ OX_TEST_OPTS(break13_an_abort_racing_a_claim_never_loses_the_message, .timeout_s
         CHECK_EQ(ox_channel(sizeof(long), 0, &c.tx, &c.rx), 0);
         ox_join_handle s = ox_test_spawn_named("claim-send", claim_send, &c);
         ox_task_handle r = ox_test_spawn_on(rt, claim_recv, &c);
-        for (uint32_t spin = next_rand(&x) % 200000; spin > 0; spin--)
+        for (uint32_t spin = ox_test_rand(&x) % 200000; spin > 0; spin--)
             atomic_signal_fence(memory_order_seq_cst);
         ox_task_abort(&r);
         void *rc = NULL;

@@ -10,7 +10,6 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
-#include "task/task_internal.h" /* white box: rt->sched */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,24 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static uint32_t next_rand(uint32_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 17;
-    *x ^= *x << 5;
-    return *x;
-}
-
-/* Spins about ns nanoseconds: a delay that lands the next push anywhere in
- * a worker's 10 us search, or after it. No yield: the spinning worker must
- * not give the others' work a chance it would not otherwise have. */
-static void spin_ns(int64_t ns)
-{
-    int64_t until = ox_instant_now().ns + ns;
-    while (ox_instant_now().ns < until)
-        continue;
-}
 
 /* Spins (no yield, no park) until *flag is set, failing after the bound:
  * the work that sets it must run on another worker, or in the runtime
@@ -50,27 +31,6 @@ static void spin_until_set(const _Atomic int *flag, const char *what, long round
         if (ox_instant_now().ns > give_up)
             ox_test_fail(__FILE__, __LINE__, "%s of round %ld never ran (a lost wake-up)", what,
                          round);
-}
-
-/* Once every task is done, every worker goes idle and none stays counted
- * as a searcher: a searcher that leaked would make ox__runtime_wake_idle
- * wake nobody for ever after. Polls (the last worker may still be in its
- * 10 us search) up to a generous bound. */
-static void check_all_idle_no_searcher(ox_runtime *rt)
-{
-    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
-    uint32_t s;
-    for (;;) {
-        /* Relaxed: a snapshot, only compared with the final state. */
-        s = atomic_load_explicit(&rt->sched, memory_order_relaxed);
-        if ((s & 0xffffu) == 0 && (s >> 16) == rt->nworkers)
-            return;
-        if (ox_instant_now().ns > give_up)
-            break;
-        ox_thread_sleep(OX_MILLIS(1));
-    }
-    ox_test_fail(__FILE__, __LINE__, "idle runtime of %zu workers: %u searching, %u idle",
-                 rt->nworkers, s & 0xffffu, s >> 16);
 }
 
 /* ---- a child spawned by a busy task runs on another worker ----
@@ -107,7 +67,7 @@ static void *parent_spawns_and_spins(void *arg)
     uint32_t x = job->seed;
     for (long r = 0; ox_test_budget_more(&b, r); r++) {
         child_round c = {.sleep_ns = 0};
-        uint32_t v = next_rand(&x);
+        uint32_t v = ox_test_rand(&x);
         if (v % 4 == 0)
             c.sleep_ns = (int64_t)(v >> 8) % 30000;
         atomic_init(&c.ran, 0);
@@ -116,7 +76,7 @@ static void *parent_spawns_and_spins(void *arg)
         CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
         /* Up to 25 us: inside the other worker's search, after it, or
          * during one of the 8 sleeps without a search. */
-        spin_ns((int64_t)(next_rand(&x) % 25000));
+        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 25000));
     }
     return NULL;
 }
@@ -127,7 +87,7 @@ static void busy_parent_round(size_t workers)
     parent_job job = {.rt = rt, .seed = 0x9e3779b9u ^ (uint32_t)workers};
     ox_task_handle h = ox_test_spawn_on(rt, parent_spawns_and_spins, &job);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    check_all_idle_no_searcher(rt);
+    ox_test_check_all_idle_no_searcher(rt);
     ox_runtime_shutdown(rt);
 }
 
@@ -163,16 +123,16 @@ static void thread_spawns_round(size_t workers)
     uint32_t x = 0x2545f491u ^ (uint32_t)workers;
     for (long r = 0; ox_test_budget_more(&b, r); r++) {
         child_round c = {.sleep_ns = 0};
-        uint32_t v = next_rand(&x);
+        uint32_t v = ox_test_rand(&x);
         if (v % 4 == 0)
             c.sleep_ns = (int64_t)(v >> 8) % 30000;
         atomic_init(&c.ran, 0);
         ox_task_handle h = ox_test_spawn_on(rt, task_sets_flag, &c);
         spin_until_set(&c.ran, "a spawned task", r);
         ox_task_handle_drop(&h);
-        spin_ns((int64_t)(next_rand(&x) % 25000));
+        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 25000));
     }
-    check_all_idle_no_searcher(rt);
+    ox_test_check_all_idle_no_searcher(rt);
     ox_runtime_shutdown(rt);
 }
 
@@ -217,7 +177,7 @@ static void timer_round(size_t workers)
     uint32_t x = 0x1b873593u ^ (uint32_t)workers;
     for (long r = 0; ox_test_budget_more(&b, r); r++) {
         sleeper_round s = {.round = r};
-        s.sleeper.sleep_ns = 1 + (int64_t)(next_rand(&x) % 30000);
+        s.sleeper.sleep_ns = 1 + (int64_t)(ox_test_rand(&x) % 30000);
         atomic_init(&s.sleeper.ran, 0);
         atomic_init(&s.hog_done, 0);
         ox_task_handle t = ox_test_spawn_on(rt, task_sets_flag, &s.sleeper);
@@ -225,9 +185,9 @@ static void timer_round(size_t workers)
         spin_until_set(&s.hog_done, "the hog", r);
         CHECK_EQ(ox_task_join(&t, NULL, NULL), 0);
         CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-        spin_ns((int64_t)(next_rand(&x) % 25000));
+        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 25000));
     }
-    check_all_idle_no_searcher(rt);
+    ox_test_check_all_idle_no_searcher(rt);
     ox_runtime_shutdown(rt);
 }
 
@@ -290,7 +250,7 @@ static void pipe_round(size_t workers)
         child_round c;
         atomic_init(&c.ran, 0);
         ox_task_handle h = ox_test_spawn_on(rt, short_task, &c);
-        spin_ns((int64_t)(next_rand(&x) % 15000));
+        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 15000));
         CHECK_EQ(write(fds[1], "x", 1), 1);
         spin_until_set(&c.ran, "a short task", r);
         ox_task_handle_drop(&h);
@@ -299,12 +259,12 @@ static void pipe_round(size_t workers)
         while (atomic_load_explicit(&p.acked, memory_order_acquire) != r + 1)
             if (ox_instant_now().ns > give_up)
                 ox_test_fail(__FILE__, __LINE__, "byte %ld never read (a lost readiness)", r);
-        spin_ns((int64_t)(next_rand(&x) % 25000));
+        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 25000));
     }
     CHECK_EQ(write(fds[1], "q", 1), 1);
     CHECK_EQ(ox_task_join(&reader, NULL, NULL), 0);
     CHECK_EQ(p.rounds_read, r);
-    check_all_idle_no_searcher(rt);
+    ox_test_check_all_idle_no_searcher(rt);
     ox_runtime_shutdown(rt);
     close(fds[0]);
     close(fds[1]);
@@ -388,7 +348,7 @@ static void rendezvous_round(size_t workers)
     ox_test_join(&tr);
     CHECK_EQ(ox_task_join(&receiver, NULL, NULL), 0);
     CHECK_EQ(ox_task_join(&sender, NULL, NULL), 0);
-    check_all_idle_no_searcher(rt);
+    ox_test_check_all_idle_no_searcher(rt);
     ox_runtime_shutdown(rt);
 }
 

@@ -5,26 +5,9 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
-#include "task/task_internal.h" /* white box: rt->sched */
 
 #include <stdatomic.h>
 #include <stdint.h>
-
-static uint32_t next_rand(uint32_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 17;
-    *x ^= *x << 5;
-    return *x;
-}
-
-/* Spins about ns nanoseconds, without yielding. */
-static void spin_ns(int64_t ns)
-{
-    int64_t until = ox_instant_now().ns + ns;
-    while (ox_instant_now().ns < until)
-        continue;
-}
 
 /* Spins (no yield, no park) until *flag reaches want, failing by name
  * after the bound: what sets it must run on another worker, or in the
@@ -37,26 +20,6 @@ static void spin_until(const _Atomic long *flag, long want, const char *what, lo
         if (ox_instant_now().ns > give_up)
             ox_test_fail(__FILE__, __LINE__, "round %ld: %s never ran (a lost wake-up)", round,
                          what);
-}
-
-/* As test_break14.c's: once all is done, every worker is idle and none is
- * still counted as a searcher (a leaked one makes every later wake a
- * no-op). Polls: the last worker may still be in its 10 us search. */
-static void check_all_idle_no_searcher(ox_runtime *rt)
-{
-    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(2000));
-    uint32_t s;
-    for (;;) {
-        /* Relaxed: a snapshot, only compared with the final state. */
-        s = atomic_load_explicit(&rt->sched, memory_order_relaxed);
-        if ((s & 0xffffu) == 0 && (s >> 16) == rt->nworkers)
-            return;
-        if (ox_instant_now().ns > give_up)
-            break;
-        ox_thread_sleep(OX_MILLIS(1));
-    }
-    ox_test_fail(__FILE__, __LINE__, "idle runtime of %zu workers: %u searching, %u idle",
-                 rt->nworkers, s & 0xffffu, s >> 16);
 }
 
 /* ---- a task's wait on another word than its last is woken ----
@@ -97,11 +60,12 @@ OX_TEST(break15_a_task_waiting_on_another_word_than_its_last_is_woken)
     for (long r = 0; r < rounds; r++) {
         CHECK_EQ(ox_mutex_lock(&tw.m[r % 3]), 0);
         ox_notify_one(&tw.go);
-        spin_ns(5000 + (int64_t)(next_rand(&x) % 20000)); /* the task parks on the mutex */
+        ox_test_spin_ns(5000 +
+                        (int64_t)(ox_test_rand(&x) % 20000)); /* the task parks on the mutex */
         ox_mutex_unlock(&tw.m[r % 3]);
         spin_until(&tw.acked, r + 1, "the wake of a task's wait on a new word", r);
     }
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    check_all_idle_no_searcher(rt);
+    ox_test_check_all_idle_no_searcher(rt);
     ox_runtime_shutdown(rt);
 }

@@ -337,8 +337,7 @@ static void *pass_the_ball(void *arg)
             ox_notify_one(me->other);
             return NULL;
         }
-        ball.rng ^= ball.rng << 13, ball.rng ^= ball.rng >> 17, ball.rng ^= ball.rng << 5;
-        ball.passes_left = ball.rng % 8;
+        ball.passes_left = ox_test_rand(&ball.rng) % 8;
     }
 }
 
