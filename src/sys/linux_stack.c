@@ -34,21 +34,37 @@ size_t ox__sys_page_size(void)
 
 int ox__sys_stack_map(size_t usable, void **base, size_t *total)
 {
+    size_t made = 0;
+    int rc = ox__sys_stack_map_many(usable, 1, base, total, &made);
+    return made == 1 ? 0 : rc;
+}
+
+int ox__sys_stack_map_many(size_t usable, size_t n, void **bases, size_t *total, size_t *made)
+{
     size_t page = ox__sys_page_size();
     usable = (usable + page - 1) / page * page;
     size_t size = usable + page;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+    *made = 0;
+    if (n == 0 || n > SIZE_MAX / size)
+        return EINVAL;
+    /* One mapping for all: each guard page splits it, so each stack is
+     * still two kernel mappings and munmaps on its own. */
+    char *p = mmap(NULL, n * size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED)
         return errno;
-    if (mprotect(p, page, PROT_NONE) != 0) {
-        int rc = errno;
-        munmap(p, size);
-        return rc;
+    int rc = 0;
+    for (; *made < n; (*made)++) {
+        char *b = p + *made * size;
+        if (mprotect(b, page, PROT_NONE) != 0) { /* out of mappings, say */
+            rc = errno;
+            munmap(b, (n - *made) * size);
+            break;
+        }
+        bases[*made] = b;
     }
-    *base = p;
     *total = size;
-    return 0;
+    return rc;
 }
 
 void ox__sys_stack_unmap(void *base, size_t total)

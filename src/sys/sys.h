@@ -62,6 +62,10 @@ size_t ox__sys_page_size(void);
 /* Maps a stack of at least usable bytes above a guard page. Pages are
  * committed on first touch. Returns 0 or an errno value. */
 int ox__sys_stack_map(size_t usable, void **base, size_t *total);
+/* As ox__sys_stack_map for n stacks of the same size (each total bytes),
+ * in one mapping: bases[0..*made) are theirs. Returns 0, or the errno value
+ * that stopped it short of n (*made may still be above 0). */
+int ox__sys_stack_map_many(size_t usable, size_t n, void **bases, size_t *total, size_t *made);
 void ox__sys_stack_unmap(void *base, size_t total);
 /* Gives the pages of [lo, lo + len) (page-aligned, in a stack mapping)
  * back to the system but keeps the mapping: a later touch finds each page

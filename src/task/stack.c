@@ -39,6 +39,7 @@
 #define WORKER_STACKS     128                 /* cached by each worker for its own tasks */
 #define STASH_BATCH       (WORKER_STACKS / 2) /* moved at once to or from the shared cache */
 #define OVER_BUDGET_STASH 16 /* a worker's stash, once the guarded budget is used up */
+#define GUARDED_BATCH     16 /* default-size guarded stacks mapped with one mmap */
 #define SLAB_STACKS       64
 #define SLAB_REDZONE      ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
 #define HEADER_SIZE       ((sizeof(ox__stack) + 63) & ~(size_t)63)
@@ -196,6 +197,16 @@ static bool evict_cached(void)
     return true;
 }
 
+/* The header of the guarded stack mapped at base, total bytes. */
+static ox__stack *guarded_at(void *base, size_t total)
+{
+    ox__stack *s = (ox__stack *)(void *)((char *)base + total - HEADER_SIZE);
+    s->base = base;
+    s->total = total;
+    s->guard_size = ox__sys_page_size();
+    return s;
+}
+
 static ox__stack *map_guarded(size_t size)
 {
     /* No address space has half of SIZE_MAX, and near SIZE_MAX the header
@@ -207,11 +218,28 @@ static ox__stack *map_guarded(size_t size)
     if (ox__sys_stack_map(size + HEADER_SIZE, &base, &total) != 0)
         return NULL;
     atomic_fetch_add_explicit(&guarded, 1, memory_order_relaxed);
-    ox__stack *s = (ox__stack *)(void *)((char *)base + total - HEADER_SIZE);
-    s->base = base;
-    s->total = total;
-    s->guard_size = ox__sys_page_size();
-    return s;
+    return guarded_at(base, total);
+}
+
+/* Default-size guarded stacks, up to GUARDED_BATCH in one mmap (the guard
+ * pages still take an mprotect each), as far as the budget goes: keeps
+ * one, stashes the others on w (whose stash is empty: cached_get found
+ * none). A burst of thousands of new tasks otherwise made an mmap each:
+ * in a fresh skynet process, 16 000 of them. */
+static ox__stack *map_guarded_batch(ox__worker *w)
+{
+    /* Relaxed: a budget (guarded_budget_used). */
+    size_t used = atomic_load_explicit(&guarded, memory_order_relaxed), max = guarded_max();
+    size_t n = used + GUARDED_BATCH <= max ? GUARDED_BATCH : max > used ? max - used : 1;
+    void *bases[GUARDED_BATCH];
+    size_t total, made;
+    (void)ox__sys_stack_map_many(OX_TASK_DEFAULT_STACK + HEADER_SIZE, n, bases, &total, &made);
+    if (made == 0)
+        return NULL;
+    atomic_fetch_add_explicit(&guarded, made, memory_order_relaxed);
+    for (size_t i = 1; i < made; i++)
+        ox__stash_push(&w->stacks, guarded_at(bases[i], total));
+    return guarded_at(bases[0], total);
 }
 
 /* A cached default-size stack, or NULL. An empty stash takes a chain
@@ -237,7 +265,7 @@ ox__stack *ox__stack_get(ox__worker *w, size_t size)
         if (guarded_budget_used() && !evict_cached() && plain)
             s = slab_get(w);
         else
-            s = map_guarded(size);
+            s = plain ? map_guarded_batch(w) : map_guarded(size);
     }
     /* A recycled stack, or a fresh mapping where an unmapped one was:
      * AddressSanitizer's shadow still has the redzones of the frames that
