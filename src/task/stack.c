@@ -234,8 +234,8 @@ static ox__stack *map_guarded_batch(ox__worker *w)
     void *bases[GUARDED_BATCH];
     size_t total, made;
     (void)ox__sys_stack_map_many(OX_TASK_DEFAULT_STACK + HEADER_SIZE, n, bases, &total, &made);
-    if (made == 0)
-        return NULL;
+    if (made == 0) /* one may fit where n do not (a ulimit -v, strict overcommit) */
+        return n > 1 ? map_guarded(OX_TASK_DEFAULT_STACK) : NULL;
     atomic_fetch_add_explicit(&guarded, made, memory_order_relaxed);
     for (size_t i = 1; i < made; i++)
         ox__stash_push(&w->stacks, guarded_at(bases[i], total));
