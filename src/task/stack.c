@@ -221,16 +221,21 @@ static ox__stack *map_guarded(size_t size)
     return guarded_at(base, total);
 }
 
-/* Default-size guarded stacks, up to GUARDED_BATCH in one mmap (the guard
- * pages still take an mprotect each), as far as the budget goes: keeps
- * one, stashes the others on w (whose stash is empty: cached_get found
- * none). A burst of thousands of new tasks otherwise made an mmap each:
- * in a fresh skynet process, 16 000 of them. */
+/* Default-size guarded stacks, GUARDED_BATCH in one mmap (the guard pages
+ * still take an mprotect each): keeps one, stashes the others on w (whose
+ * stash is empty: cached_get found none). A burst of thousands of new
+ * tasks otherwise made an mmap each: in a fresh skynet process, 16 000 of
+ * them. The last stretch of the budget, a batch for each worker, is mapped
+ * a stack at a time: fresh stacks waiting in one worker's stash are unseen
+ * by the others, whose new tasks would get slab stacks while part of the
+ * budget sat unused (task_overflow_of_an_unguarded_stack_is_reported, with
+ * a budget of 16, saw it). */
 static ox__stack *map_guarded_batch(ox__worker *w)
 {
     /* Relaxed: a budget (guarded_budget_used). */
     size_t used = atomic_load_explicit(&guarded, memory_order_relaxed), max = guarded_max();
-    size_t n = used + GUARDED_BATCH <= max ? GUARDED_BATCH : max > used ? max - used : 1;
+    size_t room = max > used ? max - used : 0;
+    size_t n = room >= GUARDED_BATCH * w->rt->nworkers ? GUARDED_BATCH : 1;
     void *bases[GUARDED_BATCH];
     size_t total, made;
     (void)ox__sys_stack_map_many(OX_TASK_DEFAULT_STACK + HEADER_SIZE, n, bases, &total, &made);
