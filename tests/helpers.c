@@ -427,3 +427,14 @@ void ox_test_spin_ns(int64_t ns)
     while (ox_instant_now().ns < until)
         continue;
 }
+
+static volatile int depth_limit = 1 << 30; /* volatile: the recursion looks finite */
+
+void *ox_test_recurse(void *arg)
+{
+    volatile char buf[1024];
+    buf[0] = (char)(intptr_t)arg;
+    if ((intptr_t)arg < depth_limit)
+        ox_test_recurse((void *)((intptr_t)arg + 1));
+    return (void *)(intptr_t)buf[0];
+}

@@ -46,6 +46,9 @@ uint32_t ox_test_rand(uint32_t *x);
 /* Spins about ns nanoseconds without yielding: a delay that does not give
  * the other workers a chance they would not otherwise have. */
 void ox_test_spin_ns(int64_t ns);
+/* Recurses with a 1 KiB frame a frame per call (arg: the depth so far)
+ * until the stack overflows: a task's guard page or red zone must end it. */
+void *ox_test_recurse(void *arg);
 /* Runs fn(arg) as a task on a fresh runtime of `workers` workers, checks
  * that it returned normally, shuts the runtime down; returns fn's result. */
 void *ox_test_run_alone(size_t workers, void *(*fn)(void *), void *arg);

@@ -152,17 +152,6 @@ OX_TEST_OPTS(break16_a_guarded_budget_not_a_multiple_of_16_is_met_exactly, .time
  * The first task keeps the batch's first stack; the second gets one that
  * was stashed, a piece of the same mapping: its guard page must still
  * fault and name it. */
-static volatile int depth_limit = 1 << 30; /* volatile: the recursion looks finite */
-
-static void *recurse(void *arg)
-{
-    volatile char buf[1024];
-    buf[0] = (char)(intptr_t)arg;
-    if ((intptr_t)arg < depth_limit)
-        recurse((void *)((intptr_t)arg + 1));
-    return (void *)(intptr_t)buf[0];
-}
-
 static uintptr_t first_base;
 static _Atomic long first_started;
 
@@ -184,7 +173,7 @@ static void *overflow_a_stashed_stack(void *arg)
     uintptr_t apart = base > first_base ? base - first_base : first_base - base;
     /* The same mapping: a whole number of stacks away, fewer than 16. */
     CHECK(apart != 0 && apart % s->total == 0 && apart / s->total < 16);
-    return recurse(NULL);
+    return ox_test_recurse(NULL);
 }
 
 OX_TEST_OPTS(break16_an_overflow_on_a_stashed_stack_names_its_task, .expect_signal = SIGABRT,

@@ -426,17 +426,6 @@ OX_TEST(task_held_locks_follow_the_task_between_workers)
     ox_runtime_shutdown(rt);
 }
 
-static volatile int depth_limit = 1 << 30; /* volatile: the recursion looks finite */
-
-static void *recurse(void *arg)
-{
-    volatile char buf[1024];
-    buf[0] = (char)(intptr_t)arg;
-    if ((intptr_t)arg < depth_limit)
-        recurse((void *)((intptr_t)arg + 1));
-    return (void *)(intptr_t)buf[0];
-}
-
 OX_TEST_OPTS(task_stack_overflow_is_reported_with_the_task_name, .expect_signal = SIGABRT,
              .expect_stderr = "task 'deep' has overflowed its stack")
 {
@@ -444,7 +433,7 @@ OX_TEST_OPTS(task_stack_overflow_is_reported_with_the_task_name, .expect_signal 
     b.name = "deep";
     b.stack_size = 64 * 1024;
     ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, recurse, NULL, &h), 0);
+    CHECK_EQ(ox_task_builder_spawn(&b, ox_test_recurse, NULL, &h), 0);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), 0); /* never returns: the overflow aborts */
 }
 
