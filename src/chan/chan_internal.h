@@ -15,14 +15,13 @@
 #include "oxide/panic.h" /* cleanups: an element destructor may panic */
 
 #include "../check/chaos.h" /* OX__CHAOS_POINT at decision points */
+#include "../common/cache_line.h"
 #include "waker.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-#define OX__CACHE_LINE 64
 
 /* COUNT: zero-size messages, bounded or unbounded (a rendezvous channel of
  * zero-size messages is ZERO, which needs no buffer anyway). */

@@ -59,8 +59,7 @@ int ox_channel_with(const ox_channel_options *options, ox_sender **tx, ox_receiv
     } else if (flavor == OX__FLAVOR_LIST && elem > (SIZE_MAX - 128) / 64) {
         return OX_EINVAL;
     }
-    size_t bytes = (sizeof(ox__chan) + extra + OX__CACHE_LINE - 1) & ~(size_t)(OX__CACHE_LINE - 1);
-    ox__chan *c = aligned_alloc(OX__CACHE_LINE, bytes);
+    ox__chan *c = ox__alloc_lines(sizeof(ox__chan) + extra);
     if (!c)
         return ENOMEM;
     memset(c, 0, sizeof *c);

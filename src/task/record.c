@@ -26,8 +26,7 @@
 #define POOL_RECORDS 4096 /* 3.5 MiB: the most kept past a burst */
 /* Records start on a cache line of their own: two workers write
  * neighbouring tasks' records. */
-#define RECORD_ALIGN 64
-#define RECORD_SIZE  ((sizeof(ox_task) + RECORD_ALIGN - 1) & ~(size_t)(RECORD_ALIGN - 1))
+#define RECORD_SIZE ox__cache_lines(sizeof(ox_task))
 
 /* Every field zero, but for the unwind record's inline entries, which
  * are read only below its depth (0 after ox__unwind_free) and are most of
@@ -40,8 +39,8 @@ static void reset(ox_task *t)
                            sizeof(ox__unwind_state),
                    "the inline entries end the record");
     _Static_assert((offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries) - 1) /
-                               RECORD_ALIGN -
-                           offsetof(ox_task, ctx) / RECORD_ALIGN <=
+                               OX__CACHE_LINE -
+                           offsetof(ox_task, ctx) / OX__CACHE_LINE <=
                        1,
                    "what a switch touches spans two cache lines at most (task_internal.h)");
     memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
@@ -103,7 +102,7 @@ ox_task *ox__task_alloc(void)
     if (t != NULL)
         ox__san_reused(t, RECORD_SIZE);
     else
-        t = aligned_alloc(RECORD_ALIGN, RECORD_SIZE);
+        t = ox__alloc_lines(sizeof(ox_task));
     if (t != NULL)
         reset(t);
     return t;

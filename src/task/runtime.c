@@ -49,7 +49,6 @@
 #define OX__GLOBAL_EVERY     61
 #define OX__TRIM_BATCH       32    /* cached stacks given back per idle visit */
 #define OX__IDLE_SEARCH_NS   10000 /* how long a worker out of work looks before it sleeps */
-#define LINE_BYTES           64    /* the _Alignas of ox_runtime's and ox__worker's lines */
 #define OX__IDLE_SEARCH_SKIP 8     /* sleeps without a search after one that found nothing */
 
 static _Thread_local ox__worker *current_worker;
@@ -625,16 +624,14 @@ static void install_guard(void *unused)
     ox__stack_guard_install();
 }
 
-/* Zeroed memory for n objects of size bytes that ask for whole cache
- * lines (_Alignas(64) members: calloc aligns to 16 only). */
+/* As calloc, for objects with _Alignas(OX__CACHE_LINE) members. */
 static void *calloc_lines(size_t n, size_t size)
 {
-    if (size != 0 && n > (SIZE_MAX - LINE_BYTES) / size)
+    if (size != 0 && n > SIZE_MAX / size)
         return NULL;
-    size_t bytes = (n * size + LINE_BYTES - 1) & ~(size_t)(LINE_BYTES - 1);
-    void *p = aligned_alloc(LINE_BYTES, bytes);
+    void *p = ox__alloc_lines(n * size);
     if (p != NULL)
-        memset(p, 0, bytes);
+        memset(p, 0, n * size);
     return p;
 }
 

@@ -42,7 +42,7 @@
 #define GUARDED_BATCH     16 /* default-size guarded stacks mapped with one mmap */
 #define SLAB_STACKS       64
 #define SLAB_REDZONE      ((size_t)8 * 1024) /* an sp this near the bottom is an overflow */
-#define HEADER_SIZE       ((sizeof(ox__stack) + 63) & ~(size_t)63)
+#define HEADER_SIZE       ox__cache_lines(sizeof(ox__stack))
 
 /* Cached stacks, all of default size, in chains (free_list.h): warm
  * ones keep their pages, cold ones gave them back. */

@@ -7,6 +7,7 @@
 #include "oxide/task.h"
 #include "oxide/thread.h"
 
+#include "../common/cache_line.h"
 #include "../panic/unwind.h"
 #include "../thread/park.h"
 #include "../thread/spin.h"
@@ -86,8 +87,8 @@ static inline ox_task *ox__task_of(ox__lot_waiter *w)
  * workers steal from head. One atomic head serves both, so every take is a
  * CAS and a stealer that read stale slots fails its CAS. */
 typedef struct ox__local_queue {
-    _Alignas(64) _Atomic uint32_t head;
-    _Alignas(64) _Atomic uint32_t tail;
+    _Alignas(OX__CACHE_LINE) _Atomic uint32_t head;
+    _Alignas(OX__CACHE_LINE) _Atomic uint32_t tail;
     _Atomic(ox_task *) slots[OX__LOCAL_QUEUE];
 } ox__local_queue;
 
@@ -152,20 +153,20 @@ struct ox_runtime {
     ox__spin io_open_lock;
     _Atomic int io_poller; /* -1 until open */
     int io_waker;
-    _Alignas(64) ox__injector injector;
+    _Alignas(OX__CACHE_LINE) ox__injector injector;
     /* Idle workers, a stack under idle_lock. sched counts them (high half)
      * and the workers woken to look for work that have not found any yet
      * (low half): while one is searching, nobody wakes another (runtime.c). */
-    _Alignas(64) ox__spin idle_lock;
+    _Alignas(OX__CACHE_LINE) ox__spin idle_lock;
     ox__worker *idle_head;
     _Atomic uint32_t sched;
     /* Shutdown has begun: every task's cancellable waits end, and a new
      * task starts aborted (its waiter's group_cancelled). Read by every
      * spawn and retire, written once: on a line of its own. */
-    _Alignas(64) atomic_bool closing;
+    _Alignas(OX__CACHE_LINE) atomic_bool closing;
     /* Tasks started from outside the workers (threads, other runtimes);
      * with the workers' counts, how many are unfinished (runtime.c). */
-    _Alignas(64) _Atomic uint64_t outside_started;
+    _Alignas(OX__CACHE_LINE) _Atomic uint64_t outside_started;
     _Atomic uint32_t live_word; /* bumped by each retire once closing */
     /* Threads outside the runtime between making a task runnable and
      * waking a worker for it: the task may meanwhile end, and the runtime
@@ -173,12 +174,12 @@ struct ox_runtime {
     _Atomic uint32_t outside_wakers;
     _Atomic bool shutting_down;
     /* Timers (timer.c): a binary min-heap of tasks by deadline. */
-    _Alignas(64) ox__spin timer_lock;
+    _Alignas(OX__CACHE_LINE) ox__spin timer_lock;
     ox_task **timers;
     size_t ntimers, timers_cap;
     _Atomic int64_t next_deadline; /* INT64_MAX: none */
     /* Who polls the reactor (reactor.c). */
-    _Alignas(64) _Atomic uint32_t io_claimed; /* OX__POLL_FREE, _LOOKING or _SLEEPING */
+    _Alignas(OX__CACHE_LINE) _Atomic uint32_t io_claimed; /* OX__POLL_FREE, _LOOKING or _SLEEPING */
     _Atomic bool io_wanted; /* an idle worker found the poller taken (reactor.c) */
     char name[];
 };

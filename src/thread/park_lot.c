@@ -20,6 +20,7 @@
 #include "spin.h"
 
 #include "../check/chaos.h"
+#include "../common/cache_line.h"
 #include "../common/dekker.h"
 #include "../sys/sys.h"
 
@@ -48,7 +49,7 @@
 #define LONG_LIST  8 /* a list this long (and 16, 32...) is looked at */
 
 typedef struct bucket {
-    _Alignas(64) ox__spin lock;
+    _Alignas(OX__CACHE_LINE) ox__spin lock;
     ox__lot_waiter *head, *tail;
     /* How many are linked: written only under the lock (a load and a store,
      * no read-modify-write), read without it by the blocked dump to skip
@@ -68,7 +69,7 @@ static bucket first_buckets[1u << FIRST_BITS];
  * cache line of its own. Among other globals, a neighbour's writes (a
  * task id counter shared the line) made task_spawn_join 12% slower. */
 static struct {
-    _Alignas(64) _Atomic(lot_table *) current_table;
+    _Alignas(OX__CACHE_LINE) _Atomic(lot_table *) current_table;
     /* Set (to the table that should grow) by a wait that linked into a
      * long list of different words; acted on by the next wait or wake
      * that holds no bucket lock. */
@@ -185,12 +186,13 @@ static lot_table *table_new(unsigned bits)
 {
     size_t n = (size_t)1 << bits;
     /* calloc: a large block comes from fresh zero pages, touched only where
-     * a bucket is used. Over-allocated to align the buckets to 64. */
-    unsigned char *raw = calloc(1, sizeof(lot_table) + 64 + n * sizeof(bucket));
+     * a bucket is used (ox__alloc_lines would not say so). Over-allocated
+     * to align the buckets to a line. */
+    unsigned char *raw = calloc(1, sizeof(lot_table) + OX__CACHE_LINE + n * sizeof(bucket));
     if (raw == NULL)
         return NULL;
     unsigned char *at = raw + sizeof(lot_table);
-    at += (64 - ((uintptr_t)at & 63)) & 63;
+    at += ox__cache_lines((uintptr_t)at) - (uintptr_t)at;
     lot_table *t = (lot_table *)(void *)raw;
     t->buckets = (bucket *)(void *)at;
     t->bits = bits;
