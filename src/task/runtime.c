@@ -246,6 +246,18 @@ static ox_task *take_local(ox__worker *w)
     return ox__queue_pop(w);
 }
 
+/* The LIFO slot's task, passed over, goes to the back of the queue,
+ * where another worker can steal it (none takes it from the slot). If a
+ * task runs here before it (overtaken), that one may compute for ever
+ * without yielding: then only another worker can take it, so wake one. */
+static void slot_to_queue(ox__worker *w, bool overtaken)
+{
+    ox__queue_push(w, w->lifo);
+    w->lifo = NULL;
+    if (overtaken)
+        ox__runtime_wake_idle(w->rt);
+}
+
 static ox_task *find_work(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
@@ -254,36 +266,24 @@ static ox_task *find_work(ox__worker *w)
         ox__timers_fire(w);
         ox__reactor_poll_now(w);
         if ((t = ox__injector_pop(&rt->injector)) != NULL) {
-            /* The LIFO slot's task (woken by the last task, or just now
-             * by a due timer or a descriptor) would wait behind t, which
-             * may never yield, and no other worker can take it from the
-             * slot: to the queue, where one can steal it, and wake one. */
-            if (w->lifo != NULL) {
-                ox__queue_push(w, w->lifo);
-                w->lifo = NULL;
-                ox__runtime_wake_idle(rt);
-            }
+            /* t runs before the slot's task (woken by the last task, or
+             * just now by a due timer or a descriptor). */
+            if (w->lifo != NULL)
+                slot_to_queue(w, true);
             return t;
         }
     }
     if (w->lifo != NULL) {
-        t = w->lifo;
         if (w->lifo_runs < OX__LIFO_MAX) {
+            t = w->lifo;
             w->lifo = NULL;
             w->lifo_runs++;
             return t;
         }
-        /* The slot has run enough in a row: to the back of the queue. If
-         * that is behind other tasks (one that just yielded, say), the one
-         * we run next may compute for ever without yielding again: then
-         * only another worker can take t, so wake one. A queue that was
-         * empty gives t straight back, and wakes nobody: no cost to a
-         * ping-pong. */
-        w->lifo = NULL;
-        bool behind_others = !ox__queue_is_empty(w);
-        ox__queue_push(w, t);
-        if (behind_others)
-            ox__runtime_wake_idle(rt);
+        /* The slot has run enough in a row. Behind other tasks (one that
+         * just yielded, say), it is overtaken; in an empty queue it comes
+         * straight back, and nobody is woken: no cost to a ping-pong. */
+        slot_to_queue(w, !ox__queue_is_empty(w));
     }
     w->lifo_runs = 0;
     if ((t = ox__queue_pop(w)) != NULL)
