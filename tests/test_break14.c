@@ -55,6 +55,15 @@ static void *child_sets_flag(void *arg)
     return NULL;
 }
 
+/* A child that has not run, and sleeps up to 30 us first in a quarter of
+ * the rounds. */
+static void child_init(child_round *c, uint32_t *x)
+{
+    uint32_t v = ox_test_rand(x);
+    c->sleep_ns = v % 4 == 0 ? (int64_t)(v >> 8) % 30000 : 0;
+    atomic_init(&c->ran, 0);
+}
+
 typedef struct parent_job {
     ox_runtime *rt;
     uint32_t seed;
@@ -66,11 +75,8 @@ static void *parent_spawns_and_spins(void *arg)
     ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(20000));
     uint32_t x = job->seed;
     for (long r = 0; ox_test_budget_more(&b, r); r++) {
-        child_round c = {.sleep_ns = 0};
-        uint32_t v = ox_test_rand(&x);
-        if (v % 4 == 0)
-            c.sleep_ns = (int64_t)(v >> 8) % 30000;
-        atomic_init(&c.ran, 0);
+        child_round c;
+        child_init(&c, &x);
         ox_task_handle h = ox_test_spawn_on(job->rt, child_sets_flag, &c);
         spin_until_set(&c.ran, "a child task", r);
         CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
@@ -106,28 +112,15 @@ OX_TEST(break14_busy_task_child_runs_on_the_searching_or_sleeping_worker_4)
  * ran, and waits for it to run: the push goes to the injector while a
  * worker may be the searcher (the wake is then skipped), between its search
  * and idle_register, or asleep. One worker: nobody else can run it. */
-static void *task_sets_flag(void *arg)
-{
-    child_round *c = arg;
-    if (c->sleep_ns > 0)
-        CHECK_EQ(ox_task_sleep(c->sleep_ns), 0);
-    /* Release: pairs with spin_until_set's acquire. */
-    atomic_store_explicit(&c->ran, 1, memory_order_release);
-    return NULL;
-}
-
 static void thread_spawns_round(size_t workers)
 {
     ox_runtime *rt = ox_test_runtime(workers);
     ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(20000));
     uint32_t x = 0x2545f491u ^ (uint32_t)workers;
     for (long r = 0; ox_test_budget_more(&b, r); r++) {
-        child_round c = {.sleep_ns = 0};
-        uint32_t v = ox_test_rand(&x);
-        if (v % 4 == 0)
-            c.sleep_ns = (int64_t)(v >> 8) % 30000;
-        atomic_init(&c.ran, 0);
-        ox_task_handle h = ox_test_spawn_on(rt, task_sets_flag, &c);
+        child_round c;
+        child_init(&c, &x);
+        ox_task_handle h = ox_test_spawn_on(rt, child_sets_flag, &c);
         spin_until_set(&c.ran, "a spawned task", r);
         ox_task_handle_drop(&h);
         ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 25000));
@@ -180,7 +173,7 @@ static void timer_round(size_t workers)
         s.sleeper.sleep_ns = 1 + (int64_t)(ox_test_rand(&x) % 30000);
         atomic_init(&s.sleeper.ran, 0);
         atomic_init(&s.hog_done, 0);
-        ox_task_handle t = ox_test_spawn_on(rt, task_sets_flag, &s.sleeper);
+        ox_task_handle t = ox_test_spawn_on(rt, child_sets_flag, &s.sleeper);
         ox_task_handle h = ox_test_spawn_on(rt, hog_until_sleeper_done, &s);
         spin_until_set(&s.hog_done, "the hog", r);
         CHECK_EQ(ox_task_join(&t, NULL, NULL), 0);
@@ -227,13 +220,6 @@ static void *pipe_reader(void *arg)
     }
 }
 
-static void *short_task(void *arg)
-{
-    child_round *c = arg;
-    atomic_store_explicit(&c->ran, 1, memory_order_release);
-    return NULL;
-}
-
 static void pipe_round(size_t workers)
 {
     int fds[2];
@@ -247,9 +233,9 @@ static void pipe_round(size_t workers)
     uint32_t x = 0x68e31da4u ^ (uint32_t)workers;
     long r;
     for (r = 0; ox_test_budget_more(&b, r); r++) {
-        child_round c;
+        child_round c = {.sleep_ns = 0};
         atomic_init(&c.ran, 0);
-        ox_task_handle h = ox_test_spawn_on(rt, short_task, &c);
+        ox_task_handle h = ox_test_spawn_on(rt, child_sets_flag, &c);
         ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 15000));
         CHECK_EQ(write(fds[1], "x", 1), 1);
         spin_until_set(&c.ran, "a short task", r);
