@@ -81,3 +81,107 @@ OX_TEST(break17_the_guarded_budget_is_shared_by_every_runtime_s_workers)
     ox_runtime_shutdown(a);
     ox_runtime_shutdown(b);
 }
+
+/* ---- an unguarded overflow seen at a direct hand-off, on a reused record ----
+ * 6b475cb: check_stack compares a task's saved stack pointer with the
+ * floor copied into its record when it took its stack. Here the record
+ * is one a task of the other kind (a guarded stack of another size,
+ * floor 0) left on the worker, and the overflowing task's switch is a
+ * direct hand-off (it wakes a waiter into the LIFO slot, then waits):
+ * the task it hands the worker to checks it as it lands (landed). The
+ * overflow must be reported there, naming the task. A budget of 0 gives
+ * every default-size task a slab stack. */
+static struct {
+    ox_runtime *rt;
+    ox_sender *to_waiter, *to_deep;
+    ox_receiver *waiter_rx, *deep_rx;
+    const ox_task *guarded_record;
+    _Atomic int guarded_done, waiter_resumed;
+    const char *bottom;
+} hand;
+
+static void *waiter(void *arg)
+{
+    (void)arg;
+    int v;
+    CHECK_EQ(ox_receiver_recv(hand.waiter_rx, &v), 0);
+    atomic_store(&hand.waiter_resumed, 1); /* only if the overflow went unseen */
+    return NULL;
+}
+
+static void *on_a_guarded_stack(void *arg)
+{
+    (void)arg;
+    hand.guarded_record = ox_task_current();
+    CHECK(ox_task_current()->stack->guard_size != 0); /* white box */
+    atomic_store(&hand.guarded_done, 1);
+    return NULL;
+}
+
+/* Recurses until its frame is 6 KiB above the stack's bottom (in the red
+ * zone, inside the stack: room for the wake and the wait below it), then
+ * hands the worker to the waiter. */
+static void *recurse_then_hand_off(void *arg)
+{
+    volatile char buf[512];
+    buf[0] = (char)(intptr_t)arg;
+    if ((const char *)__builtin_frame_address(0) - hand.bottom > 6 * 1024) {
+        recurse_then_hand_off((void *)((intptr_t)arg + 1));
+    } else {
+        int v = 1;
+        CHECK_EQ(ox_sender_send(hand.to_waiter, &v), 0); /* the waiter: our LIFO slot */
+        if (ox_receiver_recv(hand.deep_rx, &v) == 0)     /* never sent: the hand-off */
+            buf[1] = (char)v;
+    }
+    return (void *)(intptr_t)buf[0];
+}
+
+static void *deep(void *arg)
+{
+    (void)arg;
+    const ox_task *self = ox_task_current();
+    CHECK(self == hand.guarded_record);  /* white box: the guarded task's record */
+    CHECK(self->stack->guard_size == 0); /* white box: a slab stack */
+    hand.bottom = self->stack->base;
+    return recurse_then_hand_off((void *)(intptr_t)0);
+}
+
+static void *set_up(void *arg)
+{
+    (void)arg;
+    ox_task_handle w = ox_test_spawn_on(hand.rt, waiter, NULL);
+    ox_task_handle_drop(&w);
+    /* Detached: its record is freed on this worker as it retires. */
+    ox_task_builder b = OX_TASK_BUILDER_INIT;
+    b.runtime = hand.rt;
+    b.stack_size = 2 * OX_TASK_DEFAULT_STACK;
+    ox_task_handle g;
+    CHECK_EQ(ox_task_builder_spawn(&b, on_a_guarded_stack, NULL, &g), 0);
+    ox_task_handle_drop(&g);
+    while (!atomic_load(&hand.guarded_done)) /* one worker: it retires before we run */
+        ox_task_yield();
+    ox_task_builder d = OX_TASK_BUILDER_INIT;
+    d.runtime = hand.rt;
+    d.name = "deep-hand-off";
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&d, deep, NULL, &h), 0); /* takes the freed record */
+    ox_task_handle_drop(&h);
+    return NULL;
+}
+
+OX_TEST_OPTS(break17_an_unguarded_overflow_is_seen_at_a_hand_off_on_a_reused_record,
+             .expect_signal = SIGABRT,
+             .expect_stderr = "task 'deep-hand-off' has overflowed its stack (an unguarded stack")
+{
+    CHECK_EQ(setenv("OX_TASK_GUARDED_STACKS", "0", 1), 0); /* this process only */
+    hand.rt = ox_test_runtime(1);
+    CHECK_EQ(ox_channel(sizeof(int), 1, &hand.to_waiter, &hand.waiter_rx), 0);
+    CHECK_EQ(ox_channel(sizeof(int), 1, &hand.to_deep, &hand.deep_rx), 0);
+    ox_task_handle h = ox_test_spawn_on(hand.rt, set_up, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(1000));
+    while (ox_instant_now().ns < give_up && !atomic_load(&hand.waiter_resumed))
+        ox_thread_sleep(OX_MILLIS(1));
+    ox_test_fail(__FILE__, __LINE__, "no overflow reported (the waiter %s)",
+                 atomic_load(&hand.waiter_resumed) ? "resumed" : "never resumed");
+}
