@@ -306,7 +306,7 @@ static inline void ox__chan_wait(ox__chan *c, ox__sync_waker *w, bool (*ready)(c
 {
     ox__park_note_lock_site(c, file, line);
     ox__ctx cx;
-    ox__ctx_init(&cx);
+    ox__ctx_init(&cx, &w->lock);
     ox__waiter e;
     ox__sync_waker_register(w, &e, &cx);
     uintptr_t sel;

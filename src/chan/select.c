@@ -235,7 +235,7 @@ static int run_select(ox_select_op *ops, size_t n, bool block, ox_instant deadli
             return why;
 
         ox__ctx cx;
-        ox__ctx_init(&cx);
+        ox__ctx_init(&cx, NULL); /* in several lists: claimed by CAS */
         size_t registered = 0;
         bool ready = false;
         while (registered < live && !ready) {

@@ -8,6 +8,14 @@
  * CAS of ctx.select from OX__SEL_WAITING to the waiter's address (the
  * "operation" that woke it), or to OX__SEL_DISCONNECTED; then unparks it.
  *
+ * A waiter registered for one operation only (a plain send or receive, not a
+ * select) sits in one list, so that list's lock can guard its select word:
+ * its claimer, holding the lock, claims it with a plain store, and the
+ * waiter aborts under the same lock. That saves the claim's atomic
+ * read-modify-write on every hand-off (ctx.claim_lock says which lock). A
+ * select's context is in the lists of several channels, under several
+ * locks, and is claimed by CAS.
+ *
  * Stack-lifetime rule (what makes stack records safe). Only the waiter itself
  * sets OX__SEL_ABORTED. Whoever else wins the CAS owes the waiter exactly one
  * unpark of ctx.parker, and the waiter does not leave (its stack frame stays)
@@ -42,7 +50,10 @@ typedef struct ox__ctx {
      * means nothing to a task, whose wake is the lot's anyway. */
     ox__parker parker;
     const void *thread; /* ox__self(): a waiter is never selected by itself */
-    bool task;          /* the waiter is a task */
+    /* The lock of the one list the waiter is in (a single operation), which
+     * then guards select; NULL for a select, whose claims are CASes. */
+    _Atomic uint32_t *claim_lock;
+    bool task; /* the waiter is a task */
 } ox__ctx;
 
 typedef struct ox__waiter {
@@ -106,9 +117,12 @@ static inline void ox__list_unlock(_Atomic uint32_t *lock)
     atomic_store_explicit(lock, 0, memory_order_release);
 }
 
-static inline void ox__ctx_init(ox__ctx *cx)
+/* claim_lock: the lock of the one list the waiter will be in, or NULL if
+ * it registers in several (a select). */
+static inline void ox__ctx_init(ox__ctx *cx, _Atomic uint32_t *claim_lock)
 {
     atomic_init(&cx->select, OX__SEL_WAITING);
+    cx->claim_lock = claim_lock;
     atomic_init(&cx->parker.state, OX__PARK_EMPTY);
     const ox__lot_waiter *unit = ox__park_unit_get();
     cx->task = unit != NULL;
@@ -134,6 +148,17 @@ static inline void ox__ctx_wake(ox__ctx *cx)
  * aborting its own wait). Returns the value select holds afterwards. */
 static inline uintptr_t ox__ctx_try_abort(ox__ctx *cx)
 {
+    if (cx->claim_lock != NULL) {
+        ox__list_lock(cx->claim_lock);
+        /* Relaxed: under the lock that every writer of select holds. */
+        uintptr_t sel = atomic_load_explicit(&cx->select, memory_order_relaxed);
+        if (sel == OX__SEL_WAITING) {
+            sel = OX__SEL_ABORTED;
+            atomic_store_explicit(&cx->select, sel, memory_order_relaxed);
+        }
+        ox__list_unlock(cx->claim_lock);
+        return sel;
+    }
     uintptr_t expected = OX__SEL_WAITING;
     /* Acquire on failure: the claimer's writes before its CAS (e.g. a
      * rendezvous message) become visible; the token adds the rest. */
@@ -156,6 +181,15 @@ void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *obj
 /* The claimer's side, under the list's lock: tries to claim cx for sel. */
 static inline bool ox__ctx_try_claim(ox__ctx *cx, uintptr_t sel)
 {
+    if (cx->claim_lock != NULL) {
+        /* Relaxed load: select changes only under the lock we hold. Release
+         * store: the claimer's channel writes happen-before the waiter's
+         * acquire load of select, as the CAS below makes them. */
+        if (atomic_load_explicit(&cx->select, memory_order_relaxed) != OX__SEL_WAITING)
+            return false;
+        atomic_store_explicit(&cx->select, sel, memory_order_release);
+        return true;
+    }
     uintptr_t expected = OX__SEL_WAITING;
     /* AcqRel: the claimer's channel writes happen-before the waiter's load
      * of select (with the token's release/acquire for the rest). */

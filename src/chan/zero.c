@@ -101,7 +101,7 @@ int ox__zero_send(ox__chan *c, const void *msg, bool block, ox_instant deadline)
     if (rc != 0)
         return rc;
     ox__ctx cx;
-    ox__ctx_init(&cx);
+    ox__ctx_init(&cx, OX__ZERO_LOCK(c));
     ox__waiter e;
     /* The packet is read-only for a sender's waiter (receivers copy out of
      * it); the list's field is not const because receivers' packets are
@@ -131,7 +131,7 @@ int ox__zero_recv(ox__chan *c, void *out, bool block, ox_instant deadline, const
     if (rc != 0)
         return rc;
     ox__ctx cx;
-    ox__ctx_init(&cx);
+    ox__ctx_init(&cx, OX__ZERO_LOCK(c));
     ox__waiter e;
     ox__waker_register(OX__ZERO_RECEIVERS(c), &e, &cx, out);
     ox__park_note_lock_site(c, file, line);
