@@ -367,11 +367,20 @@ static void run(ox__worker *w, ox_task *t)
 static ox_task *direct_successor(ox__worker *w)
 {
     ox_task *n = w->lifo;
-    if (n == NULL || n->stack == NULL || w->lifo_runs >= OX__LIFO_MAX ||
-        (w->ticks + 1) % OX__GLOBAL_EVERY == 0)
+    if (n == NULL || n->stack == NULL || (w->ticks + 1) % OX__GLOBAL_EVERY == 0)
         return NULL;
+    if (w->lifo_runs < OX__LIFO_MAX) {
+        w->lifo_runs++;
+    } else {
+        /* The slot has run enough in a row. With other tasks queued, the
+         * scheduler puts it behind them (find_work); in an empty queue it
+         * would only push it and pop it straight back, as the queue's
+         * task: do that here, without the two switches. */
+        if (!ox__queue_is_empty(w))
+            return NULL;
+        w->lifo_runs = 0;
+    }
     w->lifo = NULL;
-    w->lifo_runs++;
     w->ticks++;
     return n;
 }
