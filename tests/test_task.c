@@ -215,6 +215,119 @@ OX_TEST(task_yield_lets_others_run)
     ox_runtime_shutdown(rt);
 }
 
+/* ---- yields take turns: each yield runs the queue's head ----
+ * A yield switches straight to the task the scheduler would take next
+ * (runtime.c's yield_successor), and the yielder goes to the back of the
+ * queue. On one worker, tasks that only yield then run in strict turns:
+ * every window of TURN_TASKS log entries holds each task once. A yielder
+ * put back in front, or dropped, breaks the turns or hangs. */
+#define TURN_TASKS  4
+#define TURN_YIELDS 300
+
+static struct {
+    _Atomic int log[TURN_TASKS * (TURN_YIELDS + 1)];
+    _Atomic int len;
+} turns;
+
+static void *take_turns(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i <= TURN_YIELDS; i++) {
+        atomic_store(&turns.log[atomic_fetch_add(&turns.len, 1)], id);
+        if (i < TURN_YIELDS)
+            ox_task_yield();
+    }
+    return NULL;
+}
+
+static void *spawn_turn_takers(void *arg)
+{
+    (void)arg;
+    /* Spawned from a task: queued on this worker, in order. */
+    ox_task_handle hs[TURN_TASKS];
+    for (int i = 0; i < TURN_TASKS; i++)
+        hs[i] = ox_task_spawn(take_turns, (void *)(intptr_t)i);
+    for (int i = 0; i < TURN_TASKS; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    return NULL;
+}
+
+OX_TEST(task_yields_take_strict_turns_on_one_worker)
+{
+    ox_test_run_alone(1, spawn_turn_takers, NULL);
+    int len = atomic_load(&turns.len);
+    CHECK_EQ(len, TURN_TASKS * (TURN_YIELDS + 1));
+    for (int start = 0; start + TURN_TASKS <= len; start++) {
+        unsigned seen = 0;
+        for (int k = start; k < start + TURN_TASKS; k++)
+            seen |= 1u << atomic_load(&turns.log[k]);
+        CHECK_EQ(seen, (1u << TURN_TASKS) - 1);
+    }
+}
+
+/* ---- yielders cannot starve a timer or the injector ----
+ * Two tasks that yield to each other keep the queue non-empty, so each
+ * yield switches straight to the other. Every OX__GLOBAL_EVERY-th tick
+ * must still go through the scheduler, which fires due timers and looks
+ * at the injector: a sleeping task and a task spawned from a thread must
+ * run, or the yielders never stop (the runner's timeout fails the test). */
+static struct {
+    _Atomic int slept, injected, started;
+} starve;
+
+static void *yield_until_both_ran(void *arg)
+{
+    long *yields = arg;
+    while (!atomic_load(&starve.slept) || !atomic_load(&starve.injected)) {
+        ox_task_yield();
+        (*yields)++;
+    }
+    return NULL;
+}
+
+static void *sleep_then_mark(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
+    atomic_store(&starve.slept, 1);
+    return NULL;
+}
+
+static void *mark_injected(void *arg)
+{
+    (void)arg;
+    atomic_store(&starve.injected, 1);
+    return NULL;
+}
+
+static void *start_yielders_and_sleeper(void *arg)
+{
+    (void)arg;
+    long yields[2] = {0, 0};
+    ox_task_handle sleeper = ox_task_spawn(sleep_then_mark, NULL);
+    ox_task_handle a = ox_task_spawn(yield_until_both_ran, &yields[0]);
+    ox_task_handle b = ox_task_spawn(yield_until_both_ran, &yields[1]);
+    atomic_store(&starve.started, 1);
+    CHECK_EQ(ox_task_join(&a, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&b, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&sleeper, NULL, NULL), 0);
+    CHECK(yields[0] >= 1 && yields[1] >= 1);
+    return NULL;
+}
+
+OX_TEST(task_yielders_cannot_starve_a_timer_or_the_injector)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle start = ox_test_spawn_on(rt, start_yielders_and_sleeper, NULL);
+    while (!atomic_load(&starve.started))
+        ox_thread_yield();
+    /* From this thread: through the injector, while the yielders run. */
+    ox_task_handle injected = ox_test_spawn_on(rt, mark_injected, NULL);
+    CHECK_EQ(ox_task_join(&injected, NULL, NULL), 0);
+    CHECK_EQ(ox_task_join(&start, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+}
+
 /* ---- the LIFO slot: hand-offs between two tasks cannot starve the queue ----
  * A wake puts the woken task in its worker's LIFO slot, which runs next.
  * Two tasks that wake each other in turn would keep the slot full for

@@ -358,10 +358,13 @@ static void run(ox__worker *w, ox_task *t)
  * The rules of the LIFO slot hold as if the scheduler had taken it: at
  * most OX__LIFO_MAX runs in a row, and every OX__GLOBAL_EVERY-th run goes
  * through the scheduler, which looks at the injector, timers and poller.
- * What the scheduler does after a suspend's switch, unlocking the lot's
- * bucket, the task switched to does as it lands (landed): before that
- * the suspended task's stack is still in use, and a waker that took the
- * lock could resume it elsewhere. */
+ * A yield likewise switches straight to the task the scheduler would
+ * take next from the queue (yield_successor).
+ * What the scheduler does after the switch, unlocking the lot's bucket
+ * for a suspend or queueing a yielder, the task switched to does as it
+ * lands (landed): before that the task that left is still on its stack,
+ * and a waker that took the lock, or a worker that stole it from the
+ * queue, could run it elsewhere. */
 
 /* The task to hand w to, or NULL: the scheduler's turn. */
 static ox_task *direct_successor(ox__worker *w)
@@ -385,6 +388,29 @@ static ox_task *direct_successor(ox__worker *w)
     return n;
 }
 
+/* A yield's successor: the queue's head, where the scheduler's pass would
+ * find it first (none in the LIFO slot, not the tick that looks at the
+ * injector, timers and poller), else NULL. The yielder goes to the back of
+ * the queue as it would through the scheduler, pushed by its successor
+ * as it lands. A task that never ran has no stack to switch to: the
+ * scheduler starts it, from the LIFO slot, where it goes first as it
+ * would from the queue. */
+static ox_task *yield_successor(ox__worker *w)
+{
+    if (w->lifo != NULL || (w->ticks + 1) % OX__GLOBAL_EVERY == 0)
+        return NULL;
+    ox_task *n = ox__queue_pop(w);
+    if (n == NULL)
+        return NULL;
+    w->lifo_runs = 0; /* as find_work, taking from the queue */
+    if (n->stack == NULL) {
+        w->lifo = n;
+        return NULL;
+    }
+    w->ticks++;
+    return n;
+}
+
 /* First thing in a task after a switch lands: t runs again, on t->worker. */
 static void landed(ox_task *t)
 {
@@ -403,14 +429,21 @@ static void landed(ox_task *t)
     ox__unwind_switch(&from->unwind, &t->unwind);
     w->handed_from = NULL;
     check_stack(from);
-    /* From here on a waker may resume from, on any worker. */
-    ox__spin_unlock(w->after_unlock);
+    if (w->after == OX__AFTER_YIELD) {
+        ox__queue_push(w, from);
+    } else {
+        /* From here on a waker may resume from, on any worker. */
+        ox__spin_unlock(w->after_unlock);
+    }
 }
 
 void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
 {
     ox__worker *w = t->worker;
-    ox_task *n = after == OX__AFTER_SUSPEND ? direct_successor(w) : NULL;
+    ox_task *n = after == OX__AFTER_SUSPEND ? direct_successor(w)
+                 : after == OX__AFTER_YIELD ? yield_successor(w)
+                                            : NULL;
+    w->after = after;
     w->after_unlock = unlock;
     if (n != NULL) {
         n->worker = w; /* n takes the rest of w over as it lands */
@@ -419,7 +452,6 @@ void ox__task_switch_out(ox_task *t, int after, ox__spin *unlock)
         ox__san_stack_leave(&t->san_fake_stack, ox__stack_lo(n->stack), ox__stack_size(n->stack));
         ox__ctx_switch(&t->ctx, &n->ctx);
     } else {
-        w->after = after;
         ox__san_fiber_switch(w->san_fiber);
         ox__san_stack_leave(after == OX__AFTER_EXIT ? NULL : &t->san_fake_stack,
                             w->sched_stack_bottom, w->sched_stack_size);
