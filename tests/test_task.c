@@ -215,6 +215,48 @@ OX_TEST(task_yield_lets_others_run)
     ox_runtime_shutdown(rt);
 }
 
+/* ---- a local queue's overflow: every task runs once ----
+ * Spawning past a worker's queue (256) moves half of it to the injector
+ * as a batch; a worker that takes a batch keeps what fits in its queue and
+ * gives the rest back (queue.c's take_batch, reached when the every-61st
+ * look finds the queue still well filled). Each task must run exactly
+ * once, with one worker and with two that steal and take batches at the
+ * same time. */
+#define OVERFLOW_TASKS 3000
+
+static _Atomic int overflow_runs[OVERFLOW_TASKS];
+
+static void *count_my_run(void *arg)
+{
+    atomic_fetch_add(&overflow_runs[(intptr_t)arg], 1);
+    return arg;
+}
+
+static void *spawn_past_the_queue(void *arg)
+{
+    (void)arg;
+    static ox_task_handle hs[OVERFLOW_TASKS];
+    for (intptr_t i = 0; i < OVERFLOW_TASKS; i++)
+        hs[i] = ox_task_spawn(count_my_run, (void *)i);
+    for (intptr_t i = 0; i < OVERFLOW_TASKS; i++) {
+        void *r = NULL;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, i);
+    }
+    return NULL;
+}
+
+OX_TEST(task_overflowing_spawns_each_run_once)
+{
+    for (size_t workers = 1; workers <= 2; workers++) {
+        for (int i = 0; i < OVERFLOW_TASKS; i++)
+            atomic_store(&overflow_runs[i], 0);
+        ox_test_run_alone(workers, spawn_past_the_queue, NULL);
+        for (int i = 0; i < OVERFLOW_TASKS; i++)
+            CHECK_EQ(atomic_load(&overflow_runs[i]), 1);
+    }
+}
+
 /* ---- yields take turns: each yield runs the queue's head ----
  * A yield switches straight to the task the scheduler would take next
  * (runtime.c's yield_successor), and the yielder goes to the back of the

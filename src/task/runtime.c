@@ -260,12 +260,11 @@ static void slot_to_queue(ox__worker *w, bool overtaken)
 
 static ox_task *find_work(ox__worker *w)
 {
-    ox_runtime *rt = w->rt;
     ox_task *t;
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
         ox__timers_fire(w);
         ox__reactor_poll_now(w);
-        if ((t = ox__injector_pop(&rt->injector)) != NULL) {
+        if ((t = ox__injector_pop(w)) != NULL) {
             /* t runs before the slot's task (woken by the last task, or
              * just now by a due timer or a descriptor). */
             if (w->lifo != NULL)
@@ -294,7 +293,7 @@ static ox_task *find_work(ox__worker *w)
     ox__timers_fire(w);
     if ((t = take_local(w)) != NULL)
         return t;
-    if ((t = ox__injector_pop(&rt->injector)) != NULL)
+    if ((t = ox__injector_pop(w)) != NULL)
         return t;
     if (ox__reactor_poll_now(w) && (t = take_local(w)) != NULL)
         return t;

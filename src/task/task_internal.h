@@ -92,11 +92,22 @@ typedef struct ox__local_queue {
     _Atomic(ox_task *) slots[OX__LOCAL_QUEUE];
 } ox__local_queue;
 
-/* Tasks pushed from outside a worker, and a full local queue's overflow. */
+/* A full local queue's overflow, as the task pointers themselves: the
+ * worker that takes it reads no task record under the injector's lock. */
+typedef struct ox__task_batch {
+    struct ox__task_batch *next;
+    uint32_t n;
+    ox_task *tasks[OX__LOCAL_QUEUE / 2 + 1];
+} ox__task_batch;
+
+/* Tasks pushed from outside a worker (linked through their records), and
+ * the local queues' overflows (batches). */
 typedef struct ox__injector {
     ox__spin lock;
     ox_task *head, *tail;
-    _Atomic size_t len; /* read without the lock as a hint */
+    ox__task_batch *batches, *batches_tail;
+    bool batch_turn;    /* with both kinds queued, they take turns */
+    _Atomic size_t len; /* tasks, of both kinds; read without the lock as a hint */
 } ox__injector;
 
 typedef struct ox__worker {
@@ -191,7 +202,8 @@ bool ox__queue_is_empty(const ox__worker *w);
 /* How many more tasks w's queue takes before it overflows (owner only). */
 size_t ox__queue_room(const ox__worker *w);
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n);
-ox_task *ox__injector_pop(ox__injector *q);
+/* The injector's next task for w; the rest of a batch goes to w's queue. */
+ox_task *ox__injector_pop(ox__worker *w);
 
 /* ---- scheduling (runtime.c) ---- */
 /* The worker whose scheduler runs on this OS thread, or NULL. */
