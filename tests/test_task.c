@@ -257,6 +257,41 @@ OX_TEST(task_overflowing_spawns_each_run_once)
     }
 }
 
+/* ---- a burst's records go back to the allocator once the workers idle ----
+ * Records freed in a burst all go to the shared pool (record.c); an idle
+ * visit gives back all but 4096 (POOL_KEPT) once its worker has been idle
+ * for a millisecond. 10 000 finished tasks wait for their joins, so
+ * their records are freed together. */
+#define RECORD_BURST 10000
+#define POOL_KEPT    4096
+
+static void *join_a_burst(void *arg)
+{
+    (void)arg;
+    static ox_task_handle hs[RECORD_BURST];
+    for (intptr_t i = 0; i < RECORD_BURST; i++)
+        hs[i] = ox_task_spawn(count_my_run, (void *)(i % OVERFLOW_TASKS));
+    for (int i = 0; i < RECORD_BURST; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    return NULL;
+}
+
+OX_TEST_OPTS(task_a_burst_of_records_is_given_back_when_idle, .timeout_s = 60)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    ox_task_handle h = ox_test_spawn_on(rt, join_a_burst, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    size_t peak = ox__task_records_pooled();
+    /* The workers idle now: within a few milliseconds (more under a
+     * sanitizer or qemu) they have given back all but the kept ones. */
+    for (int i = 0; i < 5000 && ox__task_records_pooled() > POOL_KEPT; i++)
+        ox_thread_sleep(OX_MILLIS(1));
+    fprintf(stderr, "records pooled: %zu after the burst, %zu after idling\n", peak,
+            ox__task_records_pooled());
+    CHECK(ox__task_records_pooled() <= POOL_KEPT);
+    ox_runtime_shutdown(rt);
+}
+
 /* ---- yields take turns: each yield runs the queue's head ----
  * A yield switches straight to the task the scheduler would take next
  * (runtime.c's yield_successor), and the yielder goes to the back of the

@@ -14,16 +14,24 @@
  * either way, for a worker that frees more than it spawns (its tasks join
  * what another worker's spawned). The allocator was a third of a spawn
  * and join: a record freed on another thread than its own arena's makes
- * glibc lock that arena and consolidate. Past POOL_RECORDS, and on
- * threads, the allocator has them. */
+ * glibc lock that arena and consolidate. On threads, the allocator has
+ * them.
+ *
+ * The pool takes every chain during a burst and gives all but POOL_KEPT
+ * back to the allocator only in idle time (ox__task_records_trim), as the
+ * stack cache does its pages. Freeing them as they came past a cap made
+ * glibc trim its heap and then grow it again for the next spawns: a
+ * madvise with a TLB shootdown, and page faults, in the middle of skynet,
+ * and under CPU load the shootdowns' interrupts were a sixth of its
+ * profile. */
 #include "sanitizer.h"
 #include "task_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CHAIN        64
-#define POOL_RECORDS 4096 /* 3.5 MiB: the most kept past a burst */
+#define CHAIN     64
+#define POOL_KEPT 4096 /* 3.5 MiB: the most kept past an idle visit */
 /* Records start on a cache line of their own: two workers write
  * neighbouring tasks' records. */
 #define RECORD_SIZE ox__cache_lines(sizeof(ox_task))
@@ -73,21 +81,43 @@ static void take_chain(ox__worker *w)
     ox__stash_fill(&w->records, chain);
 }
 
-/* Moves CHAIN of w's records to the pool, or to the allocator if it is
- * full. */
+/* Moves CHAIN of w's records to the pool. */
 static void give_chain(ox__worker *w)
 {
     ox__chain_link *chain = ox__stash_cut(&w->records, CHAIN);
     ox__spin_lock(&pool.lock);
-    bool kept = ox__chains_count(&pool.chains) < POOL_RECORDS;
-    if (kept)
-        ox__chains_push(&pool.chains, chain);
+    ox__chains_push(&pool.chains, chain);
     ox__spin_unlock(&pool.lock);
-    while (!kept && chain != NULL) {
-        ox__chain_link *next = chain->next;
-        release(chain);
-        chain = next;
+}
+
+size_t ox__task_records_pooled(void)
+{
+    return ox__chains_count(&pool.chains);
+}
+
+bool ox__task_records_trimmable(void)
+{
+    /* A hint: checked again under the lock. */
+    return ox__chains_count(&pool.chains) > POOL_KEPT;
+}
+
+bool ox__task_records_trim(size_t most)
+{
+    for (size_t trimmed = 0; trimmed < most;) {
+        if (!ox__task_records_trimmable())
+            return false;
+        ox__spin_lock(&pool.lock);
+        ox__chain_link *chain =
+            ox__chains_count(&pool.chains) > POOL_KEPT ? ox__chains_pop(&pool.chains) : NULL;
+        ox__spin_unlock(&pool.lock);
+        if (chain == NULL)
+            return false;
+        for (ox__chain_link *next; chain != NULL; chain = next, trimmed++) {
+            next = chain->next;
+            release(chain);
+        }
     }
+    return true;
 }
 
 ox_task *ox__task_alloc(void)

@@ -47,9 +47,11 @@
 
 #define OX__LIFO_MAX         3
 #define OX__GLOBAL_EVERY     61
-#define OX__TRIM_BATCH       32    /* cached stacks given back per idle visit */
-#define OX__IDLE_SEARCH_NS   10000 /* how long a worker out of work looks before it sleeps */
-#define OX__IDLE_SEARCH_SKIP 8     /* sleeps without a search after one that found nothing */
+#define OX__TRIM_BATCH       32      /* cached stacks given back per idle visit */
+#define OX__TRIM_RECORDS     2048    /* pooled records freed per idle visit */
+#define OX__TRIM_AFTER_NS    1000000 /* idle this long before giving back a burst's memory */
+#define OX__IDLE_SEARCH_NS   10000   /* how long a worker out of work looks before it sleeps */
+#define OX__IDLE_SEARCH_SKIP 8       /* sleeps without a search after one that found nothing */
 
 static _Thread_local ox__worker *current_worker;
 
@@ -113,6 +115,7 @@ void ox__runtime_wake_idle(ox_runtime *rt)
  * was the last searcher, another idle worker may take the rest. */
 static void found_work(ox__worker *w)
 {
+    w->idle_since = 0;
     if (!w->searching)
         return;
     w->searching = false;
@@ -587,15 +590,39 @@ static bool search_before_sleep(ox__worker *w)
     return false;
 }
 
+/* Idle time pays for giving back the last burst's memory: the stack
+ * pages (stack.c) and the pooled task records (record.c), a batch at a
+ * time, so that new work waits for one batch at most. Only once w has been
+ * idle for OX__TRIM_AFTER_NS, though: in the short gaps of a burst (more
+ * of them on a busy machine, where a worker loses its CPU), what it gave
+ * back would be taken again at once, and each give-back costs a TLB
+ * shootdown. Returns true if it gave back a batch; else sets *wake_at to
+ * when it should, if it has any to give back. */
+static bool trim_if_idle_long(ox__worker *w, int64_t *wake_at)
+{
+    bool stacks = ox__stack_cache_trimmable(), records = ox__task_records_trimmable();
+    if (!stacks && !records)
+        return false;
+    int64_t now = ox_instant_now().ns;
+    if (w->idle_since == 0)
+        w->idle_since = now;
+    if (now - w->idle_since < OX__TRIM_AFTER_NS) {
+        *wake_at = w->idle_since + OX__TRIM_AFTER_NS;
+        return false;
+    }
+    /* Both, each a batch: new work waits for two at most. */
+    bool trimmed = stacks && ox__stack_cache_trim(OX__TRIM_BATCH);
+    return (records && ox__task_records_trim(OX__TRIM_RECORDS)) || trimmed;
+}
+
 static void sleep_until_work(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
     ox__timers_fire(w);
     if (w->lifo != NULL || !ox__queue_is_empty(w))
         return;
-    /* Idle time pays for giving back the last burst's stack pages
-     * (stack.c), a batch at a time: new work waits for one batch at most. */
-    if (ox__stack_cache_trim(OX__TRIM_BATCH) || search_before_sleep(w))
+    int64_t trim_at = INT64_MAX;
+    if (trim_if_idle_long(w, &trim_at) || search_before_sleep(w))
         return;
     /* Another thread may push work here, see us searching, and wake
      * nobody: the look after registering finds it. */
@@ -610,6 +637,8 @@ static void sleep_until_work(ox__worker *w)
      * seen here; one armed after it wakes us (ox__timer_arm). Relaxed, as
      * work_visible's reads: ordered by idle_register's RMW. */
     int64_t next = atomic_load_explicit(&rt->next_deadline, memory_order_relaxed);
+    if (trim_at < next)
+        next = trim_at;
     if (!ox__reactor_sleep(w, next, idle_unregister)) {
         ox__park_wait(&w->sleep_word, 0, (ox_instant){next}, &idle_site, w);
         idle_unregister(w); /* if we woke by ourselves (timer, spurious) */
@@ -647,6 +676,8 @@ static void *worker_main(void *arg)
     ox__stack_cache_flush(w);
     ox__task_records_flush(w);
     while (ox__stack_cache_trim(OX__TRIM_BATCH))
+        continue;
+    while (ox__task_records_trim(OX__TRIM_RECORDS))
         continue;
     if (w->alt_stack != NULL)
         ox__sys_alt_stack_disable(w->alt_stack);

@@ -335,10 +335,16 @@ void ox__stack_put(ox__worker *w, ox__stack *s)
     ox__stash_push(&w->stacks, s);
 }
 
+bool ox__stack_cache_trimmable(void)
+{
+    /* A hint: checked again under the lock. */
+    return ox__chains_count(&cache.warm) > STACK_WARM;
+}
+
 bool ox__stack_cache_trim(size_t most)
 {
     for (size_t trimmed = 0; trimmed < most;) {
-        if (ox__chains_count(&cache.warm) <= STACK_WARM) /* a hint; checked again under the lock */
+        if (!ox__stack_cache_trimmable())
             return false;
         ox__spin_lock(&cache.lock);
         ox__chain_link *chain =

@@ -124,6 +124,7 @@ typedef struct ox__worker {
     ox__stash records, stacks, slab_stacks;
     uint64_t next_task_id, task_ids_end; /* ids it may give (task.c) */
     unsigned searches_to_skip;           /* before its next search before sleeping */
+    int64_t idle_since;                  /* when it last ran out of work; 0: since busy */
     size_t index;
     ox__ctx sched_ctx;
     ox_task *current;
@@ -343,6 +344,14 @@ ox_task *ox__task_alloc(void);
 void ox__task_free(ox_task *t);
 /* w stops: frees the records it kept. */
 void ox__task_records_flush(ox__worker *w);
+/* Frees up to `most` of the pooled records beyond those kept for the next
+ * burst; false if none is left to free. For idle time, as
+ * ox__stack_cache_trim. */
+bool ox__task_records_trim(size_t most);
+/* Whether ox__task_records_trim has work (a hint). */
+bool ox__task_records_trimmable(void);
+/* How many records the shared pool holds (a hint; for tests). */
+size_t ox__task_records_pooled(void);
 
 /* ---- stacks (stack.c) ---- */
 /* A stack of at least size bytes, fresh or recycled; NULL if none can be
@@ -364,6 +373,8 @@ static inline size_t ox__stack_size(const ox__stack *s)
  * warm; false if none is left to give back. For a worker about to sleep,
  * and one that stops (no idle visit follows to give them back). */
 bool ox__stack_cache_trim(size_t most);
+/* Whether ox__stack_cache_trim has work (a hint). */
+bool ox__stack_cache_trimmable(void);
 /* Hands w's own cached stacks to the shared cache: w stops. */
 void ox__stack_cache_flush(ox__worker *w);
 void ox__stack_guard_install(void);
