@@ -217,11 +217,9 @@ OX_TEST(task_yield_lets_others_run)
 
 /* ---- a local queue's overflow: every task runs once ----
  * Spawning past a worker's queue (256) moves half of it to the injector
- * as a batch; a worker that takes a batch keeps what fits in its queue and
- * gives the rest back (queue.c's take_batch, reached when the every-61st
- * look finds the queue still well filled). Each task must run exactly
- * once, with one worker and with two that steal and take batches at the
- * same time. */
+ * as a batch, an array that the workers take one task at a time
+ * (queue.c). Each task must run exactly once, with one worker and with
+ * two that steal and take from the batches at the same time. */
 #define OVERFLOW_TASKS 3000
 
 static _Atomic int overflow_runs[OVERFLOW_TASKS];

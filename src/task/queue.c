@@ -3,7 +3,6 @@
 #include "task_internal.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #define MASK (OX__LOCAL_QUEUE - 1)
 
@@ -34,7 +33,8 @@ static void injector_push_batch(ox__injector *q, ox__task_batch *b)
         q->batches = b;
     q->batches_tail = b;
     /* Relaxed: a hint; the lock orders the list itself. */
-    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + b->n,
+    atomic_store_explicit(&q->len,
+                          atomic_load_explicit(&q->len, memory_order_relaxed) + b->end - b->first,
                           memory_order_relaxed);
     ox__spin_unlock(&q->lock);
 }
@@ -57,7 +57,8 @@ static void overflow(ox__worker *w, ox_task *t, uint32_t head)
         for (uint32_t i = 0; i < half; i++)
             b->tasks[i] = atomic_load_explicit(&q->slots[(head + i) & MASK], memory_order_relaxed);
         b->tasks[half] = t;
-        b->n = half + 1;
+        b->first = 0;
+        b->end = half + 1;
         injector_push_batch(&w->rt->injector, b);
         return;
     }
@@ -152,64 +153,35 @@ void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)
     ox__spin_unlock(&q->lock);
 }
 
-/* Takes the first of b's tasks to run now, moves what fits of the rest to
- * w's queue and gives any left back to the front of the injector. */
-static ox_task *take_batch(ox__worker *w, ox__task_batch *b)
+ox_task *ox__injector_pop(ox__injector *q)
 {
-    ox_task *t = b->tasks[0];
-    uint32_t rest = b->n - 1;
-    size_t room = ox__queue_room(w);
-    uint32_t moved = rest <= room ? rest : (uint32_t)room;
-    for (uint32_t i = 1; i <= moved; i++)
-        ox__queue_push(w, b->tasks[i]);
-    rest -= moved;
-    if (rest == 0) {
-        free(b);
-        return t;
-    }
-    memmove(b->tasks, b->tasks + 1 + moved, rest * sizeof(ox_task *));
-    b->n = rest;
-    ox__injector *q = &w->rt->injector;
-    ox__spin_lock(&q->lock);
-    b->next = q->batches;
-    q->batches = b;
-    if (q->batches_tail == NULL)
-        q->batches_tail = b;
-    /* Relaxed: a hint, as in injector_push_batch. */
-    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + rest,
-                          memory_order_relaxed);
-    ox__spin_unlock(&q->lock);
-    return t;
-}
-
-ox_task *ox__injector_pop(ox__worker *w)
-{
-    ox__injector *q = &w->rt->injector;
     /* Relaxed: a hint; a push we miss here wakes a worker that looks
      * again (runtime.c's idle protocol). */
     if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
         return NULL;
     ox__spin_lock(&q->lock);
     ox_task *t = q->head;
-    ox__task_batch *b = q->batches;
+    ox__task_batch *b = q->batches, *used_up = NULL;
     if (b != NULL && (t == NULL || q->batch_turn)) {
-        q->batches = b->next;
-        if (q->batches == NULL)
-            q->batches_tail = NULL;
-        t = NULL;
-    } else {
-        b = NULL;
-        if (t != NULL) {
-            q->head = t->next;
-            if (q->head == NULL)
-                q->tail = NULL;
+        /* From the batch's array: no task record is read under the lock. */
+        t = b->tasks[b->first++];
+        if (b->first == b->end) {
+            q->batches = b->next;
+            if (q->batches == NULL)
+                q->batches_tail = NULL;
+            used_up = b;
         }
+    } else if (t != NULL) {
+        q->head = t->next;
+        if (q->head == NULL)
+            q->tail = NULL;
     }
     q->batch_turn = !q->batch_turn;
-    size_t taken = b != NULL ? b->n : t != NULL;
-    /* Relaxed: a hint, as in injector_push_batch. */
-    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) - taken,
-                          memory_order_relaxed);
+    if (t != NULL)
+        /* Relaxed: a hint, as in injector_push_batch. */
+        atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
     ox__spin_unlock(&q->lock);
-    return b != NULL ? take_batch(w, b) : t;
+    free(used_up);
+    return t;
 }

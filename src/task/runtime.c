@@ -267,7 +267,7 @@ static ox_task *find_work(ox__worker *w)
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
         ox__timers_fire(w);
         ox__reactor_poll_now(w);
-        if ((t = ox__injector_pop(w)) != NULL) {
+        if ((t = ox__injector_pop(&w->rt->injector)) != NULL) {
             /* t runs before the slot's task (woken by the last task, or
              * just now by a due timer or a descriptor). */
             if (w->lifo != NULL)
@@ -296,7 +296,7 @@ static ox_task *find_work(ox__worker *w)
     ox__timers_fire(w);
     if ((t = take_local(w)) != NULL)
         return t;
-    if ((t = ox__injector_pop(w)) != NULL)
+    if ((t = ox__injector_pop(&w->rt->injector)) != NULL)
         return t;
     if (ox__reactor_poll_now(w) && (t = take_local(w)) != NULL)
         return t;

@@ -96,7 +96,7 @@ typedef struct ox__local_queue {
  * worker that takes it reads no task record under the injector's lock. */
 typedef struct ox__task_batch {
     struct ox__task_batch *next;
-    uint32_t n;
+    uint32_t first, end; /* the tasks still in it: tasks[first, end) */
     ox_task *tasks[OX__LOCAL_QUEUE / 2 + 1];
 } ox__task_batch;
 
@@ -203,8 +203,7 @@ bool ox__queue_is_empty(const ox__worker *w);
 /* How many more tasks w's queue takes before it overflows (owner only). */
 size_t ox__queue_room(const ox__worker *w);
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n);
-/* The injector's next task for w; the rest of a batch goes to w's queue. */
-ox_task *ox__injector_pop(ox__worker *w);
+ox_task *ox__injector_pop(ox__injector *q);
 
 /* ---- scheduling (runtime.c) ---- */
 /* The worker whose scheduler runs on this OS thread, or NULL. */
