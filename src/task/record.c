@@ -57,6 +57,7 @@ static void reset(ox_task *t)
 static struct {
     ox__spin lock;
     ox__chains chains;
+    _Atomic size_t draws; /* take_chain calls: written under the lock, read as a hint */
 } pool;
 
 /* A record kept for reuse: all but its links are out of bounds for
@@ -77,6 +78,9 @@ static void take_chain(ox__worker *w)
 {
     ox__spin_lock(&pool.lock);
     ox__chain_link *chain = ox__chains_pop(&pool.chains);
+    /* Relaxed: the lock orders the writes; the reader takes a hint. */
+    atomic_store_explicit(&pool.draws, atomic_load_explicit(&pool.draws, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     ox__spin_unlock(&pool.lock);
     ox__stash_fill(&w->records, chain);
 }
@@ -93,6 +97,11 @@ static void give_chain(ox__worker *w)
 size_t ox__task_records_pooled(void)
 {
     return ox__chains_count(&pool.chains);
+}
+
+size_t ox__task_records_draws(void)
+{
+    return atomic_load_explicit(&pool.draws, memory_order_relaxed); /* a hint */
 }
 
 bool ox__task_records_trimmable(void)

@@ -49,7 +49,7 @@
 #define OX__GLOBAL_EVERY     61
 #define OX__TRIM_BATCH       32      /* cached stacks given back per idle visit */
 #define OX__TRIM_RECORDS     2048    /* pooled records freed per idle visit */
-#define OX__TRIM_AFTER_NS    1000000 /* idle this long before giving back a burst's memory */
+#define OX__TRIM_AFTER_NS    1000000 /* no draws this long before giving back a burst's memory */
 #define OX__IDLE_SEARCH_NS   10000   /* how long a worker out of work looks before it sleeps */
 #define OX__IDLE_SEARCH_SKIP 8       /* sleeps without a search after one that found nothing */
 
@@ -115,7 +115,6 @@ void ox__runtime_wake_idle(ox_runtime *rt)
  * was the last searcher, another idle worker may take the rest. */
 static void found_work(ox__worker *w)
 {
-    w->idle_since = 0;
     if (!w->searching)
         return;
     w->searching = false;
@@ -592,22 +591,29 @@ static bool search_before_sleep(ox__worker *w)
 
 /* Idle time pays for giving back the last burst's memory: the stack
  * pages (stack.c) and the pooled task records (record.c), a batch at a
- * time, so that new work waits for one batch at most. Only once w has been
- * idle for OX__TRIM_AFTER_NS, though: in the short gaps of a burst (more
- * of them on a busy machine, where a worker loses its CPU), what it gave
- * back would be taken again at once, and each give-back costs a TLB
- * shootdown. Returns true if it gave back a batch; else sets *wake_at to
- * when it should, if it has any to give back. */
+ * time, so that new work waits for one batch at most. Only once no worker
+ * has drawn on the pool or the cache for OX__TRIM_AFTER_NS, as far as w's
+ * idle visits saw, though: in the short gaps of a burst (more of them on a
+ * busy machine, where a worker loses its CPU), what it gave back would be
+ * taken again at once, and each give-back costs a TLB shootdown. Not
+ * "idle for OX__TRIM_AFTER_NS without a break": a timer or a request more
+ * often than that (a 1 kHz loop, a light steady load) would keep the
+ * burst's memory for ever, and its tasks take none of it. Returns true if
+ * it gave back a batch; else sets *wake_at to when it should, if it has
+ * any to give back. */
 static bool trim_if_idle_long(ox__worker *w, int64_t *wake_at)
 {
     bool stacks = ox__stack_cache_trimmable(), records = ox__task_records_trimmable();
     if (!stacks && !records)
         return false;
     int64_t now = ox_instant_now().ns;
-    if (w->idle_since == 0)
-        w->idle_since = now;
-    if (now - w->idle_since < OX__TRIM_AFTER_NS) {
-        *wake_at = w->idle_since + OX__TRIM_AFTER_NS;
+    size_t draws = ox__task_records_draws() + ox__stack_cache_draws();
+    if (w->quiet_since == 0 || draws != w->draws_seen) {
+        w->quiet_since = now;
+        w->draws_seen = draws;
+    }
+    if (now - w->quiet_since < OX__TRIM_AFTER_NS) {
+        *wake_at = w->quiet_since + OX__TRIM_AFTER_NS;
         return false;
     }
     /* Both, each a batch: new work waits for two at most. */

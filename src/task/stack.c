@@ -50,6 +50,7 @@
 static struct {
     ox__spin lock;
     ox__chains warm, cold;
+    _Atomic size_t draws; /* chains asked for: written under the lock, read as a hint */
 } cache;
 
 static size_t cache_count(void)
@@ -259,6 +260,10 @@ static ox__stack *cached_get(ox__worker *w)
         ox__chain_link *chain = ox__chains_pop(&cache.warm);
         if (chain == NULL)
             chain = ox__chains_pop(&cache.cold);
+        /* Relaxed: the lock orders the writes; the reader takes a hint. */
+        atomic_store_explicit(&cache.draws,
+                              atomic_load_explicit(&cache.draws, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         ox__spin_unlock(&cache.lock);
         ox__stash_fill(&w->stacks, chain);
     }
@@ -333,6 +338,11 @@ void ox__stack_put(ox__worker *w, ox__stack *s)
     else if (w->stacks.count == WORKER_STACKS)
         stash_give(&w->stacks, STASH_BATCH);
     ox__stash_push(&w->stacks, s);
+}
+
+size_t ox__stack_cache_draws(void)
+{
+    return atomic_load_explicit(&cache.draws, memory_order_relaxed); /* a hint */
 }
 
 bool ox__stack_cache_trimmable(void)

@@ -124,7 +124,8 @@ typedef struct ox__worker {
     ox__stash records, stacks, slab_stacks;
     uint64_t next_task_id, task_ids_end; /* ids it may give (task.c) */
     unsigned searches_to_skip;           /* before its next search before sleeping */
-    int64_t idle_since;                  /* when it last ran out of work; 0: since busy */
+    int64_t quiet_since; /* since when its idle visits saw no draws (below); 0: not yet */
+    size_t draws_seen;   /* the pool's and cache's draws at its last idle visit */
     size_t index;
     ox__ctx sched_ctx;
     ox_task *current;
@@ -349,6 +350,9 @@ void ox__task_records_flush(ox__worker *w);
 bool ox__task_records_trim(size_t most);
 /* Whether ox__task_records_trim has work (a hint). */
 bool ox__task_records_trimmable(void);
+/* How many times a worker has asked the pool for records (a hint: a burst
+ * under way, if it grows). */
+size_t ox__task_records_draws(void);
 /* How many records the shared pool holds (a hint; for tests). */
 size_t ox__task_records_pooled(void);
 
@@ -374,6 +378,9 @@ static inline size_t ox__stack_size(const ox__stack *s)
 bool ox__stack_cache_trim(size_t most);
 /* Whether ox__stack_cache_trim has work (a hint). */
 bool ox__stack_cache_trimmable(void);
+/* How many times a worker has taken stacks from the shared cache (a hint,
+ * as ox__task_records_draws). */
+size_t ox__stack_cache_draws(void);
 /* Hands w's own cached stacks to the shared cache: w stops. */
 void ox__stack_cache_flush(ox__worker *w);
 void ox__stack_guard_install(void);
