@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 /* ---- a ticker faster than 1 ms must not keep a burst's memory for ever ----
  * fa4bf82 gives back the pooled records and the warm stacks' pages only
@@ -88,4 +89,243 @@ OX_TEST_OPTS(break20_a_ticker_faster_than_the_trim_delay_does_not_keep_a_burst_f
              .timeout_s = 60)
 {
     ox_test_run_alone(1, burst_then_tick, NULL);
+}
+
+/* ---- an idle runtime after a burst sleeps: no worker wakes in a loop ----
+ * Workers idle with memory to give back sleep until the trim delay is up
+ * (fa4bf82), trim a batch per visit and then sleep for good. A deadline
+ * in the past, or a trim that reports work it cannot do, would make them
+ * spin: two workers busy-waiting cost about two CPU-seconds per second.
+ * After the burst and its trim, 200 ms of idle must cost well under half
+ * a CPU. */
+static void *just_burst(void *arg)
+{
+    (void)arg;
+    burst();
+    return NULL;
+}
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    CHECK_EQ(getrusage(RUSAGE_SELF, &ru), 0);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+OX_TEST_OPTS(break20_an_idle_runtime_after_a_burst_does_not_spin, .timeout_s = 60)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    ox_task_handle h = ox_test_spawn_on(rt, just_burst, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(5000));
+    while ((ox__task_records_trimmable() || ox__stack_cache_trimmable()) &&
+           ox_instant_now().ns < give_up)
+        ox_thread_sleep(OX_MILLIS(1));
+    CHECK(!ox__task_records_trimmable() && !ox__stack_cache_trimmable());
+    ox_test_check_all_idle_no_searcher(rt);
+    int64_t cpu0 = cpu_ns(), wall0 = ox_instant_now().ns;
+    ox_thread_sleep(OX_MILLIS(200));
+    int64_t cpu = cpu_ns() - cpu0, wall = ox_instant_now().ns - wall0;
+    fprintf(stderr, "idle: %lld us of CPU in %lld us\n", (long long)(cpu / 1000),
+            (long long)(wall / 1000));
+    if (cpu * 2 > wall)
+        ox_test_fail(__FILE__, __LINE__, "an idle runtime used %lld us of CPU in %lld us",
+                     (long long)(cpu / 1000), (long long)(wall / 1000));
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- the injector's pop, white box: each task once, the kinds in turns ----
+ * Batches (arrays, tasks[first, end)) and single tasks (linked through
+ * their records) queued together: every pop takes one task, the kinds
+ * alternate while both are queued, len counts what is left, and a used-up
+ * batch is freed (LeakSanitizer checks that under ASan). */
+enum { SINGLES = 5, BATCHES = 3 };
+
+static ox__task_batch *fake_batch(ox_task *base, uint32_t n)
+{
+    ox__task_batch *b = calloc(1, sizeof *b);
+    CHECK(b != NULL);
+    for (uint32_t i = 0; i < n; i++)
+        b->tasks[i] = &base[i];
+    b->end = n;
+    return b;
+}
+
+OX_TEST(break20_the_injector_hands_out_each_task_once_the_kinds_in_turns)
+{
+    static ox__injector q; /* zeroed: empty */
+    const uint32_t per = OX__LOCAL_QUEUE / 2 + 1;
+    ox_task *singles = calloc(SINGLES, sizeof *singles);
+    ox_task *batched = calloc((size_t)BATCHES * per, sizeof *batched);
+    CHECK(singles != NULL && batched != NULL);
+    /* Batches as injector_push_batch links them (it is static to queue.c). */
+    for (int i = 0; i < BATCHES; i++) {
+        ox__task_batch *b = fake_batch(&batched[(size_t)i * per], per);
+        if (q.batches_tail != NULL)
+            q.batches_tail->next = b;
+        else
+            q.batches = b;
+        q.batches_tail = b;
+        atomic_store(&q.len, atomic_load(&q.len) + per);
+    }
+    for (int i = 0; i < SINGLES; i++)
+        ox__injector_push(&q, &singles[i], &singles[i], 1);
+    size_t total = SINGLES + (size_t)BATCHES * per;
+    CHECK_EQ(atomic_load(&q.len), total);
+    char *seen = calloc(total, 1);
+    CHECK(seen != NULL);
+    size_t singles_taken = 0, batched_taken = 0;
+    int last_kind = -1;
+    bool both_before_last = false;
+    for (size_t popped = 0; popped < total; popped++) {
+        bool both = singles_taken < SINGLES && batched_taken < total - SINGLES;
+        ox_task *t = ox__injector_pop(&q);
+        CHECK(t != NULL);
+        int kind = t >= singles && t < singles + SINGLES; /* 1: a single */
+        size_t index = kind ? (size_t)(t - singles) : SINGLES + (size_t)(t - batched);
+        CHECK(index < total);
+        CHECK_EQ(seen[index], 0);
+        seen[index] = 1;
+        if (kind) {
+            CHECK_EQ(index, singles_taken); /* in order */
+            singles_taken++;
+        } else {
+            CHECK_EQ(index, SINGLES + batched_taken); /* in order */
+            batched_taken++;
+        }
+        /* While both kinds are queued, they take turns. */
+        if (both && both_before_last && kind == last_kind)
+            ox_test_fail(__FILE__, __LINE__, "pop %zu: two %s in a row with both kinds queued",
+                         popped, kind ? "singles" : "batch tasks");
+        last_kind = kind;
+        both_before_last = both;
+        CHECK_EQ(atomic_load(&q.len), total - popped - 1);
+    }
+    CHECK(ox__injector_pop(&q) == NULL);
+    CHECK(q.batches == NULL && q.batches_tail == NULL && q.head == NULL && q.tail == NULL);
+    free(seen);
+    free(batched);
+    free(singles);
+}
+
+/* ---- a task pushed from outside does not wait behind the overflow ----
+ * One worker: a task spawns BURST tasks (its queue overflows: batches in
+ * the injector), then has a thread spawn one more onto the runtime (a
+ * single task in the injector) and waits for that spawn, without letting
+ * the worker go. The kinds take turns in the injector, so the single one
+ * starts among the first few hundred tasks, not behind all of the
+ * batches' (as a FIFO of both kinds, before 6770c30, would have had it). */
+enum { BURST = 3000 };
+
+static _Atomic long order;
+static _Atomic long single_at = -1;
+static ox_runtime *fair_rt;
+static ox_join_handle outside;
+
+static void *count_start(void *arg)
+{
+    atomic_fetch_add(&order, 1);
+    return arg;
+}
+
+static void *single_start(void *arg)
+{
+    atomic_store(&single_at, atomic_fetch_add(&order, 1));
+    return arg;
+}
+
+static void *spawn_from_outside(void *arg)
+{
+    ox_task_handle h = ox_test_spawn_on(fair_rt, single_start, NULL);
+    atomic_store((_Atomic int *)arg, 1);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    return NULL;
+}
+
+static void *burst_and_one_from_outside(void *arg)
+{
+    (void)arg;
+    static ox_task_handle hs[BURST];
+    for (int i = 0; i < BURST; i++)
+        hs[i] = ox_task_spawn(count_start, NULL);
+    _Atomic int pushed = 0;
+    outside = ox_test_spawn_named("outside", spawn_from_outside, &pushed);
+    while (!atomic_load(&pushed))
+        ox_test_spin_ns(1000); /* holds the worker: nothing has started yet */
+    CHECK_EQ(atomic_load(&order), 0);
+    for (int i = 0; i < BURST; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    return NULL; /* the test joins the thread: a join here would hold the worker */
+}
+
+OX_TEST(break20_a_task_from_outside_takes_turns_with_the_overflow)
+{
+    ox_runtime *rt = fair_rt = ox_test_runtime(1);
+    ox_task_handle h = ox_test_spawn_on(rt, burst_and_one_from_outside, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_test_join(&outside);
+    ox_runtime_shutdown(rt);
+    long at = atomic_load(&single_at);
+    fprintf(stderr, "the single task started %ld-th of %d\n", at + 1, BURST + 1);
+    CHECK(at >= 0);
+    if (at >= BURST / 2)
+        ox_test_fail(__FILE__, __LINE__, "the single task started %ld-th of %d: behind the batches",
+                     at + 1, BURST + 1);
+}
+
+/* ---- due sleepers do not wait behind the overflow ----
+ * 1abc9c5: with a whole batch moved into the worker's queue every 61st
+ * tick, the queue never left room, and due timers fired one per such
+ * tick (timer.c), behind the burst. One worker: SLEEPERS tasks sleep
+ * 1 ms, then BURST tasks of 2 us each are queued (most overflow to the
+ * injector). Every sleeper must wake before half of the burst started. */
+enum { SLEEPERS = 64, SPIN_NS = 2000 };
+
+static _Atomic long armed;
+static _Atomic long woke_at_most;
+
+static void *spin_start(void *arg)
+{
+    atomic_fetch_add(&order, 1);
+    ox_test_spin_ns(SPIN_NS);
+    return arg;
+}
+
+static void *sleep_1ms(void *arg)
+{
+    atomic_fetch_add(&armed, 1);
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
+    long at = atomic_load(&order);
+    long most = atomic_load(&woke_at_most);
+    while (at > most && !atomic_compare_exchange_weak(&woke_at_most, &most, at))
+        continue;
+    return arg;
+}
+
+static void *sleepers_then_burst(void *arg)
+{
+    (void)arg;
+    static ox_task_handle sleepers[SLEEPERS], hs[BURST];
+    for (int i = 0; i < SLEEPERS; i++)
+        sleepers[i] = ox_task_spawn(sleep_1ms, NULL);
+    ox_test_wait_count(&armed, SLEEPERS);
+    for (int i = 0; i < BURST; i++)
+        hs[i] = ox_task_spawn(spin_start, NULL);
+    for (int i = 0; i < BURST; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    for (int i = 0; i < SLEEPERS; i++)
+        CHECK_EQ(ox_task_join(&sleepers[i], NULL, NULL), 0);
+    return NULL;
+}
+
+OX_TEST(break20_due_sleepers_do_not_wait_behind_the_overflow)
+{
+    ox_test_run_alone(1, sleepers_then_burst, NULL);
+    long at = atomic_load(&woke_at_most);
+    fprintf(stderr, "the last sleeper woke after %ld of %d burst tasks started\n", at, BURST);
+    if (at >= BURST / 2)
+        ox_test_fail(__FILE__, __LINE__,
+                     "a sleeper due after 1 ms woke after %ld of %d tasks of %d ns", at, BURST,
+                     SPIN_NS);
 }
