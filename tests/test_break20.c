@@ -329,3 +329,131 @@ OX_TEST(break20_due_sleepers_do_not_wait_behind_the_overflow)
                      "a sleeper due after 1 ms woke after %ld of %d tasks of %d ns", at, BURST,
                      SPIN_NS);
 }
+
+/* ---- records trimmed between bursts are never still in use ----
+ * fa4bf82 frees pooled records in idle time. Two runtimes (the pool and
+ * the stack cache are the process's) each run rounds of a burst: joined
+ * handles (records freed together, past POOL_KEPT), a JoinSet aborted
+ * half way, detached tasks that outlive the round into the next gap,
+ * aborted handles, and handles joined by a thread (records freed there,
+ * to the allocator). Each gap lasts past the trim delay, so trims run
+ * while the detached ones still finish and the other runtime bursts. A
+ * record freed while still in use is a use-after-free for ASan and a
+ * wrong result or count here; the last round's runtime is shut down at
+ * once, its workers' trims racing their exits. */
+enum { JOINED = 4500, IN_SET = 300, DETACHED = 300, ABORTED = 100, BY_THREAD = 100 };
+
+static _Atomic long detached_runs;
+
+static void *return_arg_after_a_yield(void *arg)
+{
+    ox_task_yield();
+    return arg;
+}
+
+static void *detached_sleeper(void *arg)
+{
+    int rc = ox_task_sleep(OX_MICROS((intptr_t)arg % 800)); /* past the round */
+    CHECK(rc == 0 || rc == OX_ECANCELED);
+    atomic_fetch_add(&detached_runs, 1);
+    return NULL;
+}
+
+static void *sleep_long(void *arg)
+{
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(200)), OX_ECANCELED); /* aborted before it ends */
+    return arg;
+}
+
+static void *join_on_a_thread(void *arg)
+{
+    ox_task_handle *hs = arg;
+    for (intptr_t i = 0; i < BY_THREAD; i++) {
+        void *r = NULL;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, i);
+    }
+    return NULL;
+}
+
+static void *mixed_round(void *arg)
+{
+    (void)arg;
+    ox_task_handle *hs = calloc(JOINED, sizeof *hs);
+    ox_task_handle *by_thread = calloc(BY_THREAD, sizeof *by_thread);
+    ox_task_handle aborted[ABORTED];
+    CHECK(hs != NULL && by_thread != NULL);
+    for (intptr_t i = 0; i < JOINED; i++)
+        hs[i] = ox_task_spawn(return_arg_after_a_yield, (void *)i);
+    for (intptr_t i = 0; i < DETACHED; i++) {
+        ox_task_handle h = ox_task_spawn(detached_sleeper, (void *)(i * 7919));
+        ox_task_handle_drop(&h);
+    }
+    for (intptr_t i = 0; i < BY_THREAD; i++)
+        by_thread[i] = ox_task_spawn(return_arg_after_a_yield, (void *)i);
+    ox_join_handle th = ox_test_spawn_named("joiner", join_on_a_thread, by_thread);
+    for (int i = 0; i < ABORTED; i++)
+        aborted[i] = ox_task_spawn(sleep_long, NULL);
+    ox_join_set *set;
+    CHECK_EQ(ox_join_set_new(&set), 0);
+    for (intptr_t i = 0; i < IN_SET; i++)
+        CHECK_EQ(ox_join_set_spawn(set, i % 2 ? sleep_long : return_arg_after_a_yield, (void *)i),
+                 0);
+    for (int i = 0; i < ABORTED; i++)
+        ox_task_abort(&aborted[i]);
+    for (intptr_t i = 0; i < JOINED; i++) {
+        void *r = NULL;
+        CHECK_EQ(ox_task_join(&hs[i], &r, NULL), 0);
+        CHECK_EQ((intptr_t)r, i);
+    }
+    ox_join_set_abort_all(set);
+    size_t joined = 0;
+    for (;;) {
+        void *r = NULL;
+        int rc = ox_join_set_join_next(set, &r, NULL, NULL);
+        if (rc == OX_EEMPTY)
+            break;
+        CHECK(rc == 0 || rc == OX_ECANCELED);
+        joined++;
+    }
+    CHECK_EQ(joined, (size_t)IN_SET);
+    ox_join_set_drop(set);
+    for (int i = 0; i < ABORTED; i++) {
+        int rc = ox_task_join(&aborted[i], NULL, NULL);
+        CHECK(rc == 0 || rc == OX_ECANCELED);
+    }
+    free(hs);
+    /* Yields until the thread is done: its join then holds no worker. */
+    while (!ox_join_handle_is_finished(&th))
+        ox_task_yield();
+    ox_test_join(&th);
+    free(by_thread);
+    return NULL;
+}
+
+static void *rounds_on(void *arg)
+{
+    size_t workers = (size_t)(intptr_t)arg;
+    long rounds = ox_test_scaled(6) < 2 ? 2 : ox_test_scaled(6);
+    ox_runtime *rt = ox_test_runtime(workers);
+    for (long r = 0; r < rounds; r++) {
+        ox_task_handle h = ox_test_spawn_on(rt, mixed_round, NULL);
+        CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+        if (r + 1 < rounds)
+            ox_thread_sleep(OX_MICROS(1500)); /* past the trim delay */
+    }
+    ox_runtime_shutdown(rt); /* at once: its workers may be trimming */
+    return (void *)(intptr_t)rounds;
+}
+
+OX_TEST_OPTS(break20_records_trimmed_between_bursts_are_never_in_use, .timeout_s = 60)
+{
+    atomic_store(&detached_runs, 0);
+    ox_join_handle other = ox_test_spawn_named("other-rt", rounds_on, (void *)(intptr_t)1);
+    long rounds = (long)(intptr_t)rounds_on((void *)(intptr_t)2);
+    void *other_rounds = NULL;
+    CHECK_EQ(ox_thread_join(&other, &other_rounds, NULL), 0);
+    /* Shutdown waits for the detached ones too. */
+    CHECK_EQ(atomic_load(&detached_runs), (rounds + (long)(intptr_t)other_rounds) * DETACHED);
+    fprintf(stderr, "records pooled at the end: %zu\n", ox__task_records_pooled());
+}
