@@ -361,7 +361,7 @@ static void *detached_sleeper(void *arg)
 
 static void *sleep_long(void *arg)
 {
-    CHECK_EQ(ox_task_sleep(OX_MILLIS(200)), OX_ECANCELED); /* aborted before it ends */
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(60000)), OX_ECANCELED); /* aborted: it never ends */
     return arg;
 }
 
@@ -456,4 +456,54 @@ OX_TEST_OPTS(break20_records_trimmed_between_bursts_are_never_in_use, .timeout_s
     /* Shutdown waits for the detached ones too. */
     CHECK_EQ(atomic_load(&detached_runs), (rounds + (long)(intptr_t)other_rounds) * DETACHED);
     fprintf(stderr, "records pooled at the end: %zu\n", ox__task_records_pooled());
+}
+
+/* ---- a worker asleep in the poller wakes to trim ----
+ * One worker, and a task waiting in accept: the worker sleeps in the
+ * reactor's epoll (reactor.c), not on its futex, with the earlier of the
+ * next timer and the trim deadline (fa4bf82). After a burst it must wake
+ * there to give the memory back, with a sleeper due after the trim
+ * deadline (its timer is no earlier wake-up) and none after that. */
+static ox_socket *trim_listener;
+
+static void *accept_one(void *arg)
+{
+    (void)arg;
+    ox_socket *c;
+    CHECK_EQ(ox_tcp_accept(trim_listener, &c, NULL), 0);
+    ox_socket_close(c);
+    return NULL;
+}
+
+static void *sleep_long_enough(void *arg)
+{
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(50)), 0);
+    return arg;
+}
+
+OX_TEST_OPTS(break20_a_worker_asleep_in_the_poller_wakes_to_trim, .timeout_s = 60)
+{
+    ox_sockaddr addr;
+    trim_listener = ox_test_listen("127.0.0.1:0", &addr);
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_handle acceptor = ox_test_spawn_on(rt, accept_one, NULL);
+    ox_test_wait_tasks_blocked_at("socket read", 1); /* accept waits as a read */
+    ox_task_handle h = ox_test_spawn_on(rt, just_burst, NULL);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_task_handle sleeper = ox_test_spawn_on(rt, sleep_long_enough, NULL);
+    int64_t give_up = ox_instant_now().ns + ox_test_bound(OX_MILLIS(5000));
+    while ((ox__task_records_trimmable() || ox__stack_cache_trimmable()) &&
+           ox_instant_now().ns < give_up)
+        ox_thread_sleep(OX_MILLIS(1));
+    if (ox__task_records_trimmable() || ox__stack_cache_trimmable())
+        ox_test_fail(__FILE__, __LINE__,
+                     "the worker in the poller kept %zu records pooled, stacks %strimmable",
+                     ox__task_records_pooled(), ox__stack_cache_trimmable() ? "" : "not ");
+    CHECK_EQ(ox_task_join(&sleeper, NULL, NULL), 0);
+    ox_socket *peer;
+    CHECK_EQ(ox_tcp_connect(&addr, &peer), 0);
+    CHECK_EQ(ox_task_join(&acceptor, NULL, NULL), 0);
+    ox_socket_close(peer);
+    ox_socket_close(trim_listener);
+    ox_runtime_shutdown(rt);
 }
