@@ -3,6 +3,8 @@
 #ifndef OX_TASK_FREE_LIST_H
 #define OX_TASK_FREE_LIST_H
 
+#include "../thread/spin.h"
+
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -96,6 +98,19 @@ static inline ox__chain_link *ox__chains_pop(ox__chains *c)
         atomic_store_explicit(&c->count, ox__chains_count(c) - chain->chain_count,
                               memory_order_relaxed);
     }
+    return chain;
+}
+
+/* The first chain of c if c holds more than keep items, else NULL: what
+ * an idle visit gives back (record.c, stack.c). Takes lock, which guards
+ * c, unless the count (a hint) says there is nothing over keep. */
+static inline ox__chain_link *ox__chains_pop_over(ox__spin *lock, ox__chains *c, size_t keep)
+{
+    if (ox__chains_count(c) <= keep)
+        return NULL;
+    ox__spin_lock(lock);
+    ox__chain_link *chain = ox__chains_count(c) > keep ? ox__chains_pop(c) : NULL;
+    ox__spin_unlock(lock);
     return chain;
 }
 

@@ -23,6 +23,15 @@ size_t ox__queue_room(const ox__worker *w)
     return OX__LOCAL_QUEUE - (tail - head);
 }
 
+/* Moves the injector's task count by delta, under its lock. */
+static void injector_count(ox__injector *q, size_t delta)
+{
+    /* Relaxed: the count is a hint read without the lock (runtime.c's
+     * idle protocol orders what matters); the lock orders the lists. */
+    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+}
+
 static void injector_push_batch(ox__injector *q, ox__task_batch *b)
 {
     b->next = NULL;
@@ -32,10 +41,7 @@ static void injector_push_batch(ox__injector *q, ox__task_batch *b)
     else
         q->batches = b;
     q->batches_tail = b;
-    /* Relaxed: a hint; the lock orders the list itself. */
-    atomic_store_explicit(&q->len,
-                          atomic_load_explicit(&q->len, memory_order_relaxed) + b->end - b->first,
-                          memory_order_relaxed);
+    injector_count(q, b->end - b->first);
     ox__spin_unlock(&q->lock);
 }
 
@@ -147,9 +153,7 @@ void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)
     else
         q->head = first;
     q->tail = last;
-    /* Relaxed: a hint; the lock orders the list itself. */
-    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    injector_count(q, n);
     ox__spin_unlock(&q->lock);
 }
 
@@ -178,9 +182,7 @@ ox_task *ox__injector_pop(ox__injector *q)
     }
     q->batch_turn = !q->batch_turn;
     if (t != NULL)
-        /* Relaxed: a hint, as in injector_push_batch. */
-        atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
+        injector_count(q, (size_t)-1); /* wraps to one less */
     ox__spin_unlock(&q->lock);
     free(used_up);
     return t;

@@ -113,12 +113,7 @@ bool ox__task_records_trimmable(void)
 bool ox__task_records_trim(size_t most)
 {
     for (size_t trimmed = 0; trimmed < most;) {
-        if (!ox__task_records_trimmable())
-            return false;
-        ox__spin_lock(&pool.lock);
-        ox__chain_link *chain =
-            ox__chains_count(&pool.chains) > POOL_KEPT ? ox__chains_pop(&pool.chains) : NULL;
-        ox__spin_unlock(&pool.lock);
+        ox__chain_link *chain = ox__chains_pop_over(&pool.lock, &pool.chains, POOL_KEPT);
         if (chain == NULL)
             return false;
         for (ox__chain_link *next; chain != NULL; chain = next, trimmed++) {

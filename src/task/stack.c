@@ -354,12 +354,7 @@ bool ox__stack_cache_trimmable(void)
 bool ox__stack_cache_trim(size_t most)
 {
     for (size_t trimmed = 0; trimmed < most;) {
-        if (!ox__stack_cache_trimmable())
-            return false;
-        ox__spin_lock(&cache.lock);
-        ox__chain_link *chain =
-            ox__chains_count(&cache.warm) > STACK_WARM ? ox__chains_pop(&cache.warm) : NULL;
-        ox__spin_unlock(&cache.lock);
+        ox__chain_link *chain = ox__chains_pop_over(&cache.lock, &cache.warm, STACK_WARM);
         if (chain == NULL)
             return false;
         /* Out of the lists meanwhile: nobody can take them, and the
