@@ -428,6 +428,12 @@ void ox_test_spin_ns(int64_t ns)
         continue;
 }
 
+void *ox_test_set_flag(void *flag)
+{
+    atomic_store((_Atomic int *)flag, 1);
+    return NULL;
+}
+
 static volatile int depth_limit = 1 << 30; /* volatile: the recursion looks finite */
 
 void *ox_test_recurse(void *arg)

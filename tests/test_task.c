@@ -197,19 +197,12 @@ static void *yield_until_stopped(void *arg)
     return NULL;
 }
 
-static void *set_stop(void *arg)
-{
-    (void)arg;
-    atomic_store(&stop_spinning, 1);
-    return NULL;
-}
-
 OX_TEST(task_yield_lets_others_run)
 {
     ox_runtime *rt = ox_test_runtime(1); /* one worker: only yield can let the other task in */
     long yields = 0;
     ox_task_handle spinner = ox_test_spawn_on(rt, yield_until_stopped, &yields);
-    ox_task_handle stopper = ox_test_spawn_on(rt, set_stop, NULL);
+    ox_task_handle stopper = ox_test_spawn_on(rt, ox_test_set_flag, &stop_spinning);
     CHECK_EQ(ox_task_join(&stopper, NULL, NULL), 0);
     CHECK_EQ(ox_task_join(&spinner, NULL, NULL), 0);
     CHECK(yields >= 1);
@@ -369,13 +362,6 @@ static void *sleep_then_mark(void *arg)
     return NULL;
 }
 
-static void *mark_injected(void *arg)
-{
-    (void)arg;
-    atomic_store(&starve.injected, 1);
-    return NULL;
-}
-
 static void *start_yielders_and_sleeper(void *arg)
 {
     (void)arg;
@@ -398,7 +384,7 @@ OX_TEST(task_yielders_cannot_starve_a_timer_or_the_injector)
     while (!atomic_load(&starve.started))
         ox_thread_yield();
     /* From this thread: through the injector, while the yielders run. */
-    ox_task_handle injected = ox_test_spawn_on(rt, mark_injected, NULL);
+    ox_task_handle injected = ox_test_spawn_on(rt, ox_test_set_flag, &starve.injected);
     CHECK_EQ(ox_task_join(&injected, NULL, NULL), 0);
     CHECK_EQ(ox_task_join(&start, NULL, NULL), 0);
     ox_runtime_shutdown(rt);
@@ -415,13 +401,6 @@ static struct {
     _Atomic int stop;
     long handoffs; /* written by A and B in turn: the notifies order it */
 } lifo;
-
-static void *stop_the_handoffs(void *arg)
-{
-    (void)arg;
-    atomic_store(&lifo.stop, 1);
-    return NULL;
-}
 
 static void *handoff_b(void *arg)
 {
@@ -441,7 +420,7 @@ static void *handoff_a(void *arg)
     (void)arg;
     /* Both queued on this worker, behind this task: B, then the stopper. */
     ox_task_handle b = ox_task_spawn(handoff_b, NULL);
-    ox_task_handle stopper = ox_task_spawn(stop_the_handoffs, NULL);
+    ox_task_handle stopper = ox_task_spawn(ox_test_set_flag, &lifo.stop);
     for (;;) {
         bool stop = atomic_load(&lifo.stop);
         ox_notify_one(&lifo.to_b); /* B into the LIFO slot (or a permit) */

@@ -3,9 +3,11 @@
 #ifndef OX_TASK_FREE_LIST_H
 #define OX_TASK_FREE_LIST_H
 
+#include "../common/locked_count.h"
 #include "../thread/spin.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* What a free record or stack begins with: its link in a free list, and
@@ -48,13 +50,12 @@ static inline void *ox__stash_pop(ox__stash *s)
  * made the other worker spin there for a tenth of skynet. */
 typedef struct ox__chains {
     ox__chain_link *head;
-    _Atomic size_t count; /* items in all chains: written under the lock, read as a hint */
+    _Atomic size_t count; /* items in all chains (locked_count.h) */
 } ox__chains;
 
 static inline size_t ox__chains_count(const ox__chains *c)
 {
-    /* Relaxed: the lock orders its writes; readers outside it take a hint. */
-    return atomic_load_explicit(&c->count, memory_order_relaxed);
+    return ox__locked_count(&c->count);
 }
 
 /* Cuts the first n items of s (all, if it has fewer) off as a chain;
@@ -86,8 +87,7 @@ static inline void ox__chains_push(ox__chains *c, ox__chain_link *chain)
 {
     chain->next_chain = c->head;
     c->head = chain;
-    atomic_store_explicit(&c->count, ox__chains_count(c) + chain->chain_count,
-                          memory_order_relaxed);
+    ox__locked_count_add(&c->count, chain->chain_count);
 }
 
 static inline ox__chain_link *ox__chains_pop(ox__chains *c)
@@ -95,21 +95,26 @@ static inline ox__chain_link *ox__chains_pop(ox__chains *c)
     ox__chain_link *chain = c->head;
     if (chain != NULL) {
         c->head = chain->next_chain;
-        atomic_store_explicit(&c->count, ox__chains_count(c) - chain->chain_count,
-                              memory_order_relaxed);
+        ox__locked_count_sub(&c->count, chain->chain_count);
     }
     return chain;
 }
 
-/* The first chain of c if c holds more than keep items, else NULL: what
- * an idle visit gives back (record.c, stack.c). Takes lock, which guards
- * c, unless the count (a hint) says there is nothing over keep. */
+/* Whether c holds more than keep items: what an idle visit gives back
+ * (record.c, stack.c). A hint without c's lock. */
+static inline bool ox__chains_over(const ox__chains *c, size_t keep)
+{
+    return ox__chains_count(c) > keep;
+}
+
+/* The first chain of c if it holds more than keep items, else NULL. Takes
+ * lock, which guards c, unless the hint says there is nothing over keep. */
 static inline ox__chain_link *ox__chains_pop_over(ox__spin *lock, ox__chains *c, size_t keep)
 {
-    if (ox__chains_count(c) <= keep)
+    if (!ox__chains_over(c, keep))
         return NULL;
     ox__spin_lock(lock);
-    ox__chain_link *chain = ox__chains_count(c) > keep ? ox__chains_pop(c) : NULL;
+    ox__chain_link *chain = ox__chains_over(c, keep) ? ox__chains_pop(c) : NULL;
     ox__spin_unlock(lock);
     return chain;
 }

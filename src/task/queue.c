@@ -23,15 +23,6 @@ size_t ox__queue_room(const ox__worker *w)
     return OX__LOCAL_QUEUE - (tail - head);
 }
 
-/* Moves the injector's task count by delta, under its lock. */
-static void injector_count(ox__injector *q, size_t delta)
-{
-    /* Relaxed: the count is a hint read without the lock (runtime.c's
-     * idle protocol orders what matters); the lock orders the lists. */
-    atomic_store_explicit(&q->len, atomic_load_explicit(&q->len, memory_order_relaxed) + delta,
-                          memory_order_relaxed);
-}
-
 static void injector_push_batch(ox__injector *q, ox__task_batch *b)
 {
     b->next = NULL;
@@ -41,7 +32,7 @@ static void injector_push_batch(ox__injector *q, ox__task_batch *b)
     else
         q->batches = b;
     q->batches_tail = b;
-    injector_count(q, b->end - b->first);
+    ox__locked_count_add(&q->len, b->end - b->first);
     ox__spin_unlock(&q->lock);
 }
 
@@ -153,15 +144,15 @@ void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)
     else
         q->head = first;
     q->tail = last;
-    injector_count(q, n);
+    ox__locked_count_add(&q->len, n);
     ox__spin_unlock(&q->lock);
 }
 
 ox_task *ox__injector_pop(ox__injector *q)
 {
-    /* Relaxed: a hint; a push we miss here wakes a worker that looks
-     * again (runtime.c's idle protocol). */
-    if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
+    /* A hint: a push we miss here wakes a worker that looks again
+     * (runtime.c's idle protocol). */
+    if (ox__locked_count(&q->len) == 0)
         return NULL;
     ox__spin_lock(&q->lock);
     ox_task *t = q->head;
@@ -182,7 +173,7 @@ ox_task *ox__injector_pop(ox__injector *q)
     }
     q->batch_turn = !q->batch_turn;
     if (t != NULL)
-        injector_count(q, (size_t)-1); /* wraps to one less */
+        ox__locked_count_sub(&q->len, 1);
     ox__spin_unlock(&q->lock);
     free(used_up);
     return t;

@@ -57,7 +57,7 @@ static void reset(ox_task *t)
 static struct {
     ox__spin lock;
     ox__chains chains;
-    _Atomic size_t draws; /* take_chain calls: written under the lock, read as a hint */
+    _Atomic size_t draws; /* take_chain calls (locked_count.h) */
 } pool;
 
 /* A record kept for reuse: all but its links are out of bounds for
@@ -78,9 +78,7 @@ static void take_chain(ox__worker *w)
 {
     ox__spin_lock(&pool.lock);
     ox__chain_link *chain = ox__chains_pop(&pool.chains);
-    /* Relaxed: the lock orders the writes; the reader takes a hint. */
-    atomic_store_explicit(&pool.draws, atomic_load_explicit(&pool.draws, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    ox__locked_count_add(&pool.draws, 1);
     ox__spin_unlock(&pool.lock);
     ox__stash_fill(&w->records, chain);
 }
@@ -101,13 +99,12 @@ size_t ox__task_records_pooled(void)
 
 size_t ox__task_records_draws(void)
 {
-    return atomic_load_explicit(&pool.draws, memory_order_relaxed); /* a hint */
+    return ox__locked_count(&pool.draws);
 }
 
 bool ox__task_records_trimmable(void)
 {
-    /* A hint: checked again under the lock. */
-    return ox__chains_count(&pool.chains) > POOL_KEPT;
+    return ox__chains_over(&pool.chains, POOL_KEPT);
 }
 
 bool ox__task_records_trim(size_t most)

@@ -248,16 +248,33 @@ static ox_task *take_local(ox__worker *w)
     return ox__queue_pop(w);
 }
 
+/* Whether the LIFO slot's task may run next, counting its run: at most
+ * OX__LIFO_MAX times in a row, so that two tasks ping-ponging cannot
+ * starve the queue. With nothing queued it runs anyway, as the queue's
+ * task would (the count starts over): pushing it to the empty queue and
+ * popping it straight back would only cost a ping-pong. For the scheduler
+ * (find_work) and a direct hand-off (direct_successor) alike. */
+static bool slot_may_run(ox__worker *w)
+{
+    if (w->lifo_runs < OX__LIFO_MAX) {
+        w->lifo_runs++;
+        return true;
+    }
+    if (!ox__queue_is_empty(w))
+        return false;
+    w->lifo_runs = 0;
+    return true;
+}
+
 /* The LIFO slot's task, passed over, goes to the back of the queue,
- * where another worker can steal it (none takes it from the slot). If a
- * task runs here before it (overtaken), that one may compute for ever
- * without yielding: then only another worker can take it, so wake one. */
-static void slot_to_queue(ox__worker *w, bool overtaken)
+ * where another worker can steal it (none takes it from the slot). A task
+ * runs here before it and may compute for ever without yielding: then
+ * only another worker can take it, so wake one. */
+static void slot_to_queue(ox__worker *w)
 {
     ox__queue_push(w, w->lifo);
     w->lifo = NULL;
-    if (overtaken)
-        ox__runtime_wake_idle(w->rt);
+    ox__runtime_wake_idle(w->rt);
 }
 
 static ox_task *find_work(ox__worker *w)
@@ -270,21 +287,17 @@ static ox_task *find_work(ox__worker *w)
             /* t runs before the slot's task (woken by the last task, or
              * just now by a due timer or a descriptor). */
             if (w->lifo != NULL)
-                slot_to_queue(w, true);
+                slot_to_queue(w);
             return t;
         }
     }
     if (w->lifo != NULL) {
-        if (w->lifo_runs < OX__LIFO_MAX) {
+        if (slot_may_run(w)) {
             t = w->lifo;
             w->lifo = NULL;
-            w->lifo_runs++;
             return t;
         }
-        /* The slot has run enough in a row. Behind other tasks (one that
-         * just yielded, say), it is overtaken; in an empty queue it comes
-         * straight back, and nobody is woken: no cost to a ping-pong. */
-        slot_to_queue(w, !ox__queue_is_empty(w));
+        slot_to_queue(w); /* behind the tasks queued (one that just yielded, say) */
     }
     w->lifo_runs = 0;
     if ((t = ox__queue_pop(w)) != NULL)
@@ -371,19 +384,8 @@ static void run(ox__worker *w, ox_task *t)
 static ox_task *direct_successor(ox__worker *w)
 {
     ox_task *n = w->lifo;
-    if (n == NULL || n->stack == NULL || (w->ticks + 1) % OX__GLOBAL_EVERY == 0)
+    if (n == NULL || n->stack == NULL || (w->ticks + 1) % OX__GLOBAL_EVERY == 0 || !slot_may_run(w))
         return NULL;
-    if (w->lifo_runs < OX__LIFO_MAX) {
-        w->lifo_runs++;
-    } else {
-        /* The slot has run enough in a row. With other tasks queued, the
-         * scheduler puts it behind them (find_work); in an empty queue it
-         * would only push it and pop it straight back, as the queue's
-         * task: do that here, without the two switches. */
-        if (!ox__queue_is_empty(w))
-            return NULL;
-        w->lifo_runs = 0;
-    }
     w->lifo = NULL;
     w->ticks++;
     return n;

@@ -50,7 +50,7 @@
 static struct {
     ox__spin lock;
     ox__chains warm, cold;
-    _Atomic size_t draws; /* chains asked for: written under the lock, read as a hint */
+    _Atomic size_t draws; /* chains asked for (locked_count.h) */
 } cache;
 
 static size_t cache_count(void)
@@ -245,6 +245,7 @@ static ox__stack *map_guarded_batch(ox__worker *w)
     (void)ox__sys_stack_map_many(OX_TASK_DEFAULT_STACK + HEADER_SIZE, n, bases, &total, &made);
     if (made == 0) /* one may fit where n do not (a ulimit -v, strict overcommit) */
         return n > 1 ? map_guarded(OX_TASK_DEFAULT_STACK) : NULL;
+    /* Relaxed: only a budget, as in map_guarded (guarded_budget_used). */
     atomic_fetch_add_explicit(&guarded, made, memory_order_relaxed);
     for (size_t i = 1; i < made; i++)
         ox__stash_push(&w->stacks, guarded_at(bases[i], total));
@@ -260,10 +261,7 @@ static ox__stack *cached_get(ox__worker *w)
         ox__chain_link *chain = ox__chains_pop(&cache.warm);
         if (chain == NULL)
             chain = ox__chains_pop(&cache.cold);
-        /* Relaxed: the lock orders the writes; the reader takes a hint. */
-        atomic_store_explicit(&cache.draws,
-                              atomic_load_explicit(&cache.draws, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        ox__locked_count_add(&cache.draws, 1);
         ox__spin_unlock(&cache.lock);
         ox__stash_fill(&w->stacks, chain);
     }
@@ -342,13 +340,12 @@ void ox__stack_put(ox__worker *w, ox__stack *s)
 
 size_t ox__stack_cache_draws(void)
 {
-    return atomic_load_explicit(&cache.draws, memory_order_relaxed); /* a hint */
+    return ox__locked_count(&cache.draws);
 }
 
 bool ox__stack_cache_trimmable(void)
 {
-    /* A hint: checked again under the lock. */
-    return ox__chains_count(&cache.warm) > STACK_WARM;
+    return ox__chains_over(&cache.warm, STACK_WARM);
 }
 
 bool ox__stack_cache_trim(size_t most)

@@ -107,7 +107,7 @@ typedef struct ox__injector {
     ox_task *head, *tail;
     ox__task_batch *batches, *batches_tail;
     bool batch_turn;    /* with both kinds queued, they take turns */
-    _Atomic size_t len; /* tasks, of both kinds; read without the lock as a hint */
+    _Atomic size_t len; /* tasks, of both kinds (common/locked_count.h) */
 } ox__injector;
 
 typedef struct ox__worker {
