@@ -174,9 +174,10 @@ static void idle_unregister(ox__worker *w)
 
 static bool work_visible(ox_runtime *rt)
 {
-    /* Relaxed len: after idle_register's RMW, a push that missed our
-     * registration is visible here (see the top of the file). */
-    if (atomic_load_explicit(&rt->injector.len, memory_order_relaxed) != 0)
+    /* The injector's count (a relaxed load): after idle_register's RMW,
+     * a push that missed our registration is visible here (see the top
+     * of the file). */
+    if (ox__locked_count(&rt->injector.len) != 0)
         return true;
     for (size_t i = 0; i < rt->nworkers; i++)
         if (!ox__queue_is_empty(&rt->workers[i]))
