@@ -351,9 +351,21 @@ static void *return_arg_after_a_yield(void *arg)
     return arg;
 }
 
+/* A detached sleeper's start: its delay, and its round's count of those
+ * started. A round waits for all of them to start before it ends: a task
+ * still queued when its runtime shuts down never runs (it is retired as
+ * cancelled), which the count of runs below would take for a lost one. */
+typedef struct detached_start {
+    intptr_t delay_us;
+    _Atomic int *started;
+} detached_start;
+
 static void *detached_sleeper(void *arg)
 {
-    int rc = ox_task_sleep(OX_MICROS((intptr_t)arg % 800)); /* past the round */
+    const detached_start *d = arg;
+    intptr_t delay_us = d->delay_us;
+    atomic_fetch_add(d->started, 1);             /* d is the round's: not read after this */
+    int rc = ox_task_sleep(OX_MICROS(delay_us)); /* past the round */
     CHECK(rc == 0 || rc == OX_ECANCELED);
     atomic_fetch_add(&detached_runs, 1);
     return NULL;
@@ -385,8 +397,11 @@ static void *mixed_round(void *arg)
     CHECK(hs != NULL && by_thread != NULL);
     for (intptr_t i = 0; i < JOINED; i++)
         hs[i] = ox_task_spawn(return_arg_after_a_yield, (void *)i);
+    _Atomic int started = 0;
+    detached_start starts[DETACHED];
     for (intptr_t i = 0; i < DETACHED; i++) {
-        ox_task_handle h = ox_task_spawn(detached_sleeper, (void *)(i * 7919));
+        starts[i] = (detached_start){(i * 7919) % 800, &started};
+        ox_task_handle h = ox_task_spawn(detached_sleeper, &starts[i]);
         ox_task_handle_drop(&h);
     }
     for (intptr_t i = 0; i < BY_THREAD; i++)
@@ -425,6 +440,8 @@ static void *mixed_round(void *arg)
     free(hs);
     /* Yields until the thread is done: its join then holds no worker. */
     while (!ox_join_handle_is_finished(&th))
+        ox_task_yield();
+    while (atomic_load(&started) < DETACHED) /* see detached_start */
         ox_task_yield();
     ox_test_join(&th);
     free(by_thread);
