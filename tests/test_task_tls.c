@@ -332,3 +332,99 @@ OX_TEST_OPTS(task_tls_cancellation_follows_a_task_moved_mid_function, .timeout_s
     else
         printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
 }
+
+/* ---- a record past its inline entries ----
+ * A task record keeps only OX__TASK_UNWIND_INLINE entries inline (a
+ * thread's keeps more); the capacity travels with the record, so a task
+ * that holds more moves them to the heap, and a record reused by the next
+ * task starts inline again (record.c). Each task holds DEEP locks and a
+ * cleanup across suspensions on two workers, checks the whole record
+ * after each, then panics holding them all: every lock is released and
+ * poisoned, and the cleanup runs. AddressSanitizer sees any entry written
+ * past the record's end. */
+#define DEEP (OX__TASK_UNWIND_INLINE + 3)
+
+static ox_mutex deep_locks[TASKS][DEEP];
+static _Atomic int deep_cleanups[TASKS];
+
+INLINE void check_deep_record(const ox_mutex *locks, int held, int line)
+{
+    ox__unwind_state *s = ox__unwind_current();
+    if (s->depth != (uint32_t)held + 1) /* the cleanup, first */
+        ox_test_fail(__FILE__, line, "depth %u, want %d", s->depth, held + 1);
+    if (s->entries[0].object != NULL || s->entries[0].u.cleanup == NULL)
+        ox_test_fail(__FILE__, line, "the cleanup's entry is gone");
+    for (int i = 0; i < held; i++)
+        if (s->entries[i + 1].object != &locks[i])
+            ox_test_fail(__FILE__, line, "entry %d is not lock %d", i + 1, i);
+    if (s->depth > OX__TASK_UNWIND_INLINE && s->entries == s->inline_entries)
+        ox_test_fail(__FILE__, line, "%u entries inline: a task record has room for %d", s->depth,
+                     OX__TASK_UNWIND_INLINE);
+}
+
+static void count_cleanup(void *arg)
+{
+    atomic_fetch_add_explicit((_Atomic int *)arg, 1, memory_order_relaxed);
+}
+
+static void *hold_deep_then_panic(void *arg)
+{
+    int index = (int)(intptr_t)arg;
+    ox_mutex *locks = deep_locks[index];
+    /* A fresh or reused record: inline, with a task's capacity. */
+    ox__unwind_state *s = ox__unwind_current();
+    CHECK_EQ(s->depth, 0u);
+    CHECK_EQ(s->capacity, (uint32_t)OX__TASK_UNWIND_INLINE);
+    CHECK(s->entries == s->inline_entries);
+    ox_cleanup_push(count_cleanup, &deep_cleanups[index]);
+    for (int i = 0; i < DEEP; i++) {
+        CHECK_EQ(ox_mutex_lock(&locks[i]), 0);
+        const void *before = worker_now();
+        if (i % 2 == 0)
+            ox_task_yield();
+        else
+            CHECK_EQ(ox_task_sleep(OX_MICROS(1)), 0);
+        count_move(before);
+        check_deep_record(locks, i + 1, __LINE__);
+    }
+    ox_panic("deep %d", index);
+}
+
+static void *deep_rounds(void *arg)
+{
+    int index = (int)(intptr_t)arg;
+    long rounds = rounds_scaled(300) / 10 + 1;
+    for (long r = 0; r < rounds; r++) {
+        ox_task_handle h = ox_task_spawn(hold_deep_then_panic, arg);
+        ox_panic_payload *p = NULL;
+        CHECK_EQ(ox_task_join(&h, NULL, &p), OX_EPANICKED);
+        ox_panic_payload_free(p);
+        CHECK_EQ(atomic_load(&deep_cleanups[index]), (int)r + 1);
+        for (int i = 0; i < DEEP; i++) {
+            CHECK(ox_mutex_is_poisoned(&deep_locks[index][i]));
+            ox_mutex_clear_poison(&deep_locks[index][i]);
+            CHECK(ox_mutex_try_lock(&deep_locks[index][i]) == 0); /* released */
+            ox_mutex_unlock(&deep_locks[index][i]);
+        }
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(task_tls_a_record_past_its_inline_entries_follows_a_task, .timeout_s = 120)
+{
+    atomic_store(&moves, 0);
+    ox_panic_set_hook(quiet_hook);
+    ox_runtime *rt = ox_test_runtime(2);
+    ox_task_handle hs[TASKS];
+    for (int i = 0; i < TASKS; i++) {
+        for (int j = 0; j < DEEP; j++)
+            deep_locks[i][j] = (ox_mutex)OX_MUTEX_INIT;
+        atomic_store(&deep_cleanups[i], 0);
+        hs[i] = ox_test_spawn_on(rt, deep_rounds, (void *)(intptr_t)i);
+    }
+    for (int i = 0; i < TASKS; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+    printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
+    CHECK(atomic_load(&moves) > 0);
+}

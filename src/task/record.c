@@ -4,7 +4,7 @@
  * The record outlives the task's stack at both ends: a spawned task waits
  * in a queue, and a finished one waits for its join, with a record and no
  * stack (stack.c). In a spawn tree most live tasks are one or the other,
- * and a record is a fifth of the page a stack's first frames touch.
+ * and a record is an eighth of the page a stack's first frames touch.
  *
  * Each worker keeps the records freed on it (by a join in one of its
  * tasks, or its retire of a detached task) for its next spawns: they are
@@ -31,10 +31,20 @@
 #include <string.h>
 
 #define CHAIN     64
-#define POOL_KEPT 4096 /* 3.5 MiB: the most kept past an idle visit */
+#define POOL_KEPT 4096 /* 2 MiB: the most kept past an idle visit */
+/* A record ends after OX__TASK_UNWIND_INLINE of the unwind record's
+ * inline entries, not all OX__UNWIND_INLINE of a thread's: they were
+ * two thirds of the record, and a spawn tree keeps hundreds of thousands
+ * of records alive (skynet: 230 MB at its peak, each new page a fault and,
+ * from glibc's arenas, an mprotect). reset() sets the capacity, which
+ * travels with the record into the live one and back (unwind.c's
+ * move_record), so a task's fifth entry moves them all to the heap. */
+#define RECORD_BYTES                                                                               \
+    (offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries) +                      \
+     OX__TASK_UNWIND_INLINE * sizeof(ox__unwind_entry))
 /* Records start on a cache line of their own: two workers write
  * neighbouring tasks' records. */
-#define RECORD_SIZE ox__cache_lines(sizeof(ox_task))
+#define RECORD_SIZE ox__cache_lines(RECORD_BYTES)
 
 /* Every field zero, but for the unwind record's inline entries, which
  * are read only below its depth (0 after ox__unwind_free) and are most of
@@ -51,7 +61,10 @@ static void reset(ox_task *t)
                            offsetof(ox_task, ctx) / OX__CACHE_LINE <=
                        1,
                    "what a switch touches spans two cache lines at most (task_internal.h)");
+    _Static_assert(OX__TASK_UNWIND_INLINE <= OX__UNWIND_INLINE, "a task's inline entries fit");
     memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
+    t->unwind.entries = t->unwind.inline_entries;
+    t->unwind.capacity = OX__TASK_UNWIND_INLINE;
 }
 
 static struct {
@@ -133,7 +146,7 @@ ox_task *ox__task_alloc(void)
     if (t != NULL)
         ox__san_reused(t, RECORD_SIZE);
     else
-        t = ox__alloc_lines(sizeof(ox_task));
+        t = ox__alloc_lines(RECORD_BYTES);
     if (t != NULL)
         reset(t);
     return t;

@@ -33,6 +33,10 @@ typedef struct ox__stack {
     size_t guard_size; /* 0: in a slab, unguarded */
 } ox__stack;
 
+/* Held locks and cleanups a task keeps in its record before they move to
+ * the heap (record.c). */
+#define OX__TASK_UNWIND_INLINE 4
+
 /* One per task, its own allocation (record.c). Shared by the task, its
  * handle and the runtime; freed when the last reference goes. */
 struct ox_task {
@@ -64,8 +68,9 @@ struct ox_task {
     /* What every switch reads and writes, together and beside the unwind
      * record's header (two cache lines, see record.c's check): with
      * thousands of runnable tasks, each line a switch touches is a cache
-     * miss. The unwind record ends the task: its inline entries are most
-     * of it, and are not cleared for reuse (record.c). */
+     * miss. The unwind record ends the task, and a record is allocated
+     * only as far as its first OX__TASK_UNWIND_INLINE inline entries,
+     * which are not cleared for reuse (record.c). */
     ox__ctx ctx;
     struct ox__worker *worker; /* the worker running it, while it runs */
     ox__stack *stack;          /* from its first run until it returns, else NULL */
