@@ -394,7 +394,11 @@ static void *deep_rounds(void *arg)
 {
     int index = (int)(intptr_t)arg;
     long rounds = rounds_scaled(300) / 10 + 1;
-    for (long r = 0; r < rounds; r++) {
+    /* Past its rounds, on until some task has moved (the test needs one). */
+    ox_instant give_up = ox_instant_after(ox_test_bound(OX_MILLIS(10000)));
+    for (long r = 0; r < rounds || (atomic_load_explicit(&moves, memory_order_relaxed) == 0 &&
+                                    ox_instant_now().ns < give_up.ns);
+         r++) {
         ox_task_handle h = ox_task_spawn(hold_deep_then_panic, arg);
         ox_panic_payload *p = NULL;
         CHECK_EQ(ox_task_join(&h, NULL, &p), OX_EPANICKED);
