@@ -16,12 +16,12 @@
  * Timers fire only as many at a time as the worker's queue has room for.
  * A worker whose queue is never drained fires them only at its every-61st
  * look, and with a queue that is full then too, fired none at all: the
- * sleeper below, on a runtime of one worker, slept until the 256 tasks that
- * each spawn their successor gave up, however long its deadline had
- * passed. Each link checks whether the sleeper woke; they give up after
+ * sleeper below, on a runtime of one worker, slept until the tasks that
+ * each spawn their successor (one per slot of the queue) gave up, however
+ * long its deadline had passed. Each link checks whether the sleeper woke; they give up after
  * GIVE_UP spawns, hundreds of milliseconds past the sleeper's 1 ms even
  * at a fast spawn, so the test ends either way. */
-#define CHAINS  256 /* OX__LOCAL_QUEUE: every slot of the worker's queue */
+#define CHAINS  OX__LOCAL_QUEUE /* every slot of the worker's queue */
 #define GIVE_UP 1000000
 
 static _Atomic int sleeper_woke;

@@ -210,7 +210,7 @@ OX_TEST(task_yield_lets_others_run)
 }
 
 /* ---- a local queue's overflow: every task runs once ----
- * Spawning past a worker's queue (256) moves half of it to the injector
+ * Spawning past a worker's queue (OX__LOCAL_QUEUE) moves half of it to the injector
  * as a batch, an array that the workers take one task at a time
  * (queue.c). Each task must run exactly once, with one worker and with
  * two that steal and take from the batches at the same time. */

@@ -148,15 +148,12 @@ void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)
     ox__spin_unlock(&q->lock);
 }
 
-ox_task *ox__injector_pop(ox__injector *q)
+/* Takes the injector's next task; the caller holds its lock. Batches and
+ * single pushes take turns, so that neither kind waits on the other. */
+static ox_task *injector_take(ox__injector *q, ox__task_batch **used_up)
 {
-    /* A hint: a push we miss here wakes a worker that looks again
-     * (runtime.c's idle protocol). */
-    if (ox__locked_count(&q->len) == 0)
-        return NULL;
-    ox__spin_lock(&q->lock);
     ox_task *t = q->head;
-    ox__task_batch *b = q->batches, *used_up = NULL;
+    ox__task_batch *b = q->batches;
     if (b != NULL && (t == NULL || q->batch_turn)) {
         /* From the batch's array: no task record is read under the lock. */
         t = b->tasks[b->first++];
@@ -164,7 +161,8 @@ ox_task *ox__injector_pop(ox__injector *q)
             q->batches = b->next;
             if (q->batches == NULL)
                 q->batches_tail = NULL;
-            used_up = b;
+            b->next = *used_up;
+            *used_up = b;
         }
     } else if (t != NULL) {
         q->head = t->next;
@@ -172,9 +170,36 @@ ox_task *ox__injector_pop(ox__injector *q)
             q->tail = NULL;
     }
     q->batch_turn = !q->batch_turn;
-    if (t != NULL)
-        ox__locked_count_sub(&q->len, 1);
-    ox__spin_unlock(&q->lock);
-    free(used_up);
     return t;
+}
+
+static void free_batches(ox__task_batch *b)
+{
+    for (ox__task_batch *next; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+}
+
+size_t ox__injector_pop_many(ox__injector *q, ox_task **out, size_t most)
+{
+    /* A hint: a push we miss here wakes a worker that looks again
+     * (runtime.c's idle protocol). */
+    if (most == 0 || ox__locked_count(&q->len) == 0)
+        return 0;
+    ox__task_batch *used_up = NULL;
+    size_t n = 0;
+    ox__spin_lock(&q->lock);
+    while (n < most && (out[n] = injector_take(q, &used_up)) != NULL)
+        n++;
+    ox__locked_count_sub(&q->len, n);
+    ox__spin_unlock(&q->lock);
+    free_batches(used_up);
+    return n;
+}
+
+ox_task *ox__injector_pop(ox__injector *q)
+{
+    ox_task *t;
+    return ox__injector_pop_many(q, &t, 1) == 1 ? t : NULL;
 }

@@ -210,6 +210,8 @@ bool ox__queue_is_empty(const ox__worker *w);
 size_t ox__queue_room(const ox__worker *w);
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n);
 ox_task *ox__injector_pop(ox__injector *q);
+/* Up to most tasks into out, in order, under one lock; how many. */
+size_t ox__injector_pop_many(ox__injector *q, ox_task **out, size_t most);
 
 /* ---- scheduling (runtime.c) ---- */
 /* The worker whose scheduler runs on this OS thread, or NULL. */
