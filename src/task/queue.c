@@ -135,6 +135,24 @@ ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim)
     return batch[0];
 }
 
+ox_task *ox__queue_steal_one(ox__worker *victim)
+{
+    ox__local_queue *q = &victim->queue;
+    uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    for (;;) {
+        /* Acquire: as in ox__queue_steal. */
+        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+        uint32_t n = tail - head;
+        if (n == 0 || n > OX__LOCAL_QUEUE)
+            return NULL; /* empty, or head moved past our stale tail */
+        ox_task *t = atomic_load_explicit(&q->slots[head & MASK], memory_order_relaxed);
+        /* The CAS validates the read, as in ox__queue_steal. */
+        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return t;
+    }
+}
+
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)
 {
     last->next = NULL;

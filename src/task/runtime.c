@@ -8,8 +8,10 @@
  * hand-offs, below).
  *
  * Where a worker finds work, in order (Tokio's and Go's shape):
- *   1. every 61st time, the injector first, so that it cannot starve
- *      (the LIFO slot's task then goes to the queue: find_work);
+ *   1. every 61st time, the injector first, so that it cannot starve,
+ *      else the head of another worker's queue (steal_one: a share of
+ *      the injector waits there); the LIFO slot's task then goes to
+ *      the queue (find_work);
  *   2. the LIFO slot: the task this worker woke last (a message hand-off
  *      runs next, on the same CPU, while its data is in cache), at most
  *      OX__LIFO_MAX times in a row so that two tasks ping-ponging cannot
@@ -239,6 +241,24 @@ static ox_task *steal(ox__worker *w)
     return NULL;
 }
 
+/* One task from the head of another worker's queue, for the every-61st
+ * look when the injector has none: a worker whose own queue never runs
+ * dry (a task that yields in a loop, a pair handing off) never steals,
+ * and a share of the injector (take_from_injector) waits in its taker's
+ * queue behind the task it runs, which may compute for ever without
+ * yielding. */
+static ox_task *steal_one(ox__worker *w)
+{
+    ox_runtime *rt = w->rt;
+    size_t n = rt->nworkers;
+    for (size_t i = 1; i < n; i++) {
+        ox_task *t = ox__queue_steal_one(&rt->workers[(w->index + i) % n]);
+        if (t != NULL)
+            return t;
+    }
+    return NULL;
+}
+
 /* The LIFO slot, else the local queue. */
 static ox_task *take_local(ox__worker *w)
 {
@@ -311,7 +331,7 @@ static ox_task *find_work(ox__worker *w)
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
         ox__timers_fire(w);
         ox__reactor_poll_now(w);
-        if ((t = ox__injector_pop(&w->rt->injector)) != NULL) {
+        if ((t = ox__injector_pop(&w->rt->injector)) != NULL || (t = steal_one(w)) != NULL) {
             /* t runs before the slot's task (woken by the last task, or
              * just now by a due timer or a descriptor). */
             if (w->lifo != NULL)
