@@ -308,9 +308,11 @@ static void slot_to_queue(ox__worker *w)
  *   task_spawn_join    172-184 / 146-159 / 132-142 / 130-139 / 125-132 ns
  *   task_skynet        352-372 / 348-364 / 323-351 / 340-350 / 389-396 ns
  *   task_sleep_p99_ns  0.30 / 0.34 / 0.38 / 0.51 / 0.67 ms (medians)
- * No wake for the share: a worker awake steals from our queue as it
- * would have taken from the injector, and one asleep was not woken for
- * the injector's tasks either (the push that queued them woke one). */
+ * The share waits behind the task we run, which may compute for ever: a
+ * worker awake takes from our queue (steal, or its every-61st look:
+ * steal_one), and one that looked at the injector before our take and
+ * then went to sleep is woken, as slot_to_queue does (helper-39 found the
+ * window; the cost is in the figures above). */
 static ox_task *take_from_injector(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
@@ -322,6 +324,8 @@ static ox_task *take_from_injector(ox__worker *w)
         return NULL;
     for (size_t i = 1; i < n; i++)
         ox__queue_push(w, taken[i]);
+    if (n > 1)
+        ox__runtime_wake_idle(rt);
     return taken[0];
 }
 
