@@ -47,8 +47,8 @@
 #define RECORD_SIZE ox__cache_lines(RECORD_BYTES)
 
 /* Every field zero, but for the unwind record's inline entries, which
- * are read only below its depth (0 after ox__unwind_free) and are most of
- * the record. */
+ * are read only below its depth (0 after ox__unwind_free); and the
+ * record's own inline capacity. */
 static void reset(ox_task *t)
 {
     _Static_assert(offsetof(ox_task, unwind) + sizeof(ox__unwind_state) == sizeof(ox_task) &&

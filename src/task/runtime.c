@@ -311,8 +311,8 @@ static void slot_to_queue(ox__worker *w)
  * The share waits behind the task we run, which may compute for ever: a
  * worker awake takes from our queue (steal, or its every-61st look:
  * steal_one), and one that looked at the injector before our take and
- * then went to sleep is woken, as slot_to_queue does (helper-39 found the
- * window; the cost is in the figures above). */
+ * then went to sleep is woken, as slot_to_queue does (helper-39 found
+ * that window). */
 static ox_task *take_from_injector(ox__worker *w)
 {
     ox_runtime *rt = w->rt;
