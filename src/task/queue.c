@@ -106,7 +106,7 @@ ox_task *ox__queue_pop(ox__worker *w)
     }
 }
 
-ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim)
+ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim, uint32_t most)
 {
     ox__local_queue *q = &victim->queue;
     ox_task *batch[OX__LOCAL_QUEUE / 2] = {NULL};
@@ -120,6 +120,8 @@ ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim)
         if (n == 0 || n > OX__LOCAL_QUEUE)
             return NULL; /* empty, or head moved past our stale tail */
         n -= n / 2;      /* half, rounded up */
+        if (n > most)
+            n = most;
         for (uint32_t i = 0; i < n; i++)
             batch[i] = atomic_load_explicit(&q->slots[(head + i) & MASK], memory_order_relaxed);
         /* The CAS validates the reads: if head moved, a slot we read may
@@ -129,28 +131,11 @@ ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim)
             break;
     }
     /* The first runs now; the rest go to our own queue, which is empty
-     * (a worker steals only when it has nothing). */
+     * when we take more than one (a worker steals a batch only when it
+     * has nothing). */
     for (uint32_t i = 1; i < n; i++)
         ox__queue_push(thief, batch[i]);
     return batch[0];
-}
-
-ox_task *ox__queue_steal_one(ox__worker *victim)
-{
-    ox__local_queue *q = &victim->queue;
-    uint32_t head = atomic_load_explicit(&q->head, memory_order_acquire);
-    for (;;) {
-        /* Acquire: as in ox__queue_steal. */
-        uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
-        uint32_t n = tail - head;
-        if (n == 0 || n > OX__LOCAL_QUEUE)
-            return NULL; /* empty, or head moved past our stale tail */
-        ox_task *t = atomic_load_explicit(&q->slots[head & MASK], memory_order_relaxed);
-        /* The CAS validates the read, as in ox__queue_steal. */
-        if (atomic_compare_exchange_weak_explicit(&q->head, &head, head + 1, memory_order_acq_rel,
-                                                  memory_order_acquire))
-            return t;
-    }
 }
 
 void ox__injector_push(ox__injector *q, ox_task *first, ox_task *last, size_t n)

@@ -9,8 +9,8 @@
  *
  * Where a worker finds work, in order (Tokio's and Go's shape):
  *   1. every 61st time, the injector first, so that it cannot starve,
- *      else the head of another worker's queue (steal_one: a share of
- *      the injector waits there); the LIFO slot's task then goes to
+ *      else the head of another worker's queue (steal: a share of the
+ *      injector waits there); the LIFO slot's task then goes to
  *      the queue (find_work);
  *   2. the LIFO slot: the task this worker woke last (a message hand-off
  *      runs next, on the same CPU, while its data is in cache), at most
@@ -221,7 +221,13 @@ void ox__task_schedule(ox_task *t, bool lifo)
     atomic_fetch_sub_explicit(&rt->outside_wakers, 1, memory_order_release);
 }
 
-static ox_task *steal(ox__worker *w)
+/* Half of another worker's queue, at most `most` tasks, from a different
+ * victim first each time. With most 1, for the every-61st look when the
+ * injector has none: a worker whose own queue never runs dry (a task that
+ * yields in a loop, a pair handing off) never steals a batch, and a share
+ * of the injector (take_from_injector) waits in its taker's queue behind
+ * the task it runs, which may compute for ever without yielding. */
+static ox_task *steal(ox__worker *w, uint32_t most)
 {
     ox_runtime *rt = w->rt;
     size_t n = rt->nworkers;
@@ -234,25 +240,7 @@ static ox_task *steal(ox__worker *w)
         ox__worker *victim = &rt->workers[(start + i) % n];
         if (victim == w)
             continue;
-        ox_task *t = ox__queue_steal(w, victim);
-        if (t != NULL)
-            return t;
-    }
-    return NULL;
-}
-
-/* One task from the head of another worker's queue, for the every-61st
- * look when the injector has none: a worker whose own queue never runs
- * dry (a task that yields in a loop, a pair handing off) never steals,
- * and a share of the injector (take_from_injector) waits in its taker's
- * queue behind the task it runs, which may compute for ever without
- * yielding. */
-static ox_task *steal_one(ox__worker *w)
-{
-    ox_runtime *rt = w->rt;
-    size_t n = rt->nworkers;
-    for (size_t i = 1; i < n; i++) {
-        ox_task *t = ox__queue_steal_one(&rt->workers[(w->index + i) % n]);
+        ox_task *t = ox__queue_steal(w, victim, most);
         if (t != NULL)
             return t;
     }
@@ -309,8 +297,8 @@ static void slot_to_queue(ox__worker *w)
  *   task_skynet        352-372 / 348-364 / 323-351 / 340-350 / 389-396 ns
  *   task_sleep_p99_ns  0.30 / 0.34 / 0.38 / 0.51 / 0.67 ms (medians)
  * The share waits behind the task we run, which may compute for ever: a
- * worker awake takes from our queue (steal, or its every-61st look:
- * steal_one), and one that looked at the injector before our take and
+ * worker awake takes from our queue (steal, also at its every-61st
+ * look), and one that looked at the injector before our take and
  * then went to sleep is woken, as slot_to_queue does (helper-39 found
  * that window). */
 static ox_task *take_from_injector(ox__worker *w)
@@ -335,7 +323,7 @@ static ox_task *find_work(ox__worker *w)
     if (++w->ticks % OX__GLOBAL_EVERY == 0) {
         ox__timers_fire(w);
         ox__reactor_poll_now(w);
-        if ((t = ox__injector_pop(&w->rt->injector)) != NULL || (t = steal_one(w)) != NULL) {
+        if ((t = ox__injector_pop(&w->rt->injector)) != NULL || (t = steal(w, 1)) != NULL) {
             /* t runs before the slot's task (woken by the last task, or
              * just now by a due timer or a descriptor). */
             if (w->lifo != NULL)
@@ -364,7 +352,7 @@ static ox_task *find_work(ox__worker *w)
         return t;
     if (ox__reactor_poll_now(w) && (t = take_local(w)) != NULL)
         return t;
-    return steal(w);
+    return steal(w, OX__LOCAL_QUEUE / 2);
 }
 
 static void retire(ox__worker *w, ox_task *t);

@@ -204,9 +204,9 @@ struct ox_runtime {
 
 void ox__queue_push(ox__worker *w, ox_task *t); /* owner only */
 ox_task *ox__queue_pop(ox__worker *w);          /* owner only */
-ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim);
-/* The head task of victim's queue alone, or NULL (the thief's queue untouched). */
-ox_task *ox__queue_steal_one(ox__worker *victim);
+/* Half of victim's queue, at most `most` tasks: returns the first and
+ * queues the rest on thief's; NULL if victim's queue is empty. */
+ox_task *ox__queue_steal(ox__worker *thief, ox__worker *victim, uint32_t most);
 bool ox__queue_is_empty(const ox__worker *w);
 /* How many more tasks w's queue takes before it overflows (owner only). */
 size_t ox__queue_room(const ox__worker *w);
