@@ -434,6 +434,12 @@ void *ox_test_set_flag(void *flag)
     return NULL;
 }
 
+void *ox_test_sleep_1ms_then_set_flag(void *flag)
+{
+    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
+    return ox_test_set_flag(flag);
+}
+
 static volatile int depth_limit = 1 << 30; /* volatile: the recursion looks finite */
 
 void *ox_test_recurse(void *arg)

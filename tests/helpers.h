@@ -48,6 +48,8 @@ uint32_t ox_test_rand(uint32_t *x);
 void ox_test_spin_ns(int64_t ns);
 /* A task or thread body that stores 1 to the _Atomic int at flag. */
 void *ox_test_set_flag(void *flag);
+/* A task body that sleeps 1 ms, then stores 1 to the _Atomic int at flag. */
+void *ox_test_sleep_1ms_then_set_flag(void *flag);
 /* Recurses with a 1 KiB frame a frame per call (arg: the depth so far)
  * until the stack overflows: a task's guard page or red zone must end it. */
 void *ox_test_recurse(void *arg);

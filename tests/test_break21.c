@@ -43,18 +43,10 @@ static void *pair_b(void *arg)
     }
 }
 
-static void *sleep_then_mark_slept(void *arg)
-{
-    (void)arg;
-    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
-    atomic_store(&pair.slept, 1);
-    return NULL;
-}
-
 static void *pair_a(void *arg)
 {
     (void)arg;
-    ox_task_handle sleeper = ox_task_spawn(sleep_then_mark_slept, NULL);
+    ox_task_handle sleeper = ox_task_spawn(ox_test_sleep_1ms_then_set_flag, &pair.slept);
     ox_task_handle b = ox_task_spawn(pair_b, NULL);
     /* Both run (the sleeper to its sleep) before the hand-offs begin: the
      * queue is empty from then on. */

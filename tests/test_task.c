@@ -354,19 +354,11 @@ static void *yield_until_both_ran(void *arg)
     return NULL;
 }
 
-static void *sleep_then_mark(void *arg)
-{
-    (void)arg;
-    CHECK_EQ(ox_task_sleep(OX_MILLIS(1)), 0);
-    atomic_store(&starve.slept, 1);
-    return NULL;
-}
-
 static void *start_yielders_and_sleeper(void *arg)
 {
     (void)arg;
     long yields[2] = {0, 0};
-    ox_task_handle sleeper = ox_task_spawn(sleep_then_mark, NULL);
+    ox_task_handle sleeper = ox_task_spawn(ox_test_sleep_1ms_then_set_flag, &starve.slept);
     ox_task_handle a = ox_task_spawn(yield_until_both_ran, &yields[0]);
     ox_task_handle b = ox_task_spawn(yield_until_both_ran, &yields[1]);
     atomic_store(&starve.started, 1);

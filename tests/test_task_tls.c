@@ -32,7 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TASKS  16
+#define TASKS 16
+typedef void *task_fn(void *);
 #define INLINE static inline __attribute__((always_inline))
 
 static _Atomic long moves; /* suspensions after which the task was elsewhere */
@@ -93,7 +94,7 @@ static ox_mutex shared = OX_MUTEX_INIT;
  * one (the lock's slow path suspends the task), in one loop. */
 static void *hold_across_suspensions(void *arg)
 {
-    ox_mutex *mine = arg;
+    ox_mutex *mine = &own[(intptr_t)arg];
     ox_task *self = ox_task_current();
     long rounds = rounds_scaled(2000);
     for (long r = 0; r < rounds; r++) {
@@ -120,20 +121,32 @@ static void *hold_across_suspensions(void *arg)
     return NULL;
 }
 
-OX_TEST_OPTS(task_tls_held_record_follows_a_task_moved_mid_function, .timeout_s = 120)
+/* Runs fn_of(i)((void *)i) for each of TASKS tasks on two workers, joins
+ * them, and requires that some suspension resumed on the other worker
+ * (the test would have proved nothing otherwise). */
+static void run_tasks_that_must_move(task_fn *(*fn_of)(int i))
 {
     atomic_store(&moves, 0);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle hs[TASKS];
-    for (int i = 0; i < TASKS; i++) {
-        own[i] = (ox_mutex)OX_MUTEX_INIT;
-        hs[i] = ox_test_spawn_on(rt, hold_across_suspensions, &own[i]);
-    }
+    for (int i = 0; i < TASKS; i++)
+        hs[i] = ox_test_spawn_on(rt, fn_of(i), (void *)(intptr_t)i);
     for (int i = 0; i < TASKS; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
     ox_runtime_shutdown(rt);
     printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
     CHECK(atomic_load(&moves) > 0);
+}
+
+static task_fn *hold_for(int i)
+{
+    own[i] = (ox_mutex)OX_MUTEX_INIT;
+    return hold_across_suspensions;
+}
+
+OX_TEST_OPTS(task_tls_held_record_follows_a_task_moved_mid_function, .timeout_s = 120)
+{
+    run_tasks_that_must_move(hold_for);
 }
 
 /* ---- catch frames, the panic flag and the landing payload ----
@@ -229,21 +242,16 @@ static void quiet_hook(const ox_panic_payload *p)
     (void)p;
 }
 
+static task_fn *panic_or_calm_for(int i)
+{
+    panic_locks[i] = (ox_mutex)OX_MUTEX_INIT;
+    return i % 4 == 3 ? stay_calm : catch_panics;
+}
+
 OX_TEST_OPTS(task_tls_panic_state_follows_a_task_moved_mid_function, .timeout_s = 120)
 {
-    atomic_store(&moves, 0);
     ox_panic_set_hook(quiet_hook);
-    ox_runtime *rt = ox_test_runtime(2);
-    ox_task_handle hs[TASKS];
-    for (int i = 0; i < TASKS; i++) {
-        panic_locks[i] = (ox_mutex)OX_MUTEX_INIT;
-        hs[i] = ox_test_spawn_on(rt, i % 4 == 3 ? stay_calm : catch_panics, (void *)(intptr_t)i);
-    }
-    for (int i = 0; i < TASKS; i++)
-        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
-    printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
-    CHECK(atomic_load(&moves) > 0);
+    run_tasks_that_must_move(panic_or_calm_for);
 }
 
 /* ---- the current task, read in a receive loop ----
@@ -414,21 +422,16 @@ static void *deep_rounds(void *arg)
     return NULL;
 }
 
+static task_fn *deep_rounds_for(int i)
+{
+    for (int j = 0; j < DEEP; j++)
+        deep_locks[i][j] = (ox_mutex)OX_MUTEX_INIT;
+    atomic_store(&deep_cleanups[i], 0);
+    return deep_rounds;
+}
+
 OX_TEST_OPTS(task_tls_a_record_past_its_inline_entries_follows_a_task, .timeout_s = 120)
 {
-    atomic_store(&moves, 0);
     ox_panic_set_hook(quiet_hook);
-    ox_runtime *rt = ox_test_runtime(2);
-    ox_task_handle hs[TASKS];
-    for (int i = 0; i < TASKS; i++) {
-        for (int j = 0; j < DEEP; j++)
-            deep_locks[i][j] = (ox_mutex)OX_MUTEX_INIT;
-        atomic_store(&deep_cleanups[i], 0);
-        hs[i] = ox_test_spawn_on(rt, deep_rounds, (void *)(intptr_t)i);
-    }
-    for (int i = 0; i < TASKS; i++)
-        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
-    printf("%ld suspensions resumed on the other worker\n", atomic_load(&moves));
-    CHECK(atomic_load(&moves) > 0);
+    run_tasks_that_must_move(deep_rounds_for);
 }
