@@ -53,7 +53,7 @@
 #define OX__TRIM_BATCH       32      /* cached stacks given back per idle visit */
 #define OX__TRIM_RECORDS     2048    /* pooled records freed per idle visit */
 #define OX__TRIM_AFTER_NS    1000000 /* no draws this long before giving back a burst's memory */
-#define OX__IDLE_SEARCH_NS   10000   /* how long a worker out of work looks before it sleeps */
+#define OX__IDLE_SEARCH_NS   50000   /* how long a worker out of work looks before it sleeps */
 #define OX__IDLE_SEARCH_SKIP 8       /* sleeps without a search after one that found nothing */
 
 static _Thread_local ox__worker *current_worker;
@@ -594,6 +594,12 @@ static void retire(ox__worker *w, ox_task *t)
  * within microseconds, and finding it there spares a sleep and a wake-up,
  * which cost more CPU than the looks (server CPU per round trip 3 942-
  * 4 194 ns against 4 403-4 658 without them, the epoll floor 3 583-3 747).
+ * 50 µs, not 10: on this VM a sleep and its wake-up cost more CPU than
+ * the longer spin (the switch back from a sleep alone was 8% of that
+ * server's profile). Alternating rounds of it, CPU per round trip over
+ * the epoll floor's: 1.09-1.17 at 10 µs, 1.07-1.10 at 30, 1.05-1.11 at
+ * 50, 1.05-1.09 at 100, and time per round trip 2-6% shorter than at 10;
+ * alternating task_ rounds, quiet and with two busy loops, did not move.
  * A search that found nothing is not tried again for the next
  * OX__IDLE_SEARCH_SKIP times: before it looked at the poller, searching
  * before every sleep cost that server 15% more CPU per round trip. */
