@@ -38,7 +38,7 @@ ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg);
 /* Once every task of rt is done: waits (up to a generous bound) until every
  * worker is idle and none is still counted as a searcher, else fails. A
  * searcher that leaked would make every later wake of an idle worker a
- * no-op (runtime.c); the last worker may still be in its 10 us search. */
+ * no-op (runtime.c); the last worker may still be in its 50 us search. */
 void ox_test_check_all_idle_no_searcher(ox_runtime *rt);
 /* The next value of a xorshift32 sequence (*x: not 0): cheap randomness for
  * round counts and delays, the same in every run. */
