@@ -601,8 +601,9 @@ static void retire(ox__worker *w, ox_task *t)
  * than spin on it: a thread that wants the CPU (the load generator, on a
  * 2-CPU machine) runs at once, and the search does not keep it waiting.
  * Alternating rounds of that server, CPU per round trip over the epoll
- * floor's: 1.09-1.17 spinning 10 µs; 1.05-1.14 spinning 50; 1.05-1.07
- * yielding for 50, with time per round trip 0.88 of Tokio's. The HTTP
+ * floor's: 1.09-1.17 spinning 10 µs; 1.05-1.14 spinning 50; 1.03-1.07
+ * yielding for 50 (1.04-1.08 with the lost-CPU skip below), with time
+ * per round trip 0.88-0.91 of Tokio's. The HTTP
  * server's p99 was 4.2 ms spinning 50 µs (nginx 2.2), and 1.7-1.8 ms
  * yielding, as spinning 10. Alternating task_ rounds, quiet and beside
  * two busy loops, did not get slower.
