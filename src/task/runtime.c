@@ -629,21 +629,19 @@ static bool search_before_sleep(ox__worker *w)
             return false;
         w->searching = true;
     }
-    int64_t now = ox_instant_now().ns, until = now + OX__IDLE_SEARCH_NS;
+    int64_t until = ox_instant_now().ns + OX__IDLE_SEARCH_NS;
     do {
-        int64_t before = now;
-        ox__sys_yield(); /* see above: a search gives way */
-        now = ox_instant_now().ns;
-        /* A yield that outlasts the whole search lost the CPU to a thread
-         * that kept it: one that computes on this CPU runs its slice,
-         * milliseconds, while we still count as the searcher and wakers
-         * wake nobody. The look after it finds what came meanwhile (a
-         * spawn, the due timer), so without this the search "succeeded"
-         * and the next one was tried too: every wake-up then cost a slice
-         * (a 500 us sleep ended 3.5 ms late; test_break23.c). Sleep
-         * instead for a while, as a search that found nothing does: a
-         * sleeper's wake-up preempts that thread. */
-        if (now - before > OX__IDLE_SEARCH_NS)
+        /* A yield that lost the CPU gave it to a thread that kept it: one
+         * that computes on this CPU runs its slice, milliseconds, while we
+         * still count as the searcher and wakers wake nobody. The look
+         * after it finds what came meanwhile (a spawn, the due timer), so
+         * without this the search "succeeded" and the next one was tried
+         * too: every wake-up then cost a slice (a 500 us sleep ended
+         * 3.5 ms late; test_break23.c). So this look is the last, and the
+         * next OX__IDLE_LOST_SKIP idles sleep at once: a sleeper's wake-up
+         * preempts that thread. */
+        bool lost = ox__yield_lost_cpu(); /* see above: a search gives way */
+        if (lost)
             w->searches_to_skip = OX__IDLE_LOST_SKIP;
         /* Acquire: as in the worker loop. */
         if (work_visible(rt) || atomic_load_explicit(&rt->shutting_down, memory_order_acquire))
@@ -651,9 +649,10 @@ static bool search_before_sleep(ox__worker *w)
         /* Tasks its events woke are in our slot and queue now. */
         if (ox__reactor_poll_now(w))
             return true;
-    } while (now < until);
-    if (w->searches_to_skip == 0)
-        w->searches_to_skip = OX__IDLE_SEARCH_SKIP;
+        if (lost)
+            return false;
+    } while (ox_instant_now().ns < until);
+    w->searches_to_skip = OX__IDLE_SEARCH_SKIP;
     return false;
 }
 

@@ -414,9 +414,7 @@ void ox__parker_unpark(ox__parker *p)
  * acquisition. */
 #define SLOW_YIELD_NS 50000 /* 50 us: far above a bare sched_yield */
 
-/* One yield of a waiting backoff that may end it early (see above):
- * returns true when the backoff should complete instead. */
-static bool yield_or_give_up(void)
+bool ox__yield_lost_cpu(void)
 {
     int64_t t0 = ox_instant_now().ns;
     ox__sys_yield();
@@ -425,7 +423,7 @@ static bool yield_or_give_up(void)
 
 /* One backoff step: in the first spin_steps steps, busy-waits
  * first_spin << step pauses; after them, yields the CPU (load_aware: see
- * yield_or_give_up). */
+ * ox__yield_lost_cpu). */
 static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, bool load_aware)
 {
     OX__CHAOS_POINT();
@@ -450,7 +448,7 @@ static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, boo
         /* Only while the caller may still stop and park: a caller that
          * snoozes on past completion (a spin lock, a slot being written)
          * waits for a thread that is mid-operation, and keeps yielding. */
-        if (yield_or_give_up()) {
+        if (ox__yield_lost_cpu()) {
             b->step = OX__BACKOFF_YIELD_LIMIT + 1;
             return;
         }

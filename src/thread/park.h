@@ -307,6 +307,11 @@ void ox__backoff_snooze(ox__backoff *b);
 #define OX__LOCK_SPIN_STEPS 3
 void ox__backoff_snooze_lock(ox__backoff *b);
 
+/* Yields the CPU; true if the yield took so long (over 50 us) that it
+ * gave the CPU to a thread that kept it for a slice: a wait should then
+ * sleep, so that its waker's wake-up preempts that thread (park.c). */
+bool ox__yield_lost_cpu(void);
+
 static inline bool ox__backoff_is_completed(const ox__backoff *b)
 {
     return b->step > OX__BACKOFF_YIELD_LIMIT;
