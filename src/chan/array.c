@@ -31,6 +31,27 @@ static inline _Atomic size_t *stamp_of(unsigned char *slot)
     return (_Atomic size_t *)(void *)slot;
 }
 
+/* A large ring streams through memory: every message's slot misses the
+ * cache, and the locked claim (a full barrier) keeps the CPU from loading
+ * the next slots early on its own. So each fast path prefetches the slot
+ * PREFETCH_SLOTS ahead of its own, for writing: the sender writes it, the
+ * receiver writes its stamp. (chan_seq_boundedN, a ring of 10^6 8-byte
+ * messages: 23.6 -> 21.0 ns a message; 16 to 128 slots ahead were alike,
+ * 8 a little slower.)
+ * A ring that fits in the caches gains nothing, so only rings of
+ * PREFETCH_MIN_RING bytes or more do it. */
+enum { PREFETCH_SLOTS = 32, PREFETCH_MIN_RING = 1 << 20 };
+
+/* The slot to prefetch from the one at index, or NULL. (A function that
+ * only prefetches counts as free of effects, and gcc and clang drop the
+ * call: the prefetch itself is written at the call site.) */
+static inline const unsigned char *slot_ahead(const ox__chan *c, size_t index)
+{
+    if (c->prefetch && index + PREFETCH_SLOTS < c->cap)
+        return slot_at(c, index + PREFETCH_SLOTS);
+    return NULL;
+}
+
 int ox__array_init(ox__chan *c)
 {
     size_t mark = 1;
@@ -38,6 +59,7 @@ int ox__array_init(ox__chan *c)
         mark <<= 1;
     c->mark_bit = mark;
     c->one_lap = mark << 1;
+    c->prefetch = c->cap * c->slot_size >= PREFETCH_MIN_RING;
     for (size_t i = 0; i < c->cap; i++)
         atomic_init(stamp_of(slot_at(c, i)), i);
     return 0;
@@ -209,6 +231,9 @@ int ox__array_send(ox__chan *c, const void *msg, bool block, ox_instant deadline
     if (OX_LIKELY(atomic_load_explicit(stamp_of(slot), memory_order_acquire) == tail) &&
         OX_LIKELY(atomic_compare_exchange_weak_explicit(
             &c->tail, &tail, next_pos(c, tail), memory_order_seq_cst, memory_order_relaxed))) {
+        const unsigned char *ahead = slot_ahead(c, tail & (c->mark_bit - 1));
+        if (ahead)
+            __builtin_prefetch(ahead, 1);
         write_slot(c, slot, tail + 1, msg);
         return 0;
     }
@@ -223,6 +248,9 @@ int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline, cons
     if (OX_LIKELY(atomic_load_explicit(stamp_of(slot), memory_order_acquire) == head + 1) &&
         OX_LIKELY(atomic_compare_exchange_weak_explicit(
             &c->head, &head, next_pos(c, head), memory_order_seq_cst, memory_order_relaxed))) {
+        const unsigned char *ahead = slot_ahead(c, head & (c->mark_bit - 1));
+        if (ahead)
+            __builtin_prefetch(ahead, 1);
         read_slot(c, slot, head + c->one_lap, out);
         return 0;
     }

@@ -80,6 +80,7 @@ typedef struct ox__chan {
     unsigned char *ring; /* array: the slots, just after this struct */
     void (*destroy)(void *elem);
     uint8_t flavor;
+    bool prefetch;                   /* array: the ring is large: prefetch ahead (array.c) */
     _Atomic uint8_t destroy_claimed; /* the second side to finish frees */
     _Atomic uint32_t senders;        /* live sender handles */
     _Atomic uint32_t receivers;      /* live receiver handles */
