@@ -35,6 +35,7 @@
 #include "mutex_internal.h"
 
 #include "../check/chaos.h"
+#include "../thread/wait_spin.h"
 #include "../thread/thread_internal.h"
 
 #include <inttypes.h>
@@ -45,26 +46,6 @@
 #define MUTEX_UNKNOWN MUTEX_MASK
 #define REQUEUED      (UINT64_C(1) << 45)
 #define SEQ_ONE       (UINT64_C(1) << 46)
-
-/* Spinning on the sequence before sleeping: a hand-off between two running
- * threads is then seen without a sleep and a wake-up (about 0.3 us instead
- * of several us on a VM). But when the notifier is not running (a loaded
- * machine, a long wait) spinning only burns the CPU it needs. So each thread
- * adapts: its spin doubles after a wait that spinning satisfied and halves
- * after one that had to sleep, between SPIN_MIN and SPIN_MAX rounds (a
- * round is one pause instruction, 10-140 cycles depending on the CPU).
- * The floor is 1 round: on a loaded 2-vCPU VM condvar_pingpong's spin
- * almost never succeeded (3 in 100 000 waits), and a floor of 8 rounds cost
- * about 200 ns per hand-off. So that a thread at the floor still notices
- * when spinning would pay again (the machine went idle), one wait in
- * SPIN_PROBE_EVERY spins SPIN_PROBE rounds, about one hand-off's time. */
-#define SPIN_MIN         1
-#define SPIN_MAX         512
-#define SPIN_PROBE       32
-#define SPIN_PROBE_EVERY 8
-
-static _Thread_local unsigned spin_rounds OX__TLS_FAST = 64;
-static _Thread_local unsigned spin_probe_tick OX__TLS_FAST;
 
 _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the mutex's address");
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");
@@ -134,33 +115,27 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
     ox__mutex_release(m);
     OX__CHAOS_POINT(); /* a notify may come before this thread sleeps */
 
+    /* Spin first: a notify that comes soon is then seen without a sleep
+     * and a wake-up (wait_spin.h). Relaxed: the mutex re-take below orders the
+     * data. */
+    ox__wait_spin spin;
+    ox__wait_spin_begin(&spin, deadline);
+    bool notified;
+    while (
+        !(notified = futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq) &&
+        ox__wait_spin_poll(&spin))
+        ;
+    ox__wait_spin_end(&spin, notified);
     int rc = 0;
-    bool slept = false;
-    unsigned rounds = spin_rounds;
-    unsigned budget = rounds;
-    if (rounds < SPIN_PROBE && ++spin_probe_tick % SPIN_PROBE_EVERY == 0)
-        budget = SPIN_PROBE;
-    for (unsigned i = budget;; i--) {
-        /* Relaxed: the mutex re-take below orders the data. */
-        if (futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq) {
-            spin_rounds = budget * 2 < SPIN_MAX ? budget * 2 : SPIN_MAX;
-            break;
-        }
-        if (i == 0) {
-            spin_rounds = rounds / 2 > SPIN_MIN ? rounds / 2 : SPIN_MIN;
-            rc = ox__park_wait(futex_word(cv), seq, deadline, &condvar_site, cv);
-            slept = true;
-            break;
-        }
-        ox__cpu_relax();
-    }
+    if (!notified)
+        rc = ox__park_wait(futex_word(cv), seq, deadline, &condvar_site, cv);
 
     OX__CHAOS_POINT(); /* woken (or not), before re-taking m */
     /* Only a thread that went to the kernel, on a condvar that has
      * requeued, can have been requeued onto m; any other re-takes m as any
      * locker. Relaxed: the bit was set before the requeue that moved this
      * thread (see the top of the file). */
-    if (slept && (atomic_load_explicit(&cv->state, memory_order_relaxed) & REQUEUED))
+    if (!notified && (atomic_load_explicit(&cv->state, memory_order_relaxed) & REQUEUED))
         ox__mutex_lock_after_wait(m);
     else
         ox__mutex_lock_plain(m, file, line);

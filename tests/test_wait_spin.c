@@ -1,0 +1,256 @@
+/* The adaptive spin before a sleep (src/thread/wait_spin.c). White box:
+ * each test runs on a new thread, whose spin state starts afresh, and
+ * plays waits out by hand (begin, then end as answered or not), checking
+ * the budgets the policy hands out. Then two waits end to end: a far-off
+ * answer must not keep a condvar or channel waiter spinning. */
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+#include "thread/wait_spin.h"
+
+#include <time.h>
+
+/* One wait with no deadline, ended as answered or not: its budget. */
+static ox__wait_spin one_wait(bool answered)
+{
+    ox__wait_spin s;
+    ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
+    ox__wait_spin_end(&s, answered);
+    return s;
+}
+
+static void run_on_new_thread(void *(*fn)(void *))
+{
+    ox_join_handle h = ox_thread_spawn(fn, NULL);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+}
+
+/* Unanswered, a new thread's budget halves to 0 (look once) before its
+ * first probe, and a probe spins longer than any wait before it. */
+static void *unanswered_waits_fall_to_looking_once(void *arg)
+{
+    (void)arg;
+    ox__wait_spin s = one_wait(false);
+    CHECK(s.budget_ns > 0);
+    CHECK(!s.probe);
+    int64_t before = s.budget_ns;
+    int waits = 1;
+    for (; before > 0; waits++) {
+        s = one_wait(false);
+        CHECK(!s.probe);
+        CHECK(s.budget_ns * 2 <= before);
+        before = s.budget_ns;
+    }
+    CHECK(waits < 16);
+    while (!(s = one_wait(false)).probe) {
+        CHECK_EQ(s.budget_ns, 0);
+        CHECK(++waits < 64);
+    }
+    CHECK(s.budget_ns >= 10000); /* above an idle CPU's wake-up */
+    return NULL;
+}
+
+OX_TEST(wait_spin_unanswered_waits_fall_to_looking_once_then_probe)
+{
+    run_on_new_thread(unanswered_waits_fall_to_looking_once);
+}
+
+/* With every wait unanswered, each gap between probes is at least twice
+ * the one before, until a cap: a loaded machine pays for ever fewer. */
+static void *failed_probes_come_ever_less_often(void *arg)
+{
+    (void)arg;
+    int gaps[10], n = 0, since = 0;
+    for (int i = 0; i < 20000 && n < 10; i++) {
+        since++;
+        if (one_wait(false).probe) {
+            gaps[n++] = since;
+            since = 0;
+        }
+    }
+    CHECK_EQ(n, 10);
+    for (int i = 2; i < 6; i++)
+        CHECK(gaps[i] >= 2 * gaps[i - 1]);
+    CHECK(gaps[9] == gaps[8]); /* capped */
+    CHECK(gaps[9] <= 4096);
+    return NULL;
+}
+
+OX_TEST(wait_spin_failed_probes_come_ever_less_often_up_to_a_cap)
+{
+    run_on_new_thread(failed_probes_come_ever_less_often);
+}
+
+/* An answered probe (the other side was awake after all) leaves the long
+ * spin in place, and the probes start again at the shortest gap. */
+static void *answered_probe_keeps_spinning(void *arg)
+{
+    (void)arg;
+    int next_gap = 0;
+    ox__wait_spin s;
+    /* Fail two probes: the gap grows. */
+    for (int probes = 0; probes < 2;)
+        probes += one_wait(false).probe;
+    ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
+    for (int i = 0; !s.probe; i++) {
+        CHECK(i < 4096);
+        ox__wait_spin_end(&s, false);
+        ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
+    }
+    int64_t probe_budget = s.budget_ns;
+    ox__wait_spin_end(&s, true);
+    s = one_wait(true);
+    CHECK(s.budget_ns >= probe_budget);
+    CHECK(!s.probe);
+    /* Answered waits keep it; unanswered ones bring it down, and the next
+     * probe comes at the shortest gap again. */
+    while (s.budget_ns > 0 && !s.probe)
+        s = one_wait(false);
+    while (!(s = one_wait(false)).probe)
+        next_gap++;
+    CHECK(next_gap < 16);
+    return NULL;
+}
+
+OX_TEST(wait_spin_an_answered_probe_keeps_the_long_spin)
+{
+    run_on_new_thread(answered_probe_keeps_spinning);
+}
+
+/* Answered waits grow the budget, never past a cap. */
+static void *answered_waits_grow_the_spin(void *arg)
+{
+    (void)arg;
+    int64_t before = one_wait(true).budget_ns;
+    int64_t grown = 0;
+    for (int i = 0; i < 64; i++) {
+        ox__wait_spin s = one_wait(true);
+        CHECK(s.budget_ns >= before);
+        before = s.budget_ns;
+        grown = s.budget_ns;
+    }
+    CHECK(grown >= 10000);
+    CHECK(grown <= 1000000); /* a millisecond of spinning would be a bug */
+    return NULL;
+}
+
+OX_TEST(wait_spin_answered_waits_grow_the_spin_up_to_a_cap)
+{
+    run_on_new_thread(answered_waits_grow_the_spin);
+}
+
+/* A wait's spin ends by its deadline, and poll spins out the budget. */
+static void *spin_respects_deadline_and_budget(void *arg)
+{
+    (void)arg;
+    ox__wait_spin s;
+    ox__wait_spin_begin(&s, ox_instant_now());
+    CHECK_EQ(s.budget_ns, 0);
+    CHECK(!ox__wait_spin_poll(&s));
+    ox__wait_spin_end(&s, false);
+    for (int i = 0; i < 64; i++)
+        (void)one_wait(true); /* a long budget */
+    ox__wait_spin_begin(&s, ox_instant_after(OX_MICROS(2)));
+    CHECK(s.budget_ns > 0);
+    CHECK(s.budget_ns <= 2000);
+    ox__wait_spin_end(&s, true);
+    ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
+    int64_t budget = s.budget_ns;
+    CHECK(budget > 0);
+    int64_t t0 = ox_instant_now().ns;
+    long polls = 0;
+    while (ox__wait_spin_poll(&s))
+        CHECK(++polls < 100000000L);
+    CHECK(ox_instant_now().ns - t0 >= budget);
+    ox__wait_spin_end(&s, false);
+    return NULL;
+}
+
+OX_TEST(wait_spin_ends_by_the_deadline_and_spends_its_budget)
+{
+    run_on_new_thread(spin_respects_deadline_and_budget);
+}
+
+/* A task never spins: it parks, and its worker runs the task that will
+ * answer. Nor does a task's wait change its worker thread's budget. */
+static void *task_looks_once(void *arg)
+{
+    (void)arg;
+    ox__wait_spin s;
+    for (int i = 0; i < 32; i++) {
+        ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
+        CHECK_EQ(s.budget_ns, 0);
+        CHECK(!s.probe);
+        ox__wait_spin_end(&s, i % 2 == 0);
+    }
+    return NULL;
+}
+
+OX_TEST(wait_spin_a_task_does_not_spin)
+{
+    ox_runtime *rt = ox_test_runtime(1);
+    ox_task_builder b = {.runtime = rt};
+    ox_task_handle h;
+    CHECK_EQ(ox_task_builder_spawn(&b, task_looks_once, NULL, &h), 0);
+    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
+}
+
+/* ---- end to end: a far-off answer is slept for, not spun for ---- */
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+enum { FAR_WAITS = 20, FAR_WAIT_MS = 5 };
+
+struct far {
+    ox_mutex m;
+    ox_condvar cv;
+    int turn;
+    ox_sender *tx;
+};
+
+static void *answer_late(void *arg)
+{
+    struct far *f = arg;
+    for (int i = 1; i <= FAR_WAITS; i++) {
+        ox_thread_sleep(OX_MILLIS(FAR_WAIT_MS));
+        (void)!ox_mutex_lock(&f->m);
+        f->turn = i;
+        ox_mutex_unlock(&f->m);
+        ox_condvar_notify_one(&f->cv);
+        CHECK_EQ(ox_sender_send(f->tx, &i), 0);
+    }
+    return NULL;
+}
+
+/* Each of the waits below lasts 5 ms; spinning through them would cost the
+ * waiter ~200 ms of CPU. The waiter must sleep through nearly all of it. */
+OX_TEST(wait_spin_far_off_answers_are_slept_for)
+{
+    static struct far f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0, NULL};
+    ox_receiver *rx;
+    CHECK_EQ(ox_channel(sizeof(int), 0, &f.tx, &rx), 0);
+    ox_join_handle h = ox_thread_spawn(answer_late, &f);
+    int64_t cpu0 = thread_cpu_ns();
+    for (int i = 1; i <= FAR_WAITS; i++) {
+        (void)!ox_mutex_lock(&f.m);
+        while (f.turn < i)
+            (void)!ox_condvar_wait(&f.cv, &f.m);
+        ox_mutex_unlock(&f.m);
+        int got;
+        CHECK_EQ(ox_receiver_recv(rx, &got), 0);
+        CHECK_EQ(got, i);
+    }
+    int64_t spent = thread_cpu_ns() - cpu0;
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    ox_sender_drop(f.tx);
+    ox_receiver_drop(rx);
+    /* 2 x 20 waits: a few probes and spins of tens of us each, against
+     * 100 ms for a spin that does not stop. */
+    CHECK(spent < ox_test_bound(OX_MILLIS(40)));
+}
