@@ -2,6 +2,7 @@
 #include "waker.h"
 
 #include "../common/dekker.h"
+#include "../thread/wait_spin.h"
 
 #include <stddef.h>
 
@@ -58,9 +59,6 @@ void ox__ctx_await_token(ox__ctx *cx, const ox__wait_site *site, const void *obj
                             object);
 }
 
-/* 2^0 + ... + 2^OX__BACKOFF_SPIN_LIMIT: the pauses of a backoff's spins. */
-#define SPIN_POLLS ((2 << OX__BACKOFF_SPIN_LIMIT) - 1)
-
 uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_site *site,
                              const void *object)
 {
@@ -71,19 +69,21 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
     if (cx->task)
         goto park;
     /* Spin, then yield, before sleeping: a futex wake costs the waker
-     * microseconds, while the other side usually answers much sooner.
-     * The spin polls at every pause instead of backing off exponentially:
-     * only a claimer writes select, so a read-only poll of our own context
-     * costs no cache traffic, and the claim is seen within one pause rather
-     * than up to 64 (1.6 us where a pause takes 25 ns). Same total as the
-     * backoff's spin phase. */
-    for (int i = 0; i < SPIN_POLLS; i++) {
+     * microseconds, while the other side usually answers much sooner
+     * (wait_spin.h). The spin polls at every pause: only a claimer writes
+     * select, so a read-only poll of our own context costs no cache
+     * traffic, and the claim is seen within one pause. */
+    ox__wait_spin spin;
+    ox__wait_spin_begin(&spin, deadline);
+    do {
         /* Acquire: pairs with the claimer's acq_rel CAS. */
         sel = atomic_load_explicit(&cx->select, memory_order_acquire);
-        if (sel != OX__SEL_WAITING)
+        if (sel != OX__SEL_WAITING) {
+            ox__wait_spin_end(&spin, true);
             goto selected;
-        ox__cpu_relax();
-    }
+        }
+    } while (ox__wait_spin_poll(&spin));
+    ox__wait_spin_end(&spin, false);
     ox__backoff b = {.step = OX__BACKOFF_SPIN_LIMIT + 1}; /* its yield phase */
     while (!ox__backoff_is_completed(&b)) {
         /* Acquire: pairs with the claimer's acq_rel CAS. */
