@@ -46,9 +46,17 @@ void ox__wait_spin_begin(ox__wait_spin *s, ox_instant deadline)
         s->probe = true;
     }
     if (deadline.ns != OX_INSTANT_NEVER.ns && s->budget_ns > 0) {
-        int64_t left = deadline.ns - ox_instant_now().ns;
-        if (left < s->budget_ns)
-            s->budget_ns = left > 0 ? left : 0;
+        /* The spin is timed from here, not from poll's first clock read:
+         * a thread preempted in between would otherwise spin the time
+         * left over again, past the deadline. Compared before subtracting:
+         * any instant is a deadline, and one far in the past would
+         * overflow deadline - now. */
+        int64_t now = ox_instant_now().ns;
+        s->start_ns = now;
+        if (deadline.ns <= now)
+            s->budget_ns = 0;
+        else if (deadline.ns - now < s->budget_ns)
+            s->budget_ns = deadline.ns - now;
     }
 }
 

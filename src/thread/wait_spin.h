@@ -26,7 +26,8 @@
 
 typedef struct ox__wait_spin {
     int64_t budget_ns; /* this wait's spin, 0: look once */
-    int64_t start_ns;  /* of the spin, read at the first clock check */
+    int64_t start_ns;  /* of the spin: at begin if the wait has a deadline,
+                        * else read at the first clock check */
     unsigned polls;
     bool probe; /* a long spin, to find out whether spinning pays again */
 } ox__wait_spin;
