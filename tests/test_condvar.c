@@ -627,3 +627,77 @@ OX_TEST(condvar_wait_timeout_while)
     ox_mutex_unlock(&f.m);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
 }
+
+/* Two sides hand a turn back and forth, notifying after the unlock as
+ * condvar_pingpong does: each notify is the only one that can wake the
+ * other side, so a notify lost between a waiter's spin and its sleep
+ * hangs the test, and the runner's timeout fails it. Threads spin before
+ * they sleep (wait_spin.c), tasks never do: the three pairings cover the
+ * waits answered while spinning, the sleeps, and both at once. */
+struct turns {
+    ox_mutex m;
+    ox_condvar cv;
+    int turn;
+    long handoffs;
+};
+
+struct turn_side {
+    struct turns *t;
+    int me;
+};
+
+static void *take_turns(void *arg)
+{
+    struct turn_side *s = arg;
+    struct turns *t = s->t;
+    for (long i = 0; i < t->handoffs; i++) {
+        (void)!ox_mutex_lock(&t->m);
+        while (t->turn != s->me)
+            (void)!ox_condvar_wait(&t->cv, &t->m);
+        t->turn = !s->me;
+        ox_mutex_unlock(&t->m);
+        ox_condvar_notify_one(&t->cv);
+    }
+    return NULL;
+}
+
+/* side 0 and side 1 each a task (on a runtime of two workers) or a
+ * thread. */
+static void run_turns(bool task0, bool task1)
+{
+    static struct turns t;
+    memset(&t, 0, sizeof t);
+    t.handoffs = ox_test_scaled(20000);
+    struct turn_side sides[2] = {{&t, 0}, {&t, 1}};
+    bool as_task[2] = {task0, task1};
+    ox_runtime *rt = ox_test_runtime(2);
+    ox_task_builder b = {.runtime = rt};
+    ox_task_handle th[2];
+    ox_join_handle h[2];
+    for (int i = 0; i < 2; i++) {
+        if (as_task[i])
+            CHECK_EQ(ox_task_builder_spawn(&b, take_turns, &sides[i], &th[i]), 0);
+        else
+            h[i] = ox_thread_spawn(take_turns, &sides[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(as_task[i] ? ox_task_join(&th[i], NULL, NULL) : ox_thread_join(&h[i], NULL, NULL),
+                 0);
+    ox_runtime_shutdown(rt);
+    CHECK_EQ(t.turn, 0);
+}
+
+OX_TEST(condvar_turns_never_lose_a_notify_threads)
+{
+    run_turns(false, false);
+}
+
+OX_TEST(condvar_turns_never_lose_a_notify_tasks)
+{
+    run_turns(true, true);
+}
+
+OX_TEST(condvar_turns_never_lose_a_notify_task_and_thread)
+{
+    run_turns(true, false);
+}
