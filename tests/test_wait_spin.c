@@ -81,13 +81,20 @@ OX_TEST(wait_spin_failed_probes_come_ever_less_often_up_to_a_cap)
     run_on_new_thread(failed_probes_come_ever_less_often);
 }
 
-/* An answered probe (the other side was awake after all) leaves the long
- * spin in place, and the probes start again at the shortest gap. */
-static void *answered_probe_keeps_spinning(void *arg)
+/* An answered probe (the other side was awake after all) brings the spin
+ * back at once: the next wait spins as long as any wait but a probe may.
+ * And the probes start again at the shortest gap. */
+static void *answered_probe_brings_the_spin_back(void *arg)
 {
     (void)arg;
-    int next_gap = 0;
+    int64_t longest = 0;
     ox__wait_spin s;
+    for (int i = 0; i < 64; i++) { /* the longest spin between probes */
+        s = one_wait(true);
+        if (!s.probe && s.budget_ns > longest)
+            longest = s.budget_ns;
+    }
+    CHECK(longest > 0);
     /* Fail two probes: the gap grows. */
     for (int probes = 0; probes < 2;)
         probes += one_wait(false).probe;
@@ -97,40 +104,38 @@ static void *answered_probe_keeps_spinning(void *arg)
         ox__wait_spin_end(&s, false);
         ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
     }
-    int64_t probe_budget = s.budget_ns;
     ox__wait_spin_end(&s, true);
     s = one_wait(true);
-    CHECK(s.budget_ns >= probe_budget);
     CHECK(!s.probe);
-    /* Answered waits keep it; unanswered ones bring it down, and the next
-     * probe comes at the shortest gap again. */
-    while (s.budget_ns > 0 && !s.probe)
-        s = one_wait(false);
-    while (!(s = one_wait(false)).probe)
+    CHECK_EQ(s.budget_ns, longest);
+    int next_gap = 1;
+    while (!(s = one_wait(true)).probe)
         next_gap++;
-    CHECK(next_gap < 16);
+    CHECK(next_gap <= 8);
     return NULL;
 }
 
-OX_TEST(wait_spin_an_answered_probe_keeps_the_long_spin)
+OX_TEST(wait_spin_an_answered_probe_brings_the_spin_back)
 {
-    run_on_new_thread(answered_probe_keeps_spinning);
+    run_on_new_thread(answered_probe_brings_the_spin_back);
 }
 
-/* Answered waits grow the budget, never past a cap. */
+/* Answered waits grow the budget between probes, up to a cap: at least an
+ * idle CPU's wake-up on a VM (10 us) is not needed there, as both sides
+ * are awake, but a millisecond would be a bug. */
 static void *answered_waits_grow_the_spin(void *arg)
 {
     (void)arg;
-    int64_t before = one_wait(true).budget_ns;
-    int64_t grown = 0;
+    int64_t before = 0;
     for (int i = 0; i < 64; i++) {
         ox__wait_spin s = one_wait(true);
+        if (s.probe)
+            continue;
         CHECK(s.budget_ns >= before);
         before = s.budget_ns;
-        grown = s.budget_ns;
     }
-    CHECK(grown >= 10000);
-    CHECK(grown <= 1000000); /* a millisecond of spinning would be a bug */
+    CHECK(before >= 4000);
+    CHECK(before <= 1000000);
     return NULL;
 }
 
@@ -150,10 +155,10 @@ static void *spin_respects_deadline_and_budget(void *arg)
     ox__wait_spin_end(&s, false);
     for (int i = 0; i < 64; i++)
         (void)one_wait(true); /* a long budget */
-    /* The budget is now the longest there is; the deadline cuts it. (Not
-     * checked for > 0: under qemu the 20 us may be gone already.) */
-    ox__wait_spin_begin(&s, ox_instant_after(OX_MICROS(20)));
-    CHECK(s.budget_ns <= 20000);
+    /* The budget is now at its cap (10 us); the deadline cuts it. (Not
+     * checked for > 0: under qemu the 5 us may be gone already.) */
+    ox__wait_spin_begin(&s, ox_instant_after(OX_MICROS(5)));
+    CHECK(s.budget_ns <= 5000);
     ox__wait_spin_end(&s, true);
     ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
     int64_t budget = s.budget_ns;
