@@ -33,13 +33,16 @@ static inline _Atomic size_t *stamp_of(unsigned char *slot)
 
 /* A large ring streams through memory: every message's slot misses the
  * cache, and the locked claim (a full barrier) keeps the CPU from loading
- * the next slots early on its own. So each fast path prefetches the slot
- * PREFETCH_SLOTS ahead of its own, for writing: the sender writes it, the
- * receiver writes its stamp. (chan_seq_boundedN, a ring of 10^6 8-byte
- * messages: 23.6 -> 21.0 ns a message; 16 to 128 slots ahead were alike,
- * 8 a little slower.)
- * A ring that fits in the caches gains nothing, so only rings of
- * PREFETCH_MIN_RING bytes or more do it. */
+ * the next slots early on its own. So a sender prefetches, for writing,
+ * the slot PREFETCH_SLOTS ahead of the one it claimed. (chan_seq_boundedN,
+ * a ring of 10^6 8-byte messages: 23.6 -> 22.2 ns a message; 16 to 128
+ * slots ahead were alike, 8 a little slower.) A receiver does not: the
+ * same prefetch on its side gained another 1.2 ns there, but where the
+ * receiver keeps up with a sender (chan_spsc_boundedN) it took the lines
+ * the sender was about to write, and the rounds spread from 11 to 27 ns
+ * (11.2-11.4 with the sender's prefetch alone). A ring that fits in the
+ * caches gains nothing, so only rings of PREFETCH_MIN_RING bytes or more
+ * prefetch. */
 enum { PREFETCH_SLOTS = 32, PREFETCH_MIN_RING = 1 << 20 };
 
 /* The slot to prefetch from the one at index, or NULL. (A function that
@@ -248,9 +251,6 @@ int ox__array_recv(ox__chan *c, void *out, bool block, ox_instant deadline, cons
     if (OX_LIKELY(atomic_load_explicit(stamp_of(slot), memory_order_acquire) == head + 1) &&
         OX_LIKELY(atomic_compare_exchange_weak_explicit(
             &c->head, &head, next_pos(c, head), memory_order_seq_cst, memory_order_relaxed))) {
-        const unsigned char *ahead = slot_ahead(c, head & (c->mark_bit - 1));
-        if (ahead)
-            __builtin_prefetch(ahead, 1);
         read_slot(c, slot, head + c->one_lap, out);
         return 0;
     }
