@@ -74,6 +74,13 @@ static inline uint32_t futex_value(uint64_t s)
     return (uint32_t)(s >> 32);
 }
 
+/* Whether a notify came since the sequence was seq. Relaxed: the waiter
+ * re-takes the mutex afterwards, which orders the data. */
+static inline bool notified_since(ox_condvar *cv, uint32_t seq)
+{
+    return futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq;
+}
+
 /* Ties cv to m (or checks that it is tied to m); returns the word. */
 static uint64_t tie(ox_condvar *cv, ox_mutex *m, const char *function)
 {
@@ -116,15 +123,12 @@ static int wait(ox_condvar *cv, ox_mutex *m, ox_instant deadline, const char *fi
     OX__CHAOS_POINT(); /* a notify may come before this thread sleeps */
 
     /* Spin first: a notify that comes soon is then seen without a sleep
-     * and a wake-up (wait_spin.h). Relaxed: the mutex re-take below orders the
-     * data. */
+     * and a wake-up (wait_spin.h). */
     ox__wait_spin spin;
     ox__wait_spin_begin(&spin, deadline);
-    bool notified;
-    while (
-        !(notified = futex_value(atomic_load_explicit(&cv->state, memory_order_relaxed)) != seq) &&
-        ox__wait_spin_poll(&spin))
-        ;
+    bool notified = notified_since(cv, seq);
+    while (!notified && ox__wait_spin_poll(&spin))
+        notified = notified_since(cv, seq);
     ox__wait_spin_end(&spin, notified);
     int rc = 0;
     if (!notified)
