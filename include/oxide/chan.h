@@ -64,8 +64,10 @@
  * (negative timeout, a capacity whose buffer would not fit in memory) return
  * OX_EINVAL.
  *
- * Blocking calls spin briefly, then yield, then sleep on a futex: a hand-off
- * between two running threads usually costs no system call.
+ * A blocking call spins, then sleeps on a futex: a hand-off between two
+ * running threads usually costs no system call. The spin adapts to the
+ * thread's recent waits (at most 10 us; now and then 50 us, to find out
+ * whether the other side is awake); in a task a blocking call never spins.
  */
 #ifndef OXIDE_CHAN_H
 #define OXIDE_CHAN_H
