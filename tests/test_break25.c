@@ -3,26 +3,10 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
-#include "thread/wait_spin.h" /* white box: the spin's budget and polls */
+#include "wait_spin_test.h" /* white box: the spin's budget and polls */
 
 #include <stdatomic.h>
 #include <stdint.h>
-
-static void run_on_new_thread(void *(*fn)(void *))
-{
-    ox_join_handle h = ox_thread_spawn(fn, NULL);
-    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
-}
-
-/* Grows the calling thread's budget to its cap (answered waits). */
-static void grow_the_budget(void)
-{
-    for (int i = 0; i < 64; i++) {
-        ox__wait_spin s;
-        ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
-        ox__wait_spin_end(&s, true);
-    }
-}
 
 /* ---- a deadline long past: no spin, and no overflow ----
  * ox_instant is a plain int64 of CLOCK_MONOTONIC nanoseconds, and any
@@ -49,7 +33,7 @@ static void *far_past_deadline_does_not_spin(void *arg)
 
 OX_TEST(break25_a_deadline_long_past_gets_no_spin_and_no_overflow)
 {
-    run_on_new_thread(far_past_deadline_does_not_spin);
+    ox_test_run_named("break25", far_past_deadline_does_not_spin, NULL);
 }
 
 /* End to end: a condvar wait with such a deadline times out. */
@@ -68,7 +52,7 @@ static void *condvar_far_past_deadline(void *arg)
 
 OX_TEST(break25_a_condvar_wait_with_a_deadline_long_past_times_out)
 {
-    run_on_new_thread(condvar_far_past_deadline);
+    ox_test_run_named("break25", condvar_far_past_deadline, NULL);
 }
 
 /* ---- the spin never runs past the wait's deadline ----
@@ -105,7 +89,7 @@ static void *spin_stops_at_deadline_after_preemption(void *arg)
 
 OX_TEST(break25_the_spin_ends_at_its_deadline_even_after_a_preemption)
 {
-    run_on_new_thread(spin_stops_at_deadline_after_preemption);
+    ox_test_run_named("break25", spin_stops_at_deadline_after_preemption, NULL);
 }
 
 /* ---- stress: a condvar semaphore, threads and tasks, one and all ----
@@ -332,7 +316,7 @@ static void *timed_waits_not_early(void *arg)
 
 OX_TEST(break25_timed_waits_never_time_out_before_their_deadline)
 {
-    run_on_new_thread(timed_waits_not_early);
+    ox_test_run_named("break25", timed_waits_not_early, NULL);
 }
 
 /* ---- stress: a rendezvous channel, thread and task senders with

@@ -671,12 +671,11 @@ static void run_turns(bool task0, bool task1)
     struct turn_side sides[2] = {{&t, 0}, {&t, 1}};
     bool as_task[2] = {task0, task1};
     ox_runtime *rt = ox_test_runtime(2);
-    ox_task_builder b = {.runtime = rt};
     ox_task_handle th[2];
     ox_join_handle h[2];
     for (int i = 0; i < 2; i++) {
         if (as_task[i])
-            CHECK_EQ(ox_task_builder_spawn(&b, take_turns, &sides[i], &th[i]), 0);
+            th[i] = ox_test_spawn_on(rt, take_turns, &sides[i]);
         else
             h[i] = ox_thread_spawn(take_turns, &sides[i]);
     }

@@ -6,24 +6,9 @@
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
-#include "thread/wait_spin.h"
+#include "wait_spin_test.h"
 
 #include <time.h>
-
-/* One wait with no deadline, ended as answered or not: its budget. */
-static ox__wait_spin one_wait(bool answered)
-{
-    ox__wait_spin s;
-    ox__wait_spin_begin(&s, OX_INSTANT_NEVER);
-    ox__wait_spin_end(&s, answered);
-    return s;
-}
-
-static void run_on_new_thread(void *(*fn)(void *))
-{
-    ox_join_handle h = ox_thread_spawn(fn, NULL);
-    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
-}
 
 /* Unanswered, a new thread's budget halves to 0 (look once) before its
  * first probe, and a probe spins longer than any wait before it. */
@@ -52,7 +37,7 @@ static void *unanswered_waits_fall_to_looking_once(void *arg)
 
 OX_TEST(wait_spin_unanswered_waits_fall_to_looking_once_then_probe)
 {
-    run_on_new_thread(unanswered_waits_fall_to_looking_once);
+    ox_test_run_named("wait-spin", unanswered_waits_fall_to_looking_once, NULL);
 }
 
 /* With every wait unanswered, each gap between probes is at least twice
@@ -78,7 +63,7 @@ static void *failed_probes_come_ever_less_often(void *arg)
 
 OX_TEST(wait_spin_failed_probes_come_ever_less_often_up_to_a_cap)
 {
-    run_on_new_thread(failed_probes_come_ever_less_often);
+    ox_test_run_named("wait-spin", failed_probes_come_ever_less_often, NULL);
 }
 
 /* An answered probe (the other side was awake after all) brings the spin
@@ -117,7 +102,7 @@ static void *answered_probe_brings_the_spin_back(void *arg)
 
 OX_TEST(wait_spin_an_answered_probe_brings_the_spin_back)
 {
-    run_on_new_thread(answered_probe_brings_the_spin_back);
+    ox_test_run_named("wait-spin", answered_probe_brings_the_spin_back, NULL);
 }
 
 /* Answered waits grow the budget between probes, up to a cap: at least an
@@ -141,7 +126,7 @@ static void *answered_waits_grow_the_spin(void *arg)
 
 OX_TEST(wait_spin_answered_waits_grow_the_spin_up_to_a_cap)
 {
-    run_on_new_thread(answered_waits_grow_the_spin);
+    ox_test_run_named("wait-spin", answered_waits_grow_the_spin, NULL);
 }
 
 /* A wait's spin ends by its deadline, and poll spins out the budget. */
@@ -153,8 +138,7 @@ static void *spin_respects_deadline_and_budget(void *arg)
     CHECK_EQ(s.budget_ns, 0);
     CHECK(!ox__wait_spin_poll(&s));
     ox__wait_spin_end(&s, false);
-    for (int i = 0; i < 64; i++)
-        (void)one_wait(true); /* a long budget */
+    grow_the_budget();
     /* The budget is now at its cap (10 us); the deadline cuts it. (Not
      * checked for > 0: under qemu the 5 us may be gone already.) */
     ox__wait_spin_begin(&s, ox_instant_after(OX_MICROS(5)));
@@ -174,7 +158,7 @@ static void *spin_respects_deadline_and_budget(void *arg)
 
 OX_TEST(wait_spin_ends_by_the_deadline_and_spends_its_budget)
 {
-    run_on_new_thread(spin_respects_deadline_and_budget);
+    ox_test_run_named("wait-spin", spin_respects_deadline_and_budget, NULL);
 }
 
 /* A task never spins: it parks, and its worker runs the task that will
@@ -194,12 +178,7 @@ static void *task_looks_once(void *arg)
 
 OX_TEST(wait_spin_a_task_does_not_spin)
 {
-    ox_runtime *rt = ox_test_runtime(1);
-    ox_task_builder b = {.runtime = rt};
-    ox_task_handle h;
-    CHECK_EQ(ox_task_builder_spawn(&b, task_looks_once, NULL, &h), 0);
-    CHECK_EQ(ox_task_join(&h, NULL, NULL), 0);
-    ox_runtime_shutdown(rt);
+    (void)ox_test_run_alone(1, task_looks_once, NULL);
 }
 
 /* ---- end to end: a far-off answer is slept for, not spun for ---- */

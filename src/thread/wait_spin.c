@@ -43,11 +43,11 @@ static _Thread_local unsigned waits_to_probe = PROBE_EVERY_MIN;
 
 void ox__wait_spin_begin(ox__wait_spin *s, ox_instant deadline)
 {
-    *s = (ox__wait_spin){.budget_ns = budget_ns};
     if (ox__park_unit_get() != NULL) {
-        s->budget_ns = 0;
+        *s = (ox__wait_spin){.task = true};
         return;
     }
+    *s = (ox__wait_spin){.budget_ns = budget_ns};
     if (budget_ns < PROBE_NS && --waits_to_probe == 0) {
         s->budget_ns = PROBE_NS;
         s->probe = true;
@@ -84,7 +84,7 @@ bool ox__wait_spin_poll(ox__wait_spin *s)
 
 void ox__wait_spin_end(const ox__wait_spin *s, bool answered)
 {
-    if (ox__park_unit_get() != NULL)
+    if (s->task)
         return;
     if (answered) {
         int64_t grown = s->budget_ns * 2;

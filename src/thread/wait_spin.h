@@ -30,6 +30,7 @@ typedef struct ox__wait_spin {
                         * else read at the first clock check */
     unsigned polls;
     bool probe; /* a long spin, to find out whether spinning pays again */
+    bool task;  /* a task's wait: no spin, and nothing to learn from it */
 } ox__wait_spin;
 
 /* Sets this wait's budget from the calling thread's recent waits, and
