@@ -239,3 +239,30 @@ OX_TEST(wait_spin_far_off_answers_are_slept_for)
      * 100 ms for a spin that does not stop. */
     CHECK(spent < ox_test_bound(OX_MILLIS(40)));
 }
+
+/* A timed wait whose deadline cut its spin short, and which was answered
+ * all the same, must not shrink the thread's spin: it learnt that spinning
+ * pays, not that a shorter spin will do. */
+static void *answered_short_deadline_keeps_the_spin(void *arg)
+{
+    (void)arg;
+    grow_the_budget();
+    ox__wait_spin s;
+    while ((s = one_wait(true)).probe)
+        ;
+    int64_t cap = s.budget_ns;
+    for (int i = 0; i < 16; i++) {
+        ox__wait_spin_begin(&s, ox_instant_after(OX_MICROS(1)));
+        CHECK(s.budget_ns <= 1000);
+        ox__wait_spin_end(&s, true);
+    }
+    while ((s = one_wait(true)).probe)
+        ;
+    CHECK_EQ(s.budget_ns, cap);
+    return NULL;
+}
+
+OX_TEST(wait_spin_an_answered_wait_cut_by_its_deadline_keeps_the_spin)
+{
+    ox_test_run_named("wait-spin", answered_short_deadline_keeps_the_spin, NULL);
+}

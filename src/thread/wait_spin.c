@@ -87,7 +87,10 @@ void ox__wait_spin_end(const ox__wait_spin *s, bool answered)
     if (s->task)
         return;
     if (answered) {
-        int64_t grown = s->budget_ns * 2;
+        /* From the larger of the two: a probe's, or the thread's when a
+         * deadline cut this wait's spin short (that teaches nothing
+         * about how long a spin should be). */
+        int64_t grown = (s->budget_ns > budget_ns ? s->budget_ns : budget_ns) * 2;
         budget_ns = grown < SPIN_GROWN_NS ? SPIN_GROWN_NS
                     : grown > SPIN_MAX_NS ? SPIN_MAX_NS
                                           : grown;
