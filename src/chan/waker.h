@@ -169,8 +169,9 @@ static inline uintptr_t ox__ctx_try_abort(ox__ctx *cx)
 }
 
 /* Waits until the context is selected or the deadline passes (then aborts
- * it). Spins, yields, then parks. Returns the selection; if another thread
- * made it, its unpark token has been consumed (the stack-lifetime rule). */
+ * it). A thread spins, then parks (no yields: waker.c says why); a task
+ * parks at once. Returns the selection; if another thread made it, its
+ * unpark token has been consumed (the stack-lifetime rule). */
 uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_site *site,
                              const void *object);
 
