@@ -828,6 +828,59 @@ OX_TEST_OPTS(chan_null_handle_aborts, .expect_signal = SIGABRT,
     (void)!ox_sender_try_send(NULL, &v);
 }
 
+/* A ring's slot is the stamp plus the message rounded to 8 bytes: 16 or 32
+ * bytes (a power of two, found by a shift) for the sizes above, 24, 48 or
+ * 112 here (found by a multiply). Every byte of every message, over several
+ * laps of a 3-slot ring, and through a second thread. */
+typedef struct odd_sizes {
+    ox_sender *tx;
+    size_t size;
+} odd_sizes;
+
+static void fill_message(unsigned char *buf, size_t size, unsigned seq)
+{
+    for (size_t i = 0; i < size; i++)
+        buf[i] = (unsigned char)(seq * 31u + i);
+}
+
+static void *send_odd_messages(void *arg)
+{
+    odd_sizes *o = arg;
+    unsigned char buf[100];
+    for (unsigned seq = 0; seq < 1000; seq++) {
+        fill_message(buf, o->size, seq);
+        CHECK_EQ(ox_sender_send(o->tx, buf), 0);
+    }
+    return NULL;
+}
+
+OX_TEST(chan_bounded_ring_keeps_messages_of_every_slot_size_whole)
+{
+    static const size_t sizes[] = {1, 12, 16, 40, 100};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        ox_sender *tx;
+        ox_receiver *rx;
+        CHECK_EQ(ox_channel(sizes[k], 3, &tx, &rx), 0);
+        unsigned char want[100], got[100];
+        for (unsigned seq = 0; seq < 10; seq++) { /* one at a time: laps */
+            fill_message(want, sizes[k], seq);
+            CHECK_EQ(ox_sender_send(tx, want), 0);
+            CHECK_EQ(ox_receiver_recv(rx, got), 0);
+            CHECK(memcmp(want, got, sizes[k]) == 0);
+        }
+        odd_sizes o = {tx, sizes[k]};
+        ox_join_handle h = ox_thread_spawn(send_odd_messages, &o);
+        for (unsigned seq = 0; seq < 1000; seq++) {
+            fill_message(want, sizes[k], seq);
+            CHECK_EQ(ox_receiver_recv(rx, got), 0);
+            CHECK(memcmp(want, got, sizes[k]) == 0);
+        }
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        ox_sender_drop(tx);
+        ox_receiver_drop(rx);
+    }
+}
+
 /* ---- typed convenience (issue 10, section 4) ---- */
 
 struct point {

@@ -81,6 +81,7 @@ typedef struct ox__chan {
     void (*destroy)(void *elem);
     uint8_t flavor;
     bool prefetch;                   /* array: the ring is large: prefetch ahead (array.c) */
+    uint8_t slot_shift;              /* array: log2(slot_size) if a power of two, else 0 */
     _Atomic uint8_t destroy_claimed; /* the second side to finish frees */
     _Atomic uint32_t senders;        /* live sender handles */
     _Atomic uint32_t receivers;      /* live receiver handles */
