@@ -83,6 +83,13 @@ void ox__sys_yield(void)
     sched_yield();
 }
 
+int64_t ox__sys_process_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int ox__sys_thread_start(ox__sys_thread *out, size_t stack_size, bool set_stack_size,
                          void *(*fn)(void *), void *arg)
 {

@@ -27,6 +27,8 @@ int64_t ox__sys_monotonic_ns(void);
  * signals. */
 void ox__sys_sleep_until(int64_t deadline_ns);
 void ox__sys_yield(void);
+/* CPU time used by all the process's threads (CLOCK_PROCESS_CPUTIME_ID). */
+int64_t ox__sys_process_cpu_ns(void);
 
 /* Registers fork handlers (pthread_atfork): prepare runs in the forking
  * thread before the fork, parent and child after it in each process.

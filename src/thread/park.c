@@ -404,15 +404,24 @@ void ox__parker_unpark(ox__parker *p)
  * to someone who did not help us, and each further yield costs as much.
  * Then parking is the better wait: the waker's futex wake puts us back on
  * a CPU as soon as the answer exists, instead of after the others' slices.
- * So a slow yield completes the backoff (the caller parks). The next wait
- * probes with a yield again: an earlier version then skipped the yields
- * for 5 ms, which paid under load but misfired when the program's own
- * threads outnumber the CPUs (a slow yield that ran a partner): quiet
- * chan_mpsc_bounded0 and _bounded1 took 1.5x as long (docs/bench.md).
+ * So a slow yield completes the backoff (the caller parks).
+ *
+ * Whose slice was it? If the process's own threads used less than half
+ * the time the yield took, the CPU went to another process: for
+ * FOREIGN_WINDOW_NS afterwards this thread's waits skip their yields
+ * altogether (spin, then park), and the first wait after the window
+ * probes with a yield again. Under two busy loops a two-thread ping-pong
+ * over bounded(1) channels otherwise lost a slice on most waits: it used
+ * 0.15 CPUs and took 3.0-6.7 us a round trip. A slow yield that ran the
+ * program's own threads (more of them than CPUs) opens no window: an
+ * earlier window that opened on every slow yield made quiet
+ * chan_mpsc_bounded0 and _bounded1 1.3-1.6x slower (docs/bench.md).
  * Lock waits (snooze_lock) keep plain yields: a lock's holder is
  * mid-critical-section, and its waiters would park on every contended
  * acquisition. */
-#define SLOW_YIELD_NS 50000 /* 50 us: far above a bare sched_yield */
+#define SLOW_YIELD_NS     50000   /* 50 us: far above a bare sched_yield */
+#define FOREIGN_WINDOW_NS 5000000 /* 5 ms: a few time slices */
+static _Thread_local int64_t foreign_yield_at = INT64_MIN / 2;
 
 bool ox__yield_lost_cpu(void)
 {
@@ -421,9 +430,42 @@ bool ox__yield_lost_cpu(void)
     return ox_instant_now().ns - t0 > SLOW_YIELD_NS;
 }
 
+/* ox__yield_lost_cpu for a wait's backoff, with the window above: true
+ * (without yielding, inside the window) when the backoff should end. The
+ * process's CPU time is a system call to read, so it is read only around
+ * the yields of a thread that saw a slow one in the last SUSPECT_NS: a
+ * quiet machine's yields never pay for it (reading it around every yield
+ * made quiet chan_spsc_bounded1 2x slower), and under load the window
+ * opens one wait later. (Only after two slow yields in a row, it opened
+ * too seldom: under load fast and slow yields alternate.) */
+#define SUSPECT_NS 100000000 /* 100 ms */
+static _Thread_local int64_t slow_yield_at = INT64_MIN / 2;
+
+static bool wait_yield_lost_cpu(void)
+{
+    if (ox__wait_yields_skipped())
+        return true;
+    int64_t t0 = ox_instant_now().ns;
+    bool measured = t0 - slow_yield_at < SUSPECT_NS;
+    int64_t cpu0 = measured ? ox__sys_process_cpu_ns() : 0;
+    ox__sys_yield();
+    int64_t t1 = ox_instant_now().ns;
+    if (t1 - t0 <= SLOW_YIELD_NS)
+        return false;
+    slow_yield_at = t1;
+    if (measured && ox__sys_process_cpu_ns() - cpu0 < (t1 - t0) / 2)
+        foreign_yield_at = t1;
+    return true;
+}
+
+bool ox__wait_yields_skipped(void)
+{
+    return ox_instant_now().ns - foreign_yield_at < FOREIGN_WINDOW_NS;
+}
+
 /* One backoff step: in the first spin_steps steps, busy-waits
  * first_spin << step pauses; after them, yields the CPU (load_aware: see
- * ox__yield_lost_cpu). */
+ * wait_yield_lost_cpu). */
 static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, bool load_aware)
 {
     OX__CHAOS_POINT();
@@ -448,7 +490,7 @@ static void snooze(ox__backoff *b, unsigned spin_steps, unsigned first_spin, boo
         /* Only while the caller may still stop and park: a caller that
          * snoozes on past completion (a spin lock, a slot being written)
          * waits for a thread that is mid-operation, and keeps yielding. */
-        if (ox__yield_lost_cpu()) {
+        if (wait_yield_lost_cpu()) {
             b->step = OX__BACKOFF_YIELD_LIMIT + 1;
             return;
         }

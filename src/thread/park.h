@@ -267,8 +267,8 @@ void ox__parker_unpark(ox__parker *p);
  * Backoff. spin() busy-waits a little longer each step; snooze() spins for
  * the first steps, then yields the CPU. is_completed() tells when to block.
  * Under CPU load snooze() completes early: a yield that took a time slice
- * ends the backoff, and the thread's waits skip yielding for a few
- * milliseconds after it (park.c says why). */
+ * ends the backoff, and if another process took that slice, the thread's
+ * waits skip yielding for a few milliseconds after it (park.c says why). */
 typedef struct ox__backoff {
     unsigned step;
 } ox__backoff;
@@ -311,6 +311,10 @@ void ox__backoff_snooze_lock(ox__backoff *b);
  * gave the CPU to a thread that kept it for a slice: a wait should then
  * sleep, so that its waker's wake-up preempts that thread (park.c). */
 bool ox__yield_lost_cpu(void);
+
+/* Whether the calling thread's waits skip their yields now, after a yield
+ * whose slice another process took (park.c). For tests. */
+bool ox__wait_yields_skipped(void);
 
 static inline bool ox__backoff_is_completed(const ox__backoff *b)
 {
