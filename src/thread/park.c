@@ -416,6 +416,9 @@ void ox__parker_unpark(ox__parker *p)
  * program's own threads (more of them than CPUs) opens no window: an
  * earlier window that opened on every slow yield made quiet
  * chan_mpsc_bounded0 and _bounded1 1.3-1.6x slower (docs/bench.md).
+ * (The process's time counts its threads on every CPU: with many CPUs
+ * and a busy program, a slice lost to another process may pass for its
+ * own, and the waits go on yielding, as they did before the window.)
  * Lock waits (snooze_lock) keep plain yields: a lock's holder is
  * mid-critical-section, and its waiters would park on every contended
  * acquisition. */
@@ -443,9 +446,9 @@ static _Thread_local int64_t slow_yield_at = INT64_MIN / 2;
 
 static bool wait_yield_lost_cpu(void)
 {
-    if (ox__wait_yields_skipped())
-        return true;
     int64_t t0 = ox_instant_now().ns;
+    if (t0 - foreign_yield_at < FOREIGN_WINDOW_NS)
+        return true;
     bool measured = t0 - slow_yield_at < SUSPECT_NS;
     int64_t cpu0 = measured ? ox__sys_process_cpu_ns() : 0;
     ox__sys_yield();
