@@ -1,10 +1,12 @@
 /* helpers.c - see helpers.h. */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "helpers.h"
 
 #include "task/task_internal.h" /* white box: rt->sched */
 #include "thread/park.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -449,4 +451,23 @@ void *ox_test_recurse(void *arg)
     if ((intptr_t)arg < depth_limit)
         ox_test_recurse((void *)((intptr_t)arg + 1));
     return (void *)(intptr_t)buf[0];
+}
+
+int ox_test_first_allowed_cpu(void)
+{
+    cpu_set_t set;
+    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            return c;
+    CHECK(false);
+    return -1;
+}
+
+void ox_test_pin(pid_t who, int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    CHECK_EQ(sched_setaffinity(who, sizeof set, &set), 0);
 }

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Sends this process's stderr to a temporary file; ox_test_stderr_text()
  * returns what was written since (malloc'd) and restores stderr, so that
@@ -46,6 +47,10 @@ uint32_t ox_test_rand(uint32_t *x);
 /* Spins about ns nanoseconds without yielding: a delay that does not give
  * the other workers a chance they would not otherwise have. */
 void ox_test_spin_ns(int64_t ns);
+/* The lowest-numbered CPU this thread may run on. */
+int ox_test_first_allowed_cpu(void);
+/* Pins thread or process who (0: the calling thread) to that one CPU. */
+void ox_test_pin(pid_t who, int cpu);
 /* A task or thread body that stores 1 to the _Atomic int at flag. */
 void *ox_test_set_flag(void *flag);
 /* A task body that sleeps 1 ms, then stores 1 to the _Atomic int at flag. */

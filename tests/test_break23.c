@@ -30,14 +30,6 @@ static struct {
     _Atomic int stop, hogging;
 } shared;
 
-static void pin_to(int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    CHECK_EQ(sched_setaffinity(0, sizeof set, &set), 0);
-}
-
 static void pick_cpus(void)
 {
     cpu_set_t set;
@@ -57,14 +49,14 @@ static void pick_cpus(void)
 static void *pin_worker(void *arg)
 {
     (void)arg;
-    pin_to(shared.cpu); /* the calling thread: the runtime's one worker */
+    ox_test_pin(0, shared.cpu); /* the calling thread: the runtime's one worker */
     return NULL;
 }
 
 static void *hog(void *arg)
 {
     (void)arg;
-    pin_to(shared.cpu);
+    ox_test_pin(0, shared.cpu);
     atomic_store(&shared.hogging, 1);
     while (!atomic_load_explicit(&shared.stop, memory_order_relaxed))
         continue;
@@ -94,7 +86,7 @@ static ox_runtime *start_beside_a_hog(ox_join_handle *hog_thread)
     ox_task_handle p = ox_test_spawn_on(rt, pin_worker, NULL);
     CHECK_EQ(ox_task_join(&p, NULL, NULL), 0);
     if (shared.other >= 0)
-        pin_to(shared.other);
+        ox_test_pin(0, shared.other);
     *hog_thread = ox_test_spawn_named("break23-hog", hog, NULL);
     while (!atomic_load(&shared.hogging))
         ox_thread_yield();

@@ -12,14 +12,12 @@
  * a fork from such a thread whose child hands off again. None of these
  * found a bug; they are kept as regression tests of what the changes must
  * not break. */
-#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
 #include "chan/chan_internal.h" /* white box: the slot size and shift */
 #include "thread/park.h"        /* white box: ox__wait_yields_skipped */
 
-#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -47,11 +45,6 @@ static void check_message(const unsigned char *m, size_t size, size_t n)
         CHECK_EQ(m[i], pattern(n, i));
 }
 
-static ox__chan *chan_of(ox_sender *tx)
-{
-    return ((ox__handle *)tx)->chan;
-}
-
 /* ---- every message size over rings of a few slots ---- */
 
 OX_TEST(break27_every_message_size_keeps_its_slot)
@@ -64,7 +57,7 @@ OX_TEST(break27_every_message_size_keeps_its_slot)
             ox_sender *tx;
             ox_receiver *rx;
             CHECK_EQ(ox_channel(size, cap, &tx, &rx), 0);
-            ox__chan *c = chan_of(tx);
+            ox__chan *c = ox__sender_chan(tx, "test");
             CHECK_EQ(c->slot_size % 8, 0);
             CHECK(c->slot_size >= size + 8 && c->slot_size < size + 16);
             if ((c->slot_size & (c->slot_size - 1)) == 0)
@@ -134,7 +127,7 @@ OX_TEST(break27_large_messages_keep_their_slots)
         struct big b = {.size = sizes[k]};
         ox_receiver *rx;
         CHECK_EQ(ox_channel(b.size, 3, &b.tx, &rx), 0);
-        ox__chan *c = chan_of(b.tx);
+        ox__chan *c = ox__sender_chan(b.tx, "test");
         if (b.size % 4096 == 4088)
             CHECK_EQ((size_t)1 << c->slot_shift, c->slot_size);
         else
@@ -269,25 +262,6 @@ OX_TEST(break27_select_over_odd_slot_rings_keeps_every_message)
 
 /* ---- hand-offs by threads whose waits skip their yields ---- */
 
-static int first_allowed_cpu(void)
-{
-    cpu_set_t set;
-    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &set))
-            return c;
-    CHECK(false);
-    return -1;
-}
-
-static void pin(pid_t who, int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    CHECK_EQ(sched_setaffinity(who, sizeof set, &set), 0);
-}
-
 enum { ROUNDS = 3000 };
 
 struct partner {
@@ -303,9 +277,9 @@ struct partner {
 static void *answer(void *arg)
 {
     struct partner *p = arg;
-    pin(0, p->cpu);
+    ox_test_pin(0, p->cpu);
     uint64_t m[4] = {0};
-    size_t size = chan_of(p->tx)->elem_size;
+    size_t size = ox_sender_elem_size(p->tx);
     while (ox_receiver_recv(p->rx, size ? m : NULL) == 0) {
         if (ox__wait_yields_skipped())
             atomic_store(&p->skipped, 1);
@@ -316,15 +290,6 @@ static void *answer(void *arg)
     ox_sender_drop(p->tx);
     ox_receiver_drop(p->rx);
     return NULL;
-}
-
-static void join_loud(ox_join_handle *h)
-{
-    ox_panic_payload *pl = NULL;
-    int rc = ox_thread_join(h, NULL, &pl);
-    if (pl)
-        fprintf(stderr, "panic %s:%d %s (%s)\n", pl->file, pl->line, pl->message, pl->thread_name);
-    CHECK_EQ(rc, 0);
 }
 
 /* ROUNDS round trips over two channels of this size and capacity. */
@@ -351,14 +316,14 @@ static int ping_pong(int cpu, size_t size, size_t cap)
     uint64_t m_end[4];
     CHECK_EQ(ox_receiver_recv(a_rx, size ? m_end : NULL), OX_EDISCONNECTED);
     ox_receiver_drop(a_rx);
-    join_loud(&h);
+    ox_test_join(&h);
     return skipped | atomic_load(&p.skipped);
 }
 
 static void *barrier_partner(void *arg)
 {
     struct partner *p = arg;
-    pin(0, p->cpu);
+    ox_test_pin(0, p->cpu);
     for (int i = 0; i < ROUNDS; i++)
         (void)ox_barrier_wait(p->barrier);
     return NULL;
@@ -406,8 +371,8 @@ static void fork_and_hand_off(int cpu)
 static void *hand_off_beside_a_busy_process(void *arg)
 {
     (void)arg;
-    int cpu = first_allowed_cpu();
-    pin(0, cpu);
+    int cpu = ox_test_first_allowed_cpu();
+    ox_test_pin(0, cpu);
     /* The busy process inherits the CPU, and ends itself after a minute
      * should this test die first. */
     pid_t busy = fork();

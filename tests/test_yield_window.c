@@ -5,14 +5,12 @@
  * threads than CPUs, yielding is how a waiter lets its partner run).
  * White box: a thread pinned to one CPU beside a busy process, or beside a
  * busy thread of its own, runs waiting backoffs by hand. */
-#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
 
 #include "thread/park.h"
 
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -22,25 +20,6 @@
 extern char **environ;
 
 enum { BACKOFFS = 200, SLOW_NS = 50000 };
-
-static int first_allowed_cpu(void)
-{
-    cpu_set_t set;
-    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &set))
-            return c;
-    CHECK(false);
-    return -1;
-}
-
-static void pin(pid_t who, int cpu)
-{
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    CHECK_EQ(sched_setaffinity(who, sizeof set, &set), 0);
-}
 
 /* Runs one waiting backoff to its end (nothing answers it); returns
  * whether one of its steps lost the CPU for over 50 us. */
@@ -61,12 +40,12 @@ static bool backoff_lost_the_cpu(void)
 static void *wait_beside_a_busy_process(void *arg)
 {
     (void)arg;
-    int cpu = first_allowed_cpu();
+    int cpu = ox_test_first_allowed_cpu();
     char *argv[] = {"sh", "-c", "while :; do :; done", NULL};
     pid_t busy;
     CHECK_EQ(posix_spawnp(&busy, "sh", NULL, NULL, argv, environ), 0);
-    pin(busy, cpu);
-    pin(0, cpu);
+    ox_test_pin(busy, cpu);
+    ox_test_pin(0, cpu);
     bool skipped = false;
     for (int i = 0; i < BACKOFFS && !skipped; i++) {
         (void)backoff_lost_the_cpu();
@@ -99,7 +78,7 @@ static struct {
 static void *busy_thread(void *arg)
 {
     (void)arg;
-    pin(0, own.cpu);
+    ox_test_pin(0, own.cpu);
     atomic_fetch_add(&own.spinning, 1);
     while (!atomic_load_explicit(&own.stop, memory_order_relaxed))
         continue;
@@ -109,7 +88,7 @@ static void *busy_thread(void *arg)
 static void *wait_beside_busy_threads(void *arg)
 {
     (void)arg;
-    own.cpu = first_allowed_cpu();
+    own.cpu = ox_test_first_allowed_cpu();
     atomic_store(&own.stop, 0);
     atomic_store(&own.spinning, 0);
     ox_join_handle h[OWN_BUSY];
@@ -117,7 +96,7 @@ static void *wait_beside_busy_threads(void *arg)
         h[i] = ox_test_spawn_named("busy-thread", busy_thread, NULL);
     while (atomic_load(&own.spinning) < OWN_BUSY)
         ox_thread_yield();
-    pin(0, own.cpu);
+    ox_test_pin(0, own.cpu);
     int slow = 0, opened = 0;
     for (int i = 0; i < BACKOFFS && slow < SLOW_BACKOFFS; i++) {
         while (ox__wait_yields_skipped()) /* from a slice another process took */

@@ -426,6 +426,11 @@ void ox__parker_unpark(ox__parker *p)
 #define FOREIGN_WINDOW_NS 5000000 /* 5 ms: a few time slices */
 static _Thread_local int64_t foreign_yield_at = INT64_MIN / 2;
 
+static inline bool in_foreign_window(int64_t now_ns)
+{
+    return now_ns - foreign_yield_at < FOREIGN_WINDOW_NS;
+}
+
 bool ox__yield_lost_cpu(void)
 {
     int64_t t0 = ox_instant_now().ns;
@@ -447,7 +452,7 @@ static _Thread_local int64_t slow_yield_at = INT64_MIN / 2;
 static bool wait_yield_lost_cpu(void)
 {
     int64_t t0 = ox_instant_now().ns;
-    if (t0 - foreign_yield_at < FOREIGN_WINDOW_NS)
+    if (in_foreign_window(t0))
         return true;
     bool measured = t0 - slow_yield_at < SUSPECT_NS;
     int64_t cpu0 = measured ? ox__sys_process_cpu_ns() : 0;
@@ -463,7 +468,7 @@ static bool wait_yield_lost_cpu(void)
 
 bool ox__wait_yields_skipped(void)
 {
-    return ox_instant_now().ns - foreign_yield_at < FOREIGN_WINDOW_NS;
+    return in_foreign_window(ox_instant_now().ns);
 }
 
 /* One backoff step: in the first spin_steps steps, busy-waits
