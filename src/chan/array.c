@@ -219,11 +219,13 @@ static void spin_while_slot_unchanged(const ox__chan *c, const _Atomic size_t *p
         return; /* a task: the other side may be queued behind us (pace.c) */
     size_t p = atomic_load_explicit(pos, memory_order_relaxed) & ~c->mark_bit;
     _Atomic size_t *stamp = stamp_of(slot_at(c, p & (c->mark_bit - 1)));
-    for (; b->step <= OX__BACKOFF_SPIN_LIMIT; b->step++) {
+    if (atomic_load_explicit(stamp, memory_order_relaxed) + lag != p)
+        return; /* not a wait: no spin to decide */
+    for (unsigned steps = ox__backoff_partner_spin_steps(b); b->step < steps; b->step++) {
         for (unsigned i = 0; i < (1u << b->step); i++) {
+            ox__cpu_relax();
             if (atomic_load_explicit(stamp, memory_order_relaxed) + lag != p)
                 return;
-            ox__cpu_relax();
         }
     }
 }
@@ -299,7 +301,7 @@ OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instan
                 return OX_EFULL;
             if (ox__backoff_is_completed(&b))
                 break;
-            ox__backoff_snooze(&b);
+            ox__backoff_snooze_partner(&b);
         }
         int why = ox__chan_must_not_wait(deadline);
         if (why != 0)
@@ -348,7 +350,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
             }
             if (ox__backoff_is_completed(&b))
                 break;
-            ox__backoff_snooze(&b);
+            ox__backoff_snooze_partner(&b);
         }
         int why = ox__chan_must_not_wait(deadline);
         if (why != 0)

@@ -105,7 +105,7 @@ static int run(ox__chan *c, int (*attempt)(ox__chan *c), int would_block, bool b
                 return would_block;
             if (ox__backoff_is_completed(&b))
                 break;
-            ox__backoff_snooze(&b);
+            ox__backoff_snooze_partner(&b);
         }
         int why = ox__chan_must_not_wait(deadline); /* cancelled, or too late */
         if (why != 0)

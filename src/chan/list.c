@@ -451,7 +451,7 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
             }
             if (ox__backoff_is_completed(&bo))
                 break;
-            ox__backoff_snooze(&bo);
+            ox__backoff_snooze_partner(&bo);
         }
         sweep_if_pending(c); /* before blocking, as above */
         int why = ox__chan_must_not_wait(deadline);

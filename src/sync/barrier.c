@@ -90,7 +90,7 @@ static void barrier_sleep(ox_barrier *b, uint32_t my_generation, uint32_t mine)
         /* The others may be a few instructions behind: spin a little
          * before paying for a sleep and a wake. */
         if (!ox__backoff_is_completed(&backoff)) {
-            ox__backoff_snooze(&backoff);
+            ox__backoff_snooze_partner(&backoff);
             continue;
         }
         if (!has_sleepers(state)) {

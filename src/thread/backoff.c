@@ -124,6 +124,77 @@ void ox__backoff_snooze(ox__backoff *b)
     snooze(b, OX__BACKOFF_SPIN_LIMIT + 1, 1, true); /* 1, 2, ..., 64 pauses */
 }
 
+/* Partner waits: how long to spin. The spin (1 + 2 + ... + 64 pauses,
+ * about 1.2 us on a 2-vCPU AMD VM) pays when the partner runs on another
+ * CPU and answers within it. When the two share a CPU (pinned there, or
+ * put there by the scheduler under load) the partner cannot answer until
+ * the waiter yields, and the spin is pure delay: chan_pingpong with both
+ * threads on one CPU took 4.3 us a round trip, against crossbeam's 3.8,
+ * Rust std's 2.5 (which parks after its spin, without yields) and flume's
+ * 1.5 (which parks at once).
+ *
+ * So each thread keeps the number of spin steps its partner waits take,
+ * and learns from how each wait ended, at its next partner wait:
+ *   - answered within its spin: the full spin again;
+ *   - answered after a yield: one step less (the longest one left, half
+ *     the spin). The yield ran whoever answered on this CPU; the spin
+ *     only kept it waiting.
+ *   - parked: no change. A spin that ran out says nothing by itself:
+ *     with four receivers on one channel, three spins of every message
+ *     run out while their partners run elsewhere (a rule that shortened
+ *     the spin on those made chan_mpmc_bounded1 under two busy loops 2x
+ *     slower).
+ * Now and then a shortened wait probes with the full spin (every
+ * PARTNER_PROBE_MIN waits, doubling up to PARTNER_PROBE_MAX while probes
+ * run out), so a thread whose partner has moved to another CPU finds the
+ * spin again, and a probe on a shared CPU costs little. */
+#define PARTNER_FULL_SPIN (OX__BACKOFF_SPIN_LIMIT + 1)
+#define PARTNER_PROBE_MIN 8
+#define PARTNER_PROBE_MAX 1024
+typedef enum { ENDED_IN_SPIN, ENDED_AFTER_YIELD, ENDED_PARKED } partner_wait_end;
+static _Thread_local uint8_t partner_spin_steps = PARTNER_FULL_SPIN;
+static _Thread_local partner_wait_end last_partner_wait = ENDED_PARKED;
+static _Thread_local unsigned partner_probe_every = PARTNER_PROBE_MIN;
+static _Thread_local unsigned partner_waits_to_probe = PARTNER_PROBE_MIN;
+
+unsigned ox__backoff_partner_spin_steps(ox__backoff *b)
+{
+    if (b->partner)
+        return b->spin_steps;
+    if (last_partner_wait == ENDED_IN_SPIN) {
+        partner_spin_steps = PARTNER_FULL_SPIN;
+        partner_probe_every = partner_waits_to_probe = PARTNER_PROBE_MIN;
+    } else if (last_partner_wait == ENDED_AFTER_YIELD && partner_spin_steps > 0) {
+        partner_spin_steps--;
+    }
+    last_partner_wait = ENDED_IN_SPIN; /* until snooze_partner says otherwise */
+    b->partner = true;
+    b->probe = partner_spin_steps < PARTNER_FULL_SPIN && --partner_waits_to_probe == 0;
+    b->spin_steps = b->probe ? PARTNER_FULL_SPIN : partner_spin_steps;
+    return b->spin_steps;
+}
+
+void ox__backoff_snooze_partner(ox__backoff *b)
+{
+    /* A task never spins to wait (snooze), and teaches its worker's thread
+     * nothing about its own waits. */
+    if (ox__park_unit_get() != NULL) {
+        snooze(b, PARTNER_FULL_SPIN, 1, true);
+        return;
+    }
+    if (b->step == ox__backoff_partner_spin_steps(b)) { /* the spin ran out */
+        if (b->probe) {
+            if (partner_probe_every < PARTNER_PROBE_MAX)
+                partner_probe_every *= 2;
+            partner_waits_to_probe = partner_probe_every;
+        }
+        b->step = PARTNER_FULL_SPIN; /* on to the yields */
+    }
+    snooze(b, PARTNER_FULL_SPIN, 1, true);
+    if (b->step >= PARTNER_FULL_SPIN)
+        last_partner_wait = ox__backoff_is_completed(b) ? ENDED_PARKED : ENDED_AFTER_YIELD;
+}
+
 void ox__backoff_snooze_lock(ox__backoff *b)
 {
     snooze(b, OX__LOCK_SPIN_STEPS, 2, false); /* 2, 4, 8 pauses */

@@ -271,6 +271,10 @@ void ox__parker_unpark(ox__parker *p);
  * waits skip yielding for a few milliseconds after it (park.c says why). */
 typedef struct ox__backoff {
     unsigned step;
+    /* Set by a partner wait's first spin step (ox__backoff_partner_spin_steps): */
+    bool partner;       /* spin_steps and probe below are decided */
+    bool probe;         /* this wait spins in full, to see whether spins pay again */
+    uint8_t spin_steps; /* the spin steps this wait takes before it yields */
 } ox__backoff;
 
 #define OX__BACKOFF_SPIN_LIMIT  6
@@ -297,6 +301,20 @@ static inline void ox__backoff_spin(ox__backoff *b)
 }
 
 void ox__backoff_snooze(ox__backoff *b);
+
+/* As snooze, for a wait that another thread's next step answers (a
+ * message, a free slot, the barrier's last arrival) and that parks once
+ * the backoff is completed. Its spin is as long as the thread has found
+ * worth it: a thread whose partner waits go unanswered by their spins
+ * (the partner shares its CPU) spins less, down to none, and yields at
+ * once (backoff.c says why). */
+void ox__backoff_snooze_partner(ox__backoff *b);
+
+/* How many spin steps (1, 2, 4, ... pauses) the partner wait that b
+ * belongs to takes before it yields, decided at the first call: for a
+ * spin of one's own before ox__backoff_snooze_partner, which must call
+ * this only once the wait has found its answer missing. */
+unsigned ox__backoff_partner_spin_steps(ox__backoff *b);
 
 /* As snooze, for waiting on a lock's holder (mutex, rwlock): busy-waits
  * only in the first OX__LOCK_SPIN_STEPS steps (2, 4, 8 pauses), then

@@ -1,0 +1,147 @@
+/* How long a partner wait spins (src/thread/backoff.c): each thread learns
+ * it from how its partner waits ended. Answered after a yield: a step less
+ * (the partner ran on this CPU, and the spin only kept it waiting).
+ * Answered within the spin: the full spin. Parked: no change. A shortened
+ * spin now and then probes with the full one.
+ * White box: each test runs in a thread of its own (fresh thread-locals)
+ * and ends its waits by hand, as a channel's wait would: it stops calling
+ * ox__backoff_snooze_partner when the answer has come. */
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+
+#include "thread/park.h"
+
+enum {
+    FULL_SPIN = OX__BACKOFF_SPIN_LIMIT + 1,
+    PROBE_GAP_MAX = 1024, /* backoff.c's PARTNER_PROBE_MAX */
+    DRIVE_S = 10,         /* for yields that lose the CPU to a parallel test */
+};
+
+/* Starts a partner wait: the spin steps it takes. */
+static unsigned wait_starts(ox__backoff *b)
+{
+    *b = (ox__backoff){0};
+    return ox__backoff_partner_spin_steps(b);
+}
+
+/* Ends the wait as answered within its spin, after one spin step. */
+static void answered_within_the_spin(ox__backoff *b)
+{
+    CHECK(b->spin_steps > 0);
+    ox__backoff_snooze_partner(b);
+    CHECK(b->step < FULL_SPIN);
+}
+
+/* Ends the wait as answered after its first yield; false if that yield
+ * lost the CPU, which ends the backoff (it would park). */
+static bool answered_after_a_yield(ox__backoff *b)
+{
+    while (b->step <= FULL_SPIN)
+        ox__backoff_snooze_partner(b);
+    return !ox__backoff_is_completed(b);
+}
+
+/* Ends the wait as parked: the backoff runs to completion. */
+static void parked(ox__backoff *b)
+{
+    while (!ox__backoff_is_completed(b))
+        ox__backoff_snooze_partner(b);
+}
+
+/* Answers waits after a yield until a wait starts with `target` spin
+ * steps; leaves b at that wait's start. Probes (full spins whose answer
+ * also came after a yield) are passed over. */
+static void shrink_to(ox__backoff *b, unsigned target)
+{
+    unsigned steps = wait_starts(b);
+    CHECK_EQ(steps, FULL_SPIN);
+    unsigned expected = FULL_SPIN;
+    int64_t give_up = ox_instant_now().ns + OX_SECS(DRIVE_S);
+    while (steps != target || b->probe) {
+        CHECK(ox_instant_now().ns < give_up);
+        if (answered_after_a_yield(b) && expected > 0)
+            expected--;
+        steps = wait_starts(b);
+        if (!b->probe)
+            CHECK_EQ(steps, expected);
+    }
+}
+
+static void *shrinks(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    shrink_to(&b, 0); /* checks each step on the way */
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_loses_a_step_for_each_wait_answered_after_a_yield, .timeout_s = 30)
+{
+    ox_test_run_named("shrinks", shrinks, NULL);
+}
+
+static void *restored(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    shrink_to(&b, 3);
+    answered_within_the_spin(&b);
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    CHECK(!b.probe);
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_is_whole_again_after_a_wait_answered_within_it, .timeout_s = 30)
+{
+    ox_test_run_named("restored", restored, NULL);
+}
+
+static void *left_alone(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    parked(&b);
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    shrink_to(&b, 3);
+    parked(&b);
+    /* The next wait may be a probe, which hides the count; the one after
+     * a parked probe is not. */
+    if (wait_starts(&b) == FULL_SPIN && b.probe) {
+        parked(&b);
+        (void)wait_starts(&b);
+    }
+    CHECK(!b.probe);
+    CHECK_EQ(b.spin_steps, 3);
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_is_left_alone_by_a_wait_that_parked, .timeout_s = 30)
+{
+    ox_test_run_named("left-alone", left_alone, NULL);
+}
+
+static void *probes(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    shrink_to(&b, 0);
+    int waits = 0;
+    while (!b.probe) {
+        CHECK(++waits <= PROBE_GAP_MAX);
+        CHECK_EQ(b.spin_steps, 0);
+        parked(&b);
+        (void)wait_starts(&b);
+    }
+    CHECK_EQ(b.spin_steps, FULL_SPIN);
+    answered_within_the_spin(&b); /* the partner answers on another CPU now */
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    CHECK(!b.probe);
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_cut_to_nothing_still_probes_with_the_full_spin, .timeout_s = 30)
+{
+    ox_test_run_named("probes", probes, NULL);
+}
