@@ -1,4 +1,4 @@
-/* A wait's yields under CPU load (src/thread/park.c): a yield whose slice
+/* A wait's yields under CPU load (src/thread/backoff.c): a yield whose slice
  * another process took makes the thread's waits skip their yields for a
  * while (they park, and the waker's wake-up brings them back at once); a
  * yield whose slice the program's own threads took does not (with more

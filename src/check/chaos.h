@@ -18,8 +18,8 @@
  * OX_CHAOS_RATE=N (default 32) perturbs about one point in N.
  *
  * Where the points go (one line each, no logic around them):
- *   park.c        before a thread sleeps and after it wakes (done), in
- *                 ox__backoff_snooze (done);
+ *   park.c        before a thread sleeps and after it wakes (done);
+ *   backoff.c     in every snooze of a backoff (done);
  *   locks         after a failed fast-path CAS, before the slow path
  *                 decides to spin or park; between an unlock's release
  *                 store and its wake call; in a condvar wait between

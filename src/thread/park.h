@@ -268,7 +268,7 @@ void ox__parker_unpark(ox__parker *p);
  * the first steps, then yields the CPU. is_completed() tells when to block.
  * Under CPU load snooze() completes early: a yield that took a time slice
  * ends the backoff, and if another process took that slice, the thread's
- * waits skip yielding for a few milliseconds after it (park.c says why). */
+ * waits skip yielding for a few milliseconds after it (backoff.c says why). */
 typedef struct ox__backoff {
     unsigned step;
     /* Set by a partner wait's first spin step (ox__backoff_partner_spin_steps): */
@@ -327,11 +327,11 @@ void ox__backoff_snooze_lock(ox__backoff *b);
 
 /* Yields the CPU; true if the yield took so long (over 50 us) that it
  * gave the CPU to a thread that kept it for a slice: a wait should then
- * sleep, so that its waker's wake-up preempts that thread (park.c). */
+ * sleep, so that its waker's wake-up preempts that thread (backoff.c). */
 bool ox__yield_lost_cpu(void);
 
 /* Whether the calling thread's waits skip their yields now, after a yield
- * whose slice another process took (park.c). For tests. */
+ * whose slice another process took (backoff.c). For tests. */
 bool ox__wait_yields_skipped(void);
 
 static inline bool ox__backoff_is_completed(const ox__backoff *b)
