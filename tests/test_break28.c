@@ -1,99 +1,28 @@
 /* Trying to break 5bcf6f6 (a partner wait's spin shrinks when its answers
- * come after a yield; src/thread/backoff.c).
+ * come after a yield; src/thread/backoff.c), helper-45.
  *
- * Found (white box, not kept here since it fails; see helper-45's report):
- * a full spin (7 steps of 1..64 pauses, a probe's too) whose answer is
- * found right after its last spin step, before any yield, is taken for a
- * wait answered after a yield: snooze_partner's `b->step >=
- * PARTNER_FULL_SPIN` already holds after the last spin step. The spin
- * shrinks by a step although the answer came within it, and a probe
- * answered so never reaches the "spin ran out" branch that re-arms
- * partner_waits_to_probe, left at 0: the next wait's decrement wraps it to
- * UINT_MAX, and the thread never probes again. Kept: a shorter spin
- * answered after its last step is whole again (the same wait shape).
+ * It found that a full spin (a probe's too) answered right after its last
+ * spin step, before any yield, was taken for a wait answered after a
+ * yield: the spin shrank, and such a probe left the probe countdown at 0,
+ * so the thread never probed again. The white-box reproducers are in
+ * test_partner_spin.c.
  *
- * Black box: hand-offs over every channel kind and a barrier by threads
- * pinned to one CPU (the spin shrinks), then with a partner on another
- * CPU, alternating; receive and send timeouts and disconnects while the
- * spin is short; select; tasks and threads on the same channels; a task's
- * receive aborted; many senders and receivers on one CPU. None of these
- * found a bug; they are kept as regression tests of what the change must
- * not break. */
+ * Here, black box: hand-offs over every channel kind and a barrier by
+ * threads pinned to one CPU (the spin shrinks), then with a partner on
+ * another CPU, alternating; receive and send timeouts and disconnects
+ * while the spin is short; select; tasks and threads on the same
+ * channels; a task's receive aborted; many senders and receivers on one
+ * CPU. None of these found a bug; they are kept as regression tests of
+ * what the change must not break. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_ISSET */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
-#include "thread/park.h" /* white box: ox__backoff */
 
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-
-enum {
-    FULL_SPIN = OX__BACKOFF_SPIN_LIMIT + 1,
-    DRIVE_S = 10,
-};
-
-/* ---- white box: the learning ---- */
-
-static unsigned wait_starts(ox__backoff *b)
-{
-    *b = (ox__backoff){0};
-    return ox__backoff_partner_spin_steps(b);
-}
-
-/* Spins through every step of the wait's spin, as a channel's wait whose
- * answer is still missing after each; never yields. */
-static void spins_every_step(ox__backoff *b)
-{
-    unsigned steps = b->spin_steps;
-    for (unsigned i = 0; i < steps; i++) {
-        CHECK(b->step < steps);
-        ox__backoff_snooze_partner(b);
-    }
-    CHECK_EQ(b->step, steps); /* spun all of it, nothing else yet */
-}
-
-/* Answered after a yield; false if that yield lost the CPU. */
-static bool answered_after_a_yield(ox__backoff *b)
-{
-    while (b->step <= FULL_SPIN)
-        ox__backoff_snooze_partner(b);
-    return !ox__backoff_is_completed(b);
-}
-
-/* Shrinks the spin to target steps as test_partner_spin.c does; leaves b
- * at the start of a (non-probe) wait of that many. */
-static void shrink_to(ox__backoff *b, unsigned target)
-{
-    unsigned steps = wait_starts(b);
-    int64_t give_up = ox_instant_now().ns + OX_SECS(DRIVE_S);
-    while (steps != target || b->probe) {
-        CHECK(ox_instant_now().ns < give_up);
-        (void)answered_after_a_yield(b);
-        steps = wait_starts(b);
-    }
-}
-
-/* A shorter spin answered after its last step counts as answered within
- * it (the same wait shape as above, which is what makes the full one an
- * exception). */
-static void *last_step_short(void *arg)
-{
-    (void)arg;
-    ox__backoff b;
-    shrink_to(&b, 3);
-    spins_every_step(&b);
-    CHECK_EQ(wait_starts(&b), FULL_SPIN);
-    CHECK(!b.probe);
-    return NULL;
-}
-
-OX_TEST_OPTS(break28_short_spin_answered_after_its_last_step_is_whole_again, .timeout_s = 30)
-{
-    ox_test_run_named("last-step-short", last_step_short, NULL);
-}
 
 /* ---- black box: hand-offs, pinned ---- */
 

@@ -33,6 +33,18 @@ static void answered_within_the_spin(ox__backoff *b)
     CHECK(b->step < FULL_SPIN);
 }
 
+/* Spins through every step of the wait's spin, as a wait whose answer is
+ * still missing after each, and is then answered: before any yield. */
+static void answered_after_the_last_spin_step(ox__backoff *b)
+{
+    unsigned steps = b->spin_steps;
+    for (unsigned i = 0; i < steps; i++) {
+        CHECK(b->step < steps);
+        ox__backoff_snooze_partner(b);
+    }
+    CHECK_EQ(b->step, steps); /* spun all of it, nothing else yet */
+}
+
 /* Ends the wait as answered after its first yield; false if that yield
  * lost the CPU, which ends the backoff (it would park). */
 static bool answered_after_a_yield(ox__backoff *b)
@@ -144,4 +156,53 @@ static void *probes(void *arg)
 OX_TEST_OPTS(partner_spin_cut_to_nothing_still_probes_with_the_full_spin, .timeout_s = 30)
 {
     ox_test_run_named("probes", probes, NULL);
+}
+
+/* The answer found right after the last spin step came within the spin,
+ * for a shortened spin and for the full one, whose last step leaves the
+ * backoff where the yields start (helper-45: the full one shrank). */
+static void *answered_at_the_end(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    answered_after_the_last_spin_step(&b);
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    shrink_to(&b, 3);
+    answered_after_the_last_spin_step(&b);
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    CHECK(!b.probe);
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_answered_after_its_last_step_was_answered_within_it, .timeout_s = 30)
+{
+    ox_test_run_named("at-the-end", answered_at_the_end, NULL);
+}
+
+/* A probe answered after its last spin step restores the full spin, and a
+ * later shrink still probes (helper-45: such a probe left the countdown at
+ * 0, and the next wait wrapped it: no probe ever again). */
+static void *probe_answered_at_the_end(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    for (int round = 0; round < 2; round++) {
+        shrink_to(&b, 0);
+        int waits = 0;
+        while (!b.probe) {
+            CHECK(++waits <= PROBE_GAP_MAX);
+            parked(&b);
+            (void)wait_starts(&b);
+        }
+        answered_after_the_last_spin_step(&b);
+        CHECK_EQ(wait_starts(&b), FULL_SPIN);
+        CHECK(!b.probe);
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_probe_answered_after_its_last_step_leaves_probes_on, .timeout_s = 30)
+{
+    ox_test_run_named("probe-at-the-end", probe_answered_at_the_end, NULL);
 }

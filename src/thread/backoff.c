@@ -190,8 +190,12 @@ void ox__backoff_snooze_partner(ox__backoff *b)
         }
         b->step = PARTNER_FULL_SPIN; /* on to the yields */
     }
+    /* Judged before the step: the one that spins the last 64 pauses ends
+     * at PARTNER_FULL_SPIN too, and an answer found after it came within
+     * the spin (helper-45). */
+    bool yields = b->step >= PARTNER_FULL_SPIN;
     snooze(b, PARTNER_FULL_SPIN, 1, true);
-    if (b->step >= PARTNER_FULL_SPIN)
+    if (yields)
         last_partner_wait = ox__backoff_is_completed(b) ? ENDED_PARKED : ENDED_AFTER_YIELD;
 }
 
