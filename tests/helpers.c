@@ -453,15 +453,29 @@ void *ox_test_recurse(void *arg)
     return (void *)(intptr_t)buf[0];
 }
 
-int ox_test_first_allowed_cpu(void)
+/* The lowest-numbered CPU this thread may run on, other than excluded (-1:
+ * none excluded); -1 if there is none. */
+static int allowed_cpu_but(int excluded)
 {
     cpu_set_t set;
     CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
     for (int c = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &set))
+        if (c != excluded && CPU_ISSET(c, &set))
             return c;
-    CHECK(false);
     return -1;
+}
+
+int ox_test_first_allowed_cpu(void)
+{
+    int cpu = allowed_cpu_but(-1);
+    CHECK(cpu >= 0);
+    return cpu;
+}
+
+int ox_test_other_allowed_cpu(int cpu)
+{
+    int other = allowed_cpu_but(cpu);
+    return other >= 0 ? other : cpu;
 }
 
 void ox_test_pin(pid_t who, int cpu)

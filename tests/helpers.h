@@ -49,6 +49,9 @@ uint32_t ox_test_rand(uint32_t *x);
 void ox_test_spin_ns(int64_t ns);
 /* The lowest-numbered CPU this thread may run on. */
 int ox_test_first_allowed_cpu(void);
+/* Another CPU this thread may run on than cpu; cpu itself if there is
+ * none. */
+int ox_test_other_allowed_cpu(int cpu);
 /* Pins thread or process who (0: the calling thread) to that one CPU. */
 void ox_test_pin(pid_t who, int cpu);
 /* A task or thread body that stores 1 to the _Atomic int at flag. */

@@ -14,12 +14,10 @@
  * channels; a task's receive aborted; many senders and receivers on one
  * CPU. None of these found a bug; they are kept as regression tests of
  * what the change must not break. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_ISSET */
 #include "oxide.h"
 #include "helpers.h"
 #include "runner.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -29,16 +27,6 @@
 enum { ROUNDS = 2000 };
 
 /* A second CPU this thread may run on, or the first if there is one. */
-static int other_allowed_cpu(int first)
-{
-    cpu_set_t set;
-    CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-    for (int c = 0; c < CPU_SETSIZE; c++)
-        if (c != first && CPU_ISSET(c, &set))
-            return c;
-    return first;
-}
-
 struct partner {
     int cpu;
     ox_sender *tx;   /* answers */
@@ -101,7 +89,7 @@ static void *alternating(void *arg)
 {
     (void)arg;
     int here = ox_test_first_allowed_cpu();
-    int there = other_allowed_cpu(here);
+    int there = ox_test_other_allowed_cpu(here);
     ox_test_pin(0, here);
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         for (int phase = 0; phase < 4; phase++)
@@ -270,7 +258,7 @@ static void *selecting(void *arg)
 {
     (void)arg;
     int here = ox_test_first_allowed_cpu();
-    int there = other_allowed_cpu(here);
+    int there = ox_test_other_allowed_cpu(here);
     ox_test_pin(0, here);
     for (int pass = 0; pass < 2; pass++) {
         ox_receiver *rx[3];
@@ -470,7 +458,7 @@ OX_TEST_OPTS(break28_mpmc_on_one_cpu_delivers_every_message_once, .timeout_s = 1
 {
     static const size_t caps[] = {0, 1, 2, OX_UNBOUNDED};
     int here = ox_test_first_allowed_cpu();
-    int there = other_allowed_cpu(here);
+    int there = ox_test_other_allowed_cpu(here);
     for (int apart = 0; apart < 2; apart++) {
         for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
             struct mpmc q = {.cpu = here, .send_cpu = apart ? there : here};
