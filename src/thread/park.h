@@ -305,9 +305,9 @@ void ox__backoff_snooze(ox__backoff *b);
 /* As snooze, for a wait that another thread's next step answers (a
  * message, a free slot, the barrier's last arrival) and that parks once
  * the backoff is completed. Its spin is as long as the thread has found
- * worth it: a thread whose partner waits go unanswered by their spins
- * (the partner shares its CPU) spins less, down to none, and yields at
- * once (backoff.c says why). */
+ * worth it: a thread whose partner waits are answered only after it
+ * yields (the partner shares its CPU) spins less, down to none, and
+ * yields at once (backoff.c says why). */
 void ox__backoff_snooze_partner(ox__backoff *b);
 
 /* How many spin steps (1, 2, 4, ... pauses) the partner wait that b
