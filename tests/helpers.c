@@ -478,6 +478,24 @@ int ox_test_other_allowed_cpu(int cpu)
     return other >= 0 ? other : cpu;
 }
 
+void *ox_test_answer(void *answerer)
+{
+    ox_test_answerer *a = answerer;
+    ox_test_pin(0, a->cpu);
+    uint64_t m[4] = {0};
+    size_t size = ox_sender_elem_size(a->tx);
+    while (ox_receiver_recv(a->rx, size ? m : NULL) == 0) {
+        if (ox__wait_yields_skipped())
+            atomic_store(&a->yields_skipped, 1);
+        m[0]++;
+        if (ox_sender_send(a->tx, size ? m : NULL) != 0)
+            break;
+    }
+    ox_sender_drop(a->tx);
+    ox_receiver_drop(a->rx);
+    return NULL;
+}
+
 void ox_test_pin(pid_t who, int cpu)
 {
     cpu_set_t set;

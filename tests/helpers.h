@@ -54,6 +54,19 @@ int ox_test_first_allowed_cpu(void);
 int ox_test_other_allowed_cpu(int cpu);
 /* Pins thread or process who (0: the calling thread) to that one CPU. */
 void ox_test_pin(pid_t who, int cpu);
+
+/* The other side of a ping-pong: a thread body (arg: ox_test_answerer *)
+ * that pins itself to cpu, answers each question on rx with its successor
+ * on tx until either channel is disconnected, then drops both. Messages
+ * are a uint64_t, padded to the channel's size (at most 32 bytes), or
+ * none for zero-size channels. */
+typedef struct ox_test_answerer {
+    int cpu;
+    ox_sender *tx;              /* answers */
+    ox_receiver *rx;            /* questions */
+    _Atomic int yields_skipped; /* its waits skipped their yields once (park.h) */
+} ox_test_answerer;
+void *ox_test_answer(void *answerer);
 /* A task or thread body that stores 1 to the _Atomic int at flag. */
 void *ox_test_set_flag(void *flag);
 /* A task body that sleeps 1 ms, then stores 1 to the _Atomic int at flag. */

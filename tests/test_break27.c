@@ -264,33 +264,10 @@ OX_TEST(break27_select_over_odd_slot_rings_keeps_every_message)
 
 enum { ROUNDS = 3000 };
 
-struct partner {
+struct barrier_partner {
     int cpu;
-    ox_sender *tx;   /* answers */
-    ox_receiver *rx; /* questions */
     ox_barrier *barrier;
-    _Atomic int skipped; /* the partner's waits skipped their yields once */
 };
-
-/* Answers each question with its successor until disconnected. Messages
- * are a uint64_t, padded to the channel's size (at most 32 bytes). */
-static void *answer(void *arg)
-{
-    struct partner *p = arg;
-    ox_test_pin(0, p->cpu);
-    uint64_t m[4] = {0};
-    size_t size = ox_sender_elem_size(p->tx);
-    while (ox_receiver_recv(p->rx, size ? m : NULL) == 0) {
-        if (ox__wait_yields_skipped())
-            atomic_store(&p->skipped, 1);
-        m[0]++;
-        if (ox_sender_send(p->tx, size ? m : NULL) != 0)
-            break;
-    }
-    ox_sender_drop(p->tx);
-    ox_receiver_drop(p->rx);
-    return NULL;
-}
 
 /* ROUNDS round trips over two channels of this size and capacity. */
 static int ping_pong(int cpu, size_t size, size_t cap)
@@ -299,8 +276,8 @@ static int ping_pong(int cpu, size_t size, size_t cap)
     ox_receiver *q_rx, *a_rx;
     CHECK_EQ(ox_channel(size, cap, &q_tx, &q_rx), 0);
     CHECK_EQ(ox_channel(size, cap, &a_tx, &a_rx), 0);
-    struct partner p = {.cpu = cpu, .tx = a_tx, .rx = q_rx};
-    ox_join_handle h = ox_test_spawn_named("answer", answer, &p);
+    ox_test_answerer p = {.cpu = cpu, .tx = a_tx, .rx = q_rx};
+    ox_join_handle h = ox_test_spawn_named("answer", ox_test_answer, &p);
     int skipped = 0;
     for (uint64_t i = 0; i < ROUNDS; i++) {
         uint64_t m[4] = {i * 2, i, i, i};
@@ -317,12 +294,12 @@ static int ping_pong(int cpu, size_t size, size_t cap)
     CHECK_EQ(ox_receiver_recv(a_rx, size ? m_end : NULL), OX_EDISCONNECTED);
     ox_receiver_drop(a_rx);
     ox_test_join(&h);
-    return skipped | atomic_load(&p.skipped);
+    return skipped | atomic_load(&p.yields_skipped);
 }
 
 static void *barrier_partner(void *arg)
 {
-    struct partner *p = arg;
+    struct barrier_partner *p = arg;
     ox_test_pin(0, p->cpu);
     for (int i = 0; i < ROUNDS; i++)
         (void)ox_barrier_wait(p->barrier);
@@ -339,7 +316,7 @@ static int hand_offs(int cpu)
     skipped += ping_pong(cpu, 0, 1);
     ox_barrier b;
     CHECK_EQ(ox_barrier_init(&b, 2), 0);
-    struct partner p = {.cpu = cpu, .barrier = &b};
+    struct barrier_partner p = {.cpu = cpu, .barrier = &b};
     ox_join_handle h = ox_test_spawn_named("barrier", barrier_partner, &p);
     for (int i = 0; i < ROUNDS; i++)
         (void)ox_barrier_wait(&b);

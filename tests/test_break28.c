@@ -26,29 +26,6 @@
 
 enum { ROUNDS = 2000 };
 
-/* A second CPU this thread may run on, or the first if there is one. */
-struct partner {
-    int cpu;
-    ox_sender *tx;   /* answers */
-    ox_receiver *rx; /* questions */
-};
-
-static void *answer(void *arg)
-{
-    struct partner *p = arg;
-    ox_test_pin(0, p->cpu);
-    uint64_t m[4] = {0};
-    size_t size = ox_sender_elem_size(p->tx);
-    while (ox_receiver_recv(p->rx, size ? m : NULL) == 0) {
-        m[0]++;
-        if (ox_sender_send(p->tx, size ? m : NULL) != 0)
-            break;
-    }
-    ox_sender_drop(p->tx);
-    ox_receiver_drop(p->rx);
-    return NULL;
-}
-
 /* rounds round trips with a partner on cpu; every other receive has a
  * timeout (generous: the partner always answers). */
 static void ping_pong(int cpu, size_t size, size_t cap, int rounds)
@@ -57,8 +34,8 @@ static void ping_pong(int cpu, size_t size, size_t cap, int rounds)
     ox_receiver *q_rx, *a_rx;
     CHECK_EQ(ox_channel(size, cap, &q_tx, &q_rx), 0);
     CHECK_EQ(ox_channel(size, cap, &a_tx, &a_rx), 0);
-    struct partner p = {.cpu = cpu, .tx = a_tx, .rx = q_rx};
-    ox_join_handle h = ox_test_spawn_named("answer", answer, &p);
+    ox_test_answerer p = {.cpu = cpu, .tx = a_tx, .rx = q_rx};
+    ox_join_handle h = ox_test_spawn_named("answer", ox_test_answer, &p);
     for (uint64_t i = 0; i < (uint64_t)rounds; i++) {
         uint64_t m[4] = {i * 2, i, i, i};
         if (i % 2)

@@ -11,11 +11,11 @@
 #include "runner.h"
 
 #include "thread/park.h"
+#include "thread/probe_gap.h"
 
 enum {
     FULL_SPIN = OX__BACKOFF_SPIN_LIMIT + 1,
-    PROBE_GAP_MAX = 1024, /* backoff.c's PARTNER_PROBE_MAX */
-    DRIVE_S = 10,         /* for yields that lose the CPU to a parallel test */
+    DRIVE_S = 10, /* for yields that lose the CPU to a parallel test */
 };
 
 /* Starts a partner wait: the spin steps it takes. */
@@ -141,7 +141,7 @@ static void *probes(void *arg)
     shrink_to(&b, 0);
     int waits = 0;
     while (!b.probe) {
-        CHECK(++waits <= PROBE_GAP_MAX);
+        CHECK(++waits <= OX__PROBE_GAP_MAX);
         CHECK_EQ(b.spin_steps, 0);
         parked(&b);
         (void)wait_starts(&b);
@@ -191,7 +191,7 @@ static void *probe_answered_at_the_end(void *arg)
         shrink_to(&b, 0);
         int waits = 0;
         while (!b.probe) {
-            CHECK(++waits <= PROBE_GAP_MAX);
+            CHECK(++waits <= OX__PROBE_GAP_MAX);
             parked(&b);
             (void)wait_starts(&b);
         }

@@ -1,6 +1,7 @@
 /* backoff.c - spinning and yielding before a wait parks (park.h's
  * ox__backoff), and how a yield under CPU load ends that wait early. */
 #include "park.h"
+#include "probe_gap.h"
 
 #include "../check/chaos.h"
 #include "../sys/sys.h"
@@ -144,18 +145,14 @@ void ox__backoff_snooze(ox__backoff *b)
  *     run out while their partners run elsewhere (a rule that shortened
  *     the spin on those made chan_mpmc_bounded1 under two busy loops 2x
  *     slower).
- * Now and then a shortened wait probes with the full spin (every
- * PARTNER_PROBE_MIN waits, doubling up to PARTNER_PROBE_MAX while probes
- * run out), so a thread whose partner has moved to another CPU finds the
- * spin again, and a probe on a shared CPU costs little. */
+ * Now and then a shortened wait probes with the full spin (probe_gap.h),
+ * so a thread whose partner has moved to another CPU finds the spin
+ * again, and a probe on a shared CPU costs little. */
 #define PARTNER_FULL_SPIN (OX__BACKOFF_SPIN_LIMIT + 1)
-#define PARTNER_PROBE_MIN 8
-#define PARTNER_PROBE_MAX 1024
 typedef enum { ENDED_IN_SPIN, ENDED_AFTER_YIELD, ENDED_PARKED } partner_wait_end;
 static _Thread_local uint8_t partner_spin_steps = PARTNER_FULL_SPIN;
 static _Thread_local partner_wait_end last_partner_wait = ENDED_PARKED;
-static _Thread_local unsigned partner_probe_every = PARTNER_PROBE_MIN;
-static _Thread_local unsigned partner_waits_to_probe = PARTNER_PROBE_MIN;
+static _Thread_local ox__probe_gap partner_probe_gap = OX__PROBE_GAP_INIT;
 
 unsigned ox__backoff_partner_spin_steps(ox__backoff *b)
 {
@@ -163,13 +160,13 @@ unsigned ox__backoff_partner_spin_steps(ox__backoff *b)
         return b->spin_steps;
     if (last_partner_wait == ENDED_IN_SPIN) {
         partner_spin_steps = PARTNER_FULL_SPIN;
-        partner_probe_every = partner_waits_to_probe = PARTNER_PROBE_MIN;
+        ox__probe_answered(&partner_probe_gap);
     } else if (last_partner_wait == ENDED_AFTER_YIELD && partner_spin_steps > 0) {
         partner_spin_steps--;
     }
     last_partner_wait = ENDED_IN_SPIN; /* until snooze_partner says otherwise */
     b->partner = true;
-    b->probe = partner_spin_steps < PARTNER_FULL_SPIN && --partner_waits_to_probe == 0;
+    b->probe = partner_spin_steps < PARTNER_FULL_SPIN && ox__probe_due(&partner_probe_gap);
     b->spin_steps = b->probe ? PARTNER_FULL_SPIN : partner_spin_steps;
     return b->spin_steps;
 }
@@ -183,11 +180,8 @@ void ox__backoff_snooze_partner(ox__backoff *b)
         return;
     }
     if (b->step == ox__backoff_partner_spin_steps(b)) { /* the spin ran out */
-        if (b->probe) {
-            if (partner_probe_every < PARTNER_PROBE_MAX)
-                partner_probe_every *= 2;
-            partner_waits_to_probe = partner_probe_every;
-        }
+        if (b->probe)
+            ox__probe_missed(&partner_probe_gap);
         b->step = PARTNER_FULL_SPIN; /* on to the yields */
     }
     /* Judged before the step: the one that spins the last 64 pauses ends

@@ -14,8 +14,8 @@
  * one awake, is answered within its own spin. condvar_pingpong on an idle
  * 2-vCPU VM went from 10-26 us a hand-off (both sides asleep, as with
  * parking_lot) to 0.1-0.9 us. A probe that was not answered doubles the
- * number of waits until the next one (PROBE_EVERY_MIN to PROBE_EVERY_MAX),
- * so under load, where probes fail, they cost little.
+ * number of waits until the next one (probe_gap.h), so under load, where
+ * probes fail, they cost little.
  *
  * The cap is well below a probe: once both sides are awake an answer
  * takes a microsecond or less. A longer cap burns CPU where a condvar's
@@ -26,6 +26,7 @@
 #include "wait_spin.h"
 
 #include "park.h"
+#include "probe_gap.h"
 
 #include "oxide/base.h"
 
@@ -33,13 +34,10 @@
 #define SPIN_MAX_NS     10000
 #define SPIN_FLOOR_NS   250   /* a halved budget below this is 0 */
 #define PROBE_NS        50000 /* above an idle CPU's wake-up on a VM */
-#define PROBE_EVERY_MIN 8
-#define PROBE_EVERY_MAX 1024
-#define POLLS_PER_CLOCK 16 /* pauses between clock reads */
+#define POLLS_PER_CLOCK 16    /* pauses between clock reads */
 
 static _Thread_local int64_t budget_ns = SPIN_GROWN_NS;
-static _Thread_local unsigned probe_every = PROBE_EVERY_MIN;
-static _Thread_local unsigned waits_to_probe = PROBE_EVERY_MIN;
+static _Thread_local ox__probe_gap probe_gap = OX__PROBE_GAP_INIT;
 
 void ox__wait_spin_begin(ox__wait_spin *s, ox_instant deadline)
 {
@@ -48,7 +46,7 @@ void ox__wait_spin_begin(ox__wait_spin *s, ox_instant deadline)
         return;
     }
     *s = (ox__wait_spin){.budget_ns = budget_ns};
-    if (budget_ns < PROBE_NS && --waits_to_probe == 0) {
+    if (budget_ns < PROBE_NS && ox__probe_due(&probe_gap)) {
         s->budget_ns = PROBE_NS;
         s->probe = true;
     }
@@ -98,9 +96,9 @@ void ox__wait_spin_end(const ox__wait_spin *s, bool answered)
         budget_ns = budget_ns / 2 < SPIN_FLOOR_NS ? 0 : budget_ns / 2;
     }
     if (s->probe) {
-        probe_every = answered                            ? PROBE_EVERY_MIN
-                      : probe_every * 2 > PROBE_EVERY_MAX ? PROBE_EVERY_MAX
-                                                          : probe_every * 2;
-        waits_to_probe = probe_every;
+        if (answered)
+            ox__probe_answered(&probe_gap);
+        else
+            ox__probe_missed(&probe_gap);
     }
 }
