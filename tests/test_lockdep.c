@@ -33,8 +33,9 @@ static void fake_release(fake_lock *l)
         ox__park_wake_one(&l->word);
 }
 
-static void fake_unwind(void *l)
+static void fake_unwind(void *l, unsigned tag)
 {
+    (void)tag;
     fake_release(l);
 }
 

@@ -80,8 +80,9 @@ static void log_event(char c)
         unwind_log[unwind_log_len++] = c;
 }
 
-static void fake_unwind(void *lock)
+static void fake_unwind(void *lock, unsigned tag)
 {
+    (void)tag;
     struct fake_lock *l = lock;
     l->held = 0;
     l->poisoned = 1;

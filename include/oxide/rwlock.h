@@ -53,8 +53,9 @@ typedef struct ox_rwlock {
 
 /* The state word (documented in src/sync/rwlock.c). */
 #define OX__RW_READER          1u
-#define OX__RW_READERS_MASK    ((1u << 27) - 1)
-#define OX__RW_READER_OVERFLOW (1u << 26)
+#define OX__RW_READERS_MASK    ((1u << 26) - 1)
+#define OX__RW_READER_OVERFLOW (1u << 25)
+#define OX__RW_DISPERSED       (1u << 26)
 #define OX__RW_WRITER_WOKEN    (1u << 27)
 #define OX__RW_POISONED        (1u << 28)
 #define OX__RW_WRITE_LOCKED    (1u << 29)
@@ -64,14 +65,19 @@ typedef struct ox_rwlock {
 #define OX__RW_READ_BLOCKERS                                                                       \
     (OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING | OX__RW_WRITER_WOKEN | OX__RW_READER_OVERFLOW)
 
-extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_write_ops;
+extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwlock_write_ops;
 
-/* The slow paths. ox__rwlock_read_contended gives back the count the fast
- * path added, waits, and records the lock; the write one waits and records
- * it; both return 0 or OX_EPOISONED. ox__rwlock_unlock_misused sorts out an
- * unlock whose lock is not on top of the record: removes it from further
- * down, or aborts if the thread does not hold it in that mode. */
-OX_COLD int ox__rwlock_read_contended(ox_rwlock *l, const char *file, int line);
+/* The slow paths (rwlock.c). ox__rwlock_read_crowded: the fast path's
+ * fetch_add found a writer (gives the count back and waits) or other readers
+ * (disperses the readers); ox__rwlock_read_dispersed: the read lock once
+ * readers are dispersed; the write one waits. Each records the lock and
+ * returns 0 or OX_EPOISONED. ox__rwlock_read_unlock_slow releases a
+ * dispersed reader, or a read lock not on top of the record;
+ * ox__rwlock_unlock_not_on_top removes a write lock from further down. Both
+ * abort if the thread does not hold the lock in that mode. */
+int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int line);
+int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line);
+void ox__rwlock_read_unlock_slow(ox_rwlock *l);
 OX_COLD int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line);
 OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode,
                                           const char *function);
@@ -98,22 +104,28 @@ static inline void ox__rwlock_released(ox_rwlock *l, uint32_t s)
 
 OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
 {
+    /* Relaxed: which way to go; the dispersed path reads the state again,
+     * in order. Once readers have overlapped, they take per-CPU slots
+     * instead of the shared count (rwlock.c). */
+    if (atomic_load_explicit(&l->state, memory_order_relaxed) & OX__RW_DISPERSED)
+        return ox__rwlock_read_dispersed(l, file, line);
     /* Acquire: pairs with the release in the write unlock (the last
      * writer's writes are visible to the reader). One fetch_add, as Go's
      * RLock: a reader turned away gives the count back in the slow path. */
     uint32_t old = atomic_fetch_add_explicit(&l->state, OX__RW_READER, memory_order_acquire);
-    if (OX_UNLIKELY(old & OX__RW_READ_BLOCKERS))
-        return ox__rwlock_read_contended(l, file, line);
+    if (OX_UNLIKELY(old & (OX__RW_READ_BLOCKERS | OX__RW_READERS_MASK)))
+        return ox__rwlock_read_crowded(l, old, file, line);
     ox__held_push(l, &ox__rwlock_read_ops, file, line);
     return (old & OX__RW_POISONED) ? OX_EPOISONED : 0;
 }
 
 static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
 {
-    if (ox__rwlock_on_top(l, &ox__rwlock_read_ops))
-        ox__held_drop_top();
-    else
-        ox__rwlock_unlock_not_on_top(l, &ox__rwlock_read_ops, "ox_rwlock_read_unlock");
+    if (OX_UNLIKELY(!ox__rwlock_on_top(l, &ox__rwlock_read_ops))) {
+        ox__rwlock_read_unlock_slow(l); /* a dispersed reader, or not on top */
+        return;
+    }
+    ox__held_drop_top();
     /* Release: the reader's reads happen-before the next writer's acquire
      * CAS (all later modifications are read-modify-writes, which continue
      * the release sequence). */

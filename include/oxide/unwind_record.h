@@ -20,8 +20,10 @@ OX__API_BEGIN
 /* How a kind of lock is released by a panic. One static instance per kind
  * (and per mode: an rwlock has one for read, one for write). */
 typedef struct ox__lock_ops {
-    const char *kind;           /* "mutex", "rwlock (write)", ... for messages */
-    void (*unwind)(void *lock); /* release after a panic; poisons if the kind does */
+    const char *kind; /* "mutex", "rwlock (write)", ... for messages */
+    /* Releases the lock after a panic; poisons it if the kind does. tag: the
+     * entry's tag (below). */
+    void (*unwind)(void *lock, unsigned tag);
 } ox__lock_ops;
 
 typedef struct ox__unwind_entry {
@@ -38,6 +40,7 @@ typedef struct ox__unwind_entry {
     };
     int line;
     uint16_t level; /* catch level when pushed */
+    uint16_t tag;   /* the lock kind's own note: a dispersed reader's slot */
 } ox__unwind_entry;
 
 /* Whether e records a held lock (else a cleanup). The object tells: no

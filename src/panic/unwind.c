@@ -191,7 +191,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
     while (s->depth > 0 && s->entries[s->depth - 1].level >= s->level) {
         ox__unwind_entry e = s->entries[--s->depth];
         if (ox__entry_is_lock(&e))
-            e.u.lock_ops->unwind(e.object);
+            e.u.lock_ops->unwind(e.object, e.tag);
         else
             e.u.cleanup(e.arg);
         s = ox__unwind_current(); /* a cleanup may block: a task may move */

@@ -36,8 +36,9 @@
 
 static const ox__wait_site mutex_site = {.what = "mutex"};
 
-static void mutex_unwind(void *lock)
+static void mutex_unwind(void *lock, unsigned tag)
 {
+    (void)tag; /* a mutex keeps no tag */
     ox_mutex *m = lock;
     atomic_store_explicit(&m->poisoned, 1, memory_order_relaxed);
     ox__mutex_release(m);

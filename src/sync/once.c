@@ -42,8 +42,9 @@ static void once_finish(ox_once *once, uint32_t final_state)
 
 /* Called by a panic that unwinds through the running function: the entry is
  * already popped from the record. */
-static void once_unwind(void *lock)
+static void once_unwind(void *lock, unsigned tag)
 {
+    (void)tag;
     once_finish(lock, OX__ONCE_POISONED);
 }
 
