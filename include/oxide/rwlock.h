@@ -11,6 +11,12 @@
  * it would wait for) and aborts with a message, as it does for a thread
  * write-locking a lock it holds in any mode.
  *
+ * Readers that overlap: once two readers hold a lock at the same time, its
+ * readers take a slot in their CPU's cache line of a table all rwlocks
+ * share, instead of one count that every reader's CPU would write, and its
+ * writers read the lines in use (one per CPU) before they enter. Reads on
+ * several CPUs then scale; each write costs that scan.
+ *
  * Poisoning: a panic that unwinds through a write lock releases and poisons
  * it; one that unwinds through a read lock only releases it (readers cannot
  * have broken the data). Every lock function then returns OX_EPOISONED with
@@ -25,7 +31,8 @@
  * The lock functions are macros that record the call site; real functions of
  * the same names exist too. ox_rwlock_read, ox_rwlock_write and their
  * unlocks expand to inline fast paths (one atomic instruction each way and
- * the held-lock bookkeeping, with no call into the library).
+ * the held-lock bookkeeping, with no call into the library); once readers
+ * have overlapped, reads call into the library for their slot.
  */
 #ifndef OXIDE_RWLOCK_H
 #define OXIDE_RWLOCK_H
