@@ -1,0 +1,490 @@
+/* break30: the dispersed rwlock readers (f3aa9f4). A try_write on a
+ * dispersed lock sets WRITE_LOCKED for a moment, scans the reader slots
+ * and, finding a reader, gives WRITE_LOCKED back. Readers that arrive in
+ * that window and sleep (READERS_WAITING) must be let in again when it
+ * gives up: no writer waits any more. The window is held open by a signal
+ * handler that interrupts the try_write in it (the state shows
+ * WRITE_LOCKED, which only the try_write sets in these tests). */
+#define _GNU_SOURCE
+#include "oxide.h"
+#include "helpers.h"
+#include "runner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+static uint32_t state_of(ox_rwlock *l)
+{
+    return atomic_load(&l->state);
+}
+
+static void disperse(ox_rwlock *l)
+{
+    CHECK_EQ(ox_rwlock_read(l), 0);
+    CHECK_EQ(ox_rwlock_read(l), 0);
+    ox_rwlock_read_unlock(l);
+    ox_rwlock_read_unlock(l);
+    CHECK(state_of(l) & OX__RW_DISPERSED);
+    CHECK_EQ(state_of(l) & OX__RW_READERS_MASK, 0);
+}
+
+/* ---- holding a try_write inside its window ---- */
+
+struct window {
+    ox_rwlock l;
+    pthread_t victim;  /* the thread that calls try_write */
+    _Atomic int phase; /* 0 hunting, 1 held in the window, 2 let go */
+    _Atomic int stop;  /* the victim gave up hunting */
+    _Atomic int go;    /* the other reader may try now */
+    _Atomic int in;    /* it holds the lock */
+    _Atomic int done;  /* it may leave */
+    int recursive;     /* the other reader holds the lock already */
+    _Atomic int ready; /* recursive: it holds its first read */
+};
+
+static struct window *window_now;
+
+static void window_handler(int sig)
+{
+    (void)sig;
+    struct window *w = window_now;
+    int saved = errno;
+    int zero = 0;
+    if ((atomic_load_explicit(&w->l.state, memory_order_relaxed) & OX__RW_WRITE_LOCKED) &&
+        atomic_compare_exchange_strong(&w->phase, &zero, 1)) {
+        while (atomic_load(&w->phase) != 2) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    errno = saved;
+}
+
+static void *window_poker(void *arg)
+{
+    struct window *w = arg;
+    while (!atomic_load(&w->stop) && atomic_load(&w->phase) == 0) {
+        pthread_kill(w->victim, SIGRTMIN + 3);
+        ox_test_spin_ns(20000);
+    }
+    if (atomic_load(&w->phase) != 1)
+        return NULL;
+    atomic_store(&w->go, 1);
+    /* The reader is turned away by WRITE_LOCKED: it spins, then marks
+     * READERS_WAITING and sleeps (or, recursive, finds it would deadlock). */
+    ox_instant until = ox_instant_after(OX_MILLIS(50)); /* or it spins: fine */
+    while (!(state_of(&w->l) & OX__RW_READERS_WAITING) && !atomic_load(&w->in) &&
+           ox_instant_now().ns < until.ns)
+        ox_thread_yield();
+    ox_thread_sleep(OX_MILLIS(20)); /* into its futex wait */
+    atomic_store(&w->phase, 2);
+    return NULL;
+}
+
+static void *window_reader(void *arg)
+{
+    struct window *w = arg;
+    if (w->recursive) {
+        CHECK_EQ(ox_rwlock_read(&w->l), 0);
+        atomic_store(&w->ready, 1);
+    }
+    while (!atomic_load(&w->go) && !atomic_load(&w->stop))
+        ox_thread_yield();
+    if (atomic_load(&w->go)) {
+        CHECK_EQ(ox_rwlock_read(&w->l), 0);
+        atomic_store(&w->in, 1);
+        while (!atomic_load(&w->done))
+            ox_thread_yield();
+        ox_rwlock_read_unlock(&w->l);
+    }
+    if (w->recursive)
+        ox_rwlock_read_unlock(&w->l);
+    return NULL;
+}
+
+/* Runs rounds of read + try_write (EBUSY: it finds this thread's own slot)
+ * until a signal holds a try_write in its window; then the other reader
+ * tries, and must get in while this thread still holds its read lock and
+ * no writer waits. Returns whether the window was caught. */
+static bool hold_window_and_read(bool recursive)
+{
+    static struct window w;
+    memset(&w, 0, sizeof w);
+    ox_rwlock_init(&w.l);
+    w.victim = pthread_self();
+    w.recursive = recursive;
+    window_now = &w;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = window_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGRTMIN + 3, &sa, NULL), 0);
+    disperse(&w.l);
+    ox_join_handle reader = ox_thread_spawn(window_reader, &w);
+    if (recursive)
+        while (!atomic_load(&w.ready))
+            ox_thread_yield();
+    ox_join_handle poker = ox_thread_spawn(window_poker, &w);
+    bool caught = false;
+    ox_test_budget budget = ox_test_budget_start_s(1, 1000000000, 1.0);
+    for (long i = 0; ox_test_budget_more(&budget, i); i++) {
+        CHECK_EQ(ox_rwlock_read(&w.l), 0);
+        CHECK_EQ(ox_rwlock_try_write(&w.l), OX_EBUSY);
+        if (atomic_load(&w.phase) == 2) {
+            caught = true;
+            break; /* still holding the read lock */
+        }
+        ox_rwlock_read_unlock(&w.l);
+        if (recursive) {
+            /* The other reader was moved into the count: to open the window
+             * again, every reader must be back in a slot. Not possible
+             * from here; the hunt goes on with this thread's own reads,
+             * whose try_write sees the count (no window) from now on. */
+        }
+    }
+    atomic_store(&w.stop, 1);
+    CHECK_EQ(ox_thread_join(&poker, NULL, NULL), 0);
+    if (caught) {
+        /* No writer waits: a reader must get in beside this one. */
+        while (!atomic_load(&w.in))
+            ox_thread_yield(); /* the bug: it sleeps until we leave */
+        atomic_store(&w.done, 1);
+        ox_rwlock_read_unlock(&w.l);
+    }
+    CHECK_EQ(ox_thread_join(&reader, NULL, NULL), 0);
+    signal(SIGRTMIN + 3, SIG_IGN);
+    CHECK_EQ(state_of(&w.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+    ox_rwlock_destroy(&w.l);
+    return caught;
+}
+
+OX_TEST_OPTS(break30_try_write_that_gives_up_lets_sleeping_readers_in, .expect_exit = 0,
+             .timeout_s = 10)
+{
+    int caught = 0;
+    for (int i = 0; i < 3; i++)
+        caught += hold_window_and_read(false);
+    CHECK(caught > 0);
+}
+
+/* The same window, met by a reader that already holds the lock (in a slot)
+ * and reads it again: no writer waits, so that must not block, let alone
+ * abort as a deadlock. Each round the reader takes its slot again, so that
+ * the try_write opens the window (the count must be 0). */
+struct again {
+    struct window *w;
+    _Atomic long ready, turn;
+};
+
+static void *again_reader(void *arg)
+{
+    struct again *a = arg;
+    struct window *w = a->w;
+    for (long r = 1;; r++) {
+        CHECK_EQ(ox_rwlock_read(&w->l), 0);
+        atomic_store(&a->ready, r);
+        while (atomic_load(&a->turn) < r && !atomic_load(&w->go) && !atomic_load(&w->stop))
+            ;
+        if (atomic_load(&w->go)) {
+            CHECK_EQ(ox_rwlock_read(&w->l), 0); /* the bug: "would deadlock" */
+            atomic_store(&w->in, 1);
+            ox_rwlock_read_unlock(&w->l);
+            ox_rwlock_read_unlock(&w->l);
+            return NULL;
+        }
+        ox_rwlock_read_unlock(&w->l);
+        if (atomic_load(&w->stop))
+            return NULL;
+    }
+}
+
+OX_TEST_OPTS(break30_try_write_window_does_not_fail_a_recursive_reader, .expect_exit = 0,
+             .timeout_s = 10)
+{
+    static struct window w;
+    static struct again a;
+    int caught = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        memset(&w, 0, sizeof w);
+        memset(&a, 0, sizeof a);
+        a.w = &w;
+        ox_rwlock_init(&w.l);
+        w.victim = pthread_self();
+        window_now = &w;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = window_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        CHECK_EQ(sigaction(SIGRTMIN + 3, &sa, NULL), 0);
+        disperse(&w.l);
+        ox_join_handle reader = ox_thread_spawn(again_reader, &a);
+        ox_join_handle poker = ox_thread_spawn(window_poker, &w);
+        ox_test_budget budget = ox_test_budget_start_s(1, 1000000000, 1.0);
+        for (long r = 1; ox_test_budget_more(&budget, r); r++) {
+            while (atomic_load(&a.ready) < r)
+                ;
+            CHECK_EQ(ox_rwlock_try_write(&w.l), OX_EBUSY);
+            if (atomic_load(&w.phase) == 2) {
+                caught++;
+                break;
+            }
+            atomic_store(&a.turn, r);
+        }
+        atomic_store(&w.stop, 1);
+        CHECK_EQ(ox_thread_join(&poker, NULL, NULL), 0);
+        CHECK_EQ(ox_thread_join(&reader, NULL, NULL), 0);
+        signal(SIGRTMIN + 3, SIG_IGN);
+        CHECK_EQ(state_of(&w.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+        ox_rwlock_destroy(&w.l);
+    }
+    CHECK(caught > 0);
+}
+
+/* ---- what was checked and holds ---- */
+
+static void quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
+struct moved {
+    ox_rwlock l;
+    _Atomic int step;
+};
+
+static void *moved_then_panics(void *arg)
+{
+    struct moved *m = arg;
+    CHECK_EQ(ox_rwlock_read(&m->l), 0);
+    atomic_store(&m->step, 1);
+    while (atomic_load(&m->step) < 2)
+        ox_thread_yield();
+    ox_panic("boom after a writer moved this reader");
+}
+
+/* A reader that a try_write moved into the count panics: its unwind finds
+ * its slot freed and gives the count back, and a reader does not poison. */
+OX_TEST(break30_moved_dispersed_reader_panics_and_gives_its_count_back)
+{
+    ox_panic_set_hook(quiet_hook);
+    static struct moved m;
+    memset(&m, 0, sizeof m);
+    ox_rwlock_init(&m.l);
+    disperse(&m.l);
+    ox_join_handle h = ox_thread_spawn(moved_then_panics, &m);
+    while (atomic_load(&m.step) < 1)
+        ox_thread_yield();
+    CHECK_EQ(ox_rwlock_try_write(&m.l), OX_EBUSY); /* moves it */
+    CHECK_EQ(state_of(&m.l) & OX__RW_READERS_MASK, 1);
+    atomic_store(&m.step, 2);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
+    CHECK_EQ(state_of(&m.l) & OX__RW_READERS_MASK, 0);
+    CHECK(!ox_rwlock_is_poisoned(&m.l));
+    CHECK_EQ(ox_rwlock_try_write(&m.l), 0);
+    ox_rwlock_write_unlock(&m.l);
+    ox_rwlock_destroy(&m.l);
+}
+
+/* Locks freed and allocated again at the same address, each dispersed and
+ * read through slots, moved and not: the table never names a lock that
+ * nobody holds, so a new lock at an old address starts clean. */
+OX_TEST(break30_dispersed_locks_reallocated_at_one_address_start_clean)
+{
+    for (int i = 0; i < 2000; i++) {
+        ox_rwlock *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+        CHECK(a != NULL && b != NULL);
+        ox_rwlock_init(a);
+        ox_rwlock_init(b);
+        disperse(a);
+        if (i % 2)
+            disperse(b);
+        CHECK_EQ(ox_rwlock_read(a), 0);
+        CHECK_EQ(ox_rwlock_read(b), 0);
+        CHECK_EQ(ox_rwlock_read(a), 0);
+        if (i % 3 == 0)
+            CHECK_EQ(ox_rwlock_try_write(a), OX_EBUSY); /* moves both of a's */
+        ox_rwlock_unlock(a);                            /* the first, out of order */
+        ox_rwlock_read_unlock(b);
+        ox_rwlock_read_unlock(a);
+        CHECK_EQ(state_of(a) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+        CHECK_EQ(ox_rwlock_try_write(a), 0);
+        CHECK_EQ(ox_rwlock_try_write(b), 0);
+        ox_rwlock_write_unlock(b);
+        ox_rwlock_write_unlock(a);
+        ox_rwlock_destroy(a);
+        ox_rwlock_destroy(b);
+        free(b);
+        free(a);
+    }
+}
+
+OX_TEST_OPTS(break30_dispersed_read_unlocked_twice_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "unlocking an rwlock not held by this thread")
+{
+    ox_rwlock l = OX_RWLOCK_INIT;
+    disperse(&l);
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    ox_rwlock_read_unlock(&l);
+    ox_rwlock_read_unlock(&l);
+}
+
+static void *unlock_it(void *arg)
+{
+    ox_rwlock_unlock(arg);
+    return NULL;
+}
+
+OX_TEST_OPTS(break30_dispersed_read_unlocked_by_another_thread_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "unlocking an rwlock not held by this thread")
+{
+    static ox_rwlock l = OX_RWLOCK_INIT;
+    disperse(&l);
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    ox_test_run_named("other", unlock_it, &l);
+}
+
+/* Every way in and out, mixed, on two CPUs with two threads on each: a
+ * writer is never beside a reader or another writer, and at the end the
+ * count is 0 and no slot names the lock. */
+struct every {
+    ox_rwlock l;
+    uint64_t a, b;
+    _Atomic int readers, writers;
+    _Atomic long writes, reads;
+    ox_test_budget budget;
+    int cpus[2];
+    _Atomic int next;
+};
+
+static void read_section(struct every *e)
+{
+    atomic_fetch_add(&e->readers, 1);
+    if (atomic_load(&e->writers) != 0 || e->a != e->b)
+        ox_panic("a reader saw a writer");
+    atomic_fetch_sub(&e->readers, 1);
+    atomic_fetch_add(&e->reads, 1);
+}
+
+static void write_section(struct every *e)
+{
+    if (atomic_fetch_add(&e->writers, 1) != 0 || atomic_load(&e->readers) != 0)
+        ox_panic("a writer was not alone");
+    e->a++;
+    atomic_signal_fence(memory_order_seq_cst);
+    e->b++;
+    atomic_fetch_sub(&e->writers, 1);
+    atomic_fetch_add(&e->writes, 1);
+}
+
+static void *every_worker(void *arg)
+{
+    struct every *e = arg;
+    int me = atomic_fetch_add(&e->next, 1);
+    ox_test_pin(0, e->cpus[me % 2]);
+    uint32_t x = (uint32_t)me * 2654435761u + 7;
+    for (long i = 0; ox_test_budget_more(&e->budget, i); i++) {
+        uint32_t r = ox_test_rand(&x);
+        ox_nanos t = (ox_nanos)(r >> 20) % OX_MICROS(50);
+        int rc;
+        switch (r % 24) {
+        case 0:
+            CHECK_EQ(ox_rwlock_write(&e->l), 0);
+            write_section(e);
+            ox_rwlock_write_unlock(&e->l);
+            break;
+        case 1:
+            if ((rc = ox_rwlock_write_timeout(&e->l, t)) == OX_ETIMEDOUT)
+                break;
+            CHECK_EQ(rc, 0);
+            write_section(e);
+            ox_rwlock_unlock(&e->l);
+            break;
+        case 2:
+        case 3:
+            if (ox_rwlock_try_write(&e->l) != 0)
+                break;
+            write_section(e);
+            ox_rwlock_write_unlock(&e->l);
+            break;
+        case 4:
+            CHECK_EQ(ox_rwlock_write(&e->l), 0);
+            write_section(e);
+            atomic_fetch_add(&e->readers, 1);
+            ox_rwlock_downgrade(&e->l);
+            if (atomic_load(&e->writers) != 0 || e->a != e->b)
+                ox_panic("a downgraded writer saw a writer");
+            atomic_fetch_sub(&e->readers, 1);
+            if (ox_rwlock_try_read(&e->l) == 0) { /* beside its own */
+                read_section(e);
+                ox_rwlock_read_unlock(&e->l);
+            }
+            ox_rwlock_read_unlock(&e->l);
+            break;
+        case 5:
+            if ((rc = ox_rwlock_read_timeout(&e->l, t)) == OX_ETIMEDOUT)
+                break;
+            CHECK_EQ(rc, 0);
+            read_section(e);
+            ox_rwlock_read_unlock(&e->l);
+            break;
+        case 6:
+            if (ox_rwlock_try_read(&e->l) != 0)
+                break;
+            read_section(e);
+            ox_rwlock_unlock(&e->l);
+            break;
+        case 7:
+            /* Two read locks at once: the second only by try_read (a
+             * blocking one would deadlock behind a waiting writer). */
+            CHECK_EQ(ox_rwlock_read(&e->l), 0);
+            if (ox_rwlock_try_read(&e->l) == 0) {
+                read_section(e);
+                if (r & (1u << 30))
+                    ox_rwlock_unlock(&e->l);
+                else
+                    ox_rwlock_read_unlock(&e->l);
+            }
+            read_section(e);
+            ox_rwlock_read_unlock(&e->l);
+            break;
+        default:
+            CHECK_EQ(ox_rwlock_read(&e->l), 0);
+            read_section(e);
+            if (i % 64 == 0)
+                ox_thread_yield(); /* held across a switch */
+            read_section(e);
+            ox_rwlock_read_unlock(&e->l);
+            break;
+        }
+    }
+    return NULL;
+}
+
+OX_TEST(break30_every_way_in_and_out_keeps_writers_alone)
+{
+    static struct every e;
+    memset(&e, 0, sizeof e);
+    ox_rwlock_init(&e.l);
+    disperse(&e.l);
+    e.cpus[0] = ox_test_first_allowed_cpu();
+    e.cpus[1] = ox_test_other_allowed_cpu(e.cpus[0]);
+    e.budget = ox_test_budget_start(20000, ox_test_scaled(400000));
+    ox_join_handle h[4];
+    for (int i = 0; i < 4; i++)
+        h[i] = ox_thread_spawn(every_worker, &e);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
+    CHECK(atomic_load(&e.writes) > 0);
+    CHECK_EQ(state_of(&e.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+    CHECK_EQ(ox_rwlock_try_write(&e.l), 0);
+    ox_rwlock_write_unlock(&e.l);
+    ox_rwlock_destroy(&e.l); /* counts slot readers too */
+}
