@@ -237,11 +237,19 @@ OX_COLD _Noreturn static void too_many_readers(ox_rwlock *l)
     ox_abort("ox_rwlock_read", "rwlock %p: more than %u readers", (void *)l, MAX_READERS);
 }
 
+/* Whether the calling thread holds l for reading. */
+static bool holds_for_reading(const ox_rwlock *l)
+{
+    const ox__unwind_entry *e = ox__held_find(l);
+    return e != NULL && e->u.lock_ops != &ox__rwlock_write_ops;
+}
+
 /* A fast path admitted nobody (and gave back what it took). Returns 0 /
  * OX_EPOISONED once a reader, or OX_ETIMEDOUT. */
 OX_COLD static int read_contended(ox_rwlock *l, ox_instant deadline, const char *file, int line)
 {
     bool checked = false;
+    ox__backoff poll = {0};
     uint32_t s = spin_read(l);
     for (;;) {
         OX__CHAOS_POINT(); /* between reading the state and acting on it */
@@ -250,6 +258,16 @@ OX_COLD static int read_contended(ox_rwlock *l, ox_instant deadline, const char 
             if (atomic_compare_exchange_weak_explicit(&l->state, &s, s + READER,
                                                       memory_order_acquire, memory_order_relaxed))
                 return poison_code(s);
+            continue;
+        }
+        if ((s & (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN)) == WRITE_LOCKED &&
+            holds_for_reading(l)) {
+            /* This thread holds l for reading (in a slot, or the writer could
+             * not have set WRITE_LOCKED): the writer is scanning the slots,
+             * finds this thread's and gives WRITE_LOCKED back. No deadlock,
+             * and nobody may wake a sleep here (a try_write wakes no one). */
+            ox__backoff_snooze(&poll);
+            s = atomic_load_explicit(&l->state, memory_order_relaxed);
             continue;
         }
         if (readers(s) >= MAX_READERS && !(s & (WRITE_LOCKED | WRITERS_WAITING)))
@@ -425,6 +443,21 @@ static uint32_t give_back_to_readers(ox_rwlock *l, uint32_t mark)
     return (s & ~WRITE_LOCKED) | mark;
 }
 
+/* Wakes the readers sleeping behind a writer that gave up (s: the state it
+ * left), unless a writer holds, waits for or is woken to take the lock:
+ * then they stay behind it, and its unlock wakes them. */
+static void wake_readers_unless_writer(ox_rwlock *l, uint32_t s)
+{
+    /* Relaxed: the woken readers acquire through the state as usual. */
+    while ((s & READERS_WAITING) && !(s & (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN))) {
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            ox__park_wake_all(&l->state);
+            return;
+        }
+    }
+}
+
 /* Counts the readers that hold l through slots (for ox_rwlock_destroy's
  * check). */
 static unsigned slot_readers(const ox_rwlock *l)
@@ -573,7 +606,12 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
                                                   memory_order_seq_cst, memory_order_relaxed)) {
             if ((s & DISPERSED) && move_slot_readers(l) != 0) {
                 /* Readers hold it; their unlocks wake whom they must. */
-                ox__rwlock_released(l, give_back_to_readers(l, s & WRITER_WOKEN));
+                uint32_t now = give_back_to_readers(l, s & WRITER_WOKEN);
+                ox__rwlock_released(l, now);
+                /* But readers that came while WRITE_LOCKED stood may sleep
+                 * (READERS_WAITING), and no writer waits for the readers
+                 * that hold it: let them in now, not when those leave. */
+                wake_readers_unless_writer(l, now);
                 return OX_EBUSY;
             }
             ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
