@@ -488,3 +488,154 @@ OX_TEST(break30_every_way_in_and_out_keeps_writers_alone)
     ox_rwlock_write_unlock(&e.l);
     ox_rwlock_destroy(&e.l); /* counts slot readers too */
 }
+
+/* ---- a try_write brings back a WRITER_WOKEN turn that ended ---- */
+
+/* try_write clears WRITER_WOKEN when it takes the lock, and on giving up
+ * sets it back from the state its CAS saw. If meanwhile the woken writer
+ * gave up (its timeout: write_gave_up clears the bit), the bit comes back
+ * with no writer on its way: readers then stay out (and sleep) with no one
+ * to let them in. */
+struct turn {
+    ox_rwlock l;
+    pthread_t victim;
+    _Atomic int phase; /* 0 hunting, 1 held in the window, 2 let go */
+    _Atomic int hunt;  /* the victim is about to try_write */
+    _Atomic int stop;
+    _Atomic int writer_done;
+    _Atomic int reader_in, reader_done;
+    int poker_cpu;
+};
+
+static struct turn *turn_now;
+
+static void turn_handler(int sig)
+{
+    (void)sig;
+    struct turn *t = turn_now;
+    int saved = errno;
+    int zero = 0;
+    if (atomic_load(&t->hunt) &&
+        (atomic_load_explicit(&t->l.state, memory_order_relaxed) & OX__RW_WRITE_LOCKED) &&
+        atomic_compare_exchange_strong(&t->phase, &zero, 1)) {
+        while (atomic_load(&t->phase) != 2) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    errno = saved;
+}
+
+static void *turn_poker(void *arg)
+{
+    struct turn *t = arg;
+    ox_test_pin(0, t->poker_cpu);
+    int last = 0;
+    while (!atomic_load(&t->stop)) {
+        if (atomic_load(&t->phase) == 1) {
+            /* The woken writer finds the lock taken, waits, times out
+             * (on f3aa9f4; once fixed, it waits for its turn instead). */
+            ox_instant until = ox_instant_after(OX_MILLIS(50));
+            while (!atomic_load(&t->writer_done) && ox_instant_now().ns < until.ns)
+                ox_thread_yield();
+            atomic_store(&t->phase, 2);
+            return NULL;
+        }
+        int h = atomic_load(&t->hunt);
+        if (h != 0 && h != last) { /* one signal a round */
+            last = h;
+            pthread_kill(t->victim, SIGRTMIN + 3);
+        }
+    }
+    return NULL;
+}
+
+static void *turn_writer(void *arg)
+{
+    struct turn *t = arg;
+    int rc = ox_rwlock_write_timeout(&t->l, OX_MILLIS(5));
+    if (rc == 0)
+        ox_rwlock_write_unlock(&t->l);
+    else
+        CHECK_EQ(rc, OX_ETIMEDOUT);
+    atomic_store(&t->writer_done, 1);
+    return NULL;
+}
+
+static void *turn_reader(void *arg)
+{
+    struct turn *t = arg;
+    CHECK_EQ(ox_rwlock_read(&t->l), 0);
+    atomic_store(&t->reader_in, 1);
+    while (!atomic_load(&t->reader_done))
+        ox_thread_yield();
+    ox_rwlock_read_unlock(&t->l);
+    return NULL;
+}
+
+OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exit = 0,
+             .timeout_s = 10)
+{
+    static struct turn t;
+    memset(&t, 0, sizeof t);
+    ox_rwlock_init(&t.l);
+    t.victim = pthread_self();
+    turn_now = &t;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = turn_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGRTMIN + 3, &sa, NULL), 0);
+    int cpu = ox_test_first_allowed_cpu();
+    t.poker_cpu = ox_test_other_allowed_cpu(cpu); /* before pinning */
+    ox_test_pin(0, cpu);
+    disperse(&t.l);
+    ox_join_handle poker = ox_thread_spawn(turn_poker, &t);
+    bool caught = false;
+    uint32_t x = 12345;
+    ox_test_budget budget = ox_test_budget_start_s(1, 1000000, 1.5);
+    for (long r = 0; !caught && ox_test_budget_more(&budget, r); r++) {
+        atomic_store(&t.writer_done, 0);
+        CHECK_EQ(ox_rwlock_read(&t.l), 0);     /* in a slot */
+        CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
+        ox_join_handle w = ox_thread_spawn(turn_writer, &t);
+        while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
+            ox_thread_yield();
+        ox_thread_sleep(OX_MICROS(500)); /* asleep */
+        ox_rwlock_read_unlock(&t.l);     /* the count's read: wakes the writer */
+        atomic_store(&t.hunt, (int)r + 1);
+        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 20000)); /* where the signal lands */
+        int rc = ox_rwlock_try_write(&t.l); /* before the writer runs: finds our slot */
+        atomic_store(&t.hunt, 0);
+        if (rc == 0) { /* our slot was not seen?! */
+            ox_rwlock_write_unlock(&t.l);
+            CHECK(false);
+        }
+        CHECK_EQ(rc, OX_EBUSY);
+        caught = atomic_load(&t.phase) == 2;
+        if (caught && atomic_load(&t.writer_done)) {     /* it gave up meanwhile */
+            CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0); /* timed out */
+            /* The woken writer is gone: its turn must be over. */
+            CHECK_EQ(state_of(&t.l) & OX__RW_WRITER_WOKEN, 0);
+            /* No writer is left: a reader must get in beside ours. */
+            ox_join_handle rd = ox_thread_spawn(turn_reader, &t);
+            while (!atomic_load(&t.reader_in))
+                ox_thread_yield(); /* the bug: WRITER_WOKEN keeps it out */
+            atomic_store(&t.reader_done, 1);
+            ox_rwlock_read_unlock(&t.l);
+            CHECK_EQ(ox_thread_join(&rd, NULL, NULL), 0);
+        } else {
+            ox_rwlock_read_unlock(&t.l);
+            CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
+        }
+        CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED | OX__RW_WRITER_WOKEN),
+                 0);
+    }
+    atomic_store(&t.stop, 1);
+    CHECK_EQ(ox_thread_join(&poker, NULL, NULL), 0);
+    signal(SIGRTMIN + 3, SIG_IGN);
+    CHECK(caught);
+    CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED | OX__RW_WRITER_WOKEN), 0);
+    ox_rwlock_destroy(&t.l);
+}
