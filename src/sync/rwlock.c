@@ -600,19 +600,31 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
 {
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
     while (is_unlocked(s)) {
+        /* Taking the lock ends a WRITER_WOKEN turn; but on a dispersed lock
+         * this writer may give it back, so it keeps the bit until it knows:
+         * the woken writer may give up meanwhile (write_gave_up clears it),
+         * and a bit set back from s would then keep readers out with no
+         * writer on its way. */
+        uint32_t ended = (s & DISPERSED) ? 0 : WRITER_WOKEN;
         /* Acquire: pairs with the release in reader_release and
          * writer_release. Seq_cst: as in write_contended. */
-        if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED,
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~ended) | WRITE_LOCKED,
                                                   memory_order_seq_cst, memory_order_relaxed)) {
-            if ((s & DISPERSED) && move_slot_readers(l) != 0) {
-                /* Readers hold it; their unlocks wake whom they must. */
-                uint32_t now = give_back_to_readers(l, s & WRITER_WOKEN);
-                ox__rwlock_released(l, now);
-                /* But readers that came while WRITE_LOCKED stood may sleep
-                 * (READERS_WAITING), and no writer waits for the readers
-                 * that hold it: let them in now, not when those leave. */
-                wake_readers_unless_writer(l, now);
-                return OX_EBUSY;
+            if (s & DISPERSED) {
+                if (move_slot_readers(l) != 0) {
+                    /* Readers hold it; their unlocks wake whom they must. */
+                    uint32_t now = give_back_to_readers(l, 0);
+                    ox__rwlock_released(l, now);
+                    /* But readers that came while WRITE_LOCKED stood may
+                     * sleep (READERS_WAITING), and no writer waits for the
+                     * readers that hold it: let them in now, not when those
+                     * leave. */
+                    wake_readers_unless_writer(l, now);
+                    return OX_EBUSY;
+                }
+                /* Relaxed: only a mode bit; this thread holds the lock. */
+                if (atomic_load_explicit(&l->state, memory_order_relaxed) & WRITER_WOKEN)
+                    atomic_fetch_and_explicit(&l->state, ~WRITER_WOKEN, memory_order_relaxed);
             }
             ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);
