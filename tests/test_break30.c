@@ -639,3 +639,48 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
     CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED | OX__RW_WRITER_WOKEN), 0);
     ox_rwlock_destroy(&t.l);
 }
+
+/* ---- a woken writer with a deadline behind readers a try_write moved ---- */
+
+static void *timed_writer(void *arg)
+{
+    struct turn *t = arg;
+    int rc = ox_rwlock_write_timeout(&t->l, OX_MILLIS(5));
+    if (rc == 0)
+        ox_rwlock_write_unlock(&t->l);
+    atomic_store(&t->writer_done, rc == 0 ? 2 : 1);
+    return NULL;
+}
+
+/* A writer is woken (WRITER_WOKEN) while a reader holds the lock in a slot;
+ * a try_write takes the lock first, moves that reader into the count and
+ * gives up. The woken writer must still give up at its deadline while the
+ * reader holds on (here: until the writer's call returns). */
+OX_TEST_OPTS(break30_woken_writer_behind_moved_reader_keeps_its_deadline, .expect_exit = 0,
+             .timeout_s = 5)
+{
+    static struct turn t;
+    memset(&t, 0, sizeof t);
+    ox_rwlock_init(&t.l);
+    int cpu = ox_test_first_allowed_cpu();
+    ox_test_pin(0, cpu); /* the writer shares the CPU: the try_write runs first */
+    disperse(&t.l);
+    for (int r = 0; r < 20; r++) {
+        atomic_store(&t.writer_done, 0);
+        CHECK_EQ(ox_rwlock_read(&t.l), 0);     /* in a slot */
+        CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
+        ox_join_handle w = ox_thread_spawn(timed_writer, &t);
+        while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
+            ox_thread_yield();
+        ox_thread_sleep(OX_MICROS(500)); /* asleep */
+        ox_rwlock_read_unlock(&t.l);     /* wakes it */
+        CHECK_EQ(ox_rwlock_try_write(&t.l), OX_EBUSY);
+        while (!atomic_load(&t.writer_done))
+            ox_thread_yield();                    /* the bug: it polls while WRITER_WOKEN stands */
+        CHECK_EQ(atomic_load(&t.writer_done), 1); /* timed out */
+        ox_rwlock_read_unlock(&t.l);
+        CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
+        CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+    }
+    ox_rwlock_destroy(&t.l);
+}
