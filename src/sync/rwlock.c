@@ -519,7 +519,14 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
         }
         if (s & WRITER_WOKEN) {
             /* A writer's turn: only readers passing through hold the lock,
-             * for a moment, and their unlock wakes nobody. Poll. */
+             * for a moment, and their unlock wakes nobody. Poll. But readers
+             * that a try_write moved into the count may hold it for long
+             * (WRITER_WOKEN stays while it gives up): the poll keeps the
+             * deadline. */
+            if (deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns) {
+                write_gave_up(l);
+                return OX_ETIMEDOUT;
+            }
             ox__backoff_snooze(&poll);
             s = atomic_load_explicit(&l->state, memory_order_relaxed);
             continue;
