@@ -684,3 +684,50 @@ OX_TEST_OPTS(break30_woken_writer_behind_moved_reader_keeps_its_deadline, .expec
     }
     ox_rwlock_destroy(&t.l);
 }
+
+static void *untimed_writer(void *arg)
+{
+    struct turn *t = arg;
+    CHECK_EQ(ox_rwlock_write(&t->l), 0);
+    ox_rwlock_write_unlock(&t->l);
+    atomic_store(&t->writer_done, 2);
+    return NULL;
+}
+
+/* The same without a deadline: the woken writer must not poll for as long
+ * as the moved reader holds the lock, but end its turn and sleep marked
+ * (WRITERS_WAITING), to be woken by that reader's unlock. */
+OX_TEST(break30_woken_writer_behind_moved_reader_sleeps_instead_of_polling)
+{
+    static struct turn t;
+    memset(&t, 0, sizeof t);
+    ox_rwlock_init(&t.l);
+    int cpu = ox_test_first_allowed_cpu();
+    ox_test_pin(0, cpu); /* the writer shares the CPU: the try_write runs first */
+    disperse(&t.l);
+    int turns_ended = 0;
+    for (int r = 0; r < 5; r++) {
+        atomic_store(&t.writer_done, 0);
+        CHECK_EQ(ox_rwlock_read(&t.l), 0);     /* in a slot */
+        CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
+        ox_join_handle w = ox_thread_spawn(untimed_writer, &t);
+        while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
+            ox_thread_yield();
+        ox_thread_sleep(OX_MICROS(500)); /* asleep */
+        ox_rwlock_read_unlock(&t.l);     /* wakes it */
+        CHECK_EQ(ox_rwlock_try_write(&t.l), OX_EBUSY);
+        bool woken_turn = state_of(&t.l) & OX__RW_WRITER_WOKEN;
+        ox_thread_sleep(OX_MILLIS(50)); /* the moved reader holds on */
+        CHECK_EQ(atomic_load(&t.writer_done), 0);
+        /* The bug: WRITER_WOKEN still stands, and the writer polls. */
+        CHECK_EQ(state_of(&t.l) & (OX__RW_WRITER_WOKEN | OX__RW_WRITERS_WAITING),
+                 OX__RW_WRITERS_WAITING);
+        turns_ended += woken_turn;
+        ox_rwlock_read_unlock(&t.l); /* wakes it */
+        CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
+        CHECK_EQ(atomic_load(&t.writer_done), 2);
+        CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+    }
+    CHECK(turns_ended > 0); /* the try_write did find a woken writer's turn */
+    ox_rwlock_destroy(&t.l);
+}

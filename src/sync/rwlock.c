@@ -518,17 +518,22 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
             continue;
         }
         if (s & WRITER_WOKEN) {
-            /* A writer's turn: only readers passing through hold the lock,
-             * for a moment, and their unlock wakes nobody. Poll. But readers
-             * that a try_write moved into the count may hold it for long
-             * (WRITER_WOKEN stays while it gives up): the poll keeps the
-             * deadline. */
-            if (deadline.ns != OX_INSTANT_NEVER.ns && ox_instant_now().ns >= deadline.ns) {
-                write_gave_up(l);
-                return OX_ETIMEDOUT;
+            /* A writer's turn: readers passing through hold the lock for a
+             * moment, and their unlock wakes nobody. Poll. But readers that
+             * a try_write moved into the count (it leaves WRITER_WOKEN as it
+             * was) may hold it for long: once the poll is spent, end the turn
+             * and wait marked, as any writer, so that their unlock wakes a
+             * writer (and a timed wait keeps its deadline). */
+            if (!ox__backoff_is_completed(&poll)) {
+                ox__backoff_snooze(&poll);
+                s = atomic_load_explicit(&l->state, memory_order_relaxed);
+                continue;
             }
-            ox__backoff_snooze(&poll);
-            s = atomic_load_explicit(&l->state, memory_order_relaxed);
+            /* Relaxed: a mark; no data is handed over. */
+            if (atomic_compare_exchange_weak_explicit(&l->state, &s,
+                                                      (s & ~WRITER_WOKEN) | WRITERS_WAITING,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                s = (s & ~WRITER_WOKEN) | WRITERS_WAITING;
             continue;
         }
         if (!(s & WRITERS_WAITING) &&
@@ -559,7 +564,8 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
             write_gave_up(l);
             return OX_ETIMEDOUT;
         }
-        spun = false; /* spin again after a wake-up */
+        spun = false; /* spin and poll again after a wake-up */
+        poll = (ox__backoff){0};
         s = atomic_load_explicit(&l->state, memory_order_relaxed);
     }
 }
