@@ -34,6 +34,16 @@ static void disperse(ox_rwlock *l)
     CHECK_EQ(state_of(l) & OX__RW_READERS_MASK, 0);
 }
 
+/* Takes a read lock in a slot: disperses l first (a writer that found no
+ * reader in a slot has sent readers back to the count). */
+static void read_in_a_slot(ox_rwlock *l)
+{
+    disperse(l);
+    CHECK_EQ(ox_rwlock_read(l), 0);
+    const ox__unwind_state *u = ox__unwind_current();
+    CHECK(u->entries[u->depth - 1].u.lock_ops == &ox__rwlock_slot_read_ops);
+}
+
 /* ---- holding a try_write inside its window ---- */
 
 struct window {
@@ -597,7 +607,7 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
     ox_test_budget budget = ox_test_budget_start_s(1, 1000000, 1.5);
     for (long r = 0; !caught && ox_test_budget_more(&budget, r); r++) {
         atomic_store(&t.writer_done, 0);
-        CHECK_EQ(ox_rwlock_read(&t.l), 0);     /* in a slot */
+        read_in_a_slot(&t.l);
         CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
         ox_join_handle w = ox_thread_spawn(turn_writer, &t);
         while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
@@ -667,7 +677,7 @@ OX_TEST_OPTS(break30_woken_writer_behind_moved_reader_keeps_its_deadline, .expec
     disperse(&t.l);
     for (int r = 0; r < 20; r++) {
         atomic_store(&t.writer_done, 0);
-        CHECK_EQ(ox_rwlock_read(&t.l), 0);     /* in a slot */
+        read_in_a_slot(&t.l);
         CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
         ox_join_handle w = ox_thread_spawn(timed_writer, &t);
         while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
@@ -708,7 +718,7 @@ OX_TEST(break30_woken_writer_behind_moved_reader_sleeps_instead_of_polling)
     int turns_ended = 0;
     for (int r = 0; r < 5; r++) {
         atomic_store(&t.writer_done, 0);
-        CHECK_EQ(ox_rwlock_read(&t.l), 0);     /* in a slot */
+        read_in_a_slot(&t.l);
         CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
         ox_join_handle w = ox_thread_spawn(untimed_writer, &t);
         while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))

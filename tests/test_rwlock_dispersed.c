@@ -196,7 +196,7 @@ struct mix {
     ox_rwlock l;
     uint64_t a, b;
     _Atomic int readers, writers;
-    _Atomic long writes;
+    _Atomic long writes, slot_reads;
     ox_test_budget budget;
     int cpus[2];
     _Atomic int next;
@@ -224,6 +224,9 @@ static void *mix_worker(void *arg)
             ox_rwlock_write_unlock(&m->l);
         } else {
             CHECK_EQ(ox_rwlock_read(&m->l), 0);
+            const ox__unwind_state *u = ox__unwind_current();
+            if (u->entries[u->depth - 1].u.lock_ops == &ox__rwlock_slot_read_ops)
+                atomic_fetch_add(&m->slot_reads, 1);
             atomic_fetch_add(&m->readers, 1);
             if (atomic_load(&m->writers) != 0 || m->a != m->b)
                 ox_panic("a reader saw a writer");
@@ -248,7 +251,7 @@ OX_TEST(rwlock_dispersed_stress_readers_and_writers_on_shared_cpus)
         h[i] = ox_thread_spawn(mix_worker, &m);
     for (int i = 0; i < 6; i++)
         CHECK_EQ(ox_thread_join(&h[i], NULL, NULL), 0);
-    CHECK(atomic_load(&m.l.state) & OX__RW_DISPERSED);
+    CHECK(atomic_load(&m.slot_reads) > 0);
     CHECK(atomic_load(&m.writes) > 0);
     CHECK_EQ(m.a, (uint64_t)atomic_load(&m.writes));
     CHECK_EQ(m.a, m.b);
@@ -311,4 +314,26 @@ OX_TEST_OPTS(rwlock_dispersed_reader_unlocked_as_writer_aborts, .expect_signal =
     disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     ox_rwlock_write_unlock(&l);
+}
+
+/* A writer that finds no reader in a slot sends readers back to the count;
+ * they spread again once two overlap there. */
+OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
+{
+    ox_rwlock l = OX_RWLOCK_INIT;
+    disperse(&l);
+    CHECK_EQ(ox_rwlock_write(&l), 0);
+    ox_rwlock_write_unlock(&l);
+    CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    CHECK_EQ(count_of(&l), 1); /* the count, not a slot */
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    CHECK(atomic_load(&l.state) & OX__RW_DISPERSED); /* overlapped */
+    ox_rwlock_read_unlock(&l);
+    ox_rwlock_read_unlock(&l);
+    disperse(&l);
+    CHECK_EQ(ox_rwlock_try_write(&l), 0); /* try_write gathers them too */
+    ox_rwlock_write_unlock(&l);
+    CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
+    CHECK_EQ(count_of(&l), 0);
 }

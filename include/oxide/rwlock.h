@@ -15,7 +15,9 @@
  * readers take a slot in their CPU's cache line of a table all rwlocks
  * share, instead of one count that every reader's CPU would write, and its
  * writers read the lines in use (one per CPU) before they enter. Reads on
- * several CPUs then scale; each write costs that scan.
+ * several CPUs then scale; each write costs that scan. A writer that finds
+ * no reader in a slot sends readers back to the count, until two overlap
+ * again.
  *
  * Poisoning: a panic that unwinds through a write lock releases and poisons
  * it; one that unwinds through a read lock only releases it (readers cannot

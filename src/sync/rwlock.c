@@ -63,8 +63,11 @@
  * reader whose slot is no longer its lock's when it leaves was moved (or a
  * reader that took the slot after the move freed it for it): it gives back
  * one count. Per lock, the count then equals the readers in the count plus,
- * for each slot, its readers minus one if it still holds the lock. Writes to
- * a dispersed lock always take this slow path; DISPERSED stays set.
+ * for each slot, its readers minus one if it still holds the lock. A writer
+ * that finds no reader in a slot clears DISPERSED (gather_readers): readers
+ * use the count again until two of them overlap there again. So the slots
+ * cost only locks whose readers overlap, and then each write takes the slow
+ * path and scans one cache line per CPU in use.
  *
  * The fast paths of read, write and their unlocks (the fetch_add, the CAS,
  * the releases and the held-record bookkeeping) are inline functions in
@@ -333,11 +336,12 @@ int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
     ox__rw_slot slot;
     if (ox__rw_slot_take(l, &slot)) {
         /* Seq_cst: after the take in the single total order, so either this
-         * load sees a writer's WRITE_LOCKED, or that writer's scan sees the
-         * slot (move_slot_readers). It is an acquire as well: pairs with the
-         * release in writer_release. */
+         * load sees a writer's WRITE_LOCKED (or the DISPERSED it cleared
+         * since), or that writer's scan sees the slot (move_slot_readers).
+         * It is an acquire as well: pairs with the release in
+         * writer_release. */
         uint32_t s = atomic_load_explicit(&l->state, memory_order_seq_cst);
-        if (OX_LIKELY(!(s & READ_BLOCKERS))) {
+        if (OX_LIKELY((s & (READ_BLOCKERS | DISPERSED)) == DISPERSED)) {
             ox__unwind_state *u = ox__unwind_current();
             uint32_t at = u->depth;
             ox__held_push(l, &ox__rwlock_slot_read_ops, file, line);
@@ -345,17 +349,17 @@ int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
             return poison_code(s);
         }
         leave_slot(l, slot);
-    } else {
-        /* This CPU's line is full: the count, as before dispersal.
-         * Acquire: pairs with the release in writer_release. */
-        uint32_t old = atomic_fetch_add_explicit(&l->state, READER, memory_order_acquire);
-        if (!(old & READ_BLOCKERS)) {
-            ox__held_push(l, &ox__rwlock_read_ops, file, line);
-            return poison_code(old);
-        }
-        reader_release(l);
+        if (s & READ_BLOCKERS)
+            return read_contended_then_push(l, file, line);
     }
-    return read_contended_then_push(l, file, line);
+    /* This CPU's line is full, or a writer found the readers gathered
+     * again: the count, as the inline path. Acquire: pairs with the release
+     * in writer_release. */
+    uint32_t old = atomic_fetch_add_explicit(&l->state, READER, memory_order_acquire);
+    if (old & (READ_BLOCKERS | READERS_MASK))
+        return ox__rwlock_read_crowded(l, old, file, line);
+    ox__held_push(l, &ox__rwlock_read_ops, file, line);
+    return poison_code(old);
 }
 
 int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line)
@@ -458,6 +462,19 @@ static void wake_readers_unless_writer(ox_rwlock *l, uint32_t s)
     }
 }
 
+/* This thread holds the write lock, and move_slot_readers found no reader
+ * in a slot: readers go back to the count until they overlap again, so that
+ * a lock used by one thread at a time stops paying for the slots. No reader
+ * can hold a slot once DISPERSED is clear: a dispersed reader requires the
+ * bit in its ordered load, and one that passed that load before this
+ * writer's WRITE_LOCKED took its slot before the scan, which would have
+ * seen it. also: bits to clear with it (try_write ends a WRITER_WOKEN turn
+ * here). Relaxed: the write unlock's release publishes it. */
+static void gather_readers(ox_rwlock *l, uint32_t also)
+{
+    atomic_fetch_and_explicit(&l->state, ~(DISPERSED | also), memory_order_relaxed);
+}
+
 /* Counts the readers that hold l through slots (for ox_rwlock_destroy's
  * check). */
 static unsigned slot_readers(const ox_rwlock *l)
@@ -510,8 +527,12 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
                     &l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED | other_writers_waiting,
                     memory_order_seq_cst, memory_order_relaxed))
                 continue;
-            if (!(s & DISPERSED) || move_slot_readers(l) == 0)
+            if (!(s & DISPERSED))
                 return poison_code(s);
+            if (move_slot_readers(l) == 0) {
+                gather_readers(l, 0);
+                return poison_code(s);
+            }
             /* Readers still hold it: wait for them as for any readers. */
             s = give_back_to_readers(l, WRITERS_WAITING);
             other_writers_waiting = WRITERS_WAITING;
@@ -635,9 +656,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
                     wake_readers_unless_writer(l, now);
                     return OX_EBUSY;
                 }
-                /* Relaxed: only a mode bit; this thread holds the lock. */
-                if (atomic_load_explicit(&l->state, memory_order_relaxed) & WRITER_WOKEN)
-                    atomic_fetch_and_explicit(&l->state, ~WRITER_WOKEN, memory_order_relaxed);
+                gather_readers(l, WRITER_WOKEN);
             }
             ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);
