@@ -435,8 +435,8 @@ static unsigned move_slot_readers(ox_rwlock *l)
 }
 
 /* After move_slot_readers found readers: gives WRITE_LOCKED back, and sets
- * mark (WRITERS_WAITING for a writer that waits for them; a WRITER_WOKEN it
- * cleared on taking, for one that gives up). Returns the new state. */
+ * mark (WRITERS_WAITING for a writer that waits for them, 0 for a try_write
+ * that gives up). Returns the new state. */
 static uint32_t give_back_to_readers(ox_rwlock *l, uint32_t mark)
 {
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
