@@ -316,10 +316,12 @@ OX_TEST_OPTS(rwlock_dispersed_reader_unlocked_as_writer_aborts, .expect_signal =
     ox_rwlock_write_unlock(&l);
 }
 
-/* A writer that finds no reader in a slot sends readers back to the count;
- * they spread again once two overlap there. */
+/* A writer that finds no reader in a slot, nor a trace of one on another
+ * CPU's line, sends readers back to the count; they spread again once two
+ * overlap there. */
 OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
 {
+    ox_test_pin(0, ox_test_first_allowed_cpu()); /* its traces on its own line */
     ox_rwlock l = OX_RWLOCK_INIT;
     disperse(&l);
     CHECK_EQ(ox_rwlock_write(&l), 0);
@@ -336,4 +338,42 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
     CHECK_EQ(count_of(&l), 0);
+}
+
+struct elsewhere {
+    ox_rwlock l;
+    int cpu;
+};
+
+static void *read_once_on(void *arg)
+{
+    struct elsewhere *e = arg;
+    ox_test_pin(0, e->cpu);
+    CHECK_EQ(ox_rwlock_read(&e->l), 0);
+    (void)my_newest_slot();
+    ox_rwlock_read_unlock(&e->l);
+    return NULL;
+}
+
+/* Readers on another CPU that used the lock since the last write keep it
+ * dispersed (their traces); a write with none since gathers them. */
+OX_TEST(rwlock_dispersed_readers_stay_spread_while_another_cpu_reads)
+{
+    int mine = ox_test_first_allowed_cpu();
+    static struct elsewhere e;
+    memset(&e, 0, sizeof e);
+    ox_rwlock_init(&e.l);
+    e.cpu = ox_test_other_allowed_cpu(mine);
+    ox_test_pin(0, mine);
+    disperse(&e.l); /* traces on this CPU's line only */
+    ox_join_handle h = ox_thread_spawn(read_once_on, &e);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(ox_rwlock_write(&e.l), 0);
+    ox_rwlock_write_unlock(&e.l);
+    if (e.cpu != mine) /* else the machine has one CPU for us: one line */
+        CHECK(atomic_load(&e.l.state) & OX__RW_DISPERSED);
+    CHECK_EQ(ox_rwlock_write(&e.l), 0); /* no reads since: gathered */
+    ox_rwlock_write_unlock(&e.l);
+    CHECK_EQ(atomic_load(&e.l.state) & OX__RW_DISPERSED, 0);
+    ox_rwlock_destroy(&e.l);
 }

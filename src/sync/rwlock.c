@@ -63,11 +63,14 @@
  * reader whose slot is no longer its lock's when it leaves was moved (or a
  * reader that took the slot after the move freed it for it): it gives back
  * one count. Per lock, the count then equals the readers in the count plus,
- * for each slot, its readers minus one if it still holds the lock. A writer
- * that finds no reader in a slot clears DISPERSED (gather_readers): readers
- * use the count again until two of them overlap there again. So the slots
- * cost only locks whose readers overlap, and then each write takes the slow
- * path and scans one cache line per CPU in use.
+ * for each slot, its readers minus one if it still holds the lock. A reader
+ * leaving its slot leaves a trace there (the lock's address with the low
+ * bit set); a writer clears the traces it finds, and if it finds neither a
+ * reader nor a trace on another CPU's line, clears DISPERSED
+ * (settle_dispersal): readers use the count again until two of them
+ * overlap there again. So the slots cost only locks that readers on
+ * several CPUs use; each write to one takes the slow path and scans one
+ * cache line per CPU in use.
  *
  * The fast paths of read, write and their unlocks (the fetch_add, the CAS,
  * the releases and the held-record bookkeeping) are inline functions in
@@ -414,14 +417,20 @@ static uint32_t spin_write(ox_rwlock *l)
 
 /* This thread has just set WRITE_LOCKED on a dispersed lock. Readers that
  * took a slot before may still hold it: moves each into the count, and
- * returns how many it moved (0: the write lock is this thread's). */
-static unsigned move_slot_readers(ox_rwlock *l)
+ * returns how many it moved (0: the write lock is this thread's). Sets
+ * *read_elsewhere if readers on other CPUs used slots since the last write
+ * (their traces). */
+static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
 {
     unsigned moved = 0;
+    unsigned my_line = ox__rw_slot_current_line();
+    *read_elsewhere = false;
     ox__rw_slot end = ox__rw_slot_end();
     for (ox__rw_slot slot = 0; slot < end; slot++) {
-        if (!ox__rw_slot_holds(slot, l))
+        if (!ox__rw_slot_holds(slot, l)) {
+            *read_elsewhere |= ox__rw_slot_left_elsewhere(slot, l, my_line);
             continue;
+        }
         /* The count first: once the slot is freed, the reader's leave fails
          * and gives a count back. Relaxed: while WRITE_LOCKED is set, no
          * thread takes the lock on the count's word. */
@@ -463,16 +472,20 @@ static void wake_readers_unless_writer(ox_rwlock *l, uint32_t s)
 }
 
 /* This thread holds the write lock, and move_slot_readers found no reader
- * in a slot: readers go back to the count until they overlap again, so that
- * a lock used by one thread at a time stops paying for the slots. No reader
- * can hold a slot once DISPERSED is clear: a dispersed reader requires the
- * bit in its ordered load, and one that passed that load before this
- * writer's WRITE_LOCKED took its slot before the scan, which would have
- * seen it. also: bits to clear with it (try_write ends a WRITER_WOKEN turn
- * here). Relaxed: the write unlock's release publishes it. */
-static void gather_readers(ox_rwlock *l, uint32_t also)
+ * in a slot. Unless readers on other CPUs have used slots since the last
+ * write (read_elsewhere), readers go back to the count until they overlap
+ * there again: a lock used by one thread at a time, or by threads that
+ * share a CPU, stops paying for the slots. No reader can hold a slot once
+ * DISPERSED is clear: a dispersed reader requires the bit in its ordered
+ * load, and one that passed that load before this writer's WRITE_LOCKED
+ * took its slot before the scan, which would have seen it. also: bits to
+ * clear in any case (try_write ends a WRITER_WOKEN turn here). Relaxed: the
+ * write unlock's release publishes them. */
+static void settle_dispersal(ox_rwlock *l, bool read_elsewhere, uint32_t also)
 {
-    atomic_fetch_and_explicit(&l->state, ~(DISPERSED | also), memory_order_relaxed);
+    uint32_t clear = also | (read_elsewhere ? 0 : DISPERSED);
+    if (clear != 0)
+        atomic_fetch_and_explicit(&l->state, ~clear, memory_order_relaxed);
 }
 
 /* Counts the readers that hold l through slots (for ox_rwlock_destroy's
@@ -529,8 +542,9 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
                 continue;
             if (!(s & DISPERSED))
                 return poison_code(s);
-            if (move_slot_readers(l) == 0) {
-                gather_readers(l, 0);
+            bool read_elsewhere;
+            if (move_slot_readers(l, &read_elsewhere) == 0) {
+                settle_dispersal(l, read_elsewhere, 0);
                 return poison_code(s);
             }
             /* Readers still hold it: wait for them as for any readers. */
@@ -645,7 +659,8 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~ended) | WRITE_LOCKED,
                                                   memory_order_seq_cst, memory_order_relaxed)) {
             if (s & DISPERSED) {
-                if (move_slot_readers(l) != 0) {
+                bool read_elsewhere;
+                if (move_slot_readers(l, &read_elsewhere) != 0) {
                     /* Readers hold it; their unlocks wake whom they must. */
                     uint32_t now = give_back_to_readers(l, 0);
                     ox__rwlock_released(l, now);
@@ -656,7 +671,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
                     wake_readers_unless_writer(l, now);
                     return OX_EBUSY;
                 }
-                gather_readers(l, WRITER_WOKEN);
+                settle_dispersal(l, read_elsewhere, WRITER_WOKEN);
             }
             ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);

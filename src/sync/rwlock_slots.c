@@ -16,11 +16,14 @@ typedef struct {
 
 static slot_line table[LINES];
 
+/* Set in a freed slot's lock address: a reader of that lock left it. */
+#define LEFT ((uintptr_t)1)
+
 /* Lines below this have been used: a writer reads only those. It only
  * grows, and is read far more often than written. */
 static _Atomic(unsigned) lines_in_use;
 
-static unsigned current_line(void)
+unsigned ox__rw_slot_current_line(void)
 {
     int cpu = sched_getcpu(); /* glibc reads it from rseq: no system call */
     return cpu < 0 ? 0 : (unsigned)cpu % LINES;
@@ -45,7 +48,7 @@ static _Atomic(uintptr_t) *slot_at(ox__rw_slot slot)
 
 bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot)
 {
-    unsigned line = current_line();
+    unsigned line = ox__rw_slot_current_line();
     note_line_used(line);
     /* Start where the lock's address points, so that readers of different
      * locks on one CPU rarely probe past each other. */
@@ -53,9 +56,9 @@ bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot)
     for (unsigned i = 0; i < SLOTS_PER_LINE; i++) {
         ox__rw_slot s = line * SLOTS_PER_LINE + (first + i) % SLOTS_PER_LINE;
         _Atomic(uintptr_t) *p = slot_at(s);
-        uintptr_t free_slot = 0;
         /* Relaxed peek: skip a held slot without a locked instruction. */
-        if (atomic_load_explicit(p, memory_order_relaxed) == 0 &&
+        uintptr_t free_slot = atomic_load_explicit(p, memory_order_relaxed);
+        if ((free_slot == 0 || (free_slot & LEFT)) &&
             atomic_compare_exchange_strong_explicit(p, &free_slot, (uintptr_t)lock,
                                                     memory_order_seq_cst, memory_order_relaxed)) {
             *slot = s;
@@ -68,8 +71,21 @@ bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot)
 bool ox__rw_slot_leave(const void *lock, ox__rw_slot slot)
 {
     uintptr_t held = (uintptr_t)lock;
-    return atomic_compare_exchange_strong_explicit(slot_at(slot), &held, 0, memory_order_release,
-                                                   memory_order_relaxed);
+    return atomic_compare_exchange_strong_explicit(slot_at(slot), &held, held | LEFT,
+                                                   memory_order_release, memory_order_relaxed);
+}
+
+bool ox__rw_slot_left_elsewhere(ox__rw_slot slot, const void *lock, unsigned callers_line)
+{
+    _Atomic(uintptr_t) *p = slot_at(slot);
+    uintptr_t trace = (uintptr_t)lock | LEFT;
+    /* Relaxed: a hint for the lock's mode, which orders nothing. A reader
+     * taking the slot meanwhile makes the clearing fail: it then holds it. */
+    if (atomic_load_explicit(p, memory_order_relaxed) != trace ||
+        !atomic_compare_exchange_strong_explicit(p, &trace, 0, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return false;
+    return slot / SLOTS_PER_LINE != callers_line;
 }
 
 ox__rw_slot ox__rw_slot_end(void)

@@ -2,7 +2,8 @@
  * they overlap (rwlock.c says when and why).
  *
  * One table for all rwlocks: a cache line of slots per CPU. A slot holds the
- * address of the lock one reader holds, or 0 (free). Readers on different
+ * address of the lock one reader holds; or that address with its low bit
+ * set, a trace left by a reader that has left (free, like 0). Readers on different
  * CPUs write different lines, so they do not pull one cache line back and
  * forth as they would on the lock's own reader count. A writer finds the
  * readers of its lock by reading every line in use. */
@@ -20,9 +21,10 @@ typedef unsigned ox__rw_slot;
  * writer's side is in ox__rw_slot_end). */
 bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot);
 
-/* Frees slot if it still holds lock (release: the reader's reads
- * happen-before a writer's acquire of the slot). Returns false if a writer
- * has moved this reader into the lock's count since (rwlock.c). */
+/* Frees slot if it still holds lock, leaving a trace (release: the
+ * reader's reads happen-before a writer's acquire of the slot). Returns
+ * false if a writer has moved this reader into the lock's count since
+ * (rwlock.c). */
 bool ox__rw_slot_leave(const void *lock, ox__rw_slot slot);
 
 /* One past the highest slot any reader has used: where a writer's scan ends.
@@ -33,6 +35,15 @@ ox__rw_slot ox__rw_slot_end(void);
 
 /* Whether slot holds lock right now. */
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock);
+
+/* Whether a reader of lock left slot, on another CPU's line than the
+ * caller's, since the last call for that slot: clears the trace (on any
+ * line). A writer learns from it whether readers on other CPUs still use
+ * the lock. */
+bool ox__rw_slot_left_elsewhere(ox__rw_slot slot, const void *lock, unsigned callers_line);
+
+/* The calling thread's CPU's line (for ox__rw_slot_left_elsewhere). */
+unsigned ox__rw_slot_current_line(void);
 
 /* Frees slot if it holds lock, for a writer moving that reader into the
  * lock's count; false if the reader left first. */
