@@ -503,3 +503,13 @@ void ox_test_pin(pid_t who, int cpu)
     CPU_SET(cpu, &set);
     CHECK_EQ(sched_setaffinity(who, sizeof set, &set), 0);
 }
+
+void ox_test_rwlock_disperse(ox_rwlock *l)
+{
+    CHECK_EQ(ox_rwlock_read(l), 0);
+    CHECK_EQ(ox_rwlock_read(l), 0);
+    ox_rwlock_read_unlock(l);
+    ox_rwlock_read_unlock(l);
+    CHECK(atomic_load(&l->state) & OX__RW_DISPERSED);
+    CHECK_EQ(atomic_load(&l->state) & OX__RW_READERS_MASK, 0);
+}

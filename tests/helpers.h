@@ -52,6 +52,10 @@ int ox_test_first_allowed_cpu(void);
 /* Another CPU this thread may run on than cpu; cpu itself if there is
  * none. */
 int ox_test_other_allowed_cpu(int cpu);
+
+/* Two overlapping read locks, released: from then on l's readers take
+ * slots (src/sync/rwlock.c, "Dispersed readers"). Checks that they do. */
+void ox_test_rwlock_disperse(ox_rwlock *l);
 /* Pins thread or process who (0: the calling thread) to that one CPU. */
 void ox_test_pin(pid_t who, int cpu);
 

@@ -24,21 +24,11 @@ static uint32_t state_of(ox_rwlock *l)
     return atomic_load(&l->state);
 }
 
-static void disperse(ox_rwlock *l)
-{
-    CHECK_EQ(ox_rwlock_read(l), 0);
-    CHECK_EQ(ox_rwlock_read(l), 0);
-    ox_rwlock_read_unlock(l);
-    ox_rwlock_read_unlock(l);
-    CHECK(state_of(l) & OX__RW_DISPERSED);
-    CHECK_EQ(state_of(l) & OX__RW_READERS_MASK, 0);
-}
-
 /* Takes a read lock in a slot: disperses l first (a writer that found no
  * reader in a slot has sent readers back to the count). */
 static void read_in_a_slot(ox_rwlock *l)
 {
-    disperse(l);
+    ox_test_rwlock_disperse(l);
     CHECK_EQ(ox_rwlock_read(l), 0);
     const ox__unwind_state *u = ox__unwind_current();
     CHECK(u->entries[u->depth - 1].u.lock_ops == &ox__rwlock_slot_read_ops);
@@ -136,7 +126,7 @@ static bool hold_window_and_read(bool recursive)
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     CHECK_EQ(sigaction(SIGRTMIN + 3, &sa, NULL), 0);
-    disperse(&w.l);
+    ox_test_rwlock_disperse(&w.l);
     ox_join_handle reader = ox_thread_spawn(window_reader, &w);
     if (recursive)
         while (!atomic_load(&w.ready))
@@ -234,7 +224,7 @@ OX_TEST_OPTS(break30_try_write_window_does_not_fail_a_recursive_reader, .expect_
         sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
         CHECK_EQ(sigaction(SIGRTMIN + 3, &sa, NULL), 0);
-        disperse(&w.l);
+        ox_test_rwlock_disperse(&w.l);
         ox_join_handle reader = ox_thread_spawn(again_reader, &a);
         ox_join_handle poker = ox_thread_spawn(window_poker, &w);
         ox_test_budget budget = ox_test_budget_start_s(1, 1000000000, 1.0);
@@ -288,7 +278,7 @@ OX_TEST(break30_moved_dispersed_reader_panics_and_gives_its_count_back)
     static struct moved m;
     memset(&m, 0, sizeof m);
     ox_rwlock_init(&m.l);
-    disperse(&m.l);
+    ox_test_rwlock_disperse(&m.l);
     ox_join_handle h = ox_thread_spawn(moved_then_panics, &m);
     while (atomic_load(&m.step) < 1)
         ox_thread_yield();
@@ -313,9 +303,9 @@ OX_TEST(break30_dispersed_locks_reallocated_at_one_address_start_clean)
         CHECK(a != NULL && b != NULL);
         ox_rwlock_init(a);
         ox_rwlock_init(b);
-        disperse(a);
+        ox_test_rwlock_disperse(a);
         if (i % 2)
-            disperse(b);
+            ox_test_rwlock_disperse(b);
         CHECK_EQ(ox_rwlock_read(a), 0);
         CHECK_EQ(ox_rwlock_read(b), 0);
         CHECK_EQ(ox_rwlock_read(a), 0);
@@ -340,7 +330,7 @@ OX_TEST_OPTS(break30_dispersed_read_unlocked_twice_aborts, .expect_signal = SIGA
              .expect_stderr = "unlocking an rwlock not held by this thread")
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     ox_rwlock_read_unlock(&l);
     ox_rwlock_read_unlock(&l);
@@ -356,7 +346,7 @@ OX_TEST_OPTS(break30_dispersed_read_unlocked_by_another_thread_aborts, .expect_s
              .expect_stderr = "unlocking an rwlock not held by this thread")
 {
     static ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     ox_test_run_named("other", unlock_it, &l);
 }
@@ -483,7 +473,7 @@ OX_TEST(break30_every_way_in_and_out_keeps_writers_alone)
     static struct every e;
     memset(&e, 0, sizeof e);
     ox_rwlock_init(&e.l);
-    disperse(&e.l);
+    ox_test_rwlock_disperse(&e.l);
     e.cpus[0] = ox_test_first_allowed_cpu();
     e.cpus[1] = ox_test_other_allowed_cpu(e.cpus[0]);
     e.budget = ox_test_budget_start(20000, ox_test_scaled(400000));
@@ -600,7 +590,7 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
     int cpu = ox_test_first_allowed_cpu();
     t.poker_cpu = ox_test_other_allowed_cpu(cpu); /* before pinning */
     ox_test_pin(0, cpu);
-    disperse(&t.l);
+    ox_test_rwlock_disperse(&t.l);
     ox_join_handle poker = ox_thread_spawn(turn_poker, &t);
     bool caught = false;
     uint32_t x = 12345;
@@ -674,7 +664,7 @@ OX_TEST_OPTS(break30_woken_writer_behind_moved_reader_keeps_its_deadline, .expec
     ox_rwlock_init(&t.l);
     int cpu = ox_test_first_allowed_cpu();
     ox_test_pin(0, cpu); /* the writer shares the CPU: the try_write runs first */
-    disperse(&t.l);
+    ox_test_rwlock_disperse(&t.l);
     for (int r = 0; r < 20; r++) {
         atomic_store(&t.writer_done, 0);
         read_in_a_slot(&t.l);
@@ -714,7 +704,7 @@ OX_TEST(break30_woken_writer_behind_moved_reader_sleeps_instead_of_polling)
     ox_rwlock_init(&t.l);
     int cpu = ox_test_first_allowed_cpu();
     ox_test_pin(0, cpu); /* the writer shares the CPU: the try_write runs first */
-    disperse(&t.l);
+    ox_test_rwlock_disperse(&t.l);
     int turns_ended = 0;
     for (int r = 0; r < 5; r++) {
         atomic_store(&t.writer_done, 0);

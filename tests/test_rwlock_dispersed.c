@@ -21,17 +21,6 @@ static uint32_t count_of(ox_rwlock *l)
     return atomic_load(&l->state) & OX__RW_READERS_MASK;
 }
 
-/* Two overlapping readers: from then on l's readers take slots. */
-static void disperse(ox_rwlock *l)
-{
-    CHECK_EQ(ox_rwlock_read(l), 0);
-    CHECK_EQ(ox_rwlock_read(l), 0);
-    ox_rwlock_read_unlock(l);
-    ox_rwlock_read_unlock(l);
-    CHECK(atomic_load(&l->state) & OX__RW_DISPERSED);
-    CHECK_EQ(count_of(l), 0);
-}
-
 /* The slot the calling thread's newest read lock took (its record's tag). */
 static unsigned my_newest_slot(void)
 {
@@ -49,7 +38,7 @@ static void *write_times_out(void *arg)
 OX_TEST(rwlock_dispersed_reader_leaves_the_count_alone_until_a_writer_moves_it)
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     (void)my_newest_slot();
     CHECK_EQ(count_of(&l), 0); /* in a slot, not in the count */
@@ -109,7 +98,7 @@ OX_TEST(rwlock_dispersed_reader_moved_then_its_slot_reused_still_counts_once)
      * reader may hold it, so try a few locks. */
     for (int attempt = 0; attempt < 50 && !crossed; attempt++) {
         struct crossing c = {.l = OX_RWLOCK_INIT, .cpu = cpu};
-        disperse(&c.l);
+        ox_test_rwlock_disperse(&c.l);
         ox_join_handle a = ox_thread_spawn(crossing_reader, &c);
         wait_step(&c, 1);
         CHECK_EQ(ox_rwlock_write_timeout(&c.l, OX_MILLIS(2)), OX_ETIMEDOUT); /* moves A */
@@ -172,7 +161,7 @@ OX_TEST(rwlock_dispersed_readers_beyond_a_full_line_use_the_count)
     CHECK_EQ(ox_barrier_init(&c.all_in, CROWD + 1), 0);
     CHECK_EQ(ox_barrier_init(&c.let_go, CROWD + 1), 0);
     c.cpu = ox_test_first_allowed_cpu();
-    disperse(&c.l);
+    ox_test_rwlock_disperse(&c.l);
     ox_join_handle r[CROWD];
     for (int i = 0; i < CROWD; i++)
         r[i] = ox_thread_spawn(crowd_reader, &c);
@@ -270,7 +259,7 @@ OX_TEST(rwlock_dispersed_reader_panic_gives_its_slot_back)
 {
     ox_panic_set_hook(quiet_hook);
     static ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     ox_join_handle h = ox_thread_spawn(panic_while_reading, &l);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
     CHECK_EQ(ox_rwlock_try_write(&l), 0); /* a reader does not poison */
@@ -281,8 +270,8 @@ OX_TEST(rwlock_dispersed_reader_panic_gives_its_slot_back)
 OX_TEST(rwlock_dispersed_readers_unlock_out_of_order_and_generically)
 {
     ox_rwlock a = OX_RWLOCK_INIT, b = OX_RWLOCK_INIT;
-    disperse(&a);
-    disperse(&b);
+    ox_test_rwlock_disperse(&a);
+    ox_test_rwlock_disperse(&b);
     CHECK_EQ(ox_rwlock_read(&a), 0);
     CHECK_EQ(ox_rwlock_read(&b), 0);
     ox_rwlock_read_unlock(&a); /* not on top */
@@ -302,7 +291,7 @@ OX_TEST_OPTS(rwlock_destroy_with_a_dispersed_reader_aborts, .expect_signal = SIG
              .expect_stderr = "destroying an rwlock locked for reading")
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     ox_rwlock_destroy(&l);
 }
@@ -311,7 +300,7 @@ OX_TEST_OPTS(rwlock_dispersed_reader_unlocked_as_writer_aborts, .expect_signal =
              .expect_stderr = "is held for reading by thread 'main', not for writing")
 {
     ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     ox_rwlock_write_unlock(&l);
 }
@@ -323,7 +312,7 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
 {
     ox_test_pin(0, ox_test_first_allowed_cpu()); /* its traces on its own line */
     ox_rwlock l = OX_RWLOCK_INIT;
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_write(&l), 0);
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
@@ -333,7 +322,7 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
     CHECK(atomic_load(&l.state) & OX__RW_DISPERSED); /* overlapped */
     ox_rwlock_read_unlock(&l);
     ox_rwlock_read_unlock(&l);
-    disperse(&l);
+    ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_try_write(&l), 0); /* try_write gathers them too */
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
@@ -365,7 +354,7 @@ OX_TEST(rwlock_dispersed_readers_stay_spread_while_another_cpu_reads)
     ox_rwlock_init(&e.l);
     e.cpu = ox_test_other_allowed_cpu(mine);
     ox_test_pin(0, mine);
-    disperse(&e.l); /* traces on this CPU's line only */
+    ox_test_rwlock_disperse(&e.l); /* traces on this CPU's line only */
     ox_join_handle h = ox_thread_spawn(read_once_on, &e);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
     CHECK_EQ(ox_rwlock_write(&e.l), 0);
