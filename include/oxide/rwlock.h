@@ -111,13 +111,10 @@ static inline void ox__rwlock_released(ox_rwlock *l, uint32_t s)
         ox__rwlock_wake(l, s);
 }
 
-OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
+/* A read lock through the reader count: the inline path, and a dispersed
+ * reader that finds no slot or finds the readers gathered again. */
+OX_MUST_USE static inline int ox__rwlock_read_counted(ox_rwlock *l, const char *file, int line)
 {
-    /* Relaxed: which way to go; the dispersed path reads the state again,
-     * in order. Once readers have overlapped, they take per-CPU slots
-     * instead of the shared count (rwlock.c). */
-    if (atomic_load_explicit(&l->state, memory_order_relaxed) & OX__RW_DISPERSED)
-        return ox__rwlock_read_dispersed(l, file, line);
     /* Acquire: pairs with the release in the write unlock (the last
      * writer's writes are visible to the reader). One fetch_add, as Go's
      * RLock: a reader turned away gives the count back in the slow path. */
@@ -126,6 +123,16 @@ OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *f
         return ox__rwlock_read_crowded(l, old, file, line);
     ox__held_push(l, &ox__rwlock_read_ops, file, line);
     return (old & OX__RW_POISONED) ? OX_EPOISONED : 0;
+}
+
+OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
+{
+    /* Relaxed: which way to go; the dispersed path reads the state again,
+     * in order. Once readers have overlapped, they take per-CPU slots
+     * instead of the shared count (rwlock.c). */
+    if (atomic_load_explicit(&l->state, memory_order_relaxed) & OX__RW_DISPERSED)
+        return ox__rwlock_read_dispersed(l, file, line);
+    return ox__rwlock_read_counted(l, file, line);
 }
 
 static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
@@ -146,7 +153,9 @@ static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
 OX_MUST_USE static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *file, int line)
 {
     uint32_t expected = 0;
-    /* Acquire: pairs with the release in the read and write unlocks. */
+    /* Acquire: pairs with the release in the read and write unlocks. From
+     * 0 only: a lock whose readers take slots has DISPERSED set, and its
+     * writers scan the slots in the slow path. */
     if (OX_UNLIKELY(!atomic_compare_exchange_strong_explicit(
             &l->state, &expected, OX__RW_WRITE_LOCKED, memory_order_acquire, memory_order_relaxed)))
         return ox__rwlock_write_contended(l, file, line);

@@ -123,6 +123,22 @@ static const ox__wait_site write_site = {.what = "rwlock write"};
 
 /* ---- waking ---- */
 
+/* Wakes the readers that sleep on the state (s: the state as last read),
+ * unless one of the bits in unless is set: then they stay asleep behind a
+ * writer, whose unlock wakes them. */
+static void wake_readers(ox_rwlock *l, uint32_t s, uint32_t unless)
+{
+    /* Relaxed: no data is handed over; the woken readers acquire through
+     * the state as usual. */
+    while ((s & READERS_WAITING) && !(s & unless)) {
+        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            ox__park_wake_all(&l->state);
+            return;
+        }
+    }
+}
+
 /* Wakes one sleeping writer; true if one was asleep. */
 static bool wake_writer(ox_rwlock *l)
 {
@@ -243,11 +259,16 @@ OX_COLD _Noreturn static void too_many_readers(ox_rwlock *l)
     ox_abort("ox_rwlock_read", "rwlock %p: more than %u readers", (void *)l, MAX_READERS);
 }
 
+static bool is_read_mode(const ox__lock_ops *mode)
+{
+    return mode == &ox__rwlock_read_ops || mode == &ox__rwlock_slot_read_ops;
+}
+
 /* Whether the calling thread holds l for reading. */
 static bool holds_for_reading(const ox_rwlock *l)
 {
     const ox__unwind_entry *e = ox__held_find(l);
-    return e != NULL && e->u.lock_ops != &ox__rwlock_write_ops;
+    return e != NULL && is_read_mode(e->u.lock_ops);
 }
 
 /* A fast path admitted nobody (and gave back what it took). Returns 0 /
@@ -355,14 +376,8 @@ int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
         if (s & READ_BLOCKERS)
             return read_contended_then_push(l, file, line);
     }
-    /* This CPU's line is full, or a writer found the readers gathered
-     * again: the count, as the inline path. Acquire: pairs with the release
-     * in writer_release. */
-    uint32_t old = atomic_fetch_add_explicit(&l->state, READER, memory_order_acquire);
-    if (old & (READ_BLOCKERS | READERS_MASK))
-        return ox__rwlock_read_crowded(l, old, file, line);
-    ox__held_push(l, &ox__rwlock_read_ops, file, line);
-    return poison_code(old);
+    /* This CPU's line is full, or a writer has gathered the readers again. */
+    return ox__rwlock_read_counted(l, file, line);
 }
 
 int ox_rwlock_read_at(ox_rwlock *l, const char *file, int line)
@@ -427,10 +442,11 @@ static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
     *read_elsewhere = false;
     ox__rw_slot end = ox__rw_slot_end();
     for (ox__rw_slot slot = 0; slot < end; slot++) {
-        if (!ox__rw_slot_holds(slot, l)) {
-            *read_elsewhere |= ox__rw_slot_left_elsewhere(slot, l, my_line);
+        ox__rw_slot_seen seen = ox__rw_slot_look(slot, l, my_line);
+        if (seen == OX__RW_SLOT_LEFT_ELSEWHERE)
+            *read_elsewhere = true;
+        if (seen != OX__RW_SLOT_HELD)
             continue;
-        }
         /* The count first: once the slot is freed, the reader's leave fails
          * and gives a count back. Relaxed: while WRITE_LOCKED is set, no
          * thread takes the lock on the count's word. */
@@ -454,21 +470,6 @@ static uint32_t give_back_to_readers(ox_rwlock *l, uint32_t mark)
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
     return (s & ~WRITE_LOCKED) | mark;
-}
-
-/* Wakes the readers sleeping behind a writer that gave up (s: the state it
- * left), unless a writer holds, waits for or is woken to take the lock:
- * then they stay behind it, and its unlock wakes them. */
-static void wake_readers_unless_writer(ox_rwlock *l, uint32_t s)
-{
-    /* Relaxed: the woken readers acquire through the state as usual. */
-    while ((s & READERS_WAITING) && !(s & (WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN))) {
-        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-            ox__park_wake_all(&l->state);
-            return;
-        }
-    }
 }
 
 /* This thread holds the write lock, and move_slot_readers found no reader
@@ -510,13 +511,7 @@ OX_COLD static void write_gave_up(ox_rwlock *l)
                                            memory_order_relaxed) &
                  ~(WRITERS_WAITING | WRITER_WOKEN);
     wake_writer(l);
-    while (s & READERS_WAITING) {
-        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-            ox__park_wake_all(&l->state);
-            break;
-        }
-    }
+    wake_readers(l, s, 0);
 }
 
 /* Returns 0 / OX_EPOISONED once the writer, or OX_ETIMEDOUT. */
@@ -668,7 +663,7 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
                      * sleep (READERS_WAITING), and no writer waits for the
                      * readers that hold it: let them in now, not when those
                      * leave. */
-                    wake_readers_unless_writer(l, now);
+                    wake_readers(l, now, WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN);
                     return OX_EBUSY;
                 }
                 settle_dispersal(l, read_elsewhere, WRITER_WOKEN);
@@ -682,17 +677,6 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
 
 /* ---- unlock, downgrade ---- */
 
-/* The mode in which the calling thread most recently took l, or NULL. */
-static inline const ox__lock_ops *held_mode(const ox_rwlock *l)
-{
-    const ox__unwind_state *u = ox__unwind_current();
-    /* A cleanup's entry has a NULL object: comparing it is enough. */
-    if (OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l))
-        return u->entries[u->depth - 1].u.lock_ops;
-    const ox__unwind_entry *e = ox__held_find(l);
-    return e ? e->u.lock_ops : NULL;
-}
-
 OX_COLD _Noreturn static void not_held(const char *function, const ox_rwlock *l,
                                        const ox__lock_ops *want, const ox__lock_ops *have)
 {
@@ -705,34 +689,33 @@ OX_COLD _Noreturn static void not_held(const char *function, const ox_rwlock *l,
              want == &ox__rwlock_read_ops ? "for reading" : "for writing");
 }
 
-static bool is_read_mode(const ox__lock_ops *mode)
+/* Forgets e, the calling thread's newest entry for l, and releases l in
+ * the entry's mode. */
+static void release_entry(ox_rwlock *l, const ox__unwind_entry *e)
 {
-    return mode == &ox__rwlock_read_ops || mode == &ox__rwlock_slot_read_ops;
-}
-
-/* Releases a read lock whose record entry (mode, tag) is already removed. */
-static void release_read(ox_rwlock *l, const ox__lock_ops *mode, unsigned tag)
-{
+    const ox__lock_ops *mode = e->u.lock_ops;
+    unsigned tag = e->tag;
+    ox__held_remove(l);
     if (mode == &ox__rwlock_slot_read_ops)
         leave_slot(l, tag);
-    else
+    else if (mode == &ox__rwlock_read_ops)
         reader_release(l);
+    else
+        writer_release(l);
 }
 
 void ox__rwlock_read_unlock_slow(ox_rwlock *l)
 {
     const ox__unwind_entry *e = ox__held_find(l);
-    const ox__lock_ops *mode = e ? e->u.lock_ops : NULL;
-    if (!is_read_mode(mode))
-        not_held("ox_rwlock_read_unlock", l, &ox__rwlock_read_ops, mode);
-    unsigned tag = e->tag;
-    ox__held_remove(l);
-    release_read(l, mode, tag);
+    if (e == NULL || !is_read_mode(e->u.lock_ops))
+        not_held("ox_rwlock_read_unlock", l, &ox__rwlock_read_ops, e ? e->u.lock_ops : NULL);
+    release_entry(l, e);
 }
 
 void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *want, const char *function)
 {
-    const ox__lock_ops *mode = held_mode(l);
+    const ox__unwind_entry *e = ox__held_find(l);
+    const ox__lock_ops *mode = e ? e->u.lock_ops : NULL;
     if (mode != want)
         not_held(function, l, want, mode);
     ox__held_remove(l);
@@ -753,13 +736,7 @@ void ox_rwlock_unlock(ox_rwlock *l)
     const ox__unwind_entry *e = ox__held_find(l);
     if (OX_UNLIKELY(e == NULL))
         not_held("ox_rwlock_unlock", l, NULL, NULL);
-    const ox__lock_ops *mode = e->u.lock_ops;
-    unsigned tag = e->tag;
-    ox__held_remove(l);
-    if (is_read_mode(mode))
-        release_read(l, mode, tag);
-    else
-        writer_release(l);
+    release_entry(l, e);
 }
 
 void ox_rwlock_downgrade(ox_rwlock *l)
@@ -777,15 +754,8 @@ void ox_rwlock_downgrade(ox_rwlock *l)
      * on, so no writer can get in between. */
     uint32_t s = atomic_fetch_sub_explicit(&l->state, WRITE_LOCKED - READER, memory_order_release) -
                  (WRITE_LOCKED - READER);
-    /* With a writer waiting, readers stay behind it (writer preference); its
-     * unlock wakes them. */
-    while ((s & READERS_WAITING) && !(s & WRITERS_WAITING)) {
-        if (atomic_compare_exchange_weak_explicit(&l->state, &s, s & ~READERS_WAITING,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
-            ox__park_wake_all(&l->state);
-            break;
-        }
-    }
+    /* With a writer waiting, readers stay behind it (writer preference). */
+    wake_readers(l, s, WRITERS_WAITING);
 }
 
 /* ---- the rest ---- */

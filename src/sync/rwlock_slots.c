@@ -75,17 +75,22 @@ bool ox__rw_slot_leave(const void *lock, ox__rw_slot slot)
                                                    memory_order_release, memory_order_relaxed);
 }
 
-bool ox__rw_slot_left_elsewhere(ox__rw_slot slot, const void *lock, unsigned callers_line)
+ox__rw_slot_seen ox__rw_slot_look(ox__rw_slot slot, const void *lock, unsigned scanners_line)
 {
     _Atomic(uintptr_t) *p = slot_at(slot);
-    uintptr_t trace = (uintptr_t)lock | LEFT;
-    /* Relaxed: a hint for the lock's mode, which orders nothing. A reader
-     * taking the slot meanwhile makes the clearing fail: it then holds it. */
-    if (atomic_load_explicit(p, memory_order_relaxed) != trace ||
-        !atomic_compare_exchange_strong_explicit(p, &trace, 0, memory_order_relaxed,
+    uintptr_t seen = atomic_load_explicit(p, memory_order_seq_cst);
+    if (seen == (uintptr_t)lock)
+        return OX__RW_SLOT_HELD;
+    if (seen != ((uintptr_t)lock | LEFT))
+        return OX__RW_SLOT_NOTHING;
+    /* Relaxed: the trace is a hint for the lock's mode and orders nothing.
+     * A reader taking the slot meanwhile makes the clearing fail; it took it
+     * after the load above, so it sees the writer's WRITE_LOCKED. */
+    if (!atomic_compare_exchange_strong_explicit(p, &seen, 0, memory_order_relaxed,
                                                  memory_order_relaxed))
-        return false;
-    return slot / SLOTS_PER_LINE != callers_line;
+        return OX__RW_SLOT_NOTHING;
+    return slot / SLOTS_PER_LINE != scanners_line ? OX__RW_SLOT_LEFT_ELSEWHERE
+                                                  : OX__RW_SLOT_NOTHING;
 }
 
 ox__rw_slot ox__rw_slot_end(void)

@@ -33,16 +33,26 @@ bool ox__rw_slot_leave(const void *lock, ox__rw_slot slot);
  * order) sees every slot taken before a reader read the state unmarked. */
 ox__rw_slot ox__rw_slot_end(void);
 
-/* Whether slot holds lock right now. */
+/* Whether slot holds lock right now (a sequentially consistent load). */
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock);
 
-/* Whether a reader of lock left slot, on another CPU's line than the
- * caller's, since the last call for that slot: clears the trace (on any
- * line). A writer learns from it whether readers on other CPUs still use
- * the lock. */
-bool ox__rw_slot_left_elsewhere(ox__rw_slot slot, const void *lock, unsigned callers_line);
+/* What a writer's scan finds of its lock in a slot. */
+typedef enum {
+    OX__RW_SLOT_NOTHING,        /* free, another lock's, or a trace on the
+                                   scanning thread's own line */
+    OX__RW_SLOT_HELD,           /* a reader of the lock holds it */
+    OX__RW_SLOT_LEFT_ELSEWHERE, /* a reader of the lock left it since the last
+                                   scan, on another CPU's line */
+} ox__rw_slot_seen;
 
-/* The calling thread's CPU's line (for ox__rw_slot_left_elsewhere). */
+/* Looks at slot for a writer of lock on scanners_line, with one
+ * sequentially consistent load (see ox__rw_slot_end). It clears a trace of
+ * lock it finds, on any line, so that the next scan sees only readers that
+ * came since: a writer learns whether readers on other CPUs still use the
+ * lock. */
+ox__rw_slot_seen ox__rw_slot_look(ox__rw_slot slot, const void *lock, unsigned scanners_line);
+
+/* The calling thread's CPU's line (for ox__rw_slot_look). */
 unsigned ox__rw_slot_current_line(void);
 
 /* Frees slot if it holds lock, for a writer moving that reader into the
