@@ -358,7 +358,7 @@ struct every {
     ox_rwlock l;
     uint64_t a, b;
     _Atomic int readers, writers;
-    _Atomic long writes, reads;
+    _Atomic long writes;
     ox_test_budget budget;
     int cpus[2];
     _Atomic int next;
@@ -370,7 +370,6 @@ static void read_section(struct every *e)
     if (atomic_load(&e->writers) != 0 || e->a != e->b)
         ox_panic("a reader saw a writer");
     atomic_fetch_sub(&e->readers, 1);
-    atomic_fetch_add(&e->reads, 1);
 }
 
 static void write_section(struct every *e)
