@@ -504,6 +504,7 @@ struct turn {
     _Atomic int writer_done;
     _Atomic int reader_in, reader_done;
     int poker_cpu;
+    int writer_cpu; /* untimed_writer's */
 };
 
 static struct turn *turn_now;
@@ -687,6 +688,7 @@ OX_TEST_OPTS(break30_woken_writer_behind_moved_reader_keeps_its_deadline, .expec
 static void *untimed_writer(void *arg)
 {
     struct turn *t = arg;
+    ox_test_pin(0, t->writer_cpu);
     CHECK_EQ(ox_rwlock_write(&t->l), 0);
     ox_rwlock_write_unlock(&t->l);
     atomic_store(&t->writer_done, 2);
@@ -696,23 +698,31 @@ static void *untimed_writer(void *arg)
 /* The same without a deadline: the woken writer must not poll for as long
  * as the moved reader holds the lock, but end its turn and sleep marked
  * (WRITERS_WAITING), to be woken by that reader's unlock. */
-OX_TEST(break30_woken_writer_behind_moved_reader_sleeps_instead_of_polling)
+OX_TEST_OPTS(break30_woken_writer_behind_moved_reader_sleeps_instead_of_polling, .timeout_s = 30)
 {
     static struct turn t;
     memset(&t, 0, sizeof t);
     ox_rwlock_init(&t.l);
     int cpu = ox_test_first_allowed_cpu();
-    ox_test_pin(0, cpu); /* the writer shares the CPU: the try_write runs first */
+    /* The writer on the other CPU: woken, it takes microseconds to run,
+     * while this thread's try_write follows the wake at once. (On this
+     * CPU a woken writer may preempt it, as it does under load.) */
+    t.writer_cpu = ox_test_other_allowed_cpu(cpu);
+    ox_test_pin(0, cpu);
     ox_test_rwlock_disperse(&t.l);
+    /* Rounds until the try_write has met a woken writer's turn three times
+     * (the writer may still run first now and then). */
     int turns_ended = 0;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 200 && turns_ended < 3; r++) {
         atomic_store(&t.writer_done, 0);
         read_in_a_slot(&t.l);
         CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
         ox_join_handle w = ox_thread_spawn(untimed_writer, &t);
         while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
             ox_thread_yield();
-        ox_thread_sleep(OX_MICROS(500)); /* asleep */
+        /* Asleep: under load a fixed sleep of ours may be too short. */
+        ox_test_wait_blocked_on(&t.l, 1);
+        ox_thread_sleep(OX_MICROS(200)); /* from the registry into the futex */
         ox_rwlock_read_unlock(&t.l);     /* wakes it */
         CHECK_EQ(ox_rwlock_try_write(&t.l), OX_EBUSY);
         bool woken_turn = state_of(&t.l) & OX__RW_WRITER_WOKEN;
