@@ -85,6 +85,22 @@ OX_BENCH(rwlock_read_heavy, "rwlock_read_heavy", PEER_NAME)
     return (double)ns / (RW_THREADS * RW_OPS);
 }
 
+/* The read path alone: one thread, nobody else near the lock. */
+OX_BENCH(rwlock_uncontended_read, "rwlock_uncontended_read", PEER_NAME)
+{
+    rw_value = 1;
+    uint64_t seen = 0;
+    uint64_t t0 = ox_bench_now_ns();
+    for (int i = 0; i < UNCONTENDED_OPS; i++) {
+        PEER_READ_LOCK(&rwlock);
+        seen += rw_value;
+        PEER_READ_UNLOCK(&rwlock);
+    }
+    uint64_t ns = ox_bench_now_ns() - t0;
+    peer_check(seen == UNCONTENDED_OPS, "rwlock_uncontended_read");
+    return (double)ns / UNCONTENDED_OPS;
+}
+
 /* ---- condvar ----------------------------------------------------------- */
 
 enum { HANDOFFS = 100000 };

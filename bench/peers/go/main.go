@@ -153,6 +153,22 @@ func rwlockReadHeavy() float64 {
 	return float64(ns) / (rwThreads * rwOps)
 }
 
+func rwlockUncontendedRead() float64 {
+	var l sync.RWMutex
+	value := uint64(1)
+	var seen uint64
+	start := time.Now()
+	for i := 0; i < uncontendedOps; i++ {
+		l.RLock()
+		seen += value
+		l.RUnlock()
+	}
+	ns := time.Since(start).Nanoseconds()
+	check(seen == uncontendedOps, "rwlock_uncontended_read")
+	sink += seen
+	return float64(ns) / uncontendedOps
+}
+
 // Two goroutines hand a turn flag back and forth through one mutex and one
 // sync.Cond; only the other one can be waiting, so Signal suffices.
 func condvarPingpong() float64 {
@@ -274,6 +290,7 @@ func main() {
 	run("mutex_uncontended", mutexUncontended)
 	run("mutex_contended", mutexContended)
 	run("rwlock_read_heavy", rwlockReadHeavy)
+	run("rwlock_uncontended_read", rwlockUncontendedRead)
 	run("condvar_pingpong", condvarPingpong)
 
 	for _, shape := range []string{"seq", "spsc", "mpsc", "mpmc"} {

@@ -302,6 +302,18 @@ fn rwlock_read_heavy<L: BenchRwLock>() -> f64 {
     ns as f64 / (RW_THREADS as u64 * RW_OPS) as f64
 }
 
+fn rwlock_uncontended_read<L: BenchRwLock>() -> f64 {
+    let l = L::new(1);
+    let mut seen = 0u64;
+    let t0 = Instant::now();
+    for _ in 0..UNCONTENDED_OPS {
+        seen = seen.wrapping_add(l.read());
+    }
+    let r = ns_per(t0, UNCONTENDED_OPS);
+    check(black_box(seen) == UNCONTENDED_OPS, "rwlock_uncontended_read");
+    r
+}
+
 // Two threads hand a turn flag back and forth through one mutex and one
 // condvar; only the other thread can be waiting, so notify_one suffices.
 fn condvar_pingpong_std() -> f64 {
@@ -624,6 +636,16 @@ fn main() {
         "rwlock_read_heavy",
         "parking_lot",
         rwlock_read_heavy::<parking_lot::RwLock<u64>>,
+    );
+    h.run(
+        "rwlock_uncontended_read",
+        "rust-std",
+        rwlock_uncontended_read::<std::sync::RwLock<u64>>,
+    );
+    h.run(
+        "rwlock_uncontended_read",
+        "parking_lot",
+        rwlock_uncontended_read::<parking_lot::RwLock<u64>>,
     );
     h.run("condvar_pingpong", "rust-std", condvar_pingpong_std);
     h.run(
