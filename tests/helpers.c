@@ -511,5 +511,6 @@ void ox_test_rwlock_disperse(ox_rwlock *l)
     ox_rwlock_read_unlock(l);
     ox_rwlock_read_unlock(l);
     CHECK(atomic_load(&l->state) & OX__RW_DISPERSED);
+    CHECK(atomic_load(&l->writer_notify) & OX__RW_NOTIFY_DISPERSED); /* and its copy */
     CHECK_EQ(atomic_load(&l->state) & OX__RW_READERS_MASK, 0);
 }

@@ -21,6 +21,12 @@ static uint32_t count_of(ox_rwlock *l)
     return atomic_load(&l->state) & OX__RW_READERS_MASK;
 }
 
+/* The copy of DISPERSED that routes the inline read. */
+static bool copy_of(ox_rwlock *l)
+{
+    return atomic_load(&l->writer_notify) & OX__RW_NOTIFY_DISPERSED;
+}
+
 /* The slot the calling thread's newest read lock took (its record's tag). */
 static unsigned my_newest_slot(void)
 {
@@ -313,9 +319,11 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
     ox_test_pin(0, ox_test_first_allowed_cpu()); /* its traces on its own line */
     ox_rwlock l = OX_RWLOCK_INIT;
     ox_test_rwlock_disperse(&l);
+    CHECK(copy_of(&l));
     CHECK_EQ(ox_rwlock_write(&l), 0);
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
+    CHECK(!copy_of(&l)); /* the inline read goes straight to the count */
     CHECK_EQ(ox_rwlock_read(&l), 0);
     CHECK_EQ(count_of(&l), 1); /* the count, not a slot */
     CHECK_EQ(ox_rwlock_read(&l), 0);
@@ -326,7 +334,83 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
     CHECK_EQ(ox_rwlock_try_write(&l), 0); /* try_write gathers them too */
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
+    CHECK(!copy_of(&l));
     CHECK_EQ(count_of(&l), 0);
+}
+
+/* The copy of DISPERSED only routes: a reader it sends the wrong way still
+ * gets the lock, and one sent to the count on a dispersed lock sets the
+ * copy again. (They differ for a moment when a reader disperses the
+ * readers: it sets the bit, then the copy.) */
+OX_TEST(rwlock_dispersed_copy_that_lags_only_reroutes_a_reader)
+{
+    ox_test_pin(0, ox_test_first_allowed_cpu());
+    ox_rwlock l = OX_RWLOCK_INIT;
+    ox_test_rwlock_disperse(&l);
+    atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED); /* not set yet */
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    CHECK_EQ(count_of(&l), 1); /* through the count, which works on any lock */
+    CHECK(copy_of(&l));        /* and it set the copy */
+    ox_rwlock_read_unlock(&l);
+    CHECK_EQ(count_of(&l), 0);
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    CHECK_EQ(count_of(&l), 0); /* now in a slot */
+    (void)my_newest_slot();
+    ox_rwlock_read_unlock(&l);
+
+    CHECK_EQ(ox_rwlock_write(&l), 0); /* gathers them */
+    ox_rwlock_write_unlock(&l);
+    atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* not cleared yet */
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    CHECK_EQ(count_of(&l), 1); /* the slot path found the bit clear */
+    ox_rwlock_read_unlock(&l);
+    CHECK_EQ(atomic_load(&l.state), 0);
+    atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+    ox_rwlock_destroy(&l);
+}
+
+struct woken {
+    ox_rwlock l;
+    _Atomic int done;
+    bool copy_when_in; /* the copy, once woken and holding the lock */
+};
+
+static void *write_once(void *arg)
+{
+    struct woken *w = arg;
+    CHECK_EQ(ox_rwlock_write(&w->l), 0);
+    w->copy_when_in = copy_of(&w->l);
+    ox_rwlock_write_unlock(&w->l);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* Waking a writer bumps writer_notify by 2: its bit 0 is the copy, which
+ * an odd step would flip (and send every later read to the slots). The
+ * writer's own unlock bumps it again (it kept WRITERS_WAITING for writers
+ * that might still sleep), so the copy is looked at in between. */
+OX_TEST(rwlock_writer_wakes_leave_the_copy_alone)
+{
+    static struct woken w;
+    for (int round = 0; round < 10; round++) {
+        memset(&w, 0, sizeof w);
+        ox_rwlock_init(&w.l);
+        CHECK_EQ(ox_rwlock_read(&w.l), 0);
+        uint32_t before = atomic_load(&w.l.writer_notify);
+        ox_join_handle h = ox_thread_spawn(write_once, &w);
+        ox_test_wait_blocked_on(&w.l, 1);
+        ox_thread_sleep(OX_MILLIS(1)); /* from the registry into the futex */
+        ox_rwlock_read_unlock(&w.l);   /* wakes it */
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        uint32_t step = atomic_load(&w.l.writer_notify) - before;
+        CHECK(step > 0 && step % 2 == 0);
+        CHECK(!w.copy_when_in);
+        CHECK(!copy_of(&w.l));
+        CHECK_EQ(ox_rwlock_read(&w.l), 0);
+        CHECK_EQ(count_of(&w.l), 1); /* so the next read still uses the count */
+        ox_rwlock_read_unlock(&w.l);
+        ox_rwlock_destroy(&w.l);
+    }
 }
 
 struct elsewhere {

@@ -54,7 +54,7 @@ OX__API_BEGIN
 /* A readers-writer lock (see the top of this file). */
 typedef struct ox_rwlock {
     OX__ATOMIC(uint32_t) state;         /* readers, writer, waiting and poison bits: rwlock.c */
-    OX__ATOMIC(uint32_t) writer_notify; /* futex word writers sleep on */
+    OX__ATOMIC(uint32_t) writer_notify; /* futex word writers sleep on, and a copy: rwlock.c */
 } ox_rwlock;
 
 /* ---- private: what the inline fast paths below need (not API) ---- */
@@ -70,6 +70,9 @@ typedef struct ox_rwlock {
 #define OX__RW_WRITE_LOCKED    (1u << 29)
 #define OX__RW_READERS_WAITING (1u << 30)
 #define OX__RW_WRITERS_WAITING (1u << 31)
+/* writer_notify's bit 0: a copy of DISPERSED, where the inline read looks
+ * (rwlock.c); its wake count goes up in steps of 2. */
+#define OX__RW_NOTIFY_DISPERSED 1u
 /* What turns a reader away from the fast path (looked at in the old value). */
 #define OX__RW_READ_BLOCKERS                                                                       \
     (OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING | OX__RW_WRITER_WOKEN | OX__RW_READER_OVERFLOW)
@@ -77,9 +80,10 @@ typedef struct ox_rwlock {
 extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwlock_write_ops;
 
 /* The slow paths (rwlock.c). ox__rwlock_read_crowded: the fast path's
- * fetch_add found a writer (gives the count back and waits) or other readers
- * (disperses the readers); ox__rwlock_read_dispersed: the read lock once
- * readers are dispersed; the write one waits. Each records the lock and
+ * fetch_add found a writer (gives the count back and waits), other readers
+ * (disperses the readers) or dispersed readers (sets the copy that routes
+ * reads); ox__rwlock_read_dispersed: the read lock once readers are
+ * dispersed; the write one waits. Each records the lock and
  * returns 0 or OX_EPOISONED. ox__rwlock_read_unlock_slow releases a
  * dispersed reader, or a read lock not on top of the record;
  * ox__rwlock_unlock_not_on_top removes a write lock from further down. Both
@@ -119,7 +123,7 @@ OX_MUST_USE static inline int ox__rwlock_read_counted(ox_rwlock *l, const char *
      * writer's writes are visible to the reader). One fetch_add, as Go's
      * RLock: a reader turned away gives the count back in the slow path. */
     uint32_t old = atomic_fetch_add_explicit(&l->state, OX__RW_READER, memory_order_acquire);
-    if (OX_UNLIKELY(old & (OX__RW_READ_BLOCKERS | OX__RW_READERS_MASK)))
+    if (OX_UNLIKELY(old & (OX__RW_READ_BLOCKERS | OX__RW_READERS_MASK | OX__RW_DISPERSED)))
         return ox__rwlock_read_crowded(l, old, file, line);
     ox__held_push(l, &ox__rwlock_read_ops, file, line);
     return (old & OX__RW_POISONED) ? OX_EPOISONED : 0;
@@ -127,10 +131,15 @@ OX_MUST_USE static inline int ox__rwlock_read_counted(ox_rwlock *l, const char *
 
 OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
 {
-    /* Relaxed: which way to go; the dispersed path reads the state again,
-     * in order. Once readers have overlapped, they take per-CPU slots
-     * instead of the shared count (rwlock.c). */
-    if (atomic_load_explicit(&l->state, memory_order_relaxed) & OX__RW_DISPERSED)
+    /* Once readers have overlapped, they take per-CPU slots instead of the
+     * shared count (rwlock.c). Which way to go is read from the copy of
+     * DISPERSED in writer_notify, not from the state: in a loop of reads on
+     * x86, a load of the word that the last unlock's fetch_sub wrote cost
+     * 3 ns a read (it waits for that locked instruction), and a load of the
+     * other word of the same cache line nothing measurable. Relaxed: only a
+     * route; the dispersed path reads the state again, in order, and the
+     * count's old value tells if the copy lagged. */
+    if (atomic_load_explicit(&l->writer_notify, memory_order_relaxed) & OX__RW_NOTIFY_DISPERSED)
         return ox__rwlock_read_dispersed(l, file, line);
     return ox__rwlock_read_counted(l, file, line);
 }

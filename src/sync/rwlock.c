@@ -13,8 +13,10 @@
  *   bit 29     WRITE_LOCKED     a writer holds the lock
  *   bit 30     READERS_WAITING  readers sleep on `state`
  *   bit 31     WRITERS_WAITING  writers sleep on `writer_notify`
- * `writer_notify` is a counter: bumped before each writer wake-up, so a
- * writer about to sleep notices a wake it would otherwise miss.
+ * `writer_notify` is a counter: bumped (by 2) before each writer wake-up, so
+ * a writer about to sleep notices a wake it would otherwise miss. Its bit 0
+ * (NOTIFY_DISPERSED) copies DISPERSED, for the inline read to choose its
+ * way without loading the state (rwlock.h says why).
  *
  * Read lock (fast path): one fetch_add of a reader, like Go's RWMutex, not a
  * compare-exchange loop; under contention it never retries. If the old value
@@ -72,6 +74,13 @@
  * several CPUs use; each write to one takes the slow path and scans one
  * cache line per CPU in use.
  *
+ * The copy of DISPERSED in writer_notify is set and cleared right after
+ * the bit itself, by a reader that holds the lock or a writer that holds
+ * it, so the two differ only for a moment, and only as a route: a reader
+ * sent to the slots by a stale copy finds the bit clear in its ordered load
+ * and uses the count; one sent to the count finds DISPERSED in the count's
+ * old value, keeps its count (correct on any lock) and sets the copy.
+ *
  * The fast paths of read, write and their unlocks (the fetch_add, the CAS,
  * the releases and the held-record bookkeeping) are inline functions in
  * oxide/rwlock.h, with the bit constants; this file has the slow paths.
@@ -97,6 +106,10 @@
 #define WRITERS_WAITING OX__RW_WRITERS_WAITING
 #define READ_BLOCKERS   OX__RW_READ_BLOCKERS
 #define DISPERSED       OX__RW_DISPERSED
+
+/* writer_notify: the copy of DISPERSED in bit 0, the wake count above it. */
+#define NOTIFY_DISPERSED OX__RW_NOTIFY_DISPERSED
+#define NOTIFY_ONE       2u
 
 static inline uint32_t readers(uint32_t s)
 {
@@ -145,7 +158,7 @@ static bool wake_writer(ox_rwlock *l)
     /* Release: a writer going to sleep reads writer_notify (acquire) before it
      * re-checks the state; if it read the old count, its futex wait sees the
      * new one and returns at once. */
-    atomic_fetch_add_explicit(&l->writer_notify, 1, memory_order_release);
+    atomic_fetch_add_explicit(&l->writer_notify, NOTIFY_ONE, memory_order_release);
     OX__CHAOS_POINT(); /* between the notify count and the wake */
     return ox__park_wake_one(&l->writer_notify) > 0;
 }
@@ -338,18 +351,23 @@ static int read_contended_then_push(ox_rwlock *l, const char *file, int line)
     return rc;
 }
 
-/* The inline fast path's fetch_add found a writer, or other readers (old:
- * the state before it). */
+/* The inline fast path's fetch_add found a writer, or other readers, or
+ * readers dispersed (old: the state before it). */
 int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int line)
 {
     if (old & READ_BLOCKERS) {
         reader_release(l);
         return read_contended_then_push(l, file, line);
     }
-    /* Readers overlap: from now on they take slots. Relaxed: a mode, which
-     * the dispersed path's own loads and stores order. */
+    /* Readers overlap: from now on they take slots. (Or they do already,
+     * and the copy that sent this reader here lagged.) Relaxed: a mode,
+     * which the dispersed path's own loads and stores order. The copy is
+     * set while this reader holds the lock, so no writer clears the two
+     * meanwhile. */
     if (!(old & DISPERSED))
         atomic_fetch_or_explicit(&l->state, DISPERSED, memory_order_relaxed);
+    if (!(atomic_load_explicit(&l->writer_notify, memory_order_relaxed) & NOTIFY_DISPERSED))
+        atomic_fetch_or_explicit(&l->writer_notify, NOTIFY_DISPERSED, memory_order_relaxed);
     ox__held_push(l, &ox__rwlock_read_ops, file, line);
     return poison_code(old);
 }
@@ -487,6 +505,11 @@ static void settle_dispersal(ox_rwlock *l, bool read_elsewhere, uint32_t also)
     uint32_t clear = also | (read_elsewhere ? 0 : DISPERSED);
     if (clear != 0)
         atomic_fetch_and_explicit(&l->state, ~clear, memory_order_relaxed);
+    /* The copy too (relaxed, as the bit; a writer asleep on writer_notify
+     * just looks again). */
+    if (!read_elsewhere &&
+        (atomic_load_explicit(&l->writer_notify, memory_order_relaxed) & NOTIFY_DISPERSED))
+        atomic_fetch_and_explicit(&l->writer_notify, ~NOTIFY_DISPERSED, memory_order_relaxed);
 }
 
 /* Counts the readers that hold l through slots (for ox_rwlock_destroy's
