@@ -7,9 +7,13 @@
 #include "helpers.h"
 #include "runner.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 static uint32_t count_of(ox_rwlock *l)
 {
@@ -438,4 +442,179 @@ OX_TEST_OPTS(break32_read_unlock_of_a_write_lock_with_the_copy_set_aborts, .expe
     CHECK_EQ(ox_rwlock_write(&l), 0);
     atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED);
     ox_rwlock_read_unlock(&l);
+}
+
+/* ---- the real windows, held open by a signal handler ---- */
+
+/* Which window: 0, a gathering writer between clearing DISPERSED and
+ * clearing the copy (WRITE_LOCKED, bit clear, copy set); 1, a dispersing
+ * reader between setting DISPERSED and setting the copy (readers counted,
+ * bit set, copy clear). */
+struct win {
+    ox_rwlock l;
+    int which;
+    pthread_t victim;
+    _Atomic int phase; /* 0 hunting, 1 held, 2 let go */
+    _Atomic int stop;
+    _Atomic int reader_in;  /* the other reader holds the lock */
+    _Atomic int reader_out; /* and has left */
+    _Atomic int writer_rc;  /* window 1: the timed writer's result, 1 until then */
+    long shared;
+    long seen;
+    int cpu[2];
+};
+
+static struct win *win_now;
+
+static bool in_window(struct win *w)
+{
+    uint32_t s = atomic_load_explicit(&w->l.state, memory_order_relaxed);
+    bool copy =
+        atomic_load_explicit(&w->l.writer_notify, memory_order_relaxed) & OX__RW_NOTIFY_DISPERSED;
+    if (w->which == 0)
+        return (s & OX__RW_WRITE_LOCKED) && !(s & OX__RW_DISPERSED) && copy;
+    return !(s & OX__RW_WRITE_LOCKED) && (s & OX__RW_DISPERSED) && !copy &&
+           (s & OX__RW_READERS_MASK) != 0;
+}
+
+static void win_handler(int sig)
+{
+    (void)sig;
+    struct win *w = win_now;
+    int saved = errno;
+    int zero = 0;
+    if (in_window(w) && atomic_compare_exchange_strong(&w->phase, &zero, 1)) {
+        while (atomic_load(&w->phase) != 2) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    errno = saved;
+}
+
+static void *win_reader(void *arg)
+{
+    struct win *w = arg;
+    CHECK_EQ(ox_rwlock_read(&w->l), 0);
+    atomic_store(&w->reader_in, 1);
+    w->seen = w->shared;
+    ox_rwlock_read_unlock(&w->l);
+    atomic_store(&w->reader_out, 1);
+    return NULL;
+}
+
+static void *win_writer(void *arg)
+{
+    struct win *w = arg;
+    int rc = ox_rwlock_write_timeout(&w->l, OX_MILLIS(20));
+    if (rc == 0)
+        ox_rwlock_write_unlock(&w->l);
+    atomic_store(&w->writer_rc, rc);
+    return NULL;
+}
+
+static void *win_poker(void *arg)
+{
+    struct win *w = arg;
+    ox_test_pin(0, w->cpu[1]);
+    while (!atomic_load(&w->stop) && atomic_load(&w->phase) == 0) {
+        pthread_kill(w->victim, SIGRTMIN + 4);
+        ox_test_spin_ns(3000);
+    }
+    if (atomic_load(&w->phase) != 1)
+        return NULL;
+    if (w->which == 0) {
+        /* The victim holds the write lock; the reader is sent to the slots
+         * by the copy and must wait there. */
+        ox_join_handle r = ox_thread_spawn(win_reader, w);
+        ox_thread_sleep(OX_MILLIS(30));
+        CHECK(!atomic_load(&w->reader_in));
+        atomic_store(&w->phase, 2);
+        CHECK_EQ(ox_thread_join(&r, NULL, NULL), 0);
+        CHECK_EQ(w->seen, w->shared);
+    } else {
+        /* The victim holds two reads and is about to set the copy: another
+         * reader (sent to the count) gets in and out; a writer does not. */
+        ox_join_handle r = ox_thread_spawn(win_reader, w);
+        CHECK_EQ(ox_thread_join(&r, NULL, NULL), 0);
+        CHECK(atomic_load(&w->reader_out));
+        atomic_store(&w->writer_rc, 1);
+        ox_join_handle wr = ox_thread_spawn(win_writer, w);
+        CHECK_EQ(ox_thread_join(&wr, NULL, NULL), 0);
+        CHECK_EQ(atomic_load(&w->writer_rc), OX_ETIMEDOUT);
+        atomic_store(&w->phase, 2);
+    }
+    return NULL;
+}
+
+static bool hunt_window(int which)
+{
+    static struct win w;
+    memset(&w, 0, sizeof w);
+    ox_rwlock_init(&w.l);
+    w.which = which;
+    w.victim = pthread_self();
+    w.cpu[0] = ox_test_first_allowed_cpu();
+    w.cpu[1] = ox_test_other_allowed_cpu(w.cpu[0]);
+    ox_test_pin(0, w.cpu[0]);
+    win_now = &w;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = win_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGRTMIN + 4, &sa, NULL), 0);
+    ox_join_handle poker = ox_thread_spawn(win_poker, &w);
+    ox_test_budget budget = ox_test_budget_start_s(1, 1000000000, 0.5);
+    for (long i = 0; ox_test_budget_more(&budget, i) && atomic_load(&w.phase) == 0; i++) {
+        if (which == 0) {
+            ox_test_rwlock_disperse(&w.l);      /* leaves the lock dispersed */
+            CHECK_EQ(ox_rwlock_write(&w.l), 0); /* gathers: the window */
+            w.shared = i + 1;
+            ox_rwlock_write_unlock(&w.l);
+        } else {
+            CHECK_EQ(ox_rwlock_read(&w.l), 0);
+            CHECK_EQ(ox_rwlock_read(&w.l), 0); /* disperses: the window */
+            ox_rwlock_read_unlock(&w.l);
+            ox_rwlock_read_unlock(&w.l);
+            CHECK(copy_of(&w.l));
+            CHECK_EQ(ox_rwlock_write(&w.l), 0); /* gathers */
+            ox_rwlock_write_unlock(&w.l);
+        }
+    }
+    atomic_store(&w.stop, 1);
+    CHECK_EQ(ox_thread_join(&poker, NULL, NULL), 0);
+    signal(SIGRTMIN + 4, SIG_IGN);
+    bool caught = atomic_load(&w.phase) == 2;
+    /* After the window the copy and the bit agree again, once gathered. */
+    CHECK_EQ(atomic_load(&w.l.state) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
+    gather(&w.l);
+    CHECK(!copy_of(&w.l));
+    CHECK_EQ(ox_rwlock_read(&w.l), 0);
+    CHECK_EQ(count_of(&w.l), 1);
+    ox_rwlock_read_unlock(&w.l);
+    ox_rwlock_destroy(&w.l);
+    return caught;
+}
+
+/* A writer gathering the readers, caught between clearing DISPERSED and
+ * clearing the copy: a reader the copy sends to the slots waits for it and
+ * sees its writes. */
+OX_TEST_OPTS(break32_reader_in_the_gathering_window_waits_for_the_writer, .timeout_s = 20)
+{
+    int caught = 0;
+    for (int i = 0; i < 4 && !caught; i++)
+        caught += hunt_window(0);
+    CHECK(caught > 0);
+}
+
+/* A reader dispersing the readers, caught between setting DISPERSED and
+ * setting the copy: another reader gets in through the count, a timed
+ * writer does not. */
+OX_TEST_OPTS(break32_reader_in_the_dispersing_window_keeps_writers_out, .timeout_s = 20)
+{
+    int caught = 0;
+    for (int i = 0; i < 4 && !caught; i++)
+        caught += hunt_window(1);
+    CHECK(caught > 0);
 }
