@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -617,4 +618,50 @@ OX_TEST_OPTS(break32_reader_in_the_dispersing_window_keeps_writers_out, .timeout
     for (int i = 0; i < 4 && !caught; i++)
         caught += hunt_window(1);
     CHECK(caught > 0);
+}
+
+/* ---- the lock-order checker, with the read routed either way ---- */
+
+static ox_mutex order_m = OX_MUTEX_INIT;
+
+/* A write lock held while a mutex is taken, then the mutex held while a
+ * read lock is taken on the dispersed lock, sent to a slot (lag 0) or to
+ * the count by a copy that lags (lag 1): the cycle is reported either way. */
+static void order_cycle(int lag)
+{
+    ox_test_pin(0, ox_test_first_allowed_cpu());
+    static ox_rwlock l;
+    ox_rwlock_init(&l);
+    ox_test_capture_stderr();
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    CHECK_EQ(ox_rwlock_write(&l), 0);
+    CHECK_EQ(ox_mutex_lock(&order_m), 0);
+    ox_mutex_unlock(&order_m);
+    ox_rwlock_write_unlock(&l);
+    ox_test_rwlock_disperse(&l);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    if (lag)
+        atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+    CHECK_EQ(ox_mutex_lock(&order_m), 0);
+    CHECK_EQ(ox_rwlock_read(&l), 0);
+    CHECK_EQ(count_of(&l), (uint32_t)lag);
+    ox_rwlock_read_unlock(&l);
+    ox_mutex_unlock(&order_m);
+    CHECK_EQ(ox_lockdep_reports(), 1u);
+    char *text = ox_test_stderr_text();
+    CHECK_CONTAINS(text, "rwlock");
+    free(text);
+    CHECK(copy_of(&l));
+    gather(&l);
+    CHECK(!copy_of(&l));
+}
+
+OX_TEST(break32_lock_order_cycle_through_a_slot_read_is_reported)
+{
+    order_cycle(0);
+}
+
+OX_TEST(break32_lock_order_cycle_through_a_count_read_from_a_lagging_copy_is_reported)
+{
+    order_cycle(1);
 }
