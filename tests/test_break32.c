@@ -665,3 +665,43 @@ OX_TEST(break32_lock_order_cycle_through_a_count_read_from_a_lagging_copy_is_rep
 {
     order_cycle(1);
 }
+
+static void *try_write_and_time_out(void *arg)
+{
+    ox_rwlock *l = arg;
+    int rc = ox_rwlock_try_write(l);
+    if (rc == 0)
+        ox_rwlock_write_unlock(l);
+    CHECK_EQ(rc, OX_EBUSY);
+    rc = ox_rwlock_write_timeout(l, OX_MILLIS(5));
+    if (rc == 0)
+        ox_rwlock_write_unlock(l);
+    CHECK_EQ(rc, OX_ETIMEDOUT);
+    return NULL;
+}
+
+/* A gathered, unlocked lock whose copy still says dispersed: the reader it
+ * sends to the slots must not keep a slot (no writer would scan for it: a
+ * writer takes a lock with DISPERSED clear from 0 without looking), so a
+ * writer on another thread stays out while it reads. */
+OX_TEST_OPTS(break32_stale_copy_on_a_gathered_lock_still_keeps_writers_out, .timeout_s = 20)
+{
+    ox_test_pin(0, ox_test_first_allowed_cpu());
+    for (int round = 0; round < 3; round++) {
+        ox_rwlock l = OX_RWLOCK_INIT;
+        if (round > 0) {
+            ox_test_rwlock_disperse(&l);
+            gather(&l);
+        }
+        atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* lags */
+        CHECK_EQ(ox_rwlock_read(&l), 0);
+        ox_join_handle h = ox_thread_spawn(try_write_and_time_out, &l);
+        CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+        ox_rwlock_read_unlock(&l);
+        CHECK_EQ(atomic_load(&l.state) & OX__RW_READERS_MASK, 0);
+        atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+        CHECK_EQ(ox_rwlock_try_write(&l), 0);
+        ox_rwlock_write_unlock(&l);
+        ox_rwlock_destroy(&l);
+    }
+}
