@@ -594,10 +594,10 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
     ox_join_handle poker = ox_thread_spawn(turn_poker, &t);
     bool caught = false;
     uint32_t x = 12345;
-    /* Quiet, a signal lands in the window within a few hundred rounds
-     * (12-125 ms). Under two busy loops a round takes about 10 ms (each
-     * sleep and yield may lose a time slice), and 1.5 s of rounds missed
-     * in 2 runs of 6: hence the longer budget, which a catch ends. */
+    /* Quiet, a signal lands in the window within 12-125 ms. Under two
+     * busy loops the rounds are far slower (each sleep and yield may lose
+     * a time slice), and 1.5 s of rounds missed in 2 runs of 6: hence the
+     * longer budget, which a catch ends. */
     ox_test_budget budget = ox_test_budget_start_s(1, 1000000, 6.0);
     for (long r = 0; !caught && ox_test_budget_more(&budget, r); r++) {
         atomic_store(&t.writer_done, 0);
