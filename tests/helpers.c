@@ -511,6 +511,24 @@ void ox_test_rwlock_disperse(ox_rwlock *l)
     ox_rwlock_read_unlock(l);
     ox_rwlock_read_unlock(l);
     CHECK(atomic_load(&l->state) & OX__RW_DISPERSED);
-    CHECK(atomic_load(&l->writer_notify) & OX__RW_NOTIFY_DISPERSED); /* and its copy */
-    CHECK_EQ(atomic_load(&l->state) & OX__RW_READERS_MASK, 0);
+    CHECK(ox_test_rwlock_copy(l)); /* and its copy */
+    CHECK_EQ(ox_test_rwlock_count(l), 0);
+}
+
+uint32_t ox_test_rwlock_count(ox_rwlock *l)
+{
+    return atomic_load(&l->state) & OX__RW_READERS_MASK;
+}
+
+bool ox_test_rwlock_copy(ox_rwlock *l)
+{
+    return atomic_load(&l->writer_notify) & OX__RW_NOTIFY_DISPERSED;
+}
+
+void ox_test_rwlock_force_copy(ox_rwlock *l, bool set)
+{
+    if (set)
+        atomic_fetch_or(&l->writer_notify, OX__RW_NOTIFY_DISPERSED);
+    else
+        atomic_fetch_and(&l->writer_notify, ~OX__RW_NOTIFY_DISPERSED);
 }

@@ -16,19 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-static uint32_t count_of(ox_rwlock *l)
-{
-    return atomic_load(&l->state) & OX__RW_READERS_MASK;
-}
-
 static bool dispersed(ox_rwlock *l)
 {
     return atomic_load(&l->state) & OX__RW_DISPERSED;
-}
-
-static bool copy_of(ox_rwlock *l)
-{
-    return atomic_load(&l->writer_notify) & OX__RW_NOTIFY_DISPERSED;
 }
 
 static void quiet_hook(const ox_panic_payload *p)
@@ -75,7 +65,7 @@ static void check_writer(struct mix *m)
         atomic_fetch_add(&m->violations, 1);
     /* A writer that holds the lock: no reader can be setting the copy, and
      * a gathered lock's copy was cleared by the writer that gathered it. */
-    if (copy_of(&m->l) && !dispersed(&m->l))
+    if (ox_test_rwlock_copy(&m->l) && !dispersed(&m->l))
         atomic_fetch_add(&m->copy_without_bit, 1);
     if (dispersed(&m->l))
         atomic_fetch_add(&m->found_dispersed, 1);
@@ -177,12 +167,12 @@ OX_TEST_OPTS(break32_mixed_load_keeps_exclusion_and_the_copy_honest, .timeout_s 
         CHECK(atomic_load(&m.found_dispersed) > 0);
     uint32_t s = atomic_load(&m.l.state);
     CHECK_EQ(s & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING), 0);
-    CHECK(!(copy_of(&m.l) && !dispersed(&m.l)));
+    CHECK(!(ox_test_rwlock_copy(&m.l) && !dispersed(&m.l)));
     /* Gathered: the copy goes with the bit, and the next read counts. */
     gather(&m.l);
-    CHECK(!copy_of(&m.l));
+    CHECK(!ox_test_rwlock_copy(&m.l));
     CHECK_EQ(ox_rwlock_read(&m.l), 0);
-    CHECK_EQ(count_of(&m.l), 1);
+    CHECK_EQ(ox_test_rwlock_count(&m.l), 1);
     ox_rwlock_read_unlock(&m.l);
     ox_rwlock_destroy(&m.l);
 }
@@ -222,19 +212,19 @@ OX_TEST_OPTS(break32_writer_asleep_while_the_copy_flips_is_still_woken, .timeout
         ox_test_wait_blocked_on(&w.l, 1);
         ox_thread_sleep(OX_MILLIS(2)); /* into the futex */
         for (int i = 0; i <= round; i++) {
-            atomic_fetch_or(&w.l.writer_notify, OX__RW_NOTIFY_DISPERSED);
-            atomic_fetch_and(&w.l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+            ox_test_rwlock_force_copy(&w.l, true);
+            ox_test_rwlock_force_copy(&w.l, false);
         }
         if (round >= 3)
-            atomic_fetch_or(&w.l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* left set */
+            ox_test_rwlock_force_copy(&w.l, true); /* left set */
         ox_instant t0 = ox_instant_now();
         ox_rwlock_read_unlock(&w.l);
         CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
         CHECK(ox_instant_diff(ox_instant_now(), t0) < OX_SECS(5));
         CHECK_EQ(w.rc, 0);
         CHECK(atomic_load(&w.in));
-        CHECK_EQ(copy_of(&w.l), round >= 3);
-        atomic_fetch_and(&w.l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+        CHECK_EQ(ox_test_rwlock_copy(&w.l), round >= 3);
+        ox_test_rwlock_force_copy(&w.l, false);
         CHECK_EQ(atomic_load(&w.l.state), 0);
         ox_rwlock_destroy(&w.l);
     }
@@ -251,11 +241,11 @@ OX_TEST_OPTS(break32_timed_writer_gives_up_on_readers_routed_both_ways, .timeout
     ox_rwlock_init(&w.l);
     ox_test_rwlock_disperse(&w.l);
     CHECK_EQ(ox_rwlock_read(&w.l), 0); /* in a slot */
-    CHECK_EQ(count_of(&w.l), 0);
-    atomic_fetch_and(&w.l.writer_notify, ~OX__RW_NOTIFY_DISPERSED); /* lags */
-    CHECK_EQ(ox_rwlock_read(&w.l), 0);                              /* the count */
-    CHECK_EQ(count_of(&w.l), 1);
-    CHECK(copy_of(&w.l)); /* set again */
+    CHECK_EQ(ox_test_rwlock_count(&w.l), 0);
+    ox_test_rwlock_force_copy(&w.l, false); /* lags */
+    CHECK_EQ(ox_rwlock_read(&w.l), 0);      /* the count */
+    CHECK_EQ(ox_test_rwlock_count(&w.l), 1);
+    CHECK(ox_test_rwlock_copy(&w.l)); /* set again */
     w.timeout = OX_MILLIS(20);
     ox_join_handle h = ox_thread_spawn(sleeper_writes, &w);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
@@ -263,7 +253,7 @@ OX_TEST_OPTS(break32_timed_writer_gives_up_on_readers_routed_both_ways, .timeout
     CHECK(!atomic_load(&w.in));
     /* It never held the lock (the count reader kept it out), so the slot
      * reader stays in its slot. No mark stays. */
-    CHECK_EQ(count_of(&w.l), 1);
+    CHECK_EQ(ox_test_rwlock_count(&w.l), 1);
     CHECK_EQ(atomic_load(&w.l.state) &
                  (OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING | OX__RW_WRITER_WOKEN),
              0);
@@ -271,11 +261,11 @@ OX_TEST_OPTS(break32_timed_writer_gives_up_on_readers_routed_both_ways, .timeout
     ox_rwlock_read_unlock(&w.l);
     ox_rwlock_read_unlock(&w.l);
     ox_rwlock_read_unlock(&w.l);
-    CHECK_EQ(count_of(&w.l), 0);
+    CHECK_EQ(ox_test_rwlock_count(&w.l), 0);
     CHECK_EQ(ox_rwlock_write_timeout(&w.l, OX_SECS(5)), 0);
     ox_rwlock_write_unlock(&w.l);
     gather(&w.l);
-    CHECK(!copy_of(&w.l));
+    CHECK(!ox_test_rwlock_copy(&w.l));
     ox_rwlock_destroy(&w.l);
 }
 
@@ -311,18 +301,18 @@ OX_TEST_OPTS(break32_reader_sent_to_slots_by_a_stale_copy_waits_for_the_writer, 
             ox_test_rwlock_disperse(&b.l);
         gather(&b.l);
         CHECK_EQ(ox_rwlock_write(&b.l), 0);
-        atomic_fetch_or(&b.l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* not cleared yet */
+        ox_test_rwlock_force_copy(&b.l, true); /* not cleared yet */
         ox_join_handle h = ox_thread_spawn(read_and_look, &b);
         ox_test_wait_blocked_on(&b.l, 1);
         ox_thread_sleep(OX_MILLIS(2));
         CHECK(!atomic_load(&b.in));
         b.shared = 42 + round;
-        atomic_fetch_and(&b.l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+        ox_test_rwlock_force_copy(&b.l, false);
         ox_rwlock_write_unlock(&b.l);
         CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
         CHECK_EQ(b.seen, 42 + round);
         CHECK(!dispersed(&b.l));
-        CHECK(!copy_of(&b.l));
+        CHECK(!ox_test_rwlock_copy(&b.l));
         CHECK_EQ(atomic_load(&b.l.state), 0);
         ox_rwlock_destroy(&b.l);
     }
@@ -339,22 +329,22 @@ OX_TEST_OPTS(break32_try_write_scan_with_a_count_reader_from_a_lagging_copy, .ti
     ox_rwlock_init(&b.l);
     ox_test_rwlock_disperse(&b.l);
     CHECK_EQ(ox_rwlock_read(&b.l), 0); /* slot */
-    atomic_fetch_and(&b.l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+    ox_test_rwlock_force_copy(&b.l, false);
     CHECK_EQ(ox_rwlock_try_write(&b.l), OX_EBUSY);
-    CHECK_EQ(count_of(&b.l), 1);       /* moved */
-    CHECK(!copy_of(&b.l));             /* a try_write that gives up leaves it */
-    CHECK_EQ(ox_rwlock_read(&b.l), 0); /* through the count, DISPERSED in old */
-    CHECK_EQ(count_of(&b.l), 2);
-    CHECK(copy_of(&b.l));
-    CHECK_EQ(ox_rwlock_try_write(&b.l), OX_EBUSY);
-    ox_rwlock_read_unlock(&b.l);
+    CHECK_EQ(ox_test_rwlock_count(&b.l), 1); /* moved */
+    CHECK(!ox_test_rwlock_copy(&b.l));       /* a try_write that gives up leaves it */
+    CHECK_EQ(ox_rwlock_read(&b.l), 0);       /* through the count, DISPERSED in old */
+    CHECK_EQ(ox_test_rwlock_count(&b.l), 2);
+    CHECK(ox_test_rwlock_copy(&b.l));
     CHECK_EQ(ox_rwlock_try_write(&b.l), OX_EBUSY);
     ox_rwlock_read_unlock(&b.l);
-    CHECK_EQ(count_of(&b.l), 0);
+    CHECK_EQ(ox_rwlock_try_write(&b.l), OX_EBUSY);
+    ox_rwlock_read_unlock(&b.l);
+    CHECK_EQ(ox_test_rwlock_count(&b.l), 0);
     CHECK_EQ(ox_rwlock_try_write(&b.l), 0);
     ox_rwlock_write_unlock(&b.l);
     gather(&b.l);
-    CHECK(!copy_of(&b.l));
+    CHECK(!ox_test_rwlock_copy(&b.l));
     ox_rwlock_destroy(&b.l);
 }
 
@@ -377,20 +367,20 @@ OX_TEST(break32_panic_holding_a_read_routed_either_way_releases_it)
         ox_rwlock l = OX_RWLOCK_INIT;
         ox_test_rwlock_disperse(&l);
         if (way == 1)
-            atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED); /* to the count */
+            ox_test_rwlock_force_copy(&l, false); /* to the count */
         if (way == 2) {
             gather(&l);
-            atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* to the slots */
+            ox_test_rwlock_force_copy(&l, true); /* to the slots */
         }
         CHECK_EQ(ox_catch_unwind(read_then_panic, &l, NULL, NULL), OX_EPANICKED);
-        CHECK_EQ(count_of(&l), 0);
+        CHECK_EQ(ox_test_rwlock_count(&l), 0);
         CHECK(!ox_rwlock_is_poisoned(&l));
         if (way == 2)
-            atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+            ox_test_rwlock_force_copy(&l, false);
         CHECK_EQ(ox_rwlock_try_write(&l), 0);
         ox_rwlock_write_unlock(&l);
         gather(&l);
-        CHECK(!copy_of(&l));
+        CHECK(!ox_test_rwlock_copy(&l));
         CHECK_EQ(atomic_load(&l.state), 0);
         ox_rwlock_destroy(&l);
     }
@@ -414,9 +404,9 @@ OX_TEST(break32_reinitialised_lock_forgets_the_copy)
             memset(&l, 0, sizeof l);
         else
             ox_rwlock_init(&l);
-        CHECK(!copy_of(&l));
+        CHECK(!ox_test_rwlock_copy(&l));
         CHECK_EQ(ox_rwlock_read(&l), 0);
-        CHECK_EQ(count_of(&l), 1);
+        CHECK_EQ(ox_test_rwlock_count(&l), 1);
         CHECK_EQ(ox_rwlock_try_write(&l), OX_EBUSY);
         ox_rwlock_read_unlock(&l);
         CHECK_EQ(ox_rwlock_write(&l), 0);
@@ -441,7 +431,7 @@ OX_TEST_OPTS(break32_read_unlock_of_a_write_lock_with_the_copy_set_aborts, .expe
     static ox_rwlock l;
     ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_write(&l), 0);
-    atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED);
+    ox_test_rwlock_force_copy(&l, true);
     ox_rwlock_read_unlock(&l);
 }
 
@@ -578,7 +568,7 @@ static bool hunt_window(int which)
             CHECK_EQ(ox_rwlock_read(&w.l), 0); /* disperses: the window */
             ox_rwlock_read_unlock(&w.l);
             ox_rwlock_read_unlock(&w.l);
-            CHECK(copy_of(&w.l));
+            CHECK(ox_test_rwlock_copy(&w.l));
             CHECK_EQ(ox_rwlock_write(&w.l), 0); /* gathers */
             ox_rwlock_write_unlock(&w.l);
         }
@@ -590,9 +580,9 @@ static bool hunt_window(int which)
     /* After the window the copy and the bit agree again, once gathered. */
     CHECK_EQ(atomic_load(&w.l.state) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED), 0);
     gather(&w.l);
-    CHECK(!copy_of(&w.l));
+    CHECK(!ox_test_rwlock_copy(&w.l));
     CHECK_EQ(ox_rwlock_read(&w.l), 0);
-    CHECK_EQ(count_of(&w.l), 1);
+    CHECK_EQ(ox_test_rwlock_count(&w.l), 1);
     ox_rwlock_read_unlock(&w.l);
     ox_rwlock_destroy(&w.l);
     return caught;
@@ -641,19 +631,19 @@ static void order_cycle(int lag)
     ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_lockdep_reports(), 0u);
     if (lag)
-        atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+        ox_test_rwlock_force_copy(&l, false);
     CHECK_EQ(ox_mutex_lock(&order_m), 0);
     CHECK_EQ(ox_rwlock_read(&l), 0);
-    CHECK_EQ(count_of(&l), (uint32_t)lag);
+    CHECK_EQ(ox_test_rwlock_count(&l), (uint32_t)lag);
     ox_rwlock_read_unlock(&l);
     ox_mutex_unlock(&order_m);
     CHECK_EQ(ox_lockdep_reports(), 1u);
     char *text = ox_test_stderr_text();
     CHECK_CONTAINS(text, "rwlock");
     free(text);
-    CHECK(copy_of(&l));
+    CHECK(ox_test_rwlock_copy(&l));
     gather(&l);
-    CHECK(!copy_of(&l));
+    CHECK(!ox_test_rwlock_copy(&l));
 }
 
 OX_TEST(break32_lock_order_cycle_through_a_slot_read_is_reported)
@@ -693,13 +683,13 @@ OX_TEST_OPTS(break32_stale_copy_on_a_gathered_lock_still_keeps_writers_out, .tim
             ox_test_rwlock_disperse(&l);
             gather(&l);
         }
-        atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* lags */
+        ox_test_rwlock_force_copy(&l, true); /* lags */
         CHECK_EQ(ox_rwlock_read(&l), 0);
         ox_join_handle h = ox_thread_spawn(try_write_and_time_out, &l);
         CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
         ox_rwlock_read_unlock(&l);
         CHECK_EQ(atomic_load(&l.state) & OX__RW_READERS_MASK, 0);
-        atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+        ox_test_rwlock_force_copy(&l, false);
         CHECK_EQ(ox_rwlock_try_write(&l), 0);
         ox_rwlock_write_unlock(&l);
         ox_rwlock_destroy(&l);

@@ -16,17 +16,6 @@ static void quiet_hook(const ox_panic_payload *p)
     (void)p;
 }
 
-static uint32_t count_of(ox_rwlock *l)
-{
-    return atomic_load(&l->state) & OX__RW_READERS_MASK;
-}
-
-/* The copy of DISPERSED that routes the inline read. */
-static bool copy_of(ox_rwlock *l)
-{
-    return atomic_load(&l->writer_notify) & OX__RW_NOTIFY_DISPERSED;
-}
-
 /* The slot the calling thread's newest read lock took (its record's tag). */
 static unsigned my_newest_slot(void)
 {
@@ -47,15 +36,15 @@ OX_TEST(rwlock_dispersed_reader_leaves_the_count_alone_until_a_writer_moves_it)
     ox_test_rwlock_disperse(&l);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     (void)my_newest_slot();
-    CHECK_EQ(count_of(&l), 0); /* in a slot, not in the count */
+    CHECK_EQ(ox_test_rwlock_count(&l), 0); /* in a slot, not in the count */
     /* The writer finds it in its slot, moves it into the count, gives up. */
     CHECK_EQ(ox_rwlock_try_write(&l), OX_EBUSY);
-    CHECK_EQ(count_of(&l), 1);
+    CHECK_EQ(ox_test_rwlock_count(&l), 1);
     ox_join_handle w = ox_thread_spawn(write_times_out, &l);
     CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
-    CHECK_EQ(count_of(&l), 1);
+    CHECK_EQ(ox_test_rwlock_count(&l), 1);
     ox_rwlock_read_unlock(&l); /* its slot is gone: it gives back the count */
-    CHECK_EQ(count_of(&l), 0);
+    CHECK_EQ(ox_test_rwlock_count(&l), 0);
     CHECK_EQ(ox_rwlock_try_write(&l), 0);
     ox_rwlock_write_unlock(&l);
     ox_rwlock_destroy(&l);
@@ -108,7 +97,7 @@ OX_TEST(rwlock_dispersed_reader_moved_then_its_slot_reused_still_counts_once)
         ox_join_handle a = ox_thread_spawn(crossing_reader, &c);
         wait_step(&c, 1);
         CHECK_EQ(ox_rwlock_write_timeout(&c.l, OX_MILLIS(2)), OX_ETIMEDOUT); /* moves A */
-        CHECK_EQ(count_of(&c.l), 1);
+        CHECK_EQ(ox_test_rwlock_count(&c.l), 1);
         CHECK_EQ(ox_rwlock_read(&c.l), 0); /* B */
         crossed = my_newest_slot() == c.slot;
         atomic_store(&c.step, 2);
@@ -117,7 +106,7 @@ OX_TEST(rwlock_dispersed_reader_moved_then_its_slot_reused_still_counts_once)
         ox_join_handle w = ox_thread_spawn(try_write_fails, &c.l);
         CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
         ox_rwlock_read_unlock(&c.l);
-        CHECK_EQ(count_of(&c.l), 0);
+        CHECK_EQ(ox_test_rwlock_count(&c.l), 0);
         CHECK_EQ(ox_rwlock_try_write(&c.l), 0);
         ox_rwlock_write_unlock(&c.l);
     }
@@ -172,7 +161,7 @@ OX_TEST(rwlock_dispersed_readers_beyond_a_full_line_use_the_count)
     for (int i = 0; i < CROWD; i++)
         r[i] = ox_thread_spawn(crowd_reader, &c);
     ox_barrier_wait(&c.all_in);
-    CHECK(count_of(&c.l) >= CROWD - 8); /* a line has 8 slots */
+    CHECK(ox_test_rwlock_count(&c.l) >= CROWD - 8); /* a line has 8 slots */
     ox_join_handle w = ox_thread_spawn(crowd_writer, &c);
     ox_test_spin_ns(OX_MILLIS(20)); /* the writer must still be waiting */
     ox_barrier_wait(&c.let_go);
@@ -180,7 +169,7 @@ OX_TEST(rwlock_dispersed_readers_beyond_a_full_line_use_the_count)
         CHECK_EQ(ox_thread_join(&r[i], NULL, NULL), 0);
     CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
     CHECK_EQ(atomic_load(&c.writer_in), 1);
-    CHECK_EQ(count_of(&c.l), 0);
+    CHECK_EQ(ox_test_rwlock_count(&c.l), 0);
     ox_rwlock_destroy(&c.l);
 }
 
@@ -250,7 +239,7 @@ OX_TEST(rwlock_dispersed_stress_readers_and_writers_on_shared_cpus)
     CHECK(atomic_load(&m.writes) > 0);
     CHECK_EQ(m.a, (uint64_t)atomic_load(&m.writes));
     CHECK_EQ(m.a, m.b);
-    CHECK_EQ(count_of(&m.l), 0);
+    CHECK_EQ(ox_test_rwlock_count(&m.l), 0);
     ox_rwlock_destroy(&m.l);
 }
 
@@ -270,7 +259,7 @@ OX_TEST(rwlock_dispersed_reader_panic_gives_its_slot_back)
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
     CHECK_EQ(ox_rwlock_try_write(&l), 0); /* a reader does not poison */
     ox_rwlock_write_unlock(&l);
-    CHECK_EQ(count_of(&l), 0);
+    CHECK_EQ(ox_test_rwlock_count(&l), 0);
 }
 
 OX_TEST(rwlock_dispersed_readers_unlock_out_of_order_and_generically)
@@ -290,7 +279,7 @@ OX_TEST(rwlock_dispersed_readers_unlock_out_of_order_and_generically)
     CHECK_EQ(ox_rwlock_try_write(&b), 0);
     ox_rwlock_write_unlock(&b);
     ox_rwlock_write_unlock(&a);
-    CHECK_EQ(count_of(&a) + count_of(&b), 0);
+    CHECK_EQ(ox_test_rwlock_count(&a) + ox_test_rwlock_count(&b), 0);
 }
 
 OX_TEST_OPTS(rwlock_destroy_with_a_dispersed_reader_aborts, .expect_signal = SIGABRT,
@@ -319,13 +308,13 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
     ox_test_pin(0, ox_test_first_allowed_cpu()); /* its traces on its own line */
     ox_rwlock l = OX_RWLOCK_INIT;
     ox_test_rwlock_disperse(&l);
-    CHECK(copy_of(&l));
+    CHECK(ox_test_rwlock_copy(&l));
     CHECK_EQ(ox_rwlock_write(&l), 0);
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
-    CHECK(!copy_of(&l)); /* the inline read goes straight to the count */
+    CHECK(!ox_test_rwlock_copy(&l)); /* the inline read goes straight to the count */
     CHECK_EQ(ox_rwlock_read(&l), 0);
-    CHECK_EQ(count_of(&l), 1); /* the count, not a slot */
+    CHECK_EQ(ox_test_rwlock_count(&l), 1); /* the count, not a slot */
     CHECK_EQ(ox_rwlock_read(&l), 0);
     CHECK(atomic_load(&l.state) & OX__RW_DISPERSED); /* overlapped */
     ox_rwlock_read_unlock(&l);
@@ -334,8 +323,8 @@ OX_TEST(rwlock_dispersed_readers_gather_again_after_a_lone_write)
     CHECK_EQ(ox_rwlock_try_write(&l), 0); /* try_write gathers them too */
     ox_rwlock_write_unlock(&l);
     CHECK_EQ(atomic_load(&l.state) & OX__RW_DISPERSED, 0);
-    CHECK(!copy_of(&l));
-    CHECK_EQ(count_of(&l), 0);
+    CHECK(!ox_test_rwlock_copy(&l));
+    CHECK_EQ(ox_test_rwlock_count(&l), 0);
 }
 
 /* The copy of DISPERSED only routes: a reader it sends the wrong way still
@@ -347,25 +336,25 @@ OX_TEST(rwlock_dispersed_copy_that_lags_only_reroutes_a_reader)
     ox_test_pin(0, ox_test_first_allowed_cpu());
     ox_rwlock l = OX_RWLOCK_INIT;
     ox_test_rwlock_disperse(&l);
-    atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED); /* not set yet */
+    ox_test_rwlock_force_copy(&l, false); /* not set yet */
     CHECK_EQ(ox_rwlock_read(&l), 0);
-    CHECK_EQ(count_of(&l), 1); /* through the count, which works on any lock */
-    CHECK(copy_of(&l));        /* and it set the copy */
+    CHECK_EQ(ox_test_rwlock_count(&l), 1); /* through the count, which works on any lock */
+    CHECK(ox_test_rwlock_copy(&l));        /* and it set the copy */
     ox_rwlock_read_unlock(&l);
-    CHECK_EQ(count_of(&l), 0);
+    CHECK_EQ(ox_test_rwlock_count(&l), 0);
     CHECK_EQ(ox_rwlock_read(&l), 0);
-    CHECK_EQ(count_of(&l), 0); /* now in a slot */
+    CHECK_EQ(ox_test_rwlock_count(&l), 0); /* now in a slot */
     (void)my_newest_slot();
     ox_rwlock_read_unlock(&l);
 
     CHECK_EQ(ox_rwlock_write(&l), 0); /* gathers them */
     ox_rwlock_write_unlock(&l);
-    atomic_fetch_or(&l.writer_notify, OX__RW_NOTIFY_DISPERSED); /* not cleared yet */
+    ox_test_rwlock_force_copy(&l, true); /* not cleared yet */
     CHECK_EQ(ox_rwlock_read(&l), 0);
-    CHECK_EQ(count_of(&l), 1); /* the slot path found the bit clear */
+    CHECK_EQ(ox_test_rwlock_count(&l), 1); /* the slot path found the bit clear */
     ox_rwlock_read_unlock(&l);
     CHECK_EQ(atomic_load(&l.state), 0);
-    atomic_fetch_and(&l.writer_notify, ~OX__RW_NOTIFY_DISPERSED);
+    ox_test_rwlock_force_copy(&l, false);
     ox_rwlock_destroy(&l);
 }
 
@@ -379,7 +368,7 @@ static void *write_once(void *arg)
 {
     struct woken *w = arg;
     CHECK_EQ(ox_rwlock_write(&w->l), 0);
-    w->copy_when_in = copy_of(&w->l);
+    w->copy_when_in = ox_test_rwlock_copy(&w->l);
     ox_rwlock_write_unlock(&w->l);
     atomic_store(&w->done, 1);
     return NULL;
@@ -405,9 +394,9 @@ OX_TEST(rwlock_writer_wakes_leave_the_copy_alone)
         uint32_t step = atomic_load(&w.l.writer_notify) - before;
         CHECK(step > 0 && step % 2 == 0);
         CHECK(!w.copy_when_in);
-        CHECK(!copy_of(&w.l));
+        CHECK(!ox_test_rwlock_copy(&w.l));
         CHECK_EQ(ox_rwlock_read(&w.l), 0);
-        CHECK_EQ(count_of(&w.l), 1); /* so the next read still uses the count */
+        CHECK_EQ(ox_test_rwlock_count(&w.l), 1); /* so the next read still uses the count */
         ox_rwlock_read_unlock(&w.l);
         ox_rwlock_destroy(&w.l);
     }
