@@ -314,6 +314,28 @@ OX_TEST(panic_record_grows_past_inline_capacity)
         CHECK(!locks[i].held && locks[i].poisoned);
 }
 
+/* The live record starts a cache line in every thread (unwind_record.h
+ * says why): the main thread, a thread oxide started, one it did not. */
+static void *record_alignment(void *arg)
+{
+    (void)arg;
+    return (void *)((uintptr_t)ox__unwind_current() % OX__UNWIND_ALIGN);
+}
+
+OX_TEST(panic_record_starts_a_cache_line_in_every_thread)
+{
+    CHECK_EQ((uintptr_t)record_alignment(NULL), 0);
+    void *misalignment = (void *)1;
+    ox_join_handle h = ox_thread_spawn(record_alignment, NULL);
+    CHECK_EQ(ox_thread_join(&h, &misalignment, NULL), 0);
+    CHECK_EQ((uintptr_t)misalignment, 0);
+    pthread_t foreign;
+    misalignment = (void *)1;
+    CHECK_EQ(pthread_create(&foreign, NULL, record_alignment, NULL), 0);
+    CHECK_EQ(pthread_join(foreign, &misalignment), 0);
+    CHECK_EQ((uintptr_t)misalignment, 0);
+}
+
 static void *foreign_panics(void *arg)
 {
     (void)arg;

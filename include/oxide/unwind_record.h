@@ -64,8 +64,16 @@ typedef struct ox__unwind_state {
     ox__unwind_entry inline_entries[OX__UNWIND_INLINE];
 } ox__unwind_state;
 
+/* The live record starts a cache line, so that no entry (32 bytes) is
+ * split across two lines, and the header shares its line with the first
+ * entry. Left to the linker, the record fell 24 bytes into a line: the
+ * first entry's 16-byte store of object and ops was split in two lines,
+ * which cost an uncontended lock and unlock 0.5 ns of its 14 on AMD Zen 5
+ * (docs/bench.md, session 21). */
+#define OX__UNWIND_ALIGN 64
+
 /* initial-exec unless OX_DLOPEN_SAFE: see OX__TLS_FAST in base.h. */
-extern _Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
+extern _Thread_local _Alignas(OX__UNWIND_ALIGN) ox__unwind_state ox__unwind OX__TLS_FAST;
 
 /* The calling thread's record. Every access goes through here rather than
  * &ox__unwind: compilers treat the thread pointer as constant within a

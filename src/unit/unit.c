@@ -6,12 +6,16 @@
 #include "../sys/sys.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 /* The running unit's held-lock and unwind record (unit.h): here, below
  * the panic layer that fills it and the parking layer that reads it for
  * the blocked dump. */
-_Thread_local ox__unwind_state ox__unwind OX__TLS_FAST;
+_Thread_local _Alignas(OX__UNWIND_ALIGN) ox__unwind_state ox__unwind OX__TLS_FAST;
+_Static_assert(OX__UNWIND_ALIGN % sizeof(ox__unwind_entry) == 0 &&
+                   offsetof(ox__unwind_state, inline_entries) % sizeof(ox__unwind_entry) == 0,
+               "no inline entry of the live record straddles a cache line (unwind_record.h)");
 
 ox__unwind_state *ox__unwind_current_slow(void)
 {
