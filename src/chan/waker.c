@@ -98,7 +98,8 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
      * us a message (29ecfcb); with it, 2.7-3.4 us against 2.3-3.7 without
      * yields (crossbeam 3.1-4.2). */
     ox__backoff yields = {.step = OX__BACKOFF_SPIN_LIMIT + 1};
-    while (!ox__backoff_is_completed(&yields)) {
+    while (!ox__backoff_is_completed(&yields) &&
+           (deadline.ns == OX_INSTANT_NEVER.ns || ox_instant_now().ns < deadline.ns)) {
         ox__backoff_snooze(&yields);
         sel = atomic_load_explicit(&cx->select, memory_order_acquire); /* as above */
         if (sel != OX__SEL_WAITING)
