@@ -29,7 +29,9 @@
 #include "helpers.h"
 #include "runner.h"
 
-#include "panic/unwind.h" /* white box: the live held-lock record */
+#include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
+#include "panic/unwind.h"       /* white box: the live held-lock record */
+#include "task/task_internal.h" /* white box: the worker a task runs on */
 
 #include <limits.h>
 #include <pthread.h>
@@ -293,6 +295,91 @@ OX_TEST(break33_dispersed_reader_tag_survives_grow_switch_and_panic)
     CHECK_EQ(atomic_load(&d->wrong), 0);
     free(d);
     ox_panic_set_hook(old);
+}
+
+/* ---- the dispersed reader's tag when the push's checker hook blocks ----
+ * ox__rwlock_read_dispersed takes the record's address, pushes, then sets
+ * entries[at].tag through that address. With the lock-order checker on,
+ * the push calls the checker, which may wait for its own lock (a task
+ * parks there and may resume on the other worker): the address is then
+ * the old worker's live record, another task's, and the tag goes there.
+ * Our entry keeps the tag the push wrote (0 since 93f3271), so the unlock
+ * leaves slot 0 instead of ours: the count is decremented instead
+ * (a reader that never counted), and our slot stays held. Each task
+ * holds its own mutex and reads its own rwlock, so nothing here waits
+ * but the checker's lock; a thread keeps that busy and the pair caches
+ * stale (as lockdep_task_resumed_on_another_worker_inside_the_checker). */
+static _Atomic int stirring = 1;
+static _Atomic long moved_inside, slot_reads;
+
+static void *stir_the_checker(void *arg)
+{
+    (void)arg;
+    static const ox_lock_class cls = {"dummy33", __FILE__, __LINE__};
+    static int dummy;
+    while (atomic_load_explicit(&stirring, memory_order_acquire)) {
+        ox_lock_class_register(&dummy, &cls);
+        (void)ox__lockdep_bytes();
+    }
+    return NULL;
+}
+
+struct own_read {
+    ox_mutex a;
+    ox_rwlock l;
+};
+
+static void *read_own_dispersed(void *arg)
+{
+    static const ox_lock_class cls = {"unrelated33", __FILE__, __LINE__};
+    static int unrelated;
+    struct own_read *p = arg;
+    ox_test_budget b = ox_test_budget_start(300, ox_test_scaled(200000));
+    for (long r = 0; ox_test_budget_more(&b, r) &&
+                     atomic_load_explicit(&moved_inside, memory_order_relaxed) < 50;
+         r++) {
+        ox_test_rwlock_disperse(&p->l);
+        ox_lock_class_register(&unrelated, &cls); /* the pair caches go stale */
+        CHECK_EQ(ox_mutex_lock(&p->a), 0);
+        const void *before = ox__worker_current();
+        CHECK_EQ(ox_rwlock_read(&p->l), 0);
+        if (ox__worker_current() != before)
+            atomic_fetch_add_explicit(&moved_inside, 1, memory_order_relaxed);
+        const ox__unwind_entry *e = ox__held_find(&p->l);
+        CHECK(e != NULL);
+        if (e->u.lock_ops == &ox__rwlock_slot_read_ops)
+            atomic_fetch_add_explicit(&slot_reads, 1, memory_order_relaxed);
+        ox_rwlock_read_unlock(&p->l);
+        ox_mutex_unlock(&p->a);
+        /* The reader is gone: no count, no slot; a writer gets in. */
+        CHECK_EQ(ox_test_rwlock_count(&p->l), 0);
+        CHECK_EQ(ox_rwlock_write_timeout(&p->l, ox_test_bound(OX_SECS(2))), 0);
+        ox_rwlock_write_unlock(&p->l);
+        if (r % 8 == 0)
+            ox_task_yield(); /* spreads the tasks over both workers */
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(break33_dispersed_tag_lands_in_own_record_when_the_checker_waits, .timeout_s = 120)
+{
+    ox_runtime *rt = ox_test_runtime(2);
+    CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
+    ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
+    enum { N = 8 };
+    struct own_read *p = calloc(N, sizeof *p);
+    CHECK(p != NULL);
+    ox_task_handle hs[N];
+    for (int i = 0; i < N; i++)
+        hs[i] = ox_test_spawn_on(rt, read_own_dispersed, &p[i]);
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
+    atomic_store_explicit(&stirring, 0, memory_order_release);
+    ox_test_join(&stirrer);
+    ox_runtime_shutdown(rt);
+    CHECK_EQ(ox_lockdep_reports(), 0u);
+    CHECK(atomic_load(&slot_reads) > 0);
+    free(p);
 }
 
 /* ---- a condvar wait puts the entry back at its place and level ---- */
