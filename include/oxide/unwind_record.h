@@ -123,9 +123,13 @@ extern atomic_bool ox__lockdep_on;
 OX_COLD void ox__lockdep_acquired(const void *lock, const ox__lock_ops *ops, const char *file,
                                   int line);
 
-/* Records that the calling thread now holds lock (the common part of
- * ox__held_push and ox__held_push_try). */
-static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const char *file, int line)
+/* Records that the calling thread now holds lock, with the lock kind's tag
+ * (the common part of the ox__held_push functions). The entry is whole
+ * when this returns: nothing after it may block before the tag is in, or
+ * a task could resume on another worker, whose live record is another
+ * task's (break33). */
+static inline void ox__held_record(void *lock, const ox__lock_ops *ops, uint16_t tag,
+                                   const char *file, int line)
 {
     ox__unwind_state *s = ox__unwind_current();
     if (OX_UNLIKELY(s->depth == s->capacity))
@@ -133,7 +137,7 @@ static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const ch
     ox__unwind_entry *e = &s->entries[s->depth++];
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     /* The entry as two 16-byte stores (object and ops; file, line, level
-     * and a zero tag) instead of five. The stores sit between the lock's
+     * and tag) instead of five. The stores sit between the lock's
      * compare-exchange and the unlock's exchange, which waits for them to
      * drain: with four threads on one mutex (mutex_contended on AMD Zen 5)
      * the five took 20.1 ns an operation, the two 18.8, parking_lot 16.9;
@@ -145,7 +149,8 @@ static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const ch
                        offsetof(ox__unwind_entry, tag) == 30,
                    "the two halves of an entry, as the stores below write them");
     const ox__u64x2 lock_and_ops = {(uintptr_t)lock, (uintptr_t)ops};
-    const ox__u64x2 site_and_level = {(uintptr_t)file, (uint32_t)line | (uint64_t)s->level << 32};
+    const ox__u64x2 site_and_level = {(uintptr_t)file, (uint32_t)line | (uint64_t)s->level << 32 |
+                                                           (uint64_t)tag << 48};
     __builtin_memcpy(e, &lock_and_ops, sizeof lock_and_ops);
     __builtin_memcpy(&e->file, &site_and_level, sizeof site_and_level);
 #else
@@ -154,20 +159,28 @@ static inline void ox__held_record(void *lock, const ox__lock_ops *ops, const ch
     e->file = file;
     e->line = line;
     e->level = s->level;
+    e->tag = tag;
 #endif
 }
 
 /* Records that the calling thread now holds lock, acquired by a call that
  * could have blocked (lock, lock_timeout, a condvar re-locking its mutex).
  * With the lock-order checker on, this is where it learns the order. */
-static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
+static inline void ox__held_push_tagged(void *lock, const ox__lock_ops *ops, uint16_t tag,
+                                        const char *file, int line)
 {
-    ox__held_record(lock, ops, file, line);
+    ox__held_record(lock, ops, tag, file, line);
 #ifndef OX_NO_LOCKDEP_HOOK /* only to measure what the branch costs */
     /* Relaxed: see ox__lockdep_on in src/check/lockdep.h. */
     if (OX_UNLIKELY(atomic_load_explicit(&ox__lockdep_on, memory_order_relaxed)))
         ox__lockdep_acquired(lock, ops, file, line);
 #endif
+}
+
+/* ox__held_push_tagged for the kinds that keep no tag. */
+static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char *file, int line)
+{
+    ox__held_push_tagged(lock, ops, 0, file, line);
 }
 
 /* The same for a lock taken by a try_lock: a trylock cannot deadlock, so
@@ -176,7 +189,7 @@ static inline void ox__held_push(void *lock, const ox__lock_ops *ops, const char
 static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const char *file,
                                      int line)
 {
-    ox__held_record(lock, ops, file, line);
+    ox__held_record(lock, ops, 0, file, line);
 }
 
 /* Forgets the calling thread's newest entry, which the caller has just

@@ -384,10 +384,9 @@ int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
          * writer_release. */
         uint32_t s = atomic_load_explicit(&l->state, memory_order_seq_cst);
         if (OX_LIKELY((s & (READ_BLOCKERS | DISPERSED)) == DISPERSED)) {
-            ox__unwind_state *u = ox__unwind_current();
-            uint32_t at = u->depth;
-            ox__held_push(l, &ox__rwlock_slot_read_ops, file, line);
-            u->entries[at].tag = (uint16_t)slot;
+            /* The slot goes in with the entry: the push's lock-order hook
+             * may block, and a task resume on another worker (break33). */
+            ox__held_push_tagged(l, &ox__rwlock_slot_read_ops, (uint16_t)slot, file, line);
             return poison_code(s);
         }
         leave_slot(l, slot);
