@@ -498,8 +498,12 @@ OX_TEST(break30_every_way_in_and_out_keeps_writers_alone)
 struct turn {
     ox_rwlock l;
     pthread_t victim;
-    _Atomic int phase; /* 0 hunting, 1 held in the window, 2 let go */
-    _Atomic int hunt;  /* the victim is about to try_write */
+    _Atomic int phase;  /* 0 hunting, 1 held in the window, 2 let go */
+    _Atomic int hunt;   /* the victim is about to try_write */
+    _Atomic int trying; /* the victim's try_write has begun */
+    /* A signal that missed the window landed while the victim still spun
+     * before its try_write (turn_handler): the hunt aims its spin by it. */
+    _Atomic int early;
     _Atomic int stop;
     _Atomic int writer_done;
     _Atomic int reader_in, reader_done;
@@ -522,6 +526,8 @@ static void turn_handler(int sig)
             struct timespec ts = {0, 100000};
             nanosleep(&ts, NULL);
         }
+    } else if (atomic_load(&t->hunt) && !atomic_load(&t->trying)) {
+        atomic_store(&t->early, 1);
     }
     errno = saved;
 }
@@ -594,10 +600,17 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
     ox_join_handle poker = ox_thread_spawn(turn_poker, &t);
     bool caught = false;
     uint32_t x = 12345;
-    /* Quiet, a signal lands in the window within 12-125 ms. Under two
-     * busy loops the rounds are far slower (each sleep and yield may lose
-     * a time slice), and 1.5 s of rounds missed in 2 runs of 6: hence the
-     * longer budget, which a catch ends. */
+    /* The signal must land inside the try_write, a window of well under a
+     * microsecond, some microseconds after the hunt begins: how many
+     * depends on the machine. A spin of 0-20 us chosen at random caught it
+     * within 12-125 ms on an Intel VM, but took 1-5.6 s of the 6 on an AMD
+     * one. So the spin is aimed, with some jitter: shorter after a signal
+     * that came while the victim still spun, longer after one that came
+     * later (or not within the round), so that the aim settles where the
+     * signals land. That catches it within about 0.1 s on the AMD VM.
+     * Under two busy loops the rounds are far slower (each sleep and
+     * yield may lose a time slice): hence the budget, which a catch ends. */
+    int64_t aim_ns = 10000;
     ox_test_budget budget = ox_test_budget_start_s(1, 1000000, 6.0);
     for (long r = 0; !caught && ox_test_budget_more(&budget, r); r++) {
         atomic_store(&t.writer_done, 0);
@@ -608,9 +621,12 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
             ox_thread_yield();
         ox_thread_sleep(OX_MICROS(500)); /* asleep */
         ox_rwlock_read_unlock(&t.l);     /* the count's read: wakes the writer */
+        atomic_store(&t.early, 0);
         atomic_store(&t.hunt, (int)r + 1);
-        ox_test_spin_ns((int64_t)(ox_test_rand(&x) % 20000)); /* where the signal lands */
+        ox_test_spin_ns(aim_ns + (int64_t)(ox_test_rand(&x) % 2001) - 1000); /* where it lands */
+        atomic_store(&t.trying, 1);
         int rc = ox_rwlock_try_write(&t.l); /* before the writer runs: finds our slot */
+        atomic_store(&t.trying, 0);
         atomic_store(&t.hunt, 0);
         if (rc == 0) { /* our slot was not seen?! */
             ox_rwlock_write_unlock(&t.l);
@@ -618,6 +634,10 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
         }
         CHECK_EQ(rc, OX_EBUSY);
         caught = atomic_load(&t.phase) == 2;
+        if (atomic_load(&t.early) && aim_ns > 0)
+            aim_ns -= 250;
+        else if (aim_ns < 50000)
+            aim_ns += 250;
         if (caught && atomic_load(&t.writer_done)) {     /* it gave up meanwhile */
             CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0); /* timed out */
             /* The woken writer is gone: its turn must be over. */
