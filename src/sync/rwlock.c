@@ -385,7 +385,7 @@ int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
         uint32_t s = atomic_load_explicit(&l->state, memory_order_seq_cst);
         if (OX_LIKELY((s & (READ_BLOCKERS | DISPERSED)) == DISPERSED)) {
             /* The slot goes in with the entry: the push's lock-order hook
-             * may block, and a task resume on another worker (break33). */
+             * may block, and a task may resume on another worker (break33). */
             ox__held_push_tagged(l, &ox__rwlock_slot_read_ops, (uint16_t)slot, file, line);
             return poison_code(s);
         }
