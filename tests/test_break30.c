@@ -76,7 +76,8 @@ static void *window_poker(void *arg)
          * win_poker says what a backlog did). */
         unsigned handled = atomic_load(&w->handled);
         pthread_kill(w->victim, SIGRTMIN + 3);
-        while (atomic_load(&w->handled) == handled && !atomic_load(&w->stop))
+        while (atomic_load(&w->handled) == handled && !atomic_load(&w->stop) &&
+               atomic_load(&w->phase) == 0) /* a handler held in the window blocks the signal */
             ox_test_spin_ns(1000);
         ox_test_spin_ns(20000);
     }

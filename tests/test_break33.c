@@ -466,6 +466,7 @@ OX_TEST_OPTS(break33_deadlock_message_reads_the_pushed_site, .expect_signal = SI
 
 /* ---- f0f790b + 65371bd: the channel wait's yields ---- */
 
+/* One side of a channel pair, counting what went wrong (pong and echo). */
 struct pp {
     ox_sender *tx;
     ox_receiver *rx;
@@ -741,16 +742,9 @@ OX_TEST(break33_disconnection_during_the_yields_wakes_the_waiter)
  * (a task switch), a thread's spins and yields; a lost wake either way
  * shows as a timeout. One worker, so a task that yielded the worker
  * thread instead of parking would starve its partner task. */
-struct mixed {
-    ox_sender *tx;
-    ox_receiver *rx;
-    long n;
-    _Atomic long failures;
-};
-
 static void *echo(void *arg)
 {
-    struct mixed *m = arg;
+    struct pp *m = arg;
     for (long i = 0; i < m->n; i++) {
         long v;
         if (ox_receiver_recv_timeout(m->rx, &v, ox_test_bound(OX_SECS(5))) != 0 ||
@@ -764,7 +758,7 @@ static void *echo(void *arg)
 
 static void *ask(void *arg)
 {
-    struct mixed *m = arg;
+    struct pp *m = arg;
     for (long i = 0; i < m->n; i++) {
         long v = i;
         if (ox_sender_send_timeout(m->tx, &v, ox_test_bound(OX_SECS(5))) != 0 ||
@@ -779,7 +773,7 @@ static void *ask(void *arg)
 OX_TEST(break33_task_and_thread_waits_on_one_channel_pair)
 {
     for (int shape = 0; shape < 3; shape++) {
-        struct mixed a = {.n = 3000}, b = {.n = 3000};
+        struct pp a = {.n = 3000}, b = {.n = 3000};
         CHECK_EQ(ox_channel(sizeof(long), 0, &a.tx, &b.rx), 0);
         CHECK_EQ(ox_channel(sizeof(long), 0, &b.tx, &a.rx), 0);
         ox_runtime *rt = ox_test_runtime(1);
