@@ -97,11 +97,12 @@ uintptr_t ox__ctx_wait_until(ox__ctx *cx, ox_instant deadline, const ox__wait_si
      * yields here made chan_mpsc_bounded0 under two busy loops take 3-40
      * us a message (29ecfcb); with it, 2.7-3.4 us against 2.3-3.7 without
      * yields (crossbeam 3.1-4.2). */
-    ox__backoff yields = {.step = OX__BACKOFF_SPIN_LIMIT + 1};
+    ox__backoff yields = {.step = OX__BACKOFF_SPIN_LIMIT + 1}; /* past its spin: yields only */
     while (!ox__backoff_is_completed(&yields) &&
            (deadline.ns == OX_INSTANT_NEVER.ns || ox_instant_now().ns < deadline.ns)) {
         ox__backoff_snooze(&yields);
-        sel = atomic_load_explicit(&cx->select, memory_order_acquire); /* as above */
+        /* Acquire: pairs with the claimer's acq_rel CAS, as in the spin. */
+        sel = atomic_load_explicit(&cx->select, memory_order_acquire);
         if (sel != OX__SEL_WAITING)
             goto selected;
     }
