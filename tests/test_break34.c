@@ -316,7 +316,7 @@ static void *conserve_receiver(void *arg)
     struct conserve *c = arg;
     int rid = atomic_fetch_add(&c->next_rid, 1);
     unsigned seed = 991u + (unsigned)rid;
-    ox_test_budget b = ox_test_budget_start_s(1, 1L << 40, 60);
+    ox_test_budget b = ox_test_budget_start_s(1, 1L << 40, 20);
     for (;;) {
         long v = -1;
         int rc;
@@ -392,6 +392,78 @@ OX_TEST_OPTS(break34_timeouts_on_both_sides_conserve_messages, .timeout_s = 120)
         /* Both outcomes happened: the race was run, not avoided. */
         CHECK(atomic_load(&c->ok_sends) > 0);
         CHECK(atomic_load(&c->ok_sends) < (long)TS * TPER);
+        ox_sender_drop(c->idle_tx);
+        ox_receiver_drop(c->idle_rx);
+        free(c);
+    }
+}
+
+/* ---- aborted task senders against timed thread receivers ----
+ * The tasks park at once (no yields); the threads' timed receives yield.
+ * An abort racing a claim: a send that returned 0 was received once, one
+ * that returned OX_ECANCELED was not received at all. */
+static void *conserve_task_sender(void *arg)
+{
+    struct conserve *c = arg;
+    int id = atomic_fetch_add(&c->next_id, 1);
+    for (long i = 0; i < TPER; i++) {
+        long v = (long)id << 32 | i;
+        int rc = ox_sender_send(c->tx[id], &v);
+        if (rc == 0) {
+            atomic_store(&c->sent_ok[id][i], 1);
+            atomic_fetch_add(&c->ok_sends, 1);
+        } else {
+            if (rc != OX_ECANCELED)
+                atomic_fetch_add(&c->bad, 1);
+            break;
+        }
+    }
+    ox_sender_drop(c->tx[id]);
+    return NULL;
+}
+
+OX_TEST_OPTS(break34_aborted_task_senders_and_timed_thread_receivers_conserve, .timeout_s = 120)
+{
+    for (size_t cap = 0; cap < 2; cap++) {
+        struct conserve *c = calloc(1, sizeof *c);
+        CHECK(c != NULL);
+        CHECK_EQ(ox_channel(sizeof(long), cap, &c->tx[0], &c->rx[0]), 0);
+        CHECK_EQ(ox_channel(sizeof(long), 0, &c->idle_tx, &c->idle_rx), 0);
+        for (int i = 1; i < TS; i++)
+            c->tx[i] = ox_sender_clone(c->tx[0]);
+        for (int i = 1; i < TR; i++)
+            c->rx[i] = ox_receiver_clone(c->rx[0]);
+        ox_runtime *rt = ox_test_runtime(2);
+        ox_join_handle hr[TR];
+        for (int i = 0; i < TR; i++)
+            hr[i] = ox_thread_spawn(conserve_receiver, c);
+        ox_task_handle ht[TS];
+        for (int i = 0; i < TS; i++)
+            ht[i] = ox_test_spawn_on(rt, conserve_task_sender, c);
+        for (int i = 0; i < TS; i++) {
+            ox_thread_sleep(OX_MILLIS(5 + 5 * i));
+            ox_task_abort(&ht[i]);
+        }
+        for (int i = 0; i < TS; i++) {
+            int jrc = ox_task_join(&ht[i], NULL, NULL);
+            CHECK(jrc == 0 || jrc == OX_ECANCELED);
+        }
+        /* A task aborted before it first ran never took its sender: drop
+         * those here, or the receivers never see the disconnection. */
+        for (int id = atomic_load(&c->next_id); id < TS; id++)
+            ox_sender_drop(c->tx[id]);
+        for (int i = 0; i < TR; i++)
+            ox_test_join(&hr[i]);
+        ox_runtime_shutdown(rt);
+        CHECK_EQ(atomic_load(&c->bad), 0);
+        long mismatched = 0;
+        for (int id = 0; id < TS; id++)
+            for (int i = 0; i < TPER; i++)
+                if (atomic_load(&c->received[id][i]) != (int)atomic_load(&c->sent_ok[id][i]))
+                    mismatched++;
+        CHECK_EQ(mismatched, 0);
+        CHECK_EQ(atomic_load(&c->ok_sends), atomic_load(&c->ok_recvs));
+        CHECK(atomic_load(&c->ok_sends) > 0);
         ox_sender_drop(c->idle_tx);
         ox_receiver_drop(c->idle_rx);
         free(c);
