@@ -47,6 +47,23 @@ static long rounds_scaled(long n)
     return r < 500 ? 500 : r;
 }
 
+/* Whether a task on round r of its rounds goes on: past its rounds it
+ * goes on until some task has moved, since the test needs a move. On a
+ * busy machine (CI runs suites side by side) the second worker may not get
+ * a CPU during the rounds at all, and then every task stays on the first:
+ * a clang-O0 suite saw no move in its 500 rounds. give_up is taken when
+ * the task starts. */
+static bool more_rounds(long r, long rounds, ox_instant give_up)
+{
+    return r < rounds || (atomic_load_explicit(&moves, memory_order_relaxed) == 0 &&
+                          ox_instant_now().ns < give_up.ns);
+}
+
+static ox_instant give_up_moving(void)
+{
+    return ox_instant_after(ox_test_bound(OX_MILLIS(10000)));
+}
+
 /* The worker running the calling task, read afresh (an out-of-line call). */
 static const void *worker_now(void)
 {
@@ -97,7 +114,8 @@ static void *hold_across_suspensions(void *arg)
     ox_mutex *mine = &own[(intptr_t)arg];
     ox_task *self = ox_task_current();
     long rounds = rounds_scaled(2000);
-    for (long r = 0; r < rounds; r++) {
+    ox_instant give_up = give_up_moving();
+    for (long r = 0; more_rounds(r, rounds, give_up); r++) {
         CHECK_EQ(ox_mutex_lock(mine), 0); /* the inline fast path pushes the record */
         const void *before = worker_now();
         ox_task_yield();
@@ -197,7 +215,8 @@ static void *catch_panics(void *arg)
     uint16_t level = ox__unwind_current()->level;
     const ox__catch_frame *top = ox__unwind_current()->catch_top;
     long rounds = rounds_scaled(500);
-    for (long r = 0; r < rounds; r++) {
+    ox_instant give_up = give_up_moving();
+    for (long r = 0; more_rounds(r, rounds, give_up); r++) {
         struct panic_job job = {.index = index, .round = r};
         ox_panic_payload *p = NULL;
         int rc = ox_catch_unwind(lock_suspend_panic, &job, NULL, &p);
@@ -225,7 +244,8 @@ static void *stay_calm(void *arg)
     (void)arg;
     ox_task *self = ox_task_current();
     long rounds = rounds_scaled(2000);
-    for (long r = 0; r < rounds; r++) {
+    ox_instant give_up = give_up_moving();
+    for (long r = 0; more_rounds(r, rounds, give_up); r++) {
         const void *before = worker_now();
         if (r % 2 == 0)
             ox_task_yield();
@@ -315,7 +335,7 @@ OX_TEST_OPTS(task_tls_cancellation_follows_a_task_moved_mid_function, .timeout_s
      * prove its claim. Six pairs on two workers move by stealing; one pair
      * left alone tends to stay on one worker, and waiting for it to move
      * (as this test did) ran until the runner's timeout in a chaos suite. */
-    ox_instant give_up = ox_instant_after(ox_test_bound(OX_MILLIS(10000)));
+    ox_instant give_up = give_up_moving();
     while (atomic_load(&moves) == 0 && ox_instant_now().ns < give_up.ns)
         ox_thread_sleep(OX_MILLIS(1));
     long want = rounds_scaled(2000);
@@ -402,11 +422,8 @@ static void *deep_rounds(void *arg)
 {
     int index = (int)(intptr_t)arg;
     long rounds = rounds_scaled(300) / 10 + 1;
-    /* Past its rounds, on until some task has moved (the test needs one). */
-    ox_instant give_up = ox_instant_after(ox_test_bound(OX_MILLIS(10000)));
-    for (long r = 0; r < rounds || (atomic_load_explicit(&moves, memory_order_relaxed) == 0 &&
-                                    ox_instant_now().ns < give_up.ns);
-         r++) {
+    ox_instant give_up = give_up_moving();
+    for (long r = 0; more_rounds(r, rounds, give_up); r++) {
         ox_task_handle h = ox_task_spawn(hold_deep_then_panic, arg);
         ox_panic_payload *p = NULL;
         CHECK_EQ(ox_task_join(&h, NULL, &p), OX_EPANICKED);
