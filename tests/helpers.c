@@ -430,6 +430,11 @@ void ox_test_spin_ns(int64_t ns)
         continue;
 }
 
+void ox_test_quiet_hook(const ox_panic_payload *p)
+{
+    (void)p;
+}
+
 void *ox_test_set_flag(void *flag)
 {
     atomic_store((_Atomic int *)flag, 1);

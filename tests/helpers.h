@@ -77,6 +77,9 @@ typedef struct ox_test_answerer {
     _Atomic int yields_skipped; /* its waits skipped their yields once (park.h) */
 } ox_test_answerer;
 void *ox_test_answer(void *answerer);
+/* A panic hook that prints nothing, for tests whose panics are expected
+ * (ox_panic_set_hook(ox_test_quiet_hook)). */
+void ox_test_quiet_hook(const ox_panic_payload *p);
 /* A task or thread body that stores 1 to the _Atomic int at flag. */
 void *ox_test_set_flag(void *flag);
 /* A task body that sleeps 1 ms, then stores 1 to the _Atomic int at flag. */

@@ -237,15 +237,10 @@ static void *nest_rounds(void *arg)
     return NULL;
 }
 
-static void quiet_hook(const ox_panic_payload *info)
-{
-    (void)info;
-}
-
 OX_TEST_OPTS(break22_nested_catch_frames_and_a_condvar_wait_past_a_task_s_inline_entries,
              .timeout_s = 60)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle hs[NEST_TASKS];
     for (int i = 0; i < NEST_TASKS; i++) {

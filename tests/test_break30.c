@@ -258,11 +258,6 @@ OX_TEST_OPTS(break30_try_write_window_does_not_fail_a_recursive_reader, .expect_
 
 /* ---- what was checked and holds ---- */
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 struct moved {
     ox_rwlock l;
     _Atomic int step;
@@ -282,7 +277,7 @@ static void *moved_then_panics(void *arg)
  * its slot freed and gives the count back, and a reader does not poison. */
 OX_TEST(break30_moved_dispersed_reader_panics_and_gives_its_count_back)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     static struct moved m;
     memset(&m, 0, sizeof m);
     ox_rwlock_init(&m.l);

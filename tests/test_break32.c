@@ -21,11 +21,6 @@ static bool dispersed(ox_rwlock *l)
     return atomic_load(&l->state) & OX__RW_DISPERSED;
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* Write-locks and unlocks l until its readers are gathered (traces left on
  * other CPUs' lines keep DISPERSED for one write). */
 static void gather(ox_rwlock *l)
@@ -362,7 +357,7 @@ static void *read_then_panic(void *arg)
 OX_TEST(break32_panic_holding_a_read_routed_either_way_releases_it)
 {
     ox_test_pin(0, ox_test_first_allowed_cpu());
-    ox_panic_hook old = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
     for (int way = 0; way < 3; way++) {
         ox_rwlock l = OX_RWLOCK_INIT;
         ox_test_rwlock_disperse(&l);

@@ -40,11 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* ---- 0365f03: alignment in a task ---- */
 
 static void *task_record_alignment(void *arg)
@@ -212,7 +207,7 @@ static void *lock_at_level(void *arg)
 
 OX_TEST(break33_panic_releases_only_its_levels_entries)
 {
-    ox_panic_hook old = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
     struct levels l = {.base = ox__unwind_current()->level};
     for (int round = 0; round < 50; round++) {
         dirty_next_slot();
@@ -282,7 +277,7 @@ static void *dispersed_rounds(void *arg)
 
 OX_TEST(break33_dispersed_reader_tag_survives_grow_switch_and_panic)
 {
-    ox_panic_hook old = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
     struct disp *d = calloc(1, sizeof *d);
     CHECK(d != NULL);
     ox_runtime *rt = ox_test_runtime(2);
@@ -432,7 +427,7 @@ static void *condvar_level_rounds(void *arg)
 
 OX_TEST(break33_condvar_wait_keeps_the_entry_level_under_a_deeper_lock)
 {
-    ox_panic_hook old = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
     struct cvl c = {0};
     condvar_level_rounds(&c);
     ox_runtime *rt = ox_test_runtime(2);

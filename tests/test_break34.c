@@ -33,11 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* ---- dispersed tags, checked directly ---- */
 
 static _Atomic int stirring;
@@ -153,7 +148,7 @@ static void *stack_rounds(void *arg)
 OX_TEST_OPTS(break34_stacked_dispersed_tags_name_their_slots_with_the_checker_waiting,
              .timeout_s = 120)
 {
-    ox_panic_hook old = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
     atomic_store(&stirring, 1);
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
     ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
@@ -240,7 +235,7 @@ static void *condvar_rounds(void *arg)
 
 OX_TEST(break34_condvar_wait_moves_dispersed_entries_whole)
 {
-    ox_panic_hook old = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
     enum { N = 4 };
     struct cvr *c = calloc(N, sizeof *c);
     CHECK(c != NULL);

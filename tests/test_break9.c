@@ -159,11 +159,6 @@ static void count_cleanup(void *arg)
     atomic_fetch_add(&sk.cleanups, 1);
 }
 
-static void quiet_hook(const ox_panic_payload *payload)
-{
-    (void)payload;
-}
-
 /* Yields (and so may move to another worker) between its catch frame's
  * setjmp and the panic that lands there. */
 static void *yield_then_panic(void *arg)
@@ -335,7 +330,7 @@ static void *sk_task(void *arg)
 
 OX_TEST_OPTS(runtime_shutdown_returns_after_every_task_of_every_kind, .timeout_s = 60)
 {
-    ox_panic_hook old_hook = ox_panic_set_hook(quiet_hook);
+    ox_panic_hook old_hook = ox_panic_set_hook(ox_test_quiet_hook);
     ox_test_budget b = ox_test_budget_start(20, ox_test_scaled(200));
     long r;
     for (r = 0; ox_test_budget_more(&b, r); r++) {

@@ -333,17 +333,12 @@ static void *recv_panics(void *rx)
     return NULL;
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* clone runs under the channel's internal lock, and a panic in it left the
  * lock held: the next call on the channel hung for good. Now the message
  * stays unread and the channel usable. */
 OX_TEST_OPTS(broadcast_panicking_clone_leaves_the_channel_usable, .timeout_s = 10)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_broadcast_options o = {
         .elem_size = sizeof(long), .capacity = 2, .clone = clone_long_or_panic};
     ox_broadcast_sender *tx;
@@ -386,7 +381,7 @@ static void *send_one(void *tx)
  * in. */
 OX_TEST_OPTS(broadcast_panicking_destroy_in_a_send_still_sends, .timeout_s = 10)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_broadcast_options o = {
         .elem_size = sizeof(long), .capacity = 2, .destroy = destroy_long_or_panic};
     ox_broadcast_sender *tx;
@@ -430,7 +425,7 @@ static void *drop_receiver(void *rx)
  * the rest undestroyed. Now the drop finishes on the unwind path. */
 OX_TEST_OPTS(broadcast_panicking_destroy_in_a_receiver_drop_still_finishes, .timeout_s = 10)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_broadcast_options o = {
         .elem_size = sizeof(long), .capacity = 4, .destroy = count_destroy_or_panic};
     ox_broadcast_sender *tx;

@@ -74,11 +74,6 @@ OX_TEST(condvar_wait_while_returns_when_predicate_false)
     (void)!ox_thread_join(&h, NULL, NULL);
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 static void *poison_it(void *arg)
 {
     (void)!ox_mutex_lock((ox_mutex *)arg);
@@ -113,7 +108,7 @@ static void *wait_with_panicky_pred(void *arg)
 
 OX_TEST(condvar_wait_while_predicate_panics)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     for (int panic_at = 1; panic_at <= 2; panic_at++) {
         struct panicky_pred p = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0, panic_at};
         ox_join_handle h = ox_thread_spawn(wait_with_panicky_pred, &p);
@@ -138,7 +133,7 @@ OX_TEST(condvar_wait_while_predicate_panics)
 
 OX_TEST(condvar_wait_reports_poisoned_mutex)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     struct flag f = {OX_MUTEX_INIT, OX_CONDVAR_INIT, 0};
     CHECK_EQ(ox_catch_unwind(poison_it, &f.m, NULL, NULL), OX_EPANICKED);
     ox_join_handle h = ox_thread_spawn(set_flag_later, &f);
@@ -617,7 +612,7 @@ OX_TEST(condvar_wait_timeout_while)
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
 
     /* Poisoning is reported as by wait_while. */
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     CHECK_EQ(ox_catch_unwind(poison_it, &f.m, NULL, NULL), OX_EPANICKED);
     f.value = 0;
     h = ox_thread_spawn(set_flag_later, &f);

@@ -50,14 +50,9 @@ static void *panic_while_holding(void *arg)
     ox_panic("boom while holding the mutex");
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 OX_TEST(mutex_panic_poisons_and_data_survives)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     struct poison_data d = {OX_MUTEX_INIT, 0};
     ox_join_handle h = ox_thread_spawn(panic_while_holding, &d);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
@@ -88,7 +83,7 @@ static void *panic_inside_scope(void *arg)
 
 OX_TEST(mutex_scope_panic_releases_once_and_poisons)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_mutex m = OX_MUTEX_INIT;
     ox_join_handle h = ox_thread_spawn(panic_inside_scope, &m);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
@@ -104,7 +99,7 @@ static void *catch_target(void *arg)
 
 OX_TEST(mutex_catch_unwind_releases_and_poisons)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_mutex m = OX_MUTEX_INIT;
     CHECK_EQ(ox_catch_unwind(catch_target, &m, NULL, NULL), OX_EPANICKED);
     CHECK(ox_mutex_is_poisoned(&m));

@@ -1,5 +1,6 @@
 /* Panics: catch_unwind, payloads, the hook, cleanups and held locks
  * released in reverse order, exit code 101, double panics. */
+#include "helpers.h"
 #include "oxide.h"
 #include "runner.h"
 
@@ -383,15 +384,10 @@ static void *storm_worker(void *arg)
     return NULL;
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 OX_TEST(panic_storm_in_many_threads_keeps_records_separate)
 {
     static struct storm st;
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h[4];
     for (int i = 0; i < 4; i++)
         h[i] = ox_thread_spawn(storm_worker, &st);

@@ -12,11 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 OX_TEST(rwlock_size_zero_init_and_modes)
 {
     CHECK(sizeof(ox_rwlock) <= 8);
@@ -63,7 +58,7 @@ static void *panic_in_read(void *arg)
 
 OX_TEST(rwlock_panic_in_write_poisons)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     struct pdata d = {OX_RWLOCK_INIT, 0};
     ox_join_handle h = ox_thread_spawn(panic_in_write, &d);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
@@ -83,7 +78,7 @@ OX_TEST(rwlock_panic_in_write_poisons)
 
 OX_TEST(rwlock_panic_in_read_releases_without_poison)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     struct pdata d = {OX_RWLOCK_INIT, 0};
     ox_join_handle h = ox_thread_spawn(panic_in_read, &d);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);
@@ -106,7 +101,7 @@ static void *panic_after_downgrade(void *arg)
 
 OX_TEST(rwlock_panic_holding_downgraded_read_lock)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     struct pdata d = {OX_RWLOCK_INIT, 0};
     ox_join_handle h = ox_thread_spawn(panic_after_downgrade, &d);
     CHECK_EQ(ox_thread_join(&h, NULL, NULL), OX_EPANICKED);

@@ -11,11 +11,6 @@
 #include <stdint.h>
 #include <string.h>
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* The slot the calling thread's newest read lock took (its record's tag). */
 static unsigned my_newest_slot(void)
 {
@@ -252,7 +247,7 @@ static void *panic_while_reading(void *arg)
 
 OX_TEST(rwlock_dispersed_reader_panic_gives_its_slot_back)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     static ox_rwlock l = OX_RWLOCK_INIT;
     ox_test_rwlock_disperse(&l);
     ox_join_handle h = ox_thread_spawn(panic_while_reading, &l);

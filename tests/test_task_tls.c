@@ -257,11 +257,6 @@ static void *stay_calm(void *arg)
     return NULL;
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 static task_fn *panic_or_calm_for(int i)
 {
     panic_locks[i] = (ox_mutex)OX_MUTEX_INIT;
@@ -270,7 +265,7 @@ static task_fn *panic_or_calm_for(int i)
 
 OX_TEST_OPTS(task_tls_panic_state_follows_a_task_moved_mid_function, .timeout_s = 120)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     run_tasks_that_must_move(panic_or_calm_for);
 }
 
@@ -449,6 +444,6 @@ static task_fn *deep_rounds_for(int i)
 
 OX_TEST_OPTS(task_tls_a_record_past_its_inline_entries_follows_a_task, .timeout_s = 120)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     run_tasks_that_must_move(deep_rounds_for);
 }

@@ -336,18 +336,13 @@ static void *borrow_panics(void *arg)
     return NULL;
 }
 
-static void quiet_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* modify and clone run under the channel's internal lock, and a panic in
  * them left it held: the next call on the channel hung for good. Tokio's
  * send_modify keeps the channel usable, with the changes made before the
  * panic visible and no receiver told. */
 OX_TEST_OPTS(watch_panicking_modify_or_clone_leaves_the_channel_usable, .timeout_s = 10)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     long zero = 0;
     ox_watch_options o = {.elem_size = sizeof(long), .initial = &zero, .clone = clone_or_panic};
     CHECK_EQ(ox_watch_with(&o, &wp.tx, &wp.rx), 0);
@@ -393,7 +388,7 @@ static void *send_two(void *arg)
  * is dropped once the new one is in. */
 OX_TEST_OPTS(watch_panicking_destroy_in_a_send_still_sends, .timeout_s = 10)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     long zero = 0;
     ox_watch_options o = {.elem_size = sizeof(long), .initial = &zero, .destroy = destroy_or_panic};
     CHECK_EQ(ox_watch_with(&o, &wp.tx, &wp.rx), 0);
@@ -421,7 +416,7 @@ static void *drop_watch_sender(void *tx)
  * leaves. Fails before the fix only where leaks are checked (asan). */
 OX_TEST(watch_panicking_destroy_as_the_channel_is_freed_still_frees_it)
 {
-    ox_panic_set_hook(quiet_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     long zero = 0;
     ox_watch_options o = {.elem_size = sizeof(long), .initial = &zero, .destroy = destroy_or_panic};
     ox_watch_sender *tx;
