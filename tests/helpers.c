@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #include "helpers.h"
 
+#include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
 #include "task/task_internal.h" /* white box: rt->sched */
 #include "thread/park.h"
 
@@ -428,6 +429,32 @@ void ox_test_spin_ns(int64_t ns)
     int64_t until = ox_instant_now().ns + ns;
     while (ox_instant_now().ns < until)
         continue;
+}
+
+static void *stir_the_checker(void *arg)
+{
+    ox_test_stirrer *s = arg;
+    static const ox_lock_class cls = {"stirred", __FILE__, __LINE__};
+    static int dummy;
+    /* Relaxed: only a stop flag; nothing is published with it, and the
+     * join in ox_test_stirrer_stop orders the rest. */
+    while (atomic_load_explicit(&s->running, memory_order_relaxed)) {
+        ox_lock_class_register(&dummy, &cls);
+        (void)ox__lockdep_bytes();
+    }
+    return NULL;
+}
+
+void ox_test_stirrer_start(ox_test_stirrer *s)
+{
+    atomic_init(&s->running, 1);
+    s->thread = ox_thread_spawn(stir_the_checker, s);
+}
+
+void ox_test_stirrer_stop(ox_test_stirrer *s)
+{
+    atomic_store_explicit(&s->running, 0, memory_order_relaxed);
+    ox_test_join(&s->thread);
 }
 
 void ox_test_quiet_hook(const ox_panic_payload *p)

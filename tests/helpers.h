@@ -77,6 +77,17 @@ typedef struct ox_test_answerer {
     _Atomic int yields_skipped; /* its waits skipped their yields once (park.h) */
 } ox_test_answerer;
 void *ox_test_answer(void *answerer);
+/* A thread that keeps the lock-order checker's lock busy and its pair
+ * caches stale (it registers a lock class and sizes the checker's memory,
+ * over and over) until stopped: a task whose lock push enters the checker
+ * then waits there, and may resume on another worker. The checker must be
+ * enabled; the struct stays put from start to stop. */
+typedef struct ox_test_stirrer {
+    ox_join_handle thread;
+    _Atomic int running;
+} ox_test_stirrer;
+void ox_test_stirrer_start(ox_test_stirrer *s);
+void ox_test_stirrer_stop(ox_test_stirrer *s);
 /* A panic hook that prints nothing, for tests whose panics are expected
  * (ox_panic_set_hook(ox_test_quiet_hook)). */
 void ox_test_quiet_hook(const ox_panic_payload *p);

@@ -29,7 +29,6 @@
 #include "helpers.h"
 #include "runner.h"
 
-#include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
 #include "panic/unwind.h"       /* white box: the live held-lock record */
 #include "task/task_internal.h" /* white box: the worker a task runs on */
 
@@ -302,22 +301,10 @@ OX_TEST(break33_dispersed_reader_tag_survives_grow_switch_and_panic)
  * leaves slot 0 instead of ours: the count is decremented instead
  * (a reader that never counted), and our slot stays held. Each task
  * holds its own mutex and reads its own rwlock, so nothing here waits
- * but the checker's lock; a thread keeps that busy and the pair caches
- * stale (as lockdep_task_resumed_on_another_worker_inside_the_checker). */
-static _Atomic int stirring = 1;
+ * but the checker's lock, which an ox_test_stirrer keeps busy. */
+/* Counters: relaxed; moved_inside only bounds the rounds, and slot_reads
+ * is read after the joins, which order it. */
 static _Atomic long moved_inside, slot_reads;
-
-static void *stir_the_checker(void *arg)
-{
-    (void)arg;
-    static const ox_lock_class cls = {"dummy33", __FILE__, __LINE__};
-    static int dummy;
-    while (atomic_load_explicit(&stirring, memory_order_acquire)) {
-        ox_lock_class_register(&dummy, &cls);
-        (void)ox__lockdep_bytes();
-    }
-    return NULL;
-}
 
 struct own_read {
     ox_mutex a;
@@ -360,7 +347,8 @@ OX_TEST_OPTS(break33_dispersed_tag_lands_in_own_record_when_the_checker_waits, .
 {
     ox_runtime *rt = ox_test_runtime(2);
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
+    ox_test_stirrer stirrer;
+    ox_test_stirrer_start(&stirrer);
     enum { N = 8 };
     struct own_read *p = calloc(N, sizeof *p);
     CHECK(p != NULL);
@@ -369,8 +357,7 @@ OX_TEST_OPTS(break33_dispersed_tag_lands_in_own_record_when_the_checker_waits, .
         hs[i] = ox_test_spawn_on(rt, read_own_dispersed, &p[i]);
     for (int i = 0; i < N; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
-    atomic_store_explicit(&stirring, 0, memory_order_release);
-    ox_test_join(&stirrer);
+    ox_test_stirrer_stop(&stirrer);
     ox_runtime_shutdown(rt);
     CHECK_EQ(ox_lockdep_reports(), 0u);
     CHECK(atomic_load(&slot_reads) > 0);

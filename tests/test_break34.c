@@ -22,7 +22,6 @@
 #include "helpers.h"
 #include "runner.h"
 
-#include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
 #include "panic/unwind.h"       /* white box: the live held-lock record */
 #include "sync/rwlock_slots.h"  /* white box: which slot holds a lock */
 #include "task/task_internal.h" /* white box: the worker a task runs on */
@@ -35,20 +34,8 @@
 
 /* ---- dispersed tags, checked directly ---- */
 
-static _Atomic int stirring;
+/* Counters: relaxed, read after the joins, which order them. */
 static _Atomic long moved_inside, slot_reads, bad_tags;
-
-static void *stir_the_checker(void *arg)
-{
-    (void)arg;
-    static const ox_lock_class cls = {"dummy34", __FILE__, __LINE__};
-    static int dummy;
-    while (atomic_load_explicit(&stirring, memory_order_acquire)) {
-        ox_lock_class_register(&dummy, &cls);
-        (void)ox__lockdep_bytes();
-    }
-    return NULL;
-}
 
 /* Whether l's newest entry is whole: a dispersed reader's tag names a slot
  * that holds l (nobody writes l here, so no writer moved it), and the
@@ -149,9 +136,9 @@ OX_TEST_OPTS(break34_stacked_dispersed_tags_name_their_slots_with_the_checker_wa
              .timeout_s = 120)
 {
     ox_panic_hook old = ox_panic_set_hook(ox_test_quiet_hook);
-    atomic_store(&stirring, 1);
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
+    ox_test_stirrer stirrer;
+    ox_test_stirrer_start(&stirrer);
     enum { N = 6 };
     struct stack *p = calloc(N + 1, sizeof *p);
     CHECK(p != NULL);
@@ -168,9 +155,12 @@ OX_TEST_OPTS(break34_stacked_dispersed_tags_name_their_slots_with_the_checker_wa
     for (int i = 0; i < N; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
     ox_test_join(&th);
-    atomic_store_explicit(&stirring, 0, memory_order_release);
-    ox_test_join(&stirrer);
+    ox_test_stirrer_stop(&stirrer);
     ox_runtime_shutdown(rt);
+    /* A read that resumed on another worker is what the tags are checked
+     * against; whether one did is up to the scheduler, so said, not
+     * required. */
+    printf("%ld dispersed reads resumed on another worker\n", atomic_load(&moved_inside));
     CHECK_EQ(ox_lockdep_reports(), 0u);
     CHECK(atomic_load(&slot_reads) > 0);
     CHECK_EQ(atomic_load(&bad_tags), 0);
@@ -278,6 +268,47 @@ static ox_nanos short_timeout(unsigned *seed)
     return r == 0 ? 0 : OX_MICROS(r);
 }
 
+/* The channel of capacity cap with TS senders and TR receivers, and the
+ * idle channel the selects wait on besides. */
+static struct conserve *conserve_new(size_t cap)
+{
+    struct conserve *c = calloc(1, sizeof *c);
+    CHECK(c != NULL);
+    CHECK_EQ(ox_channel(sizeof(long), cap, &c->tx[0], &c->rx[0]), 0);
+    CHECK_EQ(ox_channel(sizeof(long), 0, &c->idle_tx, &c->idle_rx), 0);
+    for (int i = 1; i < TS; i++)
+        c->tx[i] = ox_sender_clone(c->tx[0]);
+    for (int i = 1; i < TR; i++)
+        c->rx[i] = ox_receiver_clone(c->rx[0]);
+    return c;
+}
+
+/* Once every sender and receiver is done: each message was received
+ * exactly as often as its send reported success (once or never), and some
+ * were sent. Then frees c. */
+static void conserve_check_and_free(struct conserve *c, size_t cap)
+{
+    CHECK_EQ(atomic_load(&c->bad), 0);
+    long mismatched = 0, first = -1;
+    for (int id = 0; id < TS; id++)
+        for (int i = 0; i < TPER; i++)
+            if (atomic_load(&c->received[id][i]) != (int)atomic_load(&c->sent_ok[id][i])) {
+                mismatched++;
+                if (first < 0)
+                    first = (long)id << 32 | i;
+            }
+    if (mismatched != 0)
+        fprintf(stderr, "cap %zu: %ld mismatched (first %#lx), %ld sent, %ld received\n", cap,
+                mismatched, (unsigned long)first, atomic_load(&c->ok_sends),
+                atomic_load(&c->ok_recvs));
+    CHECK_EQ(mismatched, 0);
+    CHECK_EQ(atomic_load(&c->ok_sends), atomic_load(&c->ok_recvs));
+    CHECK(atomic_load(&c->ok_sends) > 0);
+    ox_sender_drop(c->idle_tx);
+    ox_receiver_drop(c->idle_rx);
+    free(c);
+}
+
 static void *conserve_sender(void *arg)
 {
     struct conserve *c = arg;
@@ -352,14 +383,7 @@ static void *conserve_receiver(void *arg)
 OX_TEST_OPTS(break34_timeouts_on_both_sides_conserve_messages, .timeout_s = 120)
 {
     for (size_t cap = 0; cap < 2; cap++) {
-        struct conserve *c = calloc(1, sizeof *c);
-        CHECK(c != NULL);
-        CHECK_EQ(ox_channel(sizeof(long), cap, &c->tx[0], &c->rx[0]), 0);
-        CHECK_EQ(ox_channel(sizeof(long), 0, &c->idle_tx, &c->idle_rx), 0);
-        for (int i = 1; i < TS; i++)
-            c->tx[i] = ox_sender_clone(c->tx[0]);
-        for (int i = 1; i < TR; i++)
-            c->rx[i] = ox_receiver_clone(c->rx[0]);
+        struct conserve *c = conserve_new(cap);
         ox_join_handle hs[TS], hr[TR];
         for (int i = 0; i < TR; i++)
             hr[i] = ox_thread_spawn(conserve_receiver, c);
@@ -369,27 +393,9 @@ OX_TEST_OPTS(break34_timeouts_on_both_sides_conserve_messages, .timeout_s = 120)
             ox_test_join(&hs[i]);
         for (int i = 0; i < TR; i++)
             ox_test_join(&hr[i]);
-        CHECK_EQ(atomic_load(&c->bad), 0);
-        long mismatched = 0, first = -1;
-        for (int id = 0; id < TS; id++)
-            for (int i = 0; i < TPER; i++)
-                if (atomic_load(&c->received[id][i]) != (int)atomic_load(&c->sent_ok[id][i])) {
-                    mismatched++;
-                    if (first < 0)
-                        first = (long)id << 32 | i;
-                }
-        if (mismatched != 0)
-            fprintf(stderr, "cap %zu: %ld mismatched (first %#lx), %ld sent, %ld received\n", cap,
-                    mismatched, (unsigned long)first, atomic_load(&c->ok_sends),
-                    atomic_load(&c->ok_recvs));
-        CHECK_EQ(mismatched, 0);
-        CHECK_EQ(atomic_load(&c->ok_sends), atomic_load(&c->ok_recvs));
-        /* Both outcomes happened: the race was run, not avoided. */
-        CHECK(atomic_load(&c->ok_sends) > 0);
+        /* Some sends timed out too: the race was run, not avoided. */
         CHECK(atomic_load(&c->ok_sends) < (long)TS * TPER);
-        ox_sender_drop(c->idle_tx);
-        ox_receiver_drop(c->idle_rx);
-        free(c);
+        conserve_check_and_free(c, cap);
     }
 }
 
@@ -420,14 +426,7 @@ static void *conserve_task_sender(void *arg)
 OX_TEST_OPTS(break34_aborted_task_senders_and_timed_thread_receivers_conserve, .timeout_s = 120)
 {
     for (size_t cap = 0; cap < 2; cap++) {
-        struct conserve *c = calloc(1, sizeof *c);
-        CHECK(c != NULL);
-        CHECK_EQ(ox_channel(sizeof(long), cap, &c->tx[0], &c->rx[0]), 0);
-        CHECK_EQ(ox_channel(sizeof(long), 0, &c->idle_tx, &c->idle_rx), 0);
-        for (int i = 1; i < TS; i++)
-            c->tx[i] = ox_sender_clone(c->tx[0]);
-        for (int i = 1; i < TR; i++)
-            c->rx[i] = ox_receiver_clone(c->rx[0]);
+        struct conserve *c = conserve_new(cap);
         ox_runtime *rt = ox_test_runtime(2);
         ox_join_handle hr[TR];
         for (int i = 0; i < TR; i++)
@@ -450,17 +449,6 @@ OX_TEST_OPTS(break34_aborted_task_senders_and_timed_thread_receivers_conserve, .
         for (int i = 0; i < TR; i++)
             ox_test_join(&hr[i]);
         ox_runtime_shutdown(rt);
-        CHECK_EQ(atomic_load(&c->bad), 0);
-        long mismatched = 0;
-        for (int id = 0; id < TS; id++)
-            for (int i = 0; i < TPER; i++)
-                if (atomic_load(&c->received[id][i]) != (int)atomic_load(&c->sent_ok[id][i]))
-                    mismatched++;
-        CHECK_EQ(mismatched, 0);
-        CHECK_EQ(atomic_load(&c->ok_sends), atomic_load(&c->ok_recvs));
-        CHECK(atomic_load(&c->ok_sends) > 0);
-        ox_sender_drop(c->idle_tx);
-        ox_receiver_drop(c->idle_rx);
-        free(c);
+        conserve_check_and_free(c, cap);
     }
 }

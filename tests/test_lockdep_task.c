@@ -7,7 +7,7 @@
 #include "helpers.h"
 #include "runner.h"
 
-#include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
+#include "check/lockdep.h"      /* white box: the generation and the pair cache */
 #include "task/task_internal.h" /* white box: the worker a task runs on */
 
 #include <stdatomic.h>
@@ -179,7 +179,6 @@ OX_TEST(lockdep_deadlock_between_a_thread_and_a_task_is_reported)
  * task does not hold, downwards, and a false report. */
 #define SHARED 6
 static ox_mutex shared[SHARED];
-static _Atomic int stirring = 1;
 
 static void *take_ordered_pairs(void *arg)
 {
@@ -199,18 +198,6 @@ static void *take_ordered_pairs(void *arg)
     return NULL;
 }
 
-static void *stir_the_checker(void *arg)
-{
-    (void)arg;
-    static const ox_lock_class cls = {"dummy", __FILE__, __LINE__};
-    static int dummy;
-    while (atomic_load_explicit(&stirring, memory_order_acquire)) {
-        ox_lock_class_register(&dummy, &cls);
-        (void)ox__lockdep_bytes();
-    }
-    return NULL;
-}
-
 OX_TEST_OPTS(lockdep_task_resumed_on_another_worker_inside_the_checker, .timeout_s = 120)
 {
     for (int i = 0; i < SHARED; i++)
@@ -218,14 +205,14 @@ OX_TEST_OPTS(lockdep_task_resumed_on_another_worker_inside_the_checker, .timeout
     ox_runtime *rt = ox_test_runtime(2);
     ox_test_capture_stderr();
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
+    ox_test_stirrer stirrer;
+    ox_test_stirrer_start(&stirrer);
     ox_task_handle hs[8];
     for (int i = 0; i < 8; i++)
         hs[i] = ox_test_spawn_named_on(rt, "pairs", take_ordered_pairs, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < 8; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
-    atomic_store_explicit(&stirring, 0, memory_order_release);
-    ox_test_join(&stirrer);
+    ox_test_stirrer_stop(&stirrer);
     char *text = ox_test_stderr_text();
     if (ox_lockdep_reports() != 0)
         ox_test_fail(__FILE__, __LINE__, "a false report:\n%s", text);
@@ -282,8 +269,8 @@ OX_TEST_OPTS(lockdep_task_that_moved_inside_the_checker_fills_its_own_cache, .ti
 {
     ox_runtime *rt = ox_test_runtime(2);
     CHECK_EQ(ox_lockdep_enable(OX_LOCKDEP_REPORT), 0);
-    atomic_store_explicit(&stirring, 1, memory_order_relaxed);
-    ox_join_handle stirrer = ox_thread_spawn(stir_the_checker, NULL);
+    ox_test_stirrer stirrer;
+    ox_test_stirrer_start(&stirrer);
     enum { N = 8 };
     own_pair pairs[N];
     ox_task_handle hs[N];
@@ -293,8 +280,7 @@ OX_TEST_OPTS(lockdep_task_that_moved_inside_the_checker_fills_its_own_cache, .ti
     }
     for (int i = 0; i < N; i++)
         CHECK_EQ(ox_task_join(&hs[i], NULL, NULL), 0);
-    atomic_store_explicit(&stirring, 0, memory_order_release);
-    ox_test_join(&stirrer);
+    ox_test_stirrer_stop(&stirrer);
     CHECK_EQ(ox_lockdep_reports(), 0u);
     ox_runtime_shutdown(rt);
     /* Tasks move only when a worker runs dry or steals: one run in ten

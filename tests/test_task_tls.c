@@ -52,7 +52,8 @@ static long rounds_scaled(long n)
  * busy machine (CI runs suites side by side) the second worker may not get
  * a CPU during the rounds at all, and then every task stays on the first:
  * a clang-O0 suite saw no move in its 500 rounds. give_up is taken when
- * the task starts. */
+ * the task starts. Relaxed: moves is a count, and nothing is published
+ * with it. */
 static bool more_rounds(long r, long rounds, ox_instant give_up)
 {
     return r < rounds || (atomic_load_explicit(&moves, memory_order_relaxed) == 0 &&

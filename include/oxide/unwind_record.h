@@ -149,10 +149,10 @@ static inline void ox__held_record(void *lock, const ox__lock_ops *ops, uint16_t
                        offsetof(ox__unwind_entry, tag) == 30,
                    "the two halves of an entry, as the stores below write them");
     const ox__u64x2 lock_and_ops = {(uintptr_t)lock, (uintptr_t)ops};
-    const ox__u64x2 site_and_level = {(uintptr_t)file, (uint32_t)line | (uint64_t)s->level << 32 |
-                                                           (uint64_t)tag << 48};
+    const ox__u64x2 site_level_and_tag = {
+        (uintptr_t)file, (uint32_t)line | (uint64_t)s->level << 32 | (uint64_t)tag << 48};
     __builtin_memcpy(e, &lock_and_ops, sizeof lock_and_ops);
-    __builtin_memcpy(&e->file, &site_and_level, sizeof site_and_level);
+    __builtin_memcpy(&e->file, &site_level_and_tag, sizeof site_level_and_tag);
 #else
     e->object = lock;
     e->u.lock_ops = ops;
