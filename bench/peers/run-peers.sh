@@ -4,7 +4,7 @@
 # or library is installed, printing workload<TAB>impl<TAB>ns_per_op.
 #
 # Peers: pthread, c-thread-local (cc), glib (pkg-config glib-2.0),
-# rust-std/parking_lot/crossbeam/flume/tokio (cargo + Debian's crate sources),
+# rust-std/parking_lot/parking_lot-dd/crossbeam/flume/tokio (cargo + Debian's crate sources),
 # go (go). A peer that is not installed is skipped with a line on stderr
 # saying what to install; one that fails to build or run is reported on
 # stderr and the others still run. Exit status: 0 when every peer that is
@@ -103,6 +103,46 @@ missing=
 for crate in crossbeam-channel-0.5.6 flume-0.10.14 parking_lot-0.12.1 tokio-1.24.2; do
     [ -d "$registry/$crate" ] || missing="$missing $crate"
 done
+# parking_lot-dd: parking_lot built with its deadlock_detection feature, so
+# that it keeps a per-thread list of the locks each thread holds - its own
+# counterpart of oxide's held-lock record, which a plain parking_lot does
+# without. It runs the lock workloads only. Debian's parking_lot_core 0.9.3
+# leaves the feature's backtrace dependency out but not the code that uses
+# it, so a copy of the crate is pointed at std's Backtrace (taken only for a
+# deadlock report, never on a measured path) and patched in, in a copy of
+# the peers' crate: the one in the source tree and its Cargo.lock stay as
+# they are.
+rust_peer_dd() {
+    core=$registry/parking_lot_core-0.9.3
+    if [ ! -d "$registry/petgraph-0.6.2" ] || [ ! -d "$registry/thread-id-4.0.0" ]; then
+        skip parking_lot-dd "apt-get install librust-parking-lot-core+deadlock-detection-dev"
+        return
+    fi
+    dd=$out/rust-dd
+    # Its target directory stays, so that a rebuild compiles only what changed.
+    if ! {
+        rm -rf "$dd/src" "$dd/parking_lot_core" && mkdir -p "$dd" &&
+            cp -R "$here/rust/Cargo.toml" "$here/rust/Cargo.lock" "$here/rust/src" \
+                "$here/rust/.cargo" "$dd/" &&
+            cp -R "$core" "$dd/parking_lot_core" &&
+            rm -f "$dd/parking_lot_core/.cargo-checksum.json" &&
+            sed -i -e 's/use backtrace::Backtrace;/use std::backtrace::Backtrace;/' \
+                -e 's/Backtrace::new()/Backtrace::force_capture()/' \
+                "$dd/parking_lot_core/src/parking_lot.rs" &&
+            printf '\n[patch.crates-io]\nparking_lot_core = { path = "parking_lot_core" }\n' \
+                >>"$dd/Cargo.toml"
+    }; then
+        fail parking_lot-dd "could not copy the crates into $dd"
+        return
+    fi
+    if (cd "$dd" && PATH=$(dirname "$CARGO"):$PATH CARGO_TARGET_DIR="$dd/target" \
+        "$CARGO" build --release --offline --quiet --features deadlock_detection) >"$out/rust-dd.log" 2>&1; then
+        run parking_lot-dd "$dd/target/release/oxide-peers" parking_lot-dd
+    else
+        fail parking_lot-dd "cargo build failed ($out/rust-dd.log)" "$out/rust-dd.log"
+    fi
+}
+
 if [ -z "$CARGO" ] || [ ! -x "$CARGO" ]; then
     skip "$rust_peers" "cargo not found (install a Rust toolchain, or apt-get install cargo)"
 elif [ -n "$missing" ]; then
@@ -125,6 +165,7 @@ EOF
         for imp in rust-std parking_lot crossbeam flume tokio; do
             run "$imp" "$out/rust/release/oxide-peers" "$imp"
         done
+        rust_peer_dd
     else
         fail "$rust_peers" "cargo build failed ($out/rust.log)" "$out/rust.log"
     fi

@@ -310,7 +310,10 @@ fn rwlock_uncontended_read<L: BenchRwLock>() -> f64 {
         seen = seen.wrapping_add(l.read());
     }
     let r = ns_per(t0, UNCONTENDED_OPS);
-    check(black_box(seen) == UNCONTENDED_OPS, "rwlock_uncontended_read");
+    check(
+        black_box(seen) == UNCONTENDED_OPS,
+        "rwlock_uncontended_read",
+    );
     r
 }
 
@@ -596,6 +599,16 @@ fn chan_suite<C: Chan>(h: &Harness) {
     h.run("chan_pingpong", C::NAME, chan_pingpong::<C>);
 }
 
+/// parking_lot's name in the output. Built with the deadlock_detection
+/// feature (run-peers.sh builds that second binary), parking_lot keeps a
+/// per-thread list of the locks each thread holds, the counterpart of
+/// oxide's held-lock record, and reports as parking_lot-dd.
+const PARKING_LOT: &str = if cfg!(feature = "deadlock_detection") {
+    "parking_lot-dd"
+} else {
+    "parking_lot"
+};
+
 fn main() {
     let h = Harness::from_env();
     // One idle extra thread for the whole run, as every implementation has.
@@ -614,7 +627,7 @@ fn main() {
     );
     h.run(
         "mutex_uncontended",
-        "parking_lot",
+        PARKING_LOT,
         mutex_uncontended::<parking_lot::Mutex<u64>>,
     );
     h.run(
@@ -624,7 +637,7 @@ fn main() {
     );
     h.run(
         "mutex_contended",
-        "parking_lot",
+        PARKING_LOT,
         mutex_contended::<parking_lot::Mutex<u64>>,
     );
     h.run(
@@ -634,7 +647,7 @@ fn main() {
     );
     h.run(
         "rwlock_read_heavy",
-        "parking_lot",
+        PARKING_LOT,
         rwlock_read_heavy::<parking_lot::RwLock<u64>>,
     );
     h.run(
@@ -644,13 +657,13 @@ fn main() {
     );
     h.run(
         "rwlock_uncontended_read",
-        "parking_lot",
+        PARKING_LOT,
         rwlock_uncontended_read::<parking_lot::RwLock<u64>>,
     );
     h.run("condvar_pingpong", "rust-std", condvar_pingpong_std);
     h.run(
         "condvar_pingpong",
-        "parking_lot",
+        PARKING_LOT,
         condvar_pingpong_parking_lot,
     );
 
