@@ -4,7 +4,11 @@
 # says which it skipped). Output: workload<TAB>implementation<TAB>ns_per_op, the
 # median of OX_BENCH_ROUNDS rounds (default 5: the hand-offs with more
 # threads than cores swing 2x from one process to the next, and five
-# samples keep one unlucky process from deciding the median).
+# samples keep one unlucky process from deciding the median; 11 with LOAD,
+# where every row swings so: 15 rounds of mutex_uncontended beside two busy
+# loops took 13.6-29.0 ns on oxide and 12.1-25.3 on parking_lot, as their
+# threads were preempted more or less often, and five rounds' medians
+# ranked them either way from one run to the next).
 #
 # Every round of every workload runs in a fresh process for every
 # implementation, so none inherits another's heap state (glibc's trim
@@ -25,7 +29,6 @@
 # even after a kill -9).
 filter=${1:-}
 B=${B:-build}
-rounds=${OX_BENCH_ROUNDS:-5}
 load=${OX_BENCH_LOAD:-0}
 case $load in
 '' | *[!0-9]*)
@@ -33,6 +36,11 @@ case $load in
     exit 2
     ;;
 esac
+if [ "$load" -gt 0 ]; then
+    rounds=${OX_BENCH_ROUNDS:-11}
+else
+    rounds=${OX_BENCH_ROUNDS:-5}
+fi
 workloads=$("$B/bench/oxide-bench" --list | grep -F -- "$filter")
 io=$(sh bench/io/run-io.sh --list | grep -F -- "$filter")
 if [ -z "$workloads" ] && [ -z "$io" ]; then
@@ -75,7 +83,7 @@ while [ "$i" -lt "$load" ]; do
     i=$((i + 1))
 done
 loadavg() { cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo unknown; }
-echo "# load: $load busy loops on $(nproc 2>/dev/null || echo '?') CPUs; load average $(loadavg) at the start"
+echo "# load: $load busy loops on $(nproc 2>/dev/null || echo '?') CPUs; load average $(loadavg) at the start; the median of $rounds rounds"
 
 for w in $workloads; do
     : >"$tmp/samples"
