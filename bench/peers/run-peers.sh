@@ -119,18 +119,21 @@ rust_peer_dd() {
         return
     fi
     dd=$out/rust-dd
-    # Its target directory stays, so that a rebuild compiles only what changed.
+    # Its target directory stays, and the copies keep their sources' times
+    # (cp -p), so that cargo rebuilds only what changed since the last run.
     if ! {
         rm -rf "$dd/src" "$dd/parking_lot_core" && mkdir -p "$dd" &&
-            cp -R "$here/rust/Cargo.toml" "$here/rust/Cargo.lock" "$here/rust/src" \
+            cp -pR "$here/rust/Cargo.toml" "$here/rust/Cargo.lock" "$here/rust/src" \
                 "$here/rust/.cargo" "$dd/" &&
-            cp -R "$core" "$dd/parking_lot_core" &&
+            cp -pR "$core" "$dd/parking_lot_core" &&
             rm -f "$dd/parking_lot_core/.cargo-checksum.json" &&
             sed -i -e 's/use backtrace::Backtrace;/use std::backtrace::Backtrace;/' \
                 -e 's/Backtrace::new()/Backtrace::force_capture()/' \
                 "$dd/parking_lot_core/src/parking_lot.rs" &&
             printf '\n[patch.crates-io]\nparking_lot_core = { path = "parking_lot_core" }\n' \
-                >>"$dd/Cargo.toml"
+                >>"$dd/Cargo.toml" &&
+            touch -r "$core/src/parking_lot.rs" "$dd/parking_lot_core/src/parking_lot.rs" &&
+            touch -r "$here/rust/Cargo.toml" "$dd/Cargo.toml"
     }; then
         fail parking_lot-dd "could not copy the crates into $dd"
         return
