@@ -208,7 +208,7 @@ static _Atomic uint32_t one_word;
 static void *wait_on_one_word(void *arg)
 {
     (void)arg;
-    static const ox__wait_site site = {"test word", false, NULL};
+    static const ox__wait_site site = {.what = "test word"};
     atomic_fetch_add(&started, 1);
     while (atomic_load(&one_word) == 0)
         (void)ox__park_wait(&one_word, 0, OX_INSTANT_NEVER, &site, NULL);

@@ -14,6 +14,7 @@
 #include "oxide/unwind_record.h"
 
 #include "../check/chaos.h"
+#include "../common/cache_line.h"
 #include "../common/dekker.h"
 #include "../sys/sys.h"
 #include "../unit/unit.h"
@@ -316,8 +317,8 @@ static void wait_leave(wait_record *r)
     OX__CHAOS_POINT();
 }
 
-int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
-                  const ox__wait_site *site, const void *object)
+static int wait_on_word(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
+                        const ox__wait_site *site, const void *object)
 {
     ox__lot_waiter *unit = ox__park_unit_get();
     if (unit != NULL)
@@ -326,6 +327,49 @@ int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline
     int rc = ox__sys_futex_wait(word, expected, deadline.ns);
     wait_leave(r);
     return rc;
+}
+
+/* ---- the waiters' count, for ox__park_may_have_waiters ----
+ * Waiters at a counted site count themselves in a slot chosen by the
+ * word's address. Slots are few and shared: two words in one slot only
+ * cost each other's wakers a wake that finds nobody. A forked child keeps
+ * the counts of threads it does not have, with the same cost. */
+#define WAITER_SLOT_BITS 8
+
+static struct {
+    _Alignas(OX__CACHE_LINE) _Atomic uint32_t count;
+} waiter_slots[1u << WAITER_SLOT_BITS];
+
+static _Atomic uint32_t *waiter_count(const _Atomic uint32_t *word)
+{
+    /* Fibonacci hashing: the top bits of the address times 2^64/phi. */
+    uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
+    return &waiter_slots[h >> (64 - WAITER_SLOT_BITS)].count;
+}
+
+int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
+                  const ox__wait_site *site, const void *object)
+{
+    if (!site->counted)
+        return wait_on_word(word, expected, deadline, site, object);
+    _Atomic uint32_t *count = waiter_count(word);
+    /* The count, then the word's check (in the futex or the lot), with a
+     * seq_cst fence between them: the load half of the pair with the
+     * waker's seq_cst change of the word and its seq_cst load of the count
+     * (ox__park_may_have_waiters). */
+    atomic_fetch_add_explicit(count, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = wait_on_word(word, expected, deadline, site, object);
+    /* Relaxed: a waker that still sees the count only makes a wake for
+     * nobody. */
+    atomic_fetch_sub_explicit(count, 1, memory_order_relaxed);
+    return rc;
+}
+
+bool ox__park_may_have_waiters(const _Atomic uint32_t *word)
+{
+    /* SeqCst: see ox__park_wait. */
+    return atomic_load_explicit(waiter_count(word), memory_order_seq_cst) != 0;
 }
 
 int ox__park_wait_fd(int fd, unsigned events, ox_instant deadline, const ox__wait_site *site,

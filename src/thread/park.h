@@ -32,6 +32,10 @@ typedef struct ox__wait_site {
      * waiter is held inside ox__park_wait, so the object is alive; it must
      * only load atomics and format (it may run in a signal handler). */
     void (*describe)(const void *object, char *buf, size_t size);
+    /* Its waiters are counted, so that its wakers may ask
+     * ox__park_may_have_waiters() and skip a wake that would find nobody:
+     * a futex wake is a system call (about 1 us on a VM) even then. */
+    bool counted;
 } ox__wait_site;
 
 /* Blocks while *word == expected, until woken or the deadline passes.
@@ -97,6 +101,14 @@ int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *c
 /* The calling thread or task is about to block on object (a lock, a
  * channel), called at file:line (file may be NULL). */
 void ox__park_note_lock_site(const void *lock, const char *file, int line);
+
+/* Whether a thread or task may be waiting on word at a counted site (see
+ * ox__wait_site). The caller must have changed *word with a seq_cst
+ * read-modify-write first: a waiter counts itself and then (after a
+ * seq_cst fence) checks the word, so either this sees its count or it sees
+ * the change and does not sleep. False only if nobody waits there; true
+ * may be stale, or come from another word that shares the count. */
+bool ox__park_may_have_waiters(const _Atomic uint32_t *word);
 
 /* Wakes one / all threads waiting on word. Returns how many were woken
  * (where the platform can tell). */
