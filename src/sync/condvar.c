@@ -13,6 +13,11 @@
  * the address, which does not change while tied), so a notify changes the
  * futex word and a waiter that read the sequence before releasing the mutex
  * cannot miss a notify that comes after (Rust std's futex condvar protocol).
+ * A notify makes a wake (a system call) only if ox__park_may_have_waiters
+ * says a waiter may sleep: its seq_cst change of the whole 64-bit word is
+ * the store half of that pair, and waiters check the word's upper half
+ * (the hardware orders a 64-bit change against a load of either half; C11
+ * does not speak of mixed sizes).
  * The sequence is 18 bits: a waiter misses a notify only if exactly a
  * multiple of 2^18 notifies happen between its release of the mutex and its
  * futex wait.
@@ -51,7 +56,7 @@ _Static_assert(offsetof(ox_mutex, state) == 0, "the mutex futex word is at the m
 _Static_assert(_Alignof(ox_mutex) >= (1 << MUTEX_SHIFT), "ox_mutex must be 8-aligned");
 
 /* A cancellation point: an aborted task's wait returns OX_ECANCELED. */
-static const ox__wait_site condvar_site = {.what = "condvar", .cancellable = true};
+static const ox__wait_site condvar_site = {.what = "condvar", .cancellable = true, .counted = true};
 
 static inline uint64_t mutex_field(const ox_mutex *m)
 {
@@ -209,11 +214,14 @@ void ox_condvar_notify_one(ox_condvar *cv)
      * under that mutex afterwards sees the tie.) */
     if ((atomic_load_explicit(&cv->state, memory_order_relaxed) & MUTEX_MASK) == 0)
         return;
-    /* Relaxed: the mutex orders the condition's data; the futex only needs
-     * the word to change. */
-    atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_relaxed);
+    /* SeqCst: the store half of the pair with a waiter's count
+     * (ox__park_may_have_waiters); the mutex orders the condition's data. */
+    atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_seq_cst);
     OX__CHAOS_POINT(); /* between the sequence change and the wake */
-    ox__park_wake_one(futex_word(cv));
+    /* A waiter that spins sees the new sequence: only a sleeper needs the
+     * wake, a system call. */
+    if (ox__park_may_have_waiters(futex_word(cv)))
+        ox__park_wake_one(futex_word(cv));
 }
 
 void ox_condvar_notify_all(ox_condvar *cv)
@@ -226,8 +234,10 @@ void ox_condvar_notify_all(ox_condvar *cv)
      * its wake-up, which follows the requeue. */
     if (field != MUTEX_UNKNOWN && !(s & REQUEUED))
         atomic_fetch_or_explicit(&cv->state, REQUEUED, memory_order_relaxed);
-    /* Relaxed: as in notify_one. */
-    s = atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_relaxed) + SEQ_ONE;
+    /* SeqCst: as in notify_one. */
+    s = atomic_fetch_add_explicit(&cv->state, SEQ_ONE, memory_order_seq_cst) + SEQ_ONE;
+    if (!ox__park_may_have_waiters(futex_word(cv)))
+        return;
     if (field == MUTEX_UNKNOWN) {
         ox__park_wake_all(futex_word(cv));
         return;
