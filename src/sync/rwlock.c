@@ -132,7 +132,7 @@ static inline int poison_code(uint32_t s)
 }
 
 static const ox__wait_site read_site = {.what = "rwlock read"};
-static const ox__wait_site write_site = {.what = "rwlock write"};
+static const ox__wait_site write_site = {.what = "rwlock write", .counted = true};
 
 /* ---- waking ---- */
 
@@ -157,9 +157,14 @@ static bool wake_writer(ox_rwlock *l)
 {
     /* Release: a writer going to sleep reads writer_notify (acquire) before it
      * re-checks the state; if it read the old count, its futex wait sees the
-     * new one and returns at once. */
-    atomic_fetch_add_explicit(&l->writer_notify, NOTIFY_ONE, memory_order_release);
+     * new one and returns at once. SeqCst: the store half of the pair with
+     * a sleeping writer's count (ox__park_may_have_waiters). */
+    atomic_fetch_add_explicit(&l->writer_notify, NOTIFY_ONE, memory_order_seq_cst);
     OX__CHAOS_POINT(); /* between the notify count and the wake */
+    /* A writer that still spins (WRITERS_WAITING is set before the spin)
+     * needs no wake, a system call. */
+    if (!ox__park_may_have_waiters(&l->writer_notify))
+        return false;
     return ox__park_wake_one(&l->writer_notify) > 0;
 }
 
