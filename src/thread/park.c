@@ -342,7 +342,8 @@ static struct {
 
 static _Atomic uint32_t *waiter_count(const _Atomic uint32_t *word)
 {
-    /* Fibonacci hashing: the top bits of the address times 2^64/phi. */
+    /* Fibonacci hashing: the top bits of (the address times 2^64/phi),
+     * which every bit of the address moves. */
     uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
     return &waiter_slots[h >> (64 - WAITER_SLOT_BITS)].count;
 }
