@@ -342,10 +342,7 @@ static struct {
 
 static _Atomic uint32_t *waiter_count(const _Atomic uint32_t *word)
 {
-    /* Fibonacci hashing: the top bits of (the address times 2^64/phi),
-     * which every bit of the address moves. */
-    uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
-    return &waiter_slots[h >> (64 - WAITER_SLOT_BITS)].count;
+    return &waiter_slots[ox__park_word_hash(word, WAITER_SLOT_BITS)].count;
 }
 
 int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline,
@@ -355,10 +352,13 @@ int ox__park_wait(_Atomic uint32_t *word, uint32_t expected, ox_instant deadline
         return wait_on_word(word, expected, deadline, site, object);
     _Atomic uint32_t *count = waiter_count(word);
     /* The count, then the word's check (in the futex or the lot), with a
-     * seq_cst fence between them: the load half of the pair with the
-     * waker's seq_cst change of the word and its seq_cst load of the count
-     * (ox__park_may_have_waiters). */
-    atomic_fetch_add_explicit(count, 1, memory_order_seq_cst);
+     * seq_cst fence between them. The waker changes the word and then loads
+     * the count, both seq_cst (ox__park_may_have_waiters): if its load
+     * follows the fence in the single total order, it sees this add (the
+     * add is before the fence), else the check after the fence sees its
+     * change. The fence gives the order, so the add is relaxed; the check
+     * is the kernel's or the lot's, so it cannot be a seq_cst load. */
+    atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     int rc = wait_on_word(word, expected, deadline, site, object);
     /* Relaxed: a waker that still sees the count only makes a wake for

@@ -102,6 +102,15 @@ int ox__park_visit_blocked(void (*fn)(const ox__blocked_info *, void *), void *c
  * channel), called at file:line (file may be NULL). */
 void ox__park_note_lock_site(const void *lock, const char *file, int line);
 
+/* Where word falls among 2^bits places (the lot's buckets, the waiters'
+ * counts): Fibonacci hashing, the top bits of the address times 2^64/phi,
+ * which every bit of the address moves (words are 4-byte aligned and often
+ * in arrays). */
+static inline size_t ox__park_word_hash(const _Atomic uint32_t *word, unsigned bits)
+{
+    return (size_t)(((uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+}
+
 /* Whether a thread or task may be waiting on word at a counted site (see
  * ox__wait_site). The caller must have changed *word with a seq_cst
  * read-modify-write first: a waiter counts itself and then (after a

@@ -87,9 +87,7 @@ static size_t table_size(const lot_table *t)
 
 static bucket *bucket_in(const lot_table *t, const _Atomic uint32_t *word)
 {
-    /* Fibonacci hashing: words are 4-byte aligned and often in arrays. */
-    uint64_t h = (uint64_t)(uintptr_t)word * UINT64_C(0x9E3779B97F4A7C15);
-    return &t->buckets[h >> (64 - t->bits)];
+    return &t->buckets[ox__park_word_hash(word, t->bits)];
 }
 
 /* Locks and returns word's bucket in the current table. order: acquire,
