@@ -1,7 +1,7 @@
 /* oxide/mutex.h - ox_mutex: mutual exclusion with poisoning, as Rust's
  * std::sync::Mutex (without the data: the mutex guards what you decide).
  *
- * A mutex is 8 bytes (a 32-bit futex word and a poison flag), valid when
+ * A mutex is 8 bytes (a 32-bit futex word and a word of flags), valid when
  * zero-initialised (or with OX_MUTEX_INIT), and needs no destructor unless
  * you want the "destroying a locked mutex" check (ox_mutex_destroy).
  *
@@ -19,8 +19,9 @@
  * self-deadlock and lock-order diagnostics); real functions of the same
  * names exist too, e.g. for taking their address: (ox_mutex_lock)(&m).
  * ox_mutex_lock and ox_mutex_unlock expand to inline fast paths (an
- * uncontended lock + unlock is two atomic instructions and the held-lock
- * bookkeeping, with no call into the library).
+ * uncontended lock + unlock is one atomic instruction, a store and the
+ * held-lock bookkeeping, with no call into the library; a mutex that a
+ * thread has once slept on unlocks with a second atomic instruction).
  */
 #ifndef OXIDE_MUTEX_H
 #define OXIDE_MUTEX_H
@@ -41,7 +42,7 @@ OX__API_BEGIN
 typedef struct ox_mutex {
     /* Aligned to 8 so that a condvar can store its address in 45 bits. */
     OX__ALIGNAS(8) OX__ATOMIC(uint32_t) state; /* see src/sync/mutex.c */
-    OX__ATOMIC(uint32_t) poisoned;             /* 1 once a panic unwound through a holder */
+    OX__ATOMIC(uint32_t) flags;                /* poisoned, and how unlock releases */
 } ox_mutex;
 
 /* ---- private: what the inline fast paths below need (not API) ---- */
@@ -52,10 +53,22 @@ typedef struct ox_mutex {
 #define OX__MUTEX_LOCKED    1u /* held; nobody sleeps on the word */
 #define OX__MUTEX_CONTENDED 2u /* held; a thread may sleep on the word: unlock wakes one */
 
+/* The flags word (see src/sync/mutex.c). */
+#define OX__MUTEX_POISONED    1u /* a panic unwound through a holder */
+#define OX__MUTEX_SWAP_UNLOCK 2u /* a thread has slept on the word: unlock swaps it */
+#define OX__MUTEX_SWAP_FENCED 4u /* ... and every unlock that stores has been fenced */
+
+/* True once oxide's start-up found the process-wide fence that lets an
+ * unlock store (ox__sys_fence_others); written once, before main. */
+extern bool ox__mutex_unlock_may_store;
+
 extern const ox__lock_ops ox__mutex_ops;
 /* The lock's slow path: the CAS failed. Returns as ox_mutex_lock. */
 OX_COLD int ox__mutex_lock_contended(ox_mutex *m, const char *file, int line);
 OX_COLD void ox__mutex_wake(ox_mutex *m);
+#ifdef OX_CHAOS
+void ox__chaos_point(void); /* src/check/chaos.h: the chaos build's perturbation */
+#endif
 OX_COLD OX__NORETURN void ox__mutex_unlock_not_held(const ox_mutex *m);
 
 static inline bool ox__mutex_try_acquire(ox_mutex *m)
@@ -70,6 +83,28 @@ static inline bool ox__mutex_try_acquire(ox_mutex *m)
 /* Releases m (the caller has already dropped it from its record). */
 static inline void ox__mutex_release(ox_mutex *m)
 {
+    /* Until a thread sleeps on m, unlock is a plain store: no thread can
+     * be asleep to need a wake. A would-be sleeper first sets SWAP_UNLOCK,
+     * then fences every running thread (ox__sys_fence_others), then checks
+     * the word: either this store is visible to its check, or the load
+     * after the store sees SWAP_UNLOCK and wakes it. The signal fence keeps
+     * the compiler from lifting that load above the store; the CPU may, and
+     * the sleeper's fence covers that. Relaxed loads: the flags order
+     * nothing but this pairing. */
+    if (OX_LIKELY(
+            ox__mutex_unlock_may_store &&
+            !(atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_SWAP_UNLOCK))) {
+#ifdef OX_CHAOS
+        ox__chaos_point(); /* a sleeper may arm between the flags' load and the store */
+#endif
+        /* Release: as the swap below. */
+        atomic_store_explicit(&m->state, OX__MUTEX_UNLOCKED, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (OX_UNLIKELY(atomic_load_explicit(&m->flags, memory_order_relaxed) &
+                        OX__MUTEX_SWAP_UNLOCK))
+            ox__mutex_wake(m);
+        return;
+    }
     /* Release: everything done while holding m happens-before the next
      * holder's acquire (the CAS or swap in mutex.c). Only a CONTENDED word
      * can have sleepers, so only then is a wake (a syscall) needed. */
@@ -84,7 +119,9 @@ OX_MUST_USE static inline int ox__mutex_lock_inline(ox_mutex *m, const char *fil
     if (OX_UNLIKELY(!ox__mutex_try_acquire(m)))
         return ox__mutex_lock_contended(m, file, line);
     ox__held_push(m, &ox__mutex_ops, file, line);
-    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? OX_EPOISONED : 0;
+    return (atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_POISONED)
+               ? OX_EPOISONED
+               : 0;
 }
 
 static inline void ox__mutex_unlock_inline(ox_mutex *m)

@@ -14,14 +14,47 @@
  *         ours (CONTENDED, conservatively: another sleeper may exist), else
  *         sleep while the word stays CONTENDED, and repeat: spin, swap,
  *         sleep.
- * unlock: swap in UNLOCKED; wake one sleeper only if the old value was
- *         CONTENDED, so an uncontended unlock makes no system call.
+ * unlock: until a thread has slept on the word, store UNLOCKED (below);
+ *         from then on, swap in UNLOCKED and wake one sleeper only if the
+ *         old value was CONTENDED, so an uncontended unlock makes no system
+ *         call.
  * A thread that has slept never sets LOCKED again (it cannot know whether
  * other sleepers remain), and nor does a condvar waiter re-acquiring after a
  * wait on a condvar that requeues (it may have been moved onto the word with
  * other waiters).
  *
- * The poison flag is a separate word: set by a panic unwinding through a
+ * The unlock that stores. A swap is a locked instruction, and an
+ * uncontended lock and unlock were two of them: 12 ns on AMD Zen 5, where
+ * a store costs next to nothing. But a plain store cannot tell whether a
+ * thread sleeps on the word. So the flags word carries SWAP_UNLOCK, and a
+ * thread about to sleep on the word (enter_sleep) counts itself in the
+ * flags, then, unless the bits are already set and fenced, sets
+ * SWAP_UNLOCK, makes every running thread of the process pass a full
+ * barrier (ox__sys_fence_others, membarrier), and sets SWAP_FENCED. Only
+ * then does it write CONTENDED and sleep. An unlock that read the flags
+ * before SWAP_UNLOCK was set stores UNLOCKED, then loads the flags again.
+ * Against the sleeper's fence, one of two things holds:
+ *   - the store came before the barrier it forced: the sleeper's swap or
+ *     futex compare sees UNLOCKED, and it does not sleep;
+ *   - the load came after it: it sees SWAP_UNLOCK, and the unlock wakes one
+ *     sleeper. That wake is needed: the store may have overwritten a
+ *     CONTENDED, and the woken thread sets CONTENDED again when it takes
+ *     the lock, so its unlock wakes the next.
+ * A sleeper that finds SWAP_FENCED set (acquire, paired with the release
+ * that set it after the fence returned) needs no fence of its own. Every
+ * unlock that reads SWAP_UNLOCK swaps, as above.
+ * The last counted thread to leave (leave_sleep) clears both bits, so
+ * unlocks store again once the contention is over: with four threads on
+ * one mutex (mutex_contended), 10.4 ns an operation against 17.1 with the
+ * bits kept set (docs/bench.md, session 25). The price is a fence at the
+ * start of each spell of sleeping: 1 us, or about 50 us with another CPU
+ * running the process on a 2-vCPU VM. Sleepers that a condvar requeued
+ * onto the word counted nobody, so a requeue (ox__mutex_lock_after_wait)
+ * makes the bits sticky (SWAP_STICKY) until ox_mutex_init. Without the
+ * fence (ox__mutex_unlock_may_store false: an old kernel, a seccomp
+ * filter) every unlock swaps.
+ *
+ * The poison flag is in the flags word: set by a panic unwinding through a
  * holder (before the release), cleared by ox_mutex_clear_poison. Relaxed,
  * as in Rust: it is only read and written around the lock's own
  * acquire/release, which orders it with the guarded data.
@@ -30,6 +63,7 @@
 
 #include "../check/chaos.h"
 #include "../check/lockdep.h"
+#include "../sys/sys.h"
 #include "../thread/thread_internal.h"
 
 /* Rounds of spinning (each a pause instruction) for a condvar waiter
@@ -38,20 +72,77 @@
 
 static const ox__wait_site mutex_site = {.what = "mutex"};
 
+bool ox__mutex_unlock_may_store;
+
+/* Before any thread of the program can lock a mutex (constructor 101: with
+ * oxide's other start-up work). */
+__attribute__((constructor(101))) static void choose_unlock(void)
+{
+    ox__mutex_unlock_may_store = ox__sys_fence_others_enable();
+}
+
+/* The flags' private bits (the public ones are in oxide/mutex.h). */
+#define SWAP_STICKY 8u  /* a condvar may have requeued sleepers onto the word */
+#define SLEEPER_ONE 16u /* one thread between enter_sleep and leave_sleep */
+
+/* Counts the calling thread among those that may sleep on m's word, and
+ * makes every unlock of m swap the word while it is counted (see the top
+ * of this file). Called before a thread writes CONTENDED into the word. */
+static void enter_sleep(ox_mutex *m)
+{
+    /* Acquire: pairs with the release below, so a thread that sees
+     * SWAP_FENCED is ordered after the fence that another thread made. The
+     * bits cannot be cleared while this thread is counted (leave_sleep). */
+    uint32_t f = atomic_fetch_add_explicit(&m->flags, SLEEPER_ONE, memory_order_acquire);
+    if (OX_LIKELY(f & OX__MUTEX_SWAP_FENCED))
+        return;
+    /* Relaxed: the fence begins with a full barrier in this thread, which
+     * makes the bit visible to every unlock it fences. */
+    atomic_fetch_or_explicit(&m->flags, OX__MUTEX_SWAP_UNLOCK, memory_order_relaxed);
+    OX__CHAOS_POINT(); /* between the bit and the fence: an unlock may store here */
+    if (ox__mutex_unlock_may_store)
+        ox__sys_fence_others();
+    atomic_fetch_or_explicit(&m->flags, OX__MUTEX_SWAP_FENCED, memory_order_release);
+}
+
+/* Uncounts the calling thread; the last one out lets unlocks store again,
+ * unless a condvar may have requeued sleepers onto the word, who are
+ * counted by nobody. Clearing the bits is safe when the count is 0: no
+ * thread sleeps on the word or is about to (each counts itself first), and
+ * a thread that counts itself before the clear makes it fail. */
+static void leave_sleep(ox_mutex *m)
+{
+    /* Relaxed: the count orders nothing; the bits are read by unlocks
+     * only for the pairing described at the top of this file. */
+    uint32_t f =
+        atomic_fetch_sub_explicit(&m->flags, SLEEPER_ONE, memory_order_relaxed) - SLEEPER_ONE;
+    if (f < SLEEPER_ONE && (f & (SWAP_STICKY | OX__MUTEX_SWAP_FENCED)) == OX__MUTEX_SWAP_FENCED)
+        atomic_compare_exchange_strong_explicit(
+            &m->flags, &f, f & ~(OX__MUTEX_SWAP_UNLOCK | OX__MUTEX_SWAP_FENCED),
+            memory_order_relaxed, memory_order_relaxed);
+}
+
 static void mutex_unwind(void *lock, unsigned tag)
 {
     (void)tag; /* a mutex keeps no tag */
     ox_mutex *m = lock;
-    atomic_store_explicit(&m->poisoned, 1, memory_order_relaxed);
+    atomic_fetch_or_explicit(&m->flags, OX__MUTEX_POISONED, memory_order_relaxed);
     ox__mutex_release(m);
 }
 
 const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind};
 
+static int poison_result(const ox_mutex *m)
+{
+    return (atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_POISONED)
+               ? OX_EPOISONED
+               : 0;
+}
+
 static inline int acquired(ox_mutex *m, const char *file, int line)
 {
     ox__held_push(m, &ox__mutex_ops, file, line);
-    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? OX_EPOISONED : 0;
+    return poison_result(m);
 }
 
 /* Spins while the holder runs, and takes m once it is free, setting the
@@ -87,14 +178,11 @@ static bool spin_and_take(ox_mutex *m, uint32_t take, uint32_t *seen)
     }
 }
 
-/* Returns 0 once the caller holds m (the word LOCKED or CONTENDED), or
- * OX_ETIMEDOUT. */
-OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *file, int line)
+/* The sleeping part of lock_contended, between enter_sleep and leave_sleep:
+ * s is the word last seen. Returns 0 once the caller holds m (the word
+ * CONTENDED), or OX_ETIMEDOUT. */
+static int sleep_and_take(ox_mutex *m, uint32_t s, ox_instant deadline)
 {
-    uint32_t s;
-    if (spin_and_take(m, OX__MUTEX_LOCKED, &s))
-        return 0;
-    ox__lock_before_block(m, &ox__mutex_ops, file, line);
     for (;;) {
         OX__CHAOS_POINT(); /* between reading the word and swapping in CONTENDED */
         /* Acquire (when the old value was UNLOCKED): pairs with the release
@@ -112,6 +200,20 @@ OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *
     }
 }
 
+/* Returns 0 once the caller holds m (the word LOCKED or CONTENDED), or
+ * OX_ETIMEDOUT. */
+OX_COLD static int lock_contended(ox_mutex *m, ox_instant deadline, const char *file, int line)
+{
+    uint32_t s;
+    if (spin_and_take(m, OX__MUTEX_LOCKED, &s))
+        return 0;
+    ox__lock_before_block(m, &ox__mutex_ops, file, line);
+    enter_sleep(m);
+    int rc = sleep_and_take(m, s, deadline);
+    leave_sleep(m);
+    return rc;
+}
+
 void ox__mutex_wake(ox_mutex *m)
 {
     OX__CHAOS_POINT(); /* between the unlock's release swap and its wake */
@@ -120,6 +222,11 @@ void ox__mutex_wake(ox_mutex *m)
 
 void ox__mutex_lock_after_wait(ox_mutex *m)
 {
+    /* Before taking m as CONTENDED: the unlock that hands the wake on to
+     * the waiters requeued onto m must swap, and so must theirs. Relaxed:
+     * enter_sleep's fence or acquire orders what follows. */
+    atomic_fetch_or_explicit(&m->flags, SWAP_STICKY, memory_order_relaxed);
+    enter_sleep(m);
     /* The notifier often still holds m for a moment: spin before sleeping. */
     for (int i = SPIN_ROUNDS; i > 0; i--) {
         if (atomic_load_explicit(&m->state, memory_order_relaxed) == OX__MUTEX_UNLOCKED)
@@ -130,9 +237,10 @@ void ox__mutex_lock_after_wait(ox_mutex *m)
         /* Acquire: pairs with the release in ox__mutex_release. */
         if (atomic_exchange_explicit(&m->state, OX__MUTEX_CONTENDED, memory_order_acquire) ==
             OX__MUTEX_UNLOCKED)
-            return;
+            break;
         ox__park_wait(&m->state, OX__MUTEX_CONTENDED, OX_INSTANT_NEVER, &mutex_site, m);
     }
+    leave_sleep(m);
 }
 
 void ox__mutex_lock_plain(ox_mutex *m, const char *file, int line)
@@ -144,7 +252,7 @@ void ox__mutex_lock_plain(ox_mutex *m, const char *file, int line)
 void ox_mutex_init(ox_mutex *m)
 {
     atomic_init(&m->state, OX__MUTEX_UNLOCKED);
-    atomic_init(&m->poisoned, 0);
+    atomic_init(&m->flags, 0);
 }
 
 void ox_mutex_destroy(ox_mutex *m)
@@ -172,7 +280,7 @@ int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line)
     /* _try: a trylock cannot deadlock, so the lock-order checker records no
      * edge into it. */
     ox__held_push_try(m, &ox__mutex_ops, file, line);
-    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? OX_EPOISONED : 0;
+    return poison_result(m);
 }
 
 int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file, int line)
@@ -226,10 +334,10 @@ void(ox_mutex_unlock)(ox_mutex *m)
 
 bool ox_mutex_is_poisoned(const ox_mutex *m)
 {
-    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) != 0;
+    return poison_result(m) != 0;
 }
 
 void ox_mutex_clear_poison(ox_mutex *m)
 {
-    atomic_store_explicit(&m->poisoned, 0, memory_order_relaxed);
+    atomic_fetch_and_explicit(&m->flags, ~OX__MUTEX_POISONED, memory_order_relaxed);
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -58,6 +59,26 @@ int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake, _
                      (void *)(uintptr_t)INT_MAX, /* NOLINT(performance-no-int-to-ptr) */
                      to, expected);
     return r < 0 ? -1 : (int)r;
+}
+
+static long membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+bool ox__sys_fence_others_enable(void)
+{
+    /* The expedited command (IPIs to the CPUs running the process's
+     * threads, microseconds) needs the process registered first; the other
+     * (MEMBARRIER_CMD_GLOBAL) waits for an RCU grace period, milliseconds.
+     * The registration outlives fork; exec starts over, and so do we. */
+    return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+}
+
+void ox__sys_fence_others(void)
+{
+    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0)
+        ox_abort("ox__sys_fence_others", "membarrier failed after its registration succeeded");
 }
 
 int64_t ox__sys_monotonic_ns(void)

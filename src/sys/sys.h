@@ -21,6 +21,20 @@ int ox__sys_futex_wake(_Atomic uint32_t *word, int n);
 int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake,
                           _Atomic uint32_t *to);
 
+/* ---- the process-wide fence (Linux: membarrier) ----
+ * ox__sys_fence_others makes every other thread of the process that is
+ * running pass a full memory barrier before it returns (one that is not
+ * running has passed one when it was switched out). A thread can then use
+ * plain loads and stores where it would need a fence, as long as the other
+ * side of the pairing calls this (a mutex's unlock, src/sync/mutex.c). It
+ * interrupts the CPUs that run the process: 1 us with none, about 50 us
+ * with one on a 2-vCPU VM (docs/bench.md, session 25).
+ * ox__sys_fence_others_enable is called once at start-up and returns false
+ * if the OS cannot (an old kernel, a seccomp filter); then nothing may rely
+ * on ox__sys_fence_others, which aborts if called. */
+bool ox__sys_fence_others_enable(void);
+void ox__sys_fence_others(void);
+
 /* ---- clocks ---- */
 int64_t ox__sys_monotonic_ns(void);
 /* Sleeps until the deadline (absolute CLOCK_MONOTONIC), resuming after

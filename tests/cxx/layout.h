@@ -17,7 +17,7 @@
     X(ox_thread_builder)                                                                           \
     X(ox_scoped_handle)                                                                            \
     X(ox_mutex)                                                                                    \
-    F(ox_mutex, poisoned)                                                                          \
+    F(ox_mutex, flags)                                                                             \
     X(ox_rwlock)                                                                                   \
     F(ox_rwlock, writer_notify)                                                                    \
     X(ox_condvar)                                                                                  \
