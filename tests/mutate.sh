@@ -5,7 +5,7 @@
 # not build or whose tests match no test name fails the whole check.
 #   sh tests/mutate.sh [NAME...]    only the named mutations
 #   JOBS=N                          parallel builds and tests (default 2)
-# The copy lives in build/mutate/: built once per suite (plain, tsan) and
+# The copy lives in build/mutate/: built once per suite (plain, tsan, chaos) and
 # the build saved; a mutation rebuilds only what it touches, then the
 # original files and the saved build are put back (no rebuild to undo it).
 set -u
@@ -45,6 +45,7 @@ build() { # suite: builds the test binary (and examples) of that suite's dir
     case $1 in
     plain) (cd "$tree" && $MAKE -s -j"$JOBS" B=build/plain testbin) ;;
     tsan) (cd "$tree" && $MAKE -s -j"$JOBS" B=build/tsan SAN=tsan CC=clang testbin) ;;
+    chaos) (cd "$tree" && $MAKE -s -j"$JOBS" B=build/chaos CHAOS=1 testbin) ;;
     esac >"$log" 2>&1
 }
 
@@ -63,6 +64,8 @@ run() { # suite, timeout scale, test name substrings...
     if [ "$suite" = tsan ]; then
         (cd "$tree" && OX_TEST_SCALE=0.25 OX_TEST_TIMEOUT_SCALE=$(mul "$scale" 4) \
             TSAN_OPTIONS="halt_on_error=1" build/tsan/tests/oxide-tests -x -j "$JOBS" "$@")
+    elif [ "$suite" = chaos ]; then
+        (cd "$tree" && OX_TEST_TIMEOUT_SCALE=$scale build/chaos/tests/oxide-tests -x -j "$JOBS" "$@")
     else
         (cd "$tree" && OX_TEST_TIMEOUT_SCALE=$scale build/plain/tests/oxide-tests -x -j "$JOBS" "$@")
     fi >"$log" 2>&1

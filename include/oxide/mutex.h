@@ -58,9 +58,14 @@ typedef struct ox_mutex {
 #define OX__MUTEX_SWAP_UNLOCK 2u /* a thread has slept on the word: unlock swaps it */
 #define OX__MUTEX_SWAP_FENCED 4u /* ... and every unlock that stores has been fenced */
 
-/* True once oxide's start-up found the process-wide fence that lets an
- * unlock store (ox__sys_fence_others); written once, before main. */
-extern bool ox__mutex_unlock_may_store;
+/* Bumped by 2 (release) by every thread that arms a mutex's swap, before
+ * its fence: an unlock that stores compares it before and after, since it
+ * may not read the mutex again once it is released. Bit 0: no fence in
+ * this process (set until oxide's start-up found one), so every unlock
+ * swaps. On a line of its own: written once a spell of contention, read
+ * by every unlock. */
+#define OX__MUTEX_EPOCH_NO_FENCE 1u
+extern OX__ATOMIC(uint32_t) ox__mutex_arm_epoch;
 
 extern const ox__lock_ops ox__mutex_ops;
 /* The lock's slow path: the CAS failed. Returns as ox_mutex_lock. */
@@ -85,14 +90,18 @@ static inline void ox__mutex_release(ox_mutex *m)
 {
     /* Until a thread sleeps on m, unlock is a plain store: no thread can
      * be asleep to need a wake. A would-be sleeper first sets SWAP_UNLOCK,
-     * then fences every running thread (ox__sys_fence_others), then checks
-     * the word: either this store is visible to its check, or the load
-     * after the store sees SWAP_UNLOCK and wakes it. The signal fence keeps
-     * the compiler from lifting that load above the store; the CPU may, and
-     * the sleeper's fence covers that. Relaxed loads: the flags order
-     * nothing but this pairing. */
+     * bumps the epoch, then fences every running thread (membarrier), then
+     * checks the word: either this store is visible to its check, or the
+     * epoch's second load, after the store, sees the bump and wakes it.
+     * That load is of the epoch, not of m: once the store is done another
+     * thread may take m and free it. Acquire: a bump read here comes with
+     * its SWAP_UNLOCK, so flags that lack the bit were read with an epoch
+     * from before it. The signal fence keeps the compiler from lifting the
+     * second load above the store; the CPU may, and the sleeper's fence
+     * covers that (src/sync/mutex.c, "The unlock that stores"). */
+    uint32_t epoch = atomic_load_explicit(&ox__mutex_arm_epoch, memory_order_acquire);
     if (OX_LIKELY(
-            ox__mutex_unlock_may_store &&
+            !(epoch & OX__MUTEX_EPOCH_NO_FENCE) &&
             !(atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_SWAP_UNLOCK))) {
 #ifdef OX_CHAOS
         ox__chaos_point(); /* a sleeper may arm between the flags' load and the store */
@@ -100,9 +109,8 @@ static inline void ox__mutex_release(ox_mutex *m)
         /* Release: as the swap below. */
         atomic_store_explicit(&m->state, OX__MUTEX_UNLOCKED, memory_order_release);
         atomic_signal_fence(memory_order_seq_cst);
-        if (OX_UNLIKELY(atomic_load_explicit(&m->flags, memory_order_relaxed) &
-                        OX__MUTEX_SWAP_UNLOCK))
-            ox__mutex_wake(m);
+        if (OX_UNLIKELY(atomic_load_explicit(&ox__mutex_arm_epoch, memory_order_relaxed) != epoch))
+            ox__mutex_wake(m); /* only m's address: the wake never reads it */
         return;
     }
     /* Release: everything done while holding m happens-before the next

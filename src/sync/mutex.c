@@ -26,23 +26,34 @@
  * The unlock that stores. A swap is a locked instruction, and an
  * uncontended lock and unlock were two of them: 12 ns on AMD Zen 5, where
  * a store costs next to nothing. But a plain store cannot tell whether a
- * thread sleeps on the word. So the flags word carries SWAP_UNLOCK, and a
- * thread about to sleep on the word (enter_sleep) counts itself in the
- * flags, then, unless the bits are already set and fenced, sets
- * SWAP_UNLOCK, makes every running thread of the process pass a full
- * barrier (ox__sys_fence_others, membarrier), and sets SWAP_FENCED. Only
- * then does it write CONTENDED and sleep. An unlock that read the flags
- * before SWAP_UNLOCK was set stores UNLOCKED, then loads the flags again.
- * Against the sleeper's fence, one of two things holds:
- *   - the store came before the barrier it forced: the sleeper's swap or
- *     futex compare sees UNLOCKED, and it does not sleep;
- *   - the load came after it: it sees SWAP_UNLOCK, and the unlock wakes one
- *     sleeper. That wake is needed: the store may have overwritten a
- *     CONTENDED, and the woken thread sets CONTENDED again when it takes
- *     the lock, so its unlock wakes the next.
- * A sleeper that finds SWAP_FENCED set (acquire, paired with the release
- * that set it after the fence returned) needs no fence of its own. Every
- * unlock that reads SWAP_UNLOCK swaps, as above.
+ * thread sleeps on the word. So:
+ *   - A thread about to sleep on the word (enter_sleep) counts itself in
+ *     the flags. Unless SWAP_FENCED is already set, it then sets
+ *     SWAP_UNLOCK, bumps the global ox__mutex_arm_epoch, makes every
+ *     running thread of the process pass a full barrier
+ *     (ox__sys_fence_others: membarrier), and sets SWAP_FENCED. Only then
+ *     does it write CONTENDED and sleep.
+ *   - An unlock loads the epoch, then the flags. If SWAP_UNLOCK is set it
+ *     swaps, as above. If not, it stores UNLOCKED and loads the epoch
+ *     again: if it changed, it wakes one sleeper.
+ * Against an arming thread's fence, one of two things holds for an unlock
+ * that read the flags without SWAP_UNLOCK (and so the epoch before the
+ * bump, mutex.h says why):
+ *   - the store came before the barrier the fence forced on it: the
+ *     sleeper's swap or futex compare sees UNLOCKED, and it does not sleep;
+ *   - the second load came after it: it sees the bump, and wakes. The wake
+ *     is needed: the store may have overwritten a CONTENDED, and the woken
+ *     thread sets CONTENDED again when it takes the lock, so its unlock
+ *     wakes the next.
+ * Later sleepers that find SWAP_FENCED (acquire, paired with the release
+ * that set it after the fence returned) are covered by the same bump: an
+ * unlock that stores read its flags before SWAP_UNLOCK was set.
+ * The second load is of the epoch, not of the flags, because after the
+ * store another thread may take the mutex and free it (Rust allows that,
+ * and so does a zero-initialised mutex that needs no destructor). A bump
+ * by an unrelated mutex in those few instructions only costs a wake for
+ * nobody.
+ *
  * The last counted thread to leave (leave_sleep) clears both bits, so
  * unlocks store again once the contention is over: with four threads on
  * one mutex (mutex_contended), 10.4 ns an operation against 17.1 with the
@@ -50,8 +61,8 @@
  * start of each spell of sleeping: 1 us, or about 50 us with another CPU
  * running the process on a 2-vCPU VM. Sleepers that a condvar requeued
  * onto the word counted nobody, so a requeue (ox__mutex_lock_after_wait)
- * makes the bits sticky (SWAP_STICKY) until ox_mutex_init. Without the
- * fence (ox__mutex_unlock_may_store false: an old kernel, a seccomp
+ * makes the bits sticky (OX__MUTEX_SWAP_STICKY) until ox_mutex_init.
+ * Without the fence (OX__MUTEX_EPOCH_NO_FENCE: an old kernel, a seccomp
  * filter) every unlock swaps.
  *
  * The poison flag is in the flags word: set by a panic unwinding through a
@@ -72,18 +83,16 @@
 
 static const ox__wait_site mutex_site = {.what = "mutex"};
 
-bool ox__mutex_unlock_may_store;
+_Alignas(64) _Atomic uint32_t ox__mutex_arm_epoch = OX__MUTEX_EPOCH_NO_FENCE;
 
 /* Before any thread of the program can lock a mutex (constructor 101: with
- * oxide's other start-up work). */
+ * oxide's other start-up work). Until then every unlock swaps. */
 __attribute__((constructor(101))) static void choose_unlock(void)
 {
-    ox__mutex_unlock_may_store = ox__sys_fence_others_enable();
+    if (ox__sys_fence_others_enable())
+        atomic_fetch_and_explicit(&ox__mutex_arm_epoch, ~OX__MUTEX_EPOCH_NO_FENCE,
+                                  memory_order_relaxed);
 }
-
-/* The flags' private bits (the public ones are in oxide/mutex.h). */
-#define SWAP_STICKY 8u  /* a condvar may have requeued sleepers onto the word */
-#define SLEEPER_ONE 16u /* one thread between enter_sleep and leave_sleep */
 
 /* Counts the calling thread among those that may sleep on m's word, and
  * makes every unlock of m swap the word while it is counted (see the top
@@ -93,14 +102,17 @@ static void enter_sleep(ox_mutex *m)
     /* Acquire: pairs with the release below, so a thread that sees
      * SWAP_FENCED is ordered after the fence that another thread made. The
      * bits cannot be cleared while this thread is counted (leave_sleep). */
-    uint32_t f = atomic_fetch_add_explicit(&m->flags, SLEEPER_ONE, memory_order_acquire);
+    uint32_t f = atomic_fetch_add_explicit(&m->flags, OX__MUTEX_SLEEPER_ONE, memory_order_acquire);
     if (OX_LIKELY(f & OX__MUTEX_SWAP_FENCED))
         return;
-    /* Relaxed: the fence begins with a full barrier in this thread, which
-     * makes the bit visible to every unlock it fences. */
+    /* Relaxed: the epoch's release bump publishes it. */
     atomic_fetch_or_explicit(&m->flags, OX__MUTEX_SWAP_UNLOCK, memory_order_relaxed);
-    OX__CHAOS_POINT(); /* between the bit and the fence: an unlock may store here */
-    if (ox__mutex_unlock_may_store)
+    /* Release: an unlock that reads the bumped epoch (acquire) also sees
+     * SWAP_UNLOCK. The fence begins with a full barrier in this thread,
+     * which makes both visible to every unlock it fences. */
+    uint32_t epoch = atomic_fetch_add_explicit(&ox__mutex_arm_epoch, 2, memory_order_release);
+    OX__CHAOS_POINT(); /* between the bump and the fence: an unlock may store here */
+    if (!(epoch & OX__MUTEX_EPOCH_NO_FENCE))
         ox__sys_fence_others();
     atomic_fetch_or_explicit(&m->flags, OX__MUTEX_SWAP_FENCED, memory_order_release);
 }
@@ -114,9 +126,10 @@ static void leave_sleep(ox_mutex *m)
 {
     /* Relaxed: the count orders nothing; the bits are read by unlocks
      * only for the pairing described at the top of this file. */
-    uint32_t f =
-        atomic_fetch_sub_explicit(&m->flags, SLEEPER_ONE, memory_order_relaxed) - SLEEPER_ONE;
-    if (f < SLEEPER_ONE && (f & (SWAP_STICKY | OX__MUTEX_SWAP_FENCED)) == OX__MUTEX_SWAP_FENCED)
+    uint32_t f = atomic_fetch_sub_explicit(&m->flags, OX__MUTEX_SLEEPER_ONE, memory_order_relaxed) -
+                 OX__MUTEX_SLEEPER_ONE;
+    if (f < OX__MUTEX_SLEEPER_ONE &&
+        (f & (OX__MUTEX_SWAP_STICKY | OX__MUTEX_SWAP_FENCED)) == OX__MUTEX_SWAP_FENCED)
         atomic_compare_exchange_strong_explicit(
             &m->flags, &f, f & ~(OX__MUTEX_SWAP_UNLOCK | OX__MUTEX_SWAP_FENCED),
             memory_order_relaxed, memory_order_relaxed);
@@ -225,7 +238,7 @@ void ox__mutex_lock_after_wait(ox_mutex *m)
     /* Before taking m as CONTENDED: the unlock that hands the wake on to
      * the waiters requeued onto m must swap, and so must theirs. Relaxed:
      * enter_sleep's fence or acquire orders what follows. */
-    atomic_fetch_or_explicit(&m->flags, SWAP_STICKY, memory_order_relaxed);
+    atomic_fetch_or_explicit(&m->flags, OX__MUTEX_SWAP_STICKY, memory_order_relaxed);
     enter_sleep(m);
     /* The notifier often still holds m for a moment: spin before sleeping. */
     for (int i = SPIN_ROUNDS; i > 0; i--) {

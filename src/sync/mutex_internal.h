@@ -10,6 +10,11 @@
 #include "../panic/unwind.h"
 #include "../thread/park.h"
 
+/* The flags' bits that only mutex.c uses (the others are in oxide/mutex.h,
+ * for the inline unlock). */
+#define OX__MUTEX_SWAP_STICKY 8u  /* a condvar may have requeued sleepers onto the word */
+#define OX__MUTEX_SLEEPER_ONE 16u /* one thread between enter_sleep and leave_sleep */
+
 /* Acquires m after a condvar wait, leaving the word CONTENDED: the thread
  * may have been requeued from the condvar onto m, and other requeued
  * waiters may still sleep on m with nobody else to wake them, so its unlock

@@ -42,7 +42,7 @@ $field{suite} //= 'plain';
 $field{timeout_scale} //= 1;
 die "mutate: $name: timeout_scale must be a positive number\n"
   unless $field{timeout_scale} =~ /^[0-9]*\.?[0-9]+$/ && $field{timeout_scale} > 0;
-die "mutate: $name: suite must be plain or tsan\n" unless $field{suite} =~ /^(plain|tsan)$/;
+die "mutate: $name: suite must be plain, tsan or chaos\n" unless $field{suite} =~ /^(plain|tsan|chaos)$/;
 
 if ($arg =~ /^(tests|suite|timeout_scale)$/) { print "$field{$arg}\n"; exit 0; }
 if ($arg eq 'files') { my %s; print "$_\n" for grep { !$s{$_}++ } map { $_->{file} } @subs; exit 0; }
