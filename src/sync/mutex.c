@@ -63,7 +63,7 @@
  * onto the word counted nobody, so a requeue (ox__mutex_lock_after_wait)
  * makes the bits sticky (OX__MUTEX_SWAP_STICKY) until ox_mutex_init.
  * Without the fence (OX__MUTEX_EPOCH_NO_FENCE: an old kernel, a seccomp
- * filter) every unlock swaps.
+ * filter) every unlock swaps; if it fails after start-up, see fence_lost.
  *
  * The poison flag is in the flags word: set by a panic unwinding through a
  * holder (before the release), cleared by ox_mutex_clear_poison. Relaxed,
@@ -94,6 +94,31 @@ __attribute__((constructor(101))) static void choose_unlock(void)
                                   memory_order_relaxed);
 }
 
+/* Set once the fence failed after start-up had found it (a seccomp filter
+ * installed since): from then on no unlock stores, but one that stored
+ * just before, racing a sleeper's check that no fence ordered, may never
+ * wake it. So sleepers on any mutex look at the word again every
+ * FENCE_LOST_POLL: a lost wake costs that much, and nothing hangs. */
+static atomic_bool fence_lost;
+#define FENCE_LOST_POLL OX_MILLIS(10)
+
+static void lose_the_fence(void)
+{
+    /* Relaxed: a sleeper that misses the flag for a moment is one of those
+     * the poll is for; the epoch's bit changes the unlocks from now on. */
+    atomic_store_explicit(&fence_lost, true, memory_order_relaxed);
+    atomic_fetch_or_explicit(&ox__mutex_arm_epoch, OX__MUTEX_EPOCH_NO_FENCE, memory_order_relaxed);
+}
+
+/* How long a sleeper on a mutex word may sleep before it looks again. */
+static ox_instant sleep_until(ox_instant deadline)
+{
+    if (OX_LIKELY(!atomic_load_explicit(&fence_lost, memory_order_relaxed)))
+        return deadline;
+    ox_instant poll = ox_instant_after(FENCE_LOST_POLL);
+    return poll.ns < deadline.ns ? poll : deadline;
+}
+
 /* Counts the calling thread among those that may sleep on m's word, and
  * makes every unlock of m swap the word while it is counted (see the top
  * of this file). Called before a thread writes CONTENDED into the word. */
@@ -112,8 +137,8 @@ static void enter_sleep(ox_mutex *m)
      * which makes both visible to every unlock it fences. */
     uint32_t epoch = atomic_fetch_add_explicit(&ox__mutex_arm_epoch, 2, memory_order_release);
     OX__CHAOS_POINT(); /* between the bump and the fence: an unlock may store here */
-    if (!(epoch & OX__MUTEX_EPOCH_NO_FENCE))
-        ox__sys_fence_others();
+    if (!(epoch & OX__MUTEX_EPOCH_NO_FENCE) && !ox__sys_fence_others())
+        lose_the_fence();
     atomic_fetch_or_explicit(&m->flags, OX__MUTEX_SWAP_FENCED, memory_order_release);
 }
 
@@ -206,7 +231,9 @@ static int sleep_and_take(ox_mutex *m, uint32_t s, ox_instant deadline)
             atomic_exchange_explicit(&m->state, OX__MUTEX_CONTENDED, memory_order_acquire) ==
                 OX__MUTEX_UNLOCKED)
             return 0;
-        if (ox__park_wait(&m->state, OX__MUTEX_CONTENDED, deadline, &mutex_site, m) == OX_ETIMEDOUT)
+        if (ox__park_wait(&m->state, OX__MUTEX_CONTENDED, sleep_until(deadline), &mutex_site, m) ==
+                OX_ETIMEDOUT &&
+            ox_instant_now().ns >= deadline.ns)
             return OX_ETIMEDOUT; /* the word may stay CONTENDED: one wasted wake */
         if (spin_and_take(m, OX__MUTEX_CONTENDED, &s))
             return 0;
@@ -251,7 +278,8 @@ void ox__mutex_lock_after_wait(ox_mutex *m)
         if (atomic_exchange_explicit(&m->state, OX__MUTEX_CONTENDED, memory_order_acquire) ==
             OX__MUTEX_UNLOCKED)
             break;
-        ox__park_wait(&m->state, OX__MUTEX_CONTENDED, OX_INSTANT_NEVER, &mutex_site, m);
+        ox__park_wait(&m->state, OX__MUTEX_CONTENDED, sleep_until(OX_INSTANT_NEVER), &mutex_site,
+                      m);
     }
     leave_sleep(m);
 }

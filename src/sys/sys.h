@@ -31,9 +31,10 @@ int ox__sys_futex_requeue(_Atomic uint32_t *from, uint32_t expected, int wake,
  * with one on a 2-vCPU VM (docs/bench.md, session 25).
  * ox__sys_fence_others_enable is called once at start-up and returns false
  * if the OS cannot (an old kernel, a seccomp filter); then nothing may rely
- * on ox__sys_fence_others, which aborts if called. */
+ * on ox__sys_fence_others. That can still fail later (a seccomp filter
+ * installed after start-up): it returns false, having fenced nothing. */
 bool ox__sys_fence_others_enable(void);
-void ox__sys_fence_others(void);
+bool ox__sys_fence_others(void);
 
 /* ---- clocks ---- */
 int64_t ox__sys_monotonic_ns(void);
