@@ -20,8 +20,8 @@
  * names exist too, e.g. for taking their address: (ox_mutex_lock)(&m).
  * ox_mutex_lock and ox_mutex_unlock expand to inline fast paths (an
  * uncontended lock + unlock is one atomic instruction, a store and the
- * held-lock bookkeeping, with no call into the library; a mutex that a
- * thread has once slept on unlocks with a second atomic instruction).
+ * held-lock bookkeeping, with no call into the library; while a thread
+ * sleeps on the mutex, unlock is a second atomic instruction).
  */
 #ifndef OXIDE_MUTEX_H
 #define OXIDE_MUTEX_H
@@ -55,17 +55,21 @@ typedef struct ox_mutex {
 
 /* The flags word (see src/sync/mutex.c). */
 #define OX__MUTEX_POISONED    1u /* a panic unwound through a holder */
-#define OX__MUTEX_SWAP_UNLOCK 2u /* a thread has slept on the word: unlock swaps it */
+#define OX__MUTEX_SWAP_UNLOCK 2u /* a thread may sleep on the word: unlock swaps it */
 #define OX__MUTEX_SWAP_FENCED 4u /* ... and every unlock that stores has been fenced */
 
 /* Bumped by 2 (release) by every thread that arms a mutex's swap, before
  * its fence: an unlock that stores compares it before and after, since it
  * may not read the mutex again once it is released. Bit 0: no fence in
  * this process (set until oxide's start-up found one), so every unlock
- * swaps. On a line of its own: written once a spell of contention, read
- * by every unlock. */
+ * swaps. On a cache line of its own: written once a spell of contention,
+ * read by every unlock. */
 #define OX__MUTEX_EPOCH_NO_FENCE 1u
-extern OX__ATOMIC(uint32_t) ox__mutex_arm_epoch;
+typedef struct ox__mutex_arm_line {
+    OX__ALIGNAS(64) OX__ATOMIC(uint32_t) epoch;
+    char unused[60];
+} ox__mutex_arm_line;
+extern ox__mutex_arm_line ox__mutex_arm;
 
 extern const ox__lock_ops ox__mutex_ops;
 /* The lock's slow path: the CAS failed. Returns as ox_mutex_lock. */
@@ -99,7 +103,7 @@ static inline void ox__mutex_release(ox_mutex *m)
      * from before it. The signal fence keeps the compiler from lifting the
      * second load above the store; the CPU may, and the sleeper's fence
      * covers that (src/sync/mutex.c, "The unlock that stores"). */
-    uint32_t epoch = atomic_load_explicit(&ox__mutex_arm_epoch, memory_order_acquire);
+    uint32_t epoch = atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_acquire);
     if (OX_LIKELY(
             !(epoch & OX__MUTEX_EPOCH_NO_FENCE) &&
             !(atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_SWAP_UNLOCK))) {
@@ -109,7 +113,7 @@ static inline void ox__mutex_release(ox_mutex *m)
         /* Release: as the swap below. */
         atomic_store_explicit(&m->state, OX__MUTEX_UNLOCKED, memory_order_release);
         atomic_signal_fence(memory_order_seq_cst);
-        if (OX_UNLIKELY(atomic_load_explicit(&ox__mutex_arm_epoch, memory_order_relaxed) != epoch))
+        if (OX_UNLIKELY(atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) != epoch))
             ox__mutex_wake(m); /* only m's address: the wake never reads it */
         return;
     }

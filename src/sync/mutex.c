@@ -29,7 +29,7 @@
  * thread sleeps on the word. So:
  *   - A thread about to sleep on the word (enter_sleep) counts itself in
  *     the flags. Unless SWAP_FENCED is already set, it then sets
- *     SWAP_UNLOCK, bumps the global ox__mutex_arm_epoch, makes every
+ *     SWAP_UNLOCK, bumps the global ox__mutex_arm.epoch, makes every
  *     running thread of the process pass a full barrier
  *     (ox__sys_fence_others: membarrier), and sets SWAP_FENCED. Only then
  *     does it write CONTENDED and sleep.
@@ -83,14 +83,15 @@
 
 static const ox__wait_site mutex_site = {.what = "mutex"};
 
-_Alignas(64) _Atomic uint32_t ox__mutex_arm_epoch = OX__MUTEX_EPOCH_NO_FENCE;
+_Static_assert(sizeof(ox__mutex_arm_line) == 64, "the epoch has its cache line to itself");
+ox__mutex_arm_line ox__mutex_arm = {.epoch = OX__MUTEX_EPOCH_NO_FENCE};
 
 /* Before any thread of the program can lock a mutex (constructor 101: with
  * oxide's other start-up work). Until then every unlock swaps. */
 __attribute__((constructor(101))) static void choose_unlock(void)
 {
     if (ox__sys_fence_others_enable())
-        atomic_fetch_and_explicit(&ox__mutex_arm_epoch, ~OX__MUTEX_EPOCH_NO_FENCE,
+        atomic_fetch_and_explicit(&ox__mutex_arm.epoch, ~OX__MUTEX_EPOCH_NO_FENCE,
                                   memory_order_relaxed);
 }
 
@@ -107,7 +108,7 @@ static void lose_the_fence(void)
     /* Relaxed: a sleeper that misses the flag for a moment is one of those
      * the poll is for; the epoch's bit changes the unlocks from now on. */
     atomic_store_explicit(&fence_lost, true, memory_order_relaxed);
-    atomic_fetch_or_explicit(&ox__mutex_arm_epoch, OX__MUTEX_EPOCH_NO_FENCE, memory_order_relaxed);
+    atomic_fetch_or_explicit(&ox__mutex_arm.epoch, OX__MUTEX_EPOCH_NO_FENCE, memory_order_relaxed);
 }
 
 /* How long a sleeper on a mutex word may sleep before it looks again. */
@@ -135,7 +136,7 @@ static void enter_sleep(ox_mutex *m)
     /* Release: an unlock that reads the bumped epoch (acquire) also sees
      * SWAP_UNLOCK. The fence begins with a full barrier in this thread,
      * which makes both visible to every unlock it fences. */
-    uint32_t epoch = atomic_fetch_add_explicit(&ox__mutex_arm_epoch, 2, memory_order_release);
+    uint32_t epoch = atomic_fetch_add_explicit(&ox__mutex_arm.epoch, 2, memory_order_release);
     OX__CHAOS_POINT(); /* between the bump and the fence: an unlock may store here */
     if (!(epoch & OX__MUTEX_EPOCH_NO_FENCE) && !ox__sys_fence_others())
         lose_the_fence();
@@ -153,6 +154,9 @@ static void leave_sleep(ox_mutex *m)
      * only for the pairing described at the top of this file. */
     uint32_t f = atomic_fetch_sub_explicit(&m->flags, OX__MUTEX_SLEEPER_ONE, memory_order_relaxed) -
                  OX__MUTEX_SLEEPER_ONE;
+    /* A poison change between the two makes the exchange fail: the bits
+     * then stay until the next spell of sleeping ends, which costs only
+     * swaps. */
     if (f < OX__MUTEX_SLEEPER_ONE &&
         (f & (OX__MUTEX_SWAP_STICKY | OX__MUTEX_SWAP_FENCED)) == OX__MUTEX_SWAP_FENCED)
         atomic_compare_exchange_strong_explicit(
