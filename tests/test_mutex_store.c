@@ -50,6 +50,21 @@ static void *hold_until_one_sleeps(void *arg)
     return NULL;
 }
 
+/* Locks s->m while hold_until_one_sleeps holds it, so that this thread
+ * sleeps on it once; returns what the lock returned, with m held. */
+static int sleep_once_on(struct spell *s)
+{
+    atomic_store(&s->locked, 0);
+    atomic_store(&s->sleeper_in, 0);
+    ox_join_handle h = ox_thread_spawn(hold_until_one_sleeps, s);
+    while (!atomic_load(&s->locked))
+        ox_thread_yield();
+    int rc = ox_mutex_lock(&s->m);
+    atomic_store(&s->sleeper_in, 1);
+    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    return rc;
+}
+
 OX_TEST(mutex_unlock_swaps_only_while_a_thread_sleeps_on_the_word)
 {
     struct spell s = {.m = OX_MUTEX_INIT};
@@ -57,12 +72,7 @@ OX_TEST(mutex_unlock_swaps_only_while_a_thread_sleeps_on_the_word)
     ox_mutex_unlock(&s.m);
     CHECK_EQ(flags_of(&s.m), 0u); /* nobody slept: the unlock stored */
 
-    ox_join_handle h = ox_thread_spawn(hold_until_one_sleeps, &s);
-    while (!atomic_load(&s.locked))
-        ox_thread_yield();
-    CHECK_EQ(ox_mutex_lock(&s.m), 0);
-    atomic_store(&s.sleeper_in, 1);
-    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(sleep_once_on(&s), 0);
     /* While this thread slept: counted, the bits set and fenced. */
     uint32_t seen = atomic_load(&s.flags_while_slept);
     CHECK_EQ(seen / OX__MUTEX_SLEEPER_ONE, 1u);
@@ -76,25 +86,12 @@ OX_TEST(mutex_unlock_swaps_only_while_a_thread_sleeps_on_the_word)
 
 OX_TEST(mutex_poison_survives_the_swap_bits_coming_and_going)
 {
-    ox_panic_set_hook(ox_test_quiet_hook);
     struct spell s = {.m = OX_MUTEX_INIT};
-    ox_join_handle h = ox_thread_spawn(hold_until_one_sleeps, &s);
-    while (!atomic_load(&s.locked))
-        ox_thread_yield();
-    CHECK_EQ(ox_mutex_lock(&s.m), 0);
-    atomic_store(&s.sleeper_in, 1);
-    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(sleep_once_on(&s), 0);
     ox_mutex_unlock(&s.m);
     /* Poisoned while the bits are clear, then slept on: both survive. */
     atomic_fetch_or(&s.m.flags, OX__MUTEX_POISONED);
-    atomic_store(&s.locked, 0);
-    atomic_store(&s.sleeper_in, 0);
-    h = ox_thread_spawn(hold_until_one_sleeps, &s);
-    while (!atomic_load(&s.locked))
-        ox_thread_yield();
-    CHECK_EQ(ox_mutex_lock(&s.m), OX_EPOISONED);
-    atomic_store(&s.sleeper_in, 1);
-    CHECK_EQ(ox_thread_join(&h, NULL, NULL), 0);
+    CHECK_EQ(sleep_once_on(&s), OX_EPOISONED);
     CHECK_EQ(atomic_load(&s.flags_while_slept) & (SWAP_BITS | OX__MUTEX_POISONED),
              (uint32_t)(SWAP_BITS | OX__MUTEX_POISONED));
     CHECK_EQ(flags_of(&s.m), (uint32_t)OX__MUTEX_POISONED);

@@ -89,6 +89,15 @@ static inline bool ox__mutex_try_acquire(ox_mutex *m)
                                                    memory_order_acquire, memory_order_relaxed);
 }
 
+/* What a lock of m returns: OX_EPOISONED or 0. Relaxed: see the poison
+ * flag in src/sync/mutex.c. */
+static inline int ox__mutex_poison_result(const ox_mutex *m)
+{
+    return (atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_POISONED)
+               ? OX_EPOISONED
+               : 0;
+}
+
 /* Releases m (the caller has already dropped it from its record). */
 static inline void ox__mutex_release(ox_mutex *m)
 {
@@ -131,9 +140,7 @@ OX_MUST_USE static inline int ox__mutex_lock_inline(ox_mutex *m, const char *fil
     if (OX_UNLIKELY(!ox__mutex_try_acquire(m)))
         return ox__mutex_lock_contended(m, file, line);
     ox__held_push(m, &ox__mutex_ops, file, line);
-    return (atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_POISONED)
-               ? OX_EPOISONED
-               : 0;
+    return ox__mutex_poison_result(m);
 }
 
 static inline void ox__mutex_unlock_inline(ox_mutex *m)

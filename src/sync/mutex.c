@@ -90,6 +90,9 @@ ox__mutex_arm_line ox__mutex_arm = {.epoch = OX__MUTEX_EPOCH_NO_FENCE};
  * oxide's other start-up work). Until then every unlock swaps. */
 __attribute__((constructor(101))) static void choose_unlock(void)
 {
+    /* Relaxed: no other thread locks an oxide mutex yet (a program that
+     * dlopens oxide has its threads see this through dlopen's own
+     * synchronisation). */
     if (ox__sys_fence_others_enable())
         atomic_fetch_and_explicit(&ox__mutex_arm.epoch, ~OX__MUTEX_EPOCH_NO_FENCE,
                                   memory_order_relaxed);
@@ -174,17 +177,10 @@ static void mutex_unwind(void *lock, unsigned tag)
 
 const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind};
 
-static int poison_result(const ox_mutex *m)
-{
-    return (atomic_load_explicit(&m->flags, memory_order_relaxed) & OX__MUTEX_POISONED)
-               ? OX_EPOISONED
-               : 0;
-}
-
 static inline int acquired(ox_mutex *m, const char *file, int line)
 {
     ox__held_push(m, &ox__mutex_ops, file, line);
-    return poison_result(m);
+    return ox__mutex_poison_result(m);
 }
 
 /* Spins while the holder runs, and takes m once it is free, setting the
@@ -325,7 +321,7 @@ int ox_mutex_try_lock_at(ox_mutex *m, const char *file, int line)
     /* _try: a trylock cannot deadlock, so the lock-order checker records no
      * edge into it. */
     ox__held_push_try(m, &ox__mutex_ops, file, line);
-    return poison_result(m);
+    return ox__mutex_poison_result(m);
 }
 
 int ox_mutex_lock_deadline_at(ox_mutex *m, ox_instant deadline, const char *file, int line)
@@ -379,7 +375,7 @@ void(ox_mutex_unlock)(ox_mutex *m)
 
 bool ox_mutex_is_poisoned(const ox_mutex *m)
 {
-    return poison_result(m) != 0;
+    return ox__mutex_poison_result(m) != 0;
 }
 
 void ox_mutex_clear_poison(ox_mutex *m)
