@@ -392,8 +392,7 @@ static void *sb_reader(void *arg)
     return NULL;
 }
 
-OX_TEST_OPTS(rwlock_biased_reader_and_first_writer_starting_together_never_overlap,
-             .timeout_s = 60)
+OX_TEST_OPTS(rwlock_biased_reader_and_first_writer_starting_together_never_overlap, .timeout_s = 60)
 {
     sb.rounds = ox_test_scaled(20000);
     ox_join_handle h = ox_thread_spawn(sb_reader, NULL);

@@ -122,8 +122,7 @@ ox__fence_result ox__mutex_fence_others(void)
     if (!fence_at_start)
         return OX__FENCE_NEVER;
     /* Relaxed: the bit only says whether an earlier fence failed. */
-    if (atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) &
-        OX__MUTEX_EPOCH_NO_FENCE)
+    if (atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) & OX__MUTEX_EPOCH_NO_FENCE)
         return OX__FENCE_LOST;
     if (ox__sys_fence_others())
         return OX__FENCE_DONE;

@@ -225,10 +225,8 @@ int ox__rw_own_slot_wait(ox__rw_slot slot, const void *lock, ox_instant deadline
 
 ox__rw_slot_range ox__rw_own_slots(void)
 {
-    return (ox__rw_slot_range){OWN_FIRST,
-                               OWN_FIRST + atomic_load_explicit(&own_lines_in_use,
-                                                                memory_order_seq_cst) *
-                                               OWN_SLOTS_PER_LINE};
+    unsigned lines = atomic_load_explicit(&own_lines_in_use, memory_order_seq_cst);
+    return (ox__rw_slot_range){OWN_FIRST, OWN_FIRST + lines * OWN_SLOTS_PER_LINE};
 }
 
 /* ---- the CPUs' lines, and any slot ---- */
@@ -282,8 +280,8 @@ ox__rw_slot_seen ox__rw_slot_look(ox__rw_slot slot, const void *lock, unsigned s
 
 ox__rw_slot_range ox__rw_cpu_slots(void)
 {
-    return (ox__rw_slot_range){
-        0, atomic_load_explicit(&lines_in_use, memory_order_seq_cst) * SLOTS_PER_LINE};
+    unsigned lines = atomic_load_explicit(&lines_in_use, memory_order_seq_cst);
+    return (ox__rw_slot_range){0, lines * SLOTS_PER_LINE};
 }
 
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock)
