@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* sched_getcpu */
 #include "rwlock_slots.h"
 
+#include "../sys/sys.h"
 #include "../thread/park.h"
 #include "../unit/unit.h"
 
@@ -146,6 +147,10 @@ static void release_line(bool check_locks)
 __attribute__((constructor)) static void register_release_line(void)
 {
     ox__unit_exit_register(OX__UNIT_EXIT_READ_SLOTS, release_line);
+    /* A fork while another thread holds the list's lock would leave the
+     * child's copy locked, or half updated: the forking thread holds it
+     * across the fork instead. */
+    ox__sys_atfork(lock_free_lines, unlock_free_lines, unlock_free_lines);
 }
 
 bool ox__rw_own_slot_take(const void *lock, ox__rw_slot *slot)
