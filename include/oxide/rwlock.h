@@ -78,8 +78,9 @@ typedef struct ox_rwlock {
 
 /* The state word (documented in src/sync/rwlock.c). */
 #define OX__RW_READER          1u
-#define OX__RW_READERS_MASK    ((1u << 25) - 1)
-#define OX__RW_READER_OVERFLOW (1u << 24)
+#define OX__RW_READERS_MASK    ((1u << 24) - 1)
+#define OX__RW_READER_OVERFLOW (1u << 23)
+#define OX__RW_OWN_SLOTS_USED  (1u << 24)
 #define OX__RW_DISPERSED       (1u << 26)
 #define OX__RW_WRITER_WOKEN    (1u << 27)
 #define OX__RW_POISONED        (1u << 28)

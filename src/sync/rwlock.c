@@ -1,10 +1,11 @@
 /* rwlock.c - ox_rwlock, a writer-preferring futex reader-writer lock.
  *
  * Two 32-bit words. `state`:
- *   bits 0-24  READERS_MASK     readers holding the lock through the count,
+ *   bits 0-23  READERS_MASK     readers holding the lock through the count,
  *                               plus readers that are passing through the
- *                               fast path (see below); bit 24
+ *                               fast path (see below); bit 23
  *                               (READER_OVERFLOW) set means too many
+ *   bit 24     OWN_SLOTS_USED   a reader has taken an own slot (see below)
  *   bit 25     BIASED           no writer has taken the lock yet: readers
  *                               take a slot of their own thread (see below)
  *   bit 26     DISPERSED        readers have overlapped: they take reader
@@ -82,7 +83,11 @@
  * only a compiler barrier before their load of the state, and are in if
  * it still shows BIASED and no writer or waiting writer; they leave with a
  * plain store too. So a read costs no locked instruction at all, where the
- * count costs two on a shared line. The writer pays instead (end_bias): it
+ * count costs two on a shared line. (The lock's first such reader also sets
+ * OWN_SLOTS_USED, once, before its take.) The writer pays instead
+ * (end_bias), if OWN_SLOTS_USED is set; otherwise no reader has taken an
+ * own slot nor will (a reader that sets the bit after the writer's
+ * compare-exchange finds WRITE_LOCKED), and it just clears the bias. It
  * takes the lock from a zero count as usual (WRITE_LOCKED, BIASED left
  * set), counts itself among the writers waiting for own slots of the lock,
  * and makes every running thread of the process pass a full barrier
@@ -103,8 +108,9 @@
  * lock that is written now and then must not pay on each write. A writer
  * that gives up first (a timeout, a try_write) leaves BIASED set, and the
  * next writer does it all again. Without a fence at start-up, readers never
- * take an own slot; if it fails later, a biased lock's writer cannot
- * exclude its readers and aborts with a message.
+ * take an own slot. If it fails later (a seccomp filter), readers stop
+ * taking own slots, and the first writer of a lock whose readers took some
+ * before cannot exclude them: it aborts with a message.
  *
  * The copy of DISPERSED in writer_notify is set and cleared right after
  * the bit itself, by a reader that holds the lock or a writer that holds
@@ -140,6 +146,7 @@
 #define READ_BLOCKERS   OX__RW_READ_BLOCKERS
 #define DISPERSED       OX__RW_DISPERSED
 #define BIASED          OX__RW_BIASED
+#define OWN_SLOTS_USED  OX__RW_OWN_SLOTS_USED
 
 /* writer_notify: the copy of DISPERSED in bit 0, the wake count above it. */
 #define NOTIFY_DISPERSED OX__RW_NOTIFY_DISPERSED
@@ -417,14 +424,19 @@ int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int li
  * header). Returns false, holding nothing, if the reader must go another
  * way: no fence in this process, no free own slot, or the lock no longer
  * biased. */
-static bool read_biased(ox_rwlock *l, const char *file, int line, int *rc)
+static bool read_biased(ox_rwlock *l, uint32_t route, const char *file, int line, int *rc)
 {
     ox__rw_slot slot;
     /* Relaxed: NO_FENCE is set before any reader runs if start-up found no
-     * fence; set later, its writers abort (fence_biased_readers). */
-    if ((atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) &
-         OX__MUTEX_EPOCH_NO_FENCE) ||
-        !ox__rw_own_slot_take(l, &slot))
+     * fence; set later, writers of locks that have OWN_SLOTS_USED abort
+     * (fence_biased_readers). */
+    if (atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) & OX__MUTEX_EPOCH_NO_FENCE)
+        return false;
+    /* Relaxed: the writer's compare-exchange and this are ordered on the
+     * word itself: if it came first, the load below sees WRITE_LOCKED. */
+    if (!(route & OWN_SLOTS_USED))
+        atomic_fetch_or_explicit(&l->state, OWN_SLOTS_USED, memory_order_relaxed);
+    if (!ox__rw_own_slot_take(l, &slot))
         return false;
     /* A compiler barrier only: the writer that ends the bias fences this
      * thread after its mark and before its scan, so either this load sees
@@ -451,7 +463,7 @@ int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
     uint32_t route = atomic_load_explicit(&l->state, memory_order_relaxed);
     if (route & BIASED) {
         int rc;
-        if (read_biased(l, file, line, &rc))
+        if (read_biased(l, route, file, line, &rc))
             return rc;
         if (!(route & DISPERSED))
             return ox__rwlock_read_counted(l, file, line);
@@ -532,8 +544,8 @@ OX_COLD _Noreturn static void fence_lost(const ox_rwlock *l)
 {
     ox_abort("ox_rwlock_write",
              "rwlock %p: the process-wide memory barrier (membarrier) failed after start-up "
-             "(a seccomp filter installed since?), so the readers the lock is biased to "
-             "cannot be excluded",
+             "(a seccomp filter installed since? allow membarrier in it), and readers took "
+             "slots of their own in this lock before: the writer cannot exclude them",
              (const void *)l);
 }
 
@@ -547,13 +559,29 @@ static void fence_biased_readers(const ox_rwlock *l)
 
 static const ox__wait_site own_slots_site = {.what = "rwlock write (readers in own slots)"};
 
-/* This thread has set WRITE_LOCKED on a lock with BIASED set (this file's
- * header, "Biased readers"). Waits, if may_wait, until no reader holds l
- * in an own slot, then clears BIASED: returns 0. Otherwise returns
- * OX_EBUSY, or OX_ETIMEDOUT at deadline, with BIASED still set and
- * WRITE_LOCKED still held. */
-static int end_bias(ox_rwlock *l, bool may_wait, ox_instant deadline, const char *file, int line)
+/* The writer that holds l ends its bias: no reader holds an own slot of it
+ * now, and none will take one (each loads the state after its take and
+ * finds WRITE_LOCKED, then BIASED clear). Returns 0. */
+static int clear_bias(ox_rwlock *l)
 {
+    /* Relaxed: the write unlock's release publishes it. */
+    uint32_t s =
+        atomic_fetch_and_explicit(&l->state, ~(BIASED | OWN_SLOTS_USED), memory_order_relaxed);
+    if (!(s & DISPERSED))
+        atomic_fetch_and_explicit(&l->writer_notify, ~NOTIFY_DISPERSED, memory_order_relaxed);
+    return 0;
+}
+
+/* This thread has set WRITE_LOCKED on a lock with BIASED set (this file's
+ * header, "Biased readers"; s: the state it took the lock from). Waits, if
+ * may_wait, until no reader holds l in an own slot, then clears the bias:
+ * returns 0. Otherwise returns OX_EBUSY, or OX_ETIMEDOUT at deadline, with
+ * BIASED still set and WRITE_LOCKED still held. */
+static int end_bias(ox_rwlock *l, uint32_t s, bool may_wait, ox_instant deadline, const char *file,
+                    int line)
+{
+    if (!(s & OWN_SLOTS_USED))
+        return clear_bias(l);
     /* Counted first, then the fence: a reader whose take this scan misses
      * had its state load after the fence, which sees WRITE_LOCKED; one whose
      * leave the scan misses sees the count, and wakes this writer. */
@@ -577,15 +605,7 @@ static int end_bias(ox_rwlock *l, bool may_wait, ox_instant deadline, const char
         rc = ox__rw_own_slot_wait(slot, l, deadline, &own_slots_site);
     }
     ox__rw_own_wait_end(l);
-    if (rc != 0)
-        return rc;
-    /* Relaxed: the write unlock's release publishes it. No reader can hold
-     * an own slot now: each one loads the state after its take and finds
-     * WRITE_LOCKED, then BIASED clear. */
-    uint32_t s = atomic_fetch_and_explicit(&l->state, ~BIASED, memory_order_relaxed);
-    if (!(s & DISPERSED))
-        atomic_fetch_and_explicit(&l->writer_notify, ~NOTIFY_DISPERSED, memory_order_relaxed);
-    return 0;
+    return rc != 0 ? rc : clear_bias(l);
 }
 
 static unsigned move_range(ox_rwlock *l, ox__rw_slot_range range, unsigned my_line,
@@ -705,7 +725,7 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
                     memory_order_seq_cst, memory_order_relaxed))
                 continue;
             int rc = poison_code(s);
-            if ((s & BIASED) && end_bias(l, true, deadline, file, line) == OX_ETIMEDOUT) {
+            if ((s & BIASED) && end_bias(l, s, true, deadline, file, line) == OX_ETIMEDOUT) {
                 /* Relaxed: this writer wrote nothing under the lock. */
                 atomic_fetch_and_explicit(&l->state, ~WRITE_LOCKED, memory_order_relaxed);
                 write_gave_up(l);
@@ -816,11 +836,11 @@ int ox_rwlock_write_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file,
 }
 
 /* A try_write found readers in slots after it set WRITE_LOCKED: gives the
- * lock back and fails. */
-static int try_write_gives_back(ox_rwlock *l)
+ * lock back, with mark (see give_back_to_readers), and fails. */
+static int try_write_gives_back(ox_rwlock *l, uint32_t mark)
 {
     /* Readers hold it; their unlocks wake whom they must. */
-    uint32_t now = give_back_to_readers(l, 0);
+    uint32_t now = give_back_to_readers(l, mark);
     ox__rwlock_released(l, now);
     /* But readers that came while WRITE_LOCKED stood may sleep
      * (READERS_WAITING), and no writer waits for the readers that hold it:
@@ -843,14 +863,12 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
          * writer_release. Seq_cst: as in write_contended. */
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~ended) | WRITE_LOCKED,
                                                   memory_order_seq_cst, memory_order_relaxed)) {
-            if ((s & BIASED) && end_bias(l, false, OX_INSTANT_NEVER, file, line) != 0)
-                return try_write_gives_back(l);
-            if (s & (DISPERSED | BIASED)) {
-                bool read_elsewhere;
-                if ((s & DISPERSED) && move_slot_readers(l, &read_elsewhere) != 0)
-                    return try_write_gives_back(l);
-                settle_dispersal(l, (s & DISPERSED) && read_elsewhere, WRITER_WOKEN);
-            }
+            bool read_elsewhere = false;
+            if (((s & BIASED) && end_bias(l, s, false, OX_INSTANT_NEVER, file, line) != 0) ||
+                ((s & DISPERSED) && move_slot_readers(l, &read_elsewhere) != 0))
+                return try_write_gives_back(l, 0);
+            if (s & (DISPERSED | BIASED))
+                settle_dispersal(l, read_elsewhere, WRITER_WOKEN);
             ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);
         }
