@@ -28,13 +28,21 @@
  *    including locks made after that, whose readers all went to the count
  *    (read_biased checks NO_FENCE). Before 93c3387 rwlocks never called
  *    membarrier, and break37 fixed the same abort for the mutex.
+ *    Fixed (a9cedd6): a lock's first reader sets OWN_SLOTS_USED, and the
+ *    first writer of a lock without it clears the bias with no fence; the
+ *    abort is left only for a lock whose readers took own slots before
+ *    the fence was lost, where no other way to see them is sound.
  *  - break38_fork_while_threads_adopt_own_lines: the own lines' free list
  *    is guarded by a spin lock (free_lines_lock) with no fork handler; a
  *    fork while another thread holds it (adopt_line at a thread's first
  *    biased read, release_line at its end) leaves it held in the child,
  *    whose next new thread to read a biased lock spins in sched_yield for
  *    ever. Probabilistic (the lock is held for tens of nanoseconds): it
- *    did not fire in the one run made.
+ *    did not fire in the one run made. Fixed (a9cedd6) by reading: the
+ *    free list lock is taken before a fork and released after it
+ *    (pthread_atfork). Skipped under the sanitizers: their own allocator
+ *    locks, held by a churner at the fork, hang the child's first
+ *    pthread_create (seen under AddressSanitizer, in libasan's allocator).
  *  - break38_more_readers_than_own_lines (opt-in, OX_TEST_BREAK38_MANY=1):
  *    4136 threads holding a biased read, then a writer: timed out at 60 s
  *    in the one run made (with break38_biased_reader_try_write_is_busy_
@@ -587,7 +595,7 @@ OX_TEST_OPTS(break38_seccomp_after_startup_first_write_of_a_never_read_lock, .ti
 
 /* ---- fork while other threads adopt and release own lines ---- */
 
-#ifndef OX_TEST_BUILT_WITH_TSAN
+#if !defined(OX_TEST_BUILT_WITH_TSAN) && !defined(OX_TEST_BUILT_WITH_ASAN)
 static ox_rwlock fk_l = OX_RWLOCK_INIT;
 static _Atomic int fk_stop;
 
@@ -618,8 +626,9 @@ static void *fk_churner(void *arg)
 
 OX_TEST_OPTS(break38_fork_while_threads_adopt_own_lines, .timeout_s = 60)
 {
-#ifdef OX_TEST_BUILT_WITH_TSAN
-    printf("skipped under TSan (fork of a threaded process)\n");
+#if defined(OX_TEST_BUILT_WITH_TSAN) || defined(OX_TEST_BUILT_WITH_ASAN)
+    printf("skipped under a sanitizer: a fork while others create threads can leave its "
+           "allocator lock held in the child\n");
 #else
     if (ox_test_forks_hang_here())
         return;
