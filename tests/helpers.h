@@ -53,12 +53,8 @@ int ox_test_first_allowed_cpu(void);
  * none. */
 int ox_test_other_allowed_cpu(int cpu);
 
-/* Ends l's bias to its readers (a write lock and unlock), if it has one:
- * for tests of the counted and dispersed modes. */
-void ox_test_rwlock_end_bias(ox_rwlock *l);
-/* Two overlapping read locks, released, after ending a bias: from then on
- * l's readers take slots (src/sync/rwlock.c, "Dispersed readers"). Checks
- * that they do. */
+/* Two overlapping read locks, released: from then on l's readers take
+ * slots (src/sync/rwlock.c, "Dispersed readers"). Checks that they do. */
 void ox_test_rwlock_disperse(ox_rwlock *l);
 /* Readers holding l through its count (not its slots). */
 uint32_t ox_test_rwlock_count(ox_rwlock *l);

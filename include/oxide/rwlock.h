@@ -11,13 +11,6 @@
  * it would wait for) and aborts with a message, as it does for a thread
  * write-locking a lock it holds in any mode.
  *
- * Biased to readers: a lock made by OX_RWLOCK_INIT or ox_rwlock_init starts
- * biased. Its readers write the lock's address into a slot of their own
- * thread and read the state, with no locked instruction on the way in, and
- * its first writer makes every running thread of the process pass a memory
- * barrier (membarrier on Linux: 1 to 50 us) before it looks at those slots.
- * That writer ends the bias for good: from then on the lock works as below.
- *
  * Readers that overlap: once two readers hold a lock at the same time, its
  * readers take a slot in their CPU's cache line of a table all rwlocks
  * share, instead of one count that every reader's CPU would write, and its
@@ -65,28 +58,21 @@ typedef struct ox_rwlock {
 } ox_rwlock;
 
 /* ---- private: what the inline fast paths below need (not API) ---- */
-
-/* BIASED, a bit of the state word: readers take a slot of their own thread
- * (rwlock.c). Outside the C-only part: OX_RWLOCK_INIT sets it. */
-#define OX__RW_BIASED (1u << 25)
-/* writer_notify's bit 0: readers go through the library (dispersed or
- * biased; rwlock.c), where the inline read looks; its wake count goes up in
- * steps of 2. */
-#define OX__RW_NOTIFY_DISPERSED 1u
-
 #ifndef __cplusplus
 
 /* The state word (documented in src/sync/rwlock.c). */
 #define OX__RW_READER          1u
-#define OX__RW_READERS_MASK    ((1u << 24) - 1)
-#define OX__RW_READER_OVERFLOW (1u << 23)
-#define OX__RW_OWN_SLOTS_USED  (1u << 24)
+#define OX__RW_READERS_MASK    ((1u << 26) - 1)
+#define OX__RW_READER_OVERFLOW (1u << 25)
 #define OX__RW_DISPERSED       (1u << 26)
 #define OX__RW_WRITER_WOKEN    (1u << 27)
 #define OX__RW_POISONED        (1u << 28)
 #define OX__RW_WRITE_LOCKED    (1u << 29)
 #define OX__RW_READERS_WAITING (1u << 30)
 #define OX__RW_WRITERS_WAITING (1u << 31)
+/* writer_notify's bit 0: a copy of DISPERSED, where the inline read looks
+ * (rwlock.c); its wake count goes up in steps of 2. */
+#define OX__RW_NOTIFY_DISPERSED 1u
 /* What turns a reader away from the fast path (looked at in the old value). */
 #define OX__RW_READ_BLOCKERS                                                                       \
     (OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING | OX__RW_WRITER_WOKEN | OX__RW_READER_OVERFLOW)
@@ -202,11 +188,10 @@ static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
 
 /* ---- the API ---- */
 
-/* Static initialiser: a lock biased to its readers until its first write
- * (rwlock.c). A zero-filled ox_rwlock is equally valid, but not biased. */
+/* Static initialiser; a zero-filled ox_rwlock is equally valid. */
 #define OX_RWLOCK_INIT                                                                             \
     {                                                                                              \
-        OX__RW_BIASED, OX__RW_NOTIFY_DISPERSED                                                     \
+        0, 0                                                                                       \
     }
 
 /* (Re)initialises an unlocked, unpoisoned rwlock (only while no thread

@@ -2,42 +2,19 @@
 #define _GNU_SOURCE /* sched_getcpu */
 #include "rwlock_slots.h"
 
-#include "../sys/sys.h"
-#include "../thread/park.h"
-#include "../unit/unit.h"
-
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 /* 64 lines of 8 slots: 4 KiB. CPUs beyond 64 share lines (correct, only
- * slower); a line full of held locks sends its readers to the count. Then
- * 4096 own lines of 7 slots and a count of leaves that a waiting writer
- * sleeps on (256 KiB of zeroes, touched only as threads take them): a
- * thread beyond those, or a full line, sends its readers to the count. The
- * numbers end below 2^16, for the held-lock record's tag. */
-enum {
-    LINES = 64,
-    SLOTS_PER_LINE = 8,
-    OWN_LINES = 4096,
-    OWN_SLOTS_PER_LINE = 7,
-    OWN_FIRST = LINES * SLOTS_PER_LINE
-};
-_Static_assert(OWN_FIRST == OX__RW_OWN_FIRST, "own slots come after the CPUs' lines");
-_Static_assert(OWN_FIRST + OWN_LINES * OWN_SLOTS_PER_LINE <= 65536, "slot numbers fit 16 bits");
+ * slower); a line full of held locks sends its readers to the count. */
+enum { LINES = 64, SLOTS_PER_LINE = 8 };
 
 typedef struct {
     _Alignas(64) _Atomic(uintptr_t) slot[SLOTS_PER_LINE];
 } slot_line;
 
-typedef struct {
-    _Alignas(64) _Atomic(uint32_t) leaves; /* bumped by a leave a writer waits for */
-    _Atomic(uintptr_t) slot[OWN_SLOTS_PER_LINE];
-} own_line;
-_Static_assert(sizeof(own_line) == 64, "an own line is one cache line");
-
 static slot_line table[LINES];
-static own_line own_table[OWN_LINES];
 
 /* Set in a freed slot's lock address: a reader of that lock left it. */
 #define LEFT ((uintptr_t)1)
@@ -64,177 +41,10 @@ static void note_line_used(unsigned line)
         ;
 }
 
-static own_line *own_line_of(ox__rw_slot slot)
-{
-    return &own_table[(slot - OWN_FIRST) / OWN_SLOTS_PER_LINE];
-}
-
 static _Atomic(uintptr_t) *slot_at(ox__rw_slot slot)
 {
-    if (ox__rw_slot_is_own(slot))
-        return &own_line_of(slot)->slot[(slot - OWN_FIRST) % OWN_SLOTS_PER_LINE];
     return &table[slot / SLOTS_PER_LINE].slot[slot % SLOTS_PER_LINE];
 }
-
-/* ---- own lines ---- */
-
-/* Own lines below this have been given to a thread: a writer reads those.
- * It only grows. */
-static _Atomic(unsigned) own_lines_in_use;
-
-/* Lines whose threads have ended, for the next threads to take. Guarded by
- * a spin lock: a thread takes it twice in its life at most. */
-static atomic_flag free_lines_lock = ATOMIC_FLAG_INIT;
-static unsigned free_lines[OWN_LINES];
-static unsigned free_line_count;
-
-/* The calling thread's own line plus one; 0 before it has one, and
- * NO_LINE_LEFT once it found none. */
-enum { NO_LINE_LEFT = OWN_LINES + 1 };
-static _Thread_local unsigned my_line_plus_one OX__TLS_FAST;
-
-static void lock_free_lines(void)
-{
-    /* Acquire and release (below): the list and its count are handed from
-     * holder to holder. */
-    while (atomic_flag_test_and_set_explicit(&free_lines_lock, memory_order_acquire))
-        sched_yield();
-}
-
-static void unlock_free_lines(void)
-{
-    atomic_flag_clear_explicit(&free_lines_lock, memory_order_release);
-}
-
-static unsigned adopt_line(void)
-{
-    lock_free_lines();
-    unsigned line = NO_LINE_LEFT;
-    if (free_line_count > 0) {
-        line = free_lines[--free_line_count] + 1;
-    } else {
-        unsigned used = atomic_load_explicit(&own_lines_in_use, memory_order_relaxed);
-        if (used < OWN_LINES) {
-            /* Seq_cst, before this thread's first take in its order: a
-             * writer whose fence comes after the take reads a count that
-             * covers the line (ox__rw_own_slots). */
-            atomic_store_explicit(&own_lines_in_use, used + 1, memory_order_seq_cst);
-            line = used + 1;
-        }
-    }
-    unlock_free_lines();
-    my_line_plus_one = line;
-    if (line != NO_LINE_LEFT)
-        ox__unit_exit_arm(); /* give the line back when the thread ends */
-    return line;
-}
-
-/* At the end of the thread: its line goes to the next thread. Slots that
- * readers still hold (a task that moved to another worker) stay held until
- * those readers leave them; the next owner skips them. */
-static void release_line(bool check_locks)
-{
-    (void)check_locks;
-    unsigned line = my_line_plus_one;
-    my_line_plus_one = 0;
-    if (line == 0 || line == NO_LINE_LEFT)
-        return;
-    lock_free_lines();
-    free_lines[free_line_count++] = line - 1;
-    unlock_free_lines();
-}
-
-__attribute__((constructor)) static void register_release_line(void)
-{
-    ox__unit_exit_register(OX__UNIT_EXIT_READ_SLOTS, release_line);
-    /* A fork while another thread holds the list's lock would leave the
-     * child's copy locked, or half updated: the forking thread holds it
-     * across the fork instead. */
-    ox__sys_atfork(lock_free_lines, unlock_free_lines, unlock_free_lines);
-}
-
-bool ox__rw_own_slot_take(const void *lock, ox__rw_slot *slot)
-{
-    unsigned line = my_line_plus_one;
-    if (OX_UNLIKELY(line == 0))
-        line = adopt_line();
-    if (OX_UNLIKELY(line == NO_LINE_LEFT))
-        return false;
-    own_line *mine = &own_table[line - 1];
-    for (unsigned i = 0; i < OWN_SLOTS_PER_LINE; i++) {
-        /* Relaxed: only this thread makes a slot of its line held, and only
-         * the holder frees it. */
-        uintptr_t seen = atomic_load_explicit(&mine->slot[i], memory_order_relaxed);
-        if (seen == 0 || (seen & LEFT)) {
-            atomic_store_explicit(&mine->slot[i], (uintptr_t)lock, memory_order_relaxed);
-            *slot = OWN_FIRST + (line - 1) * OWN_SLOTS_PER_LINE + i;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Writers waiting for own slots, by a hash of their lock's address: a
- * leave reads its lock's count, and no other. */
-enum { WAITING_BUCKETS = 64 };
-static _Atomic(uint32_t) waiting_writers[WAITING_BUCKETS];
-
-static _Atomic(uint32_t) *waiting_for(const void *lock)
-{
-    return &waiting_writers[((uintptr_t)lock / 64) % WAITING_BUCKETS];
-}
-
-void ox__rw_own_slot_leave(const void *lock, ox__rw_slot slot)
-{
-    /* Release: the reader's reads happen-before the acquire load of a
-     * writer that finds the slot free (ox__rw_own_slot_wait, or the scan). */
-    atomic_store_explicit(slot_at(slot), (uintptr_t)lock | LEFT, memory_order_release);
-    /* A compiler barrier only: a writer counts itself, then fences every
-     * thread, then looks at the slot; so either it sees the store or this
-     * load sees its count (ox__rw_own_wait_begin). */
-    atomic_signal_fence(memory_order_seq_cst);
-    if (OX_LIKELY(atomic_load_explicit(waiting_for(lock), memory_order_relaxed) == 0))
-        return;
-    /* Release: a writer that reads the new count (acquire) sees the store. */
-    own_line *line = own_line_of(slot);
-    atomic_fetch_add_explicit(&line->leaves, 1, memory_order_release);
-    ox__park_wake_all(&line->leaves);
-}
-
-void ox__rw_own_wait_begin(const void *lock)
-{
-    /* Relaxed: the fence that the caller makes next orders it. */
-    atomic_fetch_add_explicit(waiting_for(lock), 1, memory_order_relaxed);
-}
-
-void ox__rw_own_wait_end(const void *lock)
-{
-    atomic_fetch_sub_explicit(waiting_for(lock), 1, memory_order_relaxed);
-}
-
-int ox__rw_own_slot_wait(ox__rw_slot slot, const void *lock, ox_instant deadline,
-                         const struct ox__wait_site *site)
-{
-    own_line *line = own_line_of(slot);
-    for (;;) {
-        /* Acquire: pairs with the leave's release increment; read before
-         * the slot, so a leave after this load changes the word the wait
-         * compares. */
-        uint32_t seen = atomic_load_explicit(&line->leaves, memory_order_acquire);
-        if (atomic_load_explicit(slot_at(slot), memory_order_acquire) != (uintptr_t)lock)
-            return 0;
-        if (ox__park_wait(&line->leaves, seen, deadline, site, lock) == OX_ETIMEDOUT)
-            return OX_ETIMEDOUT;
-    }
-}
-
-ox__rw_slot_range ox__rw_own_slots(void)
-{
-    unsigned lines = atomic_load_explicit(&own_lines_in_use, memory_order_seq_cst);
-    return (ox__rw_slot_range){OWN_FIRST, OWN_FIRST + lines * OWN_SLOTS_PER_LINE};
-}
-
-/* ---- the CPUs' lines, and any slot ---- */
 
 bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot)
 {
@@ -283,10 +93,9 @@ ox__rw_slot_seen ox__rw_slot_look(ox__rw_slot slot, const void *lock, unsigned s
                                                   : OX__RW_SLOT_NOTHING;
 }
 
-ox__rw_slot_range ox__rw_cpu_slots(void)
+ox__rw_slot ox__rw_slot_end(void)
 {
-    unsigned lines = atomic_load_explicit(&lines_in_use, memory_order_seq_cst);
-    return (ox__rw_slot_range){0, lines * SLOTS_PER_LINE};
+    return atomic_load_explicit(&lines_in_use, memory_order_seq_cst) * SLOTS_PER_LINE;
 }
 
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock)

@@ -6,87 +6,32 @@
  * set, a trace left by a reader that has left (free, like 0). Readers on different
  * CPUs write different lines, so they do not pull one cache line back and
  * forth as they would on the lock's own reader count. A writer finds the
- * readers of its lock by reading every line in use.
- *
- * Own slots, for the readers of a biased lock: a line of slots per thread,
- * numbered after the CPUs' lines. Only the thread that owns a line takes its
- * slots, and only the reader that holds a slot leaves it (a task may leave
- * it from another worker thread), so both are plain stores, not
- * compare-exchanges; a writer never claims an own slot, it waits for its
- * reader to leave (rwlock.c). A line goes back to a free list when its
- * thread ends, and the next thread to take one reuses it; a slot still held
- * is skipped until its reader leaves. */
+ * readers of its lock by reading every line in use. */
 #ifndef OX_SYNC_RWLOCK_SLOTS_H
 #define OX_SYNC_RWLOCK_SLOTS_H
 
-#include "oxide/base.h"
-
 #include <stdbool.h>
 
-/* A slot's number; fits the held-lock record's 16-bit tag. The CPUs'
- * lines' slots come first, then the own lines'. */
+/* A slot's number; fits the held-lock record's 16-bit tag. */
 typedef unsigned ox__rw_slot;
-#define OX__RW_OWN_FIRST 512u
-
-static inline bool ox__rw_slot_is_own(ox__rw_slot slot)
-{
-    return slot >= OX__RW_OWN_FIRST;
-}
 
 /* Takes a free slot in the calling CPU's line for lock, and returns true with
  * its number in *slot; false if that line is full. Sequentially consistent,
  * so that a load of the lock's state that follows it is ordered after it (the
- * writer's side is in ox__rw_cpu_slots). */
+ * writer's side is in ox__rw_slot_end). */
 bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot);
 
-/* Takes a free slot in the calling thread's own line for lock, and returns
- * true with its number in *slot; false if the line is full or no line is
- * left. A relaxed store: the caller's next load of the lock's state may be
- * ordered before it, unless a writer makes every thread pass a barrier
- * (ox__sys_fence_others) after it marks the lock and before it reads the
- * slots (rwlock.c). */
-bool ox__rw_own_slot_take(const void *lock, ox__rw_slot *slot);
-
-/* Frees own slot, which holds lock, with a release store; then, if a writer
- * of lock waits for own slots (ox__rw_own_wait_begin), wakes it. Touches
- * nothing of the lock itself, which a writer may free the moment the slot
- * is. */
-void ox__rw_own_slot_leave(const void *lock, ox__rw_slot slot);
-
-/* A writer of lock that will wait for its readers in own slots, and the
- * end of that. Between the two, every own leave of lock bumps its line's
- * count and wakes the line's sleepers: the writer begins, then fences every
- * thread, so a leave either was visible to its scan or sees it waiting. */
-void ox__rw_own_wait_begin(const void *lock);
-void ox__rw_own_wait_end(const void *lock);
-
-/* Waits, between those two, until own slot no longer holds lock: 0, or
- * OX_ETIMEDOUT at deadline. site and object name the wait for the blocked
- * dump. Acquire: the reader's reads happen-before the writer's return. */
-struct ox__wait_site;
-int ox__rw_own_slot_wait(ox__rw_slot slot, const void *lock, ox_instant deadline,
-                         const struct ox__wait_site *site);
-
-/* Frees a CPU line's slot if it still holds lock, leaving a trace (release:
- * the reader's reads happen-before a writer's acquire of the slot). Returns
+/* Frees slot if it still holds lock, leaving a trace (release: the
+ * reader's reads happen-before a writer's acquire of the slot). Returns
  * false if a writer has moved this reader into the lock's count since
  * (rwlock.c). */
 bool ox__rw_slot_leave(const void *lock, ox__rw_slot slot);
 
-/* A range of slot numbers a writer reads: [first, end). */
-typedef struct {
-    ox__rw_slot first, end;
-} ox__rw_slot_range;
-
-/* The CPUs' lines any reader has used: what a writer scans. Sequentially
- * consistent, and so are the loads in ox__rw_slot_holds: a writer that reads
- * them after marking the lock (in the state's single total order) sees every
- * slot taken before a reader read the state unmarked. */
-ox__rw_slot_range ox__rw_cpu_slots(void);
-
-/* The own lines any thread has used, which a writer of a biased lock reads
- * after its fence. */
-ox__rw_slot_range ox__rw_own_slots(void);
+/* One past the highest slot any reader has used: where a writer's scan ends.
+ * Sequentially consistent, and so are the loads in ox__rw_slot_holds: a
+ * writer that reads them after marking the lock (in the state's single total
+ * order) sees every slot taken before a reader read the state unmarked. */
+ox__rw_slot ox__rw_slot_end(void);
 
 /* Whether slot holds lock right now (a sequentially consistent load). */
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock);
@@ -94,15 +39,14 @@ bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock);
 /* What a writer's scan finds of its lock in a slot. */
 typedef enum {
     OX__RW_SLOT_NOTHING,        /* free, another lock's, or a trace on the
-                                   scanning thread's own line or an own
-                                   line */
+                                   scanning thread's own line */
     OX__RW_SLOT_HELD,           /* a reader of the lock holds it */
     OX__RW_SLOT_LEFT_ELSEWHERE, /* a reader of the lock left it since the last
                                    scan, on another CPU's line */
 } ox__rw_slot_seen;
 
 /* Looks at slot for a writer of lock on scanners_line, with one
- * sequentially consistent load (see ox__rw_cpu_slots). It clears a trace of
+ * sequentially consistent load (see ox__rw_slot_end). It clears a trace of
  * lock it finds, on any line, so that the next scan sees only readers that
  * came since: a writer learns whether readers on other CPUs still use the
  * lock. */
@@ -111,8 +55,8 @@ ox__rw_slot_seen ox__rw_slot_look(ox__rw_slot slot, const void *lock, unsigned s
 /* The calling thread's CPU's line (for ox__rw_slot_look). */
 unsigned ox__rw_slot_current_line(void);
 
-/* Frees a CPU line's slot if it holds lock, for a writer moving that
- * reader into the lock's count; false if the reader left first. */
+/* Frees slot if it holds lock, for a writer moving that reader into the
+ * lock's count; false if the reader left first. */
 bool ox__rw_slot_claim(ox__rw_slot slot, const void *lock);
 
 #endif
