@@ -626,12 +626,14 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
      * A window alone is no catch: under load the woken writer may not time
      * out within the poker's 50 ms, and one that gives up after the
      * try_write clears the bit itself, hiding the bug; so the hunt goes on.
-     * Under load the writer also often runs before the try_write, leaving
-     * no turn to revive: the mutation rwlock_try_write_revives_an_ended_turn
-     * is caught in every quiet run (20 of 20) but survived 9 loaded runs
-     * of 10. Reading the state before the try_write to tell, or pinning
-     * the writer beside the victim, moved the timing so far that windows
-     * stopped coming. */
+     * The writer also often ends its turn before the try_write, leaving
+     * none to revive, and then a catch shows nothing: the mutation
+     * rwlock_try_write_revives_an_ended_turn was caught in 10 quiet runs
+     * of 10 one hour and 0 of 10 the next (WRITER_WOKEN already clear
+     * before the try_write), and survived 9 loaded runs of 10. Requiring
+     * WRITER_WOKEN just before the try_write caught it 8 of 8 quiet, but
+     * beside two busy loops the unmutated test then found no window in 4
+     * runs of 5; pinning the writer beside the victim did the same. */
     int64_t aim_ns = 10000;
     ox_test_budget budget = ox_test_budget_start_s(1, 1000000, 6.0);
     for (long r = 0; !caught && ox_test_budget_more(&budget, r); r++) {
