@@ -610,7 +610,9 @@ OX_TEST_OPTS(break32_reader_in_the_gathering_window_waits_for_the_writer, .timeo
 OX_TEST_OPTS(break32_reader_in_the_dispersing_window_keeps_writers_out, .timeout_s = 20)
 {
     int caught = 0;
-    for (int i = 0; i < 4 && !caught; i++)
+    /* A hunt misses about half the time here: 4 of them failed the test
+     * in 1 run of 10 (session 27); 12 fail about 1 in 4000. */
+    for (int i = 0; i < 12 && !caught; i++)
         caught += hunt_window(1);
     CHECK(caught > 0);
 }
