@@ -513,6 +513,10 @@ struct turn {
     _Atomic int early;
     _Atomic int stop;
     _Atomic int writer_done;
+    /* try_write_does_not_revive...: the writer task's worker is held by
+     * turn_blocker until thaw, so that the woken writer's turn is still on
+     * at the try_write. */
+    _Atomic int blocker_in, thaw;
     _Atomic int reader_in, reader_done;
     int poker_cpu;
     int writer_cpu; /* untimed_writer's */
@@ -546,8 +550,9 @@ static void *turn_poker(void *arg)
     int last = 0;
     while (!atomic_load(&t->stop)) {
         if (atomic_load(&t->phase) == 1) {
-            /* The woken writer finds the lock taken, waits, times out
-             * (on f3aa9f4; once fixed, it waits for its turn instead). */
+            /* The woken writer, let run, finds the lock taken, waits, times
+             * out (on f3aa9f4; once fixed, it waits for its turn instead). */
+            atomic_store(&t->thaw, 1);
             ox_instant until = ox_instant_after(OX_MILLIS(50));
             while (!atomic_load(&t->writer_done) && ox_instant_now().ns < until.ns)
                 ox_thread_yield();
@@ -580,6 +585,20 @@ static void *turn_writer(void *arg)
     return NULL;
 }
 
+/* A task that keeps its worker, the writer's only one, until thawed: it
+ * sleeps in the kernel, as a blocking C call would, so the writer task
+ * woken meanwhile cannot run. */
+static void *turn_blocker(void *arg)
+{
+    struct turn *t = arg;
+    atomic_store(&t->blocker_in, 1);
+    while (!atomic_load(&t->thaw)) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
 static void *turn_reader(void *arg)
 {
     struct turn *t = arg;
@@ -609,6 +628,7 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
     t.poker_cpu = ox_test_other_allowed_cpu(cpu); /* before pinning */
     ox_test_pin(0, cpu);
     ox_test_rwlock_disperse(&t.l);
+    ox_runtime *rt = ox_test_runtime(1);
     ox_join_handle poker = ox_thread_spawn(turn_poker, &t);
     bool caught = false; /* in the window, and the woken writer gave up there */
     bool in_window_once = false;
@@ -626,25 +646,33 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
      * A window alone is no catch: under load the woken writer may not time
      * out within the poker's 50 ms, and one that gives up after the
      * try_write clears the bit itself, hiding the bug; so the hunt goes on.
-     * The writer also often ends its turn before the try_write, leaving
-     * none to revive, and then a catch shows nothing: the mutation
-     * rwlock_try_write_revives_an_ended_turn was caught in 10 quiet runs
-     * of 10 one hour and 0 of 10 the next (WRITER_WOKEN already clear
-     * before the try_write), and survived 9 loaded runs of 10. Requiring
-     * WRITER_WOKEN just before the try_write caught it 8 of 8 quiet, but
-     * beside two busy loops the unmutated test then found no window in 4
-     * runs of 5; pinning the writer beside the victim did the same. */
+     * The woken writer must not end its turn before the try_write either,
+     * or there is none to revive. A writer thread, left to run, did so
+     * often enough that the mutation rwlock_try_write_revives_an_ended_turn
+     * was caught in 10 quiet runs of 10 one hour and 0 of 10 the next;
+     * pinned beside the victim it preempts the victim at its wake-up, and
+     * under SCHED_IDLE or nice 19 it hardly ran at all here, even beside a
+     * sleeping victim. So the writer is a task on a runtime of one worker,
+     * which turn_blocker holds from before the wake until the poker lets
+     * it go, inside the window. */
     int64_t aim_ns = 10000;
     ox_test_budget budget = ox_test_budget_start_s(1, 1000000, 6.0);
     for (long r = 0; !caught && ox_test_budget_more(&budget, r); r++) {
         atomic_store(&t.writer_done, 0);
         read_in_a_slot(&t.l);
         CHECK_EQ(ox_rwlock_try_read(&t.l), 0); /* in the count, on top */
-        ox_join_handle w = ox_thread_spawn(turn_writer, &t);
+        atomic_store(&t.thaw, 0);
+        atomic_store(&t.blocker_in, 0);
+        ox_task_handle w = ox_test_spawn_on(rt, turn_writer, &t);
         while (!(state_of(&t.l) & OX__RW_WRITERS_WAITING))
             ox_thread_yield();
-        ox_thread_sleep(OX_MICROS(500)); /* asleep */
-        ox_rwlock_read_unlock(&t.l);     /* the count's read: wakes the writer */
+        /* The worker runs the blocker once the writer has suspended. */
+        ox_task_handle blocker = ox_test_spawn_on(rt, turn_blocker, &t);
+        while (!atomic_load(&t.blocker_in))
+            ox_thread_yield();
+        ox_rwlock_read_unlock(&t.l); /* the count's read: wakes the writer */
+        /* Its turn is on, unless it had given up already (a slow round). */
+        bool turn_on = state_of(&t.l) & OX__RW_WRITER_WOKEN;
         atomic_store(&t.early, 0);
         atomic_store(&t.hunt, (int)r + 1);
         ox_test_spin_ns(aim_ns + (int64_t)(ox_test_rand(&x) % 2001) - 1000); /* where it lands */
@@ -659,13 +687,13 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
         CHECK_EQ(rc, OX_EBUSY);
         bool in_window = atomic_load(&t.phase) == 2;
         in_window_once |= in_window;
-        caught = in_window && atomic_load(&t.gave_up_in_window);
+        caught = in_window && turn_on && atomic_load(&t.gave_up_in_window);
         if (atomic_load(&t.early) && aim_ns > 0)
             aim_ns -= 250;
         else if (aim_ns < 50000)
             aim_ns += 250;
-        if (caught) {                                    /* it gave up meanwhile */
-            CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0); /* timed out */
+        if (caught) {                                  /* it gave up meanwhile */
+            CHECK_EQ(ox_task_join(&w, NULL, NULL), 0); /* timed out */
             /* The woken writer is gone: its turn must be over. */
             CHECK_EQ(state_of(&t.l) & OX__RW_WRITER_WOKEN, 0);
             /* No writer is left: a reader must get in beside ours. */
@@ -676,15 +704,18 @@ OX_TEST_OPTS(break30_try_write_does_not_revive_an_ended_writer_turn, .expect_exi
             ox_rwlock_read_unlock(&t.l);
             CHECK_EQ(ox_thread_join(&rd, NULL, NULL), 0);
         } else {
+            atomic_store(&t.thaw, 1); /* if the signal missed the window */
             ox_rwlock_read_unlock(&t.l);
-            CHECK_EQ(ox_thread_join(&w, NULL, NULL), 0);
+            CHECK_EQ(ox_task_join(&w, NULL, NULL), 0);
             atomic_store(&t.phase, 0); /* hunt again */
         }
+        CHECK_EQ(ox_task_join(&blocker, NULL, NULL), 0);
         CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED | OX__RW_WRITER_WOKEN),
                  0);
     }
     atomic_store(&t.stop, 1);
     CHECK_EQ(ox_thread_join(&poker, NULL, NULL), 0);
+    ox_runtime_shutdown(rt);
     signal(SIGRTMIN + 3, SIG_IGN);
     CHECK(in_window_once); /* a catch needs the writer to time out in time too */
     CHECK_EQ(state_of(&t.l) & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED | OX__RW_WRITER_WOKEN), 0);
