@@ -112,10 +112,28 @@ for w in $workloads; do
                     for (b = a; b > 0 && s[b - 1] > s[b]; b--) { t = s[b]; s[b] = s[b - 1]; s[b - 1] = t }
                 printf "%s\t%s\t%.1f\n", workload, m, s[int(n[m] / 2)]
             }
-        }' workload="$w" "$tmp/samples"
+        }' workload="$w" "$tmp/samples" | tee -a "$tmp/medians"
     # Skip notes and failures once each, not once per round.
     awk '!seen[$0]++' "$tmp/notes" >&2
 done
+# What to read first: per workload, oxide's median over the fastest peer's
+# (below 1.0, oxide is ahead). Go's goroutines and Tokio's tasks are the
+# peers of the task_ workloads only; elsewhere the peers are OS threads
+# (and c-atomic, arc_clone_drop's floor).
+if [ -s "$tmp/medians" ]; then
+    echo "# oxide / the fastest OS-thread peer (task_: the fastest peer, Go and Tokio too):"
+    awk -F '\t' '
+        $2 == "oxide" { oxide[$1] = $3; order[k++] = $1; next }
+        $1 !~ /^task_/ && ($2 == "go" || $2 == "tokio") { next }
+        !($1 in best) || $3 + 0 < best[$1] + 0 { best[$1] = $3 + 0; who[$1] = $2 }
+        END {
+            for (i = 0; i < k; i++) {
+                w = order[i]
+                if ((w in best) && best[w] > 0)
+                    printf "# ratio\t%s\t%.2f\t%s\n", w, oxide[w] / best[w], who[w]
+            }
+        }' "$tmp/medians"
+fi
 if [ -n "$io" ]; then
     B=$B sh bench/io/run-io.sh "$filter" || status=1
 fi
