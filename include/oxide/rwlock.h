@@ -97,21 +97,14 @@ OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode
 /* Wakes a writer or the readers; s is the state the release left. */
 OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
 
-/* Whether the calling thread's most recent record entry is l held in mode. */
-static inline bool ox__rwlock_on_top(const ox_rwlock *l, const ox__lock_ops *mode)
-{
-    const ox__unwind_state *u = ox__unwind_current();
-    /* A cleanup's entry has a NULL object: comparing it is enough. */
-    return OX_LIKELY(u->depth > 0 && u->entries[u->depth - 1].object == l &&
-                     u->entries[u->depth - 1].u.lock_ops == mode);
-}
-
-/* After a release that left state s: someone must be woken if the lock is
- * now free (no readers, no writer) and a waiting bit is set. */
+/* After a release that left state s: someone must be woken if a waiting
+ * bit is set and the lock is now free (no readers, no writer). The waiting
+ * bits are tested first: with none set, as in every release of a lock that
+ * no thread waits for, that is one test and one branch. */
 static inline void ox__rwlock_released(ox_rwlock *l, uint32_t s)
 {
-    if (OX_UNLIKELY((s & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED)) == 0 &&
-                    (s & (OX__RW_READERS_WAITING | OX__RW_WRITERS_WAITING)) != 0))
+    if (OX_UNLIKELY((s & (OX__RW_READERS_WAITING | OX__RW_WRITERS_WAITING)) != 0) &&
+        (s & (OX__RW_READERS_MASK | OX__RW_WRITE_LOCKED)) == 0)
         ox__rwlock_wake(l, s);
 }
 
@@ -146,11 +139,10 @@ OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *f
 
 static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
 {
-    if (OX_UNLIKELY(!ox__rwlock_on_top(l, &ox__rwlock_read_ops))) {
+    if (OX_UNLIKELY(!ox__held_drop_if_top(l, &ox__rwlock_read_ops))) {
         ox__rwlock_read_unlock_slow(l); /* a dispersed reader, or not on top */
         return;
     }
-    ox__held_drop_top();
     /* Release: the reader's reads happen-before the next writer's acquire
      * CAS (all later modifications are read-modify-writes, which continue
      * the release sequence). */
@@ -174,9 +166,7 @@ OX_MUST_USE static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *
 
 static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
 {
-    if (ox__rwlock_on_top(l, &ox__rwlock_write_ops))
-        ox__held_drop_top();
-    else
+    if (!ox__held_drop_if_top(l, &ox__rwlock_write_ops))
         ox__rwlock_unlock_not_on_top(l, &ox__rwlock_write_ops, "ox_rwlock_write_unlock");
     /* Release: the writer's writes happen-before the next acquire of the
      * state by a reader (fast-path fetch_add, slow-path CAS) or writer. */

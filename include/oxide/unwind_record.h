@@ -192,11 +192,22 @@ static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const 
     ox__held_record(lock, ops, 0, file, line);
 }
 
-/* Forgets the calling thread's newest entry, which the caller has just
- * checked is the lock it releases (ox__rwlock_on_top). */
-static inline void ox__held_drop_top(void)
+/* Forgets the calling thread's newest entry if it is lock held through
+ * ops (for a kind with several modes, such as the rwlock's read and write)
+ * and returns true; returns false and changes nothing otherwise. One look
+ * at the thread pointer for both the check and the drop: each look is two
+ * instructions and a load that the compiler may not merge (see
+ * ox__unwind_current). */
+static inline bool ox__held_drop_if_top(const void *lock, const ox__lock_ops *ops)
 {
-    ox__unwind_current()->depth--;
+    ox__unwind_state *s = ox__unwind_current();
+    /* A cleanup's entry has a NULL object: comparing it is enough. */
+    if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock &&
+                  s->entries[s->depth - 1].u.lock_ops == ops)) {
+        s->depth--;
+        return true;
+    }
+    return false;
 }
 
 /* Forgets that the calling thread holds lock. Returns false if it did not
