@@ -192,6 +192,13 @@ static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const 
     ox__held_record(lock, ops, 0, file, line);
 }
 
+/* Whether s's newest entry is lock. A cleanup's entry has a NULL object:
+ * comparing the object is enough to tell a lock's entry from it. */
+static inline bool ox__held_top_is(const ox__unwind_state *s, const void *lock)
+{
+    return s->depth > 0 && s->entries[s->depth - 1].object == lock;
+}
+
 /* Forgets the calling thread's newest entry if it is lock held through
  * ops (for a kind with several modes, such as the rwlock's read and write)
  * and returns true; returns false and changes nothing otherwise. One look
@@ -201,9 +208,7 @@ static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const 
 static inline bool ox__held_drop_if_top(const void *lock, const ox__lock_ops *ops)
 {
     ox__unwind_state *s = ox__unwind_current();
-    /* A cleanup's entry has a NULL object: comparing it is enough. */
-    if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock &&
-                  s->entries[s->depth - 1].u.lock_ops == ops)) {
+    if (OX_LIKELY(ox__held_top_is(s, lock) && s->entries[s->depth - 1].u.lock_ops == ops)) {
         s->depth--;
         return true;
     }
@@ -215,8 +220,7 @@ static inline bool ox__held_drop_if_top(const void *lock, const ox__lock_ops *op
 static inline bool ox__held_remove(const void *lock)
 {
     ox__unwind_state *s = ox__unwind_current();
-    /* A cleanup's entry has a NULL object: comparing it is enough. */
-    if (OX_LIKELY(s->depth > 0 && s->entries[s->depth - 1].object == lock)) {
+    if (OX_LIKELY(ox__held_top_is(s, lock))) {
         s->depth--;
         return true;
     }
