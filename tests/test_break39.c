@@ -98,63 +98,57 @@ OX_TEST_OPTS(break39_write_unlock_of_a_read_lock_below_another_aborts, .expect_s
     ox_rwlock_write_unlock(&a);
 }
 
+/* Another thread holds l (for writing or reading) until the test's process
+ * ends by the abort under test. */
+struct holder {
+    ox_rwlock *l;
+    bool write;
+    _Atomic int held;
+};
+
+static void *hold_until_the_abort(void *arg)
+{
+    struct holder *h = arg;
+    CHECK_EQ(h->write ? ox_rwlock_write(h->l) : ox_rwlock_read(h->l), 0);
+    atomic_store(&h->held, 1);
+    for (;;)
+        ox_thread_sleep(OX_SECS(1));
+    return NULL;
+}
+
+static void hold_elsewhere(struct holder *h)
+{
+    ox_join_handle t = ox_thread_spawn(hold_until_the_abort, h);
+    while (!atomic_load(&h->held))
+        ox_thread_yield();
+    ox_join_handle_drop(&t);
+}
+
 /* A second read unlock while another thread still reads: the state's
  * reader count is 1 (the other thread's), so only the record can tell the
  * unlock is wrong. Letting it through would release the other reader's
  * hold and let a writer in beside it. */
-static void *read_until_done(void *arg)
-{
-    ox_rwlock *l = ((void **)arg)[0];
-    _Atomic int *done = ((void **)arg)[1];
-    CHECK_EQ(ox_rwlock_read(l), 0);
-    atomic_store(done, 1);
-    while (atomic_load(done) != 2)
-        ox_thread_yield();
-    ox_rwlock_read_unlock(l);
-    return NULL;
-}
-
 OX_TEST_OPTS(break39_second_read_unlock_beside_another_reader_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "unlocking an rwlock not held by this thread")
 {
     static ox_rwlock l = OX_RWLOCK_INIT;
-    static _Atomic int done;
-    void *args[2] = {&l, (void *)&done};
-    ox_join_handle h = ox_thread_spawn(read_until_done, args);
-    while (atomic_load(&done) != 1)
-        ox_thread_yield();
+    static struct holder other = {&l, false, 0};
+    hold_elsewhere(&other);
     CHECK_EQ(ox_rwlock_read(&l), 0);
     ox_rwlock_read_unlock(&l);
     ox_rwlock_read_unlock(&l); /* aborts */
-    ox_join_handle_drop(&h);
 }
 
 /* A write unlock of a lock this thread never took, with a lock on top and
  * the other thread holding it for writing. */
-static void *write_until_done(void *arg)
-{
-    ox_rwlock *l = ((void **)arg)[0];
-    _Atomic int *done = ((void **)arg)[1];
-    CHECK_EQ(ox_rwlock_write(l), 0);
-    atomic_store(done, 1);
-    while (atomic_load(done) != 2)
-        ox_thread_yield();
-    ox_rwlock_write_unlock(l);
-    return NULL;
-}
-
 OX_TEST_OPTS(break39_write_unlock_of_another_threads_write_lock_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "unlocking an rwlock not held by this thread")
 {
     static ox_rwlock l = OX_RWLOCK_INIT, mine = OX_RWLOCK_INIT;
-    static _Atomic int done;
-    void *args[2] = {&l, (void *)&done};
-    ox_join_handle h = ox_thread_spawn(write_until_done, args);
-    while (atomic_load(&done) != 1)
-        ox_thread_yield();
+    static struct holder other = {&l, true, 0};
+    hold_elsewhere(&other);
     CHECK_EQ(ox_rwlock_write(&mine), 0);
     ox_rwlock_write_unlock(&l); /* aborts */
-    ox_join_handle_drop(&h);
 }
 
 /* ---- unlocks out of order keep the record exact ---- */

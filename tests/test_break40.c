@@ -39,6 +39,14 @@ static bool is_read(const ox__lock_ops *ops)
     return ops == &ox__rwlock_read_ops || ops == &ox__rwlock_slot_read_ops;
 }
 
+/* How many entries the calling thread's (or task's) record holds. */
+static uint32_t record_len(void)
+{
+    uint32_t n;
+    (void)ox__held_entries(&n);
+    return n;
+}
+
 /* The record must be exactly ws[0..n) (oldest first). */
 static void check_record_at(const char *file, int line, const want *ws, uint32_t n)
 {
@@ -171,9 +179,7 @@ static void *sequences(void *arg)
     ox_cleanup_push(count_cleanup, NULL), step(p);
     ox_rwlock_read_unlock(a), step(p);
     ox_rwlock_write_unlock(b), step(p);
-    uint32_t n;
-    (void)ox__held_entries(&n);
-    CHECK_EQ(n, 1); /* the cleanup's */
+    CHECK_EQ(record_len(), 1); /* the cleanup's */
     ox_cleanup_pop(false);
     CHECK_RECORD_EMPTY();
     check_free(a), check_free(b);
@@ -385,12 +391,9 @@ static void *churn_reader(void *arg)
             ox_rwlock_unlock(&c->a);
             ox_rwlock_unlock(&c->b);
         }
-        uint32_t n;
-        (void)ox__held_entries(&n);
-        if (n == 1) /* the nested read */
+        if (record_len() == 1) /* the nested read */
             ox_rwlock_read_unlock(&c->a);
-        (void)ox__held_entries(&n);
-        if (n != 0)
+        if (record_len() != 0)
             atomic_fetch_add(&c->bad, 1000);
         atomic_fetch_add(&c->progress, 1);
     }
@@ -422,9 +425,7 @@ static void *churn_writer(void *arg)
             ox_rwlock_unlock(&c->b);
             ox_rwlock_unlock(&c->a);
         }
-        uint32_t n;
-        (void)ox__held_entries(&n);
-        if (n != 0)
+        if (record_len() != 0)
             atomic_fetch_add(&c->bad, 1000);
         atomic_fetch_add(&c->progress, 1);
     }
@@ -610,8 +611,7 @@ static void *task_rounds(void *arg)
             atomic_fetch_add(&t->bad, 1);
         ox_task_yield();
         ox_rwlock_read_unlock(&t->b);
-        (void)ox__held_entries(&n);
-        if (n != 0)
+        if (record_len() != 0)
             atomic_fetch_add(&t->bad, 1);
         atomic_fetch_add(&t->progress, 1);
     }
