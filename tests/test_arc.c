@@ -346,24 +346,30 @@ OX_TEST(arc_get_mut_races_downgrade)
     CHECK_EQ(bad, 0);
 }
 
+/* The internal hook (documented in arc.h): put the count at n references
+ * instead of cloning 2^63 times. strong is stored minus one. */
+static void set_strong_references(void *p, size_t n)
+{
+    atomic_store(&ox__arc_header_of(p)->strong, (ptrdiff_t)(n - 1));
+}
+
 OX_TEST_OPTS(arc_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr = "overflowed")
 {
     void *p = ox_arc_new(8, NULL);
-    /* The internal hook (documented in arc.h): put the count at the limit
-     * instead of cloning 2^63 times. */
-    atomic_store(&ox__arc_header_of(p)->strong, OX__ARC_MAX_REFCOUNT);
+    set_strong_references(p, OX__ARC_MAX_REFCOUNT);
     (void)!ox_arc_clone(p); /* MAX + 1: the last one allowed, as Rust */
-    (void)!ox_arc_clone(p); /* aborts */
+    (void)!ox_arc_clone(p); /* aborts (built with gcc) */
+    (void)!ox_arc_clone(p); /* clang tests the old count's sign: one later */
 }
 
 OX_TEST(arc_count_near_limit_is_fine)
 {
     void *p = ox_arc_new(8, NULL);
-    atomic_store(&ox__arc_header_of(p)->strong, OX__ARC_MAX_REFCOUNT - 10);
+    set_strong_references(p, OX__ARC_MAX_REFCOUNT - 10);
     for (int i = 0; i < 5; i++)
         ox_arc_drop(ox_arc_clone(p));
     CHECK_EQ(ox_arc_strong_count(p), OX__ARC_MAX_REFCOUNT - 10);
-    atomic_store(&ox__arc_header_of(p)->strong, 1);
+    set_strong_references(p, 1);
     ox_arc_drop(p);
 }
 
@@ -375,6 +381,66 @@ OX_TEST_OPTS(arc_drop_too_many_times_aborts, .expect_signal = SIGABRT,
     ox_arc_drop(p);
     ox_arc_drop(p);
     ox_weak_drop(w);
+}
+
+/* The clone's check is the sign of the count it made: the last drop stores
+ * a count far below zero, so a clone after it is caught too. */
+OX_TEST_OPTS(arc_clone_after_last_drop_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "no strong reference left")
+{
+    void *p = ox_arc_new(8, NULL);
+    ox_weak *w = ox_arc_downgrade(p); /* keeps the memory, so the check can see it */
+    ox_arc_drop(p);
+    (void)!ox_arc_clone(p);
+    ox_weak_drop(w);
+}
+
+/* Many stray drops keep the count negative: each one is caught. */
+OX_TEST_OPTS(arc_into_inner_after_last_drop_aborts, .expect_signal = SIGABRT,
+             .expect_stderr = "dropped more times than cloned")
+{
+    long *p = ox_arc_new(sizeof *p, NULL);
+    ox_weak *w = ox_arc_downgrade(p);
+    long out;
+    CHECK(ox_arc_into_inner(p, &out, sizeof out));
+    (void)!ox_arc_into_inner(p, &out, sizeof out);
+    ox_weak_drop(w);
+}
+
+/* After try_unwrap and into_inner took the value, the counts read as
+ * Rust's do (0 strong, and 0 weak while no strong remains), and nothing
+ * upgrades. */
+OX_TEST(arc_counts_after_the_value_is_taken)
+{
+    long *p = ox_arc_new(sizeof *p, NULL);
+    ox_weak *w = ox_arc_downgrade(p);
+    long out;
+    CHECK_EQ(ox_arc_try_unwrap(p, &out, sizeof out), 0);
+    CHECK_EQ(ox_weak_strong_count(w), 0);
+    CHECK_EQ(ox_weak_weak_count(w), 0);
+    CHECK(ox_weak_upgrade(w) == NULL);
+    ox_weak_drop(w);
+
+    p = ox_arc_new(sizeof *p, NULL);
+    w = ox_arc_downgrade(p);
+    long *q = ox_weak_upgrade(w);
+    CHECK(q == p);
+    CHECK_EQ(ox_weak_strong_count(w), 2);
+    CHECK(!ox_arc_into_inner(q, &out, sizeof out));
+    CHECK_EQ(ox_weak_strong_count(w), 1);
+    CHECK_EQ(ox_weak_weak_count(w), 1);
+    CHECK(ox_arc_into_inner(p, &out, sizeof out));
+    CHECK_EQ(ox_weak_strong_count(w), 0);
+    CHECK(ox_weak_upgrade(w) == NULL);
+    ox_weak_drop(w);
+}
+
+OX_TEST_OPTS(arc_upgrade_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr = "overflowed")
+{
+    void *p = ox_arc_new(8, NULL);
+    ox_weak *w = ox_arc_downgrade(p);
+    set_strong_references(p, OX__ARC_MAX_REFCOUNT + 1);
+    (void)!ox_weak_upgrade(w);
 }
 
 OX_TEST_OPTS(arc_weak_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr = "overflowed")

@@ -25,8 +25,9 @@
  * (leaked clones) abort the process, as Rust does.
  *
  * Passing a pointer that ox_arc_new() did not return, or dropping more
- * times than cloned, is undefined; the underflow of a still-allocated value
- * is detected and aborts.
+ * times than cloned, is undefined; a drop or clone after the last drop is
+ * detected and aborts while the memory is still allocated (a Weak keeps
+ * it).
  */
 #ifndef OXIDE_ARC_H
 #define OXIDE_ARC_H
@@ -50,17 +51,26 @@ OX__API_BEGIN
  * [ ox__arc_header | padding to _Alignof(max_align_t) | payload ... ]
  *   ^ malloc'd block, also the ox_weak * value          ^ the Arc handle
  *
- * strong: the number of Arc references. weak: the number of Weak references
- * plus one held collectively by all strong references (so the memory stays
- * while either kind exists), or OX__ARC_WEAK_LOCKED for the instant
- * ox_arc_get_mut() checks uniqueness (Rust's is_unique).
+ * strong: the number of Arc references minus one, so 0 for a single
+ * owner; OX__ARC_DEAD once the last one is dropped. Stored minus one, and
+ * signed, so that the clone and the drop each test only the sign of the
+ * count they just changed, which gcc and clang read from the flags of a
+ * `lock add` (a `lock xadd` and a compare cost 3% more, docs/bench.md):
+ *   - a clone that makes it negative cloned a dropped value (DEAD + 1) or
+ *     went past PTRDIFF_MAX references (Rust's overflow abort);
+ *   - a drop that makes it negative dropped the last reference (-1), or
+ *     one too many (below -1).
+ * weak: the number of Weak references plus one held collectively by all
+ * strong references (so the memory stays while either kind exists), or
+ * OX__ARC_WEAK_LOCKED for the instant ox_arc_get_mut() checks uniqueness
+ * (Rust's is_unique).
  *
  * Tests may set the counts through ox__arc_header_of() (the overflow test
  * sets strong near OX__ARC_MAX_REFCOUNT instead of cloning 2^63 times);
  * nothing else may touch the header. */
 #ifndef __cplusplus
 typedef struct ox__arc_header {
-    _Atomic size_t strong;
+    _Atomic ptrdiff_t strong;
     _Atomic size_t weak;
     void (*drop_fn)(void *payload);
     size_t size; /* of the payload: try_unwrap and into_inner check it */
@@ -73,6 +83,9 @@ typedef struct ox__arc_header {
  * it cannot wrap the counter before one of them aborts. */
 #define OX__ARC_MAX_REFCOUNT ((size_t)PTRDIFF_MAX)
 #define OX__ARC_WEAK_LOCKED  SIZE_MAX
+/* strong once the value is gone: far from both -1 and the wrap, so that
+ * stray clones and drops of a dropped value keep it negative. */
+#define OX__ARC_DEAD (PTRDIFF_MIN / 2)
 
 static inline ox__arc_header *ox__arc_header_of(const void *payload)
 {
@@ -80,40 +93,59 @@ static inline ox__arc_header *ox__arc_header_of(const void *payload)
     return (ox__arc_header *)(void *)((const char *)payload - OX__ARC_HEADER_SIZE);
 }
 
-OX_COLD OX__NORETURN void ox__arc_count_bad(const void *payload, size_t old, const char *function);
-OX_COLD void ox__arc_drop_slow(void *payload, size_t old);
+OX_COLD OX__NORETURN void ox__arc_bad_count(const void *payload, const char *function);
+OX_COLD void ox__arc_drop_last(void *payload);
+
+/* Counts one more strong reference; true if the count went negative (see
+ * the header's layout). Relaxed: a new reference can only be made from an
+ * existing one, whose owner already has whatever happens-before it needs;
+ * nothing is published here (Rust's Arc::clone). Each compiler gets the
+ * spelling it turns into `lock add` + a sign jump: gcc tests the new count,
+ * clang the old one (so clang also catches a clone racing the last drop,
+ * and lets one more clone past PTRDIFF_MAX before the sign flips). */
+static inline bool ox__arc_strong_increment_went_negative(ox__arc_header *h)
+{
+#if defined(__clang__)
+    return atomic_fetch_add_explicit(&h->strong, 1, memory_order_relaxed) < 0;
+#else
+    return __atomic_add_fetch(&h->strong, 1, __ATOMIC_RELAXED) < 0;
+#endif
+}
+
+/* Gives up one strong reference; true if that was the last (or one too
+ * many). Release: this owner's uses of the payload happen-before the
+ * drop_fn that the last owner runs after its acquire in
+ * ox__arc_drop_last (Rust's Arc::drop). Spelled per compiler as above;
+ * both test the new count here. */
+static inline bool ox__arc_strong_decrement_went_negative(ox__arc_header *h)
+{
+#if defined(__clang__)
+    return atomic_fetch_sub_explicit(&h->strong, 1, memory_order_release) <= 0;
+#else
+    return __atomic_sub_fetch(&h->strong, 1, __ATOMIC_RELEASE) < 0;
+#endif
+}
 
 OX_MUST_USE static inline void *ox__arc_clone_inline(void *payload)
 {
-    ox__arc_header *h = ox__arc_header_of(payload);
-    /* Relaxed: a new reference can only be made from an existing one, whose
-     * owner already has whatever happens-before it needs; nothing is
-     * published here (Rust's Arc::clone). */
-    size_t old = atomic_fetch_add_explicit(&h->strong, 1, memory_order_relaxed);
-    /* One compare catches both old == 0 (cloning a dropped value) and
-     * old > OX__ARC_MAX_REFCOUNT (overflow). */
-    if (OX_UNLIKELY(old - 1 >= OX__ARC_MAX_REFCOUNT))
-        ox__arc_count_bad(payload, old, "ox_arc_clone");
+    if (OX_UNLIKELY(ox__arc_strong_increment_went_negative(ox__arc_header_of(payload))))
+        ox__arc_bad_count(payload, "ox_arc_clone");
     return payload;
 }
 
 static inline void ox__arc_drop_inline(void *payload)
 {
-    ox__arc_header *h = ox__arc_header_of(payload);
-    /* Release: this owner's uses of the payload happen-before the drop_fn
-     * that the last owner runs after its acquire fence in
-     * ox__arc_drop_slow (Rust's Arc::drop). */
-    size_t old = atomic_fetch_sub_explicit(&h->strong, 1, memory_order_release);
-    if (OX_LIKELY(old > 1))
-        return;
-    ox__arc_drop_slow(payload, old);
+    if (OX_UNLIKELY(ox__arc_strong_decrement_went_negative(ox__arc_header_of(payload))))
+        ox__arc_drop_last(payload);
 }
 
 static inline size_t ox__arc_strong_count_inline(const void *payload)
 {
     /* Acquire: as Rust's Arc::strong_count, so a count of 1 seen by the
      * sole owner orders after the other owners' drops. */
-    return atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_acquire);
+    ptrdiff_t strong =
+        atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_acquire);
+    return strong < 0 ? 0 : (size_t)strong + 1;
 }
 #endif /* !__cplusplus */
 

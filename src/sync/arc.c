@@ -3,11 +3,12 @@
  * The orderings are Rust's Arc's:
  *   - increments are relaxed: a reference is only ever made from another
  *     one, so nothing needs publishing (except upgrade, below);
- *   - decrements are release, and the thread that takes a count to zero
- *     issues an acquire fence before it destroys anything: every other
+ *   - decrements are release, and the thread that takes a count to its
+ *     last (strong to -1, weak to 0) acquires before it destroys anything
+ *     (a CAS of strong from -1 to DEAD, a fence after weak): every other
  *     owner's use of the value happens-before the destruction;
- *   - upgrade's CAS is acquire on success, and only increments a count that
- *     is not zero, so a dropped value is never resurrected;
+ *   - upgrade's CAS is acquire on success, and only increments a strong
+ *     count that is not negative, so a dropped value is never resurrected;
  *   - get_mut locks the weak count (1 -> LOCKED) before reading the strong
  *     count, so a concurrent downgrade cannot slip in between the two
  *     reads (downgrade waits while the weak count is LOCKED).
@@ -39,14 +40,34 @@
 #define acquire_after_last(counter) atomic_thread_fence(memory_order_acquire)
 #endif
 
-void ox__arc_count_bad(const void *payload, size_t old, const char *function)
+/* Which misuse a strong count found where it should not be tells of: an
+ * overflow wraps the count from PTRDIFF_MAX to near PTRDIFF_MIN (and a
+ * drop then back to near PTRDIFF_MAX), while a value's stray clones and
+ * drops leave it near -1 or near OX__ARC_DEAD. */
+static bool overflowed(ptrdiff_t strong)
 {
-    if (old == 0)
+    return strong < OX__ARC_DEAD + OX__ARC_DEAD / 2 || strong > -OX__ARC_DEAD;
+}
+
+OX__NORETURN static void abort_on_count(const void *payload, ptrdiff_t strong, const char *function)
+{
+    if (overflowed(strong))
         ox_abort(function,
-                 "Arc %p has no strong reference left: it was dropped more times than cloned",
+                 "reference count of Arc %p overflowed (past PTRDIFF_MAX references: leaked "
+                 "clones?)",
                  payload);
-    ox_abort(function, "reference count of Arc %p overflowed (%zu references: leaked clones?)",
-             payload, old);
+    ox_abort(function,
+             "Arc %p has no strong reference left: it was dropped more times than cloned, or "
+             "cloned after its last drop",
+             payload);
+}
+
+void ox__arc_bad_count(const void *payload, const char *function)
+{
+    /* Relaxed: only read for the message. */
+    abort_on_count(payload,
+                   atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_relaxed),
+                   function);
 }
 
 /* The out-of-line forms of the inline fast paths (for C++, function
@@ -77,8 +98,8 @@ void *ox_arc_new(size_t size, void (*drop_fn)(void *payload))
         ox_abort("ox_arc_new", "memory allocation of %zu bytes failed", OX__ARC_HEADER_SIZE + size);
     /* Relaxed: the new value is published by whatever hands the handle to
      * another thread (spawn, a channel, a lock). */
-    atomic_init(&h->strong, 1);
-    atomic_init(&h->weak, 1); /* the one held by all strong references together */
+    atomic_init(&h->strong, 0); /* one owner, stored minus one (oxide/arc.h) */
+    atomic_init(&h->weak, 1);   /* the one held by all strong references together */
     h->drop_fn = drop_fn;
     h->size = size;
     return (char *)h + OX__ARC_HEADER_SIZE;
@@ -100,16 +121,30 @@ static void weak_release_cleanup(void *h)
     weak_release(h);
 }
 
-void ox__arc_drop_slow(void *payload, size_t old)
+/* A decrement just took strong below 0: if to -1, the caller dropped the
+ * last reference, and now owns the value; else it dropped one too many. */
+static void claim_the_value(ox__arc_header *h, const void *payload, const char *function)
 {
-    if (old == 0)
-        ox__arc_count_bad(payload, old, "ox_arc_drop");
+    ptrdiff_t last = -1;
+    /* A CAS, not a load and a store: a stray clone (through a pointer that
+     * holds no reference) may take -1 to 0 meanwhile, and with gcc's test
+     * of the new count it passes; its drop then brings the count back to
+     * -1 and here too. Only one of the two moves the count on from -1, and
+     * the other aborts; a load would have let both run drop_fn (break41).
+     * Acquire on success: it reads -1, our own decrement, the last of the
+     * release sequence of every other owner's release decrement, so their
+     * uses of the payload happen-before ours (Rust's Arc::drop has a fence
+     * instead; ThreadSanitizer sees this one). Relaxed on failure: only
+     * the message reads the count. */
+    if (!atomic_compare_exchange_strong_explicit(&h->strong, &last, OX__ARC_DEAD,
+                                                 memory_order_acquire, memory_order_relaxed))
+        abort_on_count(payload, last, function);
+}
+
+void ox__arc_drop_last(void *payload)
+{
     ox__arc_header *h = ox__arc_header_of(payload);
-    /* Acquire: pairs with every other owner's release decrement (they form
-     * one release sequence on strong), so their uses of the payload happen-
-     * before drop_fn. A fence rather than an acquire decrement keeps the
-     * common, non-final drop cheaper (Rust's Arc::drop). */
-    acquire_after_last(&h->strong);
+    claim_the_value(h, payload, "ox_arc_drop");
     if (h->drop_fn == NULL) {
         weak_release(h);
         return;
@@ -144,14 +179,14 @@ int ox_arc_try_unwrap(void *payload, void *out, size_t size)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
     check_size(h, out, size, "ox_arc_try_unwrap");
-    size_t one = 1;
+    ptrdiff_t sole = 0;
     /* Acquire on success: pairs with the other owners' release decrements,
      * so their uses of the value happen-before we move it out (Rust's
-     * try_unwrap: a relaxed CAS, then an acquire fence). 1 -> 0 only: like
-     * upgrade, nothing brings the count back from 0. Relaxed on failure:
-     * nothing is read. */
-    if (!atomic_compare_exchange_strong_explicit(&h->strong, &one, 0, memory_order_acquire,
-                                                 memory_order_relaxed))
+     * try_unwrap: a relaxed CAS, then an acquire fence). From one owner
+     * (0) straight to DEAD: like upgrade, nothing brings the count back.
+     * Relaxed on failure: nothing is read. */
+    if (!atomic_compare_exchange_strong_explicit(&h->strong, &sole, OX__ARC_DEAD,
+                                                 memory_order_acquire, memory_order_relaxed))
         return OX_EBUSY;
     move_out(h, payload, out);
     return 0;
@@ -161,15 +196,11 @@ bool ox_arc_into_inner(void *payload, void *out, size_t size)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
     check_size(h, out, size, "ox_arc_into_inner");
-    /* Release: as ox_arc_drop, our uses happen-before whoever takes the
-     * value (or runs drop_fn). */
-    size_t old = atomic_fetch_sub_explicit(&h->strong, 1, memory_order_release);
-    if (old != 1) {
-        if (old == 0)
-            ox__arc_count_bad(payload, old, "ox_arc_into_inner");
+    /* As ox_arc_drop: our uses happen-before whoever takes the value (or
+     * runs drop_fn). */
+    if (!ox__arc_strong_decrement_went_negative(h))
         return false;
-    }
-    acquire_after_last(&h->strong); /* as in ox__arc_drop_slow */
+    claim_the_value(h, payload, "ox_arc_into_inner");
     move_out(h, payload, out);
     return true;
 }
@@ -205,7 +236,7 @@ void *ox_arc_get_mut(void *payload)
         return NULL; /* a Weak exists (or another get_mut is checking) */
     /* Acquire: pairs with other owners' release decrements, so their uses
      * of the payload happen-before the caller's mutation. */
-    bool unique = atomic_load_explicit(&h->strong, memory_order_acquire) == 1;
+    bool unique = atomic_load_explicit(&h->strong, memory_order_acquire) == 0;
     /* Release: pairs with downgrade's acquire CAS. */
     atomic_store_explicit(&h->weak, 1, memory_order_release);
     return unique ? payload : NULL;
@@ -237,12 +268,15 @@ void *ox_weak_upgrade(ox_weak *w)
     if (w == EMPTY_WEAK)
         return NULL;
     ox__arc_header *h = (ox__arc_header *)(void *)w;
-    size_t strong = atomic_load_explicit(&h->strong, memory_order_relaxed);
+    ptrdiff_t strong = atomic_load_explicit(&h->strong, memory_order_relaxed);
     for (;;) {
-        if (strong == 0)
-            return NULL; /* gone for good: never 0 -> 1 */
-        if (strong > OX__ARC_MAX_REFCOUNT)
-            ox__arc_count_bad((char *)h + OX__ARC_HEADER_SIZE, strong, "ox_weak_upgrade");
+        /* Gone for good (DEAD), or going (-1): never back. */
+        if (strong < 0)
+            return NULL;
+        /* Past OX__ARC_MAX_REFCOUNT references: Rust's upgrade aborts here. */
+        if (strong == PTRDIFF_MAX)
+            ox_abort("ox_weak_upgrade", "reference count of Arc %p overflowed (leaked clones?)",
+                     (void *)((char *)h + OX__ARC_HEADER_SIZE));
         /* Acquire on success: the value's initialisation happens-before the
          * upgrader's use (Rust's Weak::upgrade). Relaxed on failure: we
          * only look at the fresh count and try again. */
@@ -272,13 +306,19 @@ void ox_weak_drop(ox_weak *w)
         weak_release((ox__arc_header *)(void *)w);
 }
 
+/* The number of strong references that the stored count stands for. */
+static size_t strong_references(const ox__arc_header *h)
+{
+    /* Acquire: a snapshot, as Rust's Weak::strong_count. */
+    ptrdiff_t strong = atomic_load_explicit(&h->strong, memory_order_acquire);
+    return strong < 0 ? 0 : (size_t)strong + 1;
+}
+
 size_t ox_weak_strong_count(const ox_weak *w)
 {
     if (w == EMPTY_WEAK)
         return 0;
-    const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
-    /* Acquire: a snapshot, as Rust's Weak::strong_count. */
-    return atomic_load_explicit(&h->strong, memory_order_acquire);
+    return strong_references((const ox__arc_header *)(const void *)w);
 }
 
 size_t ox_weak_weak_count(const ox_weak *w)
@@ -286,9 +326,9 @@ size_t ox_weak_weak_count(const ox_weak *w)
     if (w == EMPTY_WEAK)
         return 0;
     const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
-    /* Acquire: snapshots, as Rust's Weak::weak_count. */
-    if (atomic_load_explicit(&h->strong, memory_order_acquire) == 0)
+    if (strong_references(h) == 0)
         return 0;
+    /* Acquire: a snapshot, as Rust's Weak::weak_count. */
     size_t weak = atomic_load_explicit(&h->weak, memory_order_acquire);
     /* The strong references' shared count is included while strong > 0. */
     return weak == OX__ARC_WEAK_LOCKED ? 0 : weak - 1;
