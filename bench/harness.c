@@ -1,6 +1,8 @@
 /* harness.c - runs registered benchmarks; see harness.h.
- * Usage: oxide-bench [SUBSTRING | =NAME | --list]
+ * Usage: oxide-bench [SUBSTRING | =NAME | --list | --impls]
  * OX_BENCH_ROUNDS sets the repetitions (default 3; the median is printed).
+ * OX_BENCH_IMPL, when set, runs that implementation only (bench/run.sh
+ * runs each in a process of its own); --impls lists them.
  * A workload whose run returns NAN could not run here (it says why on
  * stderr) and prints no line. */
 #include "harness.h"
@@ -54,17 +56,21 @@ static bool wanted(const char *workload, const char *filter)
 int main(int argc, char **argv)
 {
     const char *filter = argc > 1 ? argv[1] : "";
-    if (strcmp(filter, "--list") == 0) {
-        /* Each workload once, in registration order. */
+    bool list_workloads = strcmp(filter, "--list") == 0,
+         list_impls = strcmp(filter, "--impls") == 0;
+    if (list_workloads || list_impls) {
+        /* Each name once, in registration order. */
         for (ox_bench *b = head; b; b = b->next) {
+            const char *name = list_impls ? b->impl : b->workload;
             bool seen = false;
             for (ox_bench *a = head; a != b; a = a->next)
-                seen = seen || strcmp(a->workload, b->workload) == 0;
+                seen = seen || strcmp(list_impls ? a->impl : a->workload, name) == 0;
             if (!seen)
-                printf("%s\n", b->workload);
+                printf("%s\n", name);
         }
         return 0;
     }
+    const char *impl = getenv("OX_BENCH_IMPL");
     const char *r = getenv("OX_BENCH_ROUNDS");
     int rounds = r ? atoi(r) : 3;
     if (rounds < 1 || rounds > 100)
@@ -77,7 +83,7 @@ int main(int argc, char **argv)
     pthread_detach(idle);
     double samples[100];
     for (ox_bench *b = head; b; b = b->next) {
-        if (!wanted(b->workload, filter))
+        if (!wanted(b->workload, filter) || (impl && *impl && strcmp(impl, b->impl) != 0))
             continue;
         bool ran = true;
         for (int i = 0; i < rounds && ran; i++)
