@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static FILE *captured;
@@ -414,6 +415,40 @@ void ox_test_fed_pair_join(ox_test_fed_pair *p)
     CHECK_EQ(ox_thread_join(&p->thread, &got, NULL), 0);
     CHECK_EQ((intptr_t)got, p->total);
     ox_runtime_shutdown(p->rt);
+}
+
+int ox_test_fork_stderr(void (*child)(void *arg), void *arg, char *err, size_t size)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        if (dup2(fds[1], STDERR_FILENO) < 0)
+            _exit(3);
+        child(arg);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fds[0], err + len, size - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == size - 1)
+            len = 0; /* keep reading to EOF: the lines looked for are short */
+    }
+    err[len] = '\0';
+    close(fds[0]);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+void ox_test_arc_set_strong(void *payload, size_t n)
+{
+    atomic_store(&ox__arc_header_of(payload)->strong, (ptrdiff_t)(n - 1));
 }
 
 uint32_t ox_test_rand(uint32_t *x)

@@ -16,6 +16,16 @@
 void ox_test_capture_stderr(void);
 char *ox_test_stderr_text(void);
 
+/* Forks; the child sends its stderr to a pipe and runs child(arg), which
+ * must end the child (_exit, abort). The parent reads the child's stderr
+ * into err (size bytes, NUL-terminated; when full it starts over, so what
+ * is kept is the end), waits for the child and returns its wait status. */
+int ox_test_fork_stderr(void (*child)(void *arg), void *arg, char *err, size_t size);
+
+/* Sets an Arc's strong count to n references through the internal hook
+ * that oxide/arc.h documents (the count is stored minus one). */
+void ox_test_arc_set_strong(void *payload, size_t n);
+
 #define CHECK_CONTAINS(text, needle)                                                               \
     do {                                                                                           \
         if (strstr((text), (needle)) == NULL)                                                      \

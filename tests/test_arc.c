@@ -1,6 +1,7 @@
 /* Arc and Weak: counts, drop exactly once under concurrent clone/drop,
  * upgrade never resurrects, get_mut, overflow and underflow abort. */
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <stdatomic.h>
@@ -346,17 +347,11 @@ OX_TEST(arc_get_mut_races_downgrade)
     CHECK_EQ(bad, 0);
 }
 
-/* The internal hook (documented in arc.h): put the count at n references
- * instead of cloning 2^63 times. strong is stored minus one. */
-static void set_strong_references(void *p, size_t n)
-{
-    atomic_store(&ox__arc_header_of(p)->strong, (ptrdiff_t)(n - 1));
-}
-
 OX_TEST_OPTS(arc_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr = "overflowed")
 {
     void *p = ox_arc_new(8, NULL);
-    set_strong_references(p, OX__ARC_MAX_REFCOUNT);
+    /* At the limit, instead of cloning 2^63 times. */
+    ox_test_arc_set_strong(p, OX__ARC_MAX_REFCOUNT);
     (void)!ox_arc_clone(p); /* MAX + 1: the last one allowed, as Rust */
     (void)!ox_arc_clone(p); /* aborts (built with gcc) */
     (void)!ox_arc_clone(p); /* clang tests the old count's sign: one later */
@@ -365,11 +360,11 @@ OX_TEST_OPTS(arc_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr = "ov
 OX_TEST(arc_count_near_limit_is_fine)
 {
     void *p = ox_arc_new(8, NULL);
-    set_strong_references(p, OX__ARC_MAX_REFCOUNT - 10);
+    ox_test_arc_set_strong(p, OX__ARC_MAX_REFCOUNT - 10);
     for (int i = 0; i < 5; i++)
         ox_arc_drop(ox_arc_clone(p));
     CHECK_EQ(ox_arc_strong_count(p), OX__ARC_MAX_REFCOUNT - 10);
-    set_strong_references(p, 1);
+    ox_test_arc_set_strong(p, 1);
     ox_arc_drop(p);
 }
 
@@ -439,7 +434,7 @@ OX_TEST_OPTS(arc_upgrade_overflow_aborts, .expect_signal = SIGABRT, .expect_stde
 {
     void *p = ox_arc_new(8, NULL);
     ox_weak *w = ox_arc_downgrade(p);
-    set_strong_references(p, OX__ARC_MAX_REFCOUNT + 1);
+    ox_test_arc_set_strong(p, OX__ARC_MAX_REFCOUNT + 1);
     (void)!ox_weak_upgrade(w);
 }
 

@@ -93,33 +93,15 @@ static _Noreturn void run_sides(size_t pad)
 
 typedef enum { SIDES_RAN, SIDES_OVERFLOWED_NAMED, SIDES_DIED_OTHERWISE } sides_end;
 
+static void run_sides_in_child(void *pad)
+{
+    run_sides(*(size_t *)pad);
+}
+
 static sides_end run_sides_forked(size_t pad)
 {
-    int fds[2];
-    CHECK_EQ(pipe(fds), 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        if (dup2(fds[1], STDERR_FILENO) < 0)
-            _exit(3);
-        run_sides(pad);
-    }
-    close(fds[1]);
     char err[4096];
-    size_t len = 0;
-    for (;;) {
-        ssize_t r = read(fds[0], err + len, sizeof err - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        if (len == sizeof err - 1)
-            len = 0; /* keep reading to EOF; the line we look for is short */
-    }
-    err[len] = '\0';
-    close(fds[0]);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    int status = ox_test_fork_stderr(run_sides_in_child, &pad, err, sizeof err);
     if (WIFEXITED(status)) {
         if (WEXITSTATUS(status) != 0) /* 3: the scenario itself failed */
             ox_test_fail(__FILE__, __LINE__, "pad %zu: the sides failed: \"%s\"", pad, err);

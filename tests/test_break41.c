@@ -6,6 +6,7 @@
  * claim is now a CAS from -1. */
 #define _GNU_SOURCE
 #include "oxide.h"
+#include "helpers.h"
 #include "runner.h"
 
 #include <pthread.h>
@@ -16,12 +17,6 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-/* The internal hook (oxide/arc.h): n references, stored minus one. */
-static void set_strong_references(void *p, size_t n)
-{
-    atomic_store(&ox__arc_header_of(p)->strong, (ptrdiff_t)(n - 1));
-}
 
 /* ---- a stray clone racing the last drop ----
  * Thread B (the misuse) waits until the count reads 0 (the last drop has
@@ -60,8 +55,9 @@ static void *stray_cloner(void *arg)
     return NULL;
 }
 
-static void stray_child(void)
+static void stray_child(void *unused)
 {
+    (void)unused;
     stray_p = ox_arc_new(8, count_drop_fn);
     ox_weak *w = ox_arc_downgrade(stray_p);
     pthread_t t;
@@ -86,25 +82,8 @@ static void race_stray_clones(bool drops)
     long runs = 0, uncaught = 0;
     for (; ox_test_budget_more(&b, runs); runs++) {
         atomic_store(&stray_out->drop_fn_runs, 0);
-        int fds[2];
-        CHECK_EQ(pipe(fds), 0);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            close(fds[0]);
-            dup2(fds[1], 2);
-            stray_child();
-        }
-        close(fds[1]);
         char buf[4096];
-        size_t n = 0;
-        ssize_t k;
-        while (n < sizeof buf - 1 && (k = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
-            n += (size_t)k;
-        buf[n] = 0;
-        close(fds[0]);
-        int status;
-        CHECK_EQ(waitpid(pid, &status, 0), pid);
+        int status = ox_test_fork_stderr(stray_child, NULL, buf, sizeof buf);
         bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT &&
                        strstr(buf, "no strong reference left") != NULL;
         if (!aborted && uncaught++ == 0)
@@ -135,7 +114,7 @@ OX_TEST_OPTS(break41_clone_past_the_limit_aborts_as_overflow, .expect_signal = S
 {
     void *p = ox_arc_new(8, NULL);
     ox_weak *w = ox_arc_downgrade(p);
-    set_strong_references(p, OX__ARC_MAX_REFCOUNT + 1);
+    ox_test_arc_set_strong(p, OX__ARC_MAX_REFCOUNT + 1);
     void *extra = ox_arc_clone(p); /* gcc: aborts here */
     ox_arc_drop(extra);            /* clang: aborts here */
     ox_weak_drop(w);

@@ -139,13 +139,18 @@ static inline void ox__arc_drop_inline(void *payload)
         ox__arc_drop_last(payload);
 }
 
+/* The number of strong references the stored count stands for. */
+static inline size_t ox__arc_strong_references(const ox__arc_header *h)
+{
+    /* Acquire: as Rust's Arc::strong_count (and Weak's), so a count of 1
+     * seen by the sole owner orders after the other owners' drops. */
+    ptrdiff_t strong = atomic_load_explicit(&h->strong, memory_order_acquire);
+    return strong < 0 ? 0 : (size_t)strong + 1;
+}
+
 static inline size_t ox__arc_strong_count_inline(const void *payload)
 {
-    /* Acquire: as Rust's Arc::strong_count, so a count of 1 seen by the
-     * sole owner orders after the other owners' drops. */
-    ptrdiff_t strong =
-        atomic_load_explicit(&ox__arc_header_of(payload)->strong, memory_order_acquire);
-    return strong < 0 ? 0 : (size_t)strong + 1;
+    return ox__arc_strong_references(ox__arc_header_of(payload));
 }
 #endif /* !__cplusplus */
 

@@ -275,8 +275,7 @@ void *ox_weak_upgrade(ox_weak *w)
             return NULL;
         /* Past OX__ARC_MAX_REFCOUNT references: Rust's upgrade aborts here. */
         if (strong == PTRDIFF_MAX)
-            ox_abort("ox_weak_upgrade", "reference count of Arc %p overflowed (leaked clones?)",
-                     (void *)((char *)h + OX__ARC_HEADER_SIZE));
+            abort_on_count((char *)h + OX__ARC_HEADER_SIZE, strong, "ox_weak_upgrade");
         /* Acquire on success: the value's initialisation happens-before the
          * upgrader's use (Rust's Weak::upgrade). Relaxed on failure: we
          * only look at the fresh count and try again. */
@@ -306,19 +305,11 @@ void ox_weak_drop(ox_weak *w)
         weak_release((ox__arc_header *)(void *)w);
 }
 
-/* The number of strong references that the stored count stands for. */
-static size_t strong_references(const ox__arc_header *h)
-{
-    /* Acquire: a snapshot, as Rust's Weak::strong_count. */
-    ptrdiff_t strong = atomic_load_explicit(&h->strong, memory_order_acquire);
-    return strong < 0 ? 0 : (size_t)strong + 1;
-}
-
 size_t ox_weak_strong_count(const ox_weak *w)
 {
     if (w == EMPTY_WEAK)
         return 0;
-    return strong_references((const ox__arc_header *)(const void *)w);
+    return ox__arc_strong_references((const ox__arc_header *)(const void *)w);
 }
 
 size_t ox_weak_weak_count(const ox_weak *w)
@@ -326,7 +317,7 @@ size_t ox_weak_weak_count(const ox_weak *w)
     if (w == EMPTY_WEAK)
         return 0;
     const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
-    if (strong_references(h) == 0)
+    if (ox__arc_strong_references(h) == 0)
         return 0;
     /* Acquire: a snapshot, as Rust's Weak::weak_count. */
     size_t weak = atomic_load_explicit(&h->weak, memory_order_acquire);
