@@ -26,16 +26,16 @@
 # machine that is not idle. They start after the peers are built, the load
 # is printed with the figures, and they are killed when this script ends,
 # however it ends (a loop also quits by itself once this script is gone,
-# even after a kill -9). Loop i is pinned to CPU i mod the CPU count, so
-# that every CPU carries the same load. Unpinned, 2 loops and a
-# single-threaded round on 2 CPUs are 3 threads on 2 CPUs, and the
-# scheduler leaves whichever it placed alone there: rwlock_uncontended_read
-# took 4.2 or 8.2 ns a round on oxide (4 of 11 rounds fast) and 4.8 or 9.5
-# on Rust std (4 of 11), so the medians ranked them by how many rounds
-# drew a CPU of their own (run r's ratio was 1.58). Pinned, 8.2-9.5
-# against 9.2-9.6; the hand-offs' spread narrows too (chan_mpsc_bounded0,
-# 11 rounds: oxide 438-3036 ns unpinned, 448-2089 pinned; crossbeam
-# 472-3704 and 676-1310).
+# even after a kill -9). Loop i is pinned to the (i mod n)-th of the n CPUs
+# this script may use, so that every CPU carries the same load. Unpinned, 2
+# loops and a single-threaded round on 2 CPUs are 3 threads on 2 CPUs, and
+# the scheduler leaves whichever it placed alone there:
+# rwlock_uncontended_read took 4.2 or 8.2 ns a round on oxide (4 of 11
+# rounds fast) and 4.8 or 9.5 on Rust std (4 of 11), so the medians ranked
+# them by how many rounds drew a CPU of their own (run r's ratio was 1.58).
+# Pinned, 8.2-9.5 against 9.2-9.6; the hand-offs' spread narrows too
+# (chan_mpsc_bounded0, 11 rounds: oxide 438-3036 ns unpinned, 448-2089
+# pinned; crossbeam 472-3704 and 676-1310).
 filter=${1:-}
 B=${B:-build}
 load=${OX_BENCH_LOAD:-0}
@@ -111,7 +111,9 @@ while [ "$i" -lt "$load" ]; do
     i=$((i + 1))
 done
 loadavg() { cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo unknown; }
-echo "# load: $load busy loops, pinned round-robin, on $cpus CPUs; load average $(loadavg) at the start; the median of $rounds rounds"
+pinned=
+[ "$load" -eq 0 ] || pinned=", pinned round-robin,"
+echo "# load: $load busy loops$pinned on $cpus CPUs; load average $(loadavg) at the start; the median of $rounds rounds"
 
 for w in $workloads; do
     : >"$tmp/samples"
