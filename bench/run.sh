@@ -30,11 +30,11 @@
 # this script may use, so that every CPU carries the same load. Unpinned, 2
 # loops and a single-threaded round on 2 CPUs are 3 threads on 2 CPUs, and
 # the scheduler leaves whichever it placed alone there:
-# rwlock_uncontended_read took 4.2 or 8.2 ns a round on oxide (4 of 11
-# rounds fast) and 4.8 or 9.5 on Rust std (4 of 11), so the medians ranked
-# them by how many rounds drew a CPU of their own (run r's ratio was 1.58).
-# Pinned, 8.2-9.5 against 9.2-9.6; the hand-offs' spread narrows too
-# (chan_mpsc_bounded0, 11 rounds: oxide 438-3036 ns unpinned, 448-2089
+# rwlock_uncontended_read took 4.2-4.6 or 8.2-9.8 ns a round on oxide (4 of
+# 11 rounds fast) and 4.8 or 9.4-9.8 on Rust std (4 of 11), so the medians
+# ranked them by how many rounds drew a CPU of their own (run r's ratio was
+# 1.58). Pinned, 8.2-9.5 against 9.2-9.6; the hand-offs' spread narrows too
+# (chan_mpsc_bounded0, 11 rounds: oxide 439-3036 ns unpinned, 448-2089
 # pinned; crossbeam 472-3704 and 676-1310).
 filter=${1:-}
 B=${B:-build}
