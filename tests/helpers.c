@@ -428,6 +428,7 @@ int ox_test_fork_stderr(void (*child)(void *arg), void *arg, char *err, size_t s
         if (dup2(fds[1], STDERR_FILENO) < 0)
             _exit(3);
         child(arg);
+        _exit(4); /* child must not return: the runner would go on twice */
     }
     close(fds[1]);
     size_t len = 0;

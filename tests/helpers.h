@@ -17,9 +17,10 @@ void ox_test_capture_stderr(void);
 char *ox_test_stderr_text(void);
 
 /* Forks; the child sends its stderr to a pipe and runs child(arg), which
- * must end the child (_exit, abort). The parent reads the child's stderr
- * into err (size bytes, NUL-terminated; when full it starts over, so what
- * is kept is the end), waits for the child and returns its wait status. */
+ * must end the child (_exit, abort; one that returns exits with status 4).
+ * The parent reads the child's stderr into err (size bytes, NUL-terminated;
+ * when full it starts over, so it keeps what came after the last wrap),
+ * waits for the child and returns its wait status. */
 int ox_test_fork_stderr(void (*child)(void *arg), void *arg, char *err, size_t size);
 
 /* Sets an Arc's strong count to n references through the internal hook
