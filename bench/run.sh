@@ -95,6 +95,10 @@ allowed_cpus=$(awk '/^Cpus_allowed_list:/ {
         }
     }' /proc/self/status)
 cpus=$(echo "$allowed_cpus" | wc -l)
+if [ "$load" -gt 0 ] && { [ -z "$allowed_cpus" ] || ! command -v taskset >/dev/null; }; then
+    echo "bench: LOAD needs taskset (util-linux) and /proc/self/status to pin its loops" >&2
+    exit 2
+fi
 # The busy loops: each checks now and then that this script still runs.
 i=0
 while [ "$i" -lt "$load" ]; do
