@@ -18,8 +18,8 @@ char *ox_test_stderr_text(void);
 
 /* Forks; the child sends its stderr to a pipe and runs child(arg), which
  * must end the child (_exit, abort; one that returns exits with status 4).
- * The parent reads the child's stderr into err (size bytes, NUL-terminated;
- * when full it starts over, so it keeps what came after the last wrap),
+ * The parent reads the child's stderr to EOF into err (size bytes,
+ * NUL-terminated; when full it drops the older half, so the end is kept),
  * waits for the child and returns its wait status. */
 int ox_test_fork_stderr(void (*child)(void *arg), void *arg, char *err, size_t size);
 
