@@ -45,6 +45,11 @@ case $load in
     exit 2
     ;;
 esac
+# Past what the shell's test can compare, no loop would start.
+[ "$load" -le 1024 ] 2>/dev/null || {
+    echo "bench: LOAD=$load is too many busy loops (at most 1024)" >&2
+    exit 2
+}
 if [ "$load" -gt 0 ]; then
     rounds=${OX_BENCH_ROUNDS:-11}
 else
@@ -99,6 +104,14 @@ if [ "$load" -gt 0 ] && { [ -z "$allowed_cpus" ] || ! command -v taskset >/dev/n
     echo "bench: LOAD needs taskset (util-linux) and /proc/self/status to pin its loops" >&2
     exit 2
 fi
+# A loop whose taskset failed would die in the background and leave less
+# load than the '# load:' line states: try each CPU first.
+for cpu in $(echo "$allowed_cpus" | head -n "$load"); do
+    taskset -c "$cpu" true || {
+        echo "bench: LOAD cannot pin a busy loop to CPU $cpu" >&2
+        exit 2
+    }
+done
 # The busy loops: each checks now and then that this script still runs.
 i=0
 while [ "$i" -lt "$load" ]; do
