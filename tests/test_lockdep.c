@@ -39,7 +39,7 @@ static void fake_unwind(void *l, unsigned tag)
     fake_release(l);
 }
 
-static const ox__lock_ops fake_ops = {"fake lock", fake_unwind};
+static const ox__lock_ops fake_ops = {"fake lock", fake_unwind, NULL};
 static const ox__wait_site fake_site = {.what = "fake lock"};
 
 static void fake_lock_at(fake_lock *l, const char *file, int line)

@@ -89,7 +89,7 @@ static void fake_unwind(void *lock, unsigned tag)
     l->poisoned = 1;
     log_event(l->name);
 }
-static const ox__lock_ops fake_ops = {"fake lock", fake_unwind};
+static const ox__lock_ops fake_ops = {"fake lock", fake_unwind, NULL};
 
 static void fake_lock_acquire(struct fake_lock *l)
 {

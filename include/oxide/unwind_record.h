@@ -25,6 +25,11 @@ typedef struct ox__lock_ops {
     /* Releases the lock after a panic; poisons it if the kind does. tag: the
      * entry's tag (below). */
     void (*unwind)(void *lock, unsigned tag);
+    /* Poisons the lock, which stays held: for an unlock by hand, in a
+     * cleanup that a panic runs, of a lock taken before the panic (Rust
+     * poisons a guard dropped while panicking; src/panic/unwind.c). NULL
+     * for a kind or mode that does not poison. */
+    void (*poison)(void *lock);
 } ox__lock_ops;
 
 typedef struct ox__unwind_entry {

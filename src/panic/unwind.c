@@ -52,13 +52,35 @@ static void remove_at(ox__unwind_state *s, uint32_t i)
     s->depth--;
 }
 
+/* The entry on top of the record while a panic runs a cleanup: every lock
+ * below it was taken before the panic. Never run: ox_cleanup_pop skips it,
+ * and the cleanup that it sits under removes it (run_cleanup). */
+static void panic_barrier(void *arg)
+{
+    (void)arg;
+    ox_abort("ox_cleanup_pop", "internal error: the panic barrier ran as a cleanup");
+}
+
+static bool is_barrier(const ox__unwind_entry *e)
+{
+    return e->object == NULL && e->u.cleanup == panic_barrier;
+}
+
 bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object)
 {
+    bool taken_before_the_panic = false;
     for (uint32_t i = s->depth; i-- > 0;) {
-        if (s->entries[i].object == object) {
+        const ox__unwind_entry *e = &s->entries[i];
+        if (e->object == object) {
+            /* Unlocked by hand in a panic's cleanup: poisoned, as Rust
+             * poisons a guard dropped while panicking (not one taken in
+             * the cleanup itself: that sits above the barrier). */
+            if (taken_before_the_panic && e->u.lock_ops->poison != NULL)
+                e->u.lock_ops->poison(e->object);
             remove_at(s, i);
             return true;
         }
+        taken_before_the_panic = taken_before_the_panic || is_barrier(e);
     }
     return false;
 }
@@ -135,7 +157,7 @@ void ox_cleanup_pop(bool run)
 {
     ox__unwind_state *s = ox__unwind_current();
     for (uint32_t i = s->depth; i-- > 0;) {
-        if (!ox__entry_is_lock(&s->entries[i])) {
+        if (!ox__entry_is_lock(&s->entries[i]) && !is_barrier(&s->entries[i])) {
             ox__unwind_entry e = s->entries[i];
             remove_at(s, i);
             if (run)
@@ -183,6 +205,32 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
     return 0;
 }
 
+/* Runs a cleanup of the region a panic unwinds, under a barrier entry.
+ * The locks below the barrier were all taken before the panic, and the
+ * unlock fast paths look only at the top entry: an unlock by hand of one of
+ * them misses it and goes to ox__unwind_remove_slow, which sees the barrier
+ * above the lock and poisons it. Locks that the cleanup takes itself go
+ * above the barrier and unlock as usual, unpoisoned (Rust: a guard made
+ * while panicking does not poison). The fast paths pay nothing for this. */
+static void run_cleanup(void (*cleanup)(void *), void *arg)
+{
+    ox__unwind_state *s = ox__unwind_current();
+    if (s->depth == s->capacity)
+        ox__unwind_grow();
+    s->entries[s->depth++] =
+        (ox__unwind_entry){.object = NULL, .u.cleanup = panic_barrier, .level = s->level};
+    cleanup(arg);
+    s = ox__unwind_current(); /* a cleanup may block: a task may move */
+    /* Usually on top again; a cleanup that leaves a lock it took held left
+     * that lock's entry above it, for the unwind to release next. */
+    for (uint32_t i = s->depth; i-- > 0;) {
+        if (is_barrier(&s->entries[i])) {
+            remove_at(s, i);
+            return;
+        }
+    }
+}
+
 void ox__unwind_and_land(ox_panic_payload *payload)
 {
     ox__unwind_state *s = ox__unwind_current();
@@ -193,7 +241,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
         if (ox__entry_is_lock(&e))
             e.u.lock_ops->unwind(e.object, e.tag);
         else
-            e.u.cleanup(e.arg);
+            run_cleanup(e.u.cleanup, e.arg);
         s = ox__unwind_current(); /* a cleanup may block: a task may move */
     }
     s->panicking = 0;

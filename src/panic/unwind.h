@@ -14,6 +14,11 @@
  * so entries are removed from the middle when needed; levels stay sorted
  * because a frame that returns normally folds its leftover entries into the
  * enclosing level.
+ *
+ * While a panic runs a cleanup, a barrier entry (a cleanup's entry that
+ * never runs) sits on top of the record, so that an unlock by hand of a
+ * lock taken before the panic leaves the fast path and is poisoned in
+ * ox__unwind_remove_slow (unwind.c).
  */
 #ifndef OX_UNWIND_H
 #define OX_UNWIND_H

@@ -167,15 +167,21 @@ static void leave_sleep(ox_mutex *m)
             memory_order_relaxed, memory_order_relaxed);
 }
 
+/* Relaxed: the release that follows (the unwind's, or the unlock's that
+ * called for this) publishes the flag with the data. */
+static void mutex_poison(void *lock)
+{
+    atomic_fetch_or_explicit(&((ox_mutex *)lock)->flags, OX__MUTEX_POISONED, memory_order_relaxed);
+}
+
 static void mutex_unwind(void *lock, unsigned tag)
 {
     (void)tag; /* a mutex keeps no tag */
-    ox_mutex *m = lock;
-    atomic_fetch_or_explicit(&m->flags, OX__MUTEX_POISONED, memory_order_relaxed);
-    ox__mutex_release(m);
+    mutex_poison(lock);
+    ox__mutex_release(lock);
 }
 
-const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind};
+const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind, mutex_poison};
 
 static inline int acquired(ox_mutex *m, const char *file, int line)
 {

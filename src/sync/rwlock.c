@@ -241,19 +241,25 @@ static void slot_read_unwind(void *lock, unsigned slot)
     leave_slot(lock, slot);
 }
 
+/* Relaxed: published by the release in writer_release (the unwind's, or
+ * the write unlock's that called for this). */
+static void write_poison(void *lock)
+{
+    atomic_fetch_or_explicit(&((ox_rwlock *)lock)->state, POISONED, memory_order_relaxed);
+}
+
 static void write_unwind(void *lock, unsigned tag)
 {
     (void)tag;
-    ox_rwlock *l = lock;
-    /* Relaxed: published by the release in writer_release. */
-    atomic_fetch_or_explicit(&l->state, POISONED, memory_order_relaxed);
-    writer_release(l);
+    write_poison(lock);
+    writer_release(lock);
 }
 
-const ox__lock_ops ox__rwlock_read_ops = {"rwlock (read)", read_unwind};
+/* Readers never poison: no poison function. */
+const ox__lock_ops ox__rwlock_read_ops = {"rwlock (read)", read_unwind, NULL};
 /* A dispersed reader's entry: its tag is its slot. */
-const ox__lock_ops ox__rwlock_slot_read_ops = {"rwlock (read)", slot_read_unwind};
-const ox__lock_ops ox__rwlock_write_ops = {"rwlock (write)", write_unwind};
+const ox__lock_ops ox__rwlock_slot_read_ops = {"rwlock (read)", slot_read_unwind, NULL};
+const ox__lock_ops ox__rwlock_write_ops = {"rwlock (write)", write_unwind, write_poison};
 
 /* ---- read ---- */
 
