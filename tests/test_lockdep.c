@@ -33,13 +33,13 @@ static void fake_release(fake_lock *l)
         ox__park_wake_one(&l->word);
 }
 
-static void fake_unwind(void *l, unsigned tag)
+static void fake_unwind_release(void *l, unsigned tag)
 {
     (void)tag;
     fake_release(l);
 }
 
-static const ox__lock_ops fake_ops = {"fake lock", fake_unwind, NULL};
+static const ox__lock_ops fake_ops = {"fake lock", fake_unwind_release, NULL};
 static const ox__wait_site fake_site = {.what = "fake lock"};
 
 static void fake_lock_at(fake_lock *l, const char *file, int line)

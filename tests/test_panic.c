@@ -81,15 +81,19 @@ static void log_event(char c)
         unwind_log[unwind_log_len++] = c;
 }
 
-static void fake_unwind(void *lock, unsigned tag)
+static void fake_release(void *lock, unsigned tag)
 {
     (void)tag;
     struct fake_lock *l = lock;
     l->held = 0;
-    l->poisoned = 1;
     log_event(l->name);
 }
-static const ox__lock_ops fake_ops = {"fake lock", fake_unwind, NULL};
+
+static void fake_poison(void *lock)
+{
+    ((struct fake_lock *)lock)->poisoned = 1;
+}
+static const ox__lock_ops fake_ops = {"fake lock", fake_release, fake_poison};
 
 static void fake_lock_acquire(struct fake_lock *l)
 {

@@ -9,10 +9,13 @@
  *     released; a mutex, or an rwlock held for writing, is poisoned (an
  *     rwlock held for reading is released without poisoning, as in Rust);
  *   - every cleanup registered with ox_cleanup_push() inside the region and
- *     not yet popped runs. A mutex, or an rwlock held for writing, that a
- *     cleanup unlocks by hand is poisoned if it was taken before the panic
- *     (inside the region or not), as Rust poisons a guard dropped while
- *     panicking; one the cleanup takes and releases itself is not.
+ *     not yet popped runs.
+ * A mutex, or an rwlock held for writing, that the hook or a cleanup
+ * unlocks by hand is poisoned if it was taken before the panic (inside the
+ * region or not), as Rust poisons a guard dropped while panicking; one
+ * taken during the panic, by the hook or a cleanup, is not, whether it is
+ * unlocked by hand or left for the unwind to release (Rust: a guard made
+ * while panicking does not poison).
  * What a panic does NOT clean up: memory, file descriptors and anything else
  * the unwound frames own; __attribute__((cleanup)) handlers of the unwound
  * frames (longjmp skips them); locks that are not oxide's (pthread mutexes);

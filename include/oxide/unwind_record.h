@@ -22,13 +22,14 @@ OX__API_BEGIN
  * (and per mode: an rwlock has one for read, one for write). */
 typedef struct ox__lock_ops {
     const char *kind; /* "mutex", "rwlock (write)", ... for messages */
-    /* Releases the lock after a panic; poisons it if the kind does. tag: the
-     * entry's tag (below). */
-    void (*unwind)(void *lock, unsigned tag);
-    /* Poisons the lock, which stays held: for an unlock by hand, in a
-     * cleanup that a panic runs, of a lock taken before the panic (Rust
-     * poisons a guard dropped while panicking; src/panic/unwind.c). NULL
-     * for a kind or mode that does not poison. */
+    /* Releases the lock for a panic's unwind, without poisoning it. tag:
+     * the entry's tag (below). */
+    void (*release)(void *lock, unsigned tag);
+    /* Poisons the lock, which stays held: before the unwind releases a lock
+     * taken before the panic, or an unlock by hand of one in the panic
+     * hook or a cleanup releases it (Rust poisons a guard dropped while
+     * panicking, unless it was made then; src/panic/unwind.c). NULL for a
+     * kind or mode that does not poison. */
     void (*poison)(void *lock);
 } ox__lock_ops;
 

@@ -138,7 +138,7 @@ static _Noreturn void raise_panic(ox_panic_payload *p, const char *file, int lin
     p->os_tid = ox__sys_thread_os_id();
     if (ox__unwind_current()->panicking)
         abort_double_panic(p);
-    ox__unwind_current()->panicking = 1;
+    ox__unwind_begin_panic();
     ox_panic_hook hook = atomic_load_explicit(&panic_hook, memory_order_acquire);
     (hook ? hook : ox_panic_default_hook)(p);
     ox__unwind_and_land(p);
@@ -183,6 +183,6 @@ void ox_panic_resume(ox_panic_payload *payload)
         ox_abort("ox_panic_resume", "NULL payload");
     if (ox__unwind_current()->panicking)
         abort_double_panic(payload);
-    ox__unwind_current()->panicking = 1;
+    ox__unwind_begin_panic();
     ox__unwind_and_land(payload);
 }

@@ -52,9 +52,11 @@ static void remove_at(ox__unwind_state *s, uint32_t i)
     s->depth--;
 }
 
-/* The entry on top of the record while a panic runs a cleanup: every lock
- * below it was taken before the panic. Never run: ox_cleanup_pop skips it,
- * and the cleanup that it sits under removes it (run_cleanup). */
+/* The panic barrier: an entry that a panic pushes on top of the record as
+ * it starts (ox__unwind_begin_panic) and removes as it lands. What lies
+ * below it was taken before the panic; what lies above, during it (by the
+ * hook or a cleanup). A cleanup's entry (NULL object) that never runs:
+ * ox_cleanup_pop skips it and the unwind does not pop it. */
 static void panic_barrier(void *arg)
 {
     (void)arg;
@@ -64,6 +66,16 @@ static void panic_barrier(void *arg)
 static bool is_barrier(const ox__unwind_entry *e)
 {
     return e->object == NULL && e->u.cleanup == panic_barrier;
+}
+
+/* The barrier's index in s, which holds one (only while panicking). Usually
+ * the top entry: only what the hook or a cleanup left lies above it. */
+static uint32_t barrier_index(const ox__unwind_state *s)
+{
+    uint32_t i = s->depth;
+    while (!is_barrier(&s->entries[--i]))
+        ;
+    return i;
 }
 
 bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object)
@@ -205,45 +217,56 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
     return 0;
 }
 
-/* Runs a cleanup of the region a panic unwinds, under a barrier entry.
- * The locks below the barrier were all taken before the panic, and the
- * unlock fast paths look only at the top entry: an unlock by hand of one of
- * them misses it and goes to ox__unwind_remove_slow, which sees the barrier
- * above the lock and poisons it. Locks that the cleanup takes itself go
- * above the barrier and unlock as usual, unpoisoned (Rust: a guard made
- * while panicking does not poison). The fast paths pay nothing for this. */
-static void run_cleanup(void (*cleanup)(void *), void *arg)
+void ox__unwind_begin_panic(void)
 {
     ox__unwind_state *s = ox__unwind_current();
+    s->panicking = 1;
     if (s->depth == s->capacity)
         ox__unwind_grow();
     s->entries[s->depth++] =
         (ox__unwind_entry){.object = NULL, .u.cleanup = panic_barrier, .level = s->level};
-    cleanup(arg);
-    s = ox__unwind_current(); /* a cleanup may block: a task may move */
-    /* Usually on top again; a cleanup that leaves a lock it took held left
-     * that lock's entry above it, for the unwind to release next. */
-    for (uint32_t i = s->depth; i-- > 0;) {
-        if (is_barrier(&s->entries[i])) {
-            remove_at(s, i);
-            return;
-        }
-    }
+}
+
+/* Releases a lock's entry for the unwind: poisoned if taken before the
+ * panic (and the kind poisons), not if taken during it (Rust: a guard made
+ * while panicking does not poison). */
+static void release_unwound(const ox__unwind_entry *e, bool taken_before_the_panic)
+{
+    const ox__lock_ops *ops = e->u.lock_ops;
+    if (taken_before_the_panic && ops->poison != NULL)
+        ops->poison(e->object);
+    ops->release(e->object, e->tag);
 }
 
 void ox__unwind_and_land(ox_panic_payload *payload)
 {
     ox__unwind_state *s = ox__unwind_current();
-    /* Release locks and run cleanups of the region, newest first. Each entry
-     * is popped before it runs, so a cleanup may itself lock and unlock. */
-    while (s->depth > 0 && s->entries[s->depth - 1].level >= s->level) {
-        ox__unwind_entry e = s->entries[--s->depth];
+    /* Newest first: what the hook or a cleanup left above the barrier, then
+     * the region's entries below it, with the barrier kept on top of them.
+     * So a cleanup's unlock by hand of a lock taken before the panic finds
+     * the barrier above the lock's entry (the unlock fast paths look only at
+     * the top entry, and ox__unwind_remove_slow poisons it), and the locks a
+     * cleanup takes go above the barrier. Each entry leaves the record
+     * before it runs, so a cleanup may itself lock and unlock. */
+    for (;;) {
+        uint32_t barrier = barrier_index(s);
+        ox__unwind_entry e;
+        bool taken_before_the_panic = barrier + 1 == s->depth;
+        if (!taken_before_the_panic) {
+            e = s->entries[--s->depth];
+        } else if (barrier > 0 && s->entries[barrier - 1].level >= s->level) {
+            e = s->entries[barrier - 1];
+            remove_at(s, barrier - 1);
+        } else {
+            break;
+        }
         if (ox__entry_is_lock(&e))
-            e.u.lock_ops->unwind(e.object, e.tag);
+            release_unwound(&e, taken_before_the_panic);
         else
-            run_cleanup(e.u.cleanup, e.arg);
+            e.u.cleanup(e.arg);
         s = ox__unwind_current(); /* a cleanup may block: a task may move */
     }
+    s->depth--; /* the barrier */
     s->panicking = 0;
     ox__catch_frame *frame = s->catch_top;
     if (frame == NULL) {

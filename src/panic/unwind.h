@@ -15,10 +15,13 @@
  * because a frame that returns normally folds its leftover entries into the
  * enclosing level.
  *
- * While a panic runs a cleanup, a barrier entry (a cleanup's entry that
- * never runs) sits on top of the record, so that an unlock by hand of a
- * lock taken before the panic leaves the fast path and is poisoned in
- * ox__unwind_remove_slow (unwind.c).
+ * A panic pushes a barrier entry (a cleanup's entry that never runs) on
+ * top of the record as it starts, and removes it as it lands: the locks
+ * below it were taken before the panic, those above it during the panic,
+ * by the hook or a cleanup. The unwind poisons only the former, and so
+ * does an unlock by hand in the hook or a cleanup, which leaves the fast
+ * path because the barrier is on top (ox__unwind_remove_slow), as Rust
+ * poisons a guard dropped while panicking unless it was made then.
  */
 #ifndef OX_UNWIND_H
 #define OX_UNWIND_H
@@ -76,6 +79,10 @@ void ox__unwind_free(ox__unwind_state *s);
 
 /* ---- used by panic.c ---- */
 struct ox_panic_payload;
+
+/* Marks the calling thread as panicking and pushes the panic barrier:
+ * before the panic hook runs. */
+void ox__unwind_begin_panic(void);
 
 /* Releases and runs the entries of the region being unwound, then jumps to
  * the innermost catch frame with payload (taken). With no catch frame: exits

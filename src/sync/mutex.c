@@ -174,14 +174,13 @@ static void mutex_poison(void *lock)
     atomic_fetch_or_explicit(&((ox_mutex *)lock)->flags, OX__MUTEX_POISONED, memory_order_relaxed);
 }
 
-static void mutex_unwind(void *lock, unsigned tag)
+static void mutex_unwind_release(void *lock, unsigned tag)
 {
     (void)tag; /* a mutex keeps no tag */
-    mutex_poison(lock);
     ox__mutex_release(lock);
 }
 
-const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind, mutex_poison};
+const ox__lock_ops ox__mutex_ops = {"mutex", mutex_unwind_release, mutex_poison};
 
 static inline int acquired(ox_mutex *m, const char *file, int line)
 {

@@ -48,7 +48,9 @@ static void once_unwind(void *lock, unsigned tag)
     once_finish(lock, OX__ONCE_POISONED);
 }
 
-static const ox__lock_ops once_ops = {.kind = "once", .unwind = once_unwind};
+/* No poison function: the release itself poisons a Once (its initialiser
+ * did not finish, whenever it started). */
+static const ox__lock_ops once_ops = {.kind = "once", .release = once_unwind};
 
 /* The out-of-line form of the inline fast path (for C++, function pointers). */
 bool(ox_once_is_completed)(const ox_once *once)

@@ -248,10 +248,9 @@ static void write_poison(void *lock)
     atomic_fetch_or_explicit(&((ox_rwlock *)lock)->state, POISONED, memory_order_relaxed);
 }
 
-static void write_unwind(void *lock, unsigned tag)
+static void write_unwind_release(void *lock, unsigned tag)
 {
     (void)tag;
-    write_poison(lock);
     writer_release(lock);
 }
 
@@ -259,7 +258,7 @@ static void write_unwind(void *lock, unsigned tag)
 const ox__lock_ops ox__rwlock_read_ops = {"rwlock (read)", read_unwind, NULL};
 /* A dispersed reader's entry: its tag is its slot. */
 const ox__lock_ops ox__rwlock_slot_read_ops = {"rwlock (read)", slot_read_unwind, NULL};
-const ox__lock_ops ox__rwlock_write_ops = {"rwlock (write)", write_unwind, write_poison};
+const ox__lock_ops ox__rwlock_write_ops = {"rwlock (write)", write_unwind_release, write_poison};
 
 /* ---- read ---- */
 
