@@ -84,9 +84,10 @@ bool ox__unwind_remove_slow(ox__unwind_state *s, const void *object)
     for (uint32_t i = s->depth; i-- > 0;) {
         const ox__unwind_entry *e = &s->entries[i];
         if (e->object == object) {
-            /* Unlocked by hand in a panic's cleanup: poisoned, as Rust
-             * poisons a guard dropped while panicking (not one taken in
-             * the cleanup itself: that sits above the barrier). */
+            /* Taken before a panic and unlocked by hand in its hook or a
+             * cleanup: poisoned, as Rust poisons a guard dropped while
+             * panicking (not one taken during the panic: that sits above
+             * the barrier). */
             if (taken_before_the_panic && e->u.lock_ops->poison != NULL)
                 e->u.lock_ops->poison(e->object);
             remove_at(s, i);
