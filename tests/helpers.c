@@ -4,6 +4,7 @@
 
 #include "check/lockdep.h"      /* white box: ox__lockdep_bytes takes the checker's lock */
 #include "task/task_internal.h" /* white box: rt->sched */
+#include "panic/unwind.h"
 #include "thread/park.h"
 
 #include <errno.h>
@@ -92,6 +93,13 @@ ox_socket *ox_test_listen(const char *text, ox_sockaddr *addr)
     CHECK_EQ(ox_socket_local_addr(l, addr), 0);
     CHECK(ox_sockaddr_port(addr) != 0);
     return l;
+}
+
+uint32_t ox_test_held_depth(void)
+{
+    uint32_t count = 0;
+    (void)ox__held_entries(&count);
+    return count;
 }
 
 ox_runtime *ox_test_runtime(size_t workers)

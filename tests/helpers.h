@@ -7,6 +7,7 @@
 #include "runner.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
 
@@ -45,6 +46,17 @@ void ox_test_run_named(const char *name, void *(*fn)(void *), void *arg);
 
 /* A runtime of the test's own with that many workers (the test shuts it
  * down), and fn(arg) spawned as a task on it; both check they succeeded. */
+/* The entries in the calling thread's (or task's) unwind record: held
+ * locks, cleanups, and a panic's barrier while it unwinds. */
+uint32_t ox_test_held_depth(void);
+/* After a panic has landed: nothing is left in the record, and the thread
+ * is no longer panicking. */
+#define CHECK_UNWOUND()                                                                            \
+    do {                                                                                           \
+        CHECK_EQ(ox_test_held_depth(), 0u);                                                        \
+        CHECK(!ox_thread_panicking());                                                             \
+    } while (0)
+
 ox_runtime *ox_test_runtime(size_t workers);
 ox_task_handle ox_test_spawn_on(ox_runtime *rt, void *(*fn)(void *), void *arg);
 /* Once every task of rt is done: waits (up to a generous bound) until every

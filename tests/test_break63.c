@@ -16,13 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void check_record_empty(void)
-{
-    uint32_t count = 1;
-    (void)ox__held_entries(&count);
-    CHECK_EQ(count, 0u);
-}
-
 struct k {
     ox_mutex p; /* taken before the panic */
     ox_mutex c; /* taken in a cleanup */
@@ -77,7 +70,7 @@ OX_TEST(break63_condvar_wait_in_a_cleanup_on_a_pre_panic_mutex)
     CHECK_EQ(atomic_load(&k.seen_poisoned), 0); /* as Rust, during the wait */
     CHECK(ox_mutex_is_poisoned(&k.p));
     CHECK(!ox_mutex_is_poisoned(&k.c));
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* The cleanup's own mutex waited on, while the pre-panic one is held. */
@@ -124,7 +117,7 @@ OX_TEST(break63_condvar_wait_in_a_cleanup_on_its_own_mutex)
     CHECK(ox_mutex_is_poisoned(&k.p));
     CHECK(!ox_mutex_is_poisoned(&k.c));
     CHECK(!ox_mutex_is_poisoned(&k.c2));
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- rwlock: dispersed reader, downgrade, either-mode unlock ---- */
@@ -152,7 +145,7 @@ OX_TEST(break63_dispersed_reader_unlocked_in_a_cleanup_is_released_unpoisoned)
     CHECK(ox_mutex_is_poisoned(&k.p)); /* released by the unwind */
     CHECK_EQ(ox_rwlock_try_write(&k.l), 0);
     ox_rwlock_write_unlock(&k.l);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 static void downgrade_then_unlock(void *arg)
@@ -181,7 +174,7 @@ OX_TEST(break63_downgrade_in_a_cleanup_does_not_poison_as_rust)
     CHECK(!ox_rwlock_is_poisoned(&k.l));
     CHECK_EQ(ox_rwlock_try_write(&k.l), 0);
     ox_rwlock_write_unlock(&k.l);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- nested catch in a cleanup, returning normally ---- */
@@ -215,7 +208,7 @@ OX_TEST(break63_nested_catch_in_a_cleanup)
     CHECK_EQ(ox_catch_unwind(p_then_panic_nested, &k, NULL, NULL), OX_EPANICKED);
     CHECK(ox_mutex_is_poisoned(&k.p));
     CHECK(!ox_mutex_is_poisoned(&k.c));
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- a cleanup that pushes its own cleanup, popped or not ---- */
@@ -252,7 +245,7 @@ OX_TEST(break63_cleanup_pushes_a_cleanup_that_unlocks_a_pre_panic_lock)
         CHECK(ox_mutex_is_poisoned(&k.p)); /* Rust: made before, dropped panicking */
         CHECK_EQ(ox_mutex_try_lock(&k.p), OX_EPOISONED);
         ox_mutex_unlock(&k.p);
-        check_record_empty();
+        CHECK_UNWOUND();
     }
 }
 
@@ -312,7 +305,7 @@ OX_TEST(break63_many_locks_scrambled_unlocks_in_a_cleanup)
     }
     for (int i = 0; i < 4; i++)
         CHECK(ox_rwlock_is_poisoned(&m.wpre[i]));
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- tasks: a 4-entry inline record, moving between workers ---- */
@@ -354,7 +347,7 @@ static void *task_body(void *arg)
 static void *task_checks(void *arg)
 {
     (void)arg;
-    check_record_empty();
+    CHECK_UNWOUND();
     return NULL;
 }
 
@@ -414,7 +407,7 @@ OX_TEST(break63_try_and_timeout_locks_in_a_cleanup_with_lockdep)
     CHECK(!ox_mutex_is_poisoned(&k.c2));
     CHECK(!ox_rwlock_is_poisoned(&k.l));
     CHECK_EQ(ox_lockdep_mode_get(), OX_LOCKDEP_REPORT); /* no report */
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- a pre-panic lock from an outer catch frame, two frames deep ---- */
@@ -442,7 +435,7 @@ OX_TEST(break63_lock_held_across_an_inner_catch_is_not_poisoned_after_landing)
     CHECK(ox_mutex_is_poisoned(&k.p));
     CHECK(!ox_mutex_is_poisoned(&k.c));
     ox_mutex_clear_poison(&k.p);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- the blocked-thread dump of a thread blocked inside a panic cleanup:
@@ -468,7 +461,7 @@ static void *p_then_panic_block(void *arg)
 static void *thread_catches(void *arg)
 {
     CHECK_EQ(ox_catch_unwind(p_then_panic_block, arg, NULL, NULL), OX_EPANICKED);
-    check_record_empty();
+    CHECK_UNWOUND();
     return NULL;
 }
 

@@ -11,13 +11,6 @@
 
 #include <stdint.h>
 
-static void check_record_empty_m(void)
-{
-    uint32_t count = 1;
-    (void)ox__held_entries(&count);
-    CHECK_EQ(count, 0u);
-}
-
 struct km {
     ox_mutex p; /* taken before the panic */
     ox_mutex c; /* taken in a cleanup */
@@ -49,7 +42,7 @@ OX_TEST(break63_rust_lock_made_in_a_cleanup_and_released_by_the_unwind_is_not_po
     struct km k = {.c = OX_MUTEX_INIT};
     CHECK_EQ(ox_catch_unwind(keep_then_panic, &k, NULL, NULL), OX_EPANICKED);
     CHECK(!ox_mutex_is_poisoned(&k.c)); /* Rust: guard made while panicking */
-    check_record_empty_m();
+    CHECK_UNWOUND();
 }
 
 /* ---- Rust mismatch 2: taken in one cleanup, unlocked by hand in the
@@ -78,7 +71,7 @@ OX_TEST(break63_rust_lock_made_in_a_cleanup_unlocked_in_a_later_cleanup_is_not_p
     struct km k = {.c = OX_MUTEX_INIT};
     CHECK_EQ(ox_catch_unwind(two_stage_then_panic, &k, NULL, NULL), OX_EPANICKED);
     CHECK(!ox_mutex_is_poisoned(&k.c)); /* Rust: guard made while panicking */
-    check_record_empty_m();
+    CHECK_UNWOUND();
 }
 
 /* ---- Rust mismatch 3: a pre-panic lock unlocked by hand in the panic
@@ -110,5 +103,5 @@ OX_TEST(break63_rust_pre_panic_lock_unlocked_in_the_panic_hook_is_poisoned)
     ox_panic_set_hook(NULL);
     CHECK(atomic_load(&hook_saw_panicking));  /* the hook runs while panicking */
     CHECK(ox_mutex_is_poisoned(&hook_mutex)); /* Rust: guard dropped while panicking */
-    check_record_empty_m();
+    CHECK_UNWOUND();
 }

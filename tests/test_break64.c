@@ -12,19 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static uint32_t record_depth(void)
-{
-    uint32_t count = 1;
-    (void)ox__held_entries(&count);
-    return count;
-}
-
-static void check_record_empty(void)
-{
-    CHECK_EQ(record_depth(), 0u);
-    CHECK(!ox_thread_panicking());
-}
-
 static void quiet_hook(const ox_panic_payload *p)
 {
     (void)p;
@@ -56,7 +43,7 @@ static void *fk_body(void *arg)
     struct fk *k = arg;
     CHECK_EQ(ox_mutex_lock(&k->m), 0);
     ox_cleanup_push(unlock_m_cleanup, k);
-    while (record_depth() < OX__UNWIND_INLINE)
+    while (ox_test_held_depth() < OX__UNWIND_INLINE)
         ox_cleanup_push(count_cleanup, k);
     ox_panic("foreign");
 }
@@ -68,12 +55,12 @@ static void *foreign_thread(void *arg)
         k->m = (ox_mutex)OX_MUTEX_INIT;
         atomic_store(&k->count, 0);
         CHECK_EQ(ox_catch_unwind(fk_body, k, NULL, NULL), OX_EPANICKED);
-        check_record_empty();
+        CHECK_UNWOUND();
         CHECK_EQ(atomic_load(&k->count), OX__UNWIND_INLINE - 2);
         CHECK(atomic_load(&k->poisoned_in_cleanup));
         CHECK_EQ(ox_mutex_try_lock(&k->m), OX_EPOISONED);
         ox_mutex_unlock(&k->m);
-        check_record_empty();
+        CHECK_UNWOUND();
     }
     k->ok = 1;
     return NULL;
@@ -111,7 +98,7 @@ static struct fk main_k;
 
 static void main_atexit(void)
 {
-    fprintf(stderr, "atexit depth=%u panicking=%d poisoned=%d count=%d\n", record_depth(),
+    fprintf(stderr, "atexit depth=%u panicking=%d poisoned=%d count=%d\n", ox_test_held_depth(),
             ox_thread_panicking(), atomic_load(&main_k.poisoned_in_cleanup),
             atomic_load(&main_k.count));
 }
@@ -123,7 +110,7 @@ OX_TEST_OPTS(break64_main_top_exit_101_at_inline_capacity, .expect_exit = 101,
     atexit(main_atexit);
     CHECK_EQ(ox_mutex_lock(&main_k.m), 0);
     ox_cleanup_push(unlock_m_cleanup, &main_k);
-    while (record_depth() < OX__UNWIND_INLINE)
+    while (ox_test_held_depth() < OX__UNWIND_INLINE)
         ox_cleanup_push(count_cleanup, &main_k);
     ox_panic("main gives up");
 }
@@ -141,7 +128,7 @@ static void *resume_body(void *arg)
     struct fk *k = arg;
     CHECK_EQ(ox_mutex_lock(&k->m), 0);
     ox_cleanup_push(unlock_m_cleanup, k);
-    while (record_depth() < OX__UNWIND_INLINE)
+    while (ox_test_held_depth() < OX__UNWIND_INLINE)
         ox_cleanup_push(count_cleanup, k);
     ox_panic_resume(resume_payload);
 }
@@ -151,12 +138,12 @@ OX_TEST(break64_resume_poisons_and_leaves_no_barrier)
     ox_panic_set_hook(quiet_hook);
     static struct fk k;
     CHECK_EQ(ox_catch_unwind(just_panic, NULL, NULL, &resume_payload), OX_EPANICKED);
-    check_record_empty();
+    CHECK_UNWOUND();
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(resume_body, &k, NULL, &p), OX_EPANICKED);
     CHECK(p == resume_payload);
     ox_panic_payload_free(p);
-    check_record_empty();
+    CHECK_UNWOUND();
     CHECK(atomic_load(&k.poisoned_in_cleanup));
     CHECK_EQ(atomic_load(&k.count), OX__UNWIND_INLINE - 2);
 }
@@ -248,7 +235,7 @@ OX_TEST(break64_hook_takes_keeps_pushes_and_unlocks)
     ox_panic_set_hook(locking_hook);
     CHECK_EQ(ox_catch_unwind(hk_body, NULL, NULL, NULL), OX_EPANICKED);
     ox_panic_set_hook(quiet_hook);
-    check_record_empty();
+    CHECK_UNWOUND();
     CHECK_EQ(hk.n, 2);
     CHECK_EQ(hk.order[0], 1);
     CHECK_EQ(hk.order[1], 2);
@@ -297,7 +284,7 @@ static void *once_thread(void *arg)
 {
     (void)arg;
     CHECK_EQ(ox_catch_unwind(once_body, NULL, NULL, NULL), OX_EPANICKED);
-    check_record_empty();
+    CHECK_UNWOUND();
     CHECK(ox_once_is_completed(&cl_once));
     CHECK(ox_mutex_is_poisoned(&cl_pre));
     CHECK_EQ(tls_inits, 1);
@@ -332,10 +319,10 @@ OX_TEST(break64_once_initialiser_panics)
     ox_panic_set_hook(quiet_hook);
     cl_pre = (ox_mutex)OX_MUTEX_INIT;
     CHECK_EQ(ox_catch_unwind(p_once_body, NULL, NULL, NULL), OX_EPANICKED);
-    check_record_empty();
+    CHECK_UNWOUND();
     CHECK(ox_mutex_is_poisoned(&cl_pre));
     CHECK_EQ(ox_catch_unwind(p_once_body, NULL, NULL, NULL), OX_EPANICKED); /* poisoned once */
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ---- scope re-raise ---- */
@@ -366,7 +353,7 @@ static void *sc_body(void *arg)
     (void)arg;
     CHECK_EQ(ox_mutex_lock(&sc_m), 0);
     ox_cleanup_push(sc_cleanup, NULL);
-    while (record_depth() < OX__UNWIND_INLINE)
+    while (ox_test_held_depth() < OX__UNWIND_INLINE)
         ox_cleanup_push(quiet_hook_cleanup_dummy, NULL);
     ox_thread_scope(sc_scope_body, NULL);
     return NULL;
@@ -376,7 +363,7 @@ OX_TEST(break64_scope_reraise_poisons_at_inline_capacity)
 {
     ox_panic_set_hook(quiet_hook);
     CHECK_EQ(ox_catch_unwind(sc_body, NULL, NULL, NULL), OX_EPANICKED);
-    check_record_empty();
+    CHECK_UNWOUND();
     CHECK(sc_poisoned_in_cleanup);
 }
 
@@ -426,7 +413,7 @@ static void *ta_body(void *arg)
 {
     struct ta *t = arg;
     int rc = ox_catch_unwind(ta_inner, t, NULL, NULL);
-    atomic_store(&t->depth_after, (int)record_depth() + (ox_thread_panicking() ? 100 : 0));
+    atomic_store(&t->depth_after, (int)ox_test_held_depth() + (ox_thread_panicking() ? 100 : 0));
     return (void *)(intptr_t)rc;
 }
 
@@ -485,7 +472,7 @@ OX_TEST(break64_lockdep_hook_orders)
     ox_panic_set_hook(ld_hook);
     CHECK_EQ(ox_catch_unwind(ld_body, NULL, NULL, NULL), OX_EPANICKED);
     ox_panic_set_hook(quiet_hook);
-    check_record_empty();
+    CHECK_UNWOUND();
     CHECK(ox_mutex_is_poisoned(&ld_b));
     CHECK(!ox_mutex_is_poisoned(&ld_a));
     CHECK_EQ(ox_lockdep_reports(), 0u);
@@ -522,7 +509,7 @@ static void *ch_body(void *arg)
     for (int i = 0; i < 5; i++)
         CHECK_EQ(ox_sender_send(tx, &i), 0);
     CHECK_EQ(ox_mutex_lock(&ch_m), 0);
-    while (record_depth() < OX__UNWIND_INLINE - 1)
+    while (ox_test_held_depth() < OX__UNWIND_INLINE - 1)
         ox_cleanup_push(quiet_hook_cleanup_dummy, NULL);
     ox_cleanup_push(quiet_hook_cleanup_dummy, NULL); /* 16: the barrier grows it */
     ox_sender_drop(tx);
@@ -540,7 +527,7 @@ OX_TEST(break64_channel_destroy_panics_in_drop)
         atomic_store(&ch_destroyed, 0);
         ch_poisoned_in_destroy = 0;
         CHECK_EQ(ox_catch_unwind(ch_body, NULL, NULL, NULL), OX_EPANICKED);
-        check_record_empty();
+        CHECK_UNWOUND();
         CHECK_EQ(atomic_load(&ch_destroyed), 5);
         CHECK(ch_poisoned_in_destroy);
         CHECK_EQ(ox_mutex_try_lock(&ch_m), OX_EPOISONED);

@@ -24,14 +24,6 @@ static void note(struct locks *k, char c)
         k->log[k->logged++] = c;
 }
 
-/* The thread's record holds no entry: no lock, no cleanup, no barrier. */
-static void check_record_empty(void)
-{
-    uint32_t count = 1;
-    (void)ox__held_entries(&count);
-    CHECK_EQ(count, 0u);
-}
-
 static void unlock_mutex(void *arg)
 {
     ox_mutex_unlock(&((struct locks *)arg)->m);
@@ -52,7 +44,7 @@ OX_TEST(mutex_unlocked_by_hand_in_a_panic_cleanup_is_poisoned)
     CHECK(ox_mutex_is_poisoned(&k.m));
     CHECK_EQ(ox_mutex_try_lock(&k.m), OX_EPOISONED); /* released, poisoned */
     ox_mutex_unlock(&k.m);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 static void write_unlock(void *arg)
@@ -75,7 +67,7 @@ OX_TEST(rwlock_write_unlocked_by_hand_in_a_panic_cleanup_is_poisoned)
     CHECK(ox_rwlock_is_poisoned(&k.l));
     CHECK_EQ(ox_rwlock_try_write(&k.l), OX_EPOISONED);
     ox_rwlock_write_unlock(&k.l);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ox_rwlock_unlock, which finds the mode in the record, poisons the same. */
@@ -99,7 +91,7 @@ OX_TEST(rwlock_unlocked_in_either_mode_by_hand_in_a_panic_cleanup_is_poisoned)
     CHECK(ox_rwlock_is_poisoned(&k.l));
     CHECK_EQ(ox_rwlock_try_write(&k.l), OX_EPOISONED);
     ox_rwlock_write_unlock(&k.l);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 static void read_unlock(void *arg)
@@ -122,7 +114,7 @@ OX_TEST(rwlock_read_unlocked_by_hand_in_a_panic_cleanup_is_not_poisoned)
     CHECK(!ox_rwlock_is_poisoned(&k.l));
     CHECK_EQ(ox_rwlock_try_write(&k.l), 0); /* the read lock was released */
     ox_rwlock_write_unlock(&k.l);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* Taken and released inside the cleanup: a guard made while panicking.
@@ -155,7 +147,7 @@ OX_TEST(locks_a_panic_cleanup_takes_and_releases_are_not_poisoned)
     CHECK_STR(k.log, "c");
     CHECK(!ox_mutex_is_poisoned(&k.m));
     CHECK(!ox_rwlock_is_poisoned(&k.l));
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* The mutex is taken outside the catch frame, so the unwind does not
@@ -175,7 +167,7 @@ OX_TEST(a_lock_from_outside_the_frame_unlocked_in_a_panic_cleanup_is_poisoned)
     CHECK(ox_mutex_is_poisoned(&k.m));
     CHECK_EQ(ox_mutex_try_lock(&k.m), OX_EPOISONED);
     ox_mutex_unlock(&k.m);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* A lock the cleanup leaves held is above the barrier, and the unwind
@@ -199,7 +191,7 @@ OX_TEST(a_lock_a_panic_cleanup_keeps_is_released_by_the_unwind_unpoisoned)
     CHECK(!ox_mutex_is_poisoned(&k.m));
     CHECK_EQ(ox_mutex_try_lock(&k.m), 0); /* released */
     ox_mutex_unlock(&k.m);
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* ox_cleanup_pop in a panic's cleanup pops the next older cleanup (the
@@ -227,7 +219,7 @@ OX_TEST(cleanup_pop_in_a_panic_cleanup_pops_the_older_cleanup)
     struct locks k = {0};
     CHECK_EQ(ox_catch_unwind(two_cleanups_then_panic, &k, NULL, NULL), OX_EPANICKED);
     CHECK_STR(k.log, "yx");
-    check_record_empty();
+    CHECK_UNWOUND();
 }
 
 /* The same in a task whose cleanup sleeps first: the barrier travels with
@@ -250,7 +242,7 @@ static void *task_mutex_then_panic(void *arg)
 static void *task_checks_its_record(void *arg)
 {
     (void)arg;
-    check_record_empty();
+    CHECK_UNWOUND();
     return NULL;
 }
 
