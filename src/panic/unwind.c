@@ -155,15 +155,21 @@ const ox__unwind_entry *ox__held_entries(uint32_t *count)
     return s->entries;
 }
 
-void ox_cleanup_push(void (*fn)(void *), void *arg)
+/* Pushes a cleanup's entry: a user's, or the panic barrier. */
+static void push_cleanup(void (*fn)(void *), void *arg)
 {
-    if (fn == NULL)
-        ox_abort("ox_cleanup_push", "NULL cleanup function");
     ox__unwind_state *s = ox__unwind_current();
     if (s->depth == s->capacity)
         ox__unwind_grow();
     s->entries[s->depth++] =
         (ox__unwind_entry){.object = NULL, .u.cleanup = fn, .arg = arg, .level = s->level};
+}
+
+void ox_cleanup_push(void (*fn)(void *), void *arg)
+{
+    if (fn == NULL)
+        ox_abort("ox_cleanup_push", "NULL cleanup function");
+    push_cleanup(fn, arg);
 }
 
 void ox_cleanup_pop(bool run)
@@ -220,12 +226,8 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
 
 void ox__unwind_begin_panic(void)
 {
-    ox__unwind_state *s = ox__unwind_current();
-    s->panicking = 1;
-    if (s->depth == s->capacity)
-        ox__unwind_grow();
-    s->entries[s->depth++] =
-        (ox__unwind_entry){.object = NULL, .u.cleanup = panic_barrier, .level = s->level};
+    ox__unwind_current()->panicking = 1;
+    push_cleanup(panic_barrier, NULL);
 }
 
 /* Releases a lock's entry for the unwind: poisoned if taken before the
