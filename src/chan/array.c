@@ -17,6 +17,8 @@
  */
 #include "chan_internal.h"
 
+#include "../panic/unwind.h"
+
 #include <string.h>
 
 #define STAMP_SIZE sizeof(size_t)
@@ -439,7 +441,7 @@ void ox__array_discard_messages(ox__chan *c)
             c->destroy(slot + STAMP_SIZE);
     }
     if (c->destroy)
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(discard_rest, c, false);
 }
 
 void ox__array_free_messages(ox__chan *c)

@@ -23,6 +23,7 @@
 
 #include "oxide/panic.h"
 
+#include "../panic/unwind.h"
 #include "../thread/wait_list.h"
 #include "lock_chan.h"
 
@@ -227,7 +228,7 @@ static bool leave_and_unlock(leaving *l, bool guard)
         }
     }
     if (guard)
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(leave_on_unwind, l, false);
     ox__lchan_bury(&c->graveyard, l->h, DEAD_MAGIC);
     c->receivers--;
     bool last = c->senders == 0 && c->receivers == 0;
@@ -287,7 +288,7 @@ int ox_broadcast_send(ox_broadcast_sender *tx, const void *msg)
         publishing p = {c, msg};
         ox_cleanup_push(publish_on_unwind, &p);
         c->destroy(slot_data(c, c->tail));
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(publish_on_unwind, &p, false);
     }
     publish_and_unlock(c, msg);
     return 0;
@@ -316,7 +317,7 @@ static int take_locked(bcast *c, handle *rx, void *out, uint64_t *missed)
          * unchanged) and the channel usable. */
         ox_cleanup_push(ox__wait_list_unlock_on_unwind, &c->lock);
         c->clone(out, data);
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(ox__wait_list_unlock_on_unwind, &c->lock, false);
     } else {
         memcpy(out, data, c->elem_size);
     }

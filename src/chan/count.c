@@ -19,6 +19,8 @@
  */
 #include "chan_internal.h"
 
+#include "../panic/unwind.h"
+
 #define SHIFT     1
 #define MARK      ((size_t)1)
 #define ONE       ((size_t)1 << SHIFT)
@@ -178,7 +180,7 @@ static void discard(ox__chan *c)
         atomic_store_explicit(&c->tail, s - ONE, memory_order_relaxed);
         c->destroy(NULL);
     }
-    ox_cleanup_pop(false);
+    ox__cleanup_pop_own(discard_rest, c, false);
 }
 
 void ox__count_disconnect(ox__chan *c, bool receivers_gone)

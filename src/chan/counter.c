@@ -13,6 +13,7 @@
  */
 #include "chan_internal.h"
 
+#include "../panic/unwind.h"
 #include "../sys/sys.h"
 
 #include <errno.h>
@@ -221,7 +222,7 @@ static void last_of_side(ox__chan *c, bool senders)
         break;
     }
     if (may_panic)
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(side_finished_on_unwind, c, false);
     /* Disconnected: readable for a loop that waits on the receivers' event
      * fd (the flavor's seq_cst mark comes first; see event.c). */
     if (senders && ox__chan_observed(c))

@@ -37,6 +37,8 @@
  */
 #include "chan_internal.h"
 
+#include "../panic/unwind.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -569,7 +571,7 @@ static void discard_messages(ox__chan *c)
         ox_cleanup_push(discard_rest, &d);
     discard_from(&d);
     if (c->destroy)
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(discard_rest, &d, false);
 }
 
 void ox__list_disconnect_receivers(ox__chan *c)

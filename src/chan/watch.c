@@ -12,6 +12,7 @@
 
 #include "oxide/panic.h"
 
+#include "../panic/unwind.h"
 #include "../thread/wait_list.h"
 #include "lock_chan.h"
 
@@ -77,7 +78,7 @@ static void free_channel(watch *c)
         /* A destroy that panics: the memory is freed as the panic leaves. */
         ox_cleanup_push(free_memory, c);
         c->destroy(c->value);
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(free_memory, c, false);
     }
     free_memory(c);
 }
@@ -214,7 +215,7 @@ static void replace_and_unlock(watch *c, const void *value, void *old)
         storing s = {c, value};
         ox_cleanup_push(store_on_unwind, &s);
         c->destroy(c->value);
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(store_on_unwind, &s, false);
     }
     store_and_unlock(c, value);
 }
@@ -252,7 +253,7 @@ void ox_watch_send_modify(ox_watch_sender *tx, void (*modify)(void *value, void 
      * announced to nobody, and the channel usable (Tokio's send_modify). */
     ox_cleanup_push(ox__wait_list_unlock_on_unwind, &c->lock);
     modify(c->value, arg);
-    ox_cleanup_pop(false);
+    ox__cleanup_pop_own(ox__wait_list_unlock_on_unwind, &c->lock, false);
     ox__wait_node *chain = changed_locked(c);
     ox__wait_list_unlock(&c->lock);
     ox__wait_wake_chain(chain);
@@ -267,7 +268,7 @@ static void copy_out(watch *c, void *out)
     }
     ox_cleanup_push(ox__wait_list_unlock_on_unwind, &c->lock); /* a clone may panic */
     c->clone(out, c->value);
-    ox_cleanup_pop(false);
+    ox__cleanup_pop_own(ox__wait_list_unlock_on_unwind, &c->lock, false);
 }
 
 static void borrow(ox_watch_receiver *rx, void *out, bool update, const char *function)

@@ -172,19 +172,43 @@ void ox_cleanup_push(void (*fn)(void *), void *arg)
     push_cleanup(fn, arg);
 }
 
+/* The index of s's newest cleanup (locks and the barrier are skipped), or
+ * s->depth if it has none. */
+static uint32_t newest_cleanup(const ox__unwind_state *s)
+{
+    for (uint32_t i = s->depth; i-- > 0;)
+        if (!ox__entry_is_lock(&s->entries[i]) && !is_barrier(&s->entries[i]))
+            return i;
+    return s->depth;
+}
+
+static void pop_cleanup_at(ox__unwind_state *s, uint32_t i, bool run)
+{
+    ox__unwind_entry e = s->entries[i];
+    remove_at(s, i);
+    if (run)
+        e.u.cleanup(e.arg);
+}
+
 void ox_cleanup_pop(bool run)
 {
     ox__unwind_state *s = ox__unwind_current();
-    for (uint32_t i = s->depth; i-- > 0;) {
-        if (!ox__entry_is_lock(&s->entries[i]) && !is_barrier(&s->entries[i])) {
-            ox__unwind_entry e = s->entries[i];
-            remove_at(s, i);
-            if (run)
-                e.u.cleanup(e.arg);
-            return;
-        }
-    }
-    ox_abort("ox_cleanup_pop", "no cleanup is pushed in this thread");
+    uint32_t i = newest_cleanup(s);
+    if (i == s->depth)
+        ox_abort("ox_cleanup_pop", "no cleanup is pushed in this thread");
+    pop_cleanup_at(s, i, run);
+}
+
+void ox__cleanup_pop_own(void (*fn)(void *), void *arg, bool run)
+{
+    ox__unwind_state *s = ox__unwind_current();
+    uint32_t i = newest_cleanup(s);
+    if (i == s->depth || s->entries[i].u.cleanup != fn || s->entries[i].arg != arg)
+        ox_abort("ox_cleanup_pop",
+                 "a callback that oxide ran (an initialiser, destructor, drop, clone or "
+                 "modify function) returned with its cleanups unbalanced: it left one "
+                 "pushed, or popped one it had not pushed");
+    pop_cleanup_at(s, i, run);
 }
 
 int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload)

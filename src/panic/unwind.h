@@ -68,6 +68,14 @@ void ox__lock_before_block(const void *lock, const ox__lock_ops *ops, const char
  * checker and diagnostics). */
 const ox__unwind_entry *ox__held_entries(uint32_t *count);
 
+/* ox_cleanup_pop for oxide's own cleanup around a user callback (a
+ * thread-local's initialiser, a channel's destructor...): checks that the
+ * newest cleanup is still (fn, arg), the one pushed before the call, and
+ * aborts if not. A callback that left a cleanup pushed, or popped one more
+ * than it pushed, would otherwise make the plain pop take the wrong entry
+ * and leave ours, whose arg is often on a stack frame about to be gone. */
+void ox__cleanup_pop_own(void (*fn)(void *), void *arg, bool run);
+
 /* ---- used by the task runtime ----
  * A task's record is its own: a worker moves the live (thread-local)
  * record out to save_live_to and the task's in from load_from when it

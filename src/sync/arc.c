@@ -17,6 +17,7 @@
 
 #include "oxide/panic.h"
 
+#include "../panic/unwind.h"
 #include "../thread/park.h"
 
 #include <stdlib.h>
@@ -154,7 +155,7 @@ void ox__arc_drop_last(void *payload)
      * unwinding): else the block would leak. */
     ox_cleanup_push(weak_release_cleanup, h);
     h->drop_fn(payload);
-    ox_cleanup_pop(true);
+    ox__cleanup_pop_own(weak_release_cleanup, h, true);
 }
 
 static void check_size(const ox__arc_header *h, const void *out, size_t size, const char *function)

@@ -39,7 +39,7 @@ void *ox__task_local_get(const ox__task_local_key *key)
          * init again, as for thread-locals. */
         ox_cleanup_push(free, l);
         key->init(l->value);
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(free, l, false);
     }
     l->next = t->locals;
     t->locals = l;

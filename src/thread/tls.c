@@ -4,6 +4,7 @@
 
 #include "oxide/panic.h"
 
+#include "../panic/unwind.h"
 #include "thread_internal.h"
 
 #include <stdio.h>
@@ -41,7 +42,7 @@ int ox__tls_access(const ox__tls_key *key, unsigned char *state, void *value, ox
         struct init_call call = {key, state, value};
         ox_cleanup_push(init_panicked, &call);
         key->init(value);
-        ox_cleanup_pop(false);
+        ox__cleanup_pop_own(init_panicked, &call, false);
         *state = OX__TLS_ALIVE;
         *node = (ox__tls_node){.next = live, .key = key, .state = state, .value = value};
         live = node;
