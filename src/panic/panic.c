@@ -121,8 +121,8 @@ static _Noreturn void out_of_memory(const char *file, int line)
 static _Noreturn void abort_double_panic(const ox_panic_payload *second)
 {
     print_panic(second, OX__BACKTRACE_FULL);
-    fputs("oxide: panicked while processing a panic (in the panic hook or an unwind cleanup); "
-          "aborting\n",
+    fputs("oxide: panicked while processing a panic (in the panic hook, an unwind cleanup or "
+          "the drop of an uncaught panic's payload); aborting\n",
           stderr);
     abort();
 }

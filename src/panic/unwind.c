@@ -294,11 +294,15 @@ void ox__unwind_and_land(ox_panic_payload *payload)
         s = ox__unwind_current(); /* a cleanup may block: a task may move */
     }
     s->depth--; /* the barrier */
-    s->panicking = 0;
     ox__catch_frame *frame = s->catch_top;
     if (frame == NULL) {
+        /* Still panicking: a payload whose drop panics is a panic while
+         * panicking, which aborts (Rust's runtime aborts when the drop of an
+         * uncaught panic's payload panics), rather than a second panic that
+         * would run this thread's exit path again. */
         ox_panic_payload_free(payload);
         if (ox__sys_is_main_thread() && !ox__unit_process_exiting()) {
+            s->panicking = 0;
             fflush(NULL);
             exit(101);
         }
@@ -307,6 +311,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
                         "aborting\n");
         abort();
     }
+    s->panicking = 0;
     s->catch_top = frame->prev;
     s->level--;
     frame->landing = payload;
