@@ -257,23 +257,6 @@ OX_TEST_OPTS(panic_while_panicking_aborts, .expect_signal = SIGABRT,
     (void)!ox_catch_unwind(panic_with_bad_cleanup, NULL, NULL, NULL);
 }
 
-static void payload_drop_panics(void *value)
-{
-    (void)value;
-    ox_panic("the payload's drop panics");
-}
-
-/* The main thread's panic reaches the top with no catch point: its payload
- * is dropped before the exit with 101, still while panicking, so a drop
- * that panics aborts (as Rust's runtime does) instead of raising a second
- * panic that runs the exit path again. */
-OX_TEST_OPTS(panic_payload_drop_that_panics_at_the_main_threads_top_aborts,
-             .expect_signal = SIGABRT, .expect_stderr = "drop of an uncaught panic's payload")
-{
-    static int value;
-    ox_panic_any("int", &value, payload_drop_panics);
-}
-
 OX_TEST_OPTS(panic_cleanup_pop_without_push_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "ox_cleanup_pop: no cleanup is pushed")
 {

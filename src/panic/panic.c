@@ -79,11 +79,14 @@ void ox_panic_payload_free(ox_panic_payload *payload)
 {
     if (payload == NULL)
         return;
-    if (payload->drop != NULL)
-        payload->drop(payload->value);
+    /* The payload's own memory first: a drop that panics leaks nothing. */
+    void (*drop)(void *) = payload->drop;
+    void *value = payload->value;
     free(payload->message);
     free(payload->thread_name);
     free(payload);
+    if (drop != NULL)
+        drop(value);
 }
 
 void *ox_panic_payload_downcast(const ox_panic_payload *payload, const char *type)
@@ -121,8 +124,8 @@ static _Noreturn void out_of_memory(const char *file, int line)
 static _Noreturn void abort_double_panic(const ox_panic_payload *second)
 {
     print_panic(second, OX__BACKTRACE_FULL);
-    fputs("oxide: panicked while processing a panic (in the panic hook, an unwind cleanup or "
-          "the drop of an uncaught panic's payload); aborting\n",
+    fputs("oxide: panicked while processing a panic (in the panic hook or an unwind cleanup); "
+          "aborting\n",
           stderr);
     abort();
 }

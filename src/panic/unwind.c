@@ -211,6 +211,27 @@ void ox__cleanup_pop_own(void (*fn)(void *), void *arg, bool run)
     pop_cleanup_at(s, i, run);
 }
 
+static void *free_payload(void *payload)
+{
+    ox_panic_payload_free(payload);
+    return NULL;
+}
+
+void ox__panic_payload_hand(ox_panic_payload *payload, ox_panic_payload **want)
+{
+    if (want != NULL)
+        *want = payload;
+    else
+        ox_panic_payload_free(payload);
+}
+
+void ox__panic_payload_free_or_abort(ox_panic_payload *payload, const char *who, const char *what)
+{
+    ox_panic_payload *escaped; /* left as it is: the process aborts */
+    if (ox_catch_unwind(free_payload, payload, NULL, &escaped) == OX_EPANICKED)
+        ox_abort(who, "%s", what);
+}
+
 int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payload **payload)
 {
     if (fn == NULL)
@@ -294,15 +315,13 @@ void ox__unwind_and_land(ox_panic_payload *payload)
         s = ox__unwind_current(); /* a cleanup may block: a task may move */
     }
     s->depth--; /* the barrier */
+    s->panicking = 0;
     ox__catch_frame *frame = s->catch_top;
     if (frame == NULL) {
-        /* Still panicking: a payload whose drop panics is a panic while
-         * panicking, which aborts (Rust's runtime aborts when the drop of an
-         * uncaught panic's payload panics), rather than a second panic that
-         * would run this thread's exit path again. */
-        ox_panic_payload_free(payload);
+        ox__panic_payload_free_or_abort(payload, "panic",
+                                        "the drop of the panic payload that reached the top "
+                                        "of the thread panicked");
         if (ox__sys_is_main_thread() && !ox__unit_process_exiting()) {
-            s->panicking = 0;
             fflush(NULL);
             exit(101);
         }
@@ -311,7 +330,6 @@ void ox__unwind_and_land(ox_panic_payload *payload)
                         "aborting\n");
         abort();
     }
-    s->panicking = 0;
     s->catch_top = frame->prev;
     s->level--;
     frame->landing = payload;

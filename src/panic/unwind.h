@@ -76,6 +76,21 @@ const ox__unwind_entry *ox__held_entries(uint32_t *count);
  * and leave ours, whose arg is often on a stack frame about to be gone. */
 void ox__cleanup_pop_own(void (*fn)(void *), void *arg, bool run);
 
+/* Frees payload where a panic from its drop function has nowhere to go:
+ * the drop runs under a catch frame, not panicking, and a panic that
+ * escapes it (after the hook has printed it) aborts with
+ * "oxide: WHO: WHAT". As Rust's runtime aborts when the drop of the panic
+ * payload of main, or of a scoped thread nobody joined, panics. */
+struct ox_panic_payload;
+void ox__panic_payload_free_or_abort(struct ox_panic_payload *payload, const char *who,
+                                     const char *what);
+
+/* Hands payload (may be NULL) to a join's out parameter want, or frees it
+ * when want is NULL: then a drop that panics is an ordinary panic in the
+ * joiner, as a Rust caller's drop of the Err. The join calls this last,
+ * once its handle and the record's reference are given up. */
+void ox__panic_payload_hand(struct ox_panic_payload *payload, struct ox_panic_payload **want);
+
 /* ---- used by the task runtime ----
  * A task's record is its own: a worker moves the live (thread-local)
  * record out to save_live_to and the task's in from load_from when it
@@ -86,7 +101,6 @@ void ox__unwind_switch(ox__unwind_state *save_live_to, ox__unwind_state *load_fr
 void ox__unwind_free(ox__unwind_state *s);
 
 /* ---- used by panic.c ---- */
-struct ox_panic_payload;
 
 /* Marks the calling thread as panicking and pushes the panic barrier:
  * before the panic hook runs. */

@@ -136,8 +136,10 @@ int ox_join_set_join_next_deadline(ox_join_set *set, void **result, ox_panic_pay
         if (t != NULL) {
             if (id != NULL)
                 *id = t->id;
-            int outcome = ox__task_collect(t, result, payload);
+            ox_panic_payload *p = NULL;
+            int outcome = ox__task_collect(t, result, &p);
             ox__task_release(t);
+            ox__panic_payload_hand(p, payload); /* last: its drop may panic */
             return outcome;
         }
         if (empty)
@@ -258,7 +260,10 @@ void ox_task_scope_run(void (*body)(ox_task_scope *scope, void *arg), void *arg)
     while ((rc = ox_join_set_join_next(scope.set, NULL, &p, NULL)) != OX_EEMPTY) {
         if (rc == OX_EPANICKED && p != NULL) { /* not already joined by hand */
             task_panicked = true;
-            ox_panic_payload_free(p);
+            /* As for a thread scope's (src/thread/scope.c). */
+            ox__panic_payload_free_or_abort(p, "ox_task_scope",
+                                            "the payload of a scoped task that panicked and was "
+                                            "not joined panicked on drop");
         }
         task_never_ran |= rc == ENOMEM; /* the borrowed work was not done */
     }

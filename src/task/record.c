@@ -155,8 +155,14 @@ ox_task *ox__task_alloc(void)
 void ox__task_free(ox_task *t)
 {
     /* A panic nobody joined goes with the record. Relaxed: we are the last
-     * owner (ox__task_release's acquire). */
-    ox_panic_payload_free(atomic_exchange_explicit(&t->panic, NULL, memory_order_relaxed));
+     * owner (ox__task_release's acquire). Its drop may not unwind through
+     * the record's release: Rust aborts too ("thread result panicked on
+     * drop"). */
+    ox_panic_payload *unjoined = atomic_exchange_explicit(&t->panic, NULL, memory_order_relaxed);
+    if (unjoined != NULL)
+        ox__panic_payload_free_or_abort(unjoined, "ox_task_handle_drop",
+                                        "the payload of a task that panicked and was not joined "
+                                        "panicked on drop");
     ox__unwind_free(&t->unwind);
     free(t->name);
     ox__worker *w = ox__worker_current();

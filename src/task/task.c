@@ -205,11 +205,7 @@ int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload)
     if (outcome == OX_EPANICKED) {
         /* Acq_rel: whoever takes the payload owns it (a scope's end may
          * race a hand join); see the payload's writes. */
-        ox_panic_payload *p = atomic_exchange_explicit(&t->panic, NULL, memory_order_acq_rel);
-        if (payload != NULL)
-            *payload = p;
-        else
-            ox_panic_payload_free(p);
+        *payload = atomic_exchange_explicit(&t->panic, NULL, memory_order_acq_rel);
     }
     return outcome;
 }
@@ -222,9 +218,11 @@ int ox_task_join(ox_task_handle *h, void **result, ox_panic_payload **payload)
     if (ox__task_wait_finished(t, &join_site) == OX_ECANCELED)
         return OX_ECANCELED;
     h->task = NULL;
-    int outcome = ox__task_collect(t, result, payload);
+    ox_panic_payload *p = NULL;
+    int outcome = ox__task_collect(t, result, &p);
     if (!t->scoped) /* a scoped handle borrows the scope's reference */
         ox__task_release(t);
+    ox__panic_payload_hand(p, payload); /* last: its drop may panic */
     return outcome;
 }
 

@@ -334,7 +334,9 @@ bool ox__task_has_finished(ox_task *t);
 /* Waits for t to finish, at site; returns 0, or OX_ECANCELED if site is
  * cancellable and the calling task was aborted. */
 int ox__task_wait_finished(ox_task *t, const ox__wait_site *site);
-/* Hands over t's outcome as ox_task_join does (the caller releases). A
+/* Hands over t's outcome as ox_task_join does (the caller releases), but
+ * a panic's payload always in *payload: the caller hands it on with
+ * ox__panic_payload_hand after the release, since its drop may panic. A
  * panic's payload, and an ENOMEM, go to the first caller only: a later
  * one gets a NULL payload, and 0 for the ENOMEM. */
 int ox__task_collect(ox_task *t, void **result, ox_panic_payload **payload);

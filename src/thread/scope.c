@@ -9,6 +9,8 @@
  */
 #include "thread_internal.h"
 
+#include "../panic/unwind.h"
+
 #include "oxide/panic.h"
 
 struct ox_scope {
@@ -72,7 +74,10 @@ int ox_scoped_join(ox_scoped_handle *h, void **result, ox_panic_payload **payloa
                  "joined",
                  (void *)h);
     h->thread = NULL;
-    return ox__thread_collect(t, result, payload);
+    ox_panic_payload *p = NULL;
+    int rc = ox__thread_collect(t, result, &p);
+    ox__panic_payload_hand(p, payload);
+    return rc;
 }
 
 bool ox_scoped_handle_is_finished(const ox_scoped_handle *h)
@@ -95,10 +100,18 @@ static unsigned join_all(ox_scope *scope, ox_thread **done)
         while (batch) {
             ox_thread *t = batch;
             batch = t->scope_next;
-            if (claim_join(t) && ox__thread_collect(t, NULL, NULL) == OX_EPANICKED)
+            ox_panic_payload *p = NULL;
+            if (claim_join(t) && ox__thread_collect(t, NULL, &p) == OX_EPANICKED)
                 panicked++;
             t->scope_next = *done;
             *done = t;
+            /* Rust aborts here too ("thread result panicked on drop"): the
+             * scope has no one to hand a second panic to. */
+            if (p != NULL)
+                ox__panic_payload_free_or_abort(
+                    p, "ox_thread_scope",
+                    "the payload of a scoped thread that panicked and was "
+                    "not joined panicked on drop");
         }
     }
     return panicked;

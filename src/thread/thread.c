@@ -127,7 +127,12 @@ void ox_thread_drop(ox_thread *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_release) != 1)
         return;
     (void)atomic_load_explicit(&t->refs, memory_order_acquire);
-    ox_panic_payload_free(t->panic);
+    /* A panic nobody joined: its drop may not unwind through the record's
+     * release (Rust aborts too: "thread result panicked on drop"). */
+    if (t->panic != NULL)
+        ox__panic_payload_free_or_abort(t->panic, "ox_join_handle_drop",
+                                        "the payload of a thread that panicked and was not joined "
+                                        "panicked on drop");
     t->panic = NULL;
     record_retire(t);
 }
@@ -282,12 +287,8 @@ int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload)
             *result = t->result;
         return 0;
     }
-    ox_panic_payload *p = t->panic;
+    *payload = t->panic;
     t->panic = NULL;
-    if (payload)
-        *payload = p;
-    else
-        ox_panic_payload_free(p);
     return OX_EPANICKED;
 }
 
@@ -362,10 +363,12 @@ int ox_thread_join(ox_join_handle *h, void **result, ox_panic_payload **payload)
     ox_thread *t = live_handle(h, "ox_thread_join");
     if (t == current)
         return OX_EDEADLK;
-    int rc = ox__thread_collect(t, result, payload);
+    ox_panic_payload *p = NULL;
+    int rc = ox__thread_collect(t, result, &p);
     atomic_store_explicit(&t->handle_spent, OX__HANDLE_JOINED, memory_order_relaxed);
     h->thread = NULL;
     ox_thread_drop(t);
+    ox__panic_payload_hand(p, payload); /* last: its drop may panic */
     return rc;
 }
 

@@ -61,7 +61,10 @@ _Noreturn void ox__thread_spawn_failed(int rc);
 ox_join_handle ox__thread_handle(ox_thread *t);
 bool ox__thread_handle_is_stale(ox_thread *t, uint32_t generation);
 
-/* Waits for t's OS thread and collects its outcome: as ox_thread_join. */
+/* Waits for t's OS thread and collects its outcome: as ox_thread_join,
+ * but the payload of a panic is always handed out in *payload (else it is
+ * left alone): the caller hands it on with ox__panic_payload_hand once its
+ * handle is spent, since the payload's drop may panic. */
 int ox__thread_collect(ox_thread *t, void **result, ox_panic_payload **payload);
 
 #endif
