@@ -48,8 +48,8 @@ static void spawn_one_unjoined(ox_scope *scope, void *arg)
 }
 
 OX_TEST_OPTS(payload_drop_of_an_unjoined_scoped_thread_aborts, .expect_signal = SIGABRT,
-             .expect_stderr = "ox_thread_scope: the payload of a scoped thread that panicked and "
-                              "was not joined panicked on drop")
+             .expect_stderr = "the payload of a thread that panicked and was not joined panicked "
+                              "on drop")
 {
     ox_panic_set_hook(silent_hook);
     ox_thread_scope(spawn_one_unjoined, NULL);

@@ -50,10 +50,22 @@ ox_scoped_handle ox_scope_spawn(ox_scope *scope, void *(*fn)(void *), void *arg)
 }
 
 /* True for the one caller that gets to join t. */
+/* join_claimed: 0, then HAND_CLAIM (ox_scoped_join) or SCOPE_CLAIM (the
+ * scope's end, which joins it). */
+enum { HAND_CLAIM = 1, SCOPE_CLAIM = 2 };
+
 static bool claim_join(ox_thread *t)
 {
     /* Relaxed: the claim only decides who joins; the OS join orders data. */
-    return atomic_exchange_explicit(&t->join_claimed, 1, memory_order_relaxed) == 0;
+    return atomic_exchange_explicit(&t->join_claimed, HAND_CLAIM, memory_order_relaxed) == 0;
+}
+
+static bool claim_join_for_the_scope(ox_thread *t)
+{
+    /* Relaxed, as above. Only the scope's own thread writes SCOPE_CLAIM. */
+    uint32_t unclaimed = 0;
+    return atomic_compare_exchange_strong_explicit(&t->join_claimed, &unclaimed, SCOPE_CLAIM,
+                                                   memory_order_relaxed, memory_order_relaxed);
 }
 
 int ox_scoped_join(ox_scoped_handle *h, void **result, ox_panic_payload **payload)
@@ -97,21 +109,23 @@ static unsigned join_all(ox_scope *scope, ox_thread **done)
     unsigned panicked = 0;
     ox_thread *batch;
     while ((batch = atomic_exchange_explicit(&scope->spawned, NULL, memory_order_acquire))) {
+        /* First the unjoined threads' outcomes are given up, as Rust drops
+         * the ScopedJoinHandles at the body's end: a panic's payload is
+         * dropped now if its thread has ended, else by the thread as it
+         * ends, without waiting for the others (a drop that panics aborts:
+         * thread.c, ox__thread_release_outcome). */
+        for (ox_thread *t = batch; t != NULL; t = t->scope_next)
+            if (claim_join_for_the_scope(t))
+                ox__thread_release_outcome(t, "ox_thread_scope");
         while (batch) {
             ox_thread *t = batch;
             batch = t->scope_next;
-            ox_panic_payload *p = NULL;
-            if (claim_join(t) && ox__thread_collect(t, NULL, &p) == OX_EPANICKED)
+            ox_panic_payload *dropped_already; /* NULL: see above */
+            if (atomic_load_explicit(&t->join_claimed, memory_order_relaxed) == SCOPE_CLAIM &&
+                ox__thread_collect(t, NULL, &dropped_already) == OX_EPANICKED)
                 panicked++;
             t->scope_next = *done;
             *done = t;
-            /* Rust aborts here too ("thread result panicked on drop"): the
-             * scope has no one to hand a second panic to. */
-            if (p != NULL)
-                ox__panic_payload_free_or_abort(
-                    p, "ox_thread_scope",
-                    "the payload of a scoped thread that panicked and was "
-                    "not joined panicked on drop");
         }
     }
     return panicked;

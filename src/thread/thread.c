@@ -127,14 +127,26 @@ void ox_thread_drop(ox_thread *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_release) != 1)
         return;
     (void)atomic_load_explicit(&t->refs, memory_order_acquire);
-    /* A panic nobody joined: its drop may not unwind through the record's
-     * release (Rust aborts too: "thread result panicked on drop"). */
-    if (t->panic != NULL)
-        ox__panic_payload_free_or_abort(t->panic, "ox_join_handle_drop",
+    record_retire(t); /* its outcome went with its last owner (ox__thread_release_outcome) */
+}
+
+/* At the thread's end this runs in the thread itself, before its
+ * thread-locals are destroyed, as Rust drops the Packet inside the
+ * thread's main. The payload's drop may not unwind through the thread's
+ * end, a handle's drop or a scope's joins: Rust aborts too ("thread result
+ * panicked on drop"). */
+void ox__thread_release_outcome(ox_thread *t, const char *who)
+{
+    /* Acq_rel: the thread's writes of the outcome happen-before a last
+     * owner's read, whichever of the two is last. */
+    if (atomic_fetch_sub_explicit(&t->outcome_owners, 1, memory_order_acq_rel) != 1)
+        return;
+    ox_panic_payload *unjoined = t->panic;
+    t->panic = NULL;
+    if (unjoined != NULL)
+        ox__panic_payload_free_or_abort(unjoined, who,
                                         "the payload of a thread that panicked and was not joined "
                                         "panicked on drop");
-    t->panic = NULL;
-    record_retire(t);
 }
 
 /* ---- end of a thread ---- */
@@ -216,6 +228,7 @@ static void *thread_main(void *arg)
      * Release: is_finished() readers that see 1 (acquire) also see the
      * outcome. Joiners are ordered by the OS join instead. */
     atomic_store_explicit(&t->finished, 1, memory_order_release);
+    ox__thread_release_outcome(t, "thread exit");
     /* Thread-locals, the held record, then our reference to the record.
      * A pthread key destructor of some other library runs after we return
      * and may still touch a thread-local: from now on this is a foreign
@@ -263,7 +276,8 @@ int ox__thread_start(const ox_thread_builder *b, void *(*fn)(void *), void *arg,
         return ENOMEM;
     t->fn = fn;
     t->arg = arg;
-    atomic_init(&t->refs, 2); /* the thread's and the caller's */
+    atomic_init(&t->refs, 2);           /* the thread's and the caller's */
+    atomic_init(&t->outcome_owners, 2); /* the same two */
     size_t stack_size = b->has_stack_size ? b->stack_size : default_stack_size();
     int rc = ox__sys_thread_start(&t->os, stack_size, b->has_stack_size || stack_size != 0,
                                   thread_main, t);
@@ -378,6 +392,7 @@ void ox_join_handle_drop(ox_join_handle *h)
     ox__sys_thread_detach(t->os);
     atomic_store_explicit(&t->handle_spent, OX__HANDLE_DROPPED, memory_order_relaxed);
     h->thread = NULL;
+    ox__thread_release_outcome(t, "ox_join_handle_drop");
     ox_thread_drop(t);
 }
 

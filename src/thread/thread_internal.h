@@ -35,6 +35,11 @@ struct ox_thread {
     void *result;
     ox_panic_payload *panic;
     _Atomic uint32_t finished; /* 1 once the function has returned: is_finished */
+    /* Owners of the outcome, Rust's Packet: the thread until its function
+     * has returned, and the join handle until it joins or is dropped (not
+     * ox_thread_clone's references, as Rust's Thread does not own it).
+     * The last to let go of a payload nobody joined drops it. */
+    _Atomic uint32_t outcome_owners;
 
     ox__sys_thread os;
     void *(*fn)(void *);
@@ -60,6 +65,12 @@ _Noreturn void ox__thread_spawn_failed(int rc);
  * with that generation is stale (its record was retired and maybe reused). */
 ox_join_handle ox__thread_handle(ox_thread *t);
 bool ox__thread_handle_is_stale(ox_thread *t, uint32_t generation);
+
+/* Gives up the caller's share of t's outcome (outcome_owners): the
+ * thread's at its end, the join handle's when dropped, a scope's for a
+ * thread it joins at its end. The last owner drops a panic's payload that
+ * nobody joined, and aborts with "oxide: WHO: ..." if that drop panics. */
+void ox__thread_release_outcome(ox_thread *t, const char *who);
 
 /* Waits for t's OS thread and collects its outcome: as ox_thread_join,
  * but the payload of a panic is always handed out in *payload (else it is
