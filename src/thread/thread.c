@@ -223,12 +223,15 @@ static void *thread_main(void *arg)
     if (t->name)
         ox__sys_thread_set_os_name(t->name);
     t->outcome = ox_catch_unwind(t->fn, t->arg, &t->result, &t->panic);
-    /* Finished as soon as the function is done, before the thread-locals'
-     * destructors (Rust's is_finished: the result packet is dropped first).
-     * Release: is_finished() readers that see 1 (acquire) also see the
-     * outcome. Joiners are ordered by the OS join instead. */
-    atomic_store_explicit(&t->finished, 1, memory_order_release);
     ox__thread_release_outcome(t, "thread exit");
+    /* Finished once the function is done and the thread has given up its
+     * share of the outcome, before the thread-locals' destructors (Rust's
+     * is_finished: the thread has dropped its reference to the result
+     * packet). So a handle dropped after is_finished() says yes is the
+     * outcome's last owner. Release: is_finished() readers that see 1
+     * (acquire) also see the outcome. Joiners are ordered by the OS join
+     * instead. */
+    atomic_store_explicit(&t->finished, 1, memory_order_release);
     /* Thread-locals, the held record, then our reference to the record.
      * A pthread key destructor of some other library runs after we return
      * and may still touch a thread-local: from now on this is a foreign
