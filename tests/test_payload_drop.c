@@ -87,7 +87,12 @@ OX_TEST_OPTS(payload_drop_of_an_unjoined_task_aborts_with_its_record, .expect_si
     ox_task_handle h = ox_test_spawn_on(rt, panic_with_a_panicking_drop, NULL);
     while (!ox_task_is_finished(&h))
         ox_thread_yield();
-    ox_task_handle_drop(&h); /* the last reference: the record goes, and its payload */
+    /* The record goes with its last reference, and its payload with it:
+     * this drop's, or the worker's if it has not yet let go of the task
+     * (is_finished comes first). Either aborts, in its own thread. */
+    ox_task_handle_drop(&h);
+    for (;;)
+        ox_thread_park();
 }
 
 /* A payload whose drop panics, dropped by a join for a caller that did not
