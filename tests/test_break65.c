@@ -61,11 +61,6 @@ static void catch_own_panic(void)
     ox_panic_payload_free(p);
 }
 
-static void silent_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* ======================= b7746a7: false positives ======================= */
 
 /* ---- thread-local initialisers ---- */
@@ -79,7 +74,7 @@ OX_THREAD_LOCAL(tls_catching, int, init_catching, NULL);
 
 OX_TEST(break65_tls_init_that_catches_its_own_panic_is_fine)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     CHECK_EQ(*OX_TLS_GET(tls_catching), 7);
     CHECK_EQ(ran, 1);
     CHECK_UNWOUND();
@@ -104,7 +99,7 @@ static void *get_panicky(void *arg)
 
 OX_TEST(break65_tls_init_that_panics_propagates_and_reruns)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     CHECK_EQ(ox_catch_unwind(get_panicky, NULL, NULL, NULL), OX_EPANICKED);
     CHECK_EQ(ran, 1); /* the init's own cleanup ran, no abort */
     CHECK_UNWOUND();
@@ -161,7 +156,7 @@ static void *panic_with_tls_cleanup(void *arg)
 
 OX_TEST(break65_tls_first_touched_in_a_panic_cleanup)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     int got = 0;
     CHECK_EQ(ox_catch_unwind(panic_with_tls_cleanup, &got, NULL, NULL), OX_EPANICKED);
     CHECK_EQ(got, 42);
@@ -244,7 +239,7 @@ static void *drop_arc(void *p)
 
 OX_TEST(break65_arc_drop_that_panics_propagates_and_frees)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     int *p = ox_arc_new(sizeof(int), drop_panicking);
     ox_weak *w = ox_arc_downgrade(p);
     CHECK_EQ(ox_catch_unwind(drop_arc, p, NULL, NULL), OX_EPANICKED);
@@ -275,7 +270,7 @@ static void *panic_dropping_arc(void *p)
 
 OX_TEST(break65_arc_dropped_in_a_panic_cleanup)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     void **a = ox_arc_new(sizeof(void *), drop_inner_arc);
     *a = ox_arc_new(sizeof(int), leaf_drop);
     CHECK_EQ(ox_catch_unwind(panic_dropping_arc, a, NULL, NULL), OX_EPANICKED);
@@ -285,7 +280,7 @@ OX_TEST(break65_arc_dropped_in_a_panic_cleanup)
 
 OX_TEST(break65_arc_drop_that_catches_its_own_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     int *p = ox_arc_new(sizeof(int), drop_catching);
     ox_arc_drop(p);
     CHECK_EQ(destroyed, 1);
@@ -397,7 +392,7 @@ static void *panic_dropping_rx(void *rx)
 
 OX_TEST(break65_channel_dropped_in_a_panic_cleanup)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     CHECK_EQ(
         ox_catch_unwind(panic_dropping_rx, make_chan(OX_UNBOUNDED, elem_destroy, 3), NULL, NULL),
         OX_EPANICKED);
@@ -424,7 +419,7 @@ static void *drop_rx(void *rx)
 
 static void panicking_destroy(size_t cap)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     CHECK_EQ(ox_catch_unwind(drop_rx, make_chan(cap, destroy_panicking_first, 4), NULL, NULL),
              OX_EPANICKED);
     CHECK_EQ(destroy_calls, 4);
@@ -451,7 +446,7 @@ static void destroy_catching(void *e)
 
 OX_TEST(break65_channel_destructor_that_catches_its_own_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_receiver_drop(make_chan(OX_UNBOUNDED, destroy_catching, 2));
     ox_receiver_drop(make_chan(4, destroy_catching, 2));
     CHECK_EQ(destroyed, 4);
@@ -492,7 +487,7 @@ static void *modify_panic(void *a)
 
 OX_TEST(break65_watch_modify_and_clone_that_catch_or_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     int init = 1;
     ox_watch_options o = {.elem_size = sizeof(int), .initial = &init, .clone = clone_catching};
     ox_watch_sender *tx;
@@ -514,7 +509,7 @@ OX_TEST(break65_watch_modify_and_clone_that_catch_or_panic)
 
 OX_TEST(break65_broadcast_clone_that_catches_its_own_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_broadcast_options o = {
         .elem_size = sizeof(int), .capacity = 4, .clone = clone_catching, .destroy = elem_destroy};
     ox_broadcast_sender *tx;
@@ -596,7 +591,7 @@ static void *task_touching_panicking_local(void *arg)
 
 OX_TEST(break65_task_local_init_that_panics_is_an_ordinary_task_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle h = ox_test_spawn_on(rt, task_touching_panicking_local, NULL);
     CHECK_EQ(ox_task_join(&h, NULL, NULL), OX_EPANICKED);
@@ -639,7 +634,7 @@ static void drop_popping_in_catch(void *payload)
 OX_TEST_OPTS(break65_arc_drop_popping_oxides_cleanup_in_a_catch_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "returned with its cleanups unbalanced")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_cleanup_push(count_cleanup, NULL);
     ox_arc_drop(ox_arc_new(sizeof(int), drop_popping_in_catch));
 }
@@ -655,7 +650,7 @@ static void destroy_leaving(void *e)
 OX_TEST_OPTS(break65_destructor_leaving_a_cleanup_during_a_panic_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "returned with its cleanups unbalanced")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     (void)!ox_catch_unwind(panic_dropping_rx, make_chan(4, destroy_leaving, 1), NULL, NULL);
 }
 
@@ -772,7 +767,7 @@ static void payload_drop_busy(void *value)
 OX_TEST_OPTS(break65_busy_payload_drop_at_main_top_exits_101, .expect_exit = 101,
              .expect_stderr = "busy payload drop: tls=5 destroyed=4")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     static int value;
     ox_panic_any("int", &value, payload_drop_busy);
 }
@@ -791,7 +786,7 @@ OX_TEST_OPTS(break65_resume_at_main_top_with_panicking_drop_aborts, .expect_sign
              .expect_stderr = "the drop of the panic payload that reached the top of the thread "
                               "panicked")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(panic_any_dropping, NULL, NULL, &p), OX_EPANICKED);
     ox_panic_resume(p);
@@ -808,7 +803,7 @@ static void *join_dropping(void *h)
 
 OX_TEST(break65_joined_payload_whose_drop_panics_is_an_ordinary_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(panic_any_dropping, NULL);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(join_dropping, &h, NULL, &p), OX_EPANICKED);
@@ -826,7 +821,7 @@ static void *free_payload(void *p)
 /* The same with a task. */
 OX_TEST(break65_joined_task_payload_whose_drop_panics_is_an_ordinary_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, panic_any_dropping, NULL);
     ox_panic_payload *p = NULL;
@@ -851,7 +846,7 @@ static void *foreign(void *arg)
 OX_TEST_OPTS(break65_foreign_thread_panicking_payload_drop_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "the drop of the panic payload that reached the top")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, foreign, NULL), 0);
     pthread_join(t, NULL);
@@ -867,7 +862,7 @@ static void atexit_panics(void)
 OX_TEST_OPTS(break65_atexit_panic_with_panicking_drop_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "the drop of the panic payload that reached the top")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     atexit(atexit_panics);
     (void)OX_TLS_GET(tls_c); /* arms oxide's own exit handler after ours: it runs first */
     exit(0);
@@ -886,7 +881,7 @@ static void *catch_and_drop(void *arg)
 
 OX_TEST(break65_caught_panic_whose_payload_drop_panics_leaks_nothing)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(catch_and_drop, NULL, NULL, &p), OX_EPANICKED);
     ox_panic_payload_free(p);
@@ -901,7 +896,7 @@ OX_TEST(break65_caught_panic_whose_payload_drop_panics_leaks_nothing)
  * hands the payload back; its drop panics in the caller. */
 OX_TEST(break65_thread_join_whose_payload_drop_panics_spends_the_handle)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(panic_any_dropping, NULL);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(join_dropping, &h, NULL, &p), OX_EPANICKED);

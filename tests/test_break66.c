@@ -33,11 +33,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void silent_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 /* A hook that names the thread the panic came from, and its message. */
 static void naming_hook(const ox_panic_payload *p)
 {
@@ -109,7 +104,7 @@ OX_TEST_OPTS(break66_detached_thread_panicking_drop_at_its_exit_aborts, .expect_
              .expect_stderr = "thread exit: the payload of a thread that panicked and was "
                               "not joined panicked on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     detach_and_release("b66-detached", wait_then_panic_with_a_panicking_drop);
     for (;;)
         ox_thread_park(); /* the abort ends the process */
@@ -156,7 +151,7 @@ static void *remember_id_then_panic(void *arg)
 
 OX_TEST(break66_detached_thread_drop_at_exit_runs_as_that_thread)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     detach_and_release("b66-self", remember_id_then_panic);
     wait_flag(&drop_done, 5, "the payload's drop");
     CHECK_EQ(thread_id_in_drop, thread_id_in_fn);
@@ -194,7 +189,7 @@ static void *set_tls_then_panic(void *arg)
 
 OX_TEST(break66_detached_thread_drop_at_exit_sees_its_thread_locals)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     detach_and_release("b66-tls", set_tls_then_panic);
     wait_flag(&drop_done, 5, "the payload's drop");
     CHECK_EQ(tls_in_drop, 42);
@@ -233,7 +228,7 @@ static void *wait_then_panic_catching_drop(void *arg)
 
 OX_TEST(break66_detached_thread_drop_catching_its_own_panic_at_exit)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     detach_and_release("b66-catch", wait_then_panic_catching_drop);
     wait_flag(&drop_done, 5, "the payload's drop");
     CHECK(caught_ok);
@@ -277,7 +272,7 @@ static void *wait_then_panic_blocking_exit_drop(void *arg)
 
 OX_TEST(break66_detached_thread_drop_at_exit_that_blocks)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     for (int i = 0; i < 24; i++)
         many[i] = (ox_mutex)OX_MUTEX_INIT;
     CHECK_EQ(OX_CHANNEL_OF(int, 1, &exit_tx, &exit_rx), 0);
@@ -314,7 +309,7 @@ static void *wait_then_panic_counted(void *arg)
 
 OX_TEST(break66_thread_clone_does_not_keep_the_unjoined_payload)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(wait_then_panic_counted, NULL);
     ox_thread *kept = ox_thread_clone(ox_join_handle_thread(&h));
     ox_join_handle_drop(&h);
@@ -332,7 +327,7 @@ ox_thread *registry; /* extern: kept for good */
 OX_TEST_OPTS(break66_thread_clone_kept_forever_still_aborts_at_the_threads_end,
              .expect_signal = SIGABRT, .expect_stderr = "panicked on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(wait_then_panic_with_a_panicking_drop, NULL);
     registry = ox_thread_clone(ox_join_handle_thread(&h));
     ox_join_handle_drop(&h);
@@ -352,7 +347,7 @@ static void *panic_counted(void *arg)
 
 OX_TEST(break66_handle_drop_racing_the_threads_end_drops_once)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     int rounds = 200;
     for (int i = 0; i < rounds; i++) {
         ox_join_handle h = ox_thread_spawn(panic_counted, NULL);
@@ -381,7 +376,7 @@ OX_TEST_OPTS(break66_task_record_freed_at_retire_with_panicking_drop_aborts,
              .expect_stderr = "the payload of a task that panicked and was not joined panicked "
                               "on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, task_wait_then_panic, NULL);
     ox_task_handle_drop(&h);
@@ -407,7 +402,7 @@ static void *return_7(void *arg)
 
 OX_TEST(break66_task_record_freed_at_retire_drop_catching_its_own_panic)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, task_wait_then_panic_catching_drop, NULL);
     ox_task_handle_drop(&h);
@@ -483,7 +478,7 @@ static void *joiner_task(void *arg)
 
 OX_TEST(break66_task_join_null_payload_blocking_drop_panics_in_the_task)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     CHECK_EQ(OX_CHANNEL_OF(int, OX_UNBOUNDED, &feed_tx, &feed_rx), 0);
     ox_runtime *rt = ox_test_runtime(2);
     for (int i = 0; i < 20; i++) {
@@ -527,7 +522,7 @@ static void *drop_handle_task(void *arg)
 
 OX_TEST(break66_task_handle_drop_in_a_task_with_a_yielding_drop)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle hs[16];
     for (int i = 0; i < 16; i++)
@@ -551,7 +546,7 @@ static void *block_on_null(void *arg)
 
 OX_TEST(break66_block_on_null_payload_drop_panics_in_the_caller)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(block_on_null, NULL, NULL, &p), OX_EPANICKED);
     CHECK(p != NULL && strcmp(p->message, "the payload's drop panics") == 0);
@@ -574,7 +569,7 @@ OX_TEST_OPTS(break66_blocking_job_unjoined_panicking_drop_aborts, .expect_signal
              .expect_stderr = "the payload of a task that panicked and was not joined panicked "
                               "on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_task_handle h;
     CHECK_EQ(ox_task_spawn_blocking(blocking_wait_then_panic, NULL, &h), 0);
     ox_task_handle_drop(&h);
@@ -601,7 +596,7 @@ static void *flag_then_panic_with_a_panicking_drop(void *arg)
 OX_TEST_OPTS(break66_join_set_drop_with_unjoined_panicking_drop_aborts, .expect_signal = SIGABRT,
              .expect_stderr = "panicked on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(1);
     ox_join_set *set;
     CHECK_EQ(ox_join_set_new(&set), 0);
@@ -624,7 +619,7 @@ static void *join_next_null(void *set)
 
 OX_TEST(break66_join_next_null_payload_drop_panics_in_the_caller)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(1);
     ox_join_set *set;
     CHECK_EQ(ox_join_set_new(&set), 0);
@@ -675,7 +670,7 @@ static void *run_scope_joining_null(void *arg)
 
 OX_TEST(break66_scoped_join_null_payload_drop_panic_is_the_bodys)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(run_scope_joining_null, NULL, NULL, &p), OX_EPANICKED);
     CHECK(p != NULL && strcmp(p->message, "the payload's drop panics") == 0);
@@ -709,7 +704,7 @@ OX_TEST_OPTS(break66_thread_scope_aborts_without_waiting_for_the_others, .expect
              .expect_stderr = "the payload of a thread that panicked and was not joined panicked "
                               "on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_thread_scope(spawn_panicking_then_long, NULL);
 }
 
@@ -760,7 +755,7 @@ static void *catch_null_twice(void *arg)
 
 OX_TEST(break66_nested_panicking_drops_are_ordinary_panics)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_panic_payload *p = NULL;
     CHECK_EQ(ox_catch_unwind(catch_null_twice, NULL, NULL, &p), OX_EPANICKED);
     CHECK(p != NULL && p->message != NULL && strcmp(p->message, "P3") == 0);
@@ -782,7 +777,7 @@ OX_TEST_OPTS(break66_nested_panicking_drop_at_handle_drop_aborts, .expect_signal
              .expect_stderr = "ox_join_handle_drop: the payload of a thread that panicked and was "
                               "not joined panicked on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(wait_then_panic_p1, NULL);
     while (!ox_join_handle_is_finished(&h))
         ox_thread_yield();
@@ -821,7 +816,7 @@ static void drop_uses_threads_and_tasks(void *value)
 OX_TEST_OPTS(break66_main_top_payload_drop_uses_threads_and_tasks_exits_101, .expect_exit = 101,
              .expect_stderr = "drop got 99 and 7")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     static int value;
     ox_panic_any("int", &value, drop_uses_threads_and_tasks);
 }
@@ -854,7 +849,7 @@ static void drop_locks(void *value)
 OX_TEST_OPTS(break66_main_top_payload_drop_that_blocks_on_a_lock_exits_101, .expect_exit = 101,
              .expect_stderr = "drop locked and unlocked")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(hold_until_drop, NULL);
     ox_join_handle_drop(&h);
     while (!holder_has_it)
@@ -882,7 +877,7 @@ OX_TEST_OPTS(break66_unjoined_task_panicking_drop_during_shutdown_aborts, .expec
              .expect_stderr = "the payload of a task that panicked and was not joined panicked "
                               "on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle h = ox_test_spawn_on(rt, panic_when_cancelled, NULL);
     ox_task_handle_drop(&h);
@@ -905,7 +900,7 @@ static void *count_when_cancelled(void *arg)
 
 OX_TEST(break66_unjoined_task_drop_during_shutdown_runs_once)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle h = ox_test_spawn_on(rt, count_when_cancelled, NULL);
     ox_task_handle_drop(&h);

@@ -11,11 +11,6 @@
 
 #include "helpers.h"
 
-static void silent_hook(const ox_panic_payload *p)
-{
-    (void)p;
-}
-
 static void drop_panics(void *value)
 {
     (void)value;
@@ -33,7 +28,7 @@ OX_TEST_OPTS(payload_drop_of_an_unjoined_thread_aborts_at_the_handle_drop, .expe
              .expect_stderr = "ox_join_handle_drop: the payload of a thread that panicked and was "
                               "not joined panicked on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(panic_with_a_panicking_drop, NULL);
     while (!ox_join_handle_is_finished(&h))
         ox_thread_yield();
@@ -51,7 +46,7 @@ OX_TEST_OPTS(payload_drop_of_an_unjoined_scoped_thread_aborts, .expect_signal = 
              .expect_stderr = "the payload of a thread that panicked and was not joined panicked "
                               "on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_thread_scope(spawn_one_unjoined, NULL);
 }
 
@@ -72,7 +67,7 @@ OX_TEST_OPTS(payload_drop_of_an_unjoined_scoped_task_aborts, .expect_signal = SI
              .expect_stderr = "ox_task_scope: the payload of a scoped task that panicked and "
                               "was not joined panicked on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(2);
     ox_task_handle h = ox_test_spawn_on(rt, run_task_scope, NULL);
     (void)!ox_task_join(&h, NULL, NULL);
@@ -82,7 +77,7 @@ OX_TEST_OPTS(payload_drop_of_an_unjoined_task_aborts_with_its_record, .expect_si
              .expect_stderr = "the payload of a task that panicked and was not joined panicked "
                               "on drop")
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_runtime *rt = ox_test_runtime(1);
     ox_task_handle h = ox_test_spawn_on(rt, panic_with_a_panicking_drop, NULL);
     while (!ox_task_is_finished(&h))
@@ -106,7 +101,7 @@ static void *join_without_the_payload(void *h)
 
 OX_TEST(payload_drop_in_a_join_is_an_ordinary_panic_after_the_handle_is_spent)
 {
-    ox_panic_set_hook(silent_hook);
+    ox_panic_set_hook(ox_test_quiet_hook);
     ox_join_handle h = ox_thread_spawn(panic_with_a_panicking_drop, NULL);
     ox_panic_payload *second = NULL;
     CHECK_EQ(ox_catch_unwind(join_without_the_payload, &h, NULL, &second), OX_EPANICKED);

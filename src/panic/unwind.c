@@ -247,11 +247,7 @@ int ox_catch_unwind(void *(*fn)(void *), void *arg, void **result, ox_panic_payl
     if (setjmp(frame.env) != 0) {
         /* Landed: ox__unwind_and_land already released this region's
          * entries and popped the frame. */
-        ox_panic_payload *p = frame.landing;
-        if (payload != NULL)
-            *payload = p;
-        else
-            ox_panic_payload_free(p);
+        ox__panic_payload_hand(frame.landing, payload);
         return OX_EPANICKED;
     }
     s->catch_top = &frame;

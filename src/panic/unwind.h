@@ -85,10 +85,11 @@ struct ox_panic_payload;
 void ox__panic_payload_free_or_abort(struct ox_panic_payload *payload, const char *who,
                                      const char *what);
 
-/* Hands payload (may be NULL) to a join's out parameter want, or frees it
- * when want is NULL: then a drop that panics is an ordinary panic in the
- * joiner, as a Rust caller's drop of the Err. The join calls this last,
- * once its handle and the record's reference are given up. */
+/* Hands payload (may be NULL) to the out parameter want of a join or of
+ * ox_catch_unwind, or frees it when want is NULL: then a drop that panics
+ * is an ordinary panic in the caller, as a Rust caller's drop of the Err.
+ * A join calls this last, once its handle and the record's reference are
+ * given up. */
 void ox__panic_payload_hand(struct ox_panic_payload *payload, struct ox_panic_payload **want);
 
 /* ---- used by the task runtime ----
