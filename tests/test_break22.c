@@ -110,7 +110,7 @@ static void check_record(void *const *want, const uint16_t *levels, uint32_t n, 
         ox_test_fail(__FILE__, line, "depth %u, want %u", s->depth, n);
     if (s->depth > s->capacity)
         ox_test_fail(__FILE__, line, "depth %u past capacity %u", s->depth, s->capacity);
-    if (s->entries == s->inline_entries && s->capacity > OX__TASK_UNWIND_INLINE)
+    if (s->entries == ox__unwind_inline(s) && s->capacity > OX__TASK_UNWIND_INLINE)
         ox_test_fail(__FILE__, line, "a task record with %u entries inline", s->capacity);
     for (uint32_t i = 0; i < n; i++) {
         if (s->entries[i].object != want[i])
@@ -185,7 +185,7 @@ static void *nest_task(void *arg)
     ox__unwind_state *s = ox__unwind_current();
     CHECK_EQ(s->depth, 0u);
     CHECK_EQ(s->capacity, (uint32_t)OX__TASK_UNWIND_INLINE);
-    CHECK(s->entries == s->inline_entries);
+    CHECK(s->entries == ox__unwind_inline(s));
     n->base = s->level;
     void *want[DEEP];
     uint16_t levels[DEEP];

@@ -101,7 +101,7 @@ static void check_entries(struct fields *f)
 static void dirty_next_slot(void)
 {
     ox__unwind_state *s = ox__unwind_current();
-    if (s->entries != NULL && s->depth < s->capacity)
+    if (s->depth < s->capacity)
         memset(&s->entries[s->depth], 0xa5, sizeof s->entries[0]);
 }
 

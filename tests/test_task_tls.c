@@ -381,7 +381,7 @@ INLINE void check_deep_record(const ox_mutex *locks, int held, int line)
     for (int i = 0; i < held; i++)
         if (s->entries[i + 1].object != &locks[i])
             ox_test_fail(__FILE__, line, "entry %d is not lock %d", i + 1, i);
-    if (s->depth > OX__TASK_UNWIND_INLINE && s->entries == s->inline_entries)
+    if (s->depth > OX__TASK_UNWIND_INLINE && s->entries == ox__unwind_inline(s))
         ox_test_fail(__FILE__, line, "%u entries inline: a task record has room for %d", s->depth,
                      OX__TASK_UNWIND_INLINE);
 }
@@ -399,7 +399,7 @@ static void *hold_deep_then_panic(void *arg)
     ox__unwind_state *s = ox__unwind_current();
     CHECK_EQ(s->depth, 0u);
     CHECK_EQ(s->capacity, (uint32_t)OX__TASK_UNWIND_INLINE);
-    CHECK(s->entries == s->inline_entries);
+    CHECK(s->entries == ox__unwind_inline(s));
     ox_cleanup_push(count_cleanup, &deep_cleanups[index]);
     for (int i = 0; i < DEEP; i++) {
         CHECK_EQ(ox_mutex_lock(&locks[i]), 0);

@@ -61,19 +61,38 @@ static inline bool ox__entry_is_lock(const ox__unwind_entry *e)
 
 typedef struct ox__catch_frame ox__catch_frame;
 
+/* Below the first entry of the live record's entries is one more slot:
+ * the bottom, whose object is ox__unwind_bottom, where no lock can be. An
+ * unlock then compares its lock with the newest entry's object without
+ * first testing that the depth is not 0: with no entry it reads the
+ * bottom, which matches no lock, not even a NULL one, so the depth never
+ * drops below 0. The bottom is slot 0 of the live record's slots, slot 0
+ * of a heap array, or, before a thread's first entry, ox__unwind_bottom
+ * itself, an array of the bottom alone. (A saved task record's slot 0 is
+ * never read: its inline entries are copied into the live record's.) */
+extern ox__unwind_entry ox__unwind_bottom[1];
+
 typedef struct ox__unwind_state {
-    ox__unwind_entry *entries; /* inline_entries, or a heap array once deeper */
+    /* slots + 1; a heap array's second slot once deeper; or
+     * ox__unwind_bottom + 1 with capacity 0 before the first entry. */
+    ox__unwind_entry *entries;
     uint32_t depth;
     uint32_t capacity;
     uint16_t level;     /* active catch frames */
     uint16_t panicking; /* running panic cleanups right now */
     ox__catch_frame *catch_top;
-    ox__unwind_entry inline_entries[OX__UNWIND_INLINE];
+    /* The bottom, then the inline entries. */
+    ox__unwind_entry slots[1 + OX__UNWIND_INLINE];
 } ox__unwind_state;
 
+/* s's inline entries: its slots above the bottom. */
+static inline ox__unwind_entry *ox__unwind_inline(ox__unwind_state *s)
+{
+    return &s->slots[1];
+}
+
 /* The live record starts a cache line, so that no entry (32 bytes) is
- * split across two lines, and the header shares its line with the first
- * entry. Left to the linker, the record fell 24 bytes into a line: the
+ * split across two lines. Left to the linker, the record fell 24 bytes into a line: the
  * first entry's 16-byte store of object and ops was split in two lines,
  * which cost an uncontended lock and unlock 0.5 ns of its 14 on AMD Zen 5
  * (docs/bench.md, session 21). */
@@ -139,7 +158,7 @@ static inline void ox__held_record(void *lock, const ox__lock_ops *ops, uint16_t
 {
     ox__unwind_state *s = ox__unwind_current();
     if (OX_UNLIKELY(s->depth == s->capacity))
-        ox__unwind_grow(); /* also sets entries on a thread's first lock */
+        ox__unwind_grow(); /* also on a thread's first entry */
     ox__unwind_entry *e = &s->entries[s->depth++];
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     /* The entry as two 16-byte stores (object and ops; file, line, level
@@ -198,11 +217,15 @@ static inline void ox__held_push_try(void *lock, const ox__lock_ops *ops, const 
     ox__held_record(lock, ops, 0, file, line);
 }
 
-/* Whether s's newest entry is lock. A cleanup's entry has a NULL object:
- * comparing the object is enough to tell a lock's entry from it. */
-static inline bool ox__held_top_is(const ox__unwind_state *s, const void *lock)
+/* The index of s's newest entry, or -1 (the bottom's) if it has none.
+ * The unlocks compare that entry and store the index as the new depth,
+ * so that the store's value comes straight from the load of the depth:
+ * decrementing the depth after the compare cost an uncontended lock and
+ * unlock 6% (3.00 ns against 2.82 on AMD Zen 5; docs/bench.md, session
+ * 35). The depth never nears INT32_MAX: each entry is 32 bytes. */
+static inline int32_t ox__held_newest(const ox__unwind_state *s)
 {
-    return s->depth > 0 && s->entries[s->depth - 1].object == lock;
+    return (int32_t)(s->depth - 1);
 }
 
 /* Forgets the calling thread's newest entry if it is lock held through
@@ -214,20 +237,23 @@ static inline bool ox__held_top_is(const ox__unwind_state *s, const void *lock)
 static inline bool ox__held_drop_if_top(const void *lock, const ox__lock_ops *ops)
 {
     ox__unwind_state *s = ox__unwind_current();
-    if (OX_LIKELY(ox__held_top_is(s, lock) && s->entries[s->depth - 1].u.lock_ops == ops)) {
-        s->depth--;
+    int32_t newest = ox__held_newest(s);
+    if (OX_LIKELY(s->entries[newest].object == lock && s->entries[newest].u.lock_ops == ops)) {
+        s->depth = (uint32_t)newest;
         return true;
     }
     return false;
 }
 
 /* Forgets that the calling thread holds lock. Returns false if it did not
- * hold it (the caller reports the misuse). */
+ * hold it (the caller reports the misuse). A cleanup's entry has a NULL
+ * object: comparing the object is enough to tell a lock's entry from it. */
 static inline bool ox__held_remove(const void *lock)
 {
     ox__unwind_state *s = ox__unwind_current();
-    if (OX_LIKELY(ox__held_top_is(s, lock))) {
-        s->depth--;
+    int32_t newest = ox__held_newest(s);
+    if (OX_LIKELY(s->entries[newest].object == lock)) {
+        s->depth = (uint32_t)newest;
         return true;
     }
     return ox__unwind_remove_slow(s, lock);

@@ -25,24 +25,37 @@ struct ox__catch_frame {
     ox_panic_payload *volatile landing;
 };
 
+/* Whether s's entries are a heap array (its slot 0, the bottom, is
+ * entries[-1]). */
+static bool entries_on_heap(ox__unwind_state *s)
+{
+    return s->entries != ox__unwind_inline(s) && s->entries != ox__unwind_bottom + 1;
+}
+
+static void free_entries(ox__unwind_state *s)
+{
+    if (entries_on_heap(s))
+        free(s->entries - 1);
+}
+
 void ox__unwind_grow(void)
 {
     ox__unwind_state *s = ox__unwind_current();
-    if (s->entries == NULL) {
-        s->entries = s->inline_entries;
+    if (s->capacity == 0) { /* the thread's first entry; slot 0 is the bottom from the start */
+        s->entries = ox__unwind_inline(s);
         s->capacity = OX__UNWIND_INLINE;
         return;
     }
     ox__unit_exit_arm(); /* so a thread oxide did not start frees it too */
     uint32_t capacity = s->capacity * 2;
-    ox__unwind_entry *grown = malloc(capacity * sizeof *grown);
+    ox__unwind_entry *grown = malloc((1 + (size_t)capacity) * sizeof *grown);
     if (grown == NULL)
         ox_abort("ox__held_push", "out of memory for the held-lock record (%u entries)",
                  s->capacity);
-    memcpy(grown, s->entries, s->depth * sizeof *grown);
-    if (s->entries != s->inline_entries)
-        free(s->entries);
-    s->entries = grown;
+    grown[0] = (ox__unwind_entry){.object = ox__unwind_bottom};
+    memcpy(grown + 1, s->entries, s->depth * sizeof *grown);
+    free_entries(s);
+    s->entries = &grown[1];
     s->capacity = capacity;
 }
 
@@ -337,7 +350,7 @@ void ox__unwind_and_land(ox_panic_payload *payload)
  * cost a task spawn and join 8% of its time. */
 static void empty_header(ox__unwind_state *s)
 {
-    s->entries = NULL;
+    s->entries = ox__unwind_bottom + 1;
     s->depth = 0;
     s->capacity = 0;
     s->level = 0;
@@ -358,10 +371,9 @@ static void move_record(ox__unwind_state *to, ox__unwind_state *from)
     to->level = from->level;
     to->panicking = from->panicking;
     to->catch_top = from->catch_top;
-    if (from->entries == from->inline_entries) {
-        memcpy(to->inline_entries, from->inline_entries,
-               from->depth * sizeof to->inline_entries[0]);
-        to->entries = to->inline_entries;
+    if (from->entries == ox__unwind_inline(from)) {
+        memcpy(ox__unwind_inline(to), from->entries, from->depth * sizeof from->entries[0]);
+        to->entries = ox__unwind_inline(to);
     }
     empty_header(from);
 }
@@ -375,8 +387,7 @@ void ox__unwind_switch(ox__unwind_state *save_live_to, ox__unwind_state *load_fr
 
 void ox__unwind_free(ox__unwind_state *s)
 {
-    if (s->entries != s->inline_entries)
-        free(s->entries);
+    free_entries(s);
     empty_header(s);
 }
 
@@ -398,9 +409,8 @@ static void release_record(bool check_locks)
     }
     /* Cleanups still pushed at exit are simply forgotten, like
      * pthread_cleanup_push records of a returning thread. */
-    if (s->entries != s->inline_entries)
-        free(s->entries);
-    s->entries = NULL;
+    free_entries(s);
+    s->entries = ox__unwind_bottom + 1;
     s->depth = 0;
     s->capacity = 0;
 }

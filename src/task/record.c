@@ -40,30 +40,31 @@
  * travels with the record into the live one and back (unwind.c's
  * move_record), so a task's fifth entry moves them all to the heap. */
 #define RECORD_BYTES                                                                               \
-    (offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries) +                      \
-     OX__TASK_UNWIND_INLINE * sizeof(ox__unwind_entry))
+    (offsetof(ox_task, unwind) + offsetof(ox__unwind_state, slots) +                               \
+     (1 + OX__TASK_UNWIND_INLINE) * sizeof(ox__unwind_entry))
 /* Records start on a cache line of their own: two workers write
  * neighbouring tasks' records. */
 #define RECORD_SIZE ox__cache_lines(RECORD_BYTES)
 
-/* Every field zero, but for the unwind record's inline entries, which
- * are read only below its depth (0 after ox__unwind_free); and the
- * record's own inline capacity. */
+/* Every field zero, but for the unwind record's bottom and inline
+ * entries: they are read only below its depth (0 after ox__unwind_free),
+ * and the bottom only in the live record, into which a task's inline
+ * entries are copied (unwind.c's move_record); and the record's own inline
+ * capacity. */
 static void reset(ox_task *t)
 {
     _Static_assert(offsetof(ox_task, unwind) + sizeof(ox__unwind_state) == sizeof(ox_task) &&
-                       offsetof(ox__unwind_state, inline_entries) +
-                               sizeof(((ox__unwind_state *)0)->inline_entries) ==
+                       offsetof(ox__unwind_state, slots) + sizeof(((ox__unwind_state *)0)->slots) ==
                            sizeof(ox__unwind_state),
                    "the inline entries end the record");
-    _Static_assert((offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries) - 1) /
+    _Static_assert((offsetof(ox_task, unwind) + offsetof(ox__unwind_state, slots) - 1) /
                                OX__CACHE_LINE -
                            offsetof(ox_task, ctx) / OX__CACHE_LINE <=
                        1,
                    "what a switch touches spans two cache lines at most (task_internal.h)");
     _Static_assert(OX__TASK_UNWIND_INLINE <= OX__UNWIND_INLINE, "a task's inline entries fit");
-    memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, inline_entries));
-    t->unwind.entries = t->unwind.inline_entries;
+    memset(t, 0, offsetof(ox_task, unwind) + offsetof(ox__unwind_state, slots));
+    t->unwind.entries = ox__unwind_inline(&t->unwind);
     t->unwind.capacity = OX__TASK_UNWIND_INLINE;
 }
 

@@ -12,9 +12,11 @@
 /* The running unit's held-lock and unwind record (unit.h): here, below
  * the panic layer that fills it and the parking layer that reads it for
  * the blocked dump. */
-_Thread_local _Alignas(OX__UNWIND_ALIGN) ox__unwind_state ox__unwind OX__TLS_FAST;
+ox__unwind_entry ox__unwind_bottom[1] = {{.object = ox__unwind_bottom}};
+_Thread_local _Alignas(OX__UNWIND_ALIGN) ox__unwind_state ox__unwind OX__TLS_FAST = {
+    .entries = ox__unwind_bottom + 1, .slots[0].object = ox__unwind_bottom};
 _Static_assert(OX__UNWIND_ALIGN % sizeof(ox__unwind_entry) == 0 &&
-                   offsetof(ox__unwind_state, inline_entries) % sizeof(ox__unwind_entry) == 0,
+                   offsetof(ox__unwind_state, slots) % sizeof(ox__unwind_entry) == 0,
                "no inline entry of the live record straddles a cache line (unwind_record.h)");
 
 ox__unwind_state *ox__unwind_current_slow(void)
