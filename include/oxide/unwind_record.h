@@ -92,10 +92,10 @@ static inline ox__unwind_entry *ox__unwind_inline(ox__unwind_state *s)
 }
 
 /* The live record starts a cache line, so that no entry (32 bytes) is
- * split across two lines. Left to the linker, the record fell 24 bytes into a line: the
- * first entry's 16-byte store of object and ops was split in two lines,
- * which cost an uncontended lock and unlock 0.5 ns of its 14 on AMD Zen 5
- * (docs/bench.md, session 21). */
+ * split across two lines. Left to the linker, the record fell 24 bytes
+ * into a line: the first entry's 16-byte store of object and ops was split
+ * in two lines, which cost an uncontended lock and unlock 0.5 ns of its 14
+ * on AMD Zen 5 (docs/bench.md, session 21). */
 #define OX__UNWIND_ALIGN 64
 
 /* initial-exec unless OX_DLOPEN_SAFE: see OX__TLS_FAST in base.h. */
