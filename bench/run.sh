@@ -149,7 +149,10 @@ for w in $workloads; do
         r=$((r + 1))
     done
     # Per implementation, in order of first appearance: the median (the
-    # upper one of an even count, as the harnesses pick).
+    # upper one of an even count, as the harnesses pick). Then, on a
+    # comment line, each one's fastest and slowest round: with LOAD a
+    # row's rounds can swing several-fold, and a median read without its
+    # spread claims more than it shows.
     awk -F '\t' '
         NF == 3 { if (!($2 in n)) order[k++] = $2; v[$2, n[$2]++] = $3 }
         END {
@@ -159,7 +162,10 @@ for w in $workloads; do
                 for (a = 1; a < n[m]; a++)
                     for (b = a; b > 0 && s[b - 1] > s[b]; b--) { t = s[b]; s[b] = s[b - 1]; s[b - 1] = t }
                 printf "%s\t%s\t%.1f\n", workload, m, s[int(n[m] / 2)]
+                spread = spread sprintf("\t%s %.1f-%.1f", m, s[0], s[n[m] - 1])
             }
+            if (k > 0)
+                printf "# rounds\t%s%s\n", workload, spread
         }' workload="$w" "$tmp/samples" | tee -a "$tmp/medians"
     # Skip notes and failures once each, not once per round.
     awk '!seen[$0]++' "$tmp/notes" >&2
@@ -171,6 +177,7 @@ done
 if [ -s "$tmp/medians" ]; then
     echo "# oxide / the fastest OS-thread peer (task_: the fastest peer, Go and Tokio too):"
     awk -F '\t' '
+        /^#/ { next }
         $2 == "oxide" { oxide[$1] = $3; order[k++] = $1; next }
         $1 !~ /^task_/ && ($2 == "go" || $2 == "tokio") { next }
         !($1 in best) || $3 + 0 < best[$1] + 0 { best[$1] = $3 + 0; who[$1] = $2 }
