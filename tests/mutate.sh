@@ -57,10 +57,14 @@ mul() { awk "BEGIN { print $1 * $2 }"; }
 # cut short: here it is 10 s, so that a mutated test reaches its full count
 # wherever it can, not only its minimum.
 export OX_TEST_BUDGET_S="${OX_TEST_BUDGET_S:-10}"
-run() { # suite, timeout scale, test name substrings...
+# A subshell each, so that a mutation's env words end with its run.
+run() ( # suite, timeout scale, env words, test name substrings...
     suite=$1
     scale=$(mul "$2" "${OX_TEST_TIMEOUT_SCALE:-1}")
-    shift 2
+    for word in $3; do # NAME=VALUE words, checked by apply.pl
+        export "${word?}"
+    done
+    shift 3
     if [ "$suite" = tsan ]; then
         (cd "$tree" && OX_TEST_SCALE=0.25 OX_TEST_TIMEOUT_SCALE=$(mul "$scale" 4) \
             TSAN_OPTIONS="halt_on_error=1" build/tsan/tests/oxide-tests -x -j "$JOBS" "$@")
@@ -69,7 +73,7 @@ run() { # suite, timeout scale, test name substrings...
     else
         (cd "$tree" && OX_TEST_TIMEOUT_SCALE=$scale build/plain/tests/oxide-tests -x -j "$JOBS" "$@")
     fi >"$log" 2>&1
-}
+)
 
 caught=0
 failed=0
@@ -112,18 +116,18 @@ for m in $muts; do
         while [ $attempt -lt 3 ]; do
             attempt=$((attempt + 1))
             # shellcheck disable=SC2086
-            run "$suite" "$($apply "$m" timeout_scale)" $tests
+            run "$suite" "$($apply "$m" timeout_scale)" "$($apply "$m" env)" $tests
             status=$?
             summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
             by=$(grep '^FAIL ' "$log" | head -n 1 | cut -d' ' -f2)
             case $summary in
             '' | '0 passed, 0 failed') break ;;
             esac
-            if [ $status -ne 0 ] && [ -n "$by" ]; then
+            if [ "$status" -ne 0 ] && [ -n "$by" ]; then
                 break
             fi
         done
-        if [ $status -ne 0 ] && [ -n "$by" ]; then
+        if [ "$status" -ne 0 ] && [ -n "$by" ]; then
             echo "ok   mutation $name ($suite): caught by $by ($(($(date +%s) - t0)) s)"
             caught=$((caught + 1))
         elif [ -z "$summary" ]; then

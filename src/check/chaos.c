@@ -7,6 +7,7 @@
 #include "../sys/sys.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,6 +54,28 @@ static uint64_t env_number(const char *name, uint64_t fallback)
     return n;
 }
 
+/* The calling thread's stream, drawn on its first chaos point. */
+static void ensure_stream(void)
+{
+    if (!rng_ready) {
+        /* Relaxed: only the uniqueness of the stream number matters. */
+        uint64_t stream = atomic_fetch_add_explicit(&next_stream, 1, memory_order_relaxed);
+        rng_state = splitmix64(chaos_seed + stream) | 1; /* xorshift needs non-zero */
+        rng_ready = true;
+    }
+}
+
+/* A forked child inherits its forking thread's stream as it stands: without
+ * this step, a test that forks a child per run would give every child the
+ * same draws, and a point would be perturbed in all of them or in none.
+ * The step is taken in the parent, so a replay with the seed forks the
+ * same children. */
+static void step_the_stream_before_fork(void)
+{
+    ensure_stream();
+    (void)next_random();
+}
+
 __attribute__((constructor(101))) static void chaos_init(void)
 {
     uint64_t clock_seed = splitmix64((uint64_t)ox__sys_monotonic_ns()) % 1000000000u;
@@ -61,16 +84,12 @@ __attribute__((constructor(101))) static void chaos_init(void)
     chaos_rate = rate == 0 ? 1 : (unsigned)rate;
     fprintf(stderr, "oxide chaos: seed %" PRIu64 " (replay with OX_CHAOS_SEED=%" PRIu64 ")\n",
             chaos_seed, chaos_seed);
+    pthread_atfork(step_the_stream_before_fork, NULL, NULL);
 }
 
 void ox__chaos_point(void)
 {
-    if (!rng_ready) {
-        /* Relaxed: only the uniqueness of the stream number matters. */
-        uint64_t stream = atomic_fetch_add_explicit(&next_stream, 1, memory_order_relaxed);
-        rng_state = splitmix64(chaos_seed + stream) | 1; /* xorshift needs non-zero */
-        rng_ready = true;
-    }
+    ensure_stream();
     uint64_t r = next_random();
     if (r % chaos_rate != 0)
         return;

@@ -17,6 +17,7 @@
 
 #include "oxide/panic.h"
 
+#include "../check/chaos.h"
 #include "../panic/unwind.h"
 #include "../thread/park.h"
 
@@ -137,6 +138,7 @@ static void claim_the_value(ox__arc_header *h, const void *payload, const char *
      * uses of the payload happen-before ours (Rust's Arc::drop has a fence
      * instead; ThreadSanitizer sees this one). Relaxed on failure: only
      * the message reads the count. */
+    OX__CHAOS_POINT(); /* a stray clone and drop may run here */
     if (!atomic_compare_exchange_strong_explicit(&h->strong, &last, OX__ARC_DEAD,
                                                  memory_order_acquire, memory_order_relaxed))
         abort_on_count(payload, last, function);

@@ -3,8 +3,8 @@
 # and applies it to a copy of the tree, or prints its fields.
 #   apply.pl MUTATION TREE      apply every substitution under TREE
 #   apply.pl MUTATION --check   only check that each still applies (to .)
-#   apply.pl MUTATION FIELD     print a field: tests, suite, timeout_scale or
-#                               files
+#   apply.pl MUTATION FIELD     print a field: tests, suite, timeout_scale, env
+#                               or files
 # An exact-text substitution whose "from" text is not found exactly once in
 # its file fails loudly: the code moved on and the mutation must be
 # rewritten, not silently skipped or applied in the wrong place.
@@ -29,7 +29,7 @@ while (my $line = <$fh>) {
     if ($line =~ /^@@ from (\S+)$/) {
         $cur = {file => $1, from => '', to => ''};
         $mode = 'from';
-    } elsif ($line =~ /^(tests|suite|timeout_scale):\s*(.*?)\s*$/) {
+    } elsif ($line =~ /^(tests|suite|timeout_scale|env):\s*(.*?)\s*$/) {
         $field{$1} = $2;
     } else {
         die "mutate: $name: cannot parse: $line";
@@ -40,11 +40,14 @@ die "mutate: $name: no substitution\n" unless @subs;
 die "mutate: $name: no 'tests:' line\n" unless $field{tests};
 $field{suite} //= 'plain';
 $field{timeout_scale} //= 1;
+$field{env} //= '';
 die "mutate: $name: timeout_scale must be a positive number\n"
   unless $field{timeout_scale} =~ /^[0-9]*\.?[0-9]+$/ && $field{timeout_scale} > 0;
 die "mutate: $name: suite must be plain, tsan or chaos\n" unless $field{suite} =~ /^(plain|tsan|chaos)$/;
+die "mutate: $name: env must be NAME=VALUE words\n"
+  unless $field{env} =~ /^(\s*OX_[A-Z0-9_]+=[A-Za-z0-9_.]+)*\s*$/;
 
-if ($arg =~ /^(tests|suite|timeout_scale)$/) { print "$field{$arg}\n"; exit 0; }
+if ($arg =~ /^(tests|suite|timeout_scale|env)$/) { print "$field{$arg}\n"; exit 0; }
 if ($arg eq 'files') { my %s; print "$_\n" for grep { !$s{$_}++ } map { $_->{file} } @subs; exit 0; }
 
 my $tree = $arg eq '--check' ? '.' : $arg;
