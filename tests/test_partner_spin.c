@@ -1,8 +1,9 @@
 /* How long a partner wait spins (src/thread/backoff.c): each thread learns
  * it from how its partner waits ended. Answered after a yield: a step less
  * (the partner ran on this CPU, and the spin only kept it waiting).
- * Answered within the spin: the full spin. Parked: no change. A shortened
- * spin now and then probes with the full one.
+ * Answered within the spin, or lost to rivals on its side: the full spin.
+ * Parked: no change. A shortened spin now and then probes with the full
+ * one.
  * White box: each test runs in a thread of its own (fresh thread-locals)
  * and ends its waits by hand, as a channel's wait would: it stops calling
  * ox__backoff_snooze_partner when the answer has come. */
@@ -205,4 +206,53 @@ static void *probe_answered_at_the_end(void *arg)
 OX_TEST_OPTS(partner_spin_probe_answered_after_its_last_step_leaves_probes_on, .timeout_s = 30)
 {
     ox_test_run_named("probe-at-the-end", probe_answered_at_the_end, NULL);
+}
+
+/* A wait that lost its answers to rivals on its side (several senders on a
+ * bounded(1) channel) brings the full spin back, however it ended: its
+ * yields may have run the rivals, not a partner (chan_mpsc_bounded1 spun
+ * to nothing and yielded ~200 000 times a run without this). */
+static void *lost_to_rivals(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    shrink_to(&b, 3);
+    (void)answered_after_a_yield(&b); /* or parked: the same here */
+    ox__backoff_partner_wait_lost_to_rivals(&b);
+    CHECK_EQ(wait_starts(&b), FULL_SPIN);
+    CHECK(!b.probe);
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_is_whole_again_after_a_wait_lost_to_rivals, .timeout_s = 30)
+{
+    ox_test_run_named("rivals", lost_to_rivals, NULL);
+}
+
+/* Only a partner wait's loss counts: a backoff that never started a
+ * partner spin leaves the lesson of the thread's last partner wait. */
+static void *rivals_of_another_wait(void *arg)
+{
+    (void)arg;
+    ox__backoff b;
+    shrink_to(&b, 3);
+    int64_t give_up = ox_instant_now().ns + OX_SECS(DRIVE_S);
+    for (;;) {
+        CHECK(ox_instant_now().ns < give_up);
+        unsigned before = b.spin_steps;
+        bool was_probe = b.probe;
+        bool after_a_yield = answered_after_a_yield(&b); /* else it parked */
+        ox__backoff not_a_partner_wait = {0};
+        ox__backoff_partner_wait_lost_to_rivals(&not_a_partner_wait);
+        unsigned steps = wait_starts(&b);
+        if (after_a_yield && !was_probe && !b.probe && before > 0) {
+            CHECK_EQ(steps, before - 1);
+            return NULL;
+        }
+    }
+}
+
+OX_TEST_OPTS(partner_spin_ignores_rivals_of_a_wait_that_is_no_partner_wait, .timeout_s = 30)
+{
+    ox_test_run_named("rivals-elsewhere", rivals_of_another_wait, NULL);
 }

@@ -198,9 +198,16 @@ static size_t messages_between(const ox__chan *c, size_t head, size_t tail)
     return (tail & ~c->mark_bit) == head ? 0 : c->cap;
 }
 
+/* The position at tail (head), without the disconnect mark: where a wait
+ * starts. Relaxed: a hint, as below. */
+static size_t position(const ox__chan *c, const _Atomic size_t *pos)
+{
+    return atomic_load_explicit(pos, memory_order_relaxed) & ~c->mark_bit;
+}
+
 /* The first wait of a blocking send (receive) that found the ring full
- * (empty): spins while the slot at tail (head) still holds the stamp that
- * says so, tail - lag (head - lag), polling it at every pause for at most the
+ * (empty) at position p: spins while the slot at p still holds the stamp
+ * that says so, p - lag, polling it at every pause for at most the
  * backoff's spin phase.
  *
  * Why not re-run start_send / start_recv after each backoff step, as
@@ -213,13 +220,11 @@ static size_t messages_between(const ox__chan *c, size_t head, size_t tail)
  * retries also notices it sooner. A disconnect does not touch the stamp: the
  * retry after the spin sees the mark. Relaxed: only a hint; the retry loads
  * the stamp again with acquire. */
-static void spin_while_slot_unchanged(const ox__chan *c, const _Atomic size_t *pos, size_t lag,
-                                      ox__backoff *b)
+static void spin_while_slot_unchanged(const ox__chan *c, size_t p, size_t lag, ox__backoff *b)
 {
     OX__CHAOS_POINT();
     if (ox__park_unit_get() != NULL)
         return; /* a task: the other side may be queued behind us (pace.c) */
-    size_t p = atomic_load_explicit(pos, memory_order_relaxed) & ~c->mark_bit;
     _Atomic size_t *stamp = stamp_of(slot_at(c, p & (c->mark_bit - 1)));
     if (atomic_load_explicit(stamp, memory_order_relaxed) + lag != p)
         return; /* not a wait: no spin to decide */
@@ -289,11 +294,14 @@ OX_COLD static int send_slow(ox__chan *c, const void *msg, bool block, ox_instan
     size_t stamp;
     for (;;) {
         ox__backoff b = {0};
+        size_t waited_at = position(c, &c->tail);
         if (block) /* full: the slot's stamp is tail - (one_lap - 1) */
-            spin_while_slot_unchanged(c, &c->tail, c->one_lap - 1, &b);
+            spin_while_slot_unchanged(c, waited_at, c->one_lap - 1, &b);
         for (;;) {
             int r = start_send(c, &slot, &stamp);
             if (r == RESERVED) {
+                if (stamp - 1 != waited_at) /* other senders took the slot first */
+                    ox__backoff_partner_wait_lost_to_rivals(&b);
                 write_slot(c, slot, stamp, msg);
                 return 0;
             }
@@ -331,11 +339,14 @@ OX_COLD static int recv_slow(ox__chan *c, void *out, bool block, ox_instant dead
     bool paced = c->cap < 8;
     for (;;) {
         ox__backoff b = {0};
+        size_t waited_at = position(c, &c->head);
         if (block && paced) /* empty: the slot's stamp is head */
-            spin_while_slot_unchanged(c, &c->head, 0, &b);
+            spin_while_slot_unchanged(c, waited_at, 0, &b);
         for (;;) {
             int r = start_recv(c, &slot, &stamp);
             if (r == RESERVED) {
+                if (stamp - c->one_lap != waited_at) /* other receivers took it first */
+                    ox__backoff_partner_wait_lost_to_rivals(&b);
                 read_slot(c, slot, stamp, out);
                 return 0;
             }

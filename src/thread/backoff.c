@@ -145,6 +145,14 @@ void ox__backoff_snooze(ox__backoff *b)
  *     run out while their partners run elsewhere (a rule that shortened
  *     the spin on those made chan_mpmc_bounded1 under two busy loops 2x
  *     slower).
+ *   - answered after rivals on its side took the answers before it (the
+ *     caller says so, ox__backoff_partner_wait_lost_to_rivals): the full
+ *     spin again, however it ended. Answers were coming from a partner
+ *     that runs, and a yield that let ours through may have run a rival,
+ *     not the partner. With four senders on a bounded(1) channel the
+ *     after-a-yield rule alone drove the senders' spins to nothing, and
+ *     they yielded ~200 000 times a run (chan_mpsc_bounded1 1.1-1.6x
+ *     crossbeam on a 2-vCPU EPYC VM whose CPUs pass a line slowly).
  * Now and then a shortened wait probes with the full spin (probe_gap.h),
  * so a thread whose partner has moved to another CPU finds the spin
  * again, and a probe on a shared CPU costs little. */
@@ -191,6 +199,14 @@ void ox__backoff_snooze_partner(ox__backoff *b)
     snooze(b, PARTNER_FULL_SPIN, 1, true);
     if (yields)
         last_partner_wait = ox__backoff_is_completed(b) ? ENDED_PARKED : ENDED_AFTER_YIELD;
+}
+
+void ox__backoff_partner_wait_lost_to_rivals(const ox__backoff *b)
+{
+    /* Only a partner wait set last_partner_wait: another wait's end would
+     * overwrite the lesson of the thread's previous one. */
+    if (b->partner)
+        last_partner_wait = ENDED_IN_SPIN;
 }
 
 void ox__backoff_snooze_lock(ox__backoff *b)

@@ -331,6 +331,12 @@ void ox__backoff_snooze(ox__backoff *b);
  * yields at once (backoff.c says why). */
 void ox__backoff_snooze_partner(ox__backoff *b);
 
+/* Says that the partner wait b, just answered, waited while rivals on its
+ * side took answers before it (several senders on a bounded(1) channel):
+ * its thread's next partner wait spins in full, however b ended
+ * (backoff.c says why). */
+void ox__backoff_partner_wait_lost_to_rivals(const ox__backoff *b);
+
 /* How many spin steps (1, 2, 4, ... pauses) the partner wait that b
  * belongs to takes before it yields, decided at the first call: for a
  * spin of one's own before ox__backoff_snooze_partner, which must call
