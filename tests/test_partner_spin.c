@@ -62,6 +62,14 @@ static void parked(ox__backoff *b)
         ox__backoff_snooze_partner(b);
 }
 
+/* Starts the next wait, which must spin in full and not as a probe: the
+ * thread has been taught the full spin. */
+static void next_wait_spins_in_full(ox__backoff *b)
+{
+    CHECK_EQ(wait_starts(b), FULL_SPIN);
+    CHECK(!b->probe);
+}
+
 /* Answers waits after a yield until a wait starts with `target` spin
  * steps; leaves b at that wait's start. Probes (full spins whose answer
  * also came after a yield) are passed over. */
@@ -100,8 +108,7 @@ static void *restored(void *arg)
     ox__backoff b;
     shrink_to(&b, 3);
     answered_within_the_spin(&b);
-    CHECK_EQ(wait_starts(&b), FULL_SPIN);
-    CHECK(!b.probe);
+    next_wait_spins_in_full(&b);
     return NULL;
 }
 
@@ -149,8 +156,7 @@ static void *probes(void *arg)
     }
     CHECK_EQ(b.spin_steps, FULL_SPIN);
     answered_within_the_spin(&b); /* the partner answers on another CPU now */
-    CHECK_EQ(wait_starts(&b), FULL_SPIN);
-    CHECK(!b.probe);
+    next_wait_spins_in_full(&b);
     return NULL;
 }
 
@@ -171,8 +177,7 @@ static void *answered_at_the_end(void *arg)
     CHECK_EQ(wait_starts(&b), FULL_SPIN);
     shrink_to(&b, 3);
     answered_after_the_last_spin_step(&b);
-    CHECK_EQ(wait_starts(&b), FULL_SPIN);
-    CHECK(!b.probe);
+    next_wait_spins_in_full(&b);
     return NULL;
 }
 
@@ -197,8 +202,7 @@ static void *probe_answered_at_the_end(void *arg)
             (void)wait_starts(&b);
         }
         answered_after_the_last_spin_step(&b);
-        CHECK_EQ(wait_starts(&b), FULL_SPIN);
-        CHECK(!b.probe);
+        next_wait_spins_in_full(&b);
     }
     return NULL;
 }
@@ -219,8 +223,7 @@ static void *lost_to_rivals(void *arg)
     shrink_to(&b, 3);
     (void)answered_after_a_yield(&b); /* or parked: the same here */
     ox__backoff_partner_wait_lost_to_rivals(&b);
-    CHECK_EQ(wait_starts(&b), FULL_SPIN);
-    CHECK(!b.probe);
+    next_wait_spins_in_full(&b);
     return NULL;
 }
 

@@ -199,7 +199,9 @@ static size_t messages_between(const ox__chan *c, size_t head, size_t tail)
 }
 
 /* The position at tail (head), without the disconnect mark: where a wait
- * starts. Relaxed: a hint, as below. */
+ * starts. Relaxed: it orders nothing. A stale position only ends the spin
+ * below early (the retry re-reads everything) or misjudges whether rivals
+ * took the answers first. */
 static size_t position(const ox__chan *c, const _Atomic size_t *pos)
 {
     return atomic_load_explicit(pos, memory_order_relaxed) & ~c->mark_bit;

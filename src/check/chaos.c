@@ -7,7 +7,6 @@
 #include "../sys/sys.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -84,7 +83,7 @@ __attribute__((constructor(101))) static void chaos_init(void)
     chaos_rate = rate == 0 ? 1 : (unsigned)rate;
     fprintf(stderr, "oxide chaos: seed %" PRIu64 " (replay with OX_CHAOS_SEED=%" PRIu64 ")\n",
             chaos_seed, chaos_seed);
-    pthread_atfork(step_the_stream_before_fork, NULL, NULL);
+    ox__sys_atfork(step_the_stream_before_fork, NULL, NULL);
 }
 
 void ox__chaos_point(void)

@@ -44,8 +44,13 @@ $field{env} //= '';
 die "mutate: $name: timeout_scale must be a positive number\n"
   unless $field{timeout_scale} =~ /^[0-9]*\.?[0-9]+$/ && $field{timeout_scale} > 0;
 die "mutate: $name: suite must be plain, tsan or chaos\n" unless $field{suite} =~ /^(plain|tsan|chaos)$/;
-die "mutate: $name: env must be NAME=VALUE words\n"
-  unless $field{env} =~ /^(\s*OX_[A-Z0-9_]+=[A-Za-z0-9_.]+)*\s*$/;
+for my $word (split ' ', $field{env}) {
+    die "mutate: $name: env must be OX_NAME=VALUE words, apart: $word\n"
+      unless $word =~ /^OX_[A-Z0-9_]+=[A-Za-z0-9_.]+$/;
+    # mutate.sh sets these itself, from timeout_scale and the suite.
+    die "mutate: $name: env cannot set $1 (use timeout_scale)\n"
+      if $word =~ /^(OX_TEST_TIMEOUT_SCALE|OX_TEST_SCALE)=/;
+}
 
 if ($arg =~ /^(tests|suite|timeout_scale|env)$/) { print "$field{$arg}\n"; exit 0; }
 if ($arg eq 'files') { my %s; print "$_\n" for grep { !$s{$_}++ } map { $_->{file} } @subs; exit 0; }
