@@ -259,3 +259,75 @@ OX_TEST_OPTS(partner_spin_ignores_rivals_of_a_wait_that_is_no_partner_wait, .tim
 {
     ox_test_run_named("rivals-elsewhere", rivals_of_another_wait, NULL);
 }
+
+/* Through a real channel (src/chan/array.c's rivals check): a lone sender
+ * and a lone receiver on a bounded(1) channel never lose to a rival, so
+ * sharing one CPU, where each answer comes only after the waiter yields,
+ * both still learn a shorter spin (helper-71: a check that counted every
+ * wait as lost to rivals passed every channel test). Looking at the spin
+ * starts a wait that ends at once, which restores the full spin: each
+ * round of messages must shorten it again. */
+enum { MESSAGES_A_ROUND = 64, ROUNDS = 400 };
+
+typedef struct one_cpu_pair {
+    ox_sender *tx;
+    ox_receiver *rx;
+    int cpu;
+    _Atomic bool sender_shortened, receiver_shortened;
+} one_cpu_pair;
+
+/* Whether the thread's next partner wait, looked at now, spins less than
+ * in full (a probe tells nothing). */
+static bool spin_is_short(void)
+{
+    ox__backoff b;
+    unsigned steps = wait_starts(&b);
+    return !b.probe && steps < FULL_SPIN;
+}
+
+static bool both_shortened(one_cpu_pair *p)
+{
+    return atomic_load(&p->sender_shortened) && atomic_load(&p->receiver_shortened);
+}
+
+/* Sends rounds of messages until both sides have seen a short spin, or
+ * ROUNDS; then hangs up. */
+static void *sender_side(void *arg)
+{
+    one_cpu_pair *p = arg;
+    ox_test_pin(0, p->cpu);
+    for (int r = 0; r < ROUNDS && !both_shortened(p); r++) {
+        for (long i = 0; i < MESSAGES_A_ROUND; i++)
+            CHECK_EQ(ox_sender_send(p->tx, &i), 0);
+        if (spin_is_short())
+            atomic_store(&p->sender_shortened, true);
+    }
+    ox_sender_drop(p->tx);
+    return NULL;
+}
+
+static void *receiver_side(void *arg)
+{
+    one_cpu_pair *p = arg;
+    ox_test_pin(0, p->cpu);
+    long v;
+    for (long i = 0; ox_receiver_recv(p->rx, &v) == 0; i++) {
+        CHECK_EQ(v, i % MESSAGES_A_ROUND);
+        if (v == MESSAGES_A_ROUND - 1 && spin_is_short())
+            atomic_store(&p->receiver_shortened, true);
+    }
+    return NULL;
+}
+
+OX_TEST_OPTS(partner_spin_a_lone_sender_and_receiver_sharing_a_cpu_still_shorten_it,
+             .timeout_s = 60)
+{
+    one_cpu_pair p = {.cpu = ox_test_first_allowed_cpu()};
+    CHECK_EQ(ox_channel(sizeof(long), 1, &p.tx, &p.rx), 0);
+    ox_join_handle r = ox_test_spawn_named("receiver", receiver_side, &p);
+    ox_test_run_named("sender", sender_side, &p);
+    ox_test_join(&r);
+    ox_receiver_drop(p.rx);
+    CHECK(atomic_load(&p.sender_shortened));
+    CHECK(atomic_load(&p.receiver_shortened));
+}

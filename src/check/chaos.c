@@ -64,15 +64,29 @@ static void ensure_stream(void)
     }
 }
 
-/* A forked child inherits its forking thread's stream as it stands: without
- * this step, a test that forks a child per run would give every child the
- * same draws, and a point would be perturbed in all of them or in none.
- * The step is taken in the parent, so a replay with the seed forks the
- * same children. */
+/* A forked child would inherit its forking thread's stream as it stands,
+ * and the count of streams handed out: in a test that forks a child per
+ * run, every child's threads would make the same draws (a point perturbed
+ * in all children or in none), and successive children's forking threads
+ * shifted copies of one stream. So the parent steps its stream at each
+ * fork, and the child derives a seed of its own from where that stream
+ * stood, and starts handing out streams anew. Both follow from the seed:
+ * a replay forks the same children. (In the test binary oxide's own fork
+ * handlers draw in the parent as well, so there only the child's reseed
+ * is seen to matter; a process with no oxide thread yet has no such
+ * draws, and there the step is what tells its children apart.) */
 static void step_the_stream_before_fork(void)
 {
     ensure_stream();
     (void)next_random();
+}
+
+static void reseed_the_child(void)
+{
+    chaos_seed = splitmix64(chaos_seed ^ rng_state);
+    /* Relaxed: the child has one thread, this one. */
+    atomic_store_explicit(&next_stream, 0, memory_order_relaxed);
+    rng_ready = false;
 }
 
 __attribute__((constructor(101))) static void chaos_init(void)
@@ -83,13 +97,18 @@ __attribute__((constructor(101))) static void chaos_init(void)
     chaos_rate = rate == 0 ? 1 : (unsigned)rate;
     fprintf(stderr, "oxide chaos: seed %" PRIu64 " (replay with OX_CHAOS_SEED=%" PRIu64 ")\n",
             chaos_seed, chaos_seed);
-    ox__sys_atfork(step_the_stream_before_fork, NULL, NULL);
+    ox__sys_atfork(step_the_stream_before_fork, NULL, reseed_the_child);
+}
+
+uint64_t ox__chaos_draw(void)
+{
+    ensure_stream();
+    return next_random();
 }
 
 void ox__chaos_point(void)
 {
-    ensure_stream();
-    uint64_t r = next_random();
+    uint64_t r = ox__chaos_draw();
     if (r % chaos_rate != 0)
         return;
     r >>= 16;

@@ -12,8 +12,9 @@
  * The seed comes from OX_CHAOS_SEED (a decimal number) or, if unset, from
  * the clock; the process prints it on stderr at start-up
  *   oxide chaos: seed 1234 (replay with OX_CHAOS_SEED=1234)
- * Thread i (in the order threads first reach a chaos point) draws from the
- * stream seed + i. The OS scheduler still varies, so a replay re-creates
+ * Thread i (in the order threads first reach a chaos point or fork) draws
+ * from the stream seed + i; a forked child derives a seed of its own from
+ * its parent's (chaos.c). The OS scheduler still varies, so a replay re-creates
  * the same perturbation, which usually is enough to bring a failure back.
  * OX_CHAOS_RATE=N (default 32) perturbs about one point in N.
  *
@@ -40,8 +41,13 @@
 #ifndef OX_CHAOS_H
 #define OX_CHAOS_H
 
+#include <stdint.h>
+
 #ifdef OX_CHAOS
 void ox__chaos_point(void);
+/* The calling thread's next draw from its stream, as a point makes it
+ * (exposed for tests/test_chaos.c). */
+uint64_t ox__chaos_draw(void);
 #define OX__CHAOS_POINT() ox__chaos_point()
 #else
 #define OX__CHAOS_POINT() ((void)0)
