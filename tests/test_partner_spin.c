@@ -267,7 +267,7 @@ OX_TEST_OPTS(partner_spin_ignores_rivals_of_a_wait_that_is_no_partner_wait, .tim
  * wait as lost to rivals passed every channel test). Looking at the spin
  * starts a wait that ends at once, which restores the full spin: each
  * round of messages must shorten it again. */
-enum { MESSAGES_A_ROUND = 64, ROUNDS = 400 };
+enum { MESSAGES_A_ROUND = 8, ROUNDS = 3200 };
 
 typedef struct one_cpu_pair {
     ox_sender *tx;

@@ -44,12 +44,17 @@ $field{env} //= '';
 die "mutate: $name: timeout_scale must be a positive number\n"
   unless $field{timeout_scale} =~ /^[0-9]*\.?[0-9]+$/ && $field{timeout_scale} > 0;
 die "mutate: $name: suite must be plain, tsan or chaos\n" unless $field{suite} =~ /^(plain|tsan|chaos)$/;
-for my $word (split ' ', $field{env}) {
+# Split as mutate.sh's run() splits (on spaces and tabs): a word with any
+# other blank or control character in it fails the check below, instead
+# of being read here as two words and exported there as one.
+for my $word (split /[ \t]+/, $field{env}) {
     die "mutate: $name: env must be OX_NAME=VALUE words, apart: $word\n"
       unless $word =~ /^OX_[A-Z0-9_]+=[A-Za-z0-9_.]+$/;
-    # mutate.sh sets these itself, from timeout_scale and the suite.
-    die "mutate: $name: env cannot set $1 (use timeout_scale)\n"
-      if $word =~ /^(OX_TEST_TIMEOUT_SCALE|OX_TEST_SCALE)=/;
+    # run() sets these itself, and would override them silently.
+    die "mutate: $name: env cannot set OX_TEST_TIMEOUT_SCALE (use timeout_scale)\n"
+      if $word =~ /^OX_TEST_TIMEOUT_SCALE=/;
+    die "mutate: $name: env cannot set OX_TEST_SCALE in the tsan suite\n"
+      if $word =~ /^OX_TEST_SCALE=/ && $field{suite} eq 'tsan';
 }
 
 if ($arg =~ /^(tests|suite|timeout_scale|env)$/) { print "$field{$arg}\n"; exit 0; }
