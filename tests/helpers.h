@@ -76,13 +76,18 @@ int ox_test_first_allowed_cpu(void);
  * none. */
 int ox_test_other_allowed_cpu(int cpu);
 
-/* Two overlapping read locks, released: from then on l's readers take
- * slots (src/sync/rwlock.c, "Dispersed readers"). Checks that they do. */
+/* Ends l's bias to its readers (a write lock and unlock), if it has one:
+ * for tests of the counted and dispersed modes. */
+void ox_test_rwlock_end_bias(ox_rwlock *l);
+/* Two overlapping read locks, released, after ending a bias: from then on
+ * l's readers take slots (src/sync/rwlock.c, "Dispersed readers"). Checks
+ * that they do. */
 void ox_test_rwlock_disperse(ox_rwlock *l);
 /* Readers holding l through its count (not its slots). */
 uint32_t ox_test_rwlock_count(ox_rwlock *l);
-/* Whether the copy of DISPERSED that routes l's inline read is set; and
- * setting or clearing it by hand, as when it lags the bit. */
+/* Whether a copy that routes l's inline read away from the count is set
+ * (of DISPERSED or BIASED); and setting or clearing the copy of DISPERSED
+ * by hand, as when it lags the bit. */
 bool ox_test_rwlock_copy(ox_rwlock *l);
 void ox_test_rwlock_force_copy(ox_rwlock *l, bool set);
 /* Pins thread or process who (0: the calling thread) to that one CPU. */

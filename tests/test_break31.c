@@ -399,6 +399,7 @@ static void *write_times_out(void *arg)
 OX_TEST(break31_stale_dispersed_reader_on_a_gathered_lock_uses_the_count)
 {
     ox_rwlock l = OX_RWLOCK_INIT;
+    ox_test_rwlock_end_bias(&l);
     CHECK_EQ(ox__rwlock_read_dispersed(&l, __FILE__, __LINE__), 0);
     const ox__unwind_state *u = ox__unwind_current();
     CHECK(u->entries[u->depth - 1].u.lock_ops == &ox__rwlock_read_ops);
@@ -465,6 +466,7 @@ OX_TEST(break31_lock_at_an_old_address_reuses_its_traces)
     ox_test_pin(0, cpu);
     for (int round = 0; round < 3; round++) {
         ox_rwlock_init(&l);
+        ox_test_rwlock_end_bias(&l);
         CHECK_EQ(ox_rwlock_read(&l), 0);
         CHECK_EQ(ox_rwlock_read(&l), 0); /* overlap: dispersed */
         CHECK(state_of(&l) & OX__RW_DISPERSED);

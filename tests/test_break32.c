@@ -201,6 +201,7 @@ OX_TEST_OPTS(break32_writer_asleep_while_the_copy_flips_is_still_woken, .timeout
     for (int round = 0; round < 6; round++) {
         memset(&w, 0, sizeof w);
         ox_rwlock_init(&w.l);
+        ox_test_rwlock_end_bias(&w.l);
         w.timeout = (round % 2) ? OX_SECS(10) : 0;
         CHECK_EQ(ox_rwlock_read(&w.l), 0);
         ox_join_handle h = ox_thread_spawn(sleeper_writes, &w);
@@ -292,6 +293,7 @@ OX_TEST_OPTS(break32_reader_sent_to_slots_by_a_stale_copy_waits_for_the_writer, 
     for (int round = 0; round < 4; round++) {
         memset(&b, 0, sizeof b);
         ox_rwlock_init(&b.l);
+        ox_test_rwlock_end_bias(&b.l);
         if (round % 2)
             ox_test_rwlock_disperse(&b.l);
         gather(&b.l);
@@ -395,10 +397,13 @@ OX_TEST(break32_reinitialised_lock_forgets_the_copy)
         CHECK_EQ(ox_rwlock_read(&l), 0);
         ox_rwlock_read_unlock(&l); /* leaves a trace in this CPU's slot */
         ox_rwlock_destroy(&l);
-        if (round % 2)
+        if (round % 2) {
             memset(&l, 0, sizeof l);
-        else
-            ox_rwlock_init(&l);
+        } else {
+            ox_rwlock_init(&l); /* biased again, with the copy set */
+            CHECK(ox_test_rwlock_copy(&l));
+            ox_test_rwlock_end_bias(&l);
+        }
         CHECK(!ox_test_rwlock_copy(&l));
         CHECK_EQ(ox_rwlock_read(&l), 0);
         CHECK_EQ(ox_test_rwlock_count(&l), 1);

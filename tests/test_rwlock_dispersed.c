@@ -379,6 +379,7 @@ OX_TEST(rwlock_writer_wakes_leave_the_copy_alone)
     for (int round = 0; round < 10; round++) {
         memset(&w, 0, sizeof w);
         ox_rwlock_init(&w.l);
+        ox_test_rwlock_end_bias(&w.l);
         CHECK_EQ(ox_rwlock_read(&w.l), 0);
         uint32_t before = atomic_load(&w.l.writer_notify);
         ox_join_handle h = ox_thread_spawn(write_once, &w);

@@ -11,6 +11,13 @@
  * it would wait for) and aborts with a message, as it does for a thread
  * write-locking a lock it holds in any mode.
  *
+ * Biased to readers: a lock made by OX_RWLOCK_INIT or ox_rwlock_init starts
+ * biased. Its readers write the lock's address into a slot of their own
+ * thread and read the state, with no locked instruction on the way in, and
+ * its first writer makes every running thread of the process pass a memory
+ * barrier (membarrier on Linux: 1 to 50 us) before it looks at those slots.
+ * That writer ends the bias for good: from then on the lock works as below.
+ *
  * Readers that overlap: once two readers hold a lock at the same time, its
  * readers take a slot in their CPU's cache line of a table all rwlocks
  * share, instead of one count that every reader's CPU would write, and its
@@ -58,44 +65,88 @@ typedef struct ox_rwlock {
 } ox_rwlock;
 
 /* ---- private: what the inline fast paths below need (not API) ---- */
+
+/* BIASED, a bit of the state word: readers take a slot of their own thread
+ * (rwlock.c). Outside the C-only part: OX_RWLOCK_INIT sets it. */
+#define OX__RW_BIASED (1u << 25)
+/* writer_notify's low bits route the inline read, which looks there (below
+ * says why): DISPERSED, a copy of the state's bit; BIASED, set while the
+ * state's is. The wake count above them goes up in steps of 4. */
+#define OX__RW_NOTIFY_DISPERSED 1u
+#define OX__RW_NOTIFY_BIASED    2u
+
 #ifndef __cplusplus
 
 /* The state word (documented in src/sync/rwlock.c). */
 #define OX__RW_READER          1u
-#define OX__RW_READERS_MASK    ((1u << 26) - 1)
-#define OX__RW_READER_OVERFLOW (1u << 25)
+#define OX__RW_READERS_MASK    ((1u << 24) - 1)
+#define OX__RW_READER_OVERFLOW (1u << 23)
+#define OX__RW_OWN_SLOTS_USED  (1u << 24)
 #define OX__RW_DISPERSED       (1u << 26)
 #define OX__RW_WRITER_WOKEN    (1u << 27)
 #define OX__RW_POISONED        (1u << 28)
 #define OX__RW_WRITE_LOCKED    (1u << 29)
 #define OX__RW_READERS_WAITING (1u << 30)
 #define OX__RW_WRITERS_WAITING (1u << 31)
-/* writer_notify's bit 0: a copy of DISPERSED, where the inline read looks
- * (rwlock.c); its wake count goes up in steps of 2. */
-#define OX__RW_NOTIFY_DISPERSED 1u
 /* What turns a reader away from the fast path (looked at in the old value). */
 #define OX__RW_READ_BLOCKERS                                                                       \
     (OX__RW_WRITE_LOCKED | OX__RW_WRITERS_WAITING | OX__RW_WRITER_WOKEN | OX__RW_READER_OVERFLOW)
 
-extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwlock_write_ops;
+/* The own lines of reader slots (src/sync/rwlock_slots.h): one cache line
+ * per thread, a count of leaves that a waiting writer sleeps on, then the
+ * slots. A slot holds the address of the biased lock one reader holds, or
+ * 0. Its tag, which the reader's record entry keeps, is its index in the
+ * table as an array of words: line * 8 + 1 + i, never 0. */
+#define OX__RW_OWN_SLOTS_PER_LINE 7u
+typedef struct ox__rw_own_line {
+    OX__ALIGNAS(64) OX__ATOMIC(uint32_t) leaves;
+    OX__ATOMIC(uintptr_t) slot[OX__RW_OWN_SLOTS_PER_LINE];
+} ox__rw_own_line;
+extern ox__rw_own_line ox__rw_own_lines[];
+
+static inline OX__ATOMIC(uintptr_t) * ox__rw_own_slot(uint32_t tag)
+{
+    return &ox__rw_own_lines[tag / 8].slot[tag % 8 - 1];
+}
+
+/* Writers waiting for readers to leave their own slots, on a line of its
+ * own: every biased read unlock reads it, and a writer changes it only
+ * while it ends a lock's bias. */
+typedef struct ox__rw_own_waiting_line {
+    OX__ALIGNAS(64) OX__ATOMIC(uint32_t) writers;
+    char unused[60];
+} ox__rw_own_waiting_line;
+extern ox__rw_own_waiting_line ox__rw_own_waiting;
+
+extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwlock_own_read_ops,
+    ox__rwlock_write_ops;
 
 /* The slow paths (rwlock.c). ox__rwlock_read_crowded: the fast path's
  * fetch_add found a writer (gives the count back and waits), other readers
  * (disperses the readers) or dispersed readers (sets the copy that routes
  * reads); ox__rwlock_read_dispersed: the read lock once readers are
- * dispersed; the write one waits. Each records the lock and
+ * dispersed; ox__rwlock_read_biased: a biased lock's read that the inline
+ * path could not take (the thread's first, a busy first slot, the lock's
+ * first reader, a writer); the write one waits. Each records the lock and
  * returns 0 or OX_EPOISONED. ox__rwlock_read_unlock_slow releases a
  * dispersed reader, or a read lock not on top of the record;
  * ox__rwlock_unlock_not_on_top removes a write lock from further down. Both
- * abort if the thread does not hold the lock in that mode. */
+ * abort if the thread does not hold the lock in that mode.
+ * ox__rw_own_left wakes the writers waiting for readers in own slots, after
+ * a leave of the slot at tag. */
 int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int line);
 int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line);
+int ox__rwlock_read_biased(ox_rwlock *l, const char *file, int line);
 void ox__rwlock_read_unlock_slow(ox_rwlock *l);
 OX_COLD int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line);
 OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode,
                                           const char *function);
+OX_COLD void ox__rw_own_left(uint32_t tag);
 /* Wakes a writer or the readers; s is the state the release left. */
 OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
+#ifdef OX_CHAOS
+void ox__chaos_point(void); /* src/check/chaos.h: the chaos build's perturbation */
+#endif
 
 /* After a release that left state s: someone must be woken if a waiting
  * bit is set and the lock is now free (no readers, no writer). The waiting
@@ -122,41 +173,101 @@ OX_MUST_USE static inline int ox__rwlock_read_counted(ox_rwlock *l, const char *
     return (old & OX__RW_POISONED) ? OX_EPOISONED : 0;
 }
 
+/* A read lock of a biased lock in the first slot of the thread's own line
+ * (rwlock.c, "Biased readers"): a plain store and a load, no locked
+ * instruction. */
+OX_MUST_USE static inline int ox__rwlock_read_own(ox_rwlock *l, const char *file, int line)
+{
+    uint32_t tag = ox__unwind_current()->rw_own_tag;
+    OX__ATOMIC(uintptr_t) *slot = OX_LIKELY(tag != 0) ? ox__rw_own_slot(tag) : NULL;
+    /* Relaxed, both: only this thread fills a slot of its line, and only
+     * the reader holding one empties it (from any thread: a task). */
+    if (OX_LIKELY(slot != NULL) &&
+        OX_LIKELY(atomic_load_explicit(slot, memory_order_relaxed) == 0)) {
+        atomic_store_explicit(slot, (uintptr_t)l, memory_order_relaxed);
+        /* A compiler barrier only: a writer that ends the bias marks the
+         * lock, then makes every running thread pass a full barrier, then
+         * reads the slots; so either the load below sees its mark or its
+         * scan sees this slot. Acquire: no writer has written under a lock
+         * that is still biased, but it keeps the reader's reads after the
+         * load, at no cost on x86. */
+        atomic_signal_fence(memory_order_seq_cst);
+#ifdef OX_CHAOS
+        ox__chaos_point(); /* between the take and the load: a writer may mark here */
+#endif
+        uint32_t s = atomic_load_explicit(&l->state, memory_order_acquire);
+        if (OX_LIKELY((s & (OX__RW_READ_BLOCKERS | OX__RW_BIASED | OX__RW_OWN_SLOTS_USED)) ==
+                      (OX__RW_BIASED | OX__RW_OWN_SLOTS_USED))) {
+            ox__held_push_tagged(l, &ox__rwlock_own_read_ops, (uint16_t)tag, file, line);
+            return (s & OX__RW_POISONED) ? OX_EPOISONED : 0;
+        }
+        /* A writer, or the lock's first own reader: leave, and let the
+         * library see. Release, as any leave. */
+        atomic_store_explicit(slot, 0, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (OX_UNLIKELY(atomic_load_explicit(&ox__rw_own_waiting.writers, memory_order_relaxed)))
+            ox__rw_own_left(tag);
+    }
+    return ox__rwlock_read_biased(l, file, line);
+}
+
 OX_MUST_USE static inline int ox__rwlock_read_inline(ox_rwlock *l, const char *file, int line)
 {
-    /* Once readers have overlapped, they take per-CPU slots instead of the
-     * shared count (rwlock.c). Which way to go is read from the copy of
-     * DISPERSED in writer_notify, not from the state: in a loop of reads on
-     * x86, a load of the word that the last unlock's fetch_sub wrote cost
-     * 3 ns a read (it waits for that locked instruction), and a load of the
-     * other word of the same cache line nothing measurable. Relaxed: only a
-     * route; the dispersed path reads the state again, in order, and the
-     * count's old value tells if the copy lagged. */
-    if (atomic_load_explicit(&l->writer_notify, memory_order_relaxed) & OX__RW_NOTIFY_DISPERSED)
+    /* Biased readers take a slot of their own thread's; once readers have
+     * overlapped on an unbiased lock, they take per-CPU slots instead of
+     * the shared count (rwlock.c). Which way to go is read from the copies
+     * in writer_notify, not from the state: in a loop of reads on x86, a
+     * load of the word that the last unlock's fetch_sub wrote cost 3 ns a
+     * read (it waits for that locked instruction), and a load of the other
+     * word of the same cache line nothing measurable. Relaxed: only a
+     * route; each way reads the state again, in order. */
+    uint32_t route = atomic_load_explicit(&l->writer_notify, memory_order_relaxed);
+    if (route & OX__RW_NOTIFY_BIASED)
+        return ox__rwlock_read_own(l, file, line);
+    if (OX_UNLIKELY(route & OX__RW_NOTIFY_DISPERSED))
         return ox__rwlock_read_dispersed(l, file, line);
     return ox__rwlock_read_counted(l, file, line);
 }
 
 static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
 {
-    if (OX_UNLIKELY(!ox__held_drop_if_top(l, &ox__rwlock_read_ops))) {
-        ox__rwlock_read_unlock_slow(l); /* a dispersed reader, or not on top */
+    ox__unwind_state *s = ox__unwind_current();
+    int32_t newest = ox__held_newest(s);
+    const ox__unwind_entry *e = &s->entries[newest];
+    if (OX_LIKELY(e->object == l) && e->u.lock_ops == &ox__rwlock_own_read_ops) {
+        uint32_t tag = e->tag;
+        s->depth = (uint32_t)newest;
+        /* Release: the reader's reads happen-before the acquire load of a
+         * writer that finds the slot empty. Then a compiler barrier only: a
+         * writer that waits for own slots counts itself, fences every
+         * thread, then reads the slots; so either it sees this store or the
+         * load below sees its count, and the reader wakes it. Nothing of
+         * the lock is touched after the store: its writer may free it. */
+        atomic_store_explicit(ox__rw_own_slot(tag), 0, memory_order_release);
+        atomic_signal_fence(memory_order_seq_cst);
+        if (OX_UNLIKELY(atomic_load_explicit(&ox__rw_own_waiting.writers, memory_order_relaxed)))
+            ox__rw_own_left(tag);
         return;
     }
-    /* Release: the reader's reads happen-before the next writer's acquire
-     * CAS (all later modifications are read-modify-writes, which continue
-     * the release sequence). */
-    ox__rwlock_released(l,
-                        atomic_fetch_sub_explicit(&l->state, OX__RW_READER, memory_order_release) -
-                            OX__RW_READER);
+    if (OX_LIKELY(e->object == l) && e->u.lock_ops == &ox__rwlock_read_ops) {
+        s->depth = (uint32_t)newest;
+        /* Release: the reader's reads happen-before the next writer's
+         * acquire CAS (all later modifications are read-modify-writes,
+         * which continue the release sequence). */
+        ox__rwlock_released(
+            l, atomic_fetch_sub_explicit(&l->state, OX__RW_READER, memory_order_release) -
+                   OX__RW_READER);
+        return;
+    }
+    ox__rwlock_read_unlock_slow(l); /* a dispersed reader, or not on top */
 }
 
 OX_MUST_USE static inline int ox__rwlock_write_inline(ox_rwlock *l, const char *file, int line)
 {
     uint32_t expected = 0;
     /* Acquire: pairs with the release in the read and write unlocks. From
-     * 0 only: a lock whose readers take slots has DISPERSED set, and its
-     * writers scan the slots in the slow path. */
+     * 0 only: a lock whose readers take slots has DISPERSED or BIASED set,
+     * and its writers look at the slots in the slow path. */
     if (OX_UNLIKELY(!atomic_compare_exchange_strong_explicit(
             &l->state, &expected, OX__RW_WRITE_LOCKED, memory_order_acquire, memory_order_relaxed)))
         return ox__rwlock_write_contended(l, file, line);
@@ -178,10 +289,11 @@ static inline void ox__rwlock_write_unlock_inline(ox_rwlock *l)
 
 /* ---- the API ---- */
 
-/* Static initialiser; a zero-filled ox_rwlock is equally valid. */
+/* Static initialiser: a lock biased to its readers until its first write
+ * (rwlock.c). A zero-filled ox_rwlock is equally valid, but not biased. */
 #define OX_RWLOCK_INIT                                                                             \
     {                                                                                              \
-        0, 0                                                                                       \
+        OX__RW_BIASED, OX__RW_NOTIFY_BIASED                                                        \
     }
 
 /* (Re)initialises an unlocked, unpoisoned rwlock (only while no thread

@@ -80,6 +80,10 @@ typedef struct ox__unwind_state {
     uint32_t capacity;
     uint16_t level;     /* active catch frames */
     uint16_t panicking; /* running panic cleanups right now */
+    /* The first slot of the thread's own line of rwlock reader slots, as
+     * a tag (rwlock.h); 0 until its first biased read. The thread's, not a
+     * task's: a task switch moves the fields around it, not this one. */
+    uint32_t rw_own_tag;
     ox__catch_frame *catch_top;
     /* The bottom, then the inline entries. */
     ox__unwind_entry slots[1 + OX__UNWIND_INLINE];

@@ -88,12 +88,15 @@ ox__mutex_arm_line ox__mutex_arm = {.epoch = OX__MUTEX_EPOCH_NO_FENCE};
 
 /* Before any thread of the program can lock a mutex (constructor 101: with
  * oxide's other start-up work). Until then every unlock swaps. */
+static bool fence_at_start; /* written once, by the constructor below */
+
 __attribute__((constructor(101))) static void choose_unlock(void)
 {
     /* Relaxed: no other thread locks an oxide mutex yet (a program that
      * dlopens oxide has its threads see this through dlopen's own
      * synchronisation). */
-    if (ox__sys_fence_others_enable())
+    fence_at_start = ox__sys_fence_others_enable();
+    if (fence_at_start)
         atomic_fetch_and_explicit(&ox__mutex_arm.epoch, ~OX__MUTEX_EPOCH_NO_FENCE,
                                   memory_order_relaxed);
 }
@@ -112,6 +115,19 @@ static void lose_the_fence(void)
      * the poll is for; the epoch's bit changes the unlocks from now on. */
     atomic_store_explicit(&fence_lost, true, memory_order_relaxed);
     atomic_fetch_or_explicit(&ox__mutex_arm.epoch, OX__MUTEX_EPOCH_NO_FENCE, memory_order_relaxed);
+}
+
+ox__fence_result ox__mutex_fence_others(void)
+{
+    if (!fence_at_start)
+        return OX__FENCE_NEVER;
+    /* Relaxed: the bit only says whether an earlier fence failed. */
+    if (atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) & OX__MUTEX_EPOCH_NO_FENCE)
+        return OX__FENCE_LOST;
+    if (ox__sys_fence_others())
+        return OX__FENCE_DONE;
+    lose_the_fence();
+    return OX__FENCE_LOST;
 }
 
 /* How long a sleeper on a mutex word may sleep before it looks again. */

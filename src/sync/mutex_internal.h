@@ -24,4 +24,14 @@ void ox__mutex_lock_after_wait(ox_mutex *m);
 /* Acquires m as ox_mutex_lock does, without touching the record. */
 void ox__mutex_lock_plain(ox_mutex *m, const char *file, int line);
 
+/* The process-wide fence (ox__sys_fence_others) for another user than the
+ * mutex (the rwlock's biased readers), with the mutex's record of whether
+ * it works: OX__FENCE_NEVER if start-up found none (then nobody relied on
+ * it), OX__FENCE_DONE once every running thread has passed a barrier,
+ * OX__FENCE_LOST if it failed, now or since start-up (a seccomp filter
+ * installed later; the mutex then stops storing, as after its own
+ * failure). Whether to rely on it: the epoch's NO_FENCE bit is clear. */
+typedef enum { OX__FENCE_NEVER, OX__FENCE_DONE, OX__FENCE_LOST } ox__fence_result;
+ox__fence_result ox__mutex_fence_others(void);
+
 #endif

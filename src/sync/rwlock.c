@@ -1,10 +1,13 @@
 /* rwlock.c - ox_rwlock, a writer-preferring futex reader-writer lock.
  *
  * Two 32-bit words. `state`:
- *   bits 0-25  READERS_MASK     readers holding the lock through the count,
+ *   bits 0-23  READERS_MASK     readers holding the lock through the count,
  *                               plus readers that are passing through the
- *                               fast path (see below); bit 25
+ *                               fast path (see below); bit 23
  *                               (READER_OVERFLOW) set means too many
+ *   bit 24     OWN_SLOTS_USED   a reader has taken an own slot (see below)
+ *   bit 25     BIASED           no writer has taken the lock yet: readers
+ *                               take a slot of their own thread (see below)
  *   bit 26     DISPERSED        readers have overlapped: they take reader
  *                               slots instead of the count (see below)
  *   bit 27     WRITER_WOKEN     a sleeping writer was woken to take the
@@ -13,10 +16,11 @@
  *   bit 29     WRITE_LOCKED     a writer holds the lock
  *   bit 30     READERS_WAITING  readers sleep on `state`
  *   bit 31     WRITERS_WAITING  writers sleep on `writer_notify`
- * `writer_notify` is a counter: bumped (by 2) before each writer wake-up, so
+ * `writer_notify` is a counter: bumped (by 4) before each writer wake-up, so
  * a writer about to sleep notices a wake it would otherwise miss. Its bit 0
- * (NOTIFY_DISPERSED) copies DISPERSED, for the inline read to choose its
- * way without loading the state (rwlock.h says why).
+ * (NOTIFY_DISPERSED) copies DISPERSED, and its bit 1 (NOTIFY_BIASED)
+ * BIASED, for the inline read to choose its way without loading the state
+ * (rwlock.h says why).
  *
  * Read lock (fast path): one fetch_add of a reader, like Go's RWMutex, not a
  * compare-exchange loop; under contention it never retries. If the old value
@@ -74,6 +78,45 @@
  * several CPUs use; each write to one takes the slow path and scans one
  * cache line per CPU in use.
  *
+ * Biased readers. A lock made by OX_RWLOCK_INIT or ox_rwlock_init starts
+ * BIASED, with its copy set. Its readers write the lock's address into a
+ * slot of their thread's own line (rwlock_slots.h) with a plain store, put
+ * only a compiler barrier before their load of the state, and are in if
+ * it still shows BIASED, OWN_SLOTS_USED and no writer or waiting writer;
+ * they leave with a plain store too. So a read costs no locked instruction
+ * at all, where the count costs two on a shared line. The inline path
+ * (rwlock.h) tries the first slot of the thread's line; the thread's first
+ * read, a busy first slot and the lock's first reader come here
+ * (ox__rwlock_read_biased). That first reader sets OWN_SLOTS_USED, once,
+ * before its take. The writer pays instead
+ * (end_bias), if OWN_SLOTS_USED is set; otherwise no reader has taken an
+ * own slot nor will (a reader that sets the bit after the writer's
+ * compare-exchange finds WRITE_LOCKED), and it just clears the bias. It
+ * takes the lock from a zero count as usual (WRITE_LOCKED, BIASED left
+ * set), counts itself among the writers waiting for own slots (one count
+ * for all locks, which every biased read unlock reads), and makes every running thread of the process pass a full barrier
+ * (membarrier: fence_biased_readers) before it reads the own lines.
+ *  - A reader whose state load missed WRITE_LOCKED passed that barrier
+ *    after its take, so the scan sees its slot; one whose load came after
+ *    the barrier sees WRITE_LOCKED and leaves.
+ *  - A reader whose leave the scan missed stored it after the barrier, so
+ *    its next load sees the writer counted, and it bumps its line's word
+ *    and wakes whoever sleeps there (a writer of another lock, counted at
+ *    the same time, costs it only that wake). A writer that finds a reader in a slot
+ *    sets WRITERS_WAITING (later readers wait behind it, and the reader
+ *    itself aborts if it reads again rather than deadlock) and sleeps on
+ *    that line's word until the slot is left.
+ * A writer never claims an own slot: a plain leave could not tell it was
+ * claimed. Once no own slot holds the lock, the writer clears BIASED and
+ * its copy: the lock works as below from then on, and
+ * BIASED is never set again, since the fence costs 1 to 50 us, which a
+ * lock that is written now and then must not pay on each write. A writer
+ * that gives up first (a timeout, a try_write) leaves BIASED set, and the
+ * next writer does it all again. Without a fence at start-up, readers never
+ * take an own slot. If it fails later (a seccomp filter), readers stop
+ * taking own slots, and the first writer of a lock whose readers took some
+ * before cannot exclude them: it aborts with a message.
+ *
  * The copy of DISPERSED in writer_notify is set and cleared right after
  * the bit itself, by a reader that holds the lock or a writer that holds
  * it, so the two differ only for a moment, and only as a route: a reader
@@ -81,8 +124,9 @@
  * and uses the count; one sent to the count finds DISPERSED in the count's
  * old value, keeps its count (correct on any lock) and sets the copy.
  *
- * The fast paths of read, write and their unlocks (the fetch_add, the CAS,
- * the releases and the held-record bookkeeping) are inline functions in
+ * The fast paths of read, write and their unlocks (the own slot's store
+ * and load, the fetch_add, the CAS, the releases and the held-record
+ * bookkeeping) are inline functions in
  * oxide/rwlock.h, with the bit constants; this file has the slow paths.
  */
 #include "oxide/rwlock.h"
@@ -92,6 +136,7 @@
 #include "../check/chaos.h"
 #include "../check/lockdep.h"
 #include "../thread/thread_internal.h"
+#include "mutex_internal.h"
 #include "rwlock_slots.h"
 
 /* The bits are defined in oxide/rwlock.h, for the inline fast paths. */
@@ -106,10 +151,13 @@
 #define WRITERS_WAITING OX__RW_WRITERS_WAITING
 #define READ_BLOCKERS   OX__RW_READ_BLOCKERS
 #define DISPERSED       OX__RW_DISPERSED
+#define BIASED          OX__RW_BIASED
+#define OWN_SLOTS_USED  OX__RW_OWN_SLOTS_USED
 
 /* writer_notify: the copy of DISPERSED in bit 0, the wake count above it. */
 #define NOTIFY_DISPERSED OX__RW_NOTIFY_DISPERSED
-#define NOTIFY_ONE       2u
+#define NOTIFY_BIASED    OX__RW_NOTIFY_BIASED
+#define NOTIFY_ONE       4u
 
 static inline uint32_t readers(uint32_t s)
 {
@@ -241,6 +289,12 @@ static void slot_read_unwind(void *lock, unsigned slot)
     leave_slot(lock, slot);
 }
 
+static void own_read_unwind(void *lock, unsigned tag)
+{
+    (void)lock; /* the slot says it */
+    ox__rw_own_slot_leave(tag);
+}
+
 /* Relaxed: published by the release in writer_release (the unwind's, or
  * the write unlock's that called for this). */
 static void write_poison(void *lock)
@@ -258,6 +312,8 @@ static void write_unwind_release(void *lock, unsigned tag)
 const ox__lock_ops ox__rwlock_read_ops = {"rwlock (read)", read_unwind, NULL};
 /* A dispersed reader's entry: its tag is its slot. */
 const ox__lock_ops ox__rwlock_slot_read_ops = {"rwlock (read)", slot_read_unwind, NULL};
+/* A biased reader's entry: its tag is its own slot's. */
+const ox__lock_ops ox__rwlock_own_read_ops = {"rwlock (read)", own_read_unwind, NULL};
 const ox__lock_ops ox__rwlock_write_ops = {"rwlock (write)", write_unwind_release, write_poison};
 
 /* ---- read ---- */
@@ -284,7 +340,8 @@ OX_COLD _Noreturn static void too_many_readers(ox_rwlock *l)
 
 static bool is_read_mode(const ox__lock_ops *mode)
 {
-    return mode == &ox__rwlock_read_ops || mode == &ox__rwlock_slot_read_ops;
+    return mode == &ox__rwlock_read_ops || mode == &ox__rwlock_slot_read_ops ||
+           mode == &ox__rwlock_own_read_ops;
 }
 
 /* Whether the calling thread holds l for reading. */
@@ -382,6 +439,50 @@ int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int li
     return poison_code(old);
 }
 
+/* A read lock on a biased lock, in a slot of the thread's own (this file's
+ * header). Returns false, holding nothing, if the reader must go another
+ * way: no fence in this process, no free own slot, or the lock no longer
+ * biased. */
+static bool read_own_slot(ox_rwlock *l, uint32_t route, const char *file, int line, int *rc)
+{
+    /* Relaxed: NO_FENCE is set before any reader runs if start-up found no
+     * fence; set later, writers of locks that have OWN_SLOTS_USED abort
+     * (fence_biased_readers), and no other lock gets the bit. */
+    if (atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) & OX__MUTEX_EPOCH_NO_FENCE)
+        return false;
+    /* Relaxed: the writer's compare-exchange and this are ordered on the
+     * word itself: if it came first, the load below sees WRITE_LOCKED. */
+    if (!(route & OWN_SLOTS_USED))
+        atomic_fetch_or_explicit(&l->state, OWN_SLOTS_USED, memory_order_relaxed);
+    uint32_t tag;
+    if (!ox__rw_own_slot_take(l, &tag))
+        return false;
+    /* As the inline path (oxide/rwlock.h), which says why. */
+    atomic_signal_fence(memory_order_seq_cst);
+    OX__CHAOS_POINT(); /* between the take and the load: a writer may mark here */
+    uint32_t s = atomic_load_explicit(&l->state, memory_order_acquire);
+    if (OX_LIKELY((s & (READ_BLOCKERS | BIASED)) == BIASED)) {
+        ox__held_push_tagged(l, &ox__rwlock_own_read_ops, (uint16_t)tag, file, line);
+        *rc = poison_code(s);
+        return true;
+    }
+    ox__rw_own_slot_leave(tag);
+    return false;
+}
+
+int ox__rwlock_read_biased(ox_rwlock *l, const char *file, int line)
+{
+    /* Relaxed: a route, as the copy; each way loads the state again, in
+     * order. */
+    uint32_t route = atomic_load_explicit(&l->state, memory_order_relaxed);
+    int rc;
+    if ((route & BIASED) && read_own_slot(l, route, file, line, &rc))
+        return rc;
+    if (route & DISPERSED)
+        return ox__rwlock_read_dispersed(l, file, line);
+    return ox__rwlock_read_counted(l, file, line);
+}
+
 /* A read lock once readers are dispersed (this file's header). */
 int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line)
 {
@@ -457,18 +558,78 @@ static uint32_t spin_write(ox_rwlock *l)
     }
 }
 
-/* This thread has just set WRITE_LOCKED on a dispersed lock. Readers that
- * took a slot before may still hold it: moves each into the count, and
- * returns how many it moved (0: the write lock is this thread's). Sets
- * *read_elsewhere if readers on other CPUs used slots since the last write
- * (their traces). */
-static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
+OX_COLD _Noreturn static void fence_lost(const ox_rwlock *l)
+{
+    ox_abort("ox_rwlock_write",
+             "rwlock %p: the process-wide memory barrier (membarrier) failed after start-up "
+             "(a seccomp filter installed since? allow membarrier in it), and readers took "
+             "slots of their own in this lock before: the writer cannot exclude them",
+             (const void *)l);
+}
+
+/* Makes each running thread pass a full barrier (see end_bias). */
+static void fence_biased_readers(const ox_rwlock *l)
+{
+    /* NEVER: no reader took an own slot (read_biased). */
+    if (ox__mutex_fence_others() == OX__FENCE_LOST)
+        fence_lost(l);
+}
+
+static const ox__wait_site own_slots_site = {.what = "rwlock write (readers in own slots)"};
+
+/* The writer that holds l ends its bias: no reader holds an own slot of it
+ * now, and none will take one (each loads the state after its take and
+ * finds WRITE_LOCKED, then BIASED clear). Returns 0. */
+static int clear_bias(ox_rwlock *l)
+{
+    /* Relaxed: the write unlock's release publishes it. */
+    atomic_fetch_and_explicit(&l->state, ~(BIASED | OWN_SLOTS_USED), memory_order_relaxed);
+    atomic_fetch_and_explicit(&l->writer_notify, ~NOTIFY_BIASED, memory_order_relaxed);
+    return 0;
+}
+
+/* This thread has set WRITE_LOCKED on a lock with BIASED set (this file's
+ * header, "Biased readers"; s: the state it took the lock from). Waits, if
+ * may_wait, until no reader holds l in an own slot, then clears the bias:
+ * returns 0. Otherwise returns OX_EBUSY, or OX_ETIMEDOUT at deadline, with
+ * BIASED still set and WRITE_LOCKED still held. */
+static int end_bias(ox_rwlock *l, uint32_t s, bool may_wait, ox_instant deadline, const char *file,
+                    int line)
+{
+    if (!(s & OWN_SLOTS_USED))
+        return clear_bias(l);
+    /* Counted first, then the fence: a reader whose take this scan misses
+     * had its state load after the fence, which sees WRITE_LOCKED; one whose
+     * leave the scan misses sees the count, and wakes this writer. */
+    ox__rw_own_wait_begin();
+    fence_biased_readers(l);
+    int rc = 0;
+    unsigned lines = ox__rw_own_lines_used();
+    for (unsigned i = 0; i < lines * OX__RW_OWN_SLOTS_PER_LINE && rc == 0; i++) {
+        uint32_t tag = ox__rw_own_tag(i / OX__RW_OWN_SLOTS_PER_LINE, i % OX__RW_OWN_SLOTS_PER_LINE);
+        if (!ox__rw_own_slot_holds(tag, l))
+            continue;
+        if (!may_wait) {
+            rc = OX_EBUSY;
+            break;
+        }
+        /* Readers that come now wait behind this writer; one that holds l
+         * already (maybe in this very slot) and asks again would wait for
+         * it forever, and aborts instead (ox__lock_before_block), as this
+         * writer does if it is that reader. Relaxed: a mark. */
+        atomic_fetch_or_explicit(&l->state, WRITERS_WAITING, memory_order_relaxed);
+        ox__lock_before_block(l, &ox__rwlock_write_ops, file, line);
+        rc = ox__rw_own_slot_wait(tag, l, deadline, &own_slots_site);
+    }
+    ox__rw_own_wait_end();
+    return rc != 0 ? rc : clear_bias(l);
+}
+
+static unsigned move_range(ox_rwlock *l, ox__rw_slot_range range, unsigned my_line,
+                           bool *read_elsewhere)
 {
     unsigned moved = 0;
-    unsigned my_line = ox__rw_slot_current_line();
-    *read_elsewhere = false;
-    ox__rw_slot end = ox__rw_slot_end();
-    for (ox__rw_slot slot = 0; slot < end; slot++) {
+    for (ox__rw_slot slot = range.first; slot < range.end; slot++) {
         ox__rw_slot_seen seen = ox__rw_slot_look(slot, l, my_line);
         if (seen == OX__RW_SLOT_LEFT_ELSEWHERE)
             *read_elsewhere = true;
@@ -484,6 +645,17 @@ static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
             atomic_fetch_sub_explicit(&l->state, READER, memory_order_relaxed);
     }
     return moved;
+}
+
+/* This thread has just set WRITE_LOCKED on a dispersed lock. Readers that
+ * took a slot in a CPU's line before may still hold it: moves each into the
+ * count, and returns how many it moved (0: the write lock is this
+ * thread's). Sets *read_elsewhere if readers on other CPUs used slots since
+ * the last write (their traces). */
+static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
+{
+    *read_elsewhere = false;
+    return move_range(l, ox__rw_cpu_slots(), ox__rw_slot_current_line(), read_elsewhere);
 }
 
 /* After move_slot_readers found readers: gives WRITE_LOCKED back, and sets
@@ -526,8 +698,12 @@ static void settle_dispersal(ox_rwlock *l, bool read_elsewhere, uint32_t also)
 static unsigned slot_readers(const ox_rwlock *l)
 {
     unsigned n = 0;
-    for (ox__rw_slot slot = 0, end = ox__rw_slot_end(); slot < end; slot++)
+    ox__rw_slot_range cpus = ox__rw_cpu_slots();
+    for (ox__rw_slot slot = cpus.first; slot < cpus.end; slot++)
         n += ox__rw_slot_holds(slot, l);
+    for (unsigned i = 0; i < ox__rw_own_lines_used() * OX__RW_OWN_SLOTS_PER_LINE; i++)
+        n += ox__rw_own_slot_holds(
+            ox__rw_own_tag(i / OX__RW_OWN_SLOTS_PER_LINE, i % OX__RW_OWN_SLOTS_PER_LINE), l);
     return n;
 }
 
@@ -567,12 +743,19 @@ OX_COLD static int write_contended(ox_rwlock *l, ox_instant deadline, const char
                     &l->state, &s, (s & ~WRITER_WOKEN) | WRITE_LOCKED | other_writers_waiting,
                     memory_order_seq_cst, memory_order_relaxed))
                 continue;
+            int rc = poison_code(s);
+            if ((s & BIASED) && end_bias(l, s, true, deadline, file, line) == OX_ETIMEDOUT) {
+                /* Relaxed: this writer wrote nothing under the lock. */
+                atomic_fetch_and_explicit(&l->state, ~WRITE_LOCKED, memory_order_relaxed);
+                write_gave_up(l);
+                return OX_ETIMEDOUT;
+            }
             if (!(s & DISPERSED))
-                return poison_code(s);
+                return rc;
             bool read_elsewhere;
             if (move_slot_readers(l, &read_elsewhere) == 0) {
                 settle_dispersal(l, read_elsewhere, 0);
-                return poison_code(s);
+                return rc;
             }
             /* Readers still hold it: wait for them as for any readers. */
             s = give_back_to_readers(l, WRITERS_WAITING);
@@ -671,6 +854,20 @@ int ox_rwlock_write_timeout_at(ox_rwlock *l, ox_nanos timeout, const char *file,
     return write_lock(l, ox_instant_after(timeout), file, line);
 }
 
+/* A try_write found readers in slots after it set WRITE_LOCKED: gives the
+ * lock back, with mark (see give_back_to_readers), and fails. */
+static int try_write_gives_back(ox_rwlock *l, uint32_t mark)
+{
+    /* Readers hold it; their unlocks wake whom they must. */
+    uint32_t now = give_back_to_readers(l, mark);
+    ox__rwlock_released(l, now);
+    /* But readers that came while WRITE_LOCKED stood may sleep
+     * (READERS_WAITING), and no writer waits for the readers that hold it:
+     * let them in now, not when those leave. */
+    wake_readers(l, now, WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN);
+    return OX_EBUSY;
+}
+
 int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
 {
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
@@ -680,26 +877,17 @@ int ox_rwlock_try_write_at(ox_rwlock *l, const char *file, int line)
          * the woken writer may give up meanwhile (write_gave_up clears it),
          * and a bit set back from s would then keep readers out with no
          * writer on its way. */
-        uint32_t ended = (s & DISPERSED) ? 0 : WRITER_WOKEN;
+        uint32_t ended = (s & (DISPERSED | BIASED)) ? 0 : WRITER_WOKEN;
         /* Acquire: pairs with the release in reader_release and
          * writer_release. Seq_cst: as in write_contended. */
         if (atomic_compare_exchange_weak_explicit(&l->state, &s, (s & ~ended) | WRITE_LOCKED,
                                                   memory_order_seq_cst, memory_order_relaxed)) {
-            if (s & DISPERSED) {
-                bool read_elsewhere;
-                if (move_slot_readers(l, &read_elsewhere) != 0) {
-                    /* Readers hold it; their unlocks wake whom they must. */
-                    uint32_t now = give_back_to_readers(l, 0);
-                    ox__rwlock_released(l, now);
-                    /* But readers that came while WRITE_LOCKED stood may
-                     * sleep (READERS_WAITING), and no writer waits for the
-                     * readers that hold it: let them in now, not when those
-                     * leave. */
-                    wake_readers(l, now, WRITE_LOCKED | WRITERS_WAITING | WRITER_WOKEN);
-                    return OX_EBUSY;
-                }
+            bool read_elsewhere = false;
+            if (((s & BIASED) && end_bias(l, s, false, OX_INSTANT_NEVER, file, line) != 0) ||
+                ((s & DISPERSED) && move_slot_readers(l, &read_elsewhere) != 0))
+                return try_write_gives_back(l, 0);
+            if (s & (DISPERSED | BIASED))
                 settle_dispersal(l, read_elsewhere, WRITER_WOKEN);
-            }
             ox__held_push_try(l, &ox__rwlock_write_ops, file, line);
             return poison_code(s);
         }
@@ -728,7 +916,9 @@ static void release_entry(ox_rwlock *l, const ox__unwind_entry *e)
     const ox__lock_ops *mode = e->u.lock_ops;
     unsigned tag = e->tag;
     ox__held_remove(l);
-    if (mode == &ox__rwlock_slot_read_ops)
+    if (mode == &ox__rwlock_own_read_ops)
+        ox__rw_own_slot_leave(tag);
+    else if (mode == &ox__rwlock_slot_read_ops)
         leave_slot(l, tag);
     else if (mode == &ox__rwlock_read_ops)
         reader_release(l);
@@ -794,8 +984,8 @@ void ox_rwlock_downgrade(ox_rwlock *l)
 
 void ox_rwlock_init(ox_rwlock *l)
 {
-    atomic_init(&l->state, 0);
-    atomic_init(&l->writer_notify, 0);
+    atomic_init(&l->state, BIASED);
+    atomic_init(&l->writer_notify, NOTIFY_BIASED);
 }
 
 void ox_rwlock_destroy(ox_rwlock *l)
@@ -803,7 +993,7 @@ void ox_rwlock_destroy(ox_rwlock *l)
     uint32_t s = atomic_load_explicit(&l->state, memory_order_relaxed);
     if (s & WRITE_LOCKED)
         ox_abort("ox_rwlock_destroy", "destroying an rwlock locked for writing (%p)", (void *)l);
-    unsigned held_by = readers(s) + ((s & DISPERSED) ? slot_readers(l) : 0);
+    unsigned held_by = readers(s) + ((s & (DISPERSED | BIASED)) ? slot_readers(l) : 0);
     if (held_by != 0)
         ox_abort("ox_rwlock_destroy", "destroying an rwlock locked for reading (%p, %u readers)",
                  (void *)l, held_by);

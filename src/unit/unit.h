@@ -110,10 +110,11 @@ void ox__unit_lock_checker_set(const ox__lock_checker *checker);
 void ox__unit_lock_before_block(const void *lock, const struct ox__lock_ops *ops, const char *file,
                                 int line);
 
-/* The end of a thread. What a thread holds belongs to four layers and is
+/* The end of a thread. What a thread holds belongs to five layers and is
  * released in this order: its thread-locals (whose destructors may still
  * block, take locks and ask the thread's name), its entry in the blocked
- * registry, its held-lock record, and its thread record. Each layer
+ * registry, its held-lock record, its line of rwlock reader slots, and its
+ * thread record. Each layer
  * registers how it releases its part at startup (a constructor); this
  * layer makes sure the parts are released when a thread ends: oxide's own
  * threads release them before their start routine returns, and a thread
@@ -124,6 +125,7 @@ typedef enum ox__unit_exit_part {
     OX__UNIT_EXIT_TLS,
     OX__UNIT_EXIT_PARK,
     OX__UNIT_EXIT_RECORD,
+    OX__UNIT_EXIT_READ_SLOTS,
     OX__UNIT_EXIT_THREAD,
     OX__UNIT_EXIT_PARTS
 } ox__unit_exit_part;
