@@ -37,7 +37,8 @@ static const ox__lock_ops *mode_of(const void *lock)
 
 static bool is_read_mode(const ox__lock_ops *ops)
 {
-    return ops == &ox__rwlock_read_ops || ops == &ox__rwlock_slot_read_ops;
+    return ops == &ox__rwlock_read_ops || ops == &ox__rwlock_slot_read_ops ||
+           ops == &ox__rwlock_own_read_ops;
 }
 
 static void *try_write_and_release(void *arg)

@@ -36,7 +36,8 @@ typedef struct want {
 
 static bool is_read(const ox__lock_ops *ops)
 {
-    return ops == &ox__rwlock_read_ops || ops == &ox__rwlock_slot_read_ops;
+    return ops == &ox__rwlock_read_ops || ops == &ox__rwlock_slot_read_ops ||
+           ops == &ox__rwlock_own_read_ops;
 }
 
 /* How many entries the calling thread's (or task's) record holds. */
