@@ -132,8 +132,9 @@ extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwl
  * dispersed reader, or a read lock not on top of the record;
  * ox__rwlock_unlock_not_on_top removes a write lock from further down. Both
  * abort if the thread does not hold the lock in that mode.
- * ox__rw_own_left wakes the writers waiting for readers in own slots, after
- * a leave of the slot at tag. */
+ * ox__rw_own_slot_leave empties the own slot at tag as the inline unlock
+ * does; ox__rw_own_left wakes the writers waiting for readers in own slots,
+ * after a leave of that slot. */
 int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int line);
 int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line);
 int ox__rwlock_read_biased(ox_rwlock *l, const char *file, int line);
@@ -141,6 +142,7 @@ void ox__rwlock_read_unlock_slow(ox_rwlock *l);
 OX_COLD int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line);
 OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode,
                                           const char *function);
+void ox__rw_own_slot_leave(uint32_t tag);
 OX_COLD void ox__rw_own_left(uint32_t tag);
 /* Wakes a writer or the readers; s is the state the release left. */
 OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
@@ -201,12 +203,10 @@ OX_MUST_USE static inline int ox__rwlock_read_own(ox_rwlock *l, const char *file
             ox__held_push_tagged(l, &ox__rwlock_own_read_ops, (uint16_t)tag, file, line);
             return (s & OX__RW_POISONED) ? OX_EPOISONED : 0;
         }
-        /* A writer, or the lock's first own reader: leave, and let the
-         * library see. Release, as any leave. */
-        atomic_store_explicit(slot, 0, memory_order_release);
-        atomic_signal_fence(memory_order_seq_cst);
-        if (OX_UNLIKELY(atomic_load_explicit(&ox__rw_own_waiting.writers, memory_order_relaxed)))
-            ox__rw_own_left(tag);
+        /* A writer, or the lock's first own reader: leave (a writer's scan
+         * may have seen the slot and be waiting for it), and let the
+         * library see. */
+        ox__rw_own_slot_leave(tag);
     }
     return ox__rwlock_read_biased(l, file, line);
 }

@@ -48,11 +48,7 @@ bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot);
  * slots (rwlock.c). */
 bool ox__rw_own_slot_take(const void *lock, uint32_t *tag);
 
-/* Empties the own slot at tag, as the inline unlock does (oxide/rwlock.h):
- * a release store, then, if a writer waits for own slots, a wake. Touches
- * nothing of the lock itself, which a writer may free the moment the slot
- * is empty. */
-void ox__rw_own_slot_leave(uint32_t tag);
+/* ox__rw_own_slot_leave(tag) empties an own slot: oxide/rwlock.h. */
 
 /* A writer that will wait for its readers in own slots, and the end of
  * that. Between the two, every own leave bumps its line's count and wakes
