@@ -39,9 +39,11 @@
  *
  * The lock functions are macros that record the call site; real functions of
  * the same names exist too. ox_rwlock_read, ox_rwlock_write and their
- * unlocks expand to inline fast paths (one atomic instruction each way and
- * the held-lock bookkeeping, with no call into the library); once readers
- * have overlapped, reads call into the library for their slot.
+ * unlocks expand to inline fast paths with the held-lock bookkeeping and no
+ * call into the library: a biased read is a store and a load each way, and
+ * any other read or write one atomic read-modify-write each way; once
+ * readers have overlapped on an unbiased lock, reads call into the library
+ * for their slot.
  */
 #ifndef OXIDE_RWLOCK_H
 #define OXIDE_RWLOCK_H
