@@ -94,8 +94,9 @@
  * compare-exchange finds WRITE_LOCKED), and it just clears the bias. It
  * takes the lock from a zero count as usual (WRITE_LOCKED, BIASED left
  * set), counts itself among the writers waiting for own slots (one count
- * for all locks, which every biased read unlock reads), and makes every running thread of the process pass a full barrier
- * (membarrier: fence_biased_readers) before it reads the own lines.
+ * for all locks, which every biased read unlock reads), and makes every
+ * running thread of the process pass a full barrier (membarrier:
+ * fence_biased_readers) before it reads the own lines.
  *  - A reader whose state load missed WRITE_LOCKED passed that barrier
  *    after its take, so the scan sees its slot; one whose load came after
  *    the barrier sees WRITE_LOCKED and leaves.
