@@ -111,14 +111,21 @@ static inline OX__ATOMIC(uintptr_t) * ox__rw_own_slot(uint32_t tag)
     return &ox__rw_own_lines[tag / 8].slot[tag % 8 - 1];
 }
 
-/* Writers waiting for readers to leave their own slots, on a line of its
- * own: every biased read unlock reads it, and a writer changes it only
- * while it ends a lock's bias. */
-typedef struct ox__rw_own_waiting_line {
-    OX__ALIGNAS(64) OX__ATOMIC(uint32_t) writers;
-    char unused[60];
-} ox__rw_own_waiting_line;
-extern ox__rw_own_waiting_line ox__rw_own_waiting;
+/* Writers waiting for readers to leave their own slots, counted by a hash
+ * of the lock's address: a biased read unlock reads its lock's count, so a
+ * writer that waits (as long as a reader holds on) costs the unlocks of
+ * other locks nothing, unless they share its count. A writer changes a
+ * count only while it ends a lock's bias. */
+#define OX__RW_OWN_WAITING_COUNTS 64u
+typedef struct ox__rw_own_waiting_table {
+    OX__ALIGNAS(64) OX__ATOMIC(uint32_t) writers[OX__RW_OWN_WAITING_COUNTS];
+} ox__rw_own_waiting_table;
+extern ox__rw_own_waiting_table ox__rw_own_waiting;
+
+static inline OX__ATOMIC(uint32_t) * ox__rw_own_waiting_for(const void *lock)
+{
+    return &ox__rw_own_waiting.writers[(uintptr_t)lock / 64 % OX__RW_OWN_WAITING_COUNTS];
+}
 
 extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwlock_own_read_ops,
     ox__rwlock_write_ops;
@@ -134,9 +141,9 @@ extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwl
  * dispersed reader, or a read lock not on top of the record;
  * ox__rwlock_unlock_not_on_top removes a write lock from further down. Both
  * abort if the thread does not hold the lock in that mode.
- * ox__rw_own_slot_leave empties the own slot at tag as the inline unlock
- * does; ox__rw_own_left wakes the writers waiting for readers in own slots,
- * after a leave of that slot. */
+ * ox__rw_own_slot_leave empties the own slot at tag, which holds lock, as
+ * the inline unlock does; ox__rw_own_left wakes the writers waiting for
+ * readers in own slots, after a leave of that slot. */
 int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int line);
 int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line);
 int ox__rwlock_read_biased(ox_rwlock *l, const char *file, int line);
@@ -144,7 +151,7 @@ void ox__rwlock_read_unlock_slow(ox_rwlock *l);
 OX_COLD int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line);
 OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode,
                                           const char *function);
-void ox__rw_own_slot_leave(uint32_t tag);
+void ox__rw_own_slot_leave(const void *lock, uint32_t tag);
 OX_COLD void ox__rw_own_left(uint32_t tag);
 /* Wakes a writer or the readers; s is the state the release left. */
 OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
@@ -184,11 +191,14 @@ OX_MUST_USE static inline int ox__rwlock_read_own(ox_rwlock *l, const char *file
 {
     uint32_t tag = ox__unwind_current()->rw_own_tag;
     OX__ATOMIC(uintptr_t) *slot = OX_LIKELY(tag != 0) ? ox__rw_own_slot(tag) : NULL;
-    /* Relaxed, both: only this thread fills a slot of its line, and only
-     * the reader holding one empties it (from any thread: a task). */
+    /* Only this thread fills a slot of its line, and only the reader
+     * holding one empties it, from any thread (a task). Acquire and
+     * release, free on x86: a reader that left this slot from another
+     * thread, its leave, this take and a writer of its lock that reads
+     * this take's value are then in one chain of happens-before. */
     if (OX_LIKELY(slot != NULL) &&
-        OX_LIKELY(atomic_load_explicit(slot, memory_order_relaxed) == 0)) {
-        atomic_store_explicit(slot, (uintptr_t)l, memory_order_relaxed);
+        OX_LIKELY(atomic_load_explicit(slot, memory_order_acquire) == 0)) {
+        atomic_store_explicit(slot, (uintptr_t)l, memory_order_release);
         /* A compiler barrier only: a writer that ends the bias marks the
          * lock, then makes every running thread pass a full barrier, then
          * reads the slots; so either the load below sees its mark or its
@@ -208,7 +218,7 @@ OX_MUST_USE static inline int ox__rwlock_read_own(ox_rwlock *l, const char *file
         /* A writer, or the lock's first own reader: leave (a writer's scan
          * may have seen the slot and be waiting for it), and let the
          * library see. */
-        ox__rw_own_slot_leave(tag);
+        ox__rw_own_slot_leave(l, tag);
     }
     return ox__rwlock_read_biased(l, file, line);
 }
@@ -244,10 +254,11 @@ static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
          * writer that waits for own slots counts itself, fences every
          * thread, then reads the slots; so either it sees this store or the
          * load below sees its count, and the reader wakes it. Nothing of
-         * the lock is touched after the store: its writer may free it. */
+         * the lock is touched after the store (its writer may free it):
+         * the count is found from its address. */
         atomic_store_explicit(ox__rw_own_slot(tag), 0, memory_order_release);
         atomic_signal_fence(memory_order_seq_cst);
-        if (OX_UNLIKELY(atomic_load_explicit(&ox__rw_own_waiting.writers, memory_order_relaxed)))
+        if (OX_UNLIKELY(atomic_load_explicit(ox__rw_own_waiting_for(l), memory_order_relaxed)))
             ox__rw_own_left(tag);
         return;
     }

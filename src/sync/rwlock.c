@@ -88,35 +88,36 @@
  * (rwlock.h) tries the first slot of the thread's line; the thread's first
  * read, a busy first slot and the lock's first reader come here
  * (ox__rwlock_read_biased). That first reader sets OWN_SLOTS_USED, once,
- * before its take. The writer pays instead
- * (end_bias), if OWN_SLOTS_USED is set; otherwise no reader has taken an
- * own slot nor will (a reader that sets the bit after the writer's
- * compare-exchange finds WRITE_LOCKED), and it just clears the bias. It
- * takes the lock from a zero count as usual (WRITE_LOCKED, BIASED left
- * set), counts itself among the writers waiting for own slots (one count
- * for all locks, which every biased read unlock reads), and makes every
- * running thread of the process pass a full barrier (membarrier:
+ * before its take. The writer pays instead (end_bias), if OWN_SLOTS_USED
+ * is set; otherwise no reader has taken an own slot nor will (a reader
+ * that sets the bit after the writer's compare-exchange finds
+ * WRITE_LOCKED), and it just clears the bias. It takes the lock from a
+ * zero count as usual (WRITE_LOCKED, BIASED left set), counts itself among
+ * the writers waiting for own slots of the lock, and makes every running
+ * thread of the process pass a full barrier (membarrier:
  * fence_biased_readers) before it reads the own lines.
  *  - A reader whose state load missed WRITE_LOCKED passed that barrier
  *    after its take, so the scan sees its slot; one whose load came after
  *    the barrier sees WRITE_LOCKED and leaves.
  *  - A reader whose leave the scan missed stored it after the barrier, so
  *    its next load sees the writer counted, and it bumps its line's word
- *    and wakes whoever sleeps there (a writer of another lock, counted at
- *    the same time, costs it only that wake). A writer that finds a reader in a slot
- *    sets WRITERS_WAITING (later readers wait behind it, and the reader
- *    itself aborts if it reads again rather than deadlock) and sleeps on
- *    that line's word until the slot is left.
+ *    and wakes whoever sleeps there. (Writers are counted by a hash of
+ *    their lock's address: a writer of another lock that shares the count
+ *    costs a leave that wake, a microsecond, while it waits.) A writer that
+ *    finds a reader in a slot sets WRITERS_WAITING (later readers wait
+ *    behind it, and the reader itself aborts if it reads again rather than
+ *    deadlock) and sleeps on that line's word until the slot is left.
  * A writer never claims an own slot: a plain leave could not tell it was
  * claimed. Once no own slot holds the lock, the writer clears BIASED and
- * its copy: the lock works as below from then on, and
- * BIASED is never set again, since the fence costs 1 to 50 us, which a
- * lock that is written now and then must not pay on each write. A writer
- * that gives up first (a timeout, a try_write) leaves BIASED set, and the
- * next writer does it all again. Without a fence at start-up, readers never
- * take an own slot. If it fails later (a seccomp filter), readers stop
- * taking own slots, and the first writer of a lock whose readers took some
- * before cannot exclude them: it aborts with a message.
+ * its copy: the lock works as below from then on, and BIASED is never set
+ * again, since the fence costs 1 to 50 us, which a lock that is written
+ * now and then must not pay on each write. A writer that gives up first (a
+ * timeout, a try_write) leaves BIASED set, and the next writer does it all
+ * again; one that will not wait and already sees a reader in a slot gives
+ * up before the fence. Without a fence at start-up, readers never take an
+ * own slot. If it fails later (a seccomp filter), readers stop taking own
+ * slots, and the first writer of a lock whose readers took some before
+ * cannot exclude them: it aborts with a message.
  *
  * The copy of DISPERSED in writer_notify is set and cleared right after
  * the bit itself, by a reader that holds the lock or a writer that holds
@@ -292,8 +293,7 @@ static void slot_read_unwind(void *lock, unsigned slot)
 
 static void own_read_unwind(void *lock, unsigned tag)
 {
-    (void)lock; /* the slot says it */
-    ox__rw_own_slot_leave(tag);
+    ox__rw_own_slot_leave(lock, tag);
 }
 
 /* Relaxed: published by the release in writer_release (the unwind's, or
@@ -467,7 +467,7 @@ static bool read_own_slot(ox_rwlock *l, uint32_t route, const char *file, int li
         *rc = poison_code(s);
         return true;
     }
-    ox__rw_own_slot_leave(tag);
+    ox__rw_own_slot_leave(l, tag);
     return false;
 }
 
@@ -576,6 +576,16 @@ static void fence_biased_readers(const ox_rwlock *l)
         fence_lost(l);
 }
 
+/* Whether an own slot holds l as far as this thread sees, with no fence:
+ * a reader, or one passing through on its way to the count. */
+static bool own_reader_seen(const ox_rwlock *l)
+{
+    for (unsigned i = 0, n = ox__rw_own_slots_used(); i < n; i++)
+        if (ox__rw_own_slot_holds(ox__rw_own_tag_of(i), l))
+            return true;
+    return false;
+}
+
 static const ox__wait_site own_slots_site = {.what = "rwlock write (readers in own slots)"};
 
 /* The writer that holds l ends its bias: no reader holds an own slot of it
@@ -599,15 +609,21 @@ static int end_bias(ox_rwlock *l, uint32_t s, bool may_wait, ox_instant deadline
 {
     if (!(s & OWN_SLOTS_USED))
         return clear_bias(l);
+    /* A writer that will not wait (a try_write, a deadline already passed)
+     * and sees a reader in an own slot gives up before the fence, which
+     * would otherwise cost every try of a loop of them an interrupt on
+     * each CPU that runs the process. What it sees is there: only the
+     * stores it may not see yet need the fence. */
+    if ((!may_wait || ox_instant_now().ns >= deadline.ns) && own_reader_seen(l))
+        return may_wait ? OX_ETIMEDOUT : OX_EBUSY;
     /* Counted first, then the fence: a reader whose take this scan misses
      * had its state load after the fence, which sees WRITE_LOCKED; one whose
      * leave the scan misses sees the count, and wakes this writer. */
-    ox__rw_own_wait_begin();
+    ox__rw_own_wait_begin(l);
     fence_biased_readers(l);
     int rc = 0;
-    unsigned lines = ox__rw_own_lines_used();
-    for (unsigned i = 0; i < lines * OX__RW_OWN_SLOTS_PER_LINE && rc == 0; i++) {
-        uint32_t tag = ox__rw_own_tag(i / OX__RW_OWN_SLOTS_PER_LINE, i % OX__RW_OWN_SLOTS_PER_LINE);
+    for (unsigned i = 0, n = ox__rw_own_slots_used(); i < n && rc == 0; i++) {
+        uint32_t tag = ox__rw_own_tag_of(i);
         if (!ox__rw_own_slot_holds(tag, l))
             continue;
         if (!may_wait) {
@@ -622,7 +638,7 @@ static int end_bias(ox_rwlock *l, uint32_t s, bool may_wait, ox_instant deadline
         ox__lock_before_block(l, &ox__rwlock_write_ops, file, line);
         rc = ox__rw_own_slot_wait(tag, l, deadline, &own_slots_site);
     }
-    ox__rw_own_wait_end();
+    ox__rw_own_wait_end(l);
     return rc != 0 ? rc : clear_bias(l);
 }
 
@@ -702,9 +718,8 @@ static unsigned slot_readers(const ox_rwlock *l)
     ox__rw_slot_range cpus = ox__rw_cpu_slots();
     for (ox__rw_slot slot = cpus.first; slot < cpus.end; slot++)
         n += ox__rw_slot_holds(slot, l);
-    for (unsigned i = 0; i < ox__rw_own_lines_used() * OX__RW_OWN_SLOTS_PER_LINE; i++)
-        n += ox__rw_own_slot_holds(
-            ox__rw_own_tag(i / OX__RW_OWN_SLOTS_PER_LINE, i % OX__RW_OWN_SLOTS_PER_LINE), l);
+    for (unsigned i = 0, own = ox__rw_own_slots_used(); i < own; i++)
+        n += ox__rw_own_slot_holds(ox__rw_own_tag_of(i), l);
     return n;
 }
 
@@ -918,7 +933,7 @@ static void release_entry(ox_rwlock *l, const ox__unwind_entry *e)
     unsigned tag = e->tag;
     ox__held_remove(l);
     if (mode == &ox__rwlock_own_read_ops)
-        ox__rw_own_slot_leave(tag);
+        ox__rw_own_slot_leave(l, tag);
     else if (mode == &ox__rwlock_slot_read_ops)
         leave_slot(l, tag);
     else if (mode == &ox__rwlock_read_ops)

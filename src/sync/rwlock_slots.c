@@ -28,7 +28,7 @@ typedef struct {
 
 static slot_line table[LINES];
 ox__rw_own_line ox__rw_own_lines[OWN_LINES];
-ox__rw_own_waiting_line ox__rw_own_waiting;
+ox__rw_own_waiting_table ox__rw_own_waiting;
 
 /* Set in a freed slot's lock address: a reader of that lock left it. */
 #define LEFT ((uintptr_t)1)
@@ -102,7 +102,7 @@ static unsigned adopt_line(void)
         if (used < OWN_LINES) {
             /* Seq_cst, before this thread's first take in its order: a
              * writer whose fence comes after the take reads a count that
-             * covers the line (ox__rw_own_lines_used). */
+             * covers the line (ox__rw_own_slots_used). */
             atomic_store_explicit(&own_lines_in_use, used + 1, memory_order_seq_cst);
             line = used + 1;
         }
@@ -150,10 +150,9 @@ bool ox__rw_own_slot_take(const void *lock, uint32_t *tag)
         return false;
     for (unsigned i = 0; i < OX__RW_OWN_SLOTS_PER_LINE; i++) {
         _Atomic(uintptr_t) *slot = ox__rw_own_slot(ox__rw_own_tag(line - 1, i));
-        /* Relaxed: only this thread fills a slot of its line, and only the
-         * holder empties it. */
-        if (atomic_load_explicit(slot, memory_order_relaxed) == 0) {
-            atomic_store_explicit(slot, (uintptr_t)lock, memory_order_relaxed);
+        /* As the inline take (rwlock.h), which says why. */
+        if (atomic_load_explicit(slot, memory_order_acquire) == 0) {
+            atomic_store_explicit(slot, (uintptr_t)lock, memory_order_release);
             *tag = ox__rw_own_tag(line - 1, i);
             return true;
         }
@@ -161,12 +160,12 @@ bool ox__rw_own_slot_take(const void *lock, uint32_t *tag)
     return false;
 }
 
-void ox__rw_own_slot_leave(uint32_t tag)
+void ox__rw_own_slot_leave(const void *lock, uint32_t tag)
 {
     /* As the inline unlock (rwlock.h), which says why. */
     atomic_store_explicit(ox__rw_own_slot(tag), 0, memory_order_release);
     atomic_signal_fence(memory_order_seq_cst);
-    if (OX_UNLIKELY(atomic_load_explicit(&ox__rw_own_waiting.writers, memory_order_relaxed)))
+    if (OX_UNLIKELY(atomic_load_explicit(ox__rw_own_waiting_for(lock), memory_order_relaxed)))
         ox__rw_own_left(tag);
 }
 
@@ -179,15 +178,15 @@ void ox__rw_own_left(uint32_t tag)
     ox__park_wake_all(&line->leaves);
 }
 
-void ox__rw_own_wait_begin(void)
+void ox__rw_own_wait_begin(const void *lock)
 {
     /* Relaxed: the fence that the caller makes next orders it. */
-    atomic_fetch_add_explicit(&ox__rw_own_waiting.writers, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(ox__rw_own_waiting_for(lock), 1, memory_order_relaxed);
 }
 
-void ox__rw_own_wait_end(void)
+void ox__rw_own_wait_end(const void *lock)
 {
-    atomic_fetch_sub_explicit(&ox__rw_own_waiting.writers, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(ox__rw_own_waiting_for(lock), 1, memory_order_relaxed);
 }
 
 int ox__rw_own_slot_wait(uint32_t tag, const void *lock, ox_instant deadline,
@@ -206,9 +205,10 @@ int ox__rw_own_slot_wait(uint32_t tag, const void *lock, ox_instant deadline,
     }
 }
 
-unsigned ox__rw_own_lines_used(void)
+unsigned ox__rw_own_slots_used(void)
 {
-    return atomic_load_explicit(&own_lines_in_use, memory_order_seq_cst);
+    return atomic_load_explicit(&own_lines_in_use, memory_order_seq_cst) *
+           OX__RW_OWN_SLOTS_PER_LINE;
 }
 
 bool ox__rw_own_slot_holds(uint32_t tag, const void *lock)

@@ -20,7 +20,7 @@
 #ifndef OX_SYNC_RWLOCK_SLOTS_H
 #define OX_SYNC_RWLOCK_SLOTS_H
 
-#include "oxide/base.h"
+#include "oxide/rwlock.h"
 
 #include <stdbool.h>
 
@@ -42,20 +42,21 @@ bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot);
 
 /* Takes a free slot in the calling thread's own line for lock, and returns
  * true with its tag in *tag; false if the line is full or no line is left.
- * A relaxed store: the caller's next load of the lock's state may be
+ * A release store: the caller's next load of the lock's state may be
  * ordered before it, unless a writer makes every thread pass a barrier
  * (ox__sys_fence_others) after it marks the lock and before it reads the
  * slots (rwlock.c). */
 bool ox__rw_own_slot_take(const void *lock, uint32_t *tag);
 
-/* ox__rw_own_slot_leave(tag) empties an own slot: oxide/rwlock.h. */
+/* ox__rw_own_slot_leave(lock, tag) empties an own slot: oxide/rwlock.h. */
 
-/* A writer that will wait for its readers in own slots, and the end of
- * that. Between the two, every own leave bumps its line's count and wakes
- * the line's sleepers: the writer begins, then fences every thread, so a
- * leave either was visible to its scan or sees it waiting. */
-void ox__rw_own_wait_begin(void);
-void ox__rw_own_wait_end(void);
+/* A writer of lock that will wait for its readers in own slots, and the
+ * end of that. Between the two, every own leave of lock (and of the locks
+ * that share its count) bumps its line's count and wakes the line's
+ * sleepers: the writer begins, then fences every thread, so a leave either
+ * was visible to its scan or sees it waiting. */
+void ox__rw_own_wait_begin(const void *lock);
+void ox__rw_own_wait_end(const void *lock);
 
 /* Waits, between those two, until the own slot at tag no longer holds
  * lock: 0, or OX_ETIMEDOUT at deadline. site and object name the wait for
@@ -65,9 +66,15 @@ struct ox__wait_site;
 int ox__rw_own_slot_wait(uint32_t tag, const void *lock, ox_instant deadline,
                          const struct ox__wait_site *site);
 
-/* How many own lines any thread has used, which a writer of a biased lock
- * reads after its fence (seq_cst: adopt_line says why). */
-unsigned ox__rw_own_lines_used(void);
+/* How many own slots the lines given to threads hold, which a writer of a
+ * biased lock reads after its fence (seq_cst: adopt_line says why); and
+ * the tag of the i-th of them. */
+unsigned ox__rw_own_slots_used(void);
+
+static inline uint32_t ox__rw_own_tag_of(unsigned i)
+{
+    return ox__rw_own_tag(i / OX__RW_OWN_SLOTS_PER_LINE, i % OX__RW_OWN_SLOTS_PER_LINE);
+}
 
 /* Whether the own slot at tag holds lock right now (an acquire load). */
 bool ox__rw_own_slot_holds(uint32_t tag, const void *lock);
