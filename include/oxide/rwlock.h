@@ -376,9 +376,12 @@ void(ox_rwlock_write_unlock)(ox_rwlock *l);
 void ox_rwlock_unlock(ox_rwlock *l);
 
 /* Turns the calling thread's write lock into a read lock without letting
- * any writer in between, and wakes the readers waiting (unless a writer is
- * waiting too: then they stay behind it). Aborts if the thread does not hold
- * l for writing. */
+ * any writer in between, and wakes the readers waiting (unless a writer may
+ * be waiting too: then they stay behind it). "May": a writer that had to
+ * wait for the lock keeps the waiting mark when it takes it, since others
+ * may wait with it, as Rust std's futex RwLock does; so after such a write
+ * new readers wait until this read lock is released. Aborts if the thread
+ * does not hold l for writing. */
 void ox_rwlock_downgrade(ox_rwlock *l);
 
 /* Whether a panic poisoned l (a writer unwound; readers never poison) and
