@@ -451,10 +451,17 @@ static bool read_own_slot(ox_rwlock *l, uint32_t route, const char *file, int li
      * (fence_biased_readers), and no other lock gets the bit. */
     if (atomic_load_explicit(&ox__mutex_arm.epoch, memory_order_relaxed) & OX__MUTEX_EPOCH_NO_FENCE)
         return false;
-    /* Relaxed: the writer's compare-exchange and this are ordered on the
-     * word itself: if it came first, the load below sees WRITE_LOCKED. */
-    if (!(route & OWN_SLOTS_USED))
-        atomic_fetch_or_explicit(&l->state, OWN_SLOTS_USED, memory_order_relaxed);
+    /* Only onto a biased lock: a bit set after a writer ended the bias would
+     * stay, and send every write of the lock to the slow path. Relaxed: the
+     * writer's compare-exchange and this are ordered on the word itself: if
+     * it came first, the load below sees WRITE_LOCKED. */
+    while (!(route & OWN_SLOTS_USED))
+        if (!(route & BIASED) ||
+            atomic_compare_exchange_weak_explicit(&l->state, &route, route | OWN_SLOTS_USED,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            break;
+    if (!(route & BIASED))
+        return false;
     uint32_t tag;
     if (!ox__rw_own_slot_take(l, &tag))
         return false;
