@@ -429,12 +429,14 @@ OX_TEST_OPTS(rwlock_biased_reader_and_first_writer_starting_together_never_overl
 static struct {
     _Alignas(64) ox_rwlock l;
 } ww_lock[2] = {{OX_RWLOCK_INIT}, {OX_RWLOCK_INIT}};
-static _Atomic int ww_release;
+static _Atomic int ww_release, ww_held;
 
 static void *ww_hold_first(void *arg)
 {
     (void)arg;
     CHECK_EQ(ox_rwlock_read(&ww_lock[0].l), 0);
+    CHECK(newest_read_in_own_slot());
+    atomic_store(&ww_held, 1);
     while (!atomic_load(&ww_release))
         ox_thread_sleep(OX_MILLIS(1));
     ox_rwlock_read_unlock(&ww_lock[0].l);
@@ -457,7 +459,7 @@ OX_TEST(rwlock_biased_writer_waiting_on_one_lock_leaves_other_unlocks_alone)
 {
     CHECK(ox__rw_own_waiting_for(&ww_lock[0].l) != ox__rw_own_waiting_for(&ww_lock[1].l));
     ox_join_handle h = ox_thread_spawn(ww_hold_first, NULL);
-    while (!(atomic_load(&ww_lock[0].l.state) & OX__RW_OWN_SLOTS_USED))
+    while (!atomic_load(&ww_held))
         ox_thread_sleep(OX_MICROS(100));
     ox_join_handle w = ox_thread_spawn(ww_write_first, NULL);
     ox_test_wait_blocked_on(&ww_lock[0].l, 1);
@@ -487,6 +489,7 @@ static void *poll_hold(void *arg)
 {
     (void)arg;
     CHECK_EQ(ox_rwlock_read(&poll_w.l), 0);
+    CHECK(newest_read_in_own_slot());
     atomic_store(&poll_w.reader_in, 1);
     while (!atomic_load(&poll_w.stop))
         ox_thread_sleep(OX_MILLIS(1));
