@@ -90,6 +90,10 @@ uint32_t ox_test_rwlock_count(ox_rwlock *l);
  * by hand, as when it lags the bit. */
 bool ox_test_rwlock_copy(ox_rwlock *l);
 void ox_test_rwlock_force_copy(ox_rwlock *l, bool set);
+/* Installs a seccomp filter that makes membarrier fail with EPERM in the
+ * calling process (a forked child: it cannot be undone), as a sandbox
+ * installed after oxide's start-up would. False if seccomp is unavailable. */
+bool ox_test_deny_membarrier(void);
 /* Pins thread or process who (0: the calling thread) to that one CPU. */
 void ox_test_pin(pid_t who, int cpu);
 

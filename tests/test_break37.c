@@ -32,15 +32,11 @@
 #include "runner.h"
 
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -723,15 +719,7 @@ OX_TEST_OPTS(break37_seccomp_filter_after_startup_denies_membarrier, .timeout_s 
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        struct sock_filter f[] = {
-            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        };
-        struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
-            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        if (!ox_test_deny_membarrier())
             _exit(7); /* no seccomp here: nothing to show */
         lock(&sc.m);
         ox_join_handle h = ox_thread_spawn(seccomp_contender, NULL);

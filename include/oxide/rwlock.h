@@ -141,9 +141,8 @@ extern const ox__lock_ops ox__rwlock_read_ops, ox__rwlock_slot_read_ops, ox__rwl
  * dispersed reader, or a read lock not on top of the record;
  * ox__rwlock_unlock_not_on_top removes a write lock from further down. Both
  * abort if the thread does not hold the lock in that mode.
- * ox__rw_own_slot_leave empties the own slot at tag, which holds lock, as
- * the inline unlock does; ox__rw_own_left wakes the writers waiting for
- * readers in own slots, after a leave of that slot. */
+ * ox__rw_own_left wakes the writers waiting for readers in own slots, after
+ * a leave of the slot at tag. */
 int ox__rwlock_read_crowded(ox_rwlock *l, uint32_t old, const char *file, int line);
 int ox__rwlock_read_dispersed(ox_rwlock *l, const char *file, int line);
 int ox__rwlock_read_biased(ox_rwlock *l, const char *file, int line);
@@ -151,13 +150,29 @@ void ox__rwlock_read_unlock_slow(ox_rwlock *l);
 OX_COLD int ox__rwlock_write_contended(ox_rwlock *l, const char *file, int line);
 OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode,
                                           const char *function);
-void ox__rw_own_slot_leave(const void *lock, uint32_t tag);
 OX_COLD void ox__rw_own_left(uint32_t tag);
 /* Wakes a writer or the readers; s is the state the release left. */
 OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
 #ifdef OX_CHAOS
 void ox__chaos_point(void); /* src/check/chaos.h: the chaos build's perturbation */
 #endif
+
+/* Empties the own slot at tag, which holds lock: every biased reader's
+ * leave (the unlock, a reader turned away, the library's unlocks and
+ * unwinds). Release: the
+ * reader's reads happen-before the acquire load of a writer that finds the
+ * slot empty. Then a compiler barrier only, and relaxed: a writer that
+ * waits for own slots counts itself, fences every thread, then reads the
+ * slots; so either it sees this store or the load below sees its count,
+ * and the reader wakes it. Nothing of the lock is touched after the store
+ * (its writer may free it): the count is found from its address. */
+static inline void ox__rw_own_leave(const void *lock, uint32_t tag)
+{
+    atomic_store_explicit(ox__rw_own_slot(tag), 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (OX_UNLIKELY(atomic_load_explicit(ox__rw_own_waiting_for(lock), memory_order_relaxed)))
+        ox__rw_own_left(tag);
+}
 
 /* After a release that left state s: someone must be woken if a waiting
  * bit is set and the lock is now free (no readers, no writer). The waiting
@@ -190,15 +205,14 @@ OX_MUST_USE static inline int ox__rwlock_read_counted(ox_rwlock *l, const char *
 OX_MUST_USE static inline int ox__rwlock_read_own(ox_rwlock *l, const char *file, int line)
 {
     uint32_t tag = ox__unwind_current()->rw_own_tag;
-    OX__ATOMIC(uintptr_t) *slot = OX_LIKELY(tag != 0) ? ox__rw_own_slot(tag) : NULL;
     /* Only this thread fills a slot of its line, and only the reader
      * holding one empties it, from any thread (a task). Acquire and
      * release, free on x86: a reader that left this slot from another
      * thread, its leave, this take and a writer of its lock that reads
      * this take's value are then in one chain of happens-before. */
-    if (OX_LIKELY(slot != NULL) &&
-        OX_LIKELY(atomic_load_explicit(slot, memory_order_acquire) == 0)) {
-        atomic_store_explicit(slot, (uintptr_t)l, memory_order_release);
+    if (OX_LIKELY(tag != 0) &&
+        OX_LIKELY(atomic_load_explicit(ox__rw_own_slot(tag), memory_order_acquire) == 0)) {
+        atomic_store_explicit(ox__rw_own_slot(tag), (uintptr_t)l, memory_order_release);
         /* A compiler barrier only: a writer that ends the bias marks the
          * lock, then makes every running thread pass a full barrier, then
          * reads the slots; so either the load below sees its mark or its
@@ -218,7 +232,7 @@ OX_MUST_USE static inline int ox__rwlock_read_own(ox_rwlock *l, const char *file
         /* A writer, or the lock's first own reader: leave (a writer's scan
          * may have seen the slot and be waiting for it), and let the
          * library see. */
-        ox__rw_own_slot_leave(l, tag);
+        ox__rw_own_leave(l, tag);
     }
     return ox__rwlock_read_biased(l, file, line);
 }
@@ -246,31 +260,22 @@ static inline void ox__rwlock_read_unlock_inline(ox_rwlock *l)
     ox__unwind_state *s = ox__unwind_current();
     int32_t newest = ox__held_newest(s);
     const ox__unwind_entry *e = &s->entries[newest];
-    if (OX_LIKELY(e->object == l) && e->u.lock_ops == &ox__rwlock_own_read_ops) {
-        uint32_t tag = e->tag;
-        s->depth = (uint32_t)newest;
-        /* Release: the reader's reads happen-before the acquire load of a
-         * writer that finds the slot empty. Then a compiler barrier only: a
-         * writer that waits for own slots counts itself, fences every
-         * thread, then reads the slots; so either it sees this store or the
-         * load below sees its count, and the reader wakes it. Nothing of
-         * the lock is touched after the store (its writer may free it):
-         * the count is found from its address. */
-        atomic_store_explicit(ox__rw_own_slot(tag), 0, memory_order_release);
-        atomic_signal_fence(memory_order_seq_cst);
-        if (OX_UNLIKELY(atomic_load_explicit(ox__rw_own_waiting_for(l), memory_order_relaxed)))
-            ox__rw_own_left(tag);
-        return;
-    }
-    if (OX_LIKELY(e->object == l) && e->u.lock_ops == &ox__rwlock_read_ops) {
-        s->depth = (uint32_t)newest;
-        /* Release: the reader's reads happen-before the next writer's
-         * acquire CAS (all later modifications are read-modify-writes,
-         * which continue the release sequence). */
-        ox__rwlock_released(
-            l, atomic_fetch_sub_explicit(&l->state, OX__RW_READER, memory_order_release) -
-                   OX__RW_READER);
-        return;
+    if (OX_LIKELY(e->object == l)) {
+        if (e->u.lock_ops == &ox__rwlock_own_read_ops) {
+            s->depth = (uint32_t)newest;
+            ox__rw_own_leave(l, e->tag);
+            return;
+        }
+        if (e->u.lock_ops == &ox__rwlock_read_ops) {
+            s->depth = (uint32_t)newest;
+            /* Release: the reader's reads happen-before the next writer's
+             * acquire CAS (all later modifications are read-modify-writes,
+             * which continue the release sequence). */
+            ox__rwlock_released(
+                l, atomic_fetch_sub_explicit(&l->state, OX__RW_READER, memory_order_release) -
+                       OX__RW_READER);
+            return;
+        }
     }
     ox__rwlock_read_unlock_slow(l); /* a dispersed reader, or not on top */
 }

@@ -293,7 +293,7 @@ static void slot_read_unwind(void *lock, unsigned slot)
 
 static void own_read_unwind(void *lock, unsigned tag)
 {
-    ox__rw_own_slot_leave(lock, tag);
+    ox__rw_own_leave(lock, tag);
 }
 
 /* Relaxed: published by the release in writer_release (the unwind's, or
@@ -474,7 +474,7 @@ static bool read_own_slot(ox_rwlock *l, uint32_t route, const char *file, int li
         *rc = poison_code(s);
         return true;
     }
-    ox__rw_own_slot_leave(l, tag);
+    ox__rw_own_leave(l, tag);
     return false;
 }
 
@@ -649,11 +649,18 @@ static int end_bias(ox_rwlock *l, uint32_t s, bool may_wait, ox_instant deadline
     return rc != 0 ? rc : clear_bias(l);
 }
 
-static unsigned move_range(ox_rwlock *l, ox__rw_slot_range range, unsigned my_line,
-                           bool *read_elsewhere)
+/* This thread has just set WRITE_LOCKED on a dispersed lock. Readers that
+ * took a slot before may still hold it: moves each into the count, and
+ * returns how many it moved (0: the write lock is this thread's). Sets
+ * *read_elsewhere if readers on other CPUs used slots since the last write
+ * (their traces). */
+static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
 {
     unsigned moved = 0;
-    for (ox__rw_slot slot = range.first; slot < range.end; slot++) {
+    unsigned my_line = ox__rw_slot_current_line();
+    *read_elsewhere = false;
+    ox__rw_slot end = ox__rw_slot_end();
+    for (ox__rw_slot slot = 0; slot < end; slot++) {
         ox__rw_slot_seen seen = ox__rw_slot_look(slot, l, my_line);
         if (seen == OX__RW_SLOT_LEFT_ELSEWHERE)
             *read_elsewhere = true;
@@ -669,17 +676,6 @@ static unsigned move_range(ox_rwlock *l, ox__rw_slot_range range, unsigned my_li
             atomic_fetch_sub_explicit(&l->state, READER, memory_order_relaxed);
     }
     return moved;
-}
-
-/* This thread has just set WRITE_LOCKED on a dispersed lock. Readers that
- * took a slot in a CPU's line before may still hold it: moves each into the
- * count, and returns how many it moved (0: the write lock is this
- * thread's). Sets *read_elsewhere if readers on other CPUs used slots since
- * the last write (their traces). */
-static unsigned move_slot_readers(ox_rwlock *l, bool *read_elsewhere)
-{
-    *read_elsewhere = false;
-    return move_range(l, ox__rw_cpu_slots(), ox__rw_slot_current_line(), read_elsewhere);
 }
 
 /* After move_slot_readers found readers: gives WRITE_LOCKED back, and sets
@@ -722,8 +718,7 @@ static void settle_dispersal(ox_rwlock *l, bool read_elsewhere, uint32_t also)
 static unsigned slot_readers(const ox_rwlock *l)
 {
     unsigned n = 0;
-    ox__rw_slot_range cpus = ox__rw_cpu_slots();
-    for (ox__rw_slot slot = cpus.first; slot < cpus.end; slot++)
+    for (ox__rw_slot slot = 0, end = ox__rw_slot_end(); slot < end; slot++)
         n += ox__rw_slot_holds(slot, l);
     for (unsigned i = 0, own = ox__rw_own_slots_used(); i < own; i++)
         n += ox__rw_own_slot_holds(ox__rw_own_tag_of(i), l);
@@ -940,7 +935,7 @@ static void release_entry(ox_rwlock *l, const ox__unwind_entry *e)
     unsigned tag = e->tag;
     ox__held_remove(l);
     if (mode == &ox__rwlock_own_read_ops)
-        ox__rw_own_slot_leave(l, tag);
+        ox__rw_own_leave(l, tag);
     else if (mode == &ox__rwlock_slot_read_ops)
         leave_slot(l, tag);
     else if (mode == &ox__rwlock_read_ops)

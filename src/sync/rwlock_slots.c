@@ -160,15 +160,6 @@ bool ox__rw_own_slot_take(const void *lock, uint32_t *tag)
     return false;
 }
 
-void ox__rw_own_slot_leave(const void *lock, uint32_t tag)
-{
-    /* As the inline unlock (rwlock.h), which says why. */
-    atomic_store_explicit(ox__rw_own_slot(tag), 0, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (OX_UNLIKELY(atomic_load_explicit(ox__rw_own_waiting_for(lock), memory_order_relaxed)))
-        ox__rw_own_left(tag);
-}
-
 void ox__rw_own_left(uint32_t tag)
 {
     /* Release: a writer that reads the new count (acquire) sees the
@@ -186,6 +177,7 @@ void ox__rw_own_wait_begin(const void *lock)
 
 void ox__rw_own_wait_end(const void *lock)
 {
+    /* Relaxed: a leave that still sees the count only wakes for nothing. */
     atomic_fetch_sub_explicit(ox__rw_own_waiting_for(lock), 1, memory_order_relaxed);
 }
 
@@ -266,10 +258,9 @@ ox__rw_slot_seen ox__rw_slot_look(ox__rw_slot slot, const void *lock, unsigned s
                                                   : OX__RW_SLOT_NOTHING;
 }
 
-ox__rw_slot_range ox__rw_cpu_slots(void)
+ox__rw_slot ox__rw_slot_end(void)
 {
-    unsigned lines = atomic_load_explicit(&lines_in_use, memory_order_seq_cst);
-    return (ox__rw_slot_range){0, lines * SLOTS_PER_LINE};
+    return atomic_load_explicit(&lines_in_use, memory_order_seq_cst) * SLOTS_PER_LINE;
 }
 
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock)

@@ -37,7 +37,7 @@ static inline uint32_t ox__rw_own_tag(unsigned line, unsigned i)
 /* Takes a free slot in the calling CPU's line for lock, and returns true with
  * its number in *slot; false if that line is full. Sequentially consistent,
  * so that a load of the lock's state that follows it is ordered after it (the
- * writer's side is in ox__rw_cpu_slots). */
+ * writer's side is in ox__rw_slot_end). */
 bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot);
 
 /* Takes a free slot in the calling thread's own line for lock, and returns
@@ -48,7 +48,7 @@ bool ox__rw_slot_take(const void *lock, ox__rw_slot *slot);
  * slots (rwlock.c). */
 bool ox__rw_own_slot_take(const void *lock, uint32_t *tag);
 
-/* ox__rw_own_slot_leave(lock, tag) empties an own slot: oxide/rwlock.h. */
+/* ox__rw_own_leave(lock, tag) empties an own slot: oxide/rwlock.h. */
 
 /* A writer of lock that will wait for its readers in own slots, and the
  * end of that. Between the two, every own leave of lock (and of the locks
@@ -85,16 +85,12 @@ bool ox__rw_own_slot_holds(uint32_t tag, const void *lock);
  * (rwlock.c). */
 bool ox__rw_slot_leave(const void *lock, ox__rw_slot slot);
 
-/* A range of slot numbers a writer reads: [first, end). */
-typedef struct {
-    ox__rw_slot first, end;
-} ox__rw_slot_range;
-
-/* The CPUs' lines any reader has used: what a writer scans. Sequentially
- * consistent, and so are the loads in ox__rw_slot_holds: a writer that reads
- * them after marking the lock (in the state's single total order) sees every
- * slot taken before a reader read the state unmarked. */
-ox__rw_slot_range ox__rw_cpu_slots(void);
+/* One past the highest CPU line's slot any reader has used: where a
+ * writer's scan ends. Sequentially consistent, and so are the loads in
+ * ox__rw_slot_holds: a writer that reads them after marking the lock (in the
+ * state's single total order) sees every slot taken before a reader read
+ * the state unmarked. */
+ox__rw_slot ox__rw_slot_end(void);
 
 /* Whether slot holds lock right now (a sequentially consistent load). */
 bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock);
@@ -102,15 +98,14 @@ bool ox__rw_slot_holds(ox__rw_slot slot, const void *lock);
 /* What a writer's scan finds of its lock in a slot. */
 typedef enum {
     OX__RW_SLOT_NOTHING,        /* free, another lock's, or a trace on the
-                                   scanning thread's own line or an own
-                                   line */
+                                   scanning thread's own line */
     OX__RW_SLOT_HELD,           /* a reader of the lock holds it */
     OX__RW_SLOT_LEFT_ELSEWHERE, /* a reader of the lock left it since the last
                                    scan, on another CPU's line */
 } ox__rw_slot_seen;
 
 /* Looks at slot for a writer of lock on scanners_line, with one
- * sequentially consistent load (see ox__rw_cpu_slots). It clears a trace of
+ * sequentially consistent load (see ox__rw_slot_end). It clears a trace of
  * lock it finds, on any line, so that the next scan sees only readers that
  * came since: a writer learns whether readers on other CPUs still use the
  * lock. */
