@@ -361,6 +361,9 @@ lint: docs
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 		--enable=warning,performance,portability --suppress=missingIncludeSystem \
 		-Iinclude -Isrc -D__GNUC__ src
+	@# every mutation still applies (make mutate's first step, in seconds)
+	@for m in tests/mutations/*.mut; do \
+		perl tests/mutations/apply.pl "$$m" --check || exit 1; done
 
 # The API reference; fails on a Doxygen warning or a public name without
 # documentation that docs/api/undocumented.txt does not list.
