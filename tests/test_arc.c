@@ -442,7 +442,7 @@ OX_TEST_OPTS(arc_weak_overflow_aborts, .expect_signal = SIGABRT, .expect_stderr 
 {
     void *p = ox_arc_new(8, NULL);
     ox_weak *w = ox_arc_downgrade(p);
-    atomic_store(&ox__arc_header_of(p)->weak, OX__ARC_MAX_REFCOUNT + 1);
+    atomic_store(&ox__arc_header_of(p)->weak, OX__ARC_WEAK_MADE | (OX__ARC_WEAK_MAX + 1));
     (void)!ox_weak_clone(w);
 }
 
@@ -468,9 +468,9 @@ OX_TEST(arc_drop_fn_panic_still_releases_the_block)
     int *v = ox_arc_new(sizeof *v, panicking_drop);
     ox_weak *w = ox_arc_downgrade(v);
     const ox__arc_header *h = (const ox__arc_header *)(const void *)w;
-    CHECK_EQ(atomic_load(&h->weak), 2); /* w and the strong references' one */
+    CHECK_EQ(atomic_load(&h->weak), OX__ARC_WEAK_MADE | 2); /* w and the strong references' one */
     CHECK_EQ(ox_catch_unwind(drop_arc, v, NULL, NULL), OX_EPANICKED);
-    CHECK_EQ(atomic_load(&h->weak), 1); /* only w keeps the block now */
+    CHECK_EQ(atomic_load(&h->weak), OX__ARC_WEAK_MADE | 1); /* only w keeps the block now */
     CHECK(ox_weak_upgrade(w) == NULL);
     ox_weak_drop(w); /* frees it */
 

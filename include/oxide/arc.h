@@ -19,6 +19,10 @@
  * it back into a strong reference while the value lives and returns NULL
  * once it is gone, never bringing it back.
  *
+ * A clone or drop is one locked instruction, as Rust's; while an Arc has a
+ * single owner and has never had a Weak (say, one just made, not yet
+ * shared), its clone and its last drop are plain stores instead.
+ *
  * Like Rust's Arc, only the counting is thread-safe: the payload is shared,
  * so mutate it only through a lock or atomics (or when ox_arc_get_mut()
  * says this is the only reference). Counts beyond OX__ARC_MAX_REFCOUNT
@@ -61,9 +65,15 @@ OX__API_BEGIN
  *   - a drop that makes it negative dropped the last reference (-1), or
  *     one too many (below -1).
  * weak: the number of Weak references plus one held collectively by all
- * strong references (so the memory stays while either kind exists), or
+ * strong references (so the memory stays while either kind exists), plus
+ * OX__ARC_WEAK_MADE from the first ox_arc_downgrade() on, for good; or
  * OX__ARC_WEAK_LOCKED for the instant ox_arc_get_mut() checks uniqueness
  * (Rust's is_unique).
+ *
+ * So strong == 0 and weak == 1 means the caller's reference is the only
+ * one and no Weak was ever made: no other thread can reach the counts, and
+ * the clone and the last drop of such an Arc store instead of locking
+ * (ox__arc_alone below).
  *
  * Tests may set the counts through ox__arc_header_of() (the overflow test
  * sets strong near OX__ARC_MAX_REFCOUNT instead of cloning 2^63 times);
@@ -83,6 +93,11 @@ typedef struct ox__arc_header {
  * it cannot wrap the counter before one of them aborts. */
 #define OX__ARC_MAX_REFCOUNT ((size_t)PTRDIFF_MAX)
 #define OX__ARC_WEAK_LOCKED  SIZE_MAX
+/* weak's sticky bit (2^62 on 64 bits). Weak counts abort past
+ * OX__ARC_WEAK_MAX, far enough below it that racing increments past the
+ * limit cannot carry into it before one of them aborts. */
+#define OX__ARC_WEAK_MADE (SIZE_MAX / 4 + 1)
+#define OX__ARC_WEAK_MAX  (SIZE_MAX / 8)
 /* strong once the value is gone: far from both -1 and the wrap, so that
  * stray clones and drops of a dropped value keep it negative. */
 #define OX__ARC_DEAD (PTRDIFF_MIN / 2)
@@ -95,6 +110,29 @@ static inline ox__arc_header *ox__arc_header_of(const void *payload)
 
 OX_COLD OX__NORETURN void ox__arc_bad_count(const void *payload, const char *function);
 OX_COLD void ox__arc_drop_last(void *payload);
+OX_COLD void ox__arc_drop_alone(void *payload);
+
+/* True if the caller's strong reference is the only reference of any
+ * kind, and no Weak was ever made. Then nobody else can change the counts
+ * until the caller hands a clone over: every other reference was dropped
+ * (each before the value this load reads, in the count's order), no Weak
+ * can upgrade, and only the caller could make one. So a clone may store 1
+ * and the last drop DEAD, plain stores instead of locked instructions.
+ * Acquire: pairs with the other owners' release decrements (through the
+ * release sequence the load reads from), so their uses of the value, and
+ * any downgrade they made before dropping, happen-before what the caller
+ * does next; hence the relaxed load of weak sees WEAK_MADE if any owner
+ * ever downgraded. (An owner's earlier plain store does not break that
+ * chain: it came after an acquire like this one.) */
+static inline bool ox__arc_alone(ox__arc_header *h)
+{
+    if (atomic_load_explicit(&h->strong, memory_order_acquire) != 0)
+        return false;
+#ifdef OX_CHAOS
+    ox__chaos_point(); /* a Weak made before may upgrade and go here */
+#endif
+    return atomic_load_explicit(&h->weak, memory_order_relaxed) == 1;
+}
 
 /* Counts one more strong reference; true if the count went negative (see
  * the header's layout). Relaxed: a new reference can only be made from an
@@ -128,14 +166,25 @@ static inline bool ox__arc_strong_decrement_went_negative(ox__arc_header *h)
 
 OX_MUST_USE static inline void *ox__arc_clone_inline(void *payload)
 {
-    if (OX_UNLIKELY(ox__arc_strong_increment_went_negative(ox__arc_header_of(payload))))
+    ox__arc_header *h = ox__arc_header_of(payload);
+    if (ox__arc_alone(h)) {
+#ifdef OX_CHAOS
+        ox__chaos_point(); /* if the proof above were wrong, a rival would write here */
+#endif
+        /* Relaxed: nothing to publish, as the clone below. */
+        atomic_store_explicit(&h->strong, 1, memory_order_relaxed);
+    } else if (OX_UNLIKELY(ox__arc_strong_increment_went_negative(h))) {
         ox__arc_bad_count(payload, "ox_arc_clone");
+    }
     return payload;
 }
 
 static inline void ox__arc_drop_inline(void *payload)
 {
-    if (OX_UNLIKELY(ox__arc_strong_decrement_went_negative(ox__arc_header_of(payload))))
+    ox__arc_header *h = ox__arc_header_of(payload);
+    if (ox__arc_alone(h))
+        ox__arc_drop_alone(payload);
+    else if (OX_UNLIKELY(ox__arc_strong_decrement_went_negative(h)))
         ox__arc_drop_last(payload);
 }
 

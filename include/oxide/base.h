@@ -129,6 +129,12 @@ enum {
  * the string is static. */
 const char *ox_strerror(int code);
 
+#ifdef OX_CHAOS
+/* The chaos build's perturbation (src/check/chaos.h), which the inline
+ * fast paths call between two steps that a rival could slip between. */
+void ox__chaos_point(void);
+#endif
+
 /* Prints "<function>: <message>" to stderr and aborts. Used for misuse that
  * Rust rejects at compile time (joining twice, unlocking a lock not held). */
 OX__NORETURN void ox_abort(const char *function, const char *fmt, ...) OX_PRINTF(2, 3) OX_NORETURN;

@@ -75,9 +75,6 @@ extern const ox__lock_ops ox__mutex_ops;
 /* The lock's slow path: the CAS failed. Returns as ox_mutex_lock. */
 OX_COLD int ox__mutex_lock_contended(ox_mutex *m, const char *file, int line);
 OX_COLD void ox__mutex_wake(ox_mutex *m);
-#ifdef OX_CHAOS
-void ox__chaos_point(void); /* src/check/chaos.h: the chaos build's perturbation */
-#endif
 OX_COLD OX__NORETURN void ox__mutex_unlock_not_held(const ox_mutex *m);
 
 static inline bool ox__mutex_try_acquire(ox_mutex *m)

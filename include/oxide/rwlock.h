@@ -153,9 +153,6 @@ OX_COLD void ox__rwlock_unlock_not_on_top(ox_rwlock *l, const ox__lock_ops *mode
 OX_COLD void ox__rw_own_left(uint32_t tag);
 /* Wakes a writer or the readers; s is the state the release left. */
 OX_COLD void ox__rwlock_wake(ox_rwlock *l, uint32_t s);
-#ifdef OX_CHAOS
-void ox__chaos_point(void); /* src/check/chaos.h: the chaos build's perturbation */
-#endif
 
 /* Empties the own slot at tag, which holds lock: every biased reader's
  * leave (the unlock, a reader turned away, the library's unlocks and

@@ -11,7 +11,10 @@
  *     count that is not negative, so a dropped value is never resurrected;
  *   - get_mut locks the weak count (1 -> LOCKED) before reading the strong
  *     count, so a concurrent downgrade cannot slip in between the two
- *     reads (downgrade waits while the weak count is LOCKED).
+ *     reads (downgrade waits while the weak count is LOCKED);
+ *   - an Arc alone (oxide/arc.h: one strong reference, no Weak ever) is
+ *     cloned and dropped for the last time with plain stores, after an
+ *     acquire load that plays the part of the decrement's acquire.
  */
 #include "oxide/arc.h"
 
@@ -107,12 +110,18 @@ void *ox_arc_new(size_t size, void (*drop_fn)(void *payload))
     return (char *)h + OX__ARC_HEADER_SIZE;
 }
 
+/* The number in a weak count that is not LOCKED (without WEAK_MADE). */
+static size_t weak_number(size_t weak)
+{
+    return weak & ~OX__ARC_WEAK_MADE;
+}
+
 /* Gives up one count of weak; frees the block when it was the last. */
 static void weak_release(ox__arc_header *h)
 {
     /* Release: pairs with the acquire fence below in whichever thread
      * frees, so every use of the block (and drop_fn) happens-before free. */
-    if (atomic_fetch_sub_explicit(&h->weak, 1, memory_order_release) != 1)
+    if (weak_number(atomic_fetch_sub_explicit(&h->weak, 1, memory_order_release)) != 1)
         return;
     acquire_after_last(&h->weak);
     free(h);
@@ -144,10 +153,11 @@ static void claim_the_value(ox__arc_header *h, const void *payload, const char *
         abort_on_count(payload, last, function);
 }
 
-void ox__arc_drop_last(void *payload)
+/* The value is ours (strong is DEAD, and every other owner's use of it
+ * happens-before this): runs drop_fn, then gives up the strong references'
+ * weak count. */
+static void destroy(ox__arc_header *h, void *payload)
 {
-    ox__arc_header *h = ox__arc_header_of(payload);
-    claim_the_value(h, payload, "ox_arc_drop");
     if (h->drop_fn == NULL) {
         weak_release(h);
         return;
@@ -158,6 +168,24 @@ void ox__arc_drop_last(void *payload)
     ox_cleanup_push(weak_release_cleanup, h);
     h->drop_fn(payload);
     ox__cleanup_pop_own(weak_release_cleanup, h, true);
+}
+
+void ox__arc_drop_last(void *payload)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    claim_the_value(h, payload, "ox_arc_drop");
+    destroy(h, payload);
+}
+
+void ox__arc_drop_alone(void *payload)
+{
+    ox__arc_header *h = ox__arc_header_of(payload);
+    /* Relaxed: no other thread can reach the count (ox__arc_alone, whose
+     * acquire load also ordered the other owners' uses before drop_fn).
+     * DEAD, as the claim of a shared Arc's last drop leaves it. */
+    OX__CHAOS_POINT(); /* if ox__arc_alone were wrong, a rival would write here */
+    atomic_store_explicit(&h->strong, OX__ARC_DEAD, memory_order_relaxed);
+    destroy(h, payload);
 }
 
 static void check_size(const ox__arc_header *h, const void *out, size_t size, const char *function)
@@ -223,25 +251,27 @@ size_t ox_arc_weak_count(const void *payload)
      * changes it counts). */
     size_t weak = atomic_load_explicit(&ox__arc_header_of(payload)->weak, memory_order_acquire);
     /* LOCKED: get_mut is checking, which it only does when no Weak exists. */
-    return weak == OX__ARC_WEAK_LOCKED ? 0 : weak - 1;
+    return weak == OX__ARC_WEAK_LOCKED ? 0 : weak_number(weak) - 1;
 }
 
 void *ox_arc_get_mut(void *payload)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
-    size_t one = 1;
+    /* weak when no Weak exists: 1, with WEAK_MADE if one ever did. */
+    size_t no_weak = atomic_load_explicit(&h->weak, memory_order_relaxed) & OX__ARC_WEAK_MADE;
+    no_weak |= 1;
     /* Acquire: pairs with the release decrement of weak in a Weak's drop,
      * so a Weak that upgraded (incremented strong) and was then dropped is
      * seen as the strong count it left. Locking keeps downgrade out until
      * the strong count is read. */
-    if (!atomic_compare_exchange_strong_explicit(&h->weak, &one, OX__ARC_WEAK_LOCKED,
+    if (!atomic_compare_exchange_strong_explicit(&h->weak, &no_weak, OX__ARC_WEAK_LOCKED,
                                                  memory_order_acquire, memory_order_relaxed))
         return NULL; /* a Weak exists (or another get_mut is checking) */
     /* Acquire: pairs with other owners' release decrements, so their uses
      * of the payload happen-before the caller's mutation. */
     bool unique = atomic_load_explicit(&h->strong, memory_order_acquire) == 0;
     /* Release: pairs with downgrade's acquire CAS. */
-    atomic_store_explicit(&h->weak, 1, memory_order_release);
+    atomic_store_explicit(&h->weak, no_weak, memory_order_release);
     return unique ? payload : NULL;
 }
 
@@ -257,11 +287,15 @@ ox_weak *ox_arc_downgrade(void *payload)
             weak = atomic_load_explicit(&h->weak, memory_order_relaxed);
             continue;
         }
-        if (weak > OX__ARC_MAX_REFCOUNT)
-            ox_abort("ox_arc_downgrade", "weak count of Arc %p overflowed (%zu)", payload, weak);
-        /* Acquire: pairs with get_mut's release store that unlocks. */
-        if (atomic_compare_exchange_weak_explicit(&h->weak, &weak, weak + 1, memory_order_acquire,
-                                                  memory_order_relaxed))
+        if (weak_number(weak) > OX__ARC_WEAK_MAX)
+            ox_abort("ox_arc_downgrade", "weak count of Arc %p overflowed (%zu)", payload,
+                     weak_number(weak));
+        /* Acquire: pairs with get_mut's release store that unlocks. Sets
+         * WEAK_MADE for good: from now on the Arc is never alone (a Weak
+         * may upgrade at any time), which its owners see through their
+         * acquire of the strong count (ox__arc_alone). */
+        if (atomic_compare_exchange_weak_explicit(&h->weak, &weak, (weak + 1) | OX__ARC_WEAK_MADE,
+                                                  memory_order_acquire, memory_order_relaxed))
             return (ox_weak *)(void *)h;
     }
 }
@@ -295,8 +329,8 @@ ox_weak *ox_weak_clone(ox_weak *w)
     ox__arc_header *h = (ox__arc_header *)(void *)w;
     /* Relaxed: as Arc's clone, made from an existing Weak. Never LOCKED
      * here: get_mut locks only when no Weak exists. */
-    size_t old = atomic_fetch_add_explicit(&h->weak, 1, memory_order_relaxed);
-    if (old > OX__ARC_MAX_REFCOUNT)
+    size_t old = weak_number(atomic_fetch_add_explicit(&h->weak, 1, memory_order_relaxed));
+    if (old > OX__ARC_WEAK_MAX)
         ox_abort("ox_weak_clone", "weak count of Arc %p overflowed (%zu)",
                  (void *)((char *)h + OX__ARC_HEADER_SIZE), old);
     return w;
@@ -325,5 +359,5 @@ size_t ox_weak_weak_count(const ox_weak *w)
     /* Acquire: a snapshot, as Rust's Weak::weak_count. */
     size_t weak = atomic_load_explicit(&h->weak, memory_order_acquire);
     /* The strong references' shared count is included while strong > 0. */
-    return weak == OX__ARC_WEAK_LOCKED ? 0 : weak - 1;
+    return weak == OX__ARC_WEAK_LOCKED ? 0 : weak_number(weak) - 1;
 }
