@@ -1,8 +1,6 @@
 /* arc_clone_drop (bench/WORKLOADS.md): clone then drop a reference-counted
- * handle in one thread, 10 000 000 times. The handle is its value's only
- * owner, so oxide clones it with a plain store (oxide/arc.h: an Arc
- * alone). "oxide" uses ox_arc_clone / ox_arc_drop; "c-atomic" is the bare
- * floor the target is measured against:
+ * handle in one thread, 10 000 000 times. "oxide" uses ox_arc_clone /
+ * ox_arc_drop; "c-atomic" is the bare floor the target is measured against:
  * atomic_fetch_add(relaxed) + atomic_fetch_sub(release), with an acquire
  * (fence, or a load under TSan) when it reaches 0. */
 #include "harness.h"

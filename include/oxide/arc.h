@@ -19,9 +19,8 @@
  * it back into a strong reference while the value lives and returns NULL
  * once it is gone, never bringing it back.
  *
- * A clone or drop is one locked instruction, as Rust's; while an Arc has a
- * single owner and has never had a Weak (say, one just made, not yet
- * shared), its clone and its last drop are plain stores instead.
+ * A clone or drop is one locked instruction, as Rust's; the last drop of
+ * an Arc that never had a Weak is a load and a plain store instead.
  *
  * Like Rust's Arc, only the counting is thread-safe: the payload is shared,
  * so mutate it only through a lock or atomics (or when ox_arc_get_mut()
@@ -70,10 +69,10 @@ OX__API_BEGIN
  * OX__ARC_WEAK_LOCKED for the instant ox_arc_get_mut() checks uniqueness
  * (Rust's is_unique).
  *
- * So strong == 0 and weak == 1 means the caller's reference is the only
- * one and no Weak was ever made: no other thread can reach the counts, and
- * the clone and the last drop of such an Arc store instead of locking
- * (ox__arc_alone below).
+ * So strong == 0 and weak == 1, read by a drop, means the reference it
+ * takes is the only one and no Weak was ever made: no other thread can
+ * reach the counts, and the drop stores instead of locking (ox__arc_alone
+ * below).
  *
  * Tests may set the counts through ox__arc_header_of() (the overflow test
  * sets strong near OX__ARC_MAX_REFCOUNT instead of cloning 2^63 times);
@@ -112,18 +111,17 @@ OX_COLD OX__NORETURN void ox__arc_bad_count(const void *payload, const char *fun
 OX_COLD void ox__arc_drop_last(void *payload);
 OX_COLD void ox__arc_drop_alone(void *payload);
 
-/* True if the caller's strong reference is the only reference of any
- * kind, and no Weak was ever made. Then nobody else can change the counts
- * until the caller hands a clone over: every other reference was dropped
- * (each before the value this load reads, in the count's order), no Weak
- * can upgrade, and only the caller could make one. So a clone may store 1
- * and the last drop DEAD, plain stores instead of locked instructions.
- * Acquire: pairs with the other owners' release decrements (through the
- * release sequence the load reads from), so their uses of the value, and
- * any downgrade they made before dropping, happen-before what the caller
- * does next; hence the relaxed load of weak sees WEAK_MADE if any owner
- * ever downgraded. (An owner's earlier plain store does not break that
- * chain: it came after an acquire like this one.) */
+/* True if the strong reference that a drop takes is the only reference of
+ * any kind, and no Weak was ever made. Then nobody else can change the
+ * counts: every other reference was dropped (each before the value this
+ * load reads, in the count's order), no Weak can upgrade, and nobody may
+ * still borrow a reference being dropped. So the last drop may store DEAD
+ * instead of a decrement and a claim. (Not a clone: it borrows its
+ * reference, and two threads may clone one handle at once, both seeing 0:
+ * break43.) Acquire: pairs with the other owners' release decrements, so
+ * their uses of the value, and any downgrade they made before dropping,
+ * happen-before drop_fn; hence the relaxed load of weak sees WEAK_MADE if
+ * any owner ever downgraded. */
 static inline bool ox__arc_alone(ox__arc_header *h)
 {
     if (atomic_load_explicit(&h->strong, memory_order_acquire) != 0)
@@ -166,16 +164,8 @@ static inline bool ox__arc_strong_decrement_went_negative(ox__arc_header *h)
 
 OX_MUST_USE static inline void *ox__arc_clone_inline(void *payload)
 {
-    ox__arc_header *h = ox__arc_header_of(payload);
-    if (ox__arc_alone(h)) {
-#ifdef OX_CHAOS
-        ox__chaos_point(); /* if the proof above were wrong, a rival would write here */
-#endif
-        /* Relaxed: nothing to publish, as the clone below. */
-        atomic_store_explicit(&h->strong, 1, memory_order_relaxed);
-    } else if (OX_UNLIKELY(ox__arc_strong_increment_went_negative(h))) {
+    if (OX_UNLIKELY(ox__arc_strong_increment_went_negative(ox__arc_header_of(payload))))
         ox__arc_bad_count(payload, "ox_arc_clone");
-    }
     return payload;
 }
 

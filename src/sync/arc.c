@@ -12,9 +12,9 @@
  *   - get_mut locks the weak count (1 -> LOCKED) before reading the strong
  *     count, so a concurrent downgrade cannot slip in between the two
  *     reads (downgrade waits while the weak count is LOCKED);
- *   - an Arc alone (oxide/arc.h: one strong reference, no Weak ever) is
- *     cloned and dropped for the last time with plain stores, after an
- *     acquire load that plays the part of the decrement's acquire.
+ *   - the last drop of an Arc alone (oxide/arc.h: one strong reference,
+ *     no Weak ever) is a plain store, after an acquire load that plays the
+ *     part of the decrement's acquire.
  */
 #include "oxide/arc.h"
 
