@@ -72,7 +72,11 @@ OX_TEST(rwlock_biased_reads_beyond_a_full_line_use_the_count)
     CHECK_EQ(ox_test_rwlock_count(&l), 0);
     CHECK_EQ(ox_rwlock_try_write(&l), 0); /* nobody left in an own slot */
     ox_rwlock_write_unlock(&l);
-    CHECK_EQ(state_of(&l), 0);
+    /* Nothing left but, maybe, DISPERSED: the reads past the line overlapped
+     * in the count, so the last took a CPU slot, and the writer keeps the
+     * readers dispersed if this thread has moved to another CPU since
+     * (read_elsewhere; seen once in the aarch64 suite under qemu). */
+    CHECK_EQ(state_of(&l) & ~OX__RW_DISPERSED, 0);
 }
 
 struct biased_pair {
