@@ -52,18 +52,25 @@ static void f1b_body(ox_scope *s, void *arg)
     (void)ox_scope_spawn(s, f1b_clone_drop, a);
 }
 
-OX_TEST_OPTS(break43_scoped_threads_cloning_a_borrowed_arc_keep_it_alive, .timeout_s = 60)
+/* Runs body (which clones the Arc from several threads) in a scope, then
+ * checks that the owner's reference is the only one left, and the last. */
+static void clone_in_a_scope(void (*body)(ox_scope *, void *))
 {
     atomic_store(&f1b_drops, 0);
     atomic_store(&f1b_owner_holds, 1);
     f1b_arg a = {.p = ox_arc_new(sizeof(long), f1b_drop_fn),
                  .b = ox_test_budget_start(ox_test_scaled(100000), ox_test_scaled(20000000))};
-    ox_thread_scope(f1b_body, &a);
+    ox_thread_scope(body, &a);
     CHECK_EQ(atomic_load(&f1b_drops), 0);
     CHECK_EQ(ox_arc_strong_count(a.p), 1);
     atomic_store(&f1b_owner_holds, 0);
     ox_arc_drop(a.p);
     CHECK_EQ(atomic_load(&f1b_drops), 1);
+}
+
+OX_TEST_OPTS(break43_scoped_threads_cloning_a_borrowed_arc_keep_it_alive, .timeout_s = 60)
+{
+    clone_in_a_scope(f1b_body);
 }
 
 /* ---- found: the owner and one borrower clone one handle ----
@@ -79,16 +86,7 @@ static void f1c_body(ox_scope *s, void *arg)
 
 OX_TEST_OPTS(break43_owner_and_one_borrower_cloning_keep_it_alive, .timeout_s = 60)
 {
-    atomic_store(&f1b_drops, 0);
-    atomic_store(&f1b_owner_holds, 1);
-    f1b_arg a = {.p = ox_arc_new(sizeof(long), f1b_drop_fn),
-                 .b = ox_test_budget_start(ox_test_scaled(100000), ox_test_scaled(20000000))};
-    ox_thread_scope(f1c_body, &a);
-    CHECK_EQ(atomic_load(&f1b_drops), 0);
-    CHECK_EQ(ox_arc_strong_count(a.p), 1);
-    atomic_store(&f1b_owner_holds, 0);
-    ox_arc_drop(a.p);
-    CHECK_EQ(atomic_load(&f1b_drops), 1);
+    clone_in_a_scope(f1c_body);
 }
 
 /* ==== held: attacks that came out right ==== */

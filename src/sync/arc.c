@@ -257,9 +257,9 @@ size_t ox_arc_weak_count(const void *payload)
 void *ox_arc_get_mut(void *payload)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
-    /* weak when no Weak exists: 1, with WEAK_MADE if one ever did. */
-    size_t no_weak = atomic_load_explicit(&h->weak, memory_order_relaxed) & OX__ARC_WEAK_MADE;
-    no_weak |= 1;
+    /* weak when no Weak exists: 1, with WEAK_MADE if one ever did. Relaxed:
+     * only the CAS's expected value, which the CAS itself checks. */
+    size_t no_weak = (atomic_load_explicit(&h->weak, memory_order_relaxed) & OX__ARC_WEAK_MADE) | 1;
     /* Acquire: pairs with the release decrement of weak in a Weak's drop,
      * so a Weak that upgraded (incremented strong) and was then dropped is
      * seen as the strong count it left. Locking keeps downgrade out until
