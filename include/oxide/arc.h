@@ -28,9 +28,9 @@
  * (leaked clones) abort the process, as Rust does.
  *
  * Passing a pointer that ox_arc_new() did not return, or dropping more
- * times than cloned, is undefined; a drop or clone after the last drop is
- * detected and aborts while the memory is still allocated (a Weak keeps
- * it).
+ * times than cloned, is undefined; a drop, clone, get_mut or try_unwrap
+ * after the last drop is detected and aborts while the memory is still
+ * allocated (a Weak keeps it).
  */
 #ifndef OXIDE_ARC_H
 #define OXIDE_ARC_H

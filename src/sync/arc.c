@@ -217,8 +217,13 @@ int ox_arc_try_unwrap(void *payload, void *out, size_t size)
      * (0) straight to DEAD: like upgrade, nothing brings the count back.
      * Relaxed on failure: nothing is read. */
     if (!atomic_compare_exchange_strong_explicit(&h->strong, &sole, OX__ARC_DEAD,
-                                                 memory_order_acquire, memory_order_relaxed))
+                                                 memory_order_acquire, memory_order_relaxed)) {
+        /* The caller's reference keeps the count at 0 or more: below is a
+         * handle used after its last drop, not a busy Arc (break44). */
+        if (sole < 0)
+            abort_on_count(payload, sole, "ox_arc_try_unwrap");
         return OX_EBUSY;
+    }
     move_out(h, payload, out);
     return 0;
 }
@@ -257,6 +262,14 @@ size_t ox_arc_weak_count(const void *payload)
 void *ox_arc_get_mut(void *payload)
 {
     ox__arc_header *h = ox__arc_header_of(payload);
+    /* The caller's reference keeps strong at 0 or more: below is a handle
+     * used after its last drop, whose weak may read as no Weak's (WEAK_MADE
+     * | 1, the last Weak's). Checked before weak is locked, so that Weak's
+     * holder never meets a lock taken for a dead Arc (break44). Relaxed:
+     * only this thread's own reference is asked about. */
+    ptrdiff_t strong = atomic_load_explicit(&h->strong, memory_order_relaxed);
+    if (strong < 0)
+        abort_on_count(payload, strong, "ox_arc_get_mut");
     /* weak when no Weak exists: 1, with WEAK_MADE if one ever did. Relaxed:
      * only the CAS's expected value, which the CAS itself checks. */
     size_t no_weak = (atomic_load_explicit(&h->weak, memory_order_relaxed) & OX__ARC_WEAK_MADE) | 1;
